@@ -1,0 +1,88 @@
+//! Protocol numbers, header sizes, map names and capacities.
+//!
+//! Map names are the names of the pinned files under `PIN_ROOT/INSTANCE/`:
+//! userspace opens them by these constants, the kernel programs declare their
+//! maps with the same identifiers, so a rename is a compile error on one side.
+
+/// IANA-assigned VXLAN UDP destination port (RFC 7348 §5).
+pub const VXLAN_PORT: u16 = 4789;
+
+/// Ethernet header length (no VLAN tag).
+pub const ETH_HLEN: usize = 14;
+/// IPv4 header length without options.
+pub const IPV4_HLEN: usize = 20;
+/// UDP header length.
+pub const UDP_HLEN: usize = 8;
+/// VXLAN header length (RFC 7348 §5).
+pub const VXLAN_HLEN: usize = 8;
+/// Outer headers added by encapsulation: Ethernet, IPv4, UDP, VXLAN.
+pub const ENCAP_LEN: usize = ETH_HLEN + IPV4_HLEN + UDP_HLEN + VXLAN_HLEN;
+/// Bytes from the start of the outer IPv4 header to the inner Ethernet header.
+pub const ENCAP_L3_LEN: usize = IPV4_HLEN + UDP_HLEN + VXLAN_HLEN;
+
+/// EtherType IPv4 (host order).
+pub const ETH_P_IP: u16 = 0x0800;
+/// EtherType ARP (host order).
+pub const ETH_P_ARP: u16 = 0x0806;
+/// EtherType IPv6 (host order).
+pub const ETH_P_IPV6: u16 = 0x86dd;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+
+/// Largest VNI: the field is 24 bits wide (RFC 7348 §5).
+pub const VNI_MAX: u32 = 0x00ff_ffff;
+
+/// Outer UDP source ports are picked from the dynamic range (RFC 7348 §5:
+/// "it is recommended that the UDP source port number be calculated using a
+/// hash of fields from the inner packet" and be in 49152-65535).
+pub const SRC_PORT_MIN: u16 = 49152;
+/// Upper end of the outer UDP source port range (inclusive).
+pub const SRC_PORT_MAX: u16 = 65535;
+
+/// Default outer TTL (the kernel vxlan driver uses the route's hop limit, 64).
+pub const DEFAULT_TTL: u8 = 64;
+
+/// Remote VTEPs one VNI can flood BUM traffic to (head-end replication).
+pub const MAX_FLOOD: usize = 32;
+/// Local ports one VNI can have.
+pub const MAX_VNI_PORTS: usize = 32;
+
+/// FDB: (VNI, MAC) -> location.
+pub const MAP_FDB: &str = "FDB";
+/// Capacity of the FDB.
+pub const FDB_CAPACITY: u32 = 1 << 20;
+/// Ports: ifindex -> binding.
+pub const MAP_PORTS: &str = "PORTS";
+/// Capacity of the port table.
+pub const PORTS_CAPACITY: u32 = 4096;
+/// VNIs: VNI -> configuration (flood list, local ports).
+pub const MAP_VNIS: &str = "VNIS";
+/// Capacity of the VNI table.
+pub const VNIS_CAPACITY: u32 = 65536;
+/// Remote VTEPs allowed to send a VNI: (VNI, IPv4) -> reference count.
+pub const MAP_REMOTES: &str = "REMOTES";
+/// Capacity of the allowed-remotes table.
+pub const REMOTES_CAPACITY: u32 = 1 << 18;
+/// Per-VNI traffic counters (per CPU).
+pub const MAP_VNI_STATS: &str = "VNI_STATS";
+/// Drops by reason (per CPU array indexed by [`crate::counters::DropReason`]).
+pub const MAP_DROPS: &str = "DROPS";
+/// Datapath events that are not drops (per CPU array indexed by
+/// [`crate::counters::Counter`]).
+pub const MAP_COUNTERS: &str = "COUNTERS";
+
+/// The instance record (one-entry array of `InstanceInfo`), written by
+/// `vtep up`, read by every later command.
+pub const MAP_INSTANCE: &str = "INSTANCE";
+
+/// Program names, as declared in the eBPF object.
+pub const PROG_DECAP_XDP: &str = "vtep_decap";
+/// TC ingress on the underlay: finishes decap for frames XDP passed up.
+pub const PROG_DECAP_TC: &str = "vtep_decap_tc";
+/// TC ingress on a port: encapsulation, local switching, flooding.
+pub const PROG_ENCAP_TC: &str = "vtep_encap";
+
+/// Name of the load-time configuration global in the eBPF object.
+pub const GLOBAL_CONFIG: &str = "CONFIG";

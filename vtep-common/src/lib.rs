@@ -1,0 +1,15 @@
+//! Shared ground between the `vtep` kernel programs and userspace.
+//!
+//! Everything here is `no_std` so the eBPF crate can use it; the `user`
+//! feature adds `aya::Pod` impls so userspace can read and write the same
+//! bytes through BPF maps. Pure logic that both sides need (header building,
+//! the flow hash) lives here so it can be unit-tested on the host.
+#![no_std]
+
+pub mod consts;
+pub mod counters;
+pub mod maps;
+pub mod vxlan;
+
+#[cfg(test)]
+extern crate std;

@@ -1,0 +1,214 @@
+//! Keys and values of the BPF maps, and the load-time configuration.
+//!
+//! Byte order: IPv4 addresses are `u32`s holding the on-wire bytes
+//! (`u32::from_ne_bytes(addr.octets())`), so the kernel programs compare them
+//! to packet fields without swapping. VNIs, ifindexes, flags and counters are
+//! host order. Every type is `#[repr(C)]` with explicit `_pad` fields and no
+//! implicit padding, which is what makes the `aya::Pod` impls sound.
+
+use crate::consts::{MAX_FLOOD, MAX_VNI_PORTS};
+
+/// Load-time settings, written into the `CONFIG` global before the programs
+/// are loaded (read-only to the kernel programs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Our underlay IPv4 address (on-wire bytes).
+    pub local_ip: u32,
+    /// The underlay interface: VXLAN leaves through it.
+    pub underlay_ifindex: u32,
+    /// VXLAN UDP port (host order).
+    pub udp_port: u16,
+    /// Outer IPv4 TTL.
+    pub ttl: u8,
+    /// `CONFIG_F_*` bits.
+    pub flags: u8,
+}
+
+/// Set the DF bit on outer IPv4 headers.
+pub const CONFIG_F_DF: u8 = 1;
+
+/// What `vtep up` recorded about an instance, in the one-entry `INSTANCE`
+/// array: later commands read it instead of asking the user again.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// [`LAYOUT_VERSION`] of the build that created the maps.
+    pub layout_version: u32,
+    /// `XDP_MODE_*`: how the XDP program is attached to the underlay.
+    pub xdp_mode: u32,
+    /// The configuration the programs were loaded with.
+    pub config: Config,
+}
+
+/// Version of the map layouts defined in this file. Bumped on any change to
+/// a key or value type, so that a build never misreads another's maps.
+pub const LAYOUT_VERSION: u32 = 1;
+/// XDP runs in the driver (native).
+pub const XDP_MODE_NATIVE: u32 = 1;
+/// XDP runs in the generic (skb) path.
+pub const XDP_MODE_GENERIC: u32 = 2;
+
+/// FDB key: a MAC address within one VNI.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FdbKey {
+    /// VNI (host order).
+    pub vni: u32,
+    /// MAC address, on-wire order.
+    pub mac: [u8; 6],
+    /// Always zero (part of the hash key).
+    pub _pad: [u8; 2],
+}
+
+impl FdbKey {
+    /// The key for `mac` in `vni`.
+    pub const fn new(vni: u32, mac: [u8; 6]) -> Self {
+        Self {
+            vni,
+            mac,
+            _pad: [0; 2],
+        }
+    }
+}
+
+/// Where a MAC lives: behind a remote VTEP (`remote != 0`) or on a local
+/// port (`ifindex != 0`); exactly one of the two is set.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdbEntry {
+    /// Remote VTEP IPv4 (on-wire bytes), or 0.
+    pub remote: u32,
+    /// Local port ifindex, or 0.
+    pub ifindex: u32,
+    /// `FDB_F_*` bits.
+    pub flags: u32,
+    /// Always zero.
+    pub _pad: u32,
+}
+
+/// Configured by an operator (never aged, never overwritten by learning).
+pub const FDB_F_STATIC: u32 = 1;
+
+/// A port's binding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortInfo {
+    /// The VNI every frame from this port is carried in.
+    pub vni: u32,
+    /// `PORT_F_*` bits.
+    pub flags: u32,
+}
+
+/// Deliver decapsulated frames to this port straight from XDP
+/// (`bpf_redirect`); without it they go up to TC and are redirected as skbs.
+/// Only devices that accept XDP frames may have it: a veth whose peer has
+/// neither an XDP program nor GRO drops redirected frames silently.
+pub const PORT_F_XDP: u32 = 1;
+
+/// A VNI's configuration: its flood list and its local ports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VniInfo {
+    /// Number of valid entries in `remotes`.
+    pub n_remotes: u32,
+    /// Number of valid entries in `ports`.
+    pub n_ports: u32,
+    /// Remote VTEPs (on-wire IPv4) that receive this VNI's BUM traffic.
+    pub remotes: [u32; MAX_FLOOD],
+    /// Local port ifindexes bound to this VNI.
+    pub ports: [u32; MAX_VNI_PORTS],
+}
+
+impl Default for VniInfo {
+    fn default() -> Self {
+        Self {
+            n_remotes: 0,
+            n_ports: 0,
+            remotes: [0; MAX_FLOOD],
+            ports: [0; MAX_VNI_PORTS],
+        }
+    }
+}
+
+/// Key of the allowed-remotes table: a remote VTEP within one VNI.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RemoteKey {
+    /// VNI (host order).
+    pub vni: u32,
+    /// Remote VTEP IPv4 (on-wire bytes).
+    pub ip: u32,
+}
+
+/// Per-VNI traffic counters (one copy per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VniStats {
+    /// Frames decapsulated and delivered to a local port.
+    pub rx_packets: u64,
+    /// Inner bytes of those frames.
+    pub rx_bytes: u64,
+    /// Frames encapsulated and sent to a remote VTEP (one per copy).
+    pub tx_packets: u64,
+    /// Inner bytes of those frames.
+    pub tx_bytes: u64,
+    /// Frames of this VNI dropped (any reason).
+    pub drop_packets: u64,
+}
+
+/// What XDP asks the TC ingress program on the underlay to do with a frame
+/// it has already decapsulated; carried in the XDP metadata area in front of
+/// the packet (`bpf_xdp_adjust_meta`), read by TC through `data_meta`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecapMeta {
+    /// [`DECAP_META_MAGIC`]: tells our metadata from anyone else's.
+    pub magic: u32,
+    /// `META_ACTION_*`.
+    pub action: u32,
+    /// The frame's VNI.
+    pub vni: u32,
+    /// Target port for [`META_ACTION_DELIVER`].
+    pub ifindex: u32,
+}
+
+/// Marks metadata written by our XDP program ("VTEP" in ASCII).
+pub const DECAP_META_MAGIC: u32 = 0x5654_4550;
+/// Deliver to `DecapMeta::ifindex`.
+pub const META_ACTION_DELIVER: u32 = 1;
+/// Flood to every local port of `DecapMeta::vni`.
+pub const META_ACTION_FLOOD: u32 = 2;
+
+const _: () = assert!(size_of::<Config>() == 12);
+const _: () = assert!(size_of::<InstanceInfo>() == 20);
+const _: () = assert!(size_of::<FdbKey>() == 12);
+const _: () = assert!(size_of::<FdbEntry>() == 16);
+const _: () = assert!(size_of::<PortInfo>() == 8);
+const _: () = assert!(size_of::<VniInfo>() == 8 + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
+const _: () = assert!(size_of::<RemoteKey>() == 8);
+const _: () = assert!(size_of::<VniStats>() == 40);
+const _: () = assert!(size_of::<DecapMeta>() == 16);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: each type is #[repr(C)], made only of integers and integer
+    // arrays, with every gap filled by an explicit `_pad` field (the size
+    // assertions above pin the layouts), so any bit pattern is valid.
+    unsafe impl aya::Pod for Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for InstanceInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for FdbKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for FdbEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for PortInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for VniInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RemoteKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for VniStats {}
+}

@@ -1,0 +1,255 @@
+//! Decapsulation: XDP on the underlay, TC ingress on the underlay.
+//!
+//! XDP parses outer Ethernet/IPv4/UDP/VXLAN, validates the VNI and the
+//! sending VTEP, looks up the inner destination and strips the outer
+//! headers. A frame for a port that accepts XDP frames is redirected from
+//! here; any other frame is passed up with a [`DecapMeta`] in front of it,
+//! and the TC program delivers it (or clones it to every port of the VNI)
+//! as an skb. Frames that are not VXLAN for us pass to the kernel untouched.
+
+use core::mem::size_of;
+
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    helpers::{bpf_redirect, bpf_xdp_adjust_head, bpf_xdp_adjust_meta},
+    programs::{TcContext, XdpContext},
+};
+use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vxlan::VxlanHdr};
+use vtep_common::{
+    consts::{ETH_HLEN, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VXLAN_HLEN},
+    counters::{Counter, DropReason},
+    maps::{
+        DECAP_META_MAGIC, DecapMeta, FdbKey, META_ACTION_DELIVER, META_ACTION_FLOOD, PORT_F_XDP,
+        RemoteKey,
+    },
+    vxlan::{VXLAN_FLAG_I, vni_of},
+};
+
+use crate::{
+    encap::copy_to_ports,
+    maps::{CONFIG, FDB, PORTS, REMOTES, VNIS, count, count_drop, count_rx},
+    parse::{Cursor, is_group},
+};
+
+/// A drop: why, and the VNI to charge it to once it is known.
+type Drop = (DropReason, Option<u32>);
+
+/// XDP entry: see the module docs.
+#[inline(always)]
+pub fn xdp(ctx: &XdpContext) -> u32 {
+    match try_xdp(ctx) {
+        Ok(action) => action,
+        Err((reason, vni)) => {
+            count_drop(reason, vni);
+            xdp_action::XDP_DROP
+        }
+    }
+}
+
+#[inline(always)]
+fn pass() -> Result<u32, Drop> {
+    count(Counter::PassToKernel);
+    Ok(xdp_action::XDP_PASS)
+}
+
+#[inline(always)]
+fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
+    let cfg = CONFIG.load();
+    let data = ctx.data();
+    let mut c = Cursor::new(data, ctx.data_end());
+
+    let Some(eth) = c.next::<EthHdr>() else {
+        return pass();
+    };
+    // SAFETY: `next` checked that the header lies within the packet.
+    if unsafe { (*eth).ether_type } != ETH_P_IP.to_be() {
+        return pass();
+    }
+    let Some(ip) = c.next::<Ipv4Hdr>() else {
+        return pass();
+    };
+    // SAFETY: as above, for every header read below.
+    let (vihl, proto, frags, tot_len, saddr, daddr) = unsafe {
+        (
+            (*ip).vihl,
+            (*ip).proto,
+            u16::from_be_bytes((*ip).frags),
+            u16::from_be_bytes((*ip).tot_len),
+            u32::from_ne_bytes((*ip).src_addr),
+            u32::from_ne_bytes((*ip).dst_addr),
+        )
+    };
+    if vihl >> 4 != 4 || daddr != cfg.local_ip || proto != IPPROTO_UDP {
+        return pass();
+    }
+    // A later fragment carries no UDP header: the kernel's business.
+    if frags & 0x1fff != 0 {
+        return pass();
+    }
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if ihl < IPV4_HLEN {
+        return pass();
+    }
+    if c.skip(ihl - IPV4_HLEN).is_none() {
+        return pass();
+    }
+    let Some(udp) = c.next::<UdpHdr>() else {
+        return pass();
+    };
+    // SAFETY: bounds checked by `next`.
+    let (dport, udp_len) = unsafe { ((*udp).dst, u16::from_be_bytes((*udp).len)) };
+    if dport != cfg.udp_port.to_be_bytes() {
+        return pass();
+    }
+
+    // VXLAN for us from here on: anything wrong is a counted drop.
+    let malformed = (DropReason::Malformed, None);
+    // A first fragment (MF set): VTEPs never fragment (RFC 7348 §4.3), and
+    // we do not reassemble.
+    if frags & 0x2000 != 0 {
+        return Err(malformed);
+    }
+    let udp_len = usize::from(udp_len);
+    let avail = ctx.data_end() - (c.pos() - UDP_HLEN);
+    if udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN
+        || udp_len > avail
+        || usize::from(tot_len) < ihl + udp_len
+    {
+        return Err(malformed);
+    }
+    let vx = c.next::<VxlanHdr>().ok_or(malformed)?;
+    // SAFETY: bounds checked by `next`; VxlanHdr is 8 plain bytes.
+    let vx = unsafe { *(vx as *const [u8; 8]) };
+    // RFC 7348 §5: the I flag MUST be set; reserved bits are ignored on
+    // receipt.
+    if vx[0] & VXLAN_FLAG_I == 0 {
+        return Err((DropReason::NoIFlag, None));
+    }
+    let vni = vni_of(&vx);
+    let Some(info) = VNIS.get_ptr(vni) else {
+        return Err((DropReason::UnknownVni, None));
+    };
+    if REMOTES.get_ptr(RemoteKey { vni, ip: saddr }).is_none() {
+        return Err((DropReason::UnknownRemote, Some(vni)));
+    }
+    let inner = c
+        .next::<EthHdr>()
+        .ok_or((DropReason::InnerTooShort, Some(vni)))?;
+    let inner_start = c.pos() - ETH_HLEN;
+    let strip = inner_start - data;
+    let inner_len = (ctx.data_end() - inner_start) as u64;
+    // SAFETY: bounds checked by `next`.
+    let dst = unsafe { (*inner).dst_addr };
+
+    let entry = if is_group(&dst) {
+        None
+    } else {
+        FDB.get_ptr(FdbKey::new(vni, dst))
+    };
+    let Some(entry) = entry else {
+        // BUM or unknown unicast: to every local port of the VNI, never to
+        // another remote VTEP (split horizon).
+        // SAFETY: map values stay valid for the duration of the program.
+        if unsafe { (*info).n_ports } == 0 {
+            return Err((DropReason::NoFloodTarget, Some(vni)));
+        }
+        count_rx(vni, inner_len);
+        count(Counter::DecapFlood);
+        return pass_up(ctx, strip, META_ACTION_FLOOD, vni, 0);
+    };
+    // SAFETY: map values stay valid for the duration of the program.
+    let port_ifindex = unsafe { (*entry).ifindex };
+    if port_ifindex == 0 {
+        return Err((DropReason::RemoteToRemote, Some(vni)));
+    }
+    let port = PORTS
+        .get_ptr(port_ifindex)
+        .ok_or((DropReason::VniMismatch, Some(vni)))?;
+    // SAFETY: as above.
+    let (port_vni, port_flags) = unsafe { ((*port).vni, (*port).flags) };
+    if port_vni != vni {
+        return Err((DropReason::VniMismatch, Some(vni)));
+    }
+    count_rx(vni, inner_len);
+    if port_flags & PORT_F_XDP != 0 {
+        strip_outer(ctx, strip, vni)?;
+        count(Counter::DecapXdp);
+        // SAFETY: plain helper call; an unknown ifindex fails the redirect.
+        return Ok(unsafe { bpf_redirect(port_ifindex, 0) } as u32);
+    }
+    count(Counter::DecapSkb);
+    pass_up(ctx, strip, META_ACTION_DELIVER, vni, port_ifindex)
+}
+
+/// Removes the `len` bytes of outer headers in front of the inner frame.
+#[inline(always)]
+fn strip_outer(ctx: &XdpContext, len: usize, vni: u32) -> Result<(), Drop> {
+    // SAFETY: `ctx.ctx` is the xdp_md the kernel passed; the kernel checks
+    // that the new head stays within the buffer.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, len as i32) } != 0 {
+        return Err((DropReason::KernelRefused, Some(vni)));
+    }
+    Ok(())
+}
+
+/// Strips the outer headers and passes the inner frame up to
+/// `vtep_decap_tc` with `action` in the metadata area.
+#[inline(always)]
+fn pass_up(
+    ctx: &XdpContext,
+    strip: usize,
+    action: u32,
+    vni: u32,
+    ifindex: u32,
+) -> Result<u32, Drop> {
+    strip_outer(ctx, strip, vni)?;
+    let refused = (DropReason::KernelRefused, Some(vni));
+    // SAFETY: as for `bpf_xdp_adjust_head`; the kernel checks the room.
+    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(size_of::<DecapMeta>() as i32)) } != 0 {
+        return Err(refused);
+    }
+    // Pointers are re-derived after every head/meta adjustment.
+    let meta = ctx.metadata();
+    if meta + size_of::<DecapMeta>() > ctx.data() {
+        return Err(refused);
+    }
+    // SAFETY: the metadata area [meta, meta + 16) was just checked to lie
+    // before `data`.
+    unsafe {
+        (meta as *mut DecapMeta).write_unaligned(DecapMeta {
+            magic: DECAP_META_MAGIC,
+            action,
+            vni,
+            ifindex,
+        })
+    };
+    Ok(xdp_action::XDP_PASS)
+}
+
+/// TC entry: finishes what XDP decided for frames it passed up.
+#[inline(always)]
+pub fn tc(ctx: &TcContext) -> i32 {
+    // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
+    let meta = unsafe { (*ctx.skb.skb).data_meta } as usize;
+    if meta + size_of::<DecapMeta>() > ctx.data() {
+        return TC_ACT_OK;
+    }
+    // SAFETY: [meta, meta + 16) lies before `data`, checked just above.
+    let m = unsafe { (meta as *const DecapMeta).read_unaligned() };
+    if m.magic != DECAP_META_MAGIC {
+        return TC_ACT_OK;
+    }
+    match m.action {
+        // SAFETY: plain helper call.
+        META_ACTION_DELIVER => unsafe { bpf_redirect(m.ifindex, 0) as i32 },
+        META_ACTION_FLOOD => {
+            if let Some(info) = VNIS.get_ptr(m.vni) {
+                // SAFETY: map values stay valid for the duration of the
+                // program.
+                copy_to_ports(ctx, unsafe { &*info }, 0);
+            }
+            TC_ACT_SHOT
+        }
+        _ => TC_ACT_OK,
+    }
+}

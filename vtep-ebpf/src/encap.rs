@@ -1,0 +1,383 @@
+//! Encapsulation, local switching and flooding: TC ingress on each port.
+//!
+//! The port's VNI comes from its binding, never from the frame. Known
+//! unicast to a remote VTEP is encapsulated and sent out of the underlay
+//! towards the next hop the kernel FIB gives; known unicast to a local port
+//! of the same VNI is switched without encapsulation; BUM and unknown
+//! unicast are copied to every other local port of the VNI and to every
+//! remote VTEP in its flood list (head-end replication).
+//!
+//! Growing the packet: IPv4 and IPv6 frames use `bpf_skb_adjust_room` with
+//! the encap flags, so GSO super-packets and CHECKSUM_PARTIAL survive (the
+//! kernel segments and checksums the inner packet on the way out); other
+//! frames (ARP) are never GSO or partial, and `bpf_skb_change_head` pushes
+//! the room in front of them (adjust_room only takes IP).
+
+use core::{
+    ffi::c_void,
+    mem::{MaybeUninit, size_of},
+    ptr::null_mut,
+};
+
+use aya_ebpf::{
+    bindings::{
+        BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
+        BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup as FibParams,
+    },
+    helpers::{
+        bpf_fib_lookup, bpf_get_prandom_u32, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head,
+    },
+    programs::TcContext,
+};
+use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use vtep_common::{
+    consts::{
+        ENCAP_L3_LEN, ENCAP_LEN, ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP,
+        MAX_FLOOD, MAX_VNI_PORTS,
+    },
+    counters::{Counter, DropReason},
+    maps::{CONFIG_F_DF, Config, FdbKey, VniInfo},
+    vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
+};
+
+use crate::{
+    maps::{CONFIG, FDB, PORTS, VNIS, count, count_drop, count_tx},
+    parse::is_group,
+};
+
+/// A drop: why, and the VNI to charge it to.
+type Drop = (DropReason, Option<u32>);
+
+const AF_INET: u8 = 2;
+
+const _: () = assert!(size_of::<FibParams>() == 64);
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "next_hop packs a little-endian block"
+);
+
+/// TC entry: see the module docs.
+#[inline(always)]
+pub fn tc(ctx: &TcContext) -> i32 {
+    match try_encap(ctx) {
+        Ok(action) => action,
+        Err((reason, vni)) => {
+            count_drop(reason, vni);
+            TC_ACT_SHOT
+        }
+    }
+}
+
+#[inline(always)]
+fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
+    // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
+    let from = unsafe { (*ctx.skb.skb).ifindex };
+    let port = PORTS.get_ptr(from).ok_or((DropReason::UnboundPort, None))?;
+    // SAFETY: map values stay valid for the duration of the program.
+    let vni = unsafe { (*port).vni };
+    let eth: EthHdr = ctx
+        .load(0)
+        .map_err(|_| (DropReason::InnerTooShort, Some(vni)))?;
+
+    if !is_group(&eth.dst_addr)
+        && let Some(entry) = FDB.get_ptr(FdbKey::new(vni, eth.dst_addr))
+    {
+        // SAFETY: as above.
+        let (to, remote) = unsafe { ((*entry).ifindex, (*entry).remote) };
+        return if to != 0 {
+            switch_local(from, to, vni)
+        } else {
+            unicast(ctx, from, vni, remote, &eth)
+        };
+    }
+    flood(ctx, from, vni, &eth)
+}
+
+/// Same host, same VNI: hand the frame to the other port as it is.
+#[inline(always)]
+fn switch_local(from: u32, to: u32, vni: u32) -> Result<i32, Drop> {
+    if to == from {
+        return Err((DropReason::Hairpin, Some(vni)));
+    }
+    let port = PORTS
+        .get_ptr(to)
+        .ok_or((DropReason::VniMismatch, Some(vni)))?;
+    // SAFETY: map values stay valid for the duration of the program.
+    if unsafe { (*port).vni } != vni {
+        return Err((DropReason::VniMismatch, Some(vni)));
+    }
+    count(Counter::LocalSwitch);
+    // SAFETY: plain helper call.
+    Ok(unsafe { bpf_redirect(to, 0) } as i32)
+}
+
+/// Known unicast to one remote VTEP.
+#[inline(always)]
+fn unicast(ctx: &TcContext, from: u32, vni: u32, remote: u32, eth: &EthHdr) -> Result<i32, Drop> {
+    let cfg = CONFIG.load();
+    let hop = next_hop(ctx, &cfg, from, remote).map_err(|r| (r, Some(vni)))?;
+    let is_ip = is_ip(eth);
+    if !hop.resolved && !is_ip {
+        // Only IP packets can wait for the neighbour in bpf_redirect_neigh.
+        return Err((DropReason::NoNeighbour, Some(vni)));
+    }
+    let inner_len = ctx.len();
+    let sport = src_port(flow_hash(&flow_key(ctx, eth)));
+    grow(ctx, eth, is_ip).map_err(|r| (r, Some(vni)))?;
+    write_outer(ctx, &cfg, vni, remote, &hop, sport, inner_len).map_err(|r| (r, Some(vni)))?;
+    count_tx(vni, u64::from(inner_len));
+    count(Counter::EncapUnicast);
+    if hop.resolved {
+        // SAFETY: plain helper call.
+        return Ok(unsafe { bpf_redirect(hop.ifindex, 0) } as i32);
+    }
+    count(Counter::NeighResolve);
+    // SAFETY: no next-hop parameters: the kernel routes on the outer
+    // destination and queues the packet until the neighbour resolves.
+    Ok(unsafe { bpf_redirect_neigh(hop.ifindex, null_mut(), 0, 0) } as i32)
+}
+
+/// BUM or unknown unicast: a copy to every other local port of the VNI and
+/// to every remote VTEP of its flood list; the original is consumed.
+///
+/// The loops carry no data-dependent state from one iteration to the next
+/// (each copy's fate is counted in the maps), so the verifier can prune
+/// them: a counter of copies sent would double its paths per iteration.
+#[inline(always)]
+fn flood(ctx: &TcContext, from: u32, vni: u32, eth: &EthHdr) -> Result<i32, Drop> {
+    let info = VNIS
+        .get_ptr(vni)
+        .ok_or((DropReason::UnknownVni, Some(vni)))?;
+    // SAFETY: map values stay valid for the duration of the program.
+    let info = unsafe { &*info };
+    let n_remotes = info.n_remotes as usize;
+    // `from` is one of the VNI's ports: the others are the local targets.
+    if info.n_ports <= 1 && n_remotes == 0 {
+        return Err((DropReason::NoFloodTarget, Some(vni)));
+    }
+    copy_to_ports(ctx, info, from);
+    if n_remotes == 0 {
+        return Ok(TC_ACT_SHOT);
+    }
+    let cfg = CONFIG.load();
+    let inner_len = ctx.len();
+    let is_ip = is_ip(eth);
+    let sport = src_port(flow_hash(&flow_key(ctx, eth)));
+    grow(ctx, eth, is_ip).map_err(|r| (r, Some(vni)))?;
+    count(Counter::EncapFlood);
+    for i in 0..MAX_FLOOD {
+        if i >= n_remotes {
+            break;
+        }
+        let remote = info.remotes[i];
+        match next_hop(ctx, &cfg, from, remote) {
+            Ok(hop) if hop.resolved => {
+                if write_outer(ctx, &cfg, vni, remote, &hop, sport, inner_len).is_ok()
+                    && ctx.clone_redirect(hop.ifindex, 0).is_ok()
+                {
+                    count_tx(vni, u64::from(inner_len));
+                } else {
+                    count_drop(DropReason::KernelRefused, Some(vni));
+                }
+            }
+            Ok(_) => count_drop(DropReason::NoNeighbour, Some(vni)),
+            Err(reason) => count_drop(reason, Some(vni)),
+        }
+    }
+    Ok(TC_ACT_SHOT)
+}
+
+/// Clones the frame, unchanged, to every local port of `info` except
+/// `except` (0: none); a copy the kernel refuses is counted.
+#[inline(always)]
+pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
+    let n = info.n_ports as usize;
+    for i in 0..MAX_VNI_PORTS {
+        if i >= n {
+            break;
+        }
+        let port = info.ports[i];
+        if port != except && ctx.clone_redirect(port, 0).is_err() {
+            count_drop(DropReason::KernelRefused, Some(info_vni(port)));
+        }
+    }
+}
+
+/// The VNI of port `ifindex` (0 if unbound), to charge a failed copy to.
+#[inline(always)]
+fn info_vni(ifindex: u32) -> u32 {
+    // SAFETY: map values stay valid for the duration of the program.
+    PORTS.get_ptr(ifindex).map_or(0, |p| unsafe { (*p).vni })
+}
+
+/// Where to send a packet for `remote`: the egress interface, and the MACs
+/// when the neighbour is resolved.
+struct Hop {
+    ifindex: u32,
+    resolved: bool,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+}
+
+/// Asks the kernel FIB (and neighbour table) for the next hop towards
+/// `remote`, from our underlay address.
+///
+/// The lookup is a forwarding lookup as if the packet had arrived on `port`
+/// (the ingress port): `bpf_fib_lookup` refuses interfaces without IPv4
+/// forwarding, and the port is the one interface whose forwarding flag
+/// changes nothing else, since this program consumes every frame entering
+/// it. `vtep port add` sets the flag.
+#[inline(always)]
+fn next_hop(ctx: &TcContext, cfg: &Config, port: u32, remote: u32) -> Result<Hop, DropReason> {
+    // The 64-byte parameter block written as eight volatile u64 stores: a
+    // struct literal (or any run of zero stores LLVM can merge) compiles to
+    // a memset call, which the verifier walks byte by byte in every
+    // iteration of the flood loop. Little-endian layout of `struct
+    // bpf_fib_lookup`: family, l4_protocol, sport, dport, tot_len | ifindex,
+    // tos | ipv4_src (16 bytes) | ipv4_dst (16 bytes) | tbid, smac, dmac.
+    let mut block = MaybeUninit::<[u64; 8]>::uninit();
+    let w = block.as_mut_ptr() as *mut u64;
+    let values = [
+        u64::from(AF_INET) | (u64::from(IPPROTO_UDP) << 8),
+        u64::from(port),
+        u64::from(cfg.local_ip),
+        u64::from(remote),
+    ];
+    // SAFETY: `w` points at 8 writable u64 slots of `block`; each index
+    // below is in 0..8.
+    unsafe {
+        w.write_volatile(values[0]);
+        w.add(1).write_volatile(values[1]);
+        w.add(2).write_volatile(values[2]);
+        w.add(3).write_volatile(0);
+        w.add(4).write_volatile(values[3]);
+        w.add(5).write_volatile(0);
+        w.add(6).write_volatile(0);
+        w.add(7).write_volatile(0);
+    }
+    let p = w as *mut FibParams;
+    // SAFETY: `block` is a writable, initialised block of exactly the size
+    // of bpf_fib_lookup (asserted below) and outlives the call.
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.skb.skb as *mut c_void,
+            p,
+            size_of::<FibParams>() as i32,
+            0,
+        )
+    };
+    // SAFETY: the helper filled in the block; plain field reads.
+    let (ifindex, smac, dmac) = unsafe { ((*p).ifindex, (*p).smac, (*p).dmac) };
+    match rc as u32 {
+        BPF_FIB_LKUP_RET_SUCCESS => Ok(Hop {
+            ifindex,
+            resolved: true,
+            src_mac: smac,
+            dst_mac: dmac,
+        }),
+        BPF_FIB_LKUP_RET_NO_NEIGH => Ok(Hop {
+            ifindex,
+            resolved: false,
+            src_mac: [0; 6],
+            dst_mac: [0; 6],
+        }),
+        _ => Err(DropReason::NoRoute),
+    }
+}
+
+#[inline(always)]
+fn is_ip(eth: &EthHdr) -> bool {
+    eth.ether_type == ETH_P_IP.to_be() || eth.ether_type == ETH_P_IPV6.to_be()
+}
+
+/// The inner fields hashed into the outer UDP source port.
+#[inline(always)]
+fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
+    let (d, s) = (eth.dst_addr, eth.src_addr);
+    let mut k = FlowKey {
+        macs: [
+            d[0], d[1], d[2], d[3], d[4], d[5], s[0], s[1], s[2], s[3], s[4], s[5],
+        ],
+        saddr: 0,
+        daddr: 0,
+        ports: 0,
+        proto: 0,
+    };
+    if eth.ether_type != ETH_P_IP.to_be() {
+        return k;
+    }
+    let Ok(ip) = ctx.load::<Ipv4Hdr>(ETH_HLEN) else {
+        return k;
+    };
+    k.saddr = u32::from_ne_bytes(ip.src_addr);
+    k.daddr = u32::from_ne_bytes(ip.dst_addr);
+    k.proto = u32::from(ip.proto);
+    let not_fragment = u16::from_be_bytes(ip.frags) & 0x3fff == 0;
+    if not_fragment && (ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) {
+        let l4 = ETH_HLEN + usize::from(ip.vihl & 0x0f) * 4;
+        if let Ok(ports) = ctx.load::<u32>(l4) {
+            k.ports = ports;
+        }
+    }
+    k
+}
+
+/// Makes room for the outer headers in front of the inner frame.
+#[inline(always)]
+fn grow(ctx: &TcContext, eth: &EthHdr, is_ip: bool) -> Result<(), DropReason> {
+    if is_ip {
+        // Room goes after the MAC header: [eth][room][L3...]; the original
+        // Ethernet header becomes the inner one at offset ENCAP_LEN.
+        let flags = u64::from(
+            BPF_F_ADJ_ROOM_ENCAP_L3_IPV4
+                | BPF_F_ADJ_ROOM_ENCAP_L4_UDP
+                | BPF_F_ADJ_ROOM_ENCAP_L2_ETH,
+        ) | ((ETH_HLEN as u64) << 56);
+        ctx.adjust_room((ENCAP_L3_LEN + ETH_HLEN) as i32, BPF_ADJ_ROOM_MAC, flags)
+            .map_err(|_| DropReason::KernelRefused)?;
+        return ctx
+            .store(ENCAP_LEN, eth, 0)
+            .map_err(|_| DropReason::KernelRefused);
+    }
+    // SAFETY: plain helper call on our skb.
+    if unsafe { bpf_skb_change_head(ctx.skb.skb, ENCAP_LEN as u32, 0) } != 0 {
+        return Err(DropReason::KernelRefused);
+    }
+    Ok(())
+}
+
+/// Writes the outer Ethernet/IPv4/UDP/VXLAN headers for `remote` into the
+/// room `grow` made.
+#[inline(always)]
+fn write_outer(
+    ctx: &TcContext,
+    cfg: &Config,
+    vni: u32,
+    remote: u32,
+    hop: &Hop,
+    sport: u16,
+    inner_len: u32,
+) -> Result<(), DropReason> {
+    let df = cfg.flags & CONFIG_F_DF != 0;
+    let outer = Outer {
+        src_mac: hop.src_mac,
+        dst_mac: hop.dst_mac,
+        src_ip: cfg.local_ip,
+        dst_ip: remote,
+        src_port: sport,
+        dst_port: cfg.udp_port,
+        vni,
+        ttl: cfg.ttl,
+        df,
+        // RFC 6864: the ID only matters for fragmentation.
+        // SAFETY: plain helper call.
+        ip_id: if df {
+            0
+        } else {
+            (unsafe { bpf_get_prandom_u32() }) as u16
+        },
+    };
+    ctx.store(0, &outer_headers(&outer, inner_len), 0)
+        .map_err(|_| DropReason::KernelRefused)
+}

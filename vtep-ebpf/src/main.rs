@@ -1,0 +1,56 @@
+//! The vtep kernel programs.
+//!
+//! - `vtep_decap` (XDP, underlay): decapsulates VXLAN for us; known unicast
+//!   to an XDP-capable port is redirected from XDP, everything else goes up
+//!   to `vtep_decap_tc` with its decision in the XDP metadata.
+//! - `vtep_decap_tc` (TC ingress, underlay): delivers or floods the frames
+//!   XDP decapsulated, as skbs (cloning needs an skb).
+//! - `vtep_encap` (TC ingress, each port): encapsulation, local switching
+//!   and head-end replication. TC rather than XDP because frames from VMs
+//!   and containers arrive as GSO super-packets with CHECKSUM_PARTIAL, which
+//!   XDP cannot see or keep, and because XDP on a veth strips GSO from its
+//!   peer (see README, "Why XDP for decap and TC for encap").
+//!
+//! Each entry point is a thin wrapper turning a `try_*` result into an
+//! action; the logic lives in one module per concern.
+#![no_std]
+#![no_main]
+
+mod decap;
+mod encap;
+mod maps;
+mod parse;
+
+use aya_ebpf::{
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+
+/// XDP on the underlay interface.
+#[xdp]
+pub fn vtep_decap(ctx: XdpContext) -> u32 {
+    decap::xdp(&ctx)
+}
+
+/// TC ingress on the underlay interface.
+#[classifier]
+pub fn vtep_decap_tc(ctx: TcContext) -> i32 {
+    decap::tc(&ctx)
+}
+
+/// TC ingress on every port.
+#[classifier]
+pub fn vtep_encap(ctx: TcContext) -> i32 {
+    encap::tc(&ctx)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+/// GPL-compatible licence: `bpf_fib_lookup` and friends are GPL-only helpers.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,104 @@
+//! Map declarations, the load-time configuration and counter helpers.
+//!
+//! Every map is pinned by name under the instance's pin directory, so the
+//! datapath and its state outlive the `vtep` process that loaded them.
+
+use aya_ebpf::{
+    Global,
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
+};
+use vtep_common::{
+    consts::{
+        DEFAULT_TTL, FDB_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
+    },
+    counters::{Counter, DropReason},
+    maps::{Config, FdbEntry, FdbKey, InstanceInfo, PortInfo, RemoteKey, VniInfo, VniStats},
+};
+
+/// `BPF_F_NO_PREALLOC`: memory grows with the entries actually used.
+const NO_PREALLOC: u32 = 1;
+
+/// Load-time settings (read-only), see [`Config`].
+#[unsafe(no_mangle)]
+pub static CONFIG: Global<Config> = Global::new(Config {
+    local_ip: 0,
+    underlay_ifindex: 0,
+    udp_port: VXLAN_PORT,
+    ttl: DEFAULT_TTL,
+    flags: 0,
+});
+
+/// The instance record: written and read by userspace only, pinned with the
+/// other maps so that every `vtep` command finds the instance's settings.
+#[map]
+pub static INSTANCE: Array<InstanceInfo> = Array::pinned(1, 0);
+
+#[map]
+pub static FDB: HashMap<FdbKey, FdbEntry> = HashMap::pinned(FDB_CAPACITY, NO_PREALLOC);
+
+#[map]
+pub static PORTS: HashMap<u32, PortInfo> = HashMap::pinned(PORTS_CAPACITY, 0);
+
+#[map]
+pub static VNIS: HashMap<u32, VniInfo> = HashMap::pinned(VNIS_CAPACITY, NO_PREALLOC);
+
+#[map]
+pub static REMOTES: HashMap<RemoteKey, u32> = HashMap::pinned(REMOTES_CAPACITY, NO_PREALLOC);
+
+#[map]
+pub static VNI_STATS: PerCpuHashMap<u32, VniStats> = PerCpuHashMap::pinned(VNIS_CAPACITY, 0);
+
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DropReason::COUNT, 0);
+
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(Counter::COUNT, 0);
+
+/// Adds one to a datapath event counter.
+#[inline(always)]
+pub fn count(c: Counter) {
+    if let Some(p) = COUNTERS.get_ptr_mut(c as u32) {
+        // SAFETY: per-CPU slot, only this CPU writes it while we run.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Counts a drop by reason, and against the VNI when the frame has one.
+#[inline(always)]
+pub fn count_drop(reason: DropReason, vni: Option<u32>) {
+    if let Some(p) = DROPS.get_ptr_mut(reason as u32) {
+        // SAFETY: per-CPU slot, only this CPU writes it while we run.
+        unsafe { *p += 1 };
+    }
+    if let Some(vni) = vni
+        && let Some(s) = VNI_STATS.get_ptr_mut(vni)
+    {
+        // SAFETY: per-CPU value, only this CPU writes it while we run.
+        unsafe { (*s).drop_packets += 1 };
+    }
+}
+
+/// Counts a frame decapsulated and delivered (`rx`) for `vni`.
+#[inline(always)]
+pub fn count_rx(vni: u32, bytes: u64) {
+    if let Some(s) = VNI_STATS.get_ptr_mut(vni) {
+        // SAFETY: per-CPU value, only this CPU writes it while we run.
+        unsafe {
+            (*s).rx_packets += 1;
+            (*s).rx_bytes += bytes;
+        }
+    }
+}
+
+/// Counts a frame encapsulated and sent (`tx`) for `vni`.
+#[inline(always)]
+pub fn count_tx(vni: u32, bytes: u64) {
+    if let Some(s) = VNI_STATS.get_ptr_mut(vni) {
+        // SAFETY: per-CPU value, only this CPU writes it while we run.
+        unsafe {
+            (*s).tx_packets += 1;
+            (*s).tx_bytes += bytes;
+        }
+    }
+}

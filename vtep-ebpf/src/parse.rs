@@ -1,0 +1,55 @@
+//! Bounds-checked header parsing over packet memory (XDP and TC direct
+//! packet access): a cursor that advances one header at a time.
+
+use core::mem::size_of;
+
+/// A position in packet memory, between `data` and `data_end`.
+pub struct Cursor {
+    pos: usize,
+    end: usize,
+}
+
+impl Cursor {
+    /// A cursor at `start`; `end` is the packet's `data_end`.
+    #[inline(always)]
+    pub fn new(start: usize, end: usize) -> Self {
+        Self { pos: start, end }
+    }
+
+    /// The current position (the start of the next header).
+    #[inline(always)]
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The next header as `T`, or `None` if the packet ends before it.
+    /// Precondition: `T` is a `#[repr(C)]` header type; the pointer may be
+    /// unaligned, read fields through it only (no references to wider
+    /// fields).
+    #[inline(always)]
+    pub fn next<T>(&mut self) -> Option<*const T> {
+        let start = self.pos;
+        if start + size_of::<T>() > self.end {
+            return None;
+        }
+        self.pos = start + size_of::<T>();
+        Some(start as *const T)
+    }
+
+    /// Skips `len` bytes (at most 40, IPv4 options), or `None` past the end.
+    #[inline(always)]
+    pub fn skip(&mut self, len: usize) -> Option<()> {
+        let len = len & 0x3f;
+        if self.pos + len > self.end {
+            return None;
+        }
+        self.pos += len;
+        Some(())
+    }
+}
+
+/// Whether a MAC is a group (broadcast or multicast) address: the I/G bit.
+#[inline(always)]
+pub fn is_group(mac: &[u8; 6]) -> bool {
+    mac[0] & 1 != 0
+}

@@ -1,0 +1,120 @@
+//! `vtep fdb add|del|show`: where each MAC lives.
+
+use std::net::Ipv4Addr;
+
+use serde_json::json;
+
+use crate::{
+    instance::{FdbRow, Instance, Location},
+    sys,
+    values::{Mac, Vni, parse_remote},
+};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Add or replace a static FDB entry: a MAC behind a remote VTEP or on
+    /// a local port. Static entries never age.
+    ///
+    /// Examples:
+    ///   vtep fdb add 02:00:00:00:02:01 --vni 100 --remote 198.18.2.1
+    ///   vtep fdb add 02:00:00:00:01:01 --vni 100 --port vm1
+    #[command(verbatim_doc_comment)]
+    Add {
+        /// MAC address (unicast).
+        mac: Mac,
+        /// VNI of the MAC.
+        #[arg(long)]
+        vni: Vni,
+        /// Remote VTEP the MAC is behind.
+        #[arg(long, value_parser = parse_remote, conflicts_with = "port", required_unless_present = "port")]
+        remote: Option<Ipv4Addr>,
+        /// Local port the MAC is on.
+        #[arg(long)]
+        port: Option<String>,
+    },
+    /// Remove an FDB entry.
+    ///
+    /// Example: vtep fdb del 02:00:00:00:02:01 --vni 100
+    #[command(verbatim_doc_comment)]
+    Del {
+        /// MAC address.
+        mac: Mac,
+        /// VNI of the MAC.
+        #[arg(long)]
+        vni: Vni,
+    },
+    /// Show the FDB, as a table or as JSON.
+    ///
+    /// Example: vtep fdb show --vni 100 --json
+    #[command(verbatim_doc_comment)]
+    Show {
+        /// Only this VNI.
+        #[arg(long)]
+        vni: Option<Vni>,
+        /// JSON array of {vni, mac, remote, port, origin}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
+    let mut t = inst.open()?;
+    match command {
+        Command::Add {
+            mac,
+            vni,
+            remote,
+            port,
+        } => {
+            let at = match (remote, port) {
+                (Some(ip), _) => Location::Remote(ip),
+                (None, Some(p)) => Location::Port(sys::ifindex(&p)?),
+                (None, None) => anyhow::bail!("give --remote IPV4 or --port IFACE"),
+            };
+            t.fdb_add(vni, mac, at)
+        }
+        Command::Del { mac, vni } => t.fdb_del(vni, mac),
+        Command::Show { vni, json } => {
+            let rows = t.fdb_rows(vni)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&to_json(&rows))?);
+            } else {
+                print_table(&rows);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn origin(row: &FdbRow) -> &'static str {
+    if row.is_static { "static" } else { "learned" }
+}
+
+fn to_json(rows: &[FdbRow]) -> serde_json::Value {
+    rows.iter()
+        .map(|r| {
+            let (remote, port) = match r.location {
+                Location::Remote(ip) => (Some(ip.to_string()), None),
+                Location::Port(i) => (None, Some(sys::ifname(i))),
+            };
+            json!({
+                "vni": r.vni,
+                "mac": r.mac.to_string(),
+                "remote": remote,
+                "port": port,
+                "origin": origin(r),
+            })
+        })
+        .collect()
+}
+
+fn print_table(rows: &[FdbRow]) {
+    println!("{:<9} {:<18} {:<22} ORIGIN", "VNI", "MAC", "LOCATION");
+    for r in rows {
+        let at = match r.location {
+            Location::Remote(ip) => format!("remote {ip}"),
+            Location::Port(i) => format!("port {}", sys::ifname(i)),
+        };
+        println!("{:<9} {:<18} {:<22} {}", r.vni, r.mac, at, origin(r));
+    }
+}

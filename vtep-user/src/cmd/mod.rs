@@ -1,0 +1,37 @@
+//! The subcommands, one module each.
+
+mod down;
+mod fdb;
+mod port;
+mod stats;
+mod up;
+
+pub use port::Deliver;
+mod vni;
+
+use crate::instance::Instance;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    Up(up::Args),
+    Down(down::Args),
+    #[command(subcommand)]
+    Vni(vni::Command),
+    #[command(subcommand)]
+    Port(port::Command),
+    #[command(subcommand)]
+    Fdb(fdb::Command),
+    Stats(stats::Args),
+}
+
+/// Runs one subcommand against `inst`.
+pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
+    match command {
+        Command::Up(a) => up::run(a, inst),
+        Command::Down(a) => down::run(a, inst),
+        Command::Vni(c) => vni::run(c, inst),
+        Command::Port(c) => port::run(c, inst),
+        Command::Fdb(c) => fdb::run(c, inst),
+        Command::Stats(a) => stats::run(a, inst),
+    }
+}

@@ -1,0 +1,124 @@
+//! `vtep up`: load the datapath onto the underlay, optionally with a whole
+//! configuration.
+
+use std::{net::Ipv4Addr, path::PathBuf};
+
+use anyhow::Context as _;
+use vtep_common::{
+    consts::{DEFAULT_TTL, VXLAN_PORT},
+    maps::{CONFIG_F_DF, Config},
+};
+
+use crate::{
+    cmd::port,
+    config::{self, Plan, PlanLocation, Underlay},
+    datapath::{self, XdpModeArg},
+    instance::{Instance, Location},
+    sys,
+    values::{ip_to_map, parse_ipv4},
+};
+
+/// Attach the VTEP to the underlay interface and pin it; returns at once,
+/// the datapath keeps running until `vtep down`.
+///
+/// Examples:
+///   vtep up --underlay eth1 --local-ip 198.18.1.1
+///   vtep up --config /etc/vtep.toml
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Underlay interface (VXLAN arrives and leaves here).
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    underlay: Option<String>,
+    /// This VTEP's underlay IPv4 address.
+    #[arg(long, value_parser = parse_ipv4, required_unless_present = "config", conflicts_with = "config")]
+    local_ip: Option<Ipv4Addr>,
+    /// VXLAN UDP port.
+    #[arg(long, default_value_t = VXLAN_PORT, conflicts_with = "config")]
+    udp_port: u16,
+    /// XDP attach mode on the underlay.
+    #[arg(long, value_enum, default_value = "auto", conflicts_with = "config")]
+    xdp_mode: XdpModeArg,
+    /// Outer IPv4 TTL.
+    #[arg(long, default_value_t = DEFAULT_TTL, value_parser = clap::value_parser!(u8).range(1..), conflicts_with = "config")]
+    ttl: u8,
+    /// Leave DF clear on outer IPv4 headers (default: DF set, so that
+    /// underlay MTU problems show instead of fragmenting).
+    #[arg(long, conflicts_with = "config")]
+    no_df: bool,
+    /// Whole configuration (underlay, VNIs, ports, FDB) from a TOML file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
+    let plan = match &args.config {
+        Some(path) => config::load(path)?,
+        None => Plan {
+            underlay: Underlay {
+                iface: args.underlay.context("--underlay is required")?,
+                local_ip: args.local_ip.context("--local-ip is required")?,
+                udp_port: args.udp_port,
+                xdp_mode: args.xdp_mode,
+                ttl: args.ttl,
+                df: !args.no_df,
+            },
+            vnis: Vec::new(),
+            ports: Vec::new(),
+            fdb: Vec::new(),
+        },
+    };
+    // Everything the plan names must exist before anything is loaded.
+    datapath::check_not_up(inst)?;
+    let underlay_ifindex = sys::ifindex(&plan.underlay.iface)?;
+    for (iface, _, _) in &plan.ports {
+        sys::ifindex(iface)?;
+    }
+    let u = &plan.underlay;
+    let cfg = Config {
+        local_ip: ip_to_map(u.local_ip),
+        underlay_ifindex,
+        udp_port: u.udp_port,
+        ttl: u.ttl,
+        flags: if u.df { CONFIG_F_DF } else { 0 },
+    };
+    let mode = datapath::up(inst, &u.iface, cfg, u.xdp_mode)?;
+    if let Err(e) = apply(inst, &plan) {
+        datapath::down(inst)?;
+        return Err(e);
+    }
+    let mode = if mode == vtep_common::maps::XDP_MODE_NATIVE {
+        "native"
+    } else {
+        "generic"
+    };
+    eprintln!(
+        "vtep: instance '{}' up on {} ({} XDP), local {}, pinned at {}",
+        inst.name,
+        u.iface,
+        mode,
+        u.local_ip,
+        inst.dir.display()
+    );
+    Ok(())
+}
+
+fn apply(inst: &Instance, plan: &Plan) -> anyhow::Result<()> {
+    let mut t = inst.open()?;
+    for (vni, flood) in &plan.vnis {
+        t.vni_add(*vni, flood)?;
+    }
+    drop(t);
+    for (iface, vni, deliver) in &plan.ports {
+        port::add(inst, iface, *vni, *deliver)?;
+    }
+    let mut t = inst.open()?;
+    for (mac, vni, at) in &plan.fdb {
+        let at = match at {
+            PlanLocation::Remote(ip) => Location::Remote(*ip),
+            PlanLocation::Port(p) => Location::Port(sys::ifindex(p)?),
+        };
+        t.fdb_add(*vni, *mac, at)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `vtep vni add|del`: the VNIs (tenants) this VTEP carries.
+
+use crate::{
+    instance::Instance,
+    values::{RemoteList, Vni},
+};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Add a VNI, or replace the flood list of an existing one.
+    ///
+    /// The flood list names the remote VTEPs that receive this VNI's
+    /// broadcast, unknown-unicast and multicast frames (head-end
+    /// replication); only VTEPs in it (or named by a static FDB entry) may
+    /// send this VNI to us.
+    ///
+    /// Example: vtep vni add 100 --flood 198.18.2.1,198.18.3.1
+    #[command(verbatim_doc_comment)]
+    Add {
+        /// VNI, 1 to 16777215.
+        vni: Vni,
+        /// Remote VTEP addresses, comma-separated.
+        #[arg(long, default_value = "")]
+        flood: RemoteList,
+    },
+    /// Remove a VNI with its FDB entries (refused while ports are bound).
+    ///
+    /// Example: vtep vni del 100
+    #[command(verbatim_doc_comment)]
+    Del {
+        /// VNI, 1 to 16777215.
+        vni: Vni,
+    },
+}
+
+pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
+    let mut t = inst.open()?;
+    match command {
+        Command::Add { vni, flood } => t.vni_add(vni, &flood.0),
+        Command::Del { vni } => t.vni_del(vni),
+    }
+}

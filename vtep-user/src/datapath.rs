@@ -1,0 +1,252 @@
+//! Loading the kernel programs, attaching them, pinning what must outlive
+//! this process, and taking it all down again.
+
+use std::{fs, path::Path};
+
+use anyhow::{Context as _, bail};
+use aya::{
+    EbpfLoader,
+    maps::{Array, MapData},
+    programs::{
+        LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::TcAttachOptions,
+    },
+};
+use log::warn;
+use vtep_common::{
+    consts::{GLOBAL_CONFIG, MAP_INSTANCE, PROG_DECAP_TC, PROG_DECAP_XDP, PROG_ENCAP_TC},
+    maps::{Config, InstanceInfo, LAYOUT_VERSION, XDP_MODE_GENERIC, XDP_MODE_NATIVE},
+};
+
+use crate::instance::{Instance, PIN_LINK_DECAP_TC, PIN_LINK_XDP, PIN_PROG_ENCAP, pin_link_port};
+
+/// The kernel programs, built by build.rs and embedded in the binary.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep"));
+
+/// How to attach XDP to the underlay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeArg {
+    /// Native if the driver supports it, else generic (with a warning).
+    Auto,
+    /// Native (driver) mode only.
+    Native,
+    /// Generic (skb) mode: works on any interface, slower.
+    Skb,
+}
+
+/// Loads the programs with `config`, attaches them to `underlay`, pins the
+/// maps, the encap program and the links under the instance directory.
+/// On failure everything created so far is removed again.
+pub fn up(
+    inst: &Instance,
+    underlay: &str,
+    config: Config,
+    mode: XdpModeArg,
+) -> anyhow::Result<u32> {
+    crate::sys::ensure_bpffs(inst.dir.parent().unwrap_or(Path::new("/")))?;
+    fs::create_dir_all(&inst.dir)
+        .with_context(|| format!("cannot create {}", inst.dir.display()))?;
+    set_private(&inst.dir);
+    let result = load_and_attach(inst, underlay, config, mode);
+    if result.is_err() {
+        down(inst)?;
+    }
+    result
+}
+
+fn load_and_attach(
+    inst: &Instance,
+    underlay: &str,
+    config: Config,
+    mode: XdpModeArg,
+) -> anyhow::Result<u32> {
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(&inst.dir)
+        .override_global(GLOBAL_CONFIG, &config, true)
+        .load(EBPF_OBJECT)
+        .context("cannot load the kernel programs (is this kernel built with BPF, BTF and XDP? are you root?)")?;
+
+    let xdp: &mut Xdp = ebpf
+        .program_mut(PROG_DECAP_XDP)
+        .context("the object has no XDP decap program")?
+        .try_into()?;
+    xdp.load().map_err(|e| rejected(e, PROG_DECAP_XDP))?;
+    let (link_id, xdp_mode) = attach_xdp(xdp, underlay, mode)?;
+    FdLink::try_from(xdp.take_link(link_id)?)
+        .context("the XDP attachment is not a BPF link (kernel older than 5.9?)")?
+        .pin(inst.pin(PIN_LINK_XDP))
+        .context("cannot pin the XDP link")?;
+
+    let tc: &mut SchedClassifier = ebpf
+        .program_mut(PROG_DECAP_TC)
+        .context("the object has no TC decap program")?
+        .try_into()?;
+    tc.load().map_err(|e| rejected(e, PROG_DECAP_TC))?;
+    attach_tc_pinned(tc, underlay, &inst.pin(PIN_LINK_DECAP_TC))?;
+
+    let encap: &mut SchedClassifier = ebpf
+        .program_mut(PROG_ENCAP_TC)
+        .context("the object has no encap program")?
+        .try_into()?;
+    encap.load().map_err(|e| rejected(e, PROG_ENCAP_TC))?;
+    encap
+        .pin(inst.pin(PIN_PROG_ENCAP))
+        .context("cannot pin the encap program")?;
+
+    let mut record: Array<MapData, InstanceInfo> = Array::try_from(
+        ebpf.take_map(MAP_INSTANCE)
+            .context("the object has no instance record map")?,
+    )?;
+    record.set(
+        0,
+        InstanceInfo {
+            layout_version: LAYOUT_VERSION,
+            xdp_mode,
+            config,
+        },
+        0,
+    )?;
+    Ok(xdp_mode)
+}
+
+/// The kernel refused to load `name`: the verifier's verdict is the end of
+/// its log, the rest is noise to an operator.
+fn rejected(e: ProgramError, name: &str) -> anyhow::Error {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(6).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            anyhow::anyhow!(
+                "the kernel rejected program {name}: {io_error}; verifier: {}",
+                tail.join(" | ")
+            )
+        }
+        e => anyhow::Error::new(e).context(format!("cannot load program {name}")),
+    }
+}
+
+fn attach_xdp(
+    xdp: &mut Xdp,
+    underlay: &str,
+    mode: XdpModeArg,
+) -> anyhow::Result<(aya::programs::xdp::XdpLinkId, u32)> {
+    let generic = |xdp: &mut Xdp| {
+        xdp.attach(underlay, XdpMode::Skb)
+            .with_context(|| format!("cannot attach XDP to '{underlay}' in generic mode"))
+            .map(|id| (id, XDP_MODE_GENERIC))
+    };
+    match mode {
+        XdpModeArg::Skb => generic(xdp),
+        XdpModeArg::Native => xdp
+            .attach(underlay, XdpMode::Driver)
+            .with_context(|| {
+                format!("cannot attach XDP to '{underlay}' in native mode; try --xdp-mode skb")
+            })
+            .map(|id| (id, XDP_MODE_NATIVE)),
+        XdpModeArg::Auto => match xdp.attach(underlay, XdpMode::Driver) {
+            Ok(id) => Ok((id, XDP_MODE_NATIVE)),
+            Err(e) => {
+                warn!(
+                    "native XDP on '{underlay}' failed ({e}); falling back to generic (skb) mode"
+                );
+                generic(xdp)
+            }
+        },
+    }
+}
+
+/// Attaches `prog` at TCX ingress of `iface` and pins the link at `pin`.
+fn attach_tc_pinned(prog: &mut SchedClassifier, iface: &str, pin: &Path) -> anyhow::Result<()> {
+    let id = prog
+        .attach_with_options(
+            iface,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .with_context(|| format!("cannot attach TC ingress to '{iface}' (TCX needs Linux 6.6+)"))?;
+    FdLink::try_from(prog.take_link(id)?)?
+        .pin(pin)
+        .with_context(|| format!("cannot pin {}", pin.display()))?;
+    Ok(())
+}
+
+/// Attaches the pinned encap program to port `iface` (index `ifindex`).
+pub fn attach_port(inst: &Instance, iface: &str, ifindex: u32) -> anyhow::Result<()> {
+    let pin = inst.pin(PIN_PROG_ENCAP);
+    let mut prog = SchedClassifier::from_pin(&pin)
+        .with_context(|| format!("cannot open the pinned encap program {}", pin.display()))?;
+    attach_tc_pinned(&mut prog, iface, &inst.pin(&pin_link_port(ifindex)))
+}
+
+/// Detaches port `ifindex` (no-op if it is not attached).
+pub fn detach_port(inst: &Instance, ifindex: u32) -> anyhow::Result<()> {
+    unpin_link(&inst.pin(&pin_link_port(ifindex)))
+}
+
+fn unpin_link(path: &Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let link = PinnedLink::from_pin(path)
+        .with_context(|| format!("cannot open pinned link {}", path.display()))?;
+    // Dropping the last reference to the link detaches the program.
+    drop(
+        link.unpin()
+            .with_context(|| format!("cannot unpin {}", path.display()))?,
+    );
+    Ok(())
+}
+
+/// Detaches every program of the instance and removes its pins and its
+/// directory. Touches nothing else; safe to run when already down.
+pub fn down(inst: &Instance) -> anyhow::Result<bool> {
+    if !inst.dir.exists() {
+        return Ok(false);
+    }
+    let entries: Vec<_> = fs::read_dir(&inst.dir)
+        .with_context(|| format!("cannot list {}", inst.dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    // Links first (detach), then programs and maps.
+    for path in entries.iter().filter(|p| is_link_pin(p)) {
+        unpin_link(path)?;
+    }
+    for path in entries.iter().filter(|p| !is_link_pin(p)) {
+        fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    fs::remove_dir(&inst.dir).with_context(|| format!("cannot remove {}", inst.dir.display()))?;
+    Ok(true)
+}
+
+fn is_link_pin(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("link_"))
+}
+
+/// Makes a pin directory root-only.
+fn set_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Err(e) = fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
+        warn!("cannot make {} root-only: {e}", dir.display());
+    }
+}
+
+/// Refuses `up` on an instance that is already up.
+pub fn check_not_up(inst: &Instance) -> anyhow::Result<()> {
+    if inst.is_up() {
+        bail!(
+            "instance '{}' is already up (pinned at {}): run `vtep down` first, or use --instance NAME",
+            inst.name,
+            inst.dir.display()
+        );
+    }
+    Ok(())
+}

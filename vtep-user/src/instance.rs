@@ -1,0 +1,478 @@
+//! An instance of the datapath: its pin directory and its tables.
+//!
+//! Everything an instance has lives under `PIN_ROOT/INSTANCE/`: the maps
+//! (pinned by name), the encap program (so later commands can attach it to
+//! new ports) and one pinned link per attachment. Every command but `up`
+//! opens the pins and works on the [`Tables`].
+
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, bail};
+use aya::{
+    Pod,
+    maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    util::nr_cpus,
+};
+use vtep_common::{
+    consts::{
+        MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_INSTANCE, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS,
+        MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
+    },
+    counters::{Counter, DropReason},
+    maps::{
+        FDB_F_STATIC, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, PortInfo, RemoteKey, VniInfo,
+        VniStats,
+    },
+};
+
+use crate::{
+    sys,
+    values::{Mac, Vni, ip_from_map, ip_to_map},
+};
+
+/// Pin name of the encap program.
+pub const PIN_PROG_ENCAP: &str = "prog_encap";
+/// Pin name of the XDP link on the underlay.
+pub const PIN_LINK_XDP: &str = "link_xdp";
+/// Pin name of the TC link on the underlay.
+pub const PIN_LINK_DECAP_TC: &str = "link_decap_tc";
+
+/// Pin name of the TC link on port `ifindex`.
+pub fn pin_link_port(ifindex: u32) -> String {
+    format!("link_port_{ifindex}")
+}
+
+/// Where an instance lives.
+pub struct Instance {
+    /// The instance name.
+    pub name: String,
+    /// `PIN_ROOT/INSTANCE`.
+    pub dir: PathBuf,
+}
+
+impl Instance {
+    /// The instance `name` under `pin_root`.
+    pub fn new(pin_root: &Path, name: &str) -> anyhow::Result<Self> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            bail!("invalid instance name '{name}': use 1 to 64 letters, digits, '-' or '_'");
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            dir: pin_root.join(name),
+        })
+    }
+
+    /// The path of pin `name`.
+    pub fn pin(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Whether `vtep up` has run for this instance (its record is pinned).
+    pub fn is_up(&self) -> bool {
+        self.pin(MAP_INSTANCE).exists()
+    }
+
+    /// Opens the instance's tables; fails with a hint if it is not up.
+    pub fn open(&self) -> anyhow::Result<Tables> {
+        if !self.is_up() {
+            bail!(
+                "instance '{}' is not up (nothing pinned at {}): run `vtep up` first",
+                self.name,
+                self.dir.display()
+            );
+        }
+        Tables::open(self)
+    }
+}
+
+/// Opens pinned map `name` of `inst` as `T`.
+fn open_map<T>(inst: &Instance, name: &str, wrap: fn(MapData) -> Map) -> anyhow::Result<T>
+where
+    T: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    let path = inst.pin(name);
+    let data = MapData::from_pin(&path)
+        .with_context(|| format!("cannot open pinned map {}", path.display()))?;
+    T::try_from(wrap(data))
+        .with_context(|| format!("pinned map {} has the wrong type", path.display()))
+}
+
+/// Where a MAC lives, as users see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// Behind a remote VTEP.
+    Remote(Ipv4Addr),
+    /// On a local port (ifindex).
+    Port(u32),
+}
+
+/// One FDB entry, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdbRow {
+    pub vni: u32,
+    pub mac: Mac,
+    pub location: Location,
+    pub is_static: bool,
+}
+
+/// One VNI's counters, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VniRow {
+    pub vni: u32,
+    pub stats: VniStats,
+}
+
+/// Counters of the whole instance, summed over CPUs.
+pub struct Stats {
+    pub vnis: Vec<VniRow>,
+    pub drops: Vec<(DropReason, u64)>,
+    pub counters: Vec<(Counter, u64)>,
+}
+
+/// The maps of an instance, opened from their pins.
+pub struct Tables {
+    pub info: InstanceInfo,
+    fdb: HashMap<MapData, FdbKey, FdbEntry>,
+    ports: HashMap<MapData, u32, PortInfo>,
+    vnis: HashMap<MapData, u32, VniInfo>,
+    remotes: HashMap<MapData, RemoteKey, u32>,
+    vni_stats: PerCpuHashMap<MapData, u32, VniStats>,
+    drops: PerCpuArray<MapData, u64>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+impl Tables {
+    fn open(inst: &Instance) -> anyhow::Result<Self> {
+        let record: aya::maps::Array<MapData, InstanceInfo> =
+            open_map(inst, MAP_INSTANCE, Map::Array)?;
+        let info = record
+            .get(&0, 0)
+            .context("cannot read the instance record")?;
+        if info.layout_version != LAYOUT_VERSION {
+            bail!(
+                "instance '{}' was created by a build with map layout {}, this build reads layout \
+                 {LAYOUT_VERSION}: run `vtep down` and `vtep up` with this build",
+                inst.name,
+                info.layout_version
+            );
+        }
+        Ok(Self {
+            info,
+            fdb: open_map(inst, MAP_FDB, Map::HashMap)?,
+            ports: open_map(inst, MAP_PORTS, Map::HashMap)?,
+            vnis: open_map(inst, MAP_VNIS, Map::HashMap)?,
+            remotes: open_map(inst, MAP_REMOTES, Map::HashMap)?,
+            vni_stats: open_map(inst, MAP_VNI_STATS, Map::PerCpuHashMap)?,
+            drops: open_map(inst, MAP_DROPS, Map::PerCpuArray)?,
+            counters: open_map(inst, MAP_COUNTERS, Map::PerCpuArray)?,
+        })
+    }
+
+    /// The configuration of `vni`, if it is configured.
+    pub fn vni(&self, vni: Vni) -> Option<VniInfo> {
+        self.vnis.get(&vni.0, 0).ok()
+    }
+
+    fn require_vni(&self, vni: Vni) -> anyhow::Result<VniInfo> {
+        self.vni(vni).with_context(|| {
+            format!("VNI {vni} is not configured: add it with `vtep vni add {vni}`")
+        })
+    }
+
+    /// The binding of port `ifindex`, if it is bound.
+    pub fn port(&self, ifindex: u32) -> Option<PortInfo> {
+        self.ports.get(&ifindex, 0).ok()
+    }
+
+    /// Every configured VNI with its configuration.
+    pub fn vnis(&self) -> Vec<(u32, VniInfo)> {
+        let mut v: Vec<_> = self.vnis.iter().filter_map(Result::ok).collect();
+        v.sort_by_key(|(vni, _)| *vni);
+        v
+    }
+
+    fn ref_remote(&mut self, vni: Vni, ip: u32) -> anyhow::Result<()> {
+        let key = RemoteKey { vni: vni.0, ip };
+        let n = self.remotes.get(&key, 0).unwrap_or(0);
+        self.remotes.insert(key, n + 1, 0).with_context(|| {
+            format!(
+                "remote VTEP table full adding {} to VNI {vni}",
+                ip_from_map(ip)
+            )
+        })
+    }
+
+    fn unref_remote(&mut self, vni: Vni, ip: u32) -> anyhow::Result<()> {
+        let key = RemoteKey { vni: vni.0, ip };
+        match self.remotes.get(&key, 0) {
+            Ok(n) if n > 1 => self.remotes.insert(key, n - 1, 0)?,
+            Ok(_) => self.remotes.remove(&key)?,
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Adds `vni` with flood list `flood`, or replaces the flood list of an
+    /// existing VNI.
+    pub fn vni_add(&mut self, vni: Vni, flood: &[Ipv4Addr]) -> anyhow::Result<()> {
+        if flood.len() > MAX_FLOOD {
+            bail!(
+                "VNI {vni}: the flood list has {} remote VTEPs, at most {MAX_FLOOD} are supported",
+                flood.len()
+            );
+        }
+        let mut info = self.vni(vni).unwrap_or_default();
+        let old: Vec<u32> = info.remotes[..info.n_remotes as usize].to_vec();
+        let new: Vec<u32> = flood.iter().map(|ip| ip_to_map(*ip)).collect();
+        let existed = self.vni(vni).is_some();
+        if !existed {
+            let zero =
+                PerCpuValues::try_from(vec![VniStats::default(); nr_cpus().map_err(|(_, e)| e)?])?;
+            self.vni_stats
+                .insert(vni.0, zero, 0)
+                .with_context(|| format!("VNI table full adding VNI {vni}"))?;
+        }
+        for ip in new.iter().filter(|ip| !old.contains(ip)) {
+            self.ref_remote(vni, *ip)?;
+        }
+        info.remotes = [0; MAX_FLOOD];
+        info.remotes[..new.len()].copy_from_slice(&new);
+        info.n_remotes = new.len() as u32;
+        self.vnis
+            .insert(vni.0, info, 0)
+            .with_context(|| format!("VNI table full adding VNI {vni}"))?;
+        for ip in old.iter().filter(|ip| !new.contains(ip)) {
+            self.unref_remote(vni, *ip)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `vni`, its FDB entries and its counters. Refused while ports
+    /// are bound to it.
+    pub fn vni_del(&mut self, vni: Vni) -> anyhow::Result<()> {
+        let info = self.require_vni(vni)?;
+        if info.n_ports > 0 {
+            let names: Vec<String> = info.ports[..info.n_ports as usize]
+                .iter()
+                .map(|i| sys::ifname(*i))
+                .collect();
+            bail!(
+                "VNI {vni} still has ports bound ({}): remove them first with `vtep port del IFACE`",
+                names.join(", ")
+            );
+        }
+        for row in self.fdb_rows(Some(vni))? {
+            self.fdb_del(vni, row.mac)?;
+        }
+        for ip in &info.remotes[..info.n_remotes as usize] {
+            self.unref_remote(vni, *ip)?;
+        }
+        self.vnis.remove(&vni.0)?;
+        let _ = self.vni_stats.remove(&vni.0);
+        Ok(())
+    }
+
+    /// Checks that `ifindex` can be bound to `vni` (without changing
+    /// anything), so the attach step can run before the tables change.
+    pub fn port_check(&self, name: &str, ifindex: u32, vni: Vni) -> anyhow::Result<()> {
+        if ifindex == self.info.config.underlay_ifindex {
+            bail!("interface '{name}' is the underlay of this instance and cannot be a port");
+        }
+        if let Some(p) = self.port(ifindex) {
+            bail!(
+                "port '{name}' is already bound to VNI {}: remove it first with `vtep port del {name}`",
+                p.vni
+            );
+        }
+        let info = self.require_vni(vni)?;
+        if info.n_ports as usize >= MAX_VNI_PORTS {
+            bail!("VNI {vni} already has {MAX_VNI_PORTS} ports, the most supported");
+        }
+        Ok(())
+    }
+
+    /// Binds port `ifindex` to `vni` (after [`Tables::port_check`]).
+    pub fn port_add(&mut self, ifindex: u32, vni: Vni, flags: u32) -> anyhow::Result<()> {
+        let mut info = self.require_vni(vni)?;
+        self.ports
+            .insert(ifindex, PortInfo { vni: vni.0, flags }, 0)
+            .context("port table full")?;
+        info.ports[info.n_ports as usize] = ifindex;
+        info.n_ports += 1;
+        if let Err(e) = self.vnis.insert(vni.0, info, 0) {
+            let _ = self.ports.remove(&ifindex);
+            return Err(e).context("cannot update the VNI table");
+        }
+        Ok(())
+    }
+
+    /// Unbinds port `ifindex` and forgets the MACs that pointed at it.
+    pub fn port_del(&mut self, ifindex: u32) -> anyhow::Result<()> {
+        let Some(port) = self.port(ifindex) else {
+            return Ok(());
+        };
+        let vni = Vni(port.vni);
+        if let Some(mut info) = self.vni(vni) {
+            let n = info.n_ports as usize;
+            let kept: Vec<u32> = info.ports[..n]
+                .iter()
+                .copied()
+                .filter(|p| *p != ifindex)
+                .collect();
+            info.ports = [0; MAX_VNI_PORTS];
+            info.ports[..kept.len()].copy_from_slice(&kept);
+            info.n_ports = kept.len() as u32;
+            self.vnis.insert(vni.0, info, 0)?;
+        }
+        for row in self.fdb_rows(Some(vni))? {
+            if row.location == Location::Port(ifindex) {
+                self.fdb_del(vni, row.mac)?;
+            }
+        }
+        self.ports.remove(&ifindex)?;
+        Ok(())
+    }
+
+    /// Adds or replaces a static FDB entry.
+    pub fn fdb_add(&mut self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<()> {
+        self.require_vni(vni)?;
+        if mac.0[0] & 1 != 0 {
+            bail!(
+                "MAC {mac} is a group (multicast/broadcast) address: FDB entries are for unicast MACs"
+            );
+        }
+        let entry = match at {
+            Location::Remote(ip) => {
+                if ip_to_map(ip) == self.info.config.local_ip {
+                    bail!(
+                        "remote {ip} is this VTEP's own address: use --port IFACE for local MACs"
+                    );
+                }
+                FdbEntry {
+                    remote: ip_to_map(ip),
+                    flags: FDB_F_STATIC,
+                    ..FdbEntry::default()
+                }
+            }
+            Location::Port(ifindex) => {
+                let name = sys::ifname(ifindex);
+                match self.port(ifindex) {
+                    Some(p) if p.vni == vni.0 => {}
+                    Some(p) => bail!(
+                        "port '{name}' is bound to VNI {}, not VNI {vni}: a MAC can only live on a port of its own VNI",
+                        p.vni
+                    ),
+                    None => bail!(
+                        "interface '{name}' is not a port: bind it with `vtep port add {name} --vni {vni}`"
+                    ),
+                }
+                FdbEntry {
+                    ifindex,
+                    flags: FDB_F_STATIC,
+                    ..FdbEntry::default()
+                }
+            }
+        };
+        let key = FdbKey::new(vni.0, mac.0);
+        let old = self.fdb.get(&key, 0).ok();
+        if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
+            self.ref_remote(vni, entry.remote)?;
+        }
+        if let Err(e) = self.fdb.insert(key, entry, 0) {
+            if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
+                self.unref_remote(vni, entry.remote)?;
+            }
+            return Err(e).with_context(|| format!("FDB full adding {mac} in VNI {vni}"));
+        }
+        if let Some(o) = old
+            && o.remote != 0
+            && o.remote != entry.remote
+        {
+            self.unref_remote(vni, o.remote)?;
+        }
+        Ok(())
+    }
+
+    /// Removes an FDB entry; fails if there is none.
+    pub fn fdb_del(&mut self, vni: Vni, mac: Mac) -> anyhow::Result<()> {
+        let key = FdbKey::new(vni.0, mac.0);
+        let old = self.fdb.get(&key, 0).map_err(|_| {
+            anyhow::anyhow!("no FDB entry for {mac} in VNI {vni} (see `vtep fdb show --vni {vni}`)")
+        })?;
+        self.fdb.remove(&key)?;
+        if old.remote != 0 {
+            self.unref_remote(vni, old.remote)?;
+        }
+        Ok(())
+    }
+
+    /// FDB entries, sorted by VNI then MAC, optionally of one VNI.
+    pub fn fdb_rows(&self, vni: Option<Vni>) -> anyhow::Result<Vec<FdbRow>> {
+        let mut rows = Vec::new();
+        for item in self.fdb.iter() {
+            let (k, v) = item.context("cannot read the FDB")?;
+            if vni.is_some_and(|f| f.0 != k.vni) {
+                continue;
+            }
+            let location = if v.ifindex != 0 {
+                Location::Port(v.ifindex)
+            } else {
+                Location::Remote(ip_from_map(v.remote))
+            };
+            rows.push(FdbRow {
+                vni: k.vni,
+                mac: Mac(k.mac),
+                location,
+                is_static: v.flags & FDB_F_STATIC != 0,
+            });
+        }
+        rows.sort_by(|a, b| (a.vni, a.mac).cmp(&(b.vni, b.mac)));
+        Ok(rows)
+    }
+
+    /// All counters, summed over CPUs.
+    pub fn stats(&self) -> anyhow::Result<Stats> {
+        let mut vnis = Vec::new();
+        for (vni, _) in self.vnis() {
+            let mut s = VniStats::default();
+            if let Ok(per_cpu) = self.vni_stats.get(&vni, 0) {
+                for c in per_cpu.iter() {
+                    s.rx_packets += c.rx_packets;
+                    s.rx_bytes += c.rx_bytes;
+                    s.tx_packets += c.tx_packets;
+                    s.tx_bytes += c.tx_bytes;
+                    s.drop_packets += c.drop_packets;
+                }
+            }
+            vnis.push(VniRow { vni, stats: s });
+        }
+        let drops = DropReason::ALL
+            .iter()
+            .map(|r| Ok((*r, sum(&self.drops, *r as u32)?)))
+            .collect::<anyhow::Result<_>>()?;
+        let counters = Counter::ALL
+            .iter()
+            .map(|c| Ok((*c, sum(&self.counters, *c as u32)?)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Stats {
+            vnis,
+            drops,
+            counters,
+        })
+    }
+}
+
+fn sum<V: Pod + Into<u64>>(map: &PerCpuArray<MapData, V>, index: u32) -> anyhow::Result<u64> {
+    let values = map
+        .get(&index, 0)
+        .with_context(|| format!("cannot read counter {index}"))?;
+    Ok(values.iter().map(|v| (*v).into()).sum())
+}

@@ -1,0 +1,56 @@
+//! `vtep`: loads the VXLAN datapath onto interfaces, configures it and
+//! reads its counters.
+//!
+//! Every subcommand is one module under `cmd/`; the datapath and its maps
+//! are pinned under `PIN_ROOT/INSTANCE`, so each command is a separate,
+//! short-lived invocation.
+
+mod cmd;
+mod config;
+mod datapath;
+mod instance;
+mod sys;
+mod values;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+
+/// A VXLAN tunnel endpoint (RFC 7348) in eBPF: XDP decapsulation on the
+/// underlay, TC encapsulation on the VM ports.
+///
+/// Example (one host):
+///   vtep up --underlay eth1 --local-ip 198.18.1.1
+///   vtep vni add 100 --flood 198.18.2.1,198.18.3.1
+///   vtep port add vm1 --vni 100
+///   vtep fdb add 02:00:00:00:02:01 --vni 100 --remote 198.18.2.1
+///   vtep stats
+#[derive(Parser)]
+#[command(name = "vtep", version, verbatim_doc_comment)]
+struct Cli {
+    /// Instance name: several independent VTEPs can run on one machine.
+    #[arg(long, global = true, default_value = "default")]
+    instance: String,
+    /// Directory on a bpf filesystem for the pinned datapath (a bpffs is
+    /// mounted there if none is).
+    #[arg(long, global = true, default_value = "/sys/fs/bpf/vtep")]
+    pin_root: PathBuf,
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp(None)
+        .init();
+    let cli = Cli::parse();
+    let result = instance::Instance::new(&cli.pin_root, &cli.instance)
+        .and_then(|inst| cmd::run(cli.command, &inst));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vtep: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Thin wrappers over the OS: interface names and indexes, bpffs.
+
+use std::{ffi::CString, io, os::unix::ffi::OsStrExt as _, path::Path};
+
+use anyhow::{Context as _, bail};
+
+/// `BPF_FS_MAGIC` from linux/magic.h.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// The index of interface `name` in this network namespace.
+pub fn ifindex(name: &str) -> anyhow::Result<u32> {
+    let c = CString::new(name).with_context(|| format!("invalid interface name '{name}'"))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the whole call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        bail!("interface '{name}' does not exist in this network namespace (see `ip link show`)");
+    }
+    Ok(idx)
+}
+
+/// The name of interface `index`, or `if<index>` if it is gone.
+pub fn ifname(index: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return format!("if{index}");
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Whether `path` lies on a bpf filesystem.
+pub fn is_bpffs(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is writable for the call.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}
+
+/// Makes sure `root` is on a bpffs, mounting one if none is there: on
+/// `/sys/fs/bpf` for paths below it (the standard place), else on `root`.
+pub fn ensure_bpffs(root: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create pin directory {}", root.display()))?;
+    if is_bpffs(root) {
+        return Ok(());
+    }
+    let standard = Path::new("/sys/fs/bpf");
+    let target = if root.starts_with(standard) && !is_bpffs(standard) {
+        standard
+    } else {
+        root
+    };
+    mount_bpffs(target).with_context(|| {
+        format!(
+            "{} is not on a bpf filesystem and mounting one there failed; \
+             mount it with `mount -t bpf bpf {}` or pass --pin-root DIR on a bpffs",
+            root.display(),
+            target.display()
+        )
+    })?;
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create pin directory {}", root.display()))
+}
+
+fn mount_bpffs(target: &Path) -> io::Result<()> {
+    let src = c"bpf";
+    let fstype = c"bpf";
+    let tgt = CString::new(target.as_os_str().as_bytes())?;
+    // SAFETY: all pointers are valid NUL-terminated strings (or null data)
+    // for the duration of the call.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            c"mode=0700".as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
