@@ -105,6 +105,9 @@ pub struct PortInfo {
 /// Only devices that accept XDP frames may have it: a veth whose peer has
 /// neither an XDP program nor GRO drops redirected frames silently.
 pub const PORT_F_XDP: u32 = 1;
+/// `vtep port add` turned IPv4 forwarding on for this port (the encap
+/// program's FIB lookup needs it); `vtep port del` turns it off again.
+pub const PORT_F_FWD_SET: u32 = 2;
 
 /// A VNI's configuration: its flood list and its local ports.
 #[repr(C)]

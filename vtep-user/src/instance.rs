@@ -202,6 +202,14 @@ impl Tables {
     fn ref_remote(&mut self, vni: Vni, ip: u32) -> anyhow::Result<()> {
         let key = RemoteKey { vni: vni.0, ip };
         let n = self.remotes.get(&key, 0).unwrap_or(0);
+        if n == 0 {
+            let (remote, local) = (ip_from_map(ip), ip_from_map(self.info.config.local_ip));
+            if let Err(e) = crate::neigh::keep_resolved(remote, local) {
+                log::warn!(
+                    "remote VTEP {remote}: {e:#}; its traffic is dropped (no_route) until the underlay routes it"
+                );
+            }
+        }
         self.remotes.insert(key, n + 1, 0).with_context(|| {
             format!(
                 "remote VTEP table full adding {} to VNI {vni}",

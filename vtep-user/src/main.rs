@@ -9,6 +9,7 @@ mod cmd;
 mod config;
 mod datapath;
 mod instance;
+mod neigh;
 mod sys;
 mod values;
 

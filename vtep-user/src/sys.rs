@@ -90,3 +90,18 @@ fn mount_bpffs(target: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Sets IPv4 forwarding on `iface` (this network namespace); returns the
+/// previous setting.
+pub fn set_forwarding(iface: &str, on: bool) -> anyhow::Result<bool> {
+    let path = format!("/proc/sys/net/ipv4/conf/{iface}/forwarding");
+    let old = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {path}"))?
+        .trim()
+        == "1";
+    if old != on {
+        std::fs::write(&path, if on { "1" } else { "0" })
+            .with_context(|| format!("cannot write {path}"))?;
+    }
+    Ok(old)
+}

@@ -1,6 +1,6 @@
 //! `vtep port add|del`: bind VM-facing interfaces to VNIs.
 
-use vtep_common::maps::PORT_F_XDP;
+use vtep_common::maps::{PORT_F_FWD_SET, PORT_F_XDP};
 
 use crate::{datapath, instance::Instance, sys, values::Vni};
 
@@ -54,34 +54,47 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
     }
 }
 
-/// Validates, attaches the encap program, then records the binding; if the
-/// binding cannot be recorded the attachment is undone.
+/// Validates, then turns on forwarding, attaches the encap program and
+/// records the binding; a failing step undoes the ones before it.
 pub fn add(inst: &Instance, iface: &str, vni: Vni, deliver: Deliver) -> anyhow::Result<()> {
     let mut t = inst.open()?;
     let ifindex = sys::ifindex(iface)?;
     t.port_check(iface, ifindex, vni)?;
-    datapath::attach_port(inst, iface, ifindex)?;
-    let flags = if deliver == Deliver::Xdp {
+    // The encap program's FIB lookup is a forwarding lookup from the port
+    // (see vtep-ebpf/src/encap.rs, `next_hop`).
+    let fwd_was_on = sys::set_forwarding(iface, true)?;
+    let mut flags = if deliver == Deliver::Xdp {
         PORT_F_XDP
     } else {
         0
     };
-    if let Err(e) = t.port_add(ifindex, vni, flags) {
-        datapath::detach_port(inst, ifindex)?;
-        return Err(e);
+    if !fwd_was_on {
+        flags |= PORT_F_FWD_SET;
     }
-    Ok(())
+    let result = datapath::attach_port(inst, iface, ifindex).and_then(|()| {
+        t.port_add(ifindex, vni, flags).inspect_err(|_| {
+            let _ = datapath::detach_port(inst, ifindex);
+        })
+    });
+    if result.is_err() && !fwd_was_on {
+        sys::set_forwarding(iface, false)?;
+    }
+    result
 }
 
 fn del(inst: &Instance, iface: &str) -> anyhow::Result<()> {
     let mut t = inst.open()?;
     let ifindex = sys::ifindex(iface)?;
-    if t.port(ifindex).is_none() {
+    let Some(port) = t.port(ifindex) else {
         anyhow::bail!(
             "interface '{iface}' is not a port of instance '{}'",
             inst.name
         );
-    }
+    };
     t.port_del(ifindex)?;
-    datapath::detach_port(inst, ifindex)
+    datapath::detach_port(inst, ifindex)?;
+    if port.flags & PORT_F_FWD_SET != 0 {
+        sys::set_forwarding(iface, false)?;
+    }
+    Ok(())
 }
