@@ -1,1 +1,325 @@
+//! Test harness: network namespaces, veth pairs, bpffs mounts, background
+//! processes and the `vtep` command, each behind an RAII guard that removes
+//! what it made on drop (and so on panic).
+//!
+//! Names are unique per process and call, so tests run in parallel without
+//! colliding. Addresses: underlays from 198.18.0.0/16, tenants from
+//! 198.19.0.0/16, only inside namespaces made here, with no route out.
 
+pub mod topo;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call: `vt<tag><pid>x<n>`.
+pub fn unique(tag: &str) -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("vt{tag}{}x{n}", std::process::id())
+}
+
+fn describe(args: &[&str], out: &Output) -> String {
+    format!(
+        "`{}` exited with {}\nstdout: {}\nstderr: {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
+/// Runs a command; returns its output whatever the status.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", args.join(" ")))
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "{}", describe(args, &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// A new namespace with `lo` up and IPv6 off (no router solicitations or
+    /// DAD traffic in captures).
+    pub fn new(tag: &str) -> Self {
+        let ns = Netns { name: unique(tag) };
+        ok(&["ip", "netns", "add", &ns.name]);
+        ns.ok(&["ip", "link", "set", "lo", "up"]);
+        ns.ok(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ns.ok(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        ns
+    }
+
+    fn argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["ip", "netns", "exec", self.name.as_str()];
+        v.extend_from_slice(args);
+        v
+    }
+
+    /// Runs a command in the namespace; returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(&self.argv(args))
+    }
+
+    /// Runs a command in the namespace that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        ok(&self.argv(args))
+    }
+
+    /// Starts a command in the namespace, killed when the guard drops.
+    pub fn spawn(&self, args: &[&str]) -> Bg {
+        let argv = self.argv(args);
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")));
+        Bg(Some(child))
+    }
+
+    /// Adds `addr` (CIDR) to `dev` and brings it up.
+    pub fn addr(&self, dev: &str, cidr: &str) {
+        self.ok(&["ip", "addr", "add", cidr, "dev", dev]);
+        self.ok(&["ip", "link", "set", dev, "up"]);
+    }
+
+    /// Turns transmit checksum offload off on `dev`: an underlay veth then
+    /// carries complete checksums, as a NIC puts on a wire.
+    pub fn wire(&self, dev: &str) {
+        self.ok(&["ethtool", "-K", dev, "tx", "off"]);
+    }
+
+    /// Whether `ping -c count` to `dst` gets every reply.
+    pub fn ping(&self, dst: &str, count: u32) -> bool {
+        let c = count.to_string();
+        self.run(&["ping", "-c", &c, "-i", "0.2", "-W", "1", "-q", dst])
+            .status
+            .success()
+    }
+
+    /// Pings `dst` until a reply comes or `timeout` passes (ARP and
+    /// neighbour resolution may take the first tries).
+    pub fn ping_until(&self, dst: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self
+                .run(&["ping", "-c", "1", "-W", "1", "-q", dst])
+                .status
+                .success()
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The MAC address of `dev` (read inside the namespace, whose /sys
+    /// `ip netns exec` mounts).
+    pub fn mac(&self, dev: &str) -> String {
+        self.ok(&["cat", &format!("/sys/class/net/{dev}/address")])
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+/// Creates a veth pair with `a_dev` in `a` and `b_dev` in `b` (both down).
+/// It goes away with either namespace.
+pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {
+    ok(&[
+        "ip", "link", "add", a_dev, "netns", &a.name, "type", "veth", "peer", "name", b_dev,
+        "netns", &b.name,
+    ]);
+}
+
+/// A background process, killed on drop.
+pub struct Bg(Option<Child>);
+
+impl Bg {
+    /// Waits for the process to end by itself (up to `timeout`), then
+    /// returns its output; kills it first if it is still running.
+    pub fn finish(mut self, timeout: Duration) -> Output {
+        let mut child = self.0.take().expect("process already collected");
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child
+            .wait_with_output()
+            .expect("cannot collect process output")
+    }
+
+    /// Stops the process with SIGINT (lets tools like tcpdump flush), then
+    /// returns its output.
+    pub fn interrupt(mut self) -> Output {
+        let child = self.0.take().expect("process already collected");
+        let _ = run(&["kill", "-INT", &child.id().to_string()]);
+        Bg(Some(child)).finish(Duration::from_secs(5))
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A private bpf filesystem outside /sys (which `ip netns exec` remounts),
+/// unmounted and removed on drop.
+pub struct BpfFs {
+    pub dir: PathBuf,
+}
+
+impl BpfFs {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(unique("bpffs"));
+        std::fs::create_dir_all(&dir).expect("cannot create bpffs mount point");
+        ok(&[
+            "mount",
+            "-t",
+            "bpf",
+            "bpf",
+            dir.to_str().expect("utf-8 temp dir"),
+        ]);
+        BpfFs { dir }
+    }
+}
+
+impl Default for BpfFs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        let _ = run(&["umount", "-l", self.dir.to_str().unwrap_or_default()]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Where the `vtep` binary is: `VTEP_BIN`, else next to the test binary's
+/// `deps/` directory (cargo's target layout).
+pub fn vtep_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VTEP_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("no current exe");
+    let dir = exe.parent().expect("exe dir");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target dir")
+    } else {
+        dir
+    };
+    dir.join("vtep")
+}
+
+/// One `vtep` instance run inside a namespace with its own pin root.
+pub struct Vtep {
+    pub ns: String,
+    pub pin_root: PathBuf,
+    pub instance: String,
+    pub bin: PathBuf,
+}
+
+impl Vtep {
+    /// An instance named after `ns`, pinned under `bpffs`.
+    pub fn new(ns: &Netns, bpffs: &BpfFs) -> Self {
+        Self::with_bin(ns, bpffs.dir.as_path(), vtep_bin())
+    }
+
+    /// As [`Vtep::new`], with an explicit binary and pin root.
+    pub fn with_bin(ns: &Netns, pin_root: &Path, bin: PathBuf) -> Self {
+        Vtep {
+            ns: ns.name.clone(),
+            pin_root: pin_root.to_owned(),
+            instance: ns.name.clone(),
+            bin,
+        }
+    }
+
+    fn argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec![
+            "ip",
+            "netns",
+            "exec",
+            self.ns.as_str(),
+            self.bin.to_str().expect("utf-8 path"),
+            "--pin-root",
+            self.pin_root.to_str().expect("utf-8 path"),
+            "--instance",
+            self.instance.as_str(),
+        ];
+        v.extend_from_slice(args);
+        v
+    }
+
+    /// Runs `vtep ARGS`; returns its output whatever the status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(&self.argv(args))
+    }
+
+    /// Runs `vtep ARGS`, which must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        ok(&self.argv(args))
+    }
+
+    /// Runs `vtep ARGS`, which must fail; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "expected failure: {}",
+            describe(&self.argv(args), &out)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `vtep stats --json`, parsed.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["stats", "--json"])).expect("stats --json is JSON")
+    }
+
+    /// A counter from `vtep stats --json` (`drop_reasons` or `counters`).
+    pub fn counter(&self, group: &str, name: &str) -> u64 {
+        self.stats()[group][name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no counter {group}.{name}"))
+    }
+}
+
+impl Drop for Vtep {
+    fn drop(&mut self) {
+        let _ = self.run(&["down"]);
+    }
+}

@@ -442,7 +442,7 @@ impl Tables {
                 is_static: v.flags & FDB_F_STATIC != 0,
             });
         }
-        rows.sort_by(|a, b| (a.vni, a.mac).cmp(&(b.vni, b.mac)));
+        rows.sort_by_key(|r| (r.vni, r.mac));
         Ok(rows)
     }
 

@@ -1,1 +1,123 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks.
+//!
+//! - `setup`: checks every prerequisite and installs what is missing.
+//! - `build-and-run [-- VTEP ARGS]`: builds `vtep`; with arguments runs it,
+//!   without runs the demo (two hosts, two VMs each, two tenants).
+//! - `test`: setup, lints, then the whole test suite.
+
+mod demo;
+mod setup;
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Check the prerequisites and install what is missing (Debian, root).
+    Setup,
+    /// Build `vtep` and run it: the demo with no arguments, else
+    /// `vtep ARGS` (for real NICs).
+    BuildAndRun {
+        /// Arguments for `vtep`, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Setup, lints (fmt, clippy on host and BPF target) and every test.
+    Test,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run(),
+        Task::BuildAndRun { args } => build_and_run(&args),
+        Task::Test => test(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `cmd`, echoing it; fails if it fails.
+pub fn sh(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("+ {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the `vtep` binary (release) and returns its path.
+fn build_vtep() -> anyhow::Result<std::path::PathBuf> {
+    sh(cargo().args(["build", "--release", "--package", "vtep-user"]))?;
+    Ok(workspace_root()?.join("target/release/vtep"))
+}
+
+fn workspace_root() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    Ok(dir
+        .parent()
+        .context("xtask has no parent directory")?
+        .to_owned())
+}
+
+fn build_and_run(args: &[String]) -> anyhow::Result<()> {
+    setup::run()?;
+    let vtep = build_vtep()?;
+    if args.is_empty() {
+        return demo::run(&vtep);
+    }
+    sh(Command::new(&vtep).args(args))
+}
+
+fn test() -> anyhow::Result<()> {
+    setup::run()?;
+    let root = workspace_root()?;
+    sh(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
+    sh(cargo()
+        .current_dir(&root)
+        .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    sh(Command::new("rustup")
+        .current_dir(root.join("vtep-ebpf"))
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    sh(cargo()
+        .current_dir(&root)
+        .args(["build", "--package", "vtep-user"]))?;
+    sh(cargo()
+        .current_dir(&root)
+        .env("VTEP_BIN", root.join("target/debug/vtep"))
+        .args(["test", "--workspace", "--exclude", "vtep-ebpf"]))
+}

@@ -1,0 +1,50 @@
+//! First light: the XDP program loaded onto a veth in a namespace sees a
+//! frame and counts it in its per-CPU map.
+
+use aya::maps::{Map, MapData, PerCpuArray};
+use vtep_common::{consts::MAP_COUNTERS, counters::Counter};
+use vtep_tests::{BpfFs, Netns, Vtep, veth};
+
+#[test]
+fn xdp_counts_a_frame_through_the_map() {
+    let bpffs = BpfFs::new();
+    let host = Netns::new("fl");
+    let peer = Netns::new("flp");
+    veth(&host, "ul0", &peer, "eth0");
+    host.addr("ul0", "198.18.0.1/24");
+    peer.addr("eth0", "198.18.0.2/24");
+    let vtep = Vtep::new(&host, &bpffs);
+    vtep.ok(&[
+        "up",
+        "--underlay",
+        "ul0",
+        "--local-ip",
+        "198.18.0.1",
+        "--xdp-mode",
+        "native",
+    ]);
+
+    let pass = |v: &Vtep| v.counter("counters", Counter::PassToKernel.name());
+    let before = pass(&vtep);
+    // ARP and ICMP are not VXLAN: the host keeps working, XDP passes them.
+    assert!(
+        peer.ping("198.18.0.1", 2),
+        "the underlay address must stay reachable"
+    );
+    let after = pass(&vtep);
+    // At least the peer's ARP request and its two echo requests came in.
+    assert!(
+        after >= before + 3,
+        "pass_to_kernel went from {before} to {after}"
+    );
+
+    // The same counter read straight from the pinned per-CPU map.
+    let pin = bpffs.dir.join(&vtep.instance).join(MAP_COUNTERS);
+    let map = MapData::from_pin(&pin).expect("pinned COUNTERS map");
+    let counters: PerCpuArray<MapData, u64> =
+        PerCpuArray::try_from(Map::PerCpuArray(map)).expect("a per-CPU array");
+    let per_cpu = counters
+        .get(&(Counter::PassToKernel as u32), 0)
+        .expect("counter slot");
+    assert_eq!(per_cpu.iter().sum::<u64>(), after);
+}
