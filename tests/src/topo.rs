@@ -125,3 +125,110 @@ pub fn kernel_vtep(host: &Host, vni: u32, flood: &[&str], ports: &[&str]) {
     ns.ok(&["ip", "link", "set", &vx, "up"]);
     ns.ok(&["ip", "link", "set", &br, "up"]);
 }
+
+/// Which VTEP runs on a host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// This project's `vtep`.
+    Ours,
+    /// The kernel's vxlan driver + bridge (the reference peer).
+    Kernel,
+}
+
+/// Tenants of [`Overlay`]: (VNI, MAC prefix). Both tenants use the same
+/// VM addresses, 198.19.0.<host+1>/24; only the MACs differ.
+pub const TENANTS: [(u32, &str); 2] = [(100, "02:00:00:64:00"), (200, "02:00:00:c8:00")];
+
+/// Two hosts on a [`RoutedUnderlay`] (so the VTEPs are in different
+/// subnets), each a VTEP of `Kind`, each with one VM per tenant behind port
+/// `p<vni>`. Flood lists only: no static FDB entries unless added.
+pub struct Overlay {
+    /// Our VTEP per host (`None` for a kernel host). Dropped first: `down`
+    /// runs while the namespaces still exist.
+    pub vteps: Vec<Option<crate::Vtep>>,
+    /// VMs per host, per tenant (same order as [`TENANTS`]).
+    pub vms: Vec<Vec<Vm>>,
+    pub net: RoutedUnderlay,
+    pub bpffs: crate::BpfFs,
+}
+
+impl Overlay {
+    pub fn new(kinds: [Kind; 2], vtep_bin: &std::path::Path) -> Self {
+        let bpffs = crate::BpfFs::new();
+        let net = RoutedUnderlay::new(2);
+        let mut vteps = Vec::new();
+        let mut vms = Vec::new();
+        for (i, host) in net.hosts.iter().enumerate() {
+            let other = net.hosts[1 - i].ip.as_str();
+            let guests: Vec<Vm> = TENANTS
+                .iter()
+                .map(|(vni, mac)| {
+                    vm(
+                        &host.ns,
+                        &format!("p{vni}"),
+                        &format!("198.19.0.{}/24", i + 1),
+                        &format!("{mac}:{:02x}", i + 1),
+                    )
+                })
+                .collect();
+            let vtep = match kinds[i] {
+                Kind::Kernel => {
+                    for (vni, _) in TENANTS {
+                        kernel_vtep(host, vni, &[other], &[&format!("p{vni}")]);
+                    }
+                    None
+                }
+                Kind::Ours => {
+                    let v = crate::Vtep::with_bin(&host.ns, &bpffs.dir, vtep_bin.to_owned());
+                    v.ok(&["up", "--underlay", &host.dev, "--local-ip", &host.ip]);
+                    for (vni, _) in TENANTS {
+                        let vni = vni.to_string();
+                        v.ok(&["vni", "add", &vni, "--flood", other]);
+                        v.ok(&["port", "add", &format!("p{vni}"), "--vni", &vni]);
+                    }
+                    Some(v)
+                }
+            };
+            vteps.push(vtep);
+            vms.push(guests);
+        }
+        Overlay {
+            vteps,
+            vms,
+            net,
+            bpffs,
+        }
+    }
+
+    /// The VM of `tenant` (index into [`TENANTS`]) on `host`.
+    pub fn vm(&self, host: usize, tenant: usize) -> &Vm {
+        &self.vms[host][tenant]
+    }
+
+    /// Static FDB entries for `tenant` on our VTEPs: each VM's MAC on its
+    /// port locally, behind the other host's VTEP remotely.
+    pub fn static_fdb(&self, tenant: usize) {
+        let vni = TENANTS[tenant].0.to_string();
+        let port = format!("p{vni}");
+        for (i, v) in self.vteps.iter().enumerate() {
+            let Some(v) = v else { continue };
+            for (j, guests) in self.vms.iter().enumerate() {
+                let mac = guests[tenant].mac.as_str();
+                if i == j {
+                    v.ok(&["fdb", "add", mac, "--vni", &vni, "--port", &port]);
+                } else {
+                    let remote = self.net.hosts[j].ip.as_str();
+                    v.ok(&["fdb", "add", mac, "--vni", &vni, "--remote", remote]);
+                }
+            }
+        }
+    }
+
+    /// Names of every namespace this overlay made.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut names = vec![self.net.router.name.clone()];
+        names.extend(self.net.hosts.iter().map(|h| h.ns.name.clone()));
+        names.extend(self.vms.iter().flatten().map(|g| g.ns.name.clone()));
+        names
+    }
+}
