@@ -44,24 +44,20 @@ fn tcp_bytes(server: &Vm, client: &Vm, secs: u32) -> u64 {
 /// Ping both ways in both tenants (ARP resolved through flooding), each
 /// VM's neighbour entry is its own tenant's peer, and TCP flows both ways.
 fn check_overlay(o: &Overlay) {
-    for t in 0..TENANTS.len() {
-        for h in 0..2 {
+    for (t, (vni, _)) in TENANTS.iter().enumerate() {
+        for (h, peer) in PEER.iter().enumerate() {
             let vm = o.vm(h, t);
             assert!(
-                vm.ns.ping_until(PEER[h], Duration::from_secs(5)) && vm.ns.ping(PEER[h], 3),
-                "VNI {}: ping {} -> {} failed",
-                TENANTS[t].0,
-                vm.ip,
-                PEER[h]
+                vm.ns.ping_until(peer, Duration::from_secs(5)) && vm.ns.ping(peer, 3),
+                "VNI {vni}: ping {} -> {peer} failed",
+                vm.ip
             );
-            let neigh = vm.ns.ok(&["ip", "neigh", "show", PEER[h]]);
+            let neigh = vm.ns.ok(&["ip", "neigh", "show", peer]);
             let peer_mac = &o.vm(1 - h, t).mac;
             assert!(
                 neigh.contains(peer_mac.as_str()),
-                "VNI {}: {} resolved {} to '{}', expected its own tenant's {peer_mac}",
-                TENANTS[t].0,
+                "VNI {vni}: {} resolved {peer} to '{}', expected its own tenant's {peer_mac}",
                 vm.ip,
-                PEER[h],
                 neigh.trim()
             );
         }
