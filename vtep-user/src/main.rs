@@ -44,7 +44,23 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp(None)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: clap prints them as they are.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line, as for every other error: clap's first line names
+            // the argument and the problem; its usage hint follows in
+            // `vtep --help`.
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or_default();
+            eprintln!("vtep: {first}");
+            return ExitCode::from(2);
+        }
+    };
     let result = instance::Instance::new(&cli.pin_root, &cli.instance)
         .and_then(|inst| cmd::run(cli.command, &inst));
     match result {

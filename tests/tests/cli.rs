@@ -1,0 +1,350 @@
+//! The `vtep` command's contract: what each command does, its JSON, and
+//! that bad input gives one line naming the problem, a non-zero exit and
+//! nothing half-applied.
+
+use vtep_tests::{BpfFs, Netns, Vtep, veth};
+
+/// A host namespace with an underlay `ul0` (peer in `peer`) and two port
+/// veths `p1`, `p2` (peers in the VM namespace).
+struct Setup {
+    vtep: Vtep,
+    host: Netns,
+    _peer: Netns,
+    _vm: Netns,
+    bpffs: BpfFs,
+}
+
+fn setup() -> Setup {
+    let bpffs = BpfFs::new();
+    let host = Netns::new("cli");
+    let peer = Netns::new("clp");
+    let vm = Netns::new("clv");
+    veth(&host, "ul0", &peer, "eth0");
+    host.addr("ul0", "198.18.0.1/24");
+    peer.addr("eth0", "198.18.0.2/24");
+    for p in ["p1", "p2"] {
+        veth(&host, p, &vm, &format!("{p}v"));
+        host.ok(&["ip", "link", "set", p, "up"]);
+    }
+    let vtep = Vtep::new(&host, &bpffs);
+    Setup {
+        vtep,
+        host,
+        _peer: peer,
+        _vm: vm,
+        bpffs,
+    }
+}
+
+/// Runs a command that must fail with one line naming `needle`.
+fn refused(v: &Vtep, args: &[&str], needle: &str) {
+    let err = v.fails(args);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "`{}` printed more than one line:\n{err}",
+        args.join(" ")
+    );
+    assert!(
+        err.contains(needle),
+        "`{}`: expected '{needle}' in: {err}",
+        args.join(" ")
+    );
+}
+
+fn xdp_attached(host: &Netns, dev: &str) -> bool {
+    host.ok(&["ip", "link", "show", dev]).contains("xdp")
+}
+
+#[test]
+fn commands_before_up_are_refused() {
+    let s = setup();
+    for args in [
+        &["vni", "add", "100"][..],
+        &["port", "add", "p1", "--vni", "100"],
+        &["fdb", "show"],
+        &["stats"],
+    ] {
+        let err = s.vtep.fails(args);
+        assert!(
+            err.contains("is not up") && err.contains("vtep up"),
+            "{err}"
+        );
+    }
+    // `down` when down is harmless.
+    s.vtep.ok(&["down"]);
+    s.vtep.ok(&["down"]);
+}
+
+#[test]
+fn bad_values_are_refused_with_one_line() {
+    let s = setup();
+    let v = &s.vtep;
+    refused(
+        v,
+        &["up", "--underlay", "nosuch0", "--local-ip", "198.18.0.1"],
+        "nosuch0",
+    );
+    assert!(
+        !s.bpffs.dir.join(&v.instance).exists(),
+        "a failed up left pins behind"
+    );
+    refused(
+        v,
+        &["up", "--underlay", "ul0", "--local-ip", "198.18.0"],
+        "198.18.0",
+    );
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    refused(
+        v,
+        &["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"],
+        "already up",
+    );
+
+    refused(v, &["vni", "add", "0"], "VNI");
+    refused(v, &["vni", "add", "16777216"], "16777216");
+    refused(
+        v,
+        &["vni", "add", "100", "--flood", "198.18.0.2,1.2.3"],
+        "1.2.3",
+    );
+    refused(
+        v,
+        &["vni", "add", "100", "--flood", "239.1.1.1"],
+        "239.1.1.1",
+    );
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    v.ok(&["vni", "add", "200"]);
+
+    refused(v, &["port", "add", "nosuch0", "--vni", "100"], "nosuch0");
+    refused(v, &["port", "add", "p1", "--vni", "300"], "VNI 300");
+    refused(v, &["port", "add", "ul0", "--vni", "100"], "underlay");
+    v.ok(&["port", "add", "p1", "--vni", "100"]);
+    refused(v, &["port", "add", "p1", "--vni", "200"], "already bound");
+    v.ok(&["port", "add", "p2", "--vni", "200"]);
+
+    refused(
+        v,
+        &[
+            "fdb",
+            "add",
+            "02:00:00:00:00",
+            "--vni",
+            "100",
+            "--remote",
+            "198.18.0.2",
+        ],
+        "02:00:00:00:00",
+    );
+    refused(
+        v,
+        &[
+            "fdb",
+            "add",
+            "01:00:5e:00:00:01",
+            "--vni",
+            "100",
+            "--remote",
+            "198.18.0.2",
+        ],
+        "group",
+    );
+    refused(
+        v,
+        &[
+            "fdb",
+            "add",
+            "02:00:00:00:00:09",
+            "--vni",
+            "100",
+            "--remote",
+            "198.18.0.256",
+        ],
+        "198.18.0.256",
+    );
+    refused(
+        v,
+        &[
+            "fdb",
+            "add",
+            "02:00:00:00:00:09",
+            "--vni",
+            "100",
+            "--port",
+            "p2",
+        ],
+        "VNI 200",
+    );
+    refused(
+        v,
+        &[
+            "fdb",
+            "add",
+            "02:00:00:00:00:09",
+            "--vni",
+            "300",
+            "--port",
+            "p1",
+        ],
+        "VNI 300",
+    );
+    refused(
+        v,
+        &["fdb", "del", "02:00:00:00:00:09", "--vni", "100"],
+        "no FDB entry",
+    );
+
+    // `vni del` with ports bound changes nothing.
+    v.ok(&[
+        "fdb",
+        "add",
+        "02:00:00:00:00:09",
+        "--vni",
+        "100",
+        "--remote",
+        "198.18.0.2",
+    ]);
+    refused(v, &["vni", "del", "100"], "p1");
+    let fdb: serde_json::Value = serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
+    assert_eq!(fdb.as_array().map(Vec::len), Some(1), "{fdb}");
+    assert!(v.ok(&["stats"]).contains("100"));
+}
+
+#[test]
+fn fdb_show_and_stats_json() {
+    let s = setup();
+    let v = &s.vtep;
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    v.ok(&["vni", "add", "200"]);
+    v.ok(&["port", "add", "p1", "--vni", "100"]);
+    v.ok(&[
+        "fdb",
+        "add",
+        "02:AA:00:00:00:01",
+        "--vni",
+        "100",
+        "--remote",
+        "198.18.0.2",
+    ]);
+    v.ok(&[
+        "fdb",
+        "add",
+        "02:aa:00:00:00:02",
+        "--vni",
+        "100",
+        "--port",
+        "p1",
+    ]);
+    // Replacing an entry keeps one entry.
+    v.ok(&[
+        "fdb",
+        "add",
+        "02:aa:00:00:00:02",
+        "--vni",
+        "100",
+        "--port",
+        "p1",
+    ]);
+
+    let fdb: serde_json::Value = serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
+    let rows = fdb.as_array().expect("fdb show --json is an array");
+    assert_eq!(rows.len(), 2, "{fdb}");
+    assert_eq!(rows[0]["vni"], 100);
+    assert_eq!(rows[0]["mac"], "02:aa:00:00:00:01");
+    assert_eq!(rows[0]["remote"], "198.18.0.2");
+    assert!(rows[0]["port"].is_null());
+    assert_eq!(rows[0]["origin"], "static");
+    assert_eq!(rows[1]["mac"], "02:aa:00:00:00:02");
+    assert!(rows[1]["remote"].is_null());
+    assert_eq!(rows[1]["port"], "p1");
+    let only_200: serde_json::Value =
+        serde_json::from_str(&v.ok(&["fdb", "show", "--vni", "200", "--json"])).unwrap();
+    assert_eq!(only_200, serde_json::json!([]));
+
+    let st = v.stats();
+    let vnis = st["vnis"].as_array().expect("vnis array");
+    assert_eq!(vnis.len(), 2);
+    for (row, vni) in vnis.iter().zip([100, 200]) {
+        assert_eq!(row["vni"], vni);
+        for k in [
+            "rx_packets",
+            "rx_bytes",
+            "tx_packets",
+            "tx_bytes",
+            "drop_packets",
+        ] {
+            assert!(row[k].is_u64(), "{k} in {row}");
+        }
+    }
+    for reason in ["no_i_flag", "unknown_vni", "unknown_remote", "malformed"] {
+        assert_eq!(st["drop_reasons"][reason], 0, "{reason}");
+    }
+
+    // Removing the port removes the MACs on it; then the VNI can go.
+    v.ok(&["port", "del", "p1"]);
+    let fdb: serde_json::Value = serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
+    assert_eq!(fdb.as_array().map(Vec::len), Some(1), "{fdb}");
+    v.ok(&["vni", "del", "100"]);
+    assert_eq!(v.ok(&["fdb", "show", "--json"]).trim(), "[]");
+    v.ok(&["down"]);
+    assert!(!xdp_attached(&s.host, "ul0"), "down left XDP attached");
+    assert!(
+        !s.bpffs.dir.join(&v.instance).exists(),
+        "down left pins behind"
+    );
+}
+
+#[test]
+fn config_is_validated_whole_and_applied() {
+    let s = setup();
+    let v = &s.vtep;
+    let dir = s
+        .bpffs
+        .dir
+        .parent()
+        .expect("temp dir")
+        .join(vtep_tests::unique("cfg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = r#"
+underlay = "ul0"
+local_ip = "198.18.0.1"
+[[vni]]
+vni = 100
+flood = ["198.18.0.2"]
+[[port]]
+iface = "p1"
+vni = 100
+[[fdb]]
+mac = "02:00:00:00:00:01"
+vni = 100
+port = "p1"
+[[fdb]]
+mac = "02:00:00:00:00:02"
+vni = 100
+remote = "198.18.0.2"
+"#;
+    // The error is in the very last entry: nothing may be loaded.
+    let bad = format!("{good}[[fdb]]\nmac = \"02:00:00:00:00:03\"\nvni = 100\nport = \"p2\"\n");
+    let bad_path = dir.join("bad.toml");
+    std::fs::write(&bad_path, bad).unwrap();
+    refused(v, &["up", "--config", bad_path.to_str().unwrap()], "p2");
+    assert!(
+        !xdp_attached(&s.host, "ul0"),
+        "a refused config attached XDP"
+    );
+    assert!(
+        !s.bpffs.dir.join(&v.instance).exists(),
+        "a refused config left pins"
+    );
+
+    let good_path = dir.join("good.toml");
+    std::fs::write(&good_path, good).unwrap();
+    v.ok(&["up", "--config", good_path.to_str().unwrap()]);
+    assert!(xdp_attached(&s.host, "ul0"));
+    let fdb: serde_json::Value = serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
+    assert_eq!(fdb.as_array().map(Vec::len), Some(2), "{fdb}");
+    refused(v, &["port", "add", "p1", "--vni", "100"], "already bound");
+    let _ = std::fs::remove_dir_all(&dir);
+}
