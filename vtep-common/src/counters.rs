@@ -32,7 +32,7 @@ pub enum DropReason {
     KernelRefused = 9,
     /// A BUM frame with no port and no remote VTEP to flood to.
     NoFloodTarget = 10,
-    /// Inner frame shorter than an Ethernet header.
+    /// Frame from a port shorter than an Ethernet header.
     InnerTooShort = 11,
     /// The next hop towards the remote VTEP is unresolved and the frame
     /// cannot wait for it (a flood copy, or a non-IP frame).

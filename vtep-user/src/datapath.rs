@@ -22,7 +22,7 @@ use vtep_common::{
 use crate::instance::{Instance, PIN_LINK_DECAP_TC, PIN_LINK_XDP, PIN_PROG_ENCAP, pin_link_port};
 
 /// The kernel programs, built by build.rs and embedded in the binary.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep"));
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep"));
 
 /// How to attach XDP to the underlay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]

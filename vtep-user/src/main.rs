@@ -1,21 +1,11 @@
 //! `vtep`: loads the VXLAN datapath onto interfaces, configures it and
-//! reads its counters.
-//!
-//! Every subcommand is one module under `cmd/`; the datapath and its maps
-//! are pinned under `PIN_ROOT/INSTANCE`, so each command is a separate,
-//! short-lived invocation.
-
-mod cmd;
-mod config;
-mod datapath;
-mod instance;
-mod neigh;
-mod sys;
-mod values;
+//! reads its counters. The work is done by the `vtep_user` library; this
+//! is argument parsing and error reporting.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
+use vtep_user::{cmd, instance};
 
 /// A VXLAN tunnel endpoint (RFC 7348) in eBPF: XDP decapsulation on the
 /// underlay, TC encapsulation on the VM ports.

@@ -15,10 +15,13 @@ use crate::instance::Instance;
 pub enum Command {
     Up(up::Args),
     Down(down::Args),
+    /// Add or remove VNIs (tenants) and their flood lists.
     #[command(subcommand)]
     Vni(vni::Command),
+    /// Bind interfaces (VM or container ports) to VNIs, or unbind them.
     #[command(subcommand)]
     Port(port::Command),
+    /// Add, remove and show where MAC addresses live.
     #[command(subcommand)]
     Fdb(fdb::Command),
     Stats(stats::Args),

@@ -1,0 +1,748 @@
+//! BPF_PROG_TEST_RUN tables for the kernel programs, in the spirit of
+//! Katran's fixtures: each case is a description, an input frame, the
+//! expected action, the expected output frame and the counter it must
+//! bump (and no other drop counter).
+//!
+//! Decap (XDP) needs nothing around it. Encap (TC) asks the kernel FIB, so
+//! each encap test first moves its own thread into a private network
+//! namespace (`unshare(CLONE_NEWNET)` is per thread) with an underlay, a
+//! neighbour and ports of its own.
+
+use std::{net::Ipv4Addr, process::Command};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
+    util::nr_cpus,
+};
+use vtep_common::{
+    consts::{
+        GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS,
+        MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, PROG_DECAP_XDP, PROG_ENCAP_TC, VXLAN_PORT,
+    },
+    counters::{Counter, DropReason},
+    maps::{
+        CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_STATIC, FdbEntry, FdbKey, META_ACTION_DELIVER,
+        META_ACTION_FLOOD, PORT_F_XDP, PortInfo, RemoteKey, VniInfo, VniStats,
+    },
+    vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
+};
+use vtep_tests::BpfFs;
+use vtep_user::datapath::EBPF_OBJECT;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
+
+const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const REMOTE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const STRANGER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 7);
+const REMOTE_UNRESOLVED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+const REMOTE_UNROUTED: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 9);
+
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+const MAC_SKB_PORT: [u8; 6] = [2, 0, 0, 0, 1, 1];
+const MAC_XDP_PORT: [u8; 6] = [2, 0, 0, 0, 1, 2];
+const MAC_BEHIND_REMOTE: [u8; 6] = [2, 0, 0, 0, 2, 1];
+const MAC_OTHER_VNI_PORT: [u8; 6] = [2, 0, 0, 0, 3, 1];
+const MAC_UNKNOWN: [u8; 6] = [2, 0, 0, 0, 9, 9];
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+fn ip(a: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+
+/// The programs, loaded with `config`, their maps pinned in a private
+/// bpffs.
+struct Loaded {
+    ebpf: Ebpf,
+    _bpffs: BpfFs,
+}
+
+impl Loaded {
+    fn new(config: Config) -> Self {
+        let bpffs = BpfFs::new();
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&bpffs.dir)
+            .override_global(GLOBAL_CONFIG, &config, true)
+            .load(EBPF_OBJECT)
+            .expect("load the object");
+        let xdp: &mut Xdp = ebpf
+            .program_mut(PROG_DECAP_XDP)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        xdp.load().expect("verifier accepts the XDP decap program");
+        let tc: &mut SchedClassifier = ebpf.program_mut(PROG_ENCAP_TC).unwrap().try_into().unwrap();
+        tc.load().expect("verifier accepts the encap program");
+        Loaded {
+            ebpf,
+            _bpffs: bpffs,
+        }
+    }
+
+    fn vni(&mut self, vni: u32, remotes: &[Ipv4Addr], ports: &[u32]) {
+        let mut info = VniInfo::default();
+        info.remotes[..remotes.len()]
+            .copy_from_slice(&remotes.iter().map(|r| ip(*r)).collect::<Vec<_>>());
+        info.n_remotes = remotes.len() as u32;
+        info.ports[..ports.len()].copy_from_slice(ports);
+        info.n_ports = ports.len() as u32;
+        assert!(remotes.len() <= MAX_FLOOD && ports.len() <= MAX_VNI_PORTS);
+        let mut m: HashMap<_, u32, VniInfo> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_VNIS).unwrap()).unwrap();
+        m.insert(vni, info, 0).unwrap();
+        let mut s: PerCpuHashMap<_, u32, VniStats> =
+            PerCpuHashMap::try_from(self.ebpf.map_mut(MAP_VNI_STATS).unwrap()).unwrap();
+        let zero = PerCpuValues::try_from(vec![VniStats::default(); nr_cpus().unwrap()]).unwrap();
+        s.insert(vni, zero, 0).unwrap();
+        let mut r: HashMap<_, RemoteKey, u32> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_REMOTES).unwrap()).unwrap();
+        for remote in remotes {
+            r.insert(
+                RemoteKey {
+                    vni,
+                    ip: ip(*remote),
+                },
+                1,
+                0,
+            )
+            .unwrap();
+        }
+    }
+
+    fn port(&mut self, ifindex: u32, vni: u32, flags: u32) {
+        let mut m: HashMap<_, u32, PortInfo> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_PORTS).unwrap()).unwrap();
+        m.insert(ifindex, PortInfo { vni, flags }, 0).unwrap();
+    }
+
+    fn fdb(&mut self, vni: u32, mac: [u8; 6], remote: Option<Ipv4Addr>, ifindex: u32) {
+        let mut m: HashMap<_, FdbKey, FdbEntry> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_FDB).unwrap()).unwrap();
+        let e = FdbEntry {
+            remote: remote.map_or(0, ip),
+            ifindex,
+            flags: FDB_F_STATIC,
+            _pad: 0,
+        };
+        m.insert(FdbKey::new(vni, mac), e, 0).unwrap();
+    }
+
+    fn counters(&self, name: &str, n: u32) -> Vec<u64> {
+        let m: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map(name).unwrap()).unwrap();
+        (0..n).map(|i| m.get(&i, 0).unwrap().iter().sum()).collect()
+    }
+
+    fn vni_stats(&self, vni: u32) -> VniStats {
+        let m: PerCpuHashMap<&MapData, u32, VniStats> =
+            PerCpuHashMap::try_from(self.ebpf.map(MAP_VNI_STATS).unwrap()).unwrap();
+        m.get(&vni, 0)
+            .unwrap()
+            .iter()
+            .fold(VniStats::default(), |mut a, s| {
+                a.rx_packets += s.rx_packets;
+                a.tx_packets += s.tx_packets;
+                a.drop_packets += s.drop_packets;
+                a
+            })
+    }
+}
+
+/// What a case expects to be counted.
+#[derive(Clone, Copy, Debug)]
+enum Bump {
+    Drop(DropReason),
+    Event(Counter),
+}
+
+struct Case {
+    what: &'static str,
+    input: Vec<u8>,
+    action: u32,
+    /// Expected output frame; `None`: the input, unchanged.
+    output: Option<Vec<u8>>,
+    bump: Bump,
+}
+
+/// Runs `run` on each case; checks action, output and counters.
+fn check(l: &Loaded, cases: Vec<Case>, run: impl Fn(&[u8], &mut [u8]) -> (u32, usize)) {
+    for c in cases {
+        let drops = l.counters(MAP_DROPS, DropReason::COUNT);
+        let events = l.counters(MAP_COUNTERS, Counter::COUNT);
+        let mut out = vec![0u8; c.input.len() + 256];
+        let (action, len) = run(&c.input, &mut out);
+        assert_eq!(action, c.action, "{}: action", c.what);
+        let want = c.output.as_ref().unwrap_or(&c.input);
+        assert_eq!(&out[..len], &want[..], "{}: output frame", c.what);
+        let drops_after = l.counters(MAP_DROPS, DropReason::COUNT);
+        let events_after = l.counters(MAP_COUNTERS, Counter::COUNT);
+        for r in DropReason::ALL {
+            let want = u64::from(matches!(c.bump, Bump::Drop(x) if x == r));
+            let got = drops_after[r as usize] - drops[r as usize];
+            assert_eq!(got, want, "{}: drop counter {}", c.what, r.name());
+        }
+        if let Bump::Event(e) = c.bump {
+            let got = events_after[e as usize] - events[e as usize];
+            assert_eq!(got, 1, "{}: counter {}", c.what, e.name());
+        }
+    }
+}
+
+fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An IPv4 header (checksum left zero: nothing here verifies it) with
+/// `options` words, then `payload`.
+fn ipv4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    frags: u16,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let ihl = 5 + options.len() / 4;
+    let total = (ihl * 4 + payload.len()) as u16;
+    let mut p = vec![0x40 | ihl as u8, 0];
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&frags.to_be_bytes());
+    p.extend_from_slice(&[64, proto, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(options);
+    p.extend_from_slice(payload);
+    p
+}
+
+fn udp(sport: u16, dport: u16, len_delta: i32, payload: &[u8]) -> Vec<u8> {
+    let len = (8 + payload.len() as i32 + len_delta) as u16;
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&len.to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
+}
+
+/// An inner frame: IPv4/UDP from 198.19.0.1:1000 to 198.19.0.2:2000.
+fn inner_frame(dst: [u8; 6]) -> Vec<u8> {
+    let a = Ipv4Addr::new(198, 19, 0, 1);
+    let b = Ipv4Addr::new(198, 19, 0, 2);
+    eth(
+        dst,
+        MAC_A,
+        0x0800,
+        &ipv4(a, b, 17, 0, &[], &udp(1000, 2000, 0, b"hello, tenant")),
+    )
+}
+
+/// An ARP request (a non-IP inner frame).
+fn arp_frame(dst: [u8; 6]) -> Vec<u8> {
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&MAC_A);
+    arp.extend_from_slice(&[198, 19, 0, 1]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[198, 19, 0, 2]);
+    eth(dst, MAC_A, 0x0806, &arp)
+}
+
+/// A VXLAN packet as a remote VTEP sends it.
+fn vxlan(src: Ipv4Addr, dport: u16, flags: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
+    let v = vni.to_be_bytes();
+    let mut hdr = flags.to_vec();
+    hdr.extend_from_slice(&[v[1], v[2], v[3], 0]);
+    hdr.extend_from_slice(inner);
+    let outer_ip = ipv4(src, LOCAL, 17, 0x4000, &[], &udp(50000, dport, 0, &hdr));
+    eth(
+        [2, 0xee, 0, 0, 0, 1],
+        [2, 0xee, 0, 0, 0, 2],
+        0x0800,
+        &outer_ip,
+    )
+}
+
+const I: [u8; 4] = [0x08, 0, 0, 0];
+
+fn meta(action: u32, vni: u32, ifindex: u32) -> Vec<u8> {
+    [DECAP_META_MAGIC, action, vni, ifindex]
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .collect()
+}
+
+const P_SKB: u32 = 1001;
+const P_XDP: u32 = 1002;
+const P_200: u32 = 1003;
+
+fn decap_loaded() -> Loaded {
+    let mut l = Loaded::new(Config {
+        local_ip: ip(LOCAL),
+        underlay_ifindex: 1,
+        udp_port: VXLAN_PORT,
+        ttl: 64,
+        flags: CONFIG_F_DF,
+    });
+    l.vni(100, &[REMOTE], &[P_SKB, P_XDP]);
+    l.vni(200, &[REMOTE], &[P_200]);
+    l.vni(300, &[REMOTE], &[]);
+    l.port(P_SKB, 100, 0);
+    l.port(P_XDP, 100, PORT_F_XDP);
+    l.port(P_200, 200, 0);
+    l.fdb(100, MAC_SKB_PORT, None, P_SKB);
+    l.fdb(100, MAC_XDP_PORT, None, P_XDP);
+    l.fdb(100, MAC_BEHIND_REMOTE, Some(REMOTE_UNRESOLVED), 0);
+    l.fdb(100, MAC_OTHER_VNI_PORT, None, P_200);
+    l
+}
+
+fn run_xdp(l: &Loaded) -> impl Fn(&[u8], &mut [u8]) -> (u32, usize) + '_ {
+    move |input, out| {
+        let prog: &Xdp = l.ebpf.program(PROG_DECAP_XDP).unwrap().try_into().unwrap();
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(out),
+                ..TestRunOptions::new()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        (r.return_value, r.data_size_out as usize)
+    }
+}
+
+#[test]
+fn decap_table() {
+    let l = decap_loaded();
+    let to_skb = inner_frame(MAC_SKB_PORT);
+    let to_xdp = inner_frame(MAC_XDP_PORT);
+    let bcast = arp_frame(BROADCAST);
+    let unknown = inner_frame(MAC_UNKNOWN);
+    let with_meta = |m: Vec<u8>, inner: &[u8]| Some([m, inner.to_vec()].concat());
+    let pass = Bump::Event(Counter::PassToKernel);
+    let drop = Bump::Drop;
+    let mut fragment = vxlan(REMOTE, VXLAN_PORT, I, 100, &to_skb);
+    fragment[20] = 0x20; // MF set, DF clear
+    let options = {
+        let outer_ip = ipv4(
+            REMOTE,
+            LOCAL,
+            17,
+            0,
+            &[1, 1, 1, 0], // NOP, NOP, NOP, EOL
+            &udp(
+                50000,
+                VXLAN_PORT,
+                0,
+                &[I.to_vec(), vec![0, 0, 100, 0], to_skb.clone()].concat(),
+            ),
+        );
+        eth(
+            [2, 0xee, 0, 0, 0, 1],
+            [2, 0xee, 0, 0, 0, 2],
+            0x0800,
+            &outer_ip,
+        )
+    };
+    let cases = vec![
+        Case {
+            what: "ARP on the underlay passes untouched",
+            input: arp_frame(BROADCAST),
+            action: XDP_PASS,
+            output: None,
+            bump: pass,
+        },
+        Case {
+            what: "VXLAN for another address passes",
+            input: {
+                let mut p = vxlan(REMOTE, VXLAN_PORT, I, 100, &to_skb);
+                p[33] = 9;
+                p
+            },
+            action: XDP_PASS,
+            output: None,
+            bump: pass,
+        },
+        Case {
+            what: "UDP to us on another port passes",
+            input: vxlan(REMOTE, 4790, I, 100, &to_skb),
+            action: XDP_PASS,
+            output: None,
+            bump: pass,
+        },
+        Case {
+            what: "known unicast, skb port: stripped, DELIVER in the metadata",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 100, &to_skb),
+            action: XDP_PASS,
+            output: with_meta(meta(META_ACTION_DELIVER, 100, P_SKB), &to_skb),
+            bump: Bump::Event(Counter::DecapSkb),
+        },
+        Case {
+            what: "known unicast, XDP port: stripped and redirected",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 100, &to_xdp),
+            action: XDP_REDIRECT,
+            output: Some(to_xdp.clone()),
+            bump: Bump::Event(Counter::DecapXdp),
+        },
+        Case {
+            what: "broadcast: stripped, FLOOD in the metadata",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 100, &bcast),
+            action: XDP_PASS,
+            output: with_meta(meta(META_ACTION_FLOOD, 100, 0), &bcast),
+            bump: Bump::Event(Counter::DecapFlood),
+        },
+        Case {
+            what: "unknown unicast: flooded to local ports",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 100, &unknown),
+            action: XDP_PASS,
+            output: with_meta(meta(META_ACTION_FLOOD, 100, 0), &unknown),
+            bump: Bump::Event(Counter::DecapFlood),
+        },
+        Case {
+            what: "reserved bits set: ignored on receipt (RFC 7348 §5)",
+            input: vxlan(REMOTE, VXLAN_PORT, [0xf8, 0xff, 0xff, 0xff], 100, &to_skb),
+            action: XDP_PASS,
+            output: with_meta(meta(META_ACTION_DELIVER, 100, P_SKB), &to_skb),
+            bump: Bump::Event(Counter::DecapSkb),
+        },
+        Case {
+            what: "outer IPv4 options are skipped",
+            input: options,
+            action: XDP_PASS,
+            output: with_meta(meta(META_ACTION_DELIVER, 100, P_SKB), &to_skb),
+            bump: Bump::Event(Counter::DecapSkb),
+        },
+        Case {
+            what: "I flag clear",
+            input: vxlan(REMOTE, VXLAN_PORT, [0, 0, 0, 0], 100, &to_skb),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::NoIFlag),
+        },
+        Case {
+            what: "unknown VNI",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 4242, &to_skb),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::UnknownVni),
+        },
+        Case {
+            what: "known VNI from a VTEP not in its list",
+            input: vxlan(STRANGER, VXLAN_PORT, I, 100, &to_skb),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::UnknownRemote),
+        },
+        Case {
+            what: "UDP length longer than the packet",
+            input: {
+                let mut p = vxlan(REMOTE, VXLAN_PORT, I, 100, &to_skb);
+                p[38] = 0x7f;
+                p
+            },
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::Malformed),
+        },
+        Case {
+            what: "first fragment of a VXLAN packet",
+            input: fragment,
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::Malformed),
+        },
+        Case {
+            what: "destination behind another remote VTEP (split horizon)",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 100, &inner_frame(MAC_BEHIND_REMOTE)),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::RemoteToRemote),
+        },
+        Case {
+            what: "FDB names a port of another VNI",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 100, &inner_frame(MAC_OTHER_VNI_PORT)),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::VniMismatch),
+        },
+        Case {
+            what: "BUM in a VNI without local ports",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 300, &bcast),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::NoFloodTarget),
+        },
+    ];
+    check(&l, cases, run_xdp(&l));
+    let s = l.vni_stats(100);
+    assert_eq!(
+        s.rx_packets, 6,
+        "rx counts delivered and flooded frames of VNI 100"
+    );
+    assert_eq!(
+        s.drop_packets, 3,
+        "drops charged to VNI 100 once it is known"
+    );
+}
+
+#[test]
+fn decap_truncated_at_every_length() {
+    let l = decap_loaded();
+    let full = vxlan(REMOTE, VXLAN_PORT, I, 100, &inner_frame(MAC_SKB_PORT));
+    // Up to the end of the UDP header nothing says the packet is VXLAN for
+    // us: it goes to the kernel. From there on it is ours and malformed.
+    let cases = (14..full.len())
+        .map(|cut| {
+            let ours = cut >= 14 + 20 + 8;
+            Case {
+                what: if ours {
+                    "truncated VXLAN"
+                } else {
+                    "truncated before the UDP port"
+                },
+                input: full[..cut].to_vec(),
+                action: if ours { XDP_DROP } else { XDP_PASS },
+                output: None,
+                bump: if ours {
+                    Bump::Drop(DropReason::Malformed)
+                } else {
+                    Bump::Event(Counter::PassToKernel)
+                },
+            }
+        })
+        .collect();
+    check(&l, cases, run_xdp(&l));
+}
+
+/// Runs `sh -c cmd` (in this thread's network namespace); must succeed.
+fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Index and MAC of `dev`, from `ip -j` (this thread's /sys still shows
+/// the namespace it was mounted in).
+fn link(dev: &str) -> (u32, [u8; 6]) {
+    let v: serde_json::Value =
+        serde_json::from_str(&sh(&format!("ip -j link show {dev}"))).unwrap();
+    let mac: Vec<u8> = v[0]["address"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    (
+        v[0]["ifindex"].as_u64().unwrap() as u32,
+        mac.try_into().unwrap(),
+    )
+}
+
+fn ifindex(dev: &str) -> u32 {
+    link(dev).0
+}
+
+/// Moves this thread into a new network namespace with an underlay `ul0`
+/// (198.18.0.1/24, REMOTE resolved, REMOTE_UNRESOLVED not), and ports
+/// p1, p2, p3, p4 (forwarding on, as `vtep port add` sets it).
+/// Returns the underlay's ifindex and MAC.
+fn private_netns() -> (u32, [u8; 6]) {
+    // SAFETY: plain syscall; affects only this thread.
+    assert_eq!(
+        unsafe { libc::unshare(libc::CLONE_NEWNET) },
+        0,
+        "unshare(CLONE_NEWNET)"
+    );
+    sh("ip link set lo up");
+    sh("ip link add ul0 type veth peer name ul1 && ip link set ul0 up && ip link set ul1 up");
+    sh("ip addr add 198.18.0.1/24 dev ul0");
+    sh("ip neigh replace 198.18.0.2 dev ul0 lladdr 02:ee:00:00:00:02 nud permanent");
+    for p in ["p1", "p2", "p3", "p4"] {
+        sh(&format!(
+            "ip link add {p} type veth peer name {p}v && ip link set {p} up && ip link set {p}v up"
+        ));
+        sh(&format!("sysctl -qw net.ipv4.conf.{p}.forwarding=1"));
+    }
+    link("ul0")
+}
+
+fn run_tc(l: &Loaded, ifindex: u32) -> impl Fn(&[u8], &mut [u8]) -> (u32, usize) + '_ {
+    move |input, out| {
+        let prog: &SchedClassifier = l.ebpf.program(PROG_ENCAP_TC).unwrap().try_into().unwrap();
+        // struct __sk_buff: `ifindex` (the device the frame arrives on) at
+        // byte 40; test_run wants every other input field zero.
+        let mut ctx = [0u8; 192];
+        ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(out),
+                ctx_in: Some(&ctx),
+                ..TestRunOptions::new()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        (r.return_value, r.data_size_out as usize)
+    }
+}
+
+/// The frame `inner` encapsulated as we expect it towards `remote`.
+fn encapsulated(
+    inner: &[u8],
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    remote: Ipv4Addr,
+    vni: u32,
+) -> Vec<u8> {
+    let mut k = FlowKey::default();
+    k.macs.copy_from_slice(&inner[..12]);
+    if inner[12..14] == [8, 0] {
+        k.saddr = u32::from_ne_bytes(inner[26..30].try_into().unwrap());
+        k.daddr = u32::from_ne_bytes(inner[30..34].try_into().unwrap());
+        k.proto = u32::from(inner[23]);
+        k.ports = u32::from_ne_bytes(inner[34..38].try_into().unwrap());
+    }
+    let o = Outer {
+        src_mac,
+        dst_mac,
+        src_ip: ip(LOCAL),
+        dst_ip: ip(remote),
+        src_port: src_port(flow_hash(&k)),
+        dst_port: VXLAN_PORT,
+        vni,
+        ttl: 64,
+        df: true,
+        ip_id: 0,
+    };
+    let words = outer_headers(&o, inner.len() as u32);
+    let mut f: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    f.extend_from_slice(inner);
+    f
+}
+
+#[test]
+fn encap_table() {
+    let (ul0, ul0_mac) = private_netns();
+    let (p1, p2, p3, p4) = (ifindex("p1"), ifindex("p2"), ifindex("p3"), ifindex("p4"));
+    let mut l = Loaded::new(Config {
+        local_ip: ip(LOCAL),
+        underlay_ifindex: ul0,
+        udp_port: VXLAN_PORT,
+        ttl: 64,
+        flags: CONFIG_F_DF,
+    });
+    l.vni(100, &[], &[p1, p2]);
+    l.vni(200, &[], &[p3]);
+    l.port(p1, 100, 0);
+    l.port(p2, 100, 0);
+    l.port(p3, 200, 0);
+    l.fdb(100, MAC_BEHIND_REMOTE, Some(REMOTE), 0);
+    l.fdb(100, MAC_SKB_PORT, None, p2);
+    l.fdb(100, MAC_XDP_PORT, None, p1);
+    l.fdb(100, MAC_OTHER_VNI_PORT, None, p3);
+    l.fdb(100, MAC_UNKNOWN, Some(REMOTE_UNRESOLVED), 0);
+    l.fdb(100, MAC_A, Some(REMOTE_UNROUTED), 0);
+
+    let peer_mac = [2, 0xee, 0, 0, 0, 2];
+    let ip_to_remote = inner_frame(MAC_BEHIND_REMOTE);
+    let arp_to_remote = arp_frame(MAC_BEHIND_REMOTE);
+    let unresolved_ip = inner_frame(MAC_UNKNOWN);
+    let drop = Bump::Drop;
+    let cases = vec![
+        Case {
+            what: "IPv4 unicast to a remote VTEP: encapsulated",
+            input: ip_to_remote.clone(),
+            action: TC_ACT_REDIRECT,
+            output: Some(encapsulated(&ip_to_remote, ul0_mac, peer_mac, REMOTE, 100)),
+            bump: Bump::Event(Counter::EncapUnicast),
+        },
+        Case {
+            what: "ARP unicast to a remote VTEP: encapsulated",
+            input: arp_to_remote.clone(),
+            action: TC_ACT_REDIRECT,
+            output: Some(encapsulated(&arp_to_remote, ul0_mac, peer_mac, REMOTE, 100)),
+            bump: Bump::Event(Counter::EncapUnicast),
+        },
+        Case {
+            what: "same VNI, other local port: switched as it is",
+            input: inner_frame(MAC_SKB_PORT),
+            action: TC_ACT_REDIRECT,
+            output: None,
+            bump: Bump::Event(Counter::LocalSwitch),
+        },
+        Case {
+            what: "destination is the ingress port",
+            input: inner_frame(MAC_XDP_PORT),
+            action: TC_ACT_SHOT,
+            output: None,
+            bump: drop(DropReason::Hairpin),
+        },
+        Case {
+            what: "FDB names a port of another VNI",
+            input: inner_frame(MAC_OTHER_VNI_PORT),
+            action: TC_ACT_SHOT,
+            output: None,
+            bump: drop(DropReason::VniMismatch),
+        },
+        Case {
+            what: "IP to a remote whose next hop is unresolved: waits in redirect_neigh",
+            input: unresolved_ip.clone(),
+            action: TC_ACT_REDIRECT,
+            output: Some(encapsulated(
+                &unresolved_ip,
+                [0; 6],
+                [0; 6],
+                REMOTE_UNRESOLVED,
+                100,
+            )),
+            bump: Bump::Event(Counter::NeighResolve),
+        },
+        Case {
+            what: "ARP to a remote whose next hop is unresolved",
+            input: arp_frame(MAC_UNKNOWN),
+            action: TC_ACT_SHOT,
+            output: None,
+            bump: drop(DropReason::NoNeighbour),
+        },
+        Case {
+            what: "remote VTEP without a route",
+            input: inner_frame(MAC_A),
+            action: TC_ACT_SHOT,
+            output: None,
+            bump: drop(DropReason::NoRoute),
+        },
+    ];
+    check(&l, cases, run_tc(&l, p1));
+    assert_eq!(l.vni_stats(100).tx_packets, 3);
+
+    let cases = vec![Case {
+        what: "BUM in a VNI with no other port and no remote",
+        input: arp_frame(BROADCAST),
+        action: TC_ACT_SHOT,
+        output: None,
+        bump: drop(DropReason::NoFloodTarget),
+    }];
+    check(&l, cases, run_tc(&l, p3));
+    let cases = vec![Case {
+        what: "frame from an unbound port",
+        input: inner_frame(MAC_BEHIND_REMOTE),
+        action: TC_ACT_SHOT,
+        output: None,
+        bump: drop(DropReason::UnboundPort),
+    }];
+    check(&l, cases, run_tc(&l, p4));
+}
