@@ -222,3 +222,24 @@ fn wire_format_follows_rfc7348() {
         ports.len()
     );
 }
+
+#[test]
+fn xdp_delivery_to_a_port_that_accepts_xdp_frames() {
+    let o = Overlay::new([Kind::Ours, Kind::Ours], &vtep_bin());
+    // A veth accepts XDP-redirected frames once its peer (the VM side) has
+    // GRO on: rebind host 1's tenant-100 port with --deliver xdp.
+    let vm = o.vm(1, 0);
+    vm.ns.ok(&["ethtool", "-K", "eth0", "gro", "on"]);
+    let v = o.vteps[1].as_ref().expect("our VTEP");
+    v.ok(&["port", "del", "p100"]);
+    v.ok(&["port", "add", "p100", "--vni", "100", "--deliver", "xdp"]);
+    o.static_fdb(0);
+    let a = o.vm(0, 0);
+    assert!(a.ns.ping_until(PEER[0], Duration::from_secs(5)) && a.ns.ping(PEER[0], 5));
+    assert!(v.counter("counters", "decap_xdp") >= 5);
+    let bytes = tcp_bytes(vm, a, 2);
+    assert!(
+        bytes > 10_000_000,
+        "TCP over XDP delivery moved only {bytes} bytes"
+    );
+}
