@@ -348,3 +348,45 @@ remote = "198.18.0.2"
     refused(v, &["port", "add", "p1", "--vni", "100"], "already bound");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn fdb_load_is_all_or_nothing() {
+    let s = setup();
+    let v = &s.vtep;
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    v.ok(&["port", "add", "p1", "--vni", "100"]);
+    let dir = s
+        .bpffs
+        .dir
+        .parent()
+        .expect("temp dir")
+        .join(vtep_tests::unique("fdb"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = String::from("# bulk entries\n");
+    for i in 0..500 {
+        text.push_str(&format!(
+            "02:00:00:00:{:02x}:{:02x} 100 remote 198.18.0.2\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    text.push_str("02:00:00:00:ff:01 100 port p1  # a local MAC\n");
+    let bad = format!("{text}02:00:00:00:ff:02 100 remote 198.18.0\n");
+    std::fs::write(dir.join("bad"), bad).unwrap();
+    std::fs::write(dir.join("good"), &text).unwrap();
+    refused(
+        v,
+        &["fdb", "load", dir.join("bad").to_str().unwrap()],
+        "line 503",
+    );
+    assert_eq!(
+        v.ok(&["fdb", "show", "--json"]).trim(),
+        "[]",
+        "a refused file wrote entries"
+    );
+    v.ok(&["fdb", "load", dir.join("good").to_str().unwrap()]);
+    let fdb: serde_json::Value = serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
+    assert_eq!(fdb.as_array().map(Vec::len), Some(501));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -349,8 +349,43 @@ impl Tables {
         Ok(())
     }
 
+    /// Adds or replaces many static FDB entries; every entry is checked
+    /// before the first is written.
+    pub fn fdb_load(&mut self, entries: &[(Vni, Mac, Location)]) -> anyhow::Result<()> {
+        for (vni, mac, at) in entries {
+            self.fdb_check(*vni, *mac, *at)?;
+        }
+        for (vni, mac, at) in entries {
+            self.fdb_add(*vni, *mac, *at)?;
+        }
+        Ok(())
+    }
+
     /// Adds or replaces a static FDB entry.
     pub fn fdb_add(&mut self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<()> {
+        let entry = self.fdb_check(vni, mac, at)?;
+        let key = FdbKey::new(vni.0, mac.0);
+        let old = self.fdb.get(&key, 0).ok();
+        if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
+            self.ref_remote(vni, entry.remote)?;
+        }
+        if let Err(e) = self.fdb.insert(key, entry, 0) {
+            if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
+                self.unref_remote(vni, entry.remote)?;
+            }
+            return Err(e).with_context(|| format!("FDB full adding {mac} in VNI {vni}"));
+        }
+        if let Some(o) = old
+            && o.remote != 0
+            && o.remote != entry.remote
+        {
+            self.unref_remote(vni, o.remote)?;
+        }
+        Ok(())
+    }
+
+    /// Checks a static FDB entry and returns its map value.
+    fn fdb_check(&self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<FdbEntry> {
         self.require_vni(vni)?;
         if mac.0[0] & 1 != 0 {
             bail!(
@@ -389,24 +424,7 @@ impl Tables {
                 }
             }
         };
-        let key = FdbKey::new(vni.0, mac.0);
-        let old = self.fdb.get(&key, 0).ok();
-        if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
-            self.ref_remote(vni, entry.remote)?;
-        }
-        if let Err(e) = self.fdb.insert(key, entry, 0) {
-            if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
-                self.unref_remote(vni, entry.remote)?;
-            }
-            return Err(e).with_context(|| format!("FDB full adding {mac} in VNI {vni}"));
-        }
-        if let Some(o) = old
-            && o.remote != 0
-            && o.remote != entry.remote
-        {
-            self.unref_remote(vni, o.remote)?;
-        }
-        Ok(())
+        Ok(entry)
     }
 
     /// Removes an FDB entry; fails if there is none.

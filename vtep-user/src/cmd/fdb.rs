@@ -2,6 +2,7 @@
 
 use std::net::Ipv4Addr;
 
+use anyhow::Context as _;
 use serde_json::json;
 
 use crate::{
@@ -43,6 +44,16 @@ pub enum Command {
         #[arg(long)]
         vni: Vni,
     },
+    /// Add or replace many static entries from a file, one per line:
+    /// `MAC VNI remote IPV4` or `MAC VNI port IFACE` (`#` starts a
+    /// comment). The whole file is checked before anything is written.
+    ///
+    /// Example: vtep fdb load /etc/vtep/fdb.txt
+    #[command(verbatim_doc_comment)]
+    Load {
+        /// The file.
+        file: std::path::PathBuf,
+    },
     /// Show the FDB, as a table or as JSON.
     ///
     /// Example: vtep fdb show --vni 100 --json
@@ -74,6 +85,14 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             t.fdb_add(vni, mac, at)
         }
         Command::Del { mac, vni } => t.fdb_del(vni, mac),
+        Command::Load { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let entries = parse_lines(&text).with_context(|| format!("{}", file.display()))?;
+            t.fdb_load(&entries)?;
+            eprintln!("vtep: {} FDB entries loaded", entries.len());
+            Ok(())
+        }
         Command::Show { vni, json } => {
             let rows = t.fdb_rows(vni)?;
             if json {
@@ -84,6 +103,32 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Parses `MAC VNI remote IPV4` / `MAC VNI port IFACE` lines.
+fn parse_lines(text: &str) -> anyhow::Result<Vec<(Vni, Mac, Location)>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let entry = (|| -> anyhow::Result<_> {
+            let [mac, vni, kind, at] = f[..] else {
+                anyhow::bail!("expected `MAC VNI remote IPV4` or `MAC VNI port IFACE`");
+            };
+            let at = match kind {
+                "remote" => Location::Remote(parse_remote(at)?),
+                "port" => Location::Port(sys::ifindex(at)?),
+                _ => anyhow::bail!("'{kind}': expected `remote` or `port`"),
+            };
+            Ok((vni.parse::<Vni>()?, mac.parse::<Mac>()?, at))
+        })()
+        .with_context(|| format!("line {}", n + 1))?;
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 fn origin(row: &FdbRow) -> &'static str {

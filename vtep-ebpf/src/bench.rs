@@ -1,0 +1,87 @@
+//! Benchmark-only programs (`cargo xtask bench`); `vtep` never loads them.
+//!
+//! - `bench_gen`: the traffic generator. Run by BPF_PROG_TEST_RUN with
+//!   BPF_F_TEST_XDP_LIVE_FRAMES (as xdp-trafficgen does): each run rewrites
+//!   a 16-bit field of the template frame to one of `FLOWS` values (many
+//!   inner flows, not one) and redirects the frame out of `TARGET`.
+//! - `bench_sink`: counts and drops (the sink in the VM, and the
+//!   `xdp-drop` ceiling on the underlay).
+//! - `bench_strip_redirect`: the `xdp-redirect` ceiling: strips the 50
+//!   bytes of VXLAN encapsulation and redirects to `TARGET`, no lookups.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    Global,
+    bindings::xdp_action,
+    helpers::{bpf_redirect, bpf_xdp_adjust_head},
+    macros::{map, xdp},
+    maps::PerCpuArray,
+    programs::XdpContext,
+};
+use vtep_common::consts::ENCAP_LEN;
+
+/// Interface to redirect to.
+#[unsafe(no_mangle)]
+static TARGET: Global<u32> = Global::new(0);
+/// Number of distinct flows the generator makes (a power of two).
+#[unsafe(no_mangle)]
+static FLOWS: Global<u32> = Global::new(1);
+/// Byte offset of the 16-bit field the generator varies.
+#[unsafe(no_mangle)]
+static FLOW_OFFSET: Global<u32> = Global::new(0);
+
+/// Slot 0: frames counted by `bench_sink`; slot 1: the generator's sequence.
+#[map]
+static BENCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
+#[xdp]
+pub fn bench_gen(ctx: XdpContext) -> u32 {
+    let Some(seq) = BENCH.get_ptr_mut(1) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while we run.
+    let n = unsafe {
+        *seq += 1;
+        *seq
+    };
+    let off = (FLOW_OFFSET.load() & 0xff) as usize;
+    let field = ctx.data() + off;
+    if field + 2 > ctx.data_end() {
+        return xdp_action::XDP_ABORTED;
+    }
+    let flow = (n as u32 & (FLOWS.load() - 1)) as u16;
+    // SAFETY: [field, field + 2) was checked to lie within the frame.
+    unsafe { (field as *mut [u8; 2]).write_unaligned((1024 + flow).to_be_bytes()) };
+    // SAFETY: plain helper call.
+    unsafe { bpf_redirect(TARGET.load(), 0) as u32 }
+}
+
+#[xdp]
+pub fn bench_sink(_ctx: XdpContext) -> u32 {
+    if let Some(c) = BENCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU touches it while we run.
+        unsafe { *c += 1 };
+    }
+    xdp_action::XDP_DROP
+}
+
+#[xdp]
+pub fn bench_strip_redirect(ctx: XdpContext) -> u32 {
+    // SAFETY: the kernel checks the new head stays within the buffer.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, ENCAP_LEN as i32) } != 0 {
+        return xdp_action::XDP_ABORTED;
+    }
+    // SAFETY: plain helper call.
+    unsafe { bpf_redirect(TARGET.load(), 0) as u32 }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
