@@ -232,3 +232,32 @@ impl Overlay {
         names
     }
 }
+
+/// Bytes one TCP transfer of `secs` seconds moves from `client` to
+/// `server` (iperf3).
+pub fn tcp_bytes(server: &Vm, client: &Vm, secs: u32) -> u64 {
+    let _srv = server.ns.spawn(&["iperf3", "-s", "-1", "-B", &server.ip]);
+    let secs = secs.to_string();
+    for _ in 0..50 {
+        let out = client.ns.run(&[
+            "iperf3",
+            "-c",
+            &server.ip,
+            "-t",
+            &secs,
+            "-J",
+            "--connect-timeout",
+            "500",
+        ]);
+        // With -J, iperf3 exits 0 even when it cannot connect: the report
+        // says so in "error". Retry until the server listens.
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if out.status.success() && v.get("error").is_none() {
+            return v["end"]["sum_received"]["bytes"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no bytes in iperf3's report: {v}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("iperf3 from {} to {} never connected", client.ip, server.ip);
+}

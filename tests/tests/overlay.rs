@@ -6,40 +6,11 @@ use std::time::Duration;
 
 use vtep_tests::{
     Bg, Netns,
-    topo::{Kind, Overlay, TENANTS, Vm},
+    topo::{Kind, Overlay, TENANTS, tcp_bytes},
     vtep_bin,
 };
 
 const PEER: [&str; 2] = ["198.19.0.2", "198.19.0.1"];
-
-/// Bytes one TCP transfer of `secs` seconds moves from `client` to
-/// `server` (iperf3), with the VMs' default offloads.
-fn tcp_bytes(server: &Vm, client: &Vm, secs: u32) -> u64 {
-    let _srv: Bg = server.ns.spawn(&["iperf3", "-s", "-1", "-B", &server.ip]);
-    let secs = secs.to_string();
-    for _ in 0..50 {
-        let out = client.ns.run(&[
-            "iperf3",
-            "-c",
-            &server.ip,
-            "-t",
-            &secs,
-            "-J",
-            "--connect-timeout",
-            "500",
-        ]);
-        // With -J, iperf3 exits 0 even when it cannot connect: the report
-        // says so in "error". Retry until the server listens.
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if out.status.success() && v.get("error").is_none() {
-            return v["end"]["sum_received"]["bytes"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("no bytes in iperf3's report: {v}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("iperf3 from {} to {} never connected", client.ip, server.ip);
-}
 
 /// Ping both ways in both tenants (ARP resolved through flooding), each
 /// VM's neighbour entry is its own tenant's peer, and TCP flows both ways.

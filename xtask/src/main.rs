@@ -3,8 +3,11 @@
 //! - `setup`: checks every prerequisite and installs what is missing.
 //! - `build-and-run [-- VTEP ARGS]`: builds `vtep`; with arguments runs it,
 //!   without runs the demo (two hosts, two VMs each, two tenants).
-//! - `test`: setup, lints, then the whole test suite.
+//! - `test`: setup, lints, the whole test suite, and a smoke run of the
+//!   benchmark.
+//! - `bench`: the benchmark (see `bench/mod.rs`).
 
+mod bench;
 mod demo;
 mod setup;
 
@@ -33,6 +36,9 @@ enum Task {
     },
     /// Setup, lints (fmt, clippy on host and BPF target) and every test.
     Test,
+    /// Benchmark against the kernel's vxlan + bridge (root, several
+    /// minutes; --smoke for a check in seconds).
+    Bench(bench::Opts),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(),
         Task::BuildAndRun { args } => build_and_run(&args),
         Task::Test => test(),
+        Task::Bench(opts) => bench::run(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,7 +70,7 @@ pub fn sh(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -73,7 +80,7 @@ fn build_vtep() -> anyhow::Result<std::path::PathBuf> {
     Ok(workspace_root()?.join("target/release/vtep"))
 }
 
-fn workspace_root() -> anyhow::Result<std::path::PathBuf> {
+pub fn workspace_root() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     Ok(dir
         .parent()
@@ -119,5 +126,14 @@ fn test() -> anyhow::Result<()> {
     sh(cargo()
         .current_dir(&root)
         .env("VTEP_BIN", root.join("target/debug/vtep"))
-        .args(["test", "--workspace", "--exclude", "vtep-ebpf"]))
+        .args(["test", "--workspace", "--exclude", "vtep-ebpf"]))?;
+    // The benchmark's smoke run: every figure produced, in seconds. Not a
+    // timed test: nothing is compared against a target.
+    bench::run(&bench::Opts {
+        rounds: 1,
+        packets: 20_000,
+        smoke: true,
+        json: true,
+        write: None,
+    })
 }

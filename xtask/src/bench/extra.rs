@@ -1,0 +1,363 @@
+//! The figures beyond packet rate: program cost, FDB scale, control-plane
+//! rate, latency, TCP throughput; and the report.
+
+use std::{fmt::Write as _, path::Path, time::Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use vtep_tests::{
+    BpfFs, Netns, Vtep,
+    topo::{Kind, Overlay, tcp_bytes},
+    veth,
+};
+
+use super::pps::Bench;
+
+const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// `kernel.bpf_stats_enabled` on while this lives (restored on drop).
+pub struct BpfStats {
+    old: String,
+}
+
+impl BpfStats {
+    pub fn enable() -> anyhow::Result<Self> {
+        let old = std::fs::read_to_string(STATS_SYSCTL).context("bpf_stats_enabled")?;
+        std::fs::write(STATS_SYSCTL, "1").context("cannot enable bpf_stats")?;
+        Ok(BpfStats { old })
+    }
+
+    /// Average run time (ns) of each named program, over every loaded
+    /// program of that name.
+    pub fn read(&self, names: &[&str]) -> anyhow::Result<Value> {
+        let mut out = serde_json::Map::new();
+        for name in names {
+            let (mut ns, mut runs) = (0u128, 0u64);
+            for p in aya::programs::loaded_programs() {
+                let p = p?;
+                if p.name_as_str() == Some(*name) {
+                    ns += p.run_time().as_nanos();
+                    runs += p.run_count();
+                }
+            }
+            if runs > 0 {
+                out.insert(
+                    (*name).into(),
+                    json!({ "ns_per_run": ns as f64 / runs as f64, "runs": runs }),
+                );
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(STATS_SYSCTL, self.old.trim());
+    }
+}
+
+/// What the machine is.
+pub fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let kernel = vtep_tests::ok(&["uname", "-r"]).trim().to_owned();
+    json!({ "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()), "cpu": cpu, "kernel": kernel })
+}
+
+/// Writes `n` FDB lines (MACs 02:01:..) behind `remote` in VNI 100.
+fn fdb_file(n: usize, remote: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = std::env::temp_dir().join(vtep_tests::unique("fdb"));
+    let mut text = String::with_capacity(n * 40);
+    for i in 0..n {
+        let b = (i as u32).to_be_bytes();
+        writeln!(
+            text,
+            "02:01:{:02x}:{:02x}:{:02x}:{:02x} 100 remote {remote}",
+            b[0], b[1], b[2], b[3]
+        )?;
+    }
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Decap rate of our VTEP with 10, 10k and 1M FDB entries.
+pub fn fdb_scale(b: &Bench, smoke: bool, packets: u32) -> anyhow::Result<Value> {
+    let v = b.vtep.as_ref().context("the vtep bench has no VTEP")?;
+    let sizes: &[usize] = if smoke {
+        &[10, 1_000]
+    } else {
+        &[10, 10_000, 1_000_000]
+    };
+    let mut have = 1; // the VM's own entry
+    let mut out = serde_json::Map::new();
+    for &n in sizes {
+        let file = fdb_file(n - have, "198.18.0.2")?;
+        v.ok(&["fdb", "load", file.to_str().context("path")?]);
+        let _ = std::fs::remove_file(&file);
+        have = n;
+        let mut r: Vec<f64> = (0..3)
+            .map(|_| b.measure(packets))
+            .collect::<anyhow::Result<_>>()?;
+        r.sort_by(f64::total_cmp);
+        out.insert(n.to_string(), json!({ "mpps_median": r[1] / 1e6 }));
+    }
+    let first = out[&sizes[0].to_string()]["mpps_median"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let last = out[&sizes[sizes.len() - 1].to_string()]["mpps_median"]
+        .as_f64()
+        .unwrap_or(0.0);
+    out.insert("largest_over_smallest".into(), json!(last / first));
+    Ok(Value::Object(out))
+}
+
+/// FDB entries programmed per second by `vtep fdb load`.
+pub fn control_plane(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
+    let n = if smoke { 5_000 } else { 200_000 };
+    let bpffs = BpfFs::new();
+    let host = Netns::new("cp");
+    let peer = Netns::new("cpp");
+    veth(&host, "ul0", &peer, "eth0");
+    host.addr("ul0", "198.18.0.1/24");
+    peer.addr("eth0", "198.18.0.2/24");
+    let v = Vtep::with_bin(&host, &bpffs.dir, vtep_bin.to_owned());
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    let file = fdb_file(n, "198.18.0.2")?;
+    let start = Instant::now();
+    v.ok(&["fdb", "load", file.to_str().context("path")?]);
+    let secs = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&file);
+    Ok(json!({ "entries": n, "seconds": secs, "entries_per_second": n as f64 / secs }))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// RTT percentiles VM to VM through two of our VTEPs and through two
+/// kernel VTEPs (routed underlay).
+pub fn latency(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
+    let count = if smoke { "50" } else { "2000" };
+    let mut out = serde_json::Map::new();
+    for (name, kind) in [("vtep", Kind::Ours), ("kernel", Kind::Kernel)] {
+        let o = Overlay::new([kind, kind], vtep_bin);
+        o.static_fdb(0);
+        let vm = o.vm(0, 0);
+        if !vm
+            .ns
+            .ping_until("198.19.0.2", std::time::Duration::from_secs(5))
+        {
+            bail!("{name}: no ping across the overlay");
+        }
+        let text = vm
+            .ns
+            .ok(&["ping", "-c", count, "-i", "0.002", "198.19.0.2"]);
+        let mut rtts: Vec<f64> = text
+            .lines()
+            .filter_map(|l| l.split("time=").nth(1))
+            .filter_map(|t| t.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|ms| ms * 1000.0)
+            .collect();
+        if rtts.is_empty() {
+            bail!("{name}: no RTTs in ping's output");
+        }
+        rtts.sort_by(f64::total_cmp);
+        out.insert(name.into(), json!({ "p50": percentile(&rtts, 0.5), "p99": percentile(&rtts, 0.99), "samples": rtts.len() }));
+    }
+    Ok(Value::Object(out))
+}
+
+/// TCP throughput VM to VM (iperf3), offloads on (default) and off.
+pub fn tcp(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
+    let secs = if smoke { 1 } else { 4 };
+    let mut out = serde_json::Map::new();
+    for (name, kind) in [("vtep", Kind::Ours), ("kernel", Kind::Kernel)] {
+        let o = Overlay::new([kind, kind], vtep_bin);
+        o.static_fdb(0);
+        let (a, b) = (o.vm(0, 0), o.vm(1, 0));
+        if !a
+            .ns
+            .ping_until("198.19.0.2", std::time::Duration::from_secs(5))
+        {
+            bail!("{name}: no ping across the overlay");
+        }
+        let on = tcp_bytes(b, a, secs) as f64 * 8.0 / f64::from(secs) / 1e9;
+        for vm in [a, b] {
+            vm.ns.ok(&[
+                "ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off", "tx", "off",
+            ]);
+        }
+        let off = tcp_bytes(b, a, secs) as f64 * 8.0 / f64::from(secs) / 1e9;
+        out.insert(
+            name.into(),
+            json!({ "offloads_on": on, "offloads_off": off }),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+/// Every figure the report must have, as JSON pointers.
+const FIGURES: &[&str] = &[
+    "/decap/variants/kernel/mpps_median",
+    "/decap/variants/vtep/mpps_median",
+    "/decap/variants/xdp-drop/mpps_median",
+    "/decap/variants/xdp-redirect/mpps_median",
+    "/decap/derived/vtep_over_kernel",
+    "/decap/derived/vtep_over_xdp_redirect",
+    "/decap/derived/ns_per_packet_above_xdp_drop/vtep",
+    "/decap/derived/ns_per_packet_above_xdp_drop/kernel",
+    "/encap/variants/kernel/mpps_median",
+    "/encap/variants/vtep/mpps_median",
+    "/encap/derived/vtep_over_kernel",
+    "/program_cost_ns/vtep_decap/ns_per_run",
+    "/program_cost_ns/vtep_encap/ns_per_run",
+    "/fdb_scale/largest_over_smallest",
+    "/control_plane/entries_per_second",
+    "/latency_us/vtep/p50",
+    "/latency_us/vtep/p99",
+    "/latency_us/kernel/p50",
+    "/latency_us/kernel/p99",
+    "/tcp_gbps/vtep/offloads_on",
+    "/tcp_gbps/vtep/offloads_off",
+    "/tcp_gbps/kernel/offloads_on",
+    "/tcp_gbps/kernel/offloads_off",
+];
+
+/// Fails unless every figure is there, a finite number above zero.
+pub fn check_complete(report: &Value) -> anyhow::Result<()> {
+    for f in FIGURES {
+        match report.pointer(f).and_then(Value::as_f64) {
+            Some(x) if x.is_finite() && x > 0.0 => {}
+            other => bail!("bench figure {f} is missing or not positive: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+fn num(report: &Value, ptr: &str) -> String {
+    report
+        .pointer(ptr)
+        .and_then(Value::as_f64)
+        .map_or_else(|| "–".into(), |x| format!("{x:.3}"))
+}
+
+/// The report as Markdown (what BENCHMARKS.md holds).
+pub fn markdown(r: &Value) -> String {
+    let mut s = String::new();
+    let m = &r["machine"];
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Reproduce: `cargo xtask bench --write BENCHMARKS.md` (as root).\n"
+    );
+    let _ = writeln!(
+        s,
+        "Machine: {} CPUs ({}), kernel {}. {} interleaved rounds of {} frames per variant, {} inner flows, {}-byte VXLAN frames for decap. Absolute figures drift on a shared machine; ratios much less.\n",
+        m["cpus"],
+        m["cpu"].as_str().unwrap_or(""),
+        m["kernel"].as_str().unwrap_or(""),
+        r["rounds"],
+        r["packets_per_round"],
+        r["flows"],
+        r["decap_frame_bytes"]
+    );
+    for dir in ["decap", "encap"] {
+        let _ = writeln!(s, "## {dir}: packet rate (Mpps)\n");
+        let _ = writeln!(
+            s,
+            "| variant | median | min | max | ns/packet above xdp-drop |\n| --- | --- | --- | --- | --- |"
+        );
+        if let Some(vars) = r[dir]["variants"].as_object() {
+            for name in vars.keys() {
+                let p = format!("/{dir}/variants/{name}");
+                let _ = writeln!(
+                    s,
+                    "| {name} | {} | {} | {} | {} |",
+                    num(r, &format!("{p}/mpps_median")),
+                    num(r, &format!("{p}/mpps_min")),
+                    num(r, &format!("{p}/mpps_max")),
+                    num(
+                        r,
+                        &format!("/{dir}/derived/ns_per_packet_above_xdp_drop/{name}")
+                    )
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\nvtep/kernel = {}; vtep/xdp-redirect = {}\n",
+            num(r, &format!("/{dir}/derived/vtep_over_kernel")),
+            num(r, &format!("/{dir}/derived/vtep_over_xdp_redirect"))
+        );
+    }
+    let _ = writeln!(
+        s,
+        "## Program cost (kernel.bpf_stats_enabled, ns per run)\n"
+    );
+    if let Some(p) = r["program_cost_ns"].as_object() {
+        for (name, v) in p {
+            let _ = writeln!(
+                s,
+                "- {name}: {:.1} ns ({} runs)",
+                v["ns_per_run"].as_f64().unwrap_or(0.0),
+                v["runs"]
+            );
+        }
+    }
+    let _ = writeln!(s, "\n## FDB scale (vtep decap, Mpps)\n");
+    if let Some(f) = r["fdb_scale"].as_object() {
+        for (k, v) in f {
+            match v.get("mpps_median") {
+                Some(x) => {
+                    let _ = writeln!(s, "- {k} entries: {:.3}", x.as_f64().unwrap_or(0.0));
+                }
+                None => {
+                    let _ = writeln!(s, "- largest/smallest: {:.3}", v.as_f64().unwrap_or(0.0));
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n## Control plane\n\n`vtep fdb load` of {} entries: {:.2} s, {:.0} entries/s\n",
+        r["control_plane"]["entries"],
+        r["control_plane"]["seconds"].as_f64().unwrap_or(0.0),
+        r["control_plane"]["entries_per_second"]
+            .as_f64()
+            .unwrap_or(0.0)
+    );
+    let _ = writeln!(
+        s,
+        "## Latency, VM to VM through two VTEPs (µs, ping RTT)\n\n| variant | p50 | p99 |\n| --- | --- | --- |"
+    );
+    for v in ["vtep", "kernel"] {
+        let _ = writeln!(
+            s,
+            "| {v} | {} | {} |",
+            num(r, &format!("/latency_us/{v}/p50")),
+            num(r, &format!("/latency_us/{v}/p99"))
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## TCP VM to VM (iperf3, Gbit/s)\n\n| variant | offloads on | offloads off |\n| --- | --- | --- |"
+    );
+    for v in ["vtep", "kernel"] {
+        let _ = writeln!(
+            s,
+            "| {v} | {} | {} |",
+            num(r, &format!("/tcp_gbps/{v}/offloads_on")),
+            num(r, &format!("/tcp_gbps/{v}/offloads_off"))
+        );
+    }
+    s
+}

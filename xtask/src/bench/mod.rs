@@ -1,0 +1,198 @@
+//! `cargo xtask bench`: this project's VTEP side by side with the kernel's
+//! vxlan + bridge, in one run, reported as ratios.
+//!
+//! Packet rates (decap and encap; the `xdp-drop` and `xdp-redirect`
+//! ceilings for decap) are measured in interleaved rounds; then program
+//! cost (`kernel.bpf_stats_enabled`), FDB scale, control-plane rate,
+//! latency and TCP throughput. See BENCHMARKS.md for a run.
+
+mod extra;
+mod frames;
+mod netns;
+mod pps;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::{cargo, sh, workspace_root};
+use pps::{Bench, Dir, Variant};
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args, Clone)]
+pub struct Opts {
+    /// Interleaved rounds over the variants.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Frames the generator sends per variant and round.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub packets: u32,
+    /// A short run that checks every figure is produced (seconds).
+    #[arg(long)]
+    pub smoke: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the report as Markdown to this file (e.g. BENCHMARKS.md).
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+}
+
+/// Builds the bench-only eBPF object (`vtep-ebpf`'s `vtep-bench` binary).
+fn build_bench_object(root: &Path) -> anyhow::Result<Vec<u8>> {
+    let target_dir = root.join("target/bench-ebpf");
+    let mut rustflags = std::ffi::OsString::new();
+    for (i, f) in [
+        "--cfg=bpf_target_arch=\"x86_64\"",
+        "-Cdebuginfo=2",
+        "-Clink-arg=--btf",
+    ]
+    .iter()
+    .enumerate()
+    {
+        if i > 0 {
+            rustflags.push("\x1f");
+        }
+        rustflags.push(f);
+    }
+    sh(Command::new("rustup")
+        .current_dir(root)
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "build",
+            "--package",
+            "vtep-ebpf",
+            "--bin",
+            "vtep-bench",
+        ])
+        .args([
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir))?;
+    let path = target_dir.join("bpfel-unknown-none/release/vtep-bench");
+    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Median, min and max of `v` (not empty).
+fn summary(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    (s[s.len() / 2], s[0], s[s.len() - 1])
+}
+
+pub fn run(opts: &Opts) -> anyhow::Result<()> {
+    crate::setup::run()?;
+    let root = workspace_root()?;
+    sh(cargo()
+        .current_dir(&root)
+        .args(["build", "--release", "--package", "vtep-user"]))?;
+    let vtep_bin = root.join("target/release/vtep");
+    let obj = build_bench_object(&root)?;
+    let (rounds, packets) = if opts.smoke {
+        (1, 20_000)
+    } else {
+        (opts.rounds, opts.packets)
+    };
+
+    let mut benches = Vec::new();
+    for v in [
+        Variant::Kernel,
+        Variant::Vtep,
+        Variant::XdpDrop,
+        Variant::XdpRedirect,
+    ] {
+        benches.push(Bench::new(Dir::Decap, v, &obj, &vtep_bin)?);
+    }
+    for v in [Variant::Kernel, Variant::Vtep] {
+        benches.push(Bench::new(Dir::Encap, v, &obj, &vtep_bin)?);
+    }
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); benches.len()];
+    for round in 0..rounds {
+        for (b, r) in benches.iter().zip(rates.iter_mut()) {
+            let pps = b.measure(packets)?;
+            if pps <= 0.0 {
+                bail!("{:?} {}: the sink saw nothing", b.dir, b.variant.name());
+            }
+            r.push(pps);
+        }
+        eprintln!("bench: round {}/{rounds} done", round + 1);
+    }
+    // Program cost in a pass of its own: bpf_stats adds two clock reads to
+    // every BPF program run, which would tax the BPF variants' rates.
+    let stats = extra::BpfStats::enable()?;
+    for b in benches.iter().filter(|b| b.variant == Variant::Vtep) {
+        b.measure(packets)?;
+    }
+    let prog_cost = stats.read(&["vtep_decap", "vtep_decap_tc", "vtep_encap"])?;
+    drop(stats);
+
+    let mut report = json!({ "machine": extra::machine(), "rounds": rounds, "packets_per_round": packets,
+        "flows": pps::FLOWS, "decap_frame_bytes": pps::DECAP_FRAME });
+    for dir in [Dir::Decap, Dir::Encap] {
+        let key = if dir == Dir::Decap { "decap" } else { "encap" };
+        let mut variants = serde_json::Map::new();
+        for (b, r) in benches.iter().zip(&rates).filter(|(b, _)| b.dir == dir) {
+            let (med, min, max) = summary(r);
+            variants.insert(
+                b.variant.name().into(),
+                json!({ "mpps_median": med / 1e6, "mpps_min": min / 1e6, "mpps_max": max / 1e6 }),
+            );
+        }
+        let m = |n: &str| variants.get(n).and_then(|v| v["mpps_median"].as_f64());
+        let mut derived = json!({});
+        if let (Some(v), Some(k)) = (m("vtep"), m("kernel")) {
+            derived["vtep_over_kernel"] = json!(v / k);
+        }
+        if let (Some(v), Some(c)) = (m("vtep"), m("xdp-redirect")) {
+            derived["vtep_over_xdp_redirect"] = json!(v / c);
+        }
+        if let Some(drop) = m("xdp-drop") {
+            let mut above = serde_json::Map::new();
+            for (name, v) in &variants {
+                let mpps = v["mpps_median"].as_f64().unwrap_or(0.0);
+                above.insert(name.clone(), json!(1e3 / mpps - 1e3 / drop));
+            }
+            derived["ns_per_packet_above_xdp_drop"] = Value::Object(above);
+        }
+        report[key] = json!({ "variants": variants, "derived": derived });
+    }
+    report["program_cost_ns"] = prog_cost;
+
+    let vtep_decap = benches
+        .iter()
+        .find(|b| b.dir == Dir::Decap && b.variant == Variant::Vtep)
+        .context("no vtep decap bench")?;
+    report["fdb_scale"] = extra::fdb_scale(vtep_decap, opts.smoke, packets)?;
+    drop(benches);
+    report["control_plane"] = extra::control_plane(&vtep_bin, opts.smoke)?;
+    report["latency_us"] = extra::latency(&vtep_bin, opts.smoke)?;
+    report["tcp_gbps"] = extra::tcp(&vtep_bin, opts.smoke)?;
+
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", extra::markdown(&report));
+    }
+    if let Some(path) = &opts.write {
+        std::fs::write(path, extra::markdown(&report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if opts.smoke {
+        extra::check_complete(&report)?;
+    }
+    Ok(())
+}

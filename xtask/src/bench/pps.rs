@@ -1,0 +1,402 @@
+//! Packet-rate benchmarks: one topology per variant, built once, measured
+//! in turns.
+//!
+//! Decap: generator ns `eth0` -> DUT `ul0` (underlay) -> DUT `p0` (port)
+//! -> VM `eth0` (sink). Encap: VM `eth0` (generator) -> DUT `p0` -> DUT
+//! `ul0` -> sink ns `eth0`. The generator is `bench_gen` run with
+//! BPF_F_TEST_XDP_LIVE_FRAMES; the sink is `bench_sink` (XDP, counts and
+//! drops). The rate is what the sink counted over the generator's run.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::PerCpuArray,
+    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
+};
+use vtep_tests::{BpfFs, Netns, Vtep, veth};
+
+use super::{frames, netns::run_in};
+
+/// Inner flows the generator makes.
+pub const FLOWS: u32 = 256;
+/// Frame size of the decap generator (the calibration size, 110 bytes).
+pub const DECAP_FRAME: usize = 110;
+/// The VM's MAC (decap destination) and the remote VM's MAC (encap
+/// destination).
+const VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const REMOTE_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+const LOCAL_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const DUT_IP: [u8; 4] = [198, 18, 0, 1];
+const PEER_IP: [u8; 4] = [198, 18, 0, 2];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    Decap,
+    Encap,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Kernel,
+    Vtep,
+    XdpDrop,
+    XdpRedirect,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Kernel => "kernel",
+            Variant::Vtep => "vtep",
+            Variant::XdpDrop => "xdp-drop",
+            Variant::XdpRedirect => "xdp-redirect",
+        }
+    }
+}
+
+/// Loads one of the bench programs with its globals, attaches it to `dev`
+/// in `ns` (native XDP) unless it is the generator.
+fn bench_prog(obj: &[u8], prog: &str, target: u32, offset: u32) -> anyhow::Result<Ebpf> {
+    let mut ebpf = EbpfLoader::new()
+        .override_global("TARGET", &target, true)
+        .override_global("FLOWS", &FLOWS, true)
+        .override_global("FLOW_OFFSET", &offset, true)
+        .load(obj)
+        .context("cannot load the bench object")?;
+    let p: &mut Xdp = ebpf
+        .program_mut(prog)
+        .with_context(|| format!("no program {prog}"))?
+        .try_into()?;
+    p.load()
+        .with_context(|| format!("the kernel rejected {prog}"))?;
+    Ok(ebpf)
+}
+
+fn attach(ebpf: Ebpf, prog: &str, ns: &Netns, dev: &str) -> anyhow::Result<Ebpf> {
+    run_in(&ns.name, move || {
+        let mut ebpf = ebpf;
+        let p: &mut Xdp = ebpf.program_mut(prog).context("program")?.try_into()?;
+        p.attach(dev, XdpMode::Driver)
+            .with_context(|| format!("cannot attach {prog} to {dev}"))?;
+        Ok(ebpf)
+    })
+}
+
+fn ifindex(ns: &Netns, dev: &str) -> anyhow::Result<u32> {
+    ns.ok(&["cat", &format!("/sys/class/net/{dev}/ifindex")])
+        .trim()
+        .parse()
+        .context("ifindex")
+}
+
+fn mac(ns: &Netns, dev: &str) -> anyhow::Result<[u8; 6]> {
+    let s = ns.mac(dev);
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()?;
+    v.try_into().map_err(|_| anyhow!("bad MAC {s}"))
+}
+
+fn ip_u32(a: [u8; 4]) -> u32 {
+    u32::from_ne_bytes(a)
+}
+
+/// One variant's topology, generator and sink, ready to measure.
+pub struct Bench {
+    pub dir: Dir,
+    pub variant: Variant,
+    gen_ns: String,
+    gen_ifindex: u32,
+    frame: Vec<u8>,
+    generator: Ebpf,
+    sink: Ebpf,
+    /// The xdp-redirect ceiling's program, attached while the bench lives.
+    _ceiling: Option<Ebpf>,
+    /// Our VTEP on the DUT (vtep variant), for FDB scale and program cost.
+    pub vtep: Option<Vtep>,
+    _dut: Netns,
+    _ns: Vec<Netns>,
+    _bpffs: BpfFs,
+}
+
+impl Bench {
+    pub fn new(dir: Dir, variant: Variant, obj: &[u8], vtep_bin: &Path) -> anyhow::Result<Self> {
+        let bpffs = BpfFs::new();
+        let gen_ns = Netns::new("bg");
+        let dut = Netns::new("bd");
+        let far = Netns::new("bf");
+        // Decap: gen=outside, far=VM. Encap: gen=VM, far=outside.
+        let (gen_dev, ul_peer, port_peer) = ("eth0", "eth0", "eth0");
+        match dir {
+            Dir::Decap => {
+                veth(&gen_ns, gen_dev, &dut, "ul0");
+                veth(&dut, "p0", &far, port_peer);
+            }
+            Dir::Encap => {
+                veth(&gen_ns, gen_dev, &dut, "p0");
+                veth(&dut, "ul0", &far, ul_peer);
+            }
+        }
+        for (ns, dev) in [
+            (&gen_ns, gen_dev),
+            (&dut, "ul0"),
+            (&dut, "p0"),
+            (&far, "eth0"),
+        ] {
+            ns.ok(&["ip", "link", "set", dev, "up"]);
+        }
+        dut.addr("ul0", "198.18.0.1/24");
+        dut.wire("ul0");
+        let ul0_mac = mac(&dut, "ul0")?;
+        let p0 = ifindex(&dut, "p0")?;
+        let gen_ifindex = ifindex(&gen_ns, gen_dev)?;
+
+        let (frame, offset) = match dir {
+            Dir::Decap => {
+                far.ok(&["ip", "link", "set", "eth0", "address", "02:00:00:00:00:02"]);
+                let inner = frames::inner(VM_MAC, LOCAL_VM_MAC, DECAP_FRAME - 50);
+                let f = frames::vxlan(
+                    &inner,
+                    [2, 0xee, 0, 0, 0, 2],
+                    ul0_mac,
+                    ip_u32(PEER_IP),
+                    ip_u32(DUT_IP),
+                    100,
+                );
+                (f, (50 + frames::INNER_SPORT) as u32)
+            }
+            Dir::Encap => {
+                far.addr("eth0", "198.18.0.2/24");
+                (
+                    frames::inner(REMOTE_VM_MAC, LOCAL_VM_MAC, 64),
+                    frames::INNER_SPORT as u32,
+                )
+            }
+        };
+
+        // The sink: in the VM for decap (and for every encap variant, the
+        // far end of the underlay); on the DUT's underlay for xdp-drop.
+        let (sink_ns, sink_dev) = if variant == Variant::XdpDrop {
+            (&dut, "ul0")
+        } else {
+            (&far, "eth0")
+        };
+        let sink = attach(
+            bench_prog(obj, "bench_sink", 0, 0)?,
+            "bench_sink",
+            sink_ns,
+            sink_dev,
+        )?;
+
+        let mut vtep = None;
+        let mut ceiling = None;
+        match (dir, variant) {
+            (_, Variant::Kernel) => {
+                kernel_dut(&dut, dir)?;
+                // veth accepts the generator's XDP frames once GRO is on.
+                let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
+                dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
+            }
+            (_, Variant::Vtep) => {
+                let v = Vtep::with_bin(&dut, &bpffs.dir, vtep_bin.to_owned());
+                v.ok(&[
+                    "up",
+                    "--underlay",
+                    "ul0",
+                    "--local-ip",
+                    "198.18.0.1",
+                    "--xdp-mode",
+                    "native",
+                ]);
+                v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+                match dir {
+                    Dir::Decap => {
+                        // The VM's eth0 has the sink's XDP program: the
+                        // port accepts XDP frames, use the fastest path.
+                        v.ok(&["port", "add", "p0", "--vni", "100", "--deliver", "xdp"]);
+                        v.ok(&[
+                            "fdb",
+                            "add",
+                            "02:00:00:00:00:02",
+                            "--vni",
+                            "100",
+                            "--port",
+                            "p0",
+                        ]);
+                    }
+                    Dir::Encap => {
+                        v.ok(&["port", "add", "p0", "--vni", "100"]);
+                        v.ok(&[
+                            "fdb",
+                            "add",
+                            "02:00:00:00:00:99",
+                            "--vni",
+                            "100",
+                            "--remote",
+                            "198.18.0.2",
+                        ]);
+                        dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
+                    }
+                }
+                vtep = Some(v);
+            }
+            (Dir::Decap, Variant::XdpRedirect) => {
+                let prog = bench_prog(obj, "bench_strip_redirect", p0, 0)?;
+                ceiling = Some(attach(prog, "bench_strip_redirect", &dut, "ul0")?);
+            }
+            (Dir::Decap, Variant::XdpDrop) => {}
+            (Dir::Encap, _) => anyhow::bail!("no {} ceiling for encap", variant.name()),
+        }
+        if dir == Dir::Encap {
+            // The far end drops ARP (its XDP sink counts everything): a
+            // permanent neighbour entry stands in for resolution.
+            let far_mac = far.mac("eth0");
+            dut.ok(&[
+                "ip",
+                "neigh",
+                "replace",
+                "198.18.0.2",
+                "dev",
+                "ul0",
+                "lladdr",
+                &far_mac,
+                "nud",
+                "permanent",
+            ]);
+        }
+        let generator = bench_prog(obj, "bench_gen", gen_ifindex, offset)?;
+        Ok(Bench {
+            dir,
+            variant,
+            gen_ns: gen_ns.name.clone(),
+            gen_ifindex,
+            frame,
+            generator,
+            sink,
+            _ceiling: ceiling,
+            vtep,
+            _dut: dut,
+            _ns: vec![gen_ns, far],
+            _bpffs: bpffs,
+        })
+    }
+
+    fn sink_count(&self) -> anyhow::Result<u64> {
+        let m: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.sink.map("BENCH").context("BENCH map")?)?;
+        Ok(m.get(&0, 0)?.iter().sum())
+    }
+
+    /// Sends `packets` frames; returns the rate the sink saw (packets/s).
+    pub fn measure(&self, packets: u32) -> anyhow::Result<f64> {
+        let before = self.sink_count()?;
+        let elapsed = run_in(&self.gen_ns, || {
+            let prog: &Xdp = self
+                .generator
+                .program("bench_gen")
+                .context("bench_gen")?
+                .try_into()?;
+            // struct xdp_md: data, data_end (= the frame's size),
+            // data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
+            let mut ctx = [0u8; 24];
+            ctx[4..8].copy_from_slice(&(self.frame.len() as u32).to_ne_bytes());
+            ctx[12..16].copy_from_slice(&self.gen_ifindex.to_ne_bytes());
+            let start = Instant::now();
+            prog.test_run(TestRunOptions {
+                data_in: Some(&self.frame),
+                ctx_in: Some(&ctx),
+                repeat: packets,
+                attrs: TestRunAttrs::new().xdp_live_frames(64),
+                ..TestRunOptions::new()
+            })
+            .context("BPF_PROG_TEST_RUN (live frames)")?;
+            Ok(start.elapsed())
+        })?;
+        // Frames still in a queue reach the sink within a few ms.
+        std::thread::sleep(Duration::from_millis(20));
+        let seen = self.sink_count()? - before;
+        Ok(seen as f64 / elapsed.as_secs_f64())
+    }
+}
+
+/// The kernel's vxlan + bridge on the DUT: learning off, static FDB.
+fn kernel_dut(dut: &Netns, dir: Dir) -> anyhow::Result<()> {
+    dut.ok(&["ip", "link", "add", "br0", "type", "bridge"]);
+    dut.ok(&[
+        "ip",
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        "100",
+        "local",
+        "198.18.0.1",
+        "dstport",
+        "4789",
+        "dev",
+        "ul0",
+        "nolearning",
+    ]);
+    for dev in ["vx0", "p0"] {
+        dut.ok(&["ip", "link", "set", dev, "master", "br0"]);
+        dut.ok(&[
+            "ip",
+            "link",
+            "set",
+            dev,
+            "type",
+            "bridge_slave",
+            "learning",
+            "off",
+        ]);
+    }
+    dut.ok(&["ip", "link", "set", "vx0", "up"]);
+    dut.ok(&["ip", "link", "set", "br0", "up"]);
+    match dir {
+        Dir::Decap => {
+            dut.ok(&[
+                "bridge",
+                "fdb",
+                "add",
+                "02:00:00:00:00:02",
+                "dev",
+                "p0",
+                "master",
+                "static",
+            ]);
+        }
+        Dir::Encap => {
+            dut.ok(&[
+                "bridge",
+                "fdb",
+                "add",
+                "02:00:00:00:00:99",
+                "dev",
+                "vx0",
+                "master",
+                "static",
+            ]);
+            dut.ok(&[
+                "bridge",
+                "fdb",
+                "add",
+                "02:00:00:00:00:99",
+                "dev",
+                "vx0",
+                "dst",
+                "198.18.0.2",
+                "self",
+                "static",
+            ]);
+        }
+    }
+    Ok(())
+}
