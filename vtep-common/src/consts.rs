@@ -61,11 +61,12 @@ pub const PORTS_CAPACITY: u32 = 4096;
 pub const MAP_VNIS: &str = "VNIS";
 /// Capacity of the VNI table.
 pub const VNIS_CAPACITY: u32 = 65536;
-/// Remote VTEPs allowed to send a VNI: (VNI, IPv4) -> reference count.
+/// Remote VTEPs allowed to send a VNI: (VNI, IPv4) -> `RemoteInfo`.
 pub const MAP_REMOTES: &str = "REMOTES";
 /// Capacity of the allowed-remotes table.
 pub const REMOTES_CAPACITY: u32 = 1 << 18;
-/// Per-VNI traffic counters (per CPU).
+/// Per-VNI traffic counters: per-CPU array indexed by the VNI's slot
+/// (capacity `VNIS_CAPACITY`).
 pub const MAP_VNI_STATS: &str = "VNI_STATS";
 /// Drops by reason (per CPU array indexed by [`crate::counters::DropReason`]).
 pub const MAP_DROPS: &str = "DROPS";

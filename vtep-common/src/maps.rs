@@ -43,7 +43,7 @@ pub struct InstanceInfo {
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
@@ -89,6 +89,11 @@ pub struct FdbEntry {
 
 /// Configured by an operator (never aged, never overwritten by learning).
 pub const FDB_F_STATIC: u32 = 1;
+/// The entry's port takes decapsulated frames straight from XDP (a copy of
+/// its `PORT_F_XDP`, so decap needs no port lookup). Userspace only writes
+/// port entries for ports of the entry's VNI and removes them with the
+/// port, which is what keeps decap within the tenant.
+pub const FDB_F_XDP: u32 = 2;
 
 /// A port's binding.
 #[repr(C)]
@@ -98,6 +103,10 @@ pub struct PortInfo {
     pub vni: u32,
     /// `PORT_F_*` bits.
     pub flags: u32,
+    /// The VNI's slot in `VNI_STATS` (see [`VniInfo::slot`]).
+    pub slot: u32,
+    /// Always zero.
+    pub _pad: u32,
 }
 
 /// Deliver decapsulated frames to this port straight from XDP
@@ -113,6 +122,12 @@ pub const PORT_F_FWD_SET: u32 = 2;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VniInfo {
+    /// This VNI's index in the per-CPU `VNI_STATS` array, assigned by
+    /// userspace: the datapath finds it in the REMOTES value and the port
+    /// binding, so counting costs an array access, not a hash lookup.
+    pub slot: u32,
+    /// Always zero.
+    pub _pad: u32,
     /// Number of valid entries in `remotes`.
     pub n_remotes: u32,
     /// Number of valid entries in `ports`.
@@ -126,6 +141,8 @@ pub struct VniInfo {
 impl Default for VniInfo {
     fn default() -> Self {
         Self {
+            slot: 0,
+            _pad: 0,
             n_remotes: 0,
             n_ports: 0,
             remotes: [0; MAX_FLOOD],
@@ -142,6 +159,17 @@ pub struct RemoteKey {
     pub vni: u32,
     /// Remote VTEP IPv4 (on-wire bytes).
     pub ip: u32,
+}
+
+/// A remote VTEP allowed to send one VNI (value of `REMOTES`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemoteInfo {
+    /// How many configuration items name this remote for this VNI (its
+    /// flood-list membership, static FDB entries); the entry goes at 0.
+    pub refs: u32,
+    /// The VNI's slot in `VNI_STATS`.
+    pub slot: u32,
 }
 
 /// Per-VNI traffic counters (one copy per CPU).
@@ -187,8 +215,9 @@ const _: () = assert!(size_of::<Config>() == 12);
 const _: () = assert!(size_of::<InstanceInfo>() == 20);
 const _: () = assert!(size_of::<FdbKey>() == 12);
 const _: () = assert!(size_of::<FdbEntry>() == 16);
-const _: () = assert!(size_of::<PortInfo>() == 8);
-const _: () = assert!(size_of::<VniInfo>() == 8 + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
+const _: () = assert!(size_of::<PortInfo>() == 16);
+const _: () = assert!(size_of::<VniInfo>() == 16 + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
+const _: () = assert!(size_of::<RemoteInfo>() == 8);
 const _: () = assert!(size_of::<RemoteKey>() == 8);
 const _: () = assert!(size_of::<VniStats>() == 40);
 const _: () = assert!(size_of::<DecapMeta>() == 16);
@@ -212,6 +241,8 @@ mod pod {
     unsafe impl aya::Pod for VniInfo {}
     // SAFETY: as above.
     unsafe impl aya::Pod for RemoteKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RemoteInfo {}
     // SAFETY: as above.
     unsafe impl aya::Pod for VniStats {}
 }

@@ -19,7 +19,7 @@ use vtep_common::{
     consts::{ETH_HLEN, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VXLAN_HLEN},
     counters::{Counter, DropReason},
     maps::{
-        DECAP_META_MAGIC, DecapMeta, FdbKey, META_ACTION_DELIVER, META_ACTION_FLOOD, PORT_F_XDP,
+        DECAP_META_MAGIC, DecapMeta, FDB_F_XDP, FdbKey, META_ACTION_DELIVER, META_ACTION_FLOOD,
         RemoteKey,
     },
     vxlan::{VXLAN_FLAG_I, vni_of},
@@ -27,11 +27,11 @@ use vtep_common::{
 
 use crate::{
     encap::copy_to_ports,
-    maps::{CONFIG, FDB, PORTS, REMOTES, VNIS, count, count_drop, count_rx},
+    maps::{CONFIG, FDB, REMOTES, VNIS, count, count_drop, count_rx},
     parse::{Cursor, is_group},
 };
 
-/// A drop: why, and the VNI to charge it to once it is known.
+/// A drop: why, and the stats slot of the VNI to charge it to once known.
 type Drop = (DropReason, Option<u32>);
 
 /// XDP entry: see the module docs.
@@ -126,15 +126,23 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         return Err((DropReason::NoIFlag, None));
     }
     let vni = vni_of(&vx);
-    let Some(info) = VNIS.get_ptr(vni) else {
-        return Err((DropReason::UnknownVni, None));
+    // One lookup answers both "is this VNI configured here?" and "may this
+    // VTEP send it?": REMOTES only has entries for configured VNIs.
+    let Some(remote) = REMOTES.get_ptr(RemoteKey { vni, ip: saddr }) else {
+        // Off the fast path: name the reason.
+        return Err(match VNIS.get_ptr(vni) {
+            None => (DropReason::UnknownVni, None),
+            // SAFETY: map values stay valid for the duration of the program.
+            Some(info) => (DropReason::UnknownRemote, Some(unsafe { (*info).slot })),
+        });
     };
-    if REMOTES.get_ptr(RemoteKey { vni, ip: saddr }).is_none() {
-        return Err((DropReason::UnknownRemote, Some(vni)));
-    }
+    // SAFETY: as above.
+    let slot = unsafe { (*remote).slot };
     // udp_len >= 30 and within the packet, checked above: the inner
     // Ethernet header is there; the check is for the verifier.
-    let inner = c.next::<EthHdr>().ok_or(malformed)?;
+    let inner = c
+        .next::<EthHdr>()
+        .ok_or((DropReason::Malformed, Some(slot)))?;
     let inner_start = c.pos() - ETH_HLEN;
     let strip = inner_start - data;
     let inner_len = (ctx.data_end() - inner_start) as u64;
@@ -149,45 +157,40 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     let Some(entry) = entry else {
         // BUM or unknown unicast: to every local port of the VNI, never to
         // another remote VTEP (split horizon).
-        // SAFETY: map values stay valid for the duration of the program.
-        if unsafe { (*info).n_ports } == 0 {
-            return Err((DropReason::NoFloodTarget, Some(vni)));
+        let n_ports = VNIS.get_ptr(vni).map_or(0, |info| {
+            // SAFETY: map values stay valid for the duration of the program.
+            unsafe { (*info).n_ports }
+        });
+        if n_ports == 0 {
+            return Err((DropReason::NoFloodTarget, Some(slot)));
         }
-        count_rx(vni, inner_len);
+        count_rx(slot, inner_len);
         count(Counter::DecapFlood);
-        return pass_up(ctx, strip, META_ACTION_FLOOD, vni, 0);
+        return pass_up(ctx, strip, META_ACTION_FLOOD, vni, slot, 0);
     };
     // SAFETY: map values stay valid for the duration of the program.
-    let port_ifindex = unsafe { (*entry).ifindex };
+    let (port_ifindex, flags) = unsafe { ((*entry).ifindex, (*entry).flags) };
     if port_ifindex == 0 {
-        return Err((DropReason::RemoteToRemote, Some(vni)));
+        return Err((DropReason::RemoteToRemote, Some(slot)));
     }
-    let port = PORTS
-        .get_ptr(port_ifindex)
-        .ok_or((DropReason::VniMismatch, Some(vni)))?;
-    // SAFETY: as above.
-    let (port_vni, port_flags) = unsafe { ((*port).vni, (*port).flags) };
-    if port_vni != vni {
-        return Err((DropReason::VniMismatch, Some(vni)));
-    }
-    count_rx(vni, inner_len);
-    if port_flags & PORT_F_XDP != 0 {
-        strip_outer(ctx, strip, vni)?;
+    count_rx(slot, inner_len);
+    if flags & FDB_F_XDP != 0 {
+        strip_outer(ctx, strip, slot)?;
         count(Counter::DecapXdp);
         // SAFETY: plain helper call; an unknown ifindex fails the redirect.
         return Ok(unsafe { bpf_redirect(port_ifindex, 0) } as u32);
     }
     count(Counter::DecapSkb);
-    pass_up(ctx, strip, META_ACTION_DELIVER, vni, port_ifindex)
+    pass_up(ctx, strip, META_ACTION_DELIVER, vni, slot, port_ifindex)
 }
 
 /// Removes the `len` bytes of outer headers in front of the inner frame.
 #[inline(always)]
-fn strip_outer(ctx: &XdpContext, len: usize, vni: u32) -> Result<(), Drop> {
+fn strip_outer(ctx: &XdpContext, len: usize, slot: u32) -> Result<(), Drop> {
     // SAFETY: `ctx.ctx` is the xdp_md the kernel passed; the kernel checks
     // that the new head stays within the buffer.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, len as i32) } != 0 {
-        return Err((DropReason::KernelRefused, Some(vni)));
+        return Err((DropReason::KernelRefused, Some(slot)));
     }
     Ok(())
 }
@@ -200,10 +203,11 @@ fn pass_up(
     strip: usize,
     action: u32,
     vni: u32,
+    slot: u32,
     ifindex: u32,
 ) -> Result<u32, Drop> {
-    strip_outer(ctx, strip, vni)?;
-    let refused = (DropReason::KernelRefused, Some(vni));
+    strip_outer(ctx, strip, slot)?;
+    let refused = (DropReason::KernelRefused, Some(slot));
     // SAFETY: as for `bpf_xdp_adjust_head`; the kernel checks the room.
     if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(size_of::<DecapMeta>() as i32)) } != 0 {
         return Err(refused);

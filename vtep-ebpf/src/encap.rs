@@ -46,7 +46,7 @@ use crate::{
     parse::is_group,
 };
 
-/// A drop: why, and the VNI to charge it to.
+/// A drop: why, and the stats slot of the VNI to charge it to.
 type Drop = (DropReason, Option<u32>);
 
 const AF_INET: u8 = 2;
@@ -75,10 +75,10 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
     let from = unsafe { (*ctx.skb.skb).ifindex };
     let port = PORTS.get_ptr(from).ok_or((DropReason::UnboundPort, None))?;
     // SAFETY: map values stay valid for the duration of the program.
-    let vni = unsafe { (*port).vni };
+    let (vni, slot) = unsafe { ((*port).vni, (*port).slot) };
     let eth: EthHdr = ctx
         .load(0)
-        .map_err(|_| (DropReason::InnerTooShort, Some(vni)))?;
+        .map_err(|_| (DropReason::InnerTooShort, Some(slot)))?;
 
     if !is_group(&eth.dst_addr)
         && let Some(entry) = FDB.get_ptr(FdbKey::new(vni, eth.dst_addr))
@@ -86,26 +86,26 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
         // SAFETY: as above.
         let (to, remote) = unsafe { ((*entry).ifindex, (*entry).remote) };
         return if to != 0 {
-            switch_local(from, to, vni)
+            switch_local(from, to, vni, slot)
         } else {
-            unicast(ctx, from, vni, remote, &eth)
+            unicast(ctx, from, vni, slot, remote, &eth)
         };
     }
-    flood(ctx, from, vni, &eth)
+    flood(ctx, from, vni, slot, &eth)
 }
 
 /// Same host, same VNI: hand the frame to the other port as it is.
 #[inline(always)]
-fn switch_local(from: u32, to: u32, vni: u32) -> Result<i32, Drop> {
+fn switch_local(from: u32, to: u32, vni: u32, slot: u32) -> Result<i32, Drop> {
     if to == from {
-        return Err((DropReason::Hairpin, Some(vni)));
+        return Err((DropReason::Hairpin, Some(slot)));
     }
     let port = PORTS
         .get_ptr(to)
-        .ok_or((DropReason::VniMismatch, Some(vni)))?;
+        .ok_or((DropReason::VniMismatch, Some(slot)))?;
     // SAFETY: map values stay valid for the duration of the program.
     if unsafe { (*port).vni } != vni {
-        return Err((DropReason::VniMismatch, Some(vni)));
+        return Err((DropReason::VniMismatch, Some(slot)));
     }
     count(Counter::LocalSwitch);
     // SAFETY: plain helper call.
@@ -114,19 +114,26 @@ fn switch_local(from: u32, to: u32, vni: u32) -> Result<i32, Drop> {
 
 /// Known unicast to one remote VTEP.
 #[inline(always)]
-fn unicast(ctx: &TcContext, from: u32, vni: u32, remote: u32, eth: &EthHdr) -> Result<i32, Drop> {
+fn unicast(
+    ctx: &TcContext,
+    from: u32,
+    vni: u32,
+    slot: u32,
+    remote: u32,
+    eth: &EthHdr,
+) -> Result<i32, Drop> {
     let cfg = CONFIG.load();
-    let hop = next_hop(ctx, &cfg, from, remote).map_err(|r| (r, Some(vni)))?;
+    let hop = next_hop(ctx, &cfg, from, remote).map_err(|r| (r, Some(slot)))?;
     let is_ip = is_ip(eth);
     if !hop.resolved && !is_ip {
         // Only IP packets can wait for the neighbour in bpf_redirect_neigh.
-        return Err((DropReason::NoNeighbour, Some(vni)));
+        return Err((DropReason::NoNeighbour, Some(slot)));
     }
     let inner_len = ctx.len();
     let sport = src_port(flow_hash(&flow_key(ctx, eth)));
-    grow(ctx, eth, is_ip).map_err(|r| (r, Some(vni)))?;
-    write_outer(ctx, &cfg, vni, remote, &hop, sport, inner_len).map_err(|r| (r, Some(vni)))?;
-    count_tx(vni, u64::from(inner_len));
+    grow(ctx, eth, is_ip).map_err(|r| (r, Some(slot)))?;
+    write_outer(ctx, &cfg, vni, remote, &hop, sport, inner_len).map_err(|r| (r, Some(slot)))?;
+    count_tx(slot, u64::from(inner_len));
     count(Counter::EncapUnicast);
     if hop.resolved {
         // SAFETY: plain helper call.
@@ -145,16 +152,16 @@ fn unicast(ctx: &TcContext, from: u32, vni: u32, remote: u32, eth: &EthHdr) -> R
 /// (each copy's fate is counted in the maps), so the verifier can prune
 /// them: a counter of copies sent would double its paths per iteration.
 #[inline(always)]
-fn flood(ctx: &TcContext, from: u32, vni: u32, eth: &EthHdr) -> Result<i32, Drop> {
+fn flood(ctx: &TcContext, from: u32, vni: u32, slot: u32, eth: &EthHdr) -> Result<i32, Drop> {
     let info = VNIS
         .get_ptr(vni)
-        .ok_or((DropReason::UnknownVni, Some(vni)))?;
+        .ok_or((DropReason::UnknownVni, Some(slot)))?;
     // SAFETY: map values stay valid for the duration of the program.
     let info = unsafe { &*info };
     let n_remotes = info.n_remotes as usize;
     // `from` is one of the VNI's ports: the others are the local targets.
     if info.n_ports <= 1 && n_remotes == 0 {
-        return Err((DropReason::NoFloodTarget, Some(vni)));
+        return Err((DropReason::NoFloodTarget, Some(slot)));
     }
     copy_to_ports(ctx, info, from);
     if n_remotes == 0 {
@@ -164,7 +171,7 @@ fn flood(ctx: &TcContext, from: u32, vni: u32, eth: &EthHdr) -> Result<i32, Drop
     let inner_len = ctx.len();
     let is_ip = is_ip(eth);
     let sport = src_port(flow_hash(&flow_key(ctx, eth)));
-    grow(ctx, eth, is_ip).map_err(|r| (r, Some(vni)))?;
+    grow(ctx, eth, is_ip).map_err(|r| (r, Some(slot)))?;
     count(Counter::EncapFlood);
     for i in 0..MAX_FLOOD {
         if i >= n_remotes {
@@ -176,13 +183,13 @@ fn flood(ctx: &TcContext, from: u32, vni: u32, eth: &EthHdr) -> Result<i32, Drop
                 if write_outer(ctx, &cfg, vni, remote, &hop, sport, inner_len).is_ok()
                     && ctx.clone_redirect(hop.ifindex, 0).is_ok()
                 {
-                    count_tx(vni, u64::from(inner_len));
+                    count_tx(slot, u64::from(inner_len));
                 } else {
-                    count_drop(DropReason::KernelRefused, Some(vni));
+                    count_drop(DropReason::KernelRefused, Some(slot));
                 }
             }
-            Ok(_) => count_drop(DropReason::NoNeighbour, Some(vni)),
-            Err(reason) => count_drop(reason, Some(vni)),
+            Ok(_) => count_drop(DropReason::NoNeighbour, Some(slot)),
+            Err(reason) => count_drop(reason, Some(slot)),
         }
     }
     Ok(TC_ACT_SHOT)
@@ -199,16 +206,9 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
         }
         let port = info.ports[i];
         if port != except && ctx.clone_redirect(port, 0).is_err() {
-            count_drop(DropReason::KernelRefused, Some(info_vni(port)));
+            count_drop(DropReason::KernelRefused, Some(info.slot));
         }
     }
-}
-
-/// The VNI of port `ifindex` (0 if unbound), to charge a failed copy to.
-#[inline(always)]
-fn info_vni(ifindex: u32) -> u32 {
-    // SAFETY: map values stay valid for the duration of the program.
-    PORTS.get_ptr(ifindex).map_or(0, |p| unsafe { (*p).vni })
 }
 
 /// Where to send a packet for `remote`: the egress interface, and the MACs

@@ -6,14 +6,16 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, PerCpuArray},
 };
 use vtep_common::{
     consts::{
         DEFAULT_TTL, FDB_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
-    maps::{Config, FdbEntry, FdbKey, InstanceInfo, PortInfo, RemoteKey, VniInfo, VniStats},
+    maps::{
+        Config, FdbEntry, FdbKey, InstanceInfo, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+    },
 };
 
 /// `BPF_F_NO_PREALLOC`: memory grows with the entries actually used.
@@ -44,10 +46,10 @@ pub static PORTS: HashMap<u32, PortInfo> = HashMap::pinned(PORTS_CAPACITY, 0);
 pub static VNIS: HashMap<u32, VniInfo> = HashMap::pinned(VNIS_CAPACITY, NO_PREALLOC);
 
 #[map]
-pub static REMOTES: HashMap<RemoteKey, u32> = HashMap::pinned(REMOTES_CAPACITY, NO_PREALLOC);
+pub static REMOTES: HashMap<RemoteKey, RemoteInfo> = HashMap::pinned(REMOTES_CAPACITY, NO_PREALLOC);
 
 #[map]
-pub static VNI_STATS: PerCpuHashMap<u32, VniStats> = PerCpuHashMap::pinned(VNIS_CAPACITY, 0);
+pub static VNI_STATS: PerCpuArray<VniStats> = PerCpuArray::pinned(VNIS_CAPACITY, 0);
 
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DropReason::COUNT, 0);
@@ -64,25 +66,26 @@ pub fn count(c: Counter) {
     }
 }
 
-/// Counts a drop by reason, and against the VNI when the frame has one.
+/// Counts a drop by reason, and against the VNI (by its stats slot) when
+/// the frame's VNI is known.
 #[inline(always)]
-pub fn count_drop(reason: DropReason, vni: Option<u32>) {
+pub fn count_drop(reason: DropReason, slot: Option<u32>) {
     if let Some(p) = DROPS.get_ptr_mut(reason as u32) {
         // SAFETY: per-CPU slot, only this CPU writes it while we run.
         unsafe { *p += 1 };
     }
-    if let Some(vni) = vni
-        && let Some(s) = VNI_STATS.get_ptr_mut(vni)
+    if let Some(slot) = slot
+        && let Some(s) = VNI_STATS.get_ptr_mut(slot)
     {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe { (*s).drop_packets += 1 };
     }
 }
 
-/// Counts a frame decapsulated and delivered (`rx`) for `vni`.
+/// Counts a frame decapsulated and delivered (`rx`) for the VNI in `slot`.
 #[inline(always)]
-pub fn count_rx(vni: u32, bytes: u64) {
-    if let Some(s) = VNI_STATS.get_ptr_mut(vni) {
+pub fn count_rx(slot: u32, bytes: u64) {
+    if let Some(s) = VNI_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe {
             (*s).rx_packets += 1;
@@ -91,10 +94,10 @@ pub fn count_rx(vni: u32, bytes: u64) {
     }
 }
 
-/// Counts a frame encapsulated and sent (`tx`) for `vni`.
+/// Counts a frame encapsulated and sent (`tx`) for the VNI in `slot`.
 #[inline(always)]
-pub fn count_tx(vni: u32, bytes: u64) {
-    if let Some(s) = VNI_STATS.get_ptr_mut(vni) {
+pub fn count_tx(slot: u32, bytes: u64) {
+    if let Some(s) = VNI_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe {
             (*s).tx_packets += 1;

@@ -13,18 +13,18 @@ use std::{
 use anyhow::{Context as _, bail};
 use aya::{
     Pod,
-    maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    maps::{HashMap, Map, MapData, PerCpuArray, PerCpuValues},
     util::nr_cpus,
 };
 use vtep_common::{
     consts::{
         MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_INSTANCE, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS,
-        MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
+        MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, VNIS_CAPACITY,
     },
     counters::{Counter, DropReason},
     maps::{
-        FDB_F_STATIC, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, PortInfo, RemoteKey, VniInfo,
-        VniStats,
+        FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, PORT_F_XDP,
+        PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
 };
 
@@ -143,8 +143,8 @@ pub struct Tables {
     fdb: HashMap<MapData, FdbKey, FdbEntry>,
     ports: HashMap<MapData, u32, PortInfo>,
     vnis: HashMap<MapData, u32, VniInfo>,
-    remotes: HashMap<MapData, RemoteKey, u32>,
-    vni_stats: PerCpuHashMap<MapData, u32, VniStats>,
+    remotes: HashMap<MapData, RemoteKey, RemoteInfo>,
+    vni_stats: PerCpuArray<MapData, VniStats>,
     drops: PerCpuArray<MapData, u64>,
     counters: PerCpuArray<MapData, u64>,
 }
@@ -170,7 +170,7 @@ impl Tables {
             ports: open_map(inst, MAP_PORTS, Map::HashMap)?,
             vnis: open_map(inst, MAP_VNIS, Map::HashMap)?,
             remotes: open_map(inst, MAP_REMOTES, Map::HashMap)?,
-            vni_stats: open_map(inst, MAP_VNI_STATS, Map::PerCpuHashMap)?,
+            vni_stats: open_map(inst, MAP_VNI_STATS, Map::PerCpuArray)?,
             drops: open_map(inst, MAP_DROPS, Map::PerCpuArray)?,
             counters: open_map(inst, MAP_COUNTERS, Map::PerCpuArray)?,
         })
@@ -199,10 +199,12 @@ impl Tables {
         v
     }
 
-    fn ref_remote(&mut self, vni: Vni, ip: u32) -> anyhow::Result<()> {
+    /// Counts one more reason for `ip` to send `vni` (whose stats slot is
+    /// `slot`); the first makes its next hop a managed neighbour.
+    fn ref_remote(&mut self, vni: Vni, slot: u32, ip: u32) -> anyhow::Result<()> {
         let key = RemoteKey { vni: vni.0, ip };
-        let n = self.remotes.get(&key, 0).unwrap_or(0);
-        if n == 0 {
+        let refs = self.remotes.get(&key, 0).map_or(0, |r| r.refs);
+        if refs == 0 {
             let (remote, local) = (ip_from_map(ip), ip_from_map(self.info.config.local_ip));
             if let Err(e) = crate::neigh::keep_resolved(remote, local) {
                 log::warn!(
@@ -210,7 +212,11 @@ impl Tables {
                 );
             }
         }
-        self.remotes.insert(key, n + 1, 0).with_context(|| {
+        let value = RemoteInfo {
+            refs: refs + 1,
+            slot,
+        };
+        self.remotes.insert(key, value, 0).with_context(|| {
             format!(
                 "remote VTEP table full adding {} to VNI {vni}",
                 ip_from_map(ip)
@@ -221,11 +227,31 @@ impl Tables {
     fn unref_remote(&mut self, vni: Vni, ip: u32) -> anyhow::Result<()> {
         let key = RemoteKey { vni: vni.0, ip };
         match self.remotes.get(&key, 0) {
-            Ok(n) if n > 1 => self.remotes.insert(key, n - 1, 0)?,
+            Ok(r) if r.refs > 1 => self.remotes.insert(
+                key,
+                RemoteInfo {
+                    refs: r.refs - 1,
+                    ..r
+                },
+                0,
+            )?,
             Ok(_) => self.remotes.remove(&key)?,
             Err(_) => {}
         }
         Ok(())
+    }
+
+    /// The lowest stats slot no VNI uses, with its counters zeroed.
+    fn free_slot(&mut self) -> anyhow::Result<u32> {
+        let used: std::collections::BTreeSet<u32> =
+            self.vnis().iter().map(|(_, i)| i.slot).collect();
+        let slot = (0..VNIS_CAPACITY)
+            .find(|s| !used.contains(s))
+            .context("VNI table full")?;
+        let zero =
+            PerCpuValues::try_from(vec![VniStats::default(); nr_cpus().map_err(|(_, e)| e)?])?;
+        self.vni_stats.set(slot, zero, 0)?;
+        Ok(slot)
     }
 
     /// Adds `vni` with flood list `flood`, or replaces the flood list of an
@@ -237,19 +263,18 @@ impl Tables {
                 flood.len()
             );
         }
-        let mut info = self.vni(vni).unwrap_or_default();
+        let existing = self.vni(vni);
+        let mut info = match existing {
+            Some(info) => info,
+            None => VniInfo {
+                slot: self.free_slot()?,
+                ..VniInfo::default()
+            },
+        };
         let old: Vec<u32> = info.remotes[..info.n_remotes as usize].to_vec();
         let new: Vec<u32> = flood.iter().map(|ip| ip_to_map(*ip)).collect();
-        let existed = self.vni(vni).is_some();
-        if !existed {
-            let zero =
-                PerCpuValues::try_from(vec![VniStats::default(); nr_cpus().map_err(|(_, e)| e)?])?;
-            self.vni_stats
-                .insert(vni.0, zero, 0)
-                .with_context(|| format!("VNI table full adding VNI {vni}"))?;
-        }
         for ip in new.iter().filter(|ip| !old.contains(ip)) {
-            self.ref_remote(vni, *ip)?;
+            self.ref_remote(vni, info.slot, *ip)?;
         }
         info.remotes = [0; MAX_FLOOD];
         info.remotes[..new.len()].copy_from_slice(&new);
@@ -284,7 +309,6 @@ impl Tables {
             self.unref_remote(vni, *ip)?;
         }
         self.vnis.remove(&vni.0)?;
-        let _ = self.vni_stats.remove(&vni.0);
         Ok(())
     }
 
@@ -310,8 +334,14 @@ impl Tables {
     /// Binds port `ifindex` to `vni` (after [`Tables::port_check`]).
     pub fn port_add(&mut self, ifindex: u32, vni: Vni, flags: u32) -> anyhow::Result<()> {
         let mut info = self.require_vni(vni)?;
+        let port = PortInfo {
+            vni: vni.0,
+            flags,
+            slot: info.slot,
+            _pad: 0,
+        };
         self.ports
-            .insert(ifindex, PortInfo { vni: vni.0, flags }, 0)
+            .insert(ifindex, port, 0)
             .context("port table full")?;
         info.ports[info.n_ports as usize] = ifindex;
         info.n_ports += 1;
@@ -363,11 +393,11 @@ impl Tables {
 
     /// Adds or replaces a static FDB entry.
     pub fn fdb_add(&mut self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<()> {
-        let entry = self.fdb_check(vni, mac, at)?;
+        let (entry, slot) = self.fdb_check(vni, mac, at)?;
         let key = FdbKey::new(vni.0, mac.0);
         let old = self.fdb.get(&key, 0).ok();
         if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
-            self.ref_remote(vni, entry.remote)?;
+            self.ref_remote(vni, slot, entry.remote)?;
         }
         if let Err(e) = self.fdb.insert(key, entry, 0) {
             if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
@@ -384,9 +414,10 @@ impl Tables {
         Ok(())
     }
 
-    /// Checks a static FDB entry and returns its map value.
-    fn fdb_check(&self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<FdbEntry> {
-        self.require_vni(vni)?;
+    /// Checks a static FDB entry; returns its map value and the VNI's stats
+    /// slot.
+    fn fdb_check(&self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<(FdbEntry, u32)> {
+        let slot = self.require_vni(vni)?.slot;
         if mac.0[0] & 1 != 0 {
             bail!(
                 "MAC {mac} is a group (multicast/broadcast) address: FDB entries are for unicast MACs"
@@ -407,8 +438,8 @@ impl Tables {
             }
             Location::Port(ifindex) => {
                 let name = sys::ifname(ifindex);
-                match self.port(ifindex) {
-                    Some(p) if p.vni == vni.0 => {}
+                let port_flags = match self.port(ifindex) {
+                    Some(p) if p.vni == vni.0 => p.flags,
                     Some(p) => bail!(
                         "port '{name}' is bound to VNI {}, not VNI {vni}: a MAC can only live on a port of its own VNI",
                         p.vni
@@ -416,15 +447,20 @@ impl Tables {
                     None => bail!(
                         "interface '{name}' is not a port: bind it with `vtep port add {name} --vni {vni}`"
                     ),
-                }
+                };
+                let xdp = if port_flags & PORT_F_XDP != 0 {
+                    FDB_F_XDP
+                } else {
+                    0
+                };
                 FdbEntry {
                     ifindex,
-                    flags: FDB_F_STATIC,
+                    flags: FDB_F_STATIC | xdp,
                     ..FdbEntry::default()
                 }
             }
         };
-        Ok(entry)
+        Ok((entry, slot))
     }
 
     /// Removes an FDB entry; fails if there is none.
@@ -467,9 +503,9 @@ impl Tables {
     /// All counters, summed over CPUs.
     pub fn stats(&self) -> anyhow::Result<Stats> {
         let mut vnis = Vec::new();
-        for (vni, _) in self.vnis() {
+        for (vni, info) in self.vnis() {
             let mut s = VniStats::default();
-            if let Ok(per_cpu) = self.vni_stats.get(&vni, 0) {
+            if let Ok(per_cpu) = self.vni_stats.get(&info.slot, 0) {
                 for c in per_cpu.iter() {
                     s.rx_packets += c.rx_packets;
                     s.rx_bytes += c.rx_bytes;
