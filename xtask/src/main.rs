@@ -131,7 +131,7 @@ fn test() -> anyhow::Result<()> {
     // timed test: nothing is compared against a target.
     bench::run(&bench::Opts {
         rounds: 1,
-        packets: 20_000,
+        packets: 100_000,
         smoke: true,
         json: true,
         write: None,
