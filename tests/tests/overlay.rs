@@ -68,9 +68,18 @@ fn two_of_ours_interoperate() {
     for v in o.vteps.iter().flatten() {
         assert!(v.counter("counters", "encap_unicast") > 0);
         assert!(v.counter("counters", "decap_skb") > 0);
-        assert!(v.counter("counters", "encap_flood") > 0);
-        assert!(v.counter("counters", "decap_flood") > 0);
     }
+    // ARP went out by flooding; with data-plane learning, the answers may
+    // not have needed to, so the floods are counted over both VTEPs.
+    let total = |name: &str| -> u64 {
+        o.vteps
+            .iter()
+            .flatten()
+            .map(|v| v.counter("counters", name))
+            .sum()
+    };
+    assert!(total("encap_flood") > 0);
+    assert!(total("decap_flood") > 0);
 }
 
 /// Starts tcpdump on `dev` in `ns`, waiting until it listens.

@@ -112,7 +112,17 @@ impl Loaded {
                 vni,
                 ip: ip(*remote),
             };
-            r.insert(key, RemoteInfo { refs: 1, slot: vni }, 0).unwrap();
+            r.insert(
+                key,
+                RemoteInfo {
+                    refs: 1,
+                    slot: vni,
+                    flags: 0,
+                    _pad: 0,
+                },
+                0,
+            )
+            .unwrap();
         }
     }
 
@@ -313,6 +323,9 @@ fn decap_loaded() -> Loaded {
         udp_port: VXLAN_PORT,
         ttl: 64,
         flags: CONFIG_F_DF,
+        ageing_s: 300,
+        move_limit: 5,
+        move_window_s: 180,
     });
     l.vni(100, &[REMOTE], &[P_SKB, P_XDP]);
     l.vni(200, &[REMOTE], &[P_200]);
@@ -655,6 +668,9 @@ fn encap_table() {
         udp_port: VXLAN_PORT,
         ttl: 64,
         flags: CONFIG_F_DF,
+        ageing_s: 300,
+        move_limit: 5,
+        move_window_s: 180,
     });
     l.vni(100, &[], &[p1, p2]);
     l.vni(200, &[], &[p3]);

@@ -53,6 +53,14 @@ pub const MAX_VNI_PORTS: usize = 32;
 pub const MAP_FDB: &str = "FDB";
 /// Capacity of the FDB.
 pub const FDB_CAPACITY: u32 = 1 << 20;
+/// MACs learned by the datapath: (VNI, MAC) -> `LearnedEntry`, LRU.
+pub const MAP_LEARNED: &str = "LEARNED";
+/// Default capacity of the learned table (`vtep up --learned-capacity`).
+pub const DEFAULT_LEARNED_CAPACITY: u32 = 1 << 18;
+/// Learned, moved and frozen MACs, for `vtep events` (ring buffer).
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Size of the events ring buffer, bytes.
+pub const EVENTS_BYTES: u32 = 1 << 20;
 /// Ports: ifindex -> binding.
 pub const MAP_PORTS: &str = "PORTS";
 /// Capacity of the port table.

@@ -100,11 +100,19 @@ pub enum Counter {
     LocalSwitch = 6,
     /// Next hop unresolved: handed to the kernel neighbour layer.
     NeighResolve = 7,
+    /// A MAC learned for the first time.
+    MacLearned = 8,
+    /// A learned MAC seen at another location.
+    MacMoved = 9,
+    /// A MAC frozen for moving too often.
+    MacFrozen = 10,
+    /// A move event lost: the events ring buffer was full.
+    EventLost = 11,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 8] = [
+    pub const ALL: [Counter; 12] = [
         Counter::PassToKernel,
         Counter::DecapXdp,
         Counter::DecapSkb,
@@ -113,6 +121,10 @@ impl Counter {
         Counter::EncapFlood,
         Counter::LocalSwitch,
         Counter::NeighResolve,
+        Counter::MacLearned,
+        Counter::MacMoved,
+        Counter::MacFrozen,
+        Counter::EventLost,
     ];
     /// Number of slots in the `COUNTERS` array.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -128,6 +140,10 @@ impl Counter {
             Counter::EncapFlood => "encap_flood",
             Counter::LocalSwitch => "local_switch",
             Counter::NeighResolve => "neigh_resolve",
+            Counter::MacLearned => "mac_learned",
+            Counter::MacMoved => "mac_moved",
+            Counter::MacFrozen => "mac_frozen",
+            Counter::EventLost => "event_lost",
         }
     }
 }

@@ -23,7 +23,21 @@ pub struct Config {
     pub ttl: u8,
     /// `CONFIG_F_*` bits.
     pub flags: u8,
+    /// Learned MACs not seen for this long are stale (seconds).
+    pub ageing_s: u32,
+    /// A MAC that moves more than this often within `move_window_s` is
+    /// frozen where it is (RFC 7432 §15.1 duplicate detection: 5).
+    pub move_limit: u32,
+    /// The move-counting window (seconds; RFC 7432 §15.1: 180).
+    pub move_window_s: u32,
 }
+
+/// Default ageing time, as the kernel bridge's (seconds).
+pub const DEFAULT_AGEING_S: u32 = 300;
+/// Default move limit within the window (RFC 7432 §15.1).
+pub const DEFAULT_MOVE_LIMIT: u32 = 5;
+/// Default move-counting window (RFC 7432 §15.1), seconds.
+pub const DEFAULT_MOVE_WINDOW_S: u32 = 180;
 
 /// Set the DF bit on outer IPv4 headers.
 pub const CONFIG_F_DF: u8 = 1;
@@ -43,7 +57,7 @@ pub struct InstanceInfo {
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
@@ -95,6 +109,91 @@ pub const FDB_F_STATIC: u32 = 1;
 /// port, which is what keeps decap within the tenant.
 pub const FDB_F_XDP: u32 = 2;
 
+/// A MAC the datapath learned (value of `LEARNED`, an LRU hash keyed by
+/// [`FdbKey`]): behind a remote VTEP (`remote != 0`) or on a local port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LearnedEntry {
+    /// Remote VTEP IPv4 (on-wire bytes), or 0.
+    pub remote: u32,
+    /// Local port ifindex, or 0.
+    pub ifindex: u32,
+    /// When the MAC was last seen here (CLOCK_MONOTONIC_COARSE, ns).
+    pub seen_ns: u64,
+    /// Start of the current move-counting window (same clock).
+    pub window_ns: u64,
+    /// Moves within the current window.
+    pub window_moves: u32,
+    /// Moves since the MAC was learned.
+    pub moves: u32,
+    /// `LEARNED_F_*` bits.
+    pub flags: u32,
+    /// Always zero.
+    pub _pad: u32,
+}
+
+/// The MAC moved too often: frozen at its location, no longer updated.
+pub const LEARNED_F_FROZEN: u32 = 1;
+
+/// What happened to a MAC (the `kind` of a [`MacEvent`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacEventKind {
+    /// First seen.
+    Learned = 1,
+    /// Seen at another location.
+    Moved = 2,
+    /// Not seen for the ageing time.
+    Aged = 3,
+    /// Moved more than the limit within the window: frozen.
+    Frozen = 4,
+}
+
+impl MacEventKind {
+    /// From the raw `kind` field.
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::Learned),
+            2 => Some(Self::Moved),
+            3 => Some(Self::Aged),
+            4 => Some(Self::Frozen),
+            _ => None,
+        }
+    }
+
+    /// Stable name, as `vtep events` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Learned => "learned",
+            Self::Moved => "moved",
+            Self::Aged => "aged",
+            Self::Frozen => "frozen",
+        }
+    }
+}
+
+/// One record of the `EVENTS` ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MacEvent {
+    /// CLOCK_MONOTONIC_COARSE, ns.
+    pub ts_ns: u64,
+    /// [`MacEventKind`] as u32.
+    pub kind: u32,
+    /// The MAC's VNI.
+    pub vni: u32,
+    /// The MAC.
+    pub mac: [u8; 6],
+    /// Always zero.
+    pub _pad: [u8; 2],
+    /// Where it was (both 0: nowhere).
+    pub old_remote: u32,
+    pub old_ifindex: u32,
+    /// Where it is now (both 0: gone).
+    pub new_remote: u32,
+    pub new_ifindex: u32,
+}
+
 /// A port's binding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,6 +216,8 @@ pub const PORT_F_XDP: u32 = 1;
 /// `vtep port add` turned IPv4 forwarding on for this port (the encap
 /// program's FIB lookup needs it); `vtep port del` turns it off again.
 pub const PORT_F_FWD_SET: u32 = 2;
+/// Learn source MACs of frames from this port (its VNI learns).
+pub const PORT_F_LEARN: u32 = 4;
 
 /// A VNI's configuration: its flood list and its local ports.
 #[repr(C)]
@@ -126,8 +227,8 @@ pub struct VniInfo {
     /// userspace: the datapath finds it in the REMOTES value and the port
     /// binding, so counting costs an array access, not a hash lookup.
     pub slot: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// `VNI_F_*` bits.
+    pub flags: u32,
     /// Number of valid entries in `remotes`.
     pub n_remotes: u32,
     /// Number of valid entries in `ports`.
@@ -142,7 +243,7 @@ impl Default for VniInfo {
     fn default() -> Self {
         Self {
             slot: 0,
-            _pad: 0,
+            flags: 0,
             n_remotes: 0,
             n_ports: 0,
             remotes: [0; MAX_FLOOD],
@@ -150,6 +251,9 @@ impl Default for VniInfo {
         }
     }
 }
+
+/// Data-plane learning is off for this VNI (`vni add --no-learning`).
+pub const VNI_F_NO_LEARNING: u32 = 1;
 
 /// Key of the allowed-remotes table: a remote VTEP within one VNI.
 #[repr(C)]
@@ -170,7 +274,14 @@ pub struct RemoteInfo {
     pub refs: u32,
     /// The VNI's slot in `VNI_STATS`.
     pub slot: u32,
+    /// `REMOTE_F_*` bits.
+    pub flags: u32,
+    /// Always zero.
+    pub _pad: u32,
 }
+
+/// Learn inner source MACs of frames from this remote (its VNI learns).
+pub const REMOTE_F_LEARN: u32 = 1;
 
 /// Per-VNI traffic counters (one copy per CPU).
 #[repr(C)]
@@ -211,13 +322,15 @@ pub const META_ACTION_DELIVER: u32 = 1;
 /// Flood to every local port of `DecapMeta::vni`.
 pub const META_ACTION_FLOOD: u32 = 2;
 
-const _: () = assert!(size_of::<Config>() == 12);
-const _: () = assert!(size_of::<InstanceInfo>() == 20);
+const _: () = assert!(size_of::<Config>() == 24);
+const _: () = assert!(size_of::<InstanceInfo>() == 32);
+const _: () = assert!(size_of::<LearnedEntry>() == 40);
+const _: () = assert!(size_of::<MacEvent>() == 40);
 const _: () = assert!(size_of::<FdbKey>() == 12);
 const _: () = assert!(size_of::<FdbEntry>() == 16);
 const _: () = assert!(size_of::<PortInfo>() == 16);
 const _: () = assert!(size_of::<VniInfo>() == 16 + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
-const _: () = assert!(size_of::<RemoteInfo>() == 8);
+const _: () = assert!(size_of::<RemoteInfo>() == 16);
 const _: () = assert!(size_of::<RemoteKey>() == 8);
 const _: () = assert!(size_of::<VniStats>() == 40);
 const _: () = assert!(size_of::<DecapMeta>() == 16);
@@ -243,6 +356,10 @@ mod pod {
     unsafe impl aya::Pod for RemoteKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for RemoteInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for LearnedEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for MacEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for VniStats {}
 }

@@ -19,15 +19,16 @@ use vtep_common::{
     consts::{ETH_HLEN, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VXLAN_HLEN},
     counters::{Counter, DropReason},
     maps::{
-        DECAP_META_MAGIC, DecapMeta, FDB_F_XDP, FdbKey, META_ACTION_DELIVER, META_ACTION_FLOOD,
-        RemoteKey,
+        DECAP_META_MAGIC, DecapMeta, FDB_F_XDP, META_ACTION_DELIVER, META_ACTION_FLOOD,
+        REMOTE_F_LEARN, RemoteKey,
     },
     vxlan::{VXLAN_FLAG_I, vni_of},
 };
 
 use crate::{
     encap::copy_to_ports,
-    maps::{CONFIG, FDB, REMOTES, VNIS, count, count_drop, count_rx},
+    learn::{learn, lookup},
+    maps::{CONFIG, REMOTES, VNIS, count, count_drop, count_rx},
     parse::{Cursor, is_group},
 };
 
@@ -137,7 +138,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         });
     };
     // SAFETY: as above.
-    let slot = unsafe { (*remote).slot };
+    let (slot, remote_flags) = unsafe { ((*remote).slot, (*remote).flags) };
     // udp_len >= 30 and within the packet, checked above: the inner
     // Ethernet header is there; the check is for the verifier.
     let inner = c
@@ -147,12 +148,15 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     let strip = inner_start - data;
     let inner_len = (ctx.data_end() - inner_start) as u64;
     // SAFETY: bounds checked by `next`.
-    let dst = unsafe { (*inner).dst_addr };
+    let (dst, src) = unsafe { ((*inner).dst_addr, (*inner).src_addr) };
+    if remote_flags & REMOTE_F_LEARN != 0 {
+        learn(vni, src, saddr, 0, 0, &cfg);
+    }
 
     let entry = if is_group(&dst) {
         None
     } else {
-        FDB.get_ptr(FdbKey::new(vni, dst))
+        lookup(vni, dst, &cfg)
     };
     let Some(entry) = entry else {
         // BUM or unknown unicast: to every local port of the VNI, never to
@@ -168,8 +172,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         count(Counter::DecapFlood);
         return pass_up(ctx, strip, META_ACTION_FLOOD, vni, slot, 0);
     };
-    // SAFETY: map values stay valid for the duration of the program.
-    let (port_ifindex, flags) = unsafe { ((*entry).ifindex, (*entry).flags) };
+    let (port_ifindex, flags) = (entry.ifindex, entry.flags);
     if port_ifindex == 0 {
         return Err((DropReason::RemoteToRemote, Some(slot)));
     }

@@ -37,12 +37,13 @@ use vtep_common::{
         MAX_FLOOD, MAX_VNI_PORTS,
     },
     counters::{Counter, DropReason},
-    maps::{CONFIG_F_DF, Config, FdbKey, VniInfo},
+    maps::{CONFIG_F_DF, Config, FDB_F_XDP, PORT_F_LEARN, PORT_F_XDP, VniInfo},
     vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
 };
 
 use crate::{
-    maps::{CONFIG, FDB, PORTS, VNIS, count, count_drop, count_tx},
+    learn::{learn, lookup},
+    maps::{CONFIG, PORTS, VNIS, count, count_drop, count_tx},
     parse::is_group,
 };
 
@@ -75,16 +76,24 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
     let from = unsafe { (*ctx.skb.skb).ifindex };
     let port = PORTS.get_ptr(from).ok_or((DropReason::UnboundPort, None))?;
     // SAFETY: map values stay valid for the duration of the program.
-    let (vni, slot) = unsafe { ((*port).vni, (*port).slot) };
+    let (vni, slot, port_flags) = unsafe { ((*port).vni, (*port).slot, (*port).flags) };
     let eth: EthHdr = ctx
         .load(0)
         .map_err(|_| (DropReason::InnerTooShort, Some(slot)))?;
+    let cfg = CONFIG.load();
+    if port_flags & PORT_F_LEARN != 0 {
+        let xdp = if port_flags & PORT_F_XDP != 0 {
+            FDB_F_XDP
+        } else {
+            0
+        };
+        learn(vni, eth.src_addr, 0, from, xdp, &cfg);
+    }
 
     if !is_group(&eth.dst_addr)
-        && let Some(entry) = FDB.get_ptr(FdbKey::new(vni, eth.dst_addr))
+        && let Some(entry) = lookup(vni, eth.dst_addr, &cfg)
     {
-        // SAFETY: as above.
-        let (to, remote) = unsafe { ((*entry).ifindex, (*entry).remote) };
+        let (to, remote) = (entry.ifindex, entry.remote);
         return if to != 0 {
             switch_local(from, to, vni, slot)
         } else {

@@ -18,6 +18,7 @@
 
 mod decap;
 mod encap;
+mod learn;
 mod maps;
 mod parse;
 

@@ -6,15 +6,17 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use vtep_common::{
     consts::{
-        DEFAULT_TTL, FDB_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
+        DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES, FDB_CAPACITY, PORTS_CAPACITY,
+        REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
-        Config, FdbEntry, FdbKey, InstanceInfo, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, FdbEntry, FdbKey,
+        InstanceInfo, LearnedEntry, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
 };
 
@@ -29,6 +31,9 @@ pub static CONFIG: Global<Config> = Global::new(Config {
     udp_port: VXLAN_PORT,
     ttl: DEFAULT_TTL,
     flags: 0,
+    ageing_s: DEFAULT_AGEING_S,
+    move_limit: DEFAULT_MOVE_LIMIT,
+    move_window_s: DEFAULT_MOVE_WINDOW_S,
 });
 
 /// The instance record: written and read by userspace only, pinned with the
@@ -38,6 +43,15 @@ pub static INSTANCE: Array<InstanceInfo> = Array::pinned(1, 0);
 
 #[map]
 pub static FDB: HashMap<FdbKey, FdbEntry> = HashMap::pinned(FDB_CAPACITY, NO_PREALLOC);
+
+/// Learned MACs; capacity set at load time (`vtep up --learned-capacity`).
+#[map]
+pub static LEARNED: LruHashMap<FdbKey, LearnedEntry> =
+    LruHashMap::pinned(DEFAULT_LEARNED_CAPACITY, 0);
+
+/// Learned, moved and frozen MACs, read by `vtep events`.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
 
 #[map]
 pub static PORTS: HashMap<u32, PortInfo> = HashMap::pinned(PORTS_CAPACITY, 0);

@@ -8,6 +8,14 @@
 //! xdp_mode = "auto"        # optional: auto | native | skb
 //! ttl = 64                 # optional
 //! df = true                # optional
+//! ageing = 300             # optional: seconds a learned MAC lives unseen
+//! learned_capacity = 262144  # optional: learned table size (LRU)
+//! move_limit = 5           # optional: moves per window before freezing
+//! move_window = 180        # optional: seconds
+//!
+//! [[vni]]
+//! vni = 200
+//! learning = false         # optional: static FDB only
 //!
 //! [[vni]]
 //! vni = 100
@@ -28,7 +36,10 @@ use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
-use vtep_common::consts::{DEFAULT_TTL, MAX_FLOOD, MAX_VNI_PORTS, VXLAN_PORT};
+use vtep_common::{
+    consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, MAX_FLOOD, MAX_VNI_PORTS, VXLAN_PORT},
+    maps::{DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S},
+};
 
 use crate::{
     cmd::Deliver,
@@ -45,6 +56,10 @@ struct File {
     xdp_mode: Option<XdpModeArg>,
     ttl: Option<u8>,
     df: Option<bool>,
+    ageing: Option<u32>,
+    learned_capacity: Option<u32>,
+    move_limit: Option<u32>,
+    move_window: Option<u32>,
     #[serde(default)]
     vni: Vec<VniEntry>,
     #[serde(default)]
@@ -59,6 +74,12 @@ struct VniEntry {
     vni: u32,
     #[serde(default)]
     flood: Vec<String>,
+    #[serde(default = "yes")]
+    learning: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -87,6 +108,35 @@ pub struct Underlay {
     pub xdp_mode: XdpModeArg,
     pub ttl: u8,
     pub df: bool,
+    pub learning: Learning,
+}
+
+/// Data-plane learning settings of `vtep up`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Learning {
+    /// Seconds a learned MAC stays without being seen.
+    pub ageing_s: u32,
+    /// Capacity of the learned table (LRU).
+    pub capacity: u32,
+    /// Moves allowed within `move_window_s` before a MAC is frozen.
+    pub move_limit: u32,
+    pub move_window_s: u32,
+}
+
+impl Learning {
+    /// Checks the values make sense.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.ageing_s == 0 {
+            bail!("ageing must be at least 1 second");
+        }
+        if self.capacity == 0 {
+            bail!("learned capacity must be at least 1");
+        }
+        if self.move_window_s == 0 {
+            bail!("move window must be at least 1 second");
+        }
+        Ok(())
+    }
 }
 
 /// Where a configured MAC lives.
@@ -100,7 +150,7 @@ pub enum PlanLocation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub underlay: Underlay,
-    pub vnis: Vec<(Vni, Vec<Ipv4Addr>)>,
+    pub vnis: Vec<(Vni, Vec<Ipv4Addr>, bool)>,
     pub ports: Vec<(String, Vni, Deliver)>,
     pub fdb: Vec<(Mac, Vni, PlanLocation)>,
 }
@@ -128,7 +178,14 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
         xdp_mode: f.xdp_mode.unwrap_or(XdpModeArg::Auto),
         ttl: f.ttl.unwrap_or(DEFAULT_TTL),
         df: f.df.unwrap_or(true),
+        learning: Learning {
+            ageing_s: f.ageing.unwrap_or(DEFAULT_AGEING_S),
+            capacity: f.learned_capacity.unwrap_or(DEFAULT_LEARNED_CAPACITY),
+            move_limit: f.move_limit.unwrap_or(DEFAULT_MOVE_LIMIT),
+            move_window_s: f.move_window.unwrap_or(DEFAULT_MOVE_WINDOW_S),
+        },
     };
+    underlay.learning.check()?;
     if underlay.udp_port == 0 {
         bail!("udp_port must not be 0");
     }
@@ -159,7 +216,7 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
                 flood.len()
             );
         }
-        vnis.push((vni, flood));
+        vnis.push((vni, flood, v.learning));
     }
 
     let mut ports = Vec::new();
@@ -247,7 +304,11 @@ mod tests {
         assert_eq!(p.underlay.udp_port, 4789);
         assert_eq!(p.underlay.xdp_mode, XdpModeArg::Auto);
         assert!(p.underlay.df);
-        assert_eq!(p.vnis, vec![(Vni(100), vec![Ipv4Addr::new(198, 18, 2, 1)])]);
+        assert_eq!(
+            p.vnis,
+            vec![(Vni(100), vec![Ipv4Addr::new(198, 18, 2, 1)], true)]
+        );
+        assert_eq!(p.underlay.learning.ageing_s, 300);
         assert_eq!(p.ports, vec![("vm1".into(), Vni(100), Deliver::Skb)]);
         assert_eq!(p.fdb.len(), 2);
     }

@@ -15,7 +15,9 @@ use aya::{
 };
 use log::warn;
 use vtep_common::{
-    consts::{GLOBAL_CONFIG, MAP_INSTANCE, PROG_DECAP_TC, PROG_DECAP_XDP, PROG_ENCAP_TC},
+    consts::{
+        GLOBAL_CONFIG, MAP_INSTANCE, MAP_LEARNED, PROG_DECAP_TC, PROG_DECAP_XDP, PROG_ENCAP_TC,
+    },
     maps::{Config, InstanceInfo, LAYOUT_VERSION, XDP_MODE_GENERIC, XDP_MODE_NATIVE},
 };
 
@@ -44,12 +46,13 @@ pub fn up(
     underlay: &str,
     config: Config,
     mode: XdpModeArg,
+    learned_capacity: u32,
 ) -> anyhow::Result<u32> {
     crate::sys::ensure_bpffs(inst.dir.parent().unwrap_or(Path::new("/")))?;
     fs::create_dir_all(&inst.dir)
         .with_context(|| format!("cannot create {}", inst.dir.display()))?;
     set_private(&inst.dir);
-    let result = load_and_attach(inst, underlay, config, mode);
+    let result = load_and_attach(inst, underlay, config, mode, learned_capacity);
     if result.is_err() {
         down(inst)?;
     }
@@ -61,9 +64,11 @@ fn load_and_attach(
     underlay: &str,
     config: Config,
     mode: XdpModeArg,
+    learned_capacity: u32,
 ) -> anyhow::Result<u32> {
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&inst.dir)
+        .map_max_entries(MAP_LEARNED, learned_capacity)
         .override_global(GLOBAL_CONFIG, &config, true)
         .load(EBPF_OBJECT)
         .context("cannot load the kernel programs (is this kernel built with BPF, BTF and XDP? are you root?)")?;

@@ -18,13 +18,14 @@ use aya::{
 };
 use vtep_common::{
     consts::{
-        MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_INSTANCE, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS,
-        MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, VNIS_CAPACITY,
+        MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, MAP_PORTS, MAP_REMOTES,
+        MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, VNIS_CAPACITY,
     },
     counters::{Counter, DropReason},
     maps::{
-        FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, PORT_F_XDP,
-        PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LEARNED_F_FROZEN,
+        LearnedEntry, PORT_F_LEARN, PORT_F_XDP, PortInfo, REMOTE_F_LEARN, RemoteInfo, RemoteKey,
+        VNI_F_NO_LEARNING, VniInfo, VniStats,
     },
 };
 
@@ -94,7 +95,7 @@ impl Instance {
 }
 
 /// Opens pinned map `name` of `inst` as `T`.
-fn open_map<T>(inst: &Instance, name: &str, wrap: fn(MapData) -> Map) -> anyhow::Result<T>
+pub fn open_map<T>(inst: &Instance, name: &str, wrap: fn(MapData) -> Map) -> anyhow::Result<T>
 where
     T: TryFrom<Map, Error = aya::maps::MapError>,
 {
@@ -121,6 +122,26 @@ pub struct FdbRow {
     pub mac: Mac,
     pub location: Location,
     pub is_static: bool,
+    /// Learned entries: seconds since last seen, moves, frozen.
+    pub learned: Option<Learned>,
+}
+
+/// What a learned entry adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Learned {
+    pub age_s: u64,
+    pub moves: u32,
+    pub frozen: bool,
+}
+
+/// CLOCK_MONOTONIC_COARSE in ns: the clock of the datapath's
+/// `bpf_ktime_get_coarse_ns`.
+pub fn coarse_now_ns() -> u64 {
+    // SAFETY: timespec is plain old data; all-zero is a valid value.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is writable for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// One VNI's counters, summed over CPUs.
@@ -141,6 +162,7 @@ pub struct Stats {
 pub struct Tables {
     pub info: InstanceInfo,
     fdb: HashMap<MapData, FdbKey, FdbEntry>,
+    learned: HashMap<MapData, FdbKey, LearnedEntry>,
     ports: HashMap<MapData, u32, PortInfo>,
     vnis: HashMap<MapData, u32, VniInfo>,
     remotes: HashMap<MapData, RemoteKey, RemoteInfo>,
@@ -167,6 +189,7 @@ impl Tables {
         Ok(Self {
             info,
             fdb: open_map(inst, MAP_FDB, Map::HashMap)?,
+            learned: open_map(inst, MAP_LEARNED, Map::LruHashMap)?,
             ports: open_map(inst, MAP_PORTS, Map::HashMap)?,
             vnis: open_map(inst, MAP_VNIS, Map::HashMap)?,
             remotes: open_map(inst, MAP_REMOTES, Map::HashMap)?,
@@ -174,6 +197,23 @@ impl Tables {
             drops: open_map(inst, MAP_DROPS, Map::PerCpuArray)?,
             counters: open_map(inst, MAP_COUNTERS, Map::PerCpuArray)?,
         })
+    }
+
+    /// Removes learned entries not seen for the ageing time; returns what
+    /// they were, for an `aged` report.
+    pub fn reap_stale(&mut self) -> Vec<(FdbKey, LearnedEntry)> {
+        let now = coarse_now_ns();
+        let ageing_ns = u64::from(self.info.config.ageing_s) * 1_000_000_000;
+        let stale: Vec<(FdbKey, LearnedEntry)> = self
+            .learned
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, e)| now.saturating_sub(e.seen_ns) > ageing_ns)
+            .collect();
+        for (k, _) in &stale {
+            let _ = self.learned.remove(k);
+        }
+        stale
     }
 
     /// The configuration of `vni`, if it is configured.
@@ -201,7 +241,8 @@ impl Tables {
 
     /// Counts one more reason for `ip` to send `vni` (whose stats slot is
     /// `slot`); the first makes its next hop a managed neighbour.
-    fn ref_remote(&mut self, vni: Vni, slot: u32, ip: u32) -> anyhow::Result<()> {
+    fn ref_remote(&mut self, vni: Vni, info: &VniInfo, ip: u32) -> anyhow::Result<()> {
+        let slot = info.slot;
         let key = RemoteKey { vni: vni.0, ip };
         let refs = self.remotes.get(&key, 0).map_or(0, |r| r.refs);
         if refs == 0 {
@@ -215,6 +256,8 @@ impl Tables {
         let value = RemoteInfo {
             refs: refs + 1,
             slot,
+            flags: learn_flag(info, REMOTE_F_LEARN),
+            _pad: 0,
         };
         self.remotes.insert(key, value, 0).with_context(|| {
             format!(
@@ -254,9 +297,9 @@ impl Tables {
         Ok(slot)
     }
 
-    /// Adds `vni` with flood list `flood`, or replaces the flood list of an
-    /// existing VNI.
-    pub fn vni_add(&mut self, vni: Vni, flood: &[Ipv4Addr]) -> anyhow::Result<()> {
+    /// Adds `vni` with flood list `flood` and data-plane learning on or off,
+    /// or replaces both on an existing VNI.
+    pub fn vni_add(&mut self, vni: Vni, flood: &[Ipv4Addr], learning: bool) -> anyhow::Result<()> {
         if flood.len() > MAX_FLOOD {
             bail!(
                 "VNI {vni}: the flood list has {} remote VTEPs, at most {MAX_FLOOD} are supported",
@@ -273,8 +316,14 @@ impl Tables {
         };
         let old: Vec<u32> = info.remotes[..info.n_remotes as usize].to_vec();
         let new: Vec<u32> = flood.iter().map(|ip| ip_to_map(*ip)).collect();
+        let learning_changed = (info.flags & VNI_F_NO_LEARNING == 0) != learning;
+        if learning {
+            info.flags &= !VNI_F_NO_LEARNING;
+        } else {
+            info.flags |= VNI_F_NO_LEARNING;
+        }
         for ip in new.iter().filter(|ip| !old.contains(ip)) {
-            self.ref_remote(vni, info.slot, *ip)?;
+            self.ref_remote(vni, &info, *ip)?;
         }
         info.remotes = [0; MAX_FLOOD];
         info.remotes[..new.len()].copy_from_slice(&new);
@@ -285,7 +334,52 @@ impl Tables {
         for ip in old.iter().filter(|ip| !new.contains(ip)) {
             self.unref_remote(vni, *ip)?;
         }
+        if existing.is_some() && learning_changed {
+            self.set_learning(vni, &info)?;
+        }
         Ok(())
+    }
+
+    /// Copies the VNI's learning setting onto its remotes and ports, where
+    /// the datapath reads it.
+    fn set_learning(&mut self, vni: Vni, info: &VniInfo) -> anyhow::Result<()> {
+        let remotes: Vec<(RemoteKey, RemoteInfo)> = self
+            .remotes
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.vni == vni.0)
+            .collect();
+        for (k, mut r) in remotes {
+            r.flags = (r.flags & !REMOTE_F_LEARN) | learn_flag(info, REMOTE_F_LEARN);
+            self.remotes.insert(k, r, 0)?;
+        }
+        for port in &info.ports[..info.n_ports as usize] {
+            if let Some(mut p) = self.port(*port) {
+                p.flags = (p.flags & !PORT_F_LEARN) | learn_flag(info, PORT_F_LEARN);
+                self.ports.insert(*port, p, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes learned entries of `vni` (all VNIs if `None`) that `pick`
+    /// selects; returns how many.
+    pub fn forget(
+        &mut self,
+        vni: Option<Vni>,
+        pick: impl Fn(&LearnedEntry) -> bool,
+    ) -> anyhow::Result<usize> {
+        let keys: Vec<FdbKey> = self
+            .learned
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, e)| vni.is_none_or(|v| v.0 == k.vni) && pick(e))
+            .map(|(k, _)| k)
+            .collect();
+        for k in &keys {
+            let _ = self.learned.remove(k);
+        }
+        Ok(keys.len())
     }
 
     /// Removes `vni`, its FDB entries and its counters. Refused while ports
@@ -302,6 +396,7 @@ impl Tables {
                 names.join(", ")
             );
         }
+        self.forget(Some(vni), |_| true)?;
         for row in self.fdb_rows(Some(vni))? {
             self.fdb_del(vni, row.mac)?;
         }
@@ -336,7 +431,7 @@ impl Tables {
         let mut info = self.require_vni(vni)?;
         let port = PortInfo {
             vni: vni.0,
-            flags,
+            flags: flags | learn_flag(&info, PORT_F_LEARN),
             slot: info.slot,
             _pad: 0,
         };
@@ -371,10 +466,11 @@ impl Tables {
             self.vnis.insert(vni.0, info, 0)?;
         }
         for row in self.fdb_rows(Some(vni))? {
-            if row.location == Location::Port(ifindex) {
+            if row.is_static && row.location == Location::Port(ifindex) {
                 self.fdb_del(vni, row.mac)?;
             }
         }
+        self.forget(Some(vni), |e| e.ifindex == ifindex)?;
         self.ports.remove(&ifindex)?;
         Ok(())
     }
@@ -393,11 +489,11 @@ impl Tables {
 
     /// Adds or replaces a static FDB entry.
     pub fn fdb_add(&mut self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<()> {
-        let (entry, slot) = self.fdb_check(vni, mac, at)?;
+        let (entry, info) = self.fdb_check(vni, mac, at)?;
         let key = FdbKey::new(vni.0, mac.0);
         let old = self.fdb.get(&key, 0).ok();
         if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
-            self.ref_remote(vni, slot, entry.remote)?;
+            self.ref_remote(vni, &info, entry.remote)?;
         }
         if let Err(e) = self.fdb.insert(key, entry, 0) {
             if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
@@ -411,13 +507,15 @@ impl Tables {
         {
             self.unref_remote(vni, o.remote)?;
         }
+        // A static entry takes the MAC over from learning.
+        let _ = self.learned.remove(&key);
         Ok(())
     }
 
     /// Checks a static FDB entry; returns its map value and the VNI's stats
     /// slot.
-    fn fdb_check(&self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<(FdbEntry, u32)> {
-        let slot = self.require_vni(vni)?.slot;
+    fn fdb_check(&self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<(FdbEntry, VniInfo)> {
+        let info = self.require_vni(vni)?;
         if mac.0[0] & 1 != 0 {
             bail!(
                 "MAC {mac} is a group (multicast/broadcast) address: FDB entries are for unicast MACs"
@@ -460,7 +558,7 @@ impl Tables {
                 }
             }
         };
-        Ok((entry, slot))
+        Ok((entry, info))
     }
 
     /// Removes an FDB entry; fails if there is none.
@@ -494,6 +592,32 @@ impl Tables {
                 mac: Mac(k.mac),
                 location,
                 is_static: v.flags & FDB_F_STATIC != 0,
+                learned: None,
+            });
+        }
+        let now = coarse_now_ns();
+        let ageing_ns = u64::from(self.info.config.ageing_s) * 1_000_000_000;
+        for item in self.learned.iter() {
+            let Ok((k, e)) = item else { continue };
+            let age = now.saturating_sub(e.seen_ns);
+            if vni.is_some_and(|f| f.0 != k.vni) || age > ageing_ns {
+                continue;
+            }
+            let location = if e.ifindex != 0 {
+                Location::Port(e.ifindex)
+            } else {
+                Location::Remote(ip_from_map(e.remote))
+            };
+            rows.push(FdbRow {
+                vni: k.vni,
+                mac: Mac(k.mac),
+                location,
+                is_static: false,
+                learned: Some(Learned {
+                    age_s: age / 1_000_000_000,
+                    moves: e.moves,
+                    frozen: e.flags & LEARNED_F_FROZEN != 0,
+                }),
             });
         }
         rows.sort_by_key(|r| (r.vni, r.mac));
@@ -529,6 +653,15 @@ impl Tables {
             drops,
             counters,
         })
+    }
+}
+
+/// `flag` unless the VNI has learning off.
+fn learn_flag(info: &VniInfo, flag: u32) -> u32 {
+    if info.flags & VNI_F_NO_LEARNING == 0 {
+        flag
+    } else {
+        0
     }
 }
 

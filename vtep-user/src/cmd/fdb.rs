@@ -54,6 +54,21 @@ pub enum Command {
         /// The file.
         file: std::path::PathBuf,
     },
+    /// Remove entries: every entry of a VNI (or of all VNIs), or only the
+    /// learned ones.
+    ///
+    /// Examples:
+    ///   vtep fdb flush --vni 100 --learned
+    ///   vtep fdb flush --learned
+    #[command(verbatim_doc_comment)]
+    Flush {
+        /// Only this VNI.
+        #[arg(long)]
+        vni: Option<Vni>,
+        /// Only learned entries (static ones stay).
+        #[arg(long)]
+        learned: bool,
+    },
     /// Show the FDB, as a table or as JSON.
     ///
     /// Example: vtep fdb show --vni 100 --json
@@ -62,7 +77,7 @@ pub enum Command {
         /// Only this VNI.
         #[arg(long)]
         vni: Option<Vni>,
-        /// JSON array of {vni, mac, remote, port, origin}.
+        /// JSON array of {vni, mac, remote, port, origin, age_s, moves, frozen}.
         #[arg(long)]
         json: bool,
     },
@@ -85,6 +100,18 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             t.fdb_add(vni, mac, at)
         }
         Command::Del { mac, vni } => t.fdb_del(vni, mac),
+        Command::Flush { vni, learned } => {
+            let n = t.forget(vni, |_| true)?;
+            let mut m = 0;
+            if !learned {
+                for row in t.fdb_rows(vni)?.iter().filter(|r| r.is_static) {
+                    t.fdb_del(Vni(row.vni), row.mac)?;
+                    m += 1;
+                }
+            }
+            eprintln!("vtep: {n} learned and {m} static entries removed");
+            Ok(())
+        }
         Command::Load { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
@@ -148,6 +175,9 @@ fn to_json(rows: &[FdbRow]) -> serde_json::Value {
                 "remote": remote,
                 "port": port,
                 "origin": origin(r),
+                "age_s": r.learned.map(|l| l.age_s),
+                "moves": r.learned.map_or(0, |l| l.moves),
+                "frozen": r.learned.is_some_and(|l| l.frozen),
             })
         })
         .collect()
@@ -160,6 +190,20 @@ fn print_table(rows: &[FdbRow]) {
             Location::Remote(ip) => format!("remote {ip}"),
             Location::Port(i) => format!("port {}", sys::ifname(i)),
         };
-        println!("{:<9} {:<18} {:<22} {}", r.vni, r.mac, at, origin(r));
+        let detail = r.learned.map_or(String::new(), |l| {
+            format!(
+                " (age {}s, {} moves{})",
+                l.age_s,
+                l.moves,
+                if l.frozen { ", FROZEN" } else { "" }
+            )
+        });
+        println!(
+            "{:<9} {:<18} {:<22} {}{detail}",
+            r.vni,
+            r.mac,
+            at,
+            origin(r)
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 
 mod down;
+mod events;
 mod fdb;
 mod port;
 mod stats;
@@ -25,6 +26,7 @@ pub enum Command {
     #[command(subcommand)]
     Fdb(fdb::Command),
     Stats(stats::Args),
+    Events(events::Args),
 }
 
 /// Runs one subcommand against `inst`.
@@ -36,5 +38,6 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Port(c) => port::run(c, inst),
         Command::Fdb(c) => fdb::run(c, inst),
         Command::Stats(a) => stats::run(a, inst),
+        Command::Events(a) => events::run(a, inst),
     }
 }

@@ -5,13 +5,13 @@ use std::{net::Ipv4Addr, path::PathBuf};
 
 use anyhow::Context as _;
 use vtep_common::{
-    consts::{DEFAULT_TTL, VXLAN_PORT},
-    maps::{CONFIG_F_DF, Config},
+    consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, VXLAN_PORT},
+    maps::{CONFIG_F_DF, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S},
 };
 
 use crate::{
     cmd::port,
-    config::{self, Plan, PlanLocation, Underlay},
+    config::{self, Learning, Plan, PlanLocation, Underlay},
     datapath::{self, XdpModeArg},
     instance::{Instance, Location},
     sys,
@@ -46,6 +46,20 @@ pub struct Args {
     /// underlay MTU problems show instead of fragmenting).
     #[arg(long, conflicts_with = "config")]
     no_df: bool,
+    /// Seconds a learned MAC stays without being seen.
+    #[arg(long, default_value_t = DEFAULT_AGEING_S, conflicts_with = "config")]
+    ageing: u32,
+    /// Capacity of the learned-MAC table (LRU: the least recently used go
+    /// first when it is full; static entries are never evicted).
+    #[arg(long, default_value_t = DEFAULT_LEARNED_CAPACITY, conflicts_with = "config")]
+    learned_capacity: u32,
+    /// A MAC moving more than this many times within --move-window is
+    /// frozen where it is (RFC 7432 §15.1).
+    #[arg(long, default_value_t = DEFAULT_MOVE_LIMIT, conflicts_with = "config")]
+    move_limit: u32,
+    /// The move-counting window, seconds.
+    #[arg(long, default_value_t = DEFAULT_MOVE_WINDOW_S, conflicts_with = "config")]
+    move_window: u32,
     /// Whole configuration (underlay, VNIs, ports, FDB) from a TOML file.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -62,6 +76,12 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
                 xdp_mode: args.xdp_mode,
                 ttl: args.ttl,
                 df: !args.no_df,
+                learning: Learning {
+                    ageing_s: args.ageing,
+                    capacity: args.learned_capacity,
+                    move_limit: args.move_limit,
+                    move_window_s: args.move_window,
+                },
             },
             vnis: Vec::new(),
             ports: Vec::new(),
@@ -69,6 +89,7 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
         },
     };
     // Everything the plan names must exist before anything is loaded.
+    plan.underlay.learning.check()?;
     datapath::check_not_up(inst)?;
     let underlay_ifindex = sys::ifindex(&plan.underlay.iface)?;
     for (iface, _, _) in &plan.ports {
@@ -81,8 +102,11 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
         udp_port: u.udp_port,
         ttl: u.ttl,
         flags: if u.df { CONFIG_F_DF } else { 0 },
+        ageing_s: u.learning.ageing_s,
+        move_limit: u.learning.move_limit,
+        move_window_s: u.learning.move_window_s,
     };
-    let mode = datapath::up(inst, &u.iface, cfg, u.xdp_mode)?;
+    let mode = datapath::up(inst, &u.iface, cfg, u.xdp_mode, u.learning.capacity)?;
     if let Err(e) = apply(inst, &plan) {
         datapath::down(inst)?;
         return Err(e);
@@ -105,8 +129,8 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
 
 fn apply(inst: &Instance, plan: &Plan) -> anyhow::Result<()> {
     let mut t = inst.open()?;
-    for (vni, flood) in &plan.vnis {
-        t.vni_add(*vni, flood)?;
+    for (vni, flood, learning) in &plan.vnis {
+        t.vni_add(*vni, flood, *learning)?;
     }
     drop(t);
     for (iface, vni, deliver) in &plan.ports {

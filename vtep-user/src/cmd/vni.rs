@@ -22,6 +22,9 @@ pub enum Command {
         /// Remote VTEP addresses, comma-separated.
         #[arg(long, default_value = "")]
         flood: RemoteList,
+        /// Do not learn MACs from this VNI's traffic (static FDB only).
+        #[arg(long)]
+        no_learning: bool,
     },
     /// Remove a VNI with its FDB entries (refused while ports are bound).
     ///
@@ -36,7 +39,11 @@ pub enum Command {
 pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
     let mut t = inst.open()?;
     match command {
-        Command::Add { vni, flood } => t.vni_add(vni, &flood.0),
+        Command::Add {
+            vni,
+            flood,
+            no_learning,
+        } => t.vni_add(vni, &flood.0, !no_learning),
         Command::Del { vni } => t.vni_del(vni),
     }
 }

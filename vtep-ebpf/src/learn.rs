@@ -1,0 +1,160 @@
+//! Data-plane learning: where each MAC is, from the traffic itself.
+//!
+//! On decap the inner source MAC is learned behind the sending VTEP; on
+//! encap the source MAC is learned on the ingress port. Learned entries
+//! live in the LRU map `LEARNED` (capacity bounds them; the least recently
+//! used go first), are stale after the ageing time, and never shadow a
+//! static entry: a MAC with a static entry is not learned, and userspace
+//! removes a learned entry when it adds a static one.
+//!
+//! A MAC seen at a new location moves at once (a gratuitous ARP from a
+//! migrated VM redirects traffic on every VTEP that sees it). One that
+//! moves more than `move_limit` times within `move_window_s` is frozen
+//! where it is and flagged (RFC 7432 §15.1 duplicate detection). Learned,
+//! moved and frozen MACs are reported through the `EVENTS` ring buffer.
+
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use vtep_common::{
+    counters::Counter,
+    maps::{Config, FDB_F_XDP, FdbKey, LEARNED_F_FROZEN, LearnedEntry, MacEvent, MacEventKind},
+};
+
+use crate::{
+    maps::{EVENTS, FDB, LEARNED, count},
+    parse::is_group,
+};
+
+/// A learned entry is refreshed at most this often (ns): seeing a MAC
+/// again must not write its entry for every frame.
+const REFRESH_NS: u64 = 1_000_000_000;
+
+/// Where a MAC lives, as the FDB says: a remote VTEP (on-wire IPv4) or a
+/// local port (ifindex); one of the two is 0. `flags`: `FDB_F_XDP` if the
+/// port takes frames from XDP.
+pub struct Location {
+    pub remote: u32,
+    pub ifindex: u32,
+    pub flags: u32,
+}
+
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: plain helper call.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+#[inline(always)]
+fn stale(e: &LearnedEntry, now: u64, cfg: &Config) -> bool {
+    now.saturating_sub(e.seen_ns) > u64::from(cfg.ageing_s) * 1_000_000_000
+}
+
+/// Where (`vni`, `mac`) lives: its static entry, else its learned entry
+/// unless stale.
+#[inline(always)]
+pub fn lookup(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<Location> {
+    let key = FdbKey::new(vni, mac);
+    if let Some(e) = FDB.get_ptr(key) {
+        // SAFETY: map values stay valid for the duration of the program.
+        let e = unsafe { &*e };
+        return Some(Location {
+            remote: e.remote,
+            ifindex: e.ifindex,
+            flags: e.flags,
+        });
+    }
+    let e = LEARNED.get_ptr(key)?;
+    // SAFETY: as above.
+    let e = unsafe { &*e };
+    if stale(e, now(), cfg) {
+        return None;
+    }
+    Some(Location {
+        remote: e.remote,
+        ifindex: e.ifindex,
+        flags: e.flags & FDB_F_XDP,
+    })
+}
+
+#[inline(always)]
+fn report(kind: MacEventKind, key: &FdbKey, old: (u32, u32), new: (u32, u32), ts_ns: u64) {
+    let ev = MacEvent {
+        ts_ns,
+        kind: kind as u32,
+        vni: key.vni,
+        mac: key.mac,
+        _pad: [0; 2],
+        old_remote: old.0,
+        old_ifindex: old.1,
+        new_remote: new.0,
+        new_ifindex: new.1,
+    };
+    if EVENTS.output::<MacEvent>(&ev, 0).is_err() {
+        count(Counter::EventLost);
+    }
+}
+
+/// Learns that `mac` of `vni` is at (`remote`, `ifindex`); `xdp` is
+/// `FDB_F_XDP` when that port takes frames from XDP, else 0.
+#[inline(always)]
+pub fn learn(vni: u32, mac: [u8; 6], remote: u32, ifindex: u32, xdp: u32, cfg: &Config) {
+    if is_group(&mac) {
+        return;
+    }
+    let key = FdbKey::new(vni, mac);
+    let ts = now();
+    if let Some(e) = LEARNED.get_ptr_mut(key) {
+        // SAFETY: map values stay valid for the duration of the program;
+        // concurrent writers on other CPUs can only race on refresh times
+        // and counts, which stay plausible.
+        let e = unsafe { &mut *e };
+        if !stale(e, ts, cfg) {
+            if e.remote == remote && e.ifindex == ifindex {
+                if ts.saturating_sub(e.seen_ns) > REFRESH_NS {
+                    e.seen_ns = ts;
+                }
+                return;
+            }
+            if e.flags & LEARNED_F_FROZEN != 0 {
+                return;
+            }
+            if ts.saturating_sub(e.window_ns) > u64::from(cfg.move_window_s) * 1_000_000_000 {
+                e.window_ns = ts;
+                e.window_moves = 0;
+            }
+            let old = (e.remote, e.ifindex);
+            e.remote = remote;
+            e.ifindex = ifindex;
+            e.flags = (e.flags & !FDB_F_XDP) | xdp;
+            e.seen_ns = ts;
+            e.window_moves += 1;
+            e.moves += 1;
+            if e.window_moves > cfg.move_limit {
+                e.flags |= LEARNED_F_FROZEN;
+                count(Counter::MacFrozen);
+                report(MacEventKind::Frozen, &key, old, (remote, ifindex), ts);
+            } else {
+                count(Counter::MacMoved);
+                report(MacEventKind::Moved, &key, old, (remote, ifindex), ts);
+            }
+            return;
+        }
+        // Stale: learned afresh below.
+    }
+    if FDB.get_ptr(key).is_some() {
+        return;
+    }
+    let e = LearnedEntry {
+        remote,
+        ifindex,
+        seen_ns: ts,
+        window_ns: ts,
+        window_moves: 0,
+        moves: 0,
+        flags: xdp,
+        _pad: 0,
+    };
+    if LEARNED.insert(key, e, 0).is_ok() {
+        count(Counter::MacLearned);
+        report(MacEventKind::Learned, &key, (0, 0), (remote, ifindex), ts);
+    }
+}
