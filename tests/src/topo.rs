@@ -139,9 +139,10 @@ pub enum Kind {
 /// VM addresses, 198.19.0.<host+1>/24; only the MACs differ.
 pub const TENANTS: [(u32, &str); 2] = [(100, "02:00:00:64:00"), (200, "02:00:00:c8:00")];
 
-/// Two hosts on a [`RoutedUnderlay`] (so the VTEPs are in different
-/// subnets), each a VTEP of `Kind`, each with one VM per tenant behind port
-/// `p<vni>`. Flood lists only: no static FDB entries unless added.
+/// Hosts on a [`RoutedUnderlay`] (so the VTEPs are in different subnets),
+/// each a VTEP of its `Kind`, each with one VM per tenant behind port
+/// `p<vni>`, VM i at 198.19.0.<i+1>. Each VTEP floods to all the others;
+/// no static FDB entries unless added.
 pub struct Overlay {
     /// Our VTEP per host (`None` for a kernel host). Dropped first: `down`
     /// runs while the namespaces still exist.
@@ -153,13 +154,24 @@ pub struct Overlay {
 }
 
 impl Overlay {
-    pub fn new(kinds: [Kind; 2], vtep_bin: &std::path::Path) -> Self {
+    pub fn new(kinds: &[Kind], vtep_bin: &std::path::Path) -> Self {
+        Self::with_up_args(kinds, vtep_bin, &[])
+    }
+
+    /// As [`Overlay::new`], with extra `vtep up` arguments for our VTEPs.
+    pub fn with_up_args(kinds: &[Kind], vtep_bin: &std::path::Path, up_args: &[&str]) -> Self {
         let bpffs = crate::BpfFs::new();
-        let net = RoutedUnderlay::new(2);
+        let net = RoutedUnderlay::new(kinds.len() as u8);
         let mut vteps = Vec::new();
         let mut vms = Vec::new();
         for (i, host) in net.hosts.iter().enumerate() {
-            let other = net.hosts[1 - i].ip.as_str();
+            let others: Vec<&str> = net
+                .hosts
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, h)| h.ip.as_str())
+                .collect();
             let guests: Vec<Vm> = TENANTS
                 .iter()
                 .map(|(vni, mac)| {
@@ -174,16 +186,19 @@ impl Overlay {
             let vtep = match kinds[i] {
                 Kind::Kernel => {
                     for (vni, _) in TENANTS {
-                        kernel_vtep(host, vni, &[other], &[&format!("p{vni}")]);
+                        kernel_vtep(host, vni, &others, &[&format!("p{vni}")]);
                     }
                     None
                 }
                 Kind::Ours => {
                     let v = crate::Vtep::with_bin(&host.ns, &bpffs.dir, vtep_bin.to_owned());
-                    v.ok(&["up", "--underlay", &host.dev, "--local-ip", &host.ip]);
+                    let mut up = vec!["up", "--underlay", &host.dev, "--local-ip", &host.ip];
+                    up.extend_from_slice(up_args);
+                    v.ok(&up);
+                    let flood = others.join(",");
                     for (vni, _) in TENANTS {
                         let vni = vni.to_string();
-                        v.ok(&["vni", "add", &vni, "--flood", other]);
+                        v.ok(&["vni", "add", &vni, "--flood", &flood]);
                         v.ok(&["port", "add", &format!("p{vni}"), "--vni", &vni]);
                     }
                     Some(v)
@@ -260,4 +275,35 @@ pub fn tcp_bytes(server: &Vm, client: &Vm, secs: u32) -> u64 {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("iperf3 from {} to {} never connected", client.ip, server.ip);
+}
+
+/// Sends `frame` (a whole Ethernet frame) `count` times out of `dev` in
+/// `ns`, through an AF_PACKET socket (python3).
+pub fn send_raw(ns: &Netns, dev: &str, frame: &[u8], count: u32) {
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('{dev}', 0))\nf = bytes.fromhex('{hex}')\nfor _ in range({count}):\n    s.send(f)\n"
+    );
+    ns.ok(&["python3", "-c", &script]);
+}
+
+/// A gratuitous ARP (request for its own address) from `mac`/`ip`, as a
+/// VM sends after a migration.
+pub fn garp(mac: &str, ip: &str) -> Vec<u8> {
+    let mac: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).expect("hex MAC"))
+        .collect();
+    let ip: Vec<u8> = ip
+        .split('.')
+        .map(|b| b.parse::<u8>().expect("dotted quad"))
+        .collect();
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&ip);
+    f
 }

@@ -48,7 +48,7 @@ fn check_overlay(o: &Overlay) {
 
 #[test]
 fn interoperates_with_kernel_vxlan_across_a_router() {
-    let o = Overlay::new([Kind::Ours, Kind::Kernel], &vtep_bin());
+    let o = Overlay::new(&[Kind::Ours, Kind::Kernel], &vtep_bin());
     check_overlay(&o);
     let v = o.vteps[0].as_ref().expect("host 0 runs our VTEP");
     let s = v.stats();
@@ -60,7 +60,7 @@ fn interoperates_with_kernel_vxlan_across_a_router() {
 
 #[test]
 fn two_of_ours_interoperate() {
-    let o = Overlay::new([Kind::Ours, Kind::Ours], &vtep_bin());
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
     // Tenant 100 with static FDB entries (unicast encap/decap), tenant 200
     // with flooding only.
     o.static_fdb(0);
@@ -95,7 +95,7 @@ fn capture(ns: &Netns, args: &[&str]) -> Bg {
 
 #[test]
 fn tenant_b_sees_none_of_tenant_a() {
-    let o = Overlay::new([Kind::Ours, Kind::Ours], &vtep_bin());
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
     let caps: Vec<Bg> = (0..2)
         .map(|h| capture(&o.vm(h, 1).ns, &["-i", "eth0"]))
         .collect();
@@ -129,7 +129,7 @@ fn tenant_b_sees_none_of_tenant_a() {
 
 #[test]
 fn wire_format_follows_rfc7348() {
-    let o = Overlay::new([Kind::Ours, Kind::Ours], &vtep_bin());
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
     o.static_fdb(0);
     let pcap = std::env::temp_dir().join(format!("{}.pcap", vtep_tests::unique("wire")));
     let pcap_s = pcap.to_str().expect("utf-8 path").to_owned();
@@ -205,7 +205,7 @@ fn wire_format_follows_rfc7348() {
 
 #[test]
 fn xdp_delivery_to_a_port_that_accepts_xdp_frames() {
-    let o = Overlay::new([Kind::Ours, Kind::Ours], &vtep_bin());
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
     // A veth accepts XDP-redirected frames once its peer (the VM side) has
     // GRO on: rebind host 1's tenant-100 port with --deliver xdp.
     let vm = o.vm(1, 0);

@@ -11,7 +11,7 @@ use vtep_tests::topo::{Kind, Overlay, TENANTS};
 pub fn run(vtep_bin: &Path) -> anyhow::Result<()> {
     println!("demo: two hosts on a routed underlay (198.18.1.1 and 198.18.2.1 via a router),");
     println!("      VNIs 100 and 200 with the same VM addresses (198.19.0.1 and 198.19.0.2)");
-    let overlay = Overlay::new([Kind::Ours, Kind::Ours], vtep_bin);
+    let overlay = Overlay::new(&[Kind::Ours, Kind::Ours], vtep_bin);
     // Tenant 100 gets static FDB entries (unicast takes the encap/decap
     // paths); tenant 200 relies on flooding.
     overlay.static_fdb(0);

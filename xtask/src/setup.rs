@@ -17,6 +17,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("iperf3", "iperf3"),
     ("netsniff-ng", "trafgen"),
+    ("python3", "python3"),
 ];
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";

@@ -149,7 +149,7 @@ pub fn latency(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
     let count = if smoke { "50" } else { "2000" };
     let mut out = serde_json::Map::new();
     for (name, kind) in [("vtep", Kind::Ours), ("kernel", Kind::Kernel)] {
-        let o = Overlay::new([kind, kind], vtep_bin);
+        let o = Overlay::new(&[kind, kind], vtep_bin);
         o.static_fdb(0);
         let vm = o.vm(0, 0);
         if !vm
@@ -181,7 +181,7 @@ pub fn tcp(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
     let secs = if smoke { 1 } else { 4 };
     let mut out = serde_json::Map::new();
     for (name, kind) in [("vtep", Kind::Ours), ("kernel", Kind::Kernel)] {
-        let o = Overlay::new([kind, kind], vtep_bin);
+        let o = Overlay::new(&[kind, kind], vtep_bin);
         o.static_fdb(0);
         let (a, b) = (o.vm(0, 0), o.vm(1, 0));
         if !a

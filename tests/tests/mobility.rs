@@ -1,0 +1,275 @@
+//! VM mobility: data-plane learning, live migration, MAC moves and their
+//! dampening, ageing, and the events that report them.
+
+use std::time::{Duration, Instant};
+
+use vtep_tests::{
+    Bg, Vtep,
+    topo::{Kind, Overlay, TENANTS, Vm, send_raw},
+    veth, vtep_bin,
+};
+
+fn fdb(v: &Vtep, vni: u32) -> Vec<serde_json::Value> {
+    let out = v.ok(&["fdb", "show", "--vni", &vni.to_string(), "--json"]);
+    serde_json::from_str::<serde_json::Value>(&out)
+        .expect("fdb show --json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn entry(v: &Vtep, vni: u32, mac: &str) -> Option<serde_json::Value> {
+    fdb(v, vni).into_iter().find(|e| e["mac"] == mac)
+}
+
+fn ours(o: &Overlay, h: usize) -> &Vtep {
+    o.vteps[h].as_ref().expect("our VTEP on this host")
+}
+
+/// Every VM of tenant 0 pings every other one.
+fn mesh_ping(o: &Overlay) {
+    let n = o.vms.len();
+    for a in 0..n {
+        for b in (0..n).filter(|b| *b != a) {
+            let dst = format!("198.19.0.{}", b + 1);
+            assert!(
+                o.vm(a, 0).ns.ping_until(&dst, Duration::from_secs(5)),
+                "VM {a} cannot reach {dst}"
+            );
+        }
+    }
+}
+
+#[test]
+fn learns_every_vm_without_static_fdb() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours, Kind::Kernel], &vtep_bin());
+    mesh_ping(&o);
+    let vni = TENANTS[0].0;
+    for h in 0..2 {
+        let v = ours(&o, h);
+        for (j, host) in o.net.hosts.iter().enumerate() {
+            let mac = &o.vm(j, 0).mac;
+            let e = entry(v, vni, mac).unwrap_or_else(|| panic!("host {h} did not learn {mac}"));
+            assert_eq!(e["origin"], "learned", "{e}");
+            if j == h {
+                assert_eq!(e["port"], format!("p{vni}"), "{e}");
+            } else {
+                assert_eq!(e["remote"], host.ip, "{e}");
+            }
+        }
+        assert!(v.counter("counters", "mac_learned") >= 3);
+    }
+}
+
+/// The mobile VM of host 0 gets a second interface, `eth1`, behind port
+/// `m100` on `to` (prepared ahead, as a migration target is), down.
+fn prepare_target(o: &Overlay, to: usize) -> &Vm {
+    let mobile = o.vm(0, 0);
+    let host = &o.net.hosts[to].ns;
+    veth(host, "m100", &mobile.ns, "eth1");
+    host.ok(&["ip", "link", "set", "m100", "up"]);
+    mobile.ns.ok(&[
+        "ip",
+        "link",
+        "set",
+        "eth1",
+        "address",
+        &mobile.mac,
+        "mtu",
+        "1450",
+    ]);
+    ours(o, to).ok(&["port", "add", "m100", "--vni", "100"]);
+    mobile
+}
+
+/// Moves the mobile VM's address from eth0 to eth1 in one step, as a VM
+/// resumes on its new host (with `announce`, the kernel sends a
+/// gratuitous ARP as eth1 comes up); then its old port is removed.
+fn switch_over(o: &Overlay, mobile: &Vm, announce: bool) {
+    mobile.ns.ok(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv4.conf.eth1.arp_notify={}", u8::from(announce)),
+    ]);
+    mobile.ns.ok(&[
+        "sh",
+        "-c",
+        "ip link set eth0 down && ip addr flush dev eth0 && ip addr add 198.19.0.1/24 dev eth1 && ip link set eth1 up",
+    ]);
+    ours(o, 0).ok(&["port", "del", "p100"]);
+}
+
+/// (transmitted, received) from ping's summary.
+fn ping_summary(out: &std::process::Output) -> (u64, u64) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary in: {text}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+#[test]
+fn live_migration_with_gratuitous_arp() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours, Kind::Ours], &vtep_bin());
+    let peer = o.vm(1, 0);
+    assert!(peer.ns.ping_until("198.19.0.1", Duration::from_secs(5)));
+    let mobile = prepare_target(&o, 2);
+    // A steady ping every 10 ms from the peer for 4 s; the move in the
+    // middle.
+    let pinger: Bg = peer
+        .ns
+        .spawn(&["ping", "-i", "0.01", "-c", "400", "-W", "1", "198.19.0.1"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    switch_over(&o, mobile, true);
+    let (sent, got) = ping_summary(&pinger.finish(Duration::from_secs(10)));
+    let lost = sent - got;
+    println!("live migration with gratuitous ARP: {lost} of {sent} pings lost (10 ms apart)");
+    assert!(lost <= 5, "{lost} pings lost across the migration");
+
+    // Every VTEP that saw the gratuitous ARP points at the new host.
+    let new_host = &o.net.hosts[2].ip;
+    for h in [0, 1] {
+        let e = entry(ours(&o, h), 100, &mobile.mac).expect("mobile MAC known");
+        assert_eq!(e["remote"], *new_host, "host {h}: {e}");
+        assert!(e["moves"].as_u64() >= Some(1), "host {h}: {e}");
+    }
+    let e = entry(ours(&o, 2), 100, &mobile.mac).expect("mobile MAC known");
+    assert_eq!(e["port"], "m100", "{e}");
+}
+
+#[test]
+fn silent_vm_is_found_after_its_old_location_ages_out() {
+    let o = Overlay::with_up_args(
+        &[Kind::Ours, Kind::Ours, Kind::Ours],
+        &vtep_bin(),
+        &["--ageing", "3"],
+    );
+    let peer = o.vm(1, 0);
+    assert!(peer.ns.ping_until("198.19.0.1", Duration::from_secs(5)));
+    let mobile = prepare_target(&o, 2);
+    switch_over(&o, mobile, false);
+    // No gratuitous ARP: the VM only answers. The peer's VTEP still points
+    // at host 0 until that entry is 3 s stale; then it floods and finds it.
+    let start = Instant::now();
+    assert!(
+        peer.ns.ping_until("198.19.0.1", Duration::from_secs(15)),
+        "the silent VM was never found"
+    );
+    let took = start.elapsed();
+    println!("silent VM found again after {took:?} (ageing 3 s)");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn flapping_mac_is_frozen_and_reported() {
+    let o = Overlay::with_up_args(
+        &[Kind::Ours, Kind::Ours, Kind::Ours],
+        &vtep_bin(),
+        &["--move-limit", "2", "--move-window", "60"],
+    );
+    let observer = ours(&o, 2);
+    let events = o.net.hosts[2].ns.spawn(&[
+        vtep_bin().to_str().unwrap(),
+        "--pin-root",
+        observer.pin_root.to_str().unwrap(),
+        "--instance",
+        &observer.instance,
+        "events",
+        "--json",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    // One MAC, sent from host 0's and host 1's VMs in turn (broadcast, so
+    // every VTEP sees it): it moves between the two remote VTEPs.
+    let flapper = "02:00:00:00:f1:a9";
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[2, 0, 0, 0, 0xf1, 0xa9, 0x88, 0xb5]);
+    frame.extend_from_slice(&[0u8; 46]);
+    for round in 0..5 {
+        let from = round % 2;
+        send_raw(&o.vm(from, 0).ns, "eth0", &frame, 1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let e = entry(observer, 100, flapper).expect("flapping MAC known");
+    assert_eq!(e["frozen"], true, "{e}");
+    let frozen_at = e["remote"].clone();
+    // Frozen: more flapping changes nothing.
+    for round in 0..2 {
+        send_raw(&o.vm(round % 2, 0).ns, "eth0", &frame, 1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let e = entry(observer, 100, flapper).expect("flapping MAC known");
+    assert_eq!(e["remote"], frozen_at, "a frozen MAC moved: {e}");
+    assert!(observer.counter("counters", "mac_frozen") >= 1);
+
+    std::thread::sleep(Duration::from_millis(500));
+    let out = events.interrupt();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["mac"] == flapper)
+        .collect();
+    let kinds: Vec<&str> = lines.iter().filter_map(|v| v["event"].as_str()).collect();
+    assert_eq!(kinds, ["learned", "moved", "moved", "frozen"], "{lines:?}");
+    assert_eq!(lines[3]["vni"], 100);
+    assert!(lines[3]["old"]["remote"].is_string() && lines[3]["new"]["remote"].is_string());
+}
+
+#[test]
+fn idle_learned_entries_age_out() {
+    let o = Overlay::with_up_args(&[Kind::Ours, Kind::Ours], &vtep_bin(), &["--ageing", "2"]);
+    let v = ours(&o, 0);
+    let events = o.net.hosts[0].ns.spawn(&[
+        vtep_bin().to_str().unwrap(),
+        "--pin-root",
+        v.pin_root.to_str().unwrap(),
+        "--instance",
+        &v.instance,
+        "events",
+        "--json",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        o.vm(0, 0)
+            .ns
+            .ping_until("198.19.0.2", Duration::from_secs(5))
+    );
+    let remote_mac = &o.vm(1, 0).mac;
+    assert!(entry(v, 100, remote_mac).is_some(), "not learned");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        entry(v, 100, remote_mac).is_none(),
+        "idle entry still there"
+    );
+    let out = events.interrupt();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let aged = text
+        .lines()
+        .any(|l| l.contains("\"aged\"") && l.contains(remote_mac.as_str()));
+    assert!(aged, "no aged event for {remote_mac}:\n{text}");
+}
+
+#[test]
+fn a_vni_without_learning_learns_nothing() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    for (h, v) in o.vteps.iter().flatten().enumerate() {
+        let other = &o.net.hosts[1 - h].ip;
+        v.ok(&["vni", "add", "200", "--flood", other, "--no-learning"]);
+    }
+    assert!(
+        o.vm(0, 1)
+            .ns
+            .ping_until("198.19.0.2", Duration::from_secs(5))
+    );
+    assert!(
+        o.vm(0, 1).ns.ping("198.19.0.2", 3),
+        "flooding carries the tenant"
+    );
+    for v in o.vteps.iter().flatten() {
+        assert_eq!(fdb(v, 200), Vec::<serde_json::Value>::new());
+    }
+}
