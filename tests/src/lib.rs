@@ -323,3 +323,45 @@ impl Drop for Vtep {
         let _ = self.run(&["down"]);
     }
 }
+
+/// A running `tcpdump -nn -l ARGS` in a namespace.
+pub struct Capture(Bg);
+
+/// What a stopped [`Capture`] saw.
+pub struct Captured {
+    /// What it printed (a packet can take more than one line).
+    pub lines: Vec<String>,
+    /// Packets the kernel matched to its filter ("packets received by
+    /// filter"), whether or not tcpdump got to print them.
+    pub matched: u64,
+}
+
+impl Capture {
+    /// Starts tcpdump and gives it time to open its socket.
+    pub fn start(ns: &Netns, args: &[&str]) -> Self {
+        let mut argv = vec!["tcpdump", "-nn", "-l"];
+        argv.extend_from_slice(args);
+        let bg = ns.spawn(&argv);
+        std::thread::sleep(Duration::from_millis(700));
+        Capture(bg)
+    }
+
+    /// Lets tcpdump read what its filter already matched, then stops it.
+    pub fn stop(self) -> Captured {
+        std::thread::sleep(Duration::from_millis(500));
+        let out = self.0.interrupt();
+        let lines = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let matched = stderr
+            .lines()
+            .find(|l| l.contains("received by filter"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no tcpdump summary in: {stderr}"));
+        Captured { lines, matched }
+    }
+}

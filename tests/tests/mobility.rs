@@ -273,3 +273,23 @@ fn a_vni_without_learning_learns_nothing() {
         assert_eq!(fdb(v, 200), Vec::<serde_json::Value>::new());
     }
 }
+
+#[test]
+fn learning_never_overrides_a_static_entry() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    let v = ours(&o, 0);
+    let mac = o.vm(1, 0).mac.clone();
+    // Deliberately pinned elsewhere: traffic from the real location must
+    // not move it.
+    v.ok(&["fdb", "add", &mac, "--vni", "100", "--remote", "198.18.9.9"]);
+    o.vm(1, 0)
+        .ns
+        .run(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "198.19.0.1"]);
+    let entries: Vec<_> = fdb(v, 100)
+        .into_iter()
+        .filter(|e| e["mac"] == mac)
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["origin"], "static");
+    assert_eq!(entries[0]["remote"], "198.18.9.9");
+}

@@ -26,6 +26,10 @@ pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_ARP: u16 = 0x0806;
 /// EtherType IPv6 (host order).
 pub const ETH_P_IPV6: u16 = 0x86dd;
+/// ARP operation: request (RFC 826).
+pub const ARP_REQUEST: u16 = 1;
+/// ARP operation: reply (RFC 826).
+pub const ARP_REPLY: u16 = 2;
 /// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
 /// IP protocol number of TCP.
@@ -61,6 +65,12 @@ pub const DEFAULT_LEARNED_CAPACITY: u32 = 1 << 18;
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Size of the events ring buffer, bytes.
 pub const EVENTS_BYTES: u32 = 1 << 20;
+/// ARP suppression: (VNI, IPv4) -> `NeighEntry`.
+pub const MAP_NEIGHS: &str = "NEIGHS";
+/// Capacity of the ARP-suppression table.
+pub const NEIGHS_CAPACITY: u32 = 1 << 18;
+/// Storm-control token buckets, by VNI stats slot.
+pub const MAP_BUM_BUCKETS: &str = "BUM_BUCKETS";
 /// Ports: ifindex -> binding.
 pub const MAP_PORTS: &str = "PORTS";
 /// Capacity of the port table.

@@ -37,11 +37,13 @@ pub enum DropReason {
     /// The next hop towards the remote VTEP is unresolved and the frame
     /// cannot wait for it (a flood copy, or a non-IP frame).
     NoNeighbour = 12,
+    /// BUM frame over the VNI's storm-control rate (`--bum-pps`).
+    StormControl = 13,
 }
 
 impl DropReason {
     /// Every reason, in index order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::NoIFlag,
         DropReason::UnknownVni,
@@ -55,6 +57,7 @@ impl DropReason {
         DropReason::NoFloodTarget,
         DropReason::InnerTooShort,
         DropReason::NoNeighbour,
+        DropReason::StormControl,
     ];
     /// Number of slots in the `DROPS` array.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -75,6 +78,7 @@ impl DropReason {
             DropReason::NoFloodTarget => "no_flood_target",
             DropReason::InnerTooShort => "inner_too_short",
             DropReason::NoNeighbour => "no_neighbour",
+            DropReason::StormControl => "storm_control",
         }
     }
 }
@@ -108,11 +112,15 @@ pub enum Counter {
     MacFrozen = 10,
     /// A move event lost: the events ring buffer was full.
     EventLost = 11,
+    /// An ARP request answered by the VTEP itself (never flooded).
+    ArpSuppressed = 12,
+    /// An IPv4-to-MAC binding learned from ARP.
+    NeighLearned = 13,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 14] = [
         Counter::PassToKernel,
         Counter::DecapXdp,
         Counter::DecapSkb,
@@ -125,6 +133,8 @@ impl Counter {
         Counter::MacMoved,
         Counter::MacFrozen,
         Counter::EventLost,
+        Counter::ArpSuppressed,
+        Counter::NeighLearned,
     ];
     /// Number of slots in the `COUNTERS` array.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -144,6 +154,8 @@ impl Counter {
             Counter::MacMoved => "mac_moved",
             Counter::MacFrozen => "mac_frozen",
             Counter::EventLost => "event_lost",
+            Counter::ArpSuppressed => "arp_suppressed",
+            Counter::NeighLearned => "neigh_learned",
         }
     }
 }

@@ -57,7 +57,7 @@ pub struct InstanceInfo {
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
@@ -229,6 +229,11 @@ pub struct VniInfo {
     pub slot: u32,
     /// `VNI_F_*` bits.
     pub flags: u32,
+    /// Storm control: BUM frames per second from this VNI's ports, at most
+    /// (0: no limit).
+    pub bum_pps: u32,
+    /// Always zero.
+    pub _pad: u32,
     /// Number of valid entries in `remotes`.
     pub n_remotes: u32,
     /// Number of valid entries in `ports`.
@@ -244,6 +249,8 @@ impl Default for VniInfo {
         Self {
             slot: 0,
             flags: 0,
+            bum_pps: 0,
+            _pad: 0,
             n_remotes: 0,
             n_ports: 0,
             remotes: [0; MAX_FLOOD],
@@ -251,6 +258,46 @@ impl Default for VniInfo {
         }
     }
 }
+
+/// Token-bucket state of one VNI's storm control (value of `BUM_BUCKETS`,
+/// indexed by the VNI's stats slot; shared by all CPUs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BumBucket {
+    /// Tokens, in thousandths of a frame.
+    pub tokens_milli: u64,
+    /// When tokens were last added (CLOCK_MONOTONIC_COARSE, ns).
+    pub last_ns: u64,
+}
+
+/// Key of the ARP-suppression table: an IPv4 address within one VNI.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NeighKey {
+    /// VNI (host order).
+    pub vni: u32,
+    /// Tenant IPv4 (on-wire bytes).
+    pub ip: u32,
+}
+
+/// The MAC that owns a tenant IPv4 address (value of `NEIGHS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighEntry {
+    /// The MAC, on-wire order.
+    pub mac: [u8; 6],
+    /// Always zero.
+    pub _pad: [u8; 2],
+    /// `NEIGH_F_*` bits.
+    pub flags: u32,
+    /// Always zero.
+    pub _pad2: u32,
+    /// Learned entries: when last seen (CLOCK_MONOTONIC_COARSE, ns).
+    pub seen_ns: u64,
+}
+
+/// Configured by an operator: never replaced by what ARP says.
+pub const NEIGH_F_STATIC: u32 = 1;
 
 /// Data-plane learning is off for this VNI (`vni add --no-learning`).
 pub const VNI_F_NO_LEARNING: u32 = 1;
@@ -329,7 +376,10 @@ const _: () = assert!(size_of::<MacEvent>() == 40);
 const _: () = assert!(size_of::<FdbKey>() == 12);
 const _: () = assert!(size_of::<FdbEntry>() == 16);
 const _: () = assert!(size_of::<PortInfo>() == 16);
-const _: () = assert!(size_of::<VniInfo>() == 16 + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
+const _: () = assert!(size_of::<VniInfo>() == 24 + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
+const _: () = assert!(size_of::<BumBucket>() == 16);
+const _: () = assert!(size_of::<NeighKey>() == 8);
+const _: () = assert!(size_of::<NeighEntry>() == 24);
 const _: () = assert!(size_of::<RemoteInfo>() == 16);
 const _: () = assert!(size_of::<RemoteKey>() == 8);
 const _: () = assert!(size_of::<VniStats>() == 40);
@@ -358,6 +408,12 @@ mod pod {
     unsafe impl aya::Pod for RemoteInfo {}
     // SAFETY: as above.
     unsafe impl aya::Pod for LearnedEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for BumBucket {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for NeighKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for NeighEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for MacEvent {}
     // SAFETY: as above.

@@ -16,7 +16,7 @@ use aya_ebpf::{
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vxlan::VxlanHdr};
 use vtep_common::{
-    consts::{ETH_HLEN, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VXLAN_HLEN},
+    consts::{ETH_HLEN, ETH_P_ARP, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VXLAN_HLEN},
     counters::{Counter, DropReason},
     maps::{
         DECAP_META_MAGIC, DecapMeta, FDB_F_XDP, META_ACTION_DELIVER, META_ACTION_FLOOD,
@@ -26,6 +26,7 @@ use vtep_common::{
 };
 
 use crate::{
+    arp::{self, Arp},
     encap::copy_to_ports,
     learn::{learn, lookup},
     maps::{CONFIG, REMOTES, VNIS, count, count_drop, count_rx},
@@ -148,9 +149,19 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     let strip = inner_start - data;
     let inner_len = (ctx.data_end() - inner_start) as u64;
     // SAFETY: bounds checked by `next`.
-    let (dst, src) = unsafe { ((*inner).dst_addr, (*inner).src_addr) };
+    let (dst, src, inner_type) =
+        unsafe { ((*inner).dst_addr, (*inner).src_addr, (*inner).ether_type) };
     if remote_flags & REMOTE_F_LEARN != 0 {
         learn(vni, src, saddr, 0, 0, &cfg);
+        if inner_type == ETH_P_ARP.to_be()
+            && let Some(a) = c.next::<Arp>()
+        {
+            // SAFETY: bounds checked by `next`; Arp is plain bytes.
+            let a = unsafe { a.read_unaligned() };
+            if a.is_ipv4_ether() {
+                arp::learn(vni, &a);
+            }
+        }
     }
 
     let entry = if is_group(&dst) {

@@ -33,8 +33,8 @@ use aya_ebpf::{
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vtep_common::{
     consts::{
-        ENCAP_L3_LEN, ENCAP_LEN, ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-        MAX_FLOOD, MAX_VNI_PORTS,
+        ENCAP_L3_LEN, ENCAP_LEN, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP,
+        IPPROTO_UDP, MAX_FLOOD, MAX_VNI_PORTS,
     },
     counters::{Counter, DropReason},
     maps::{CONFIG_F_DF, Config, FDB_F_XDP, PORT_F_LEARN, PORT_F_XDP, VniInfo},
@@ -42,9 +42,11 @@ use vtep_common::{
 };
 
 use crate::{
+    arp::{self, Arp},
     learn::{learn, lookup},
     maps::{CONFIG, PORTS, VNIS, count, count_drop, count_tx},
     parse::is_group,
+    storm,
 };
 
 /// A drop: why, and the stats slot of the VNI to charge it to.
@@ -81,13 +83,27 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
         .load(0)
         .map_err(|_| (DropReason::InnerTooShort, Some(slot)))?;
     let cfg = CONFIG.load();
-    if port_flags & PORT_F_LEARN != 0 {
+    let learning = port_flags & PORT_F_LEARN != 0;
+    if learning {
         let xdp = if port_flags & PORT_F_XDP != 0 {
             FDB_F_XDP
         } else {
             0
         };
         learn(vni, eth.src_addr, 0, from, xdp, &cfg);
+    }
+    if eth.ether_type == ETH_P_ARP.to_be()
+        && let Ok(a) = ctx.load::<Arp>(ETH_HLEN)
+        && a.is_ipv4_ether()
+    {
+        if learning {
+            arp::learn(vni, &a);
+        }
+        if is_group(&eth.dst_addr)
+            && let Some(action) = arp::answer(ctx, from, vni, &a, &cfg)
+        {
+            return Ok(action);
+        }
     }
 
     if !is_group(&eth.dst_addr)
@@ -171,6 +187,9 @@ fn flood(ctx: &TcContext, from: u32, vni: u32, slot: u32, eth: &EthHdr) -> Resul
     // `from` is one of the VNI's ports: the others are the local targets.
     if info.n_ports <= 1 && n_remotes == 0 {
         return Err((DropReason::NoFloodTarget, Some(slot)));
+    }
+    if info.bum_pps != 0 && !storm::allow(slot, info.bum_pps) {
+        return Err((DropReason::StormControl, Some(slot)));
     }
     copy_to_ports(ctx, info, from);
     if n_remotes == 0 {

@@ -16,11 +16,13 @@
 #![no_std]
 #![no_main]
 
+mod arp;
 mod decap;
 mod encap;
 mod learn;
 mod maps;
 mod parse;
+mod storm;
 
 use aya_ebpf::{
     macros::{classifier, xdp},

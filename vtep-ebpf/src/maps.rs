@@ -10,13 +10,14 @@ use aya_ebpf::{
 };
 use vtep_common::{
     consts::{
-        DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES, FDB_CAPACITY, PORTS_CAPACITY,
-        REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
+        DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES, FDB_CAPACITY, NEIGHS_CAPACITY,
+        PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
-        Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, FdbEntry, FdbKey,
-        InstanceInfo, LearnedEntry, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, FdbEntry,
+        FdbKey, InstanceInfo, LearnedEntry, NeighEntry, NeighKey, PortInfo, RemoteInfo, RemoteKey,
+        VniInfo, VniStats,
     },
 };
 
@@ -52,6 +53,14 @@ pub static LEARNED: LruHashMap<FdbKey, LearnedEntry> =
 /// Learned, moved and frozen MACs, read by `vtep events`.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
+
+/// ARP suppression: tenant IPv4 -> MAC per VNI.
+#[map]
+pub static NEIGHS: HashMap<NeighKey, NeighEntry> = HashMap::pinned(NEIGHS_CAPACITY, NO_PREALLOC);
+
+/// Storm-control token buckets, by VNI stats slot.
+#[map]
+pub static BUM_BUCKETS: Array<BumBucket> = Array::pinned(VNIS_CAPACITY, 0);
 
 #[map]
 pub static PORTS: HashMap<u32, PortInfo> = HashMap::pinned(PORTS_CAPACITY, 0);

@@ -16,6 +16,7 @@
 //! [[vni]]
 //! vni = 200
 //! learning = false         # optional: static FDB only
+//! bum_pps = 1000           # optional: storm control, BUM frames/s
 //!
 //! [[vni]]
 //! vni = 100
@@ -76,6 +77,8 @@ struct VniEntry {
     flood: Vec<String>,
     #[serde(default = "yes")]
     learning: bool,
+    #[serde(default)]
+    bum_pps: u32,
 }
 
 fn yes() -> bool {
@@ -146,11 +149,20 @@ pub enum PlanLocation {
     Port(String),
 }
 
+/// One VNI of a configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VniPlan {
+    pub vni: Vni,
+    pub flood: Vec<Ipv4Addr>,
+    pub learning: bool,
+    pub bum_pps: u32,
+}
+
 /// A whole, validated configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub underlay: Underlay,
-    pub vnis: Vec<(Vni, Vec<Ipv4Addr>, bool)>,
+    pub vnis: Vec<VniPlan>,
     pub ports: Vec<(String, Vni, Deliver)>,
     pub fdb: Vec<(Mac, Vni, PlanLocation)>,
 }
@@ -216,7 +228,12 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
                 flood.len()
             );
         }
-        vnis.push((vni, flood, v.learning));
+        vnis.push(VniPlan {
+            vni,
+            flood,
+            learning: v.learning,
+            bum_pps: v.bum_pps,
+        });
     }
 
     let mut ports = Vec::new();
@@ -306,7 +323,12 @@ mod tests {
         assert!(p.underlay.df);
         assert_eq!(
             p.vnis,
-            vec![(Vni(100), vec![Ipv4Addr::new(198, 18, 2, 1)], true)]
+            vec![VniPlan {
+                vni: Vni(100),
+                flood: vec![Ipv4Addr::new(198, 18, 2, 1)],
+                learning: true,
+                bum_pps: 0
+            }]
         );
         assert_eq!(p.underlay.learning.ageing_s, 300);
         assert_eq!(p.ports, vec![("vm1".into(), Vni(100), Deliver::Skb)]);

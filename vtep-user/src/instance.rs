@@ -18,14 +18,15 @@ use aya::{
 };
 use vtep_common::{
     consts::{
-        MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, MAP_PORTS, MAP_REMOTES,
-        MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, VNIS_CAPACITY,
+        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS,
+        MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, VNIS_CAPACITY,
     },
     counters::{Counter, DropReason},
     maps::{
-        FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LEARNED_F_FROZEN,
-        LearnedEntry, PORT_F_LEARN, PORT_F_XDP, PortInfo, REMOTE_F_LEARN, RemoteInfo, RemoteKey,
-        VNI_F_NO_LEARNING, VniInfo, VniStats,
+        BumBucket, FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION,
+        LEARNED_F_FROZEN, LearnedEntry, NEIGH_F_STATIC, NeighEntry, NeighKey, PORT_F_LEARN,
+        PORT_F_XDP, PortInfo, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VNI_F_NO_LEARNING, VniInfo,
+        VniStats,
     },
 };
 
@@ -163,6 +164,8 @@ pub struct Tables {
     pub info: InstanceInfo,
     fdb: HashMap<MapData, FdbKey, FdbEntry>,
     learned: HashMap<MapData, FdbKey, LearnedEntry>,
+    neighs: HashMap<MapData, NeighKey, NeighEntry>,
+    buckets: aya::maps::Array<MapData, BumBucket>,
     ports: HashMap<MapData, u32, PortInfo>,
     vnis: HashMap<MapData, u32, VniInfo>,
     remotes: HashMap<MapData, RemoteKey, RemoteInfo>,
@@ -190,6 +193,8 @@ impl Tables {
             info,
             fdb: open_map(inst, MAP_FDB, Map::HashMap)?,
             learned: open_map(inst, MAP_LEARNED, Map::LruHashMap)?,
+            neighs: open_map(inst, MAP_NEIGHS, Map::HashMap)?,
+            buckets: open_map(inst, MAP_BUM_BUCKETS, Map::Array)?,
             ports: open_map(inst, MAP_PORTS, Map::HashMap)?,
             vnis: open_map(inst, MAP_VNIS, Map::HashMap)?,
             remotes: open_map(inst, MAP_REMOTES, Map::HashMap)?,
@@ -297,9 +302,16 @@ impl Tables {
         Ok(slot)
     }
 
-    /// Adds `vni` with flood list `flood` and data-plane learning on or off,
-    /// or replaces both on an existing VNI.
-    pub fn vni_add(&mut self, vni: Vni, flood: &[Ipv4Addr], learning: bool) -> anyhow::Result<()> {
+    /// Adds `vni` with flood list `flood`, data-plane learning on or off and
+    /// a BUM rate limit (`bum_pps`, 0: none), or replaces them on an
+    /// existing VNI.
+    pub fn vni_add(
+        &mut self,
+        vni: Vni,
+        flood: &[Ipv4Addr],
+        learning: bool,
+        bum_pps: u32,
+    ) -> anyhow::Result<()> {
         if flood.len() > MAX_FLOOD {
             bail!(
                 "VNI {vni}: the flood list has {} remote VTEPs, at most {MAX_FLOOD} are supported",
@@ -317,6 +329,11 @@ impl Tables {
         let old: Vec<u32> = info.remotes[..info.n_remotes as usize].to_vec();
         let new: Vec<u32> = flood.iter().map(|ip| ip_to_map(*ip)).collect();
         let learning_changed = (info.flags & VNI_F_NO_LEARNING == 0) != learning;
+        if info.bum_pps != bum_pps {
+            // A new rate starts with a full bucket's worth of nothing.
+            self.buckets.set(info.slot, BumBucket::default(), 0)?;
+            info.bum_pps = bum_pps;
+        }
         if learning {
             info.flags &= !VNI_F_NO_LEARNING;
         } else {
@@ -397,6 +414,9 @@ impl Tables {
             );
         }
         self.forget(Some(vni), |_| true)?;
+        for (k, _) in self.neighs(Some(vni)) {
+            let _ = self.neighs.remove(&k);
+        }
         for row in self.fdb_rows(Some(vni))? {
             self.fdb_del(vni, row.mac)?;
         }
@@ -622,6 +642,56 @@ impl Tables {
         }
         rows.sort_by_key(|r| (r.vni, r.mac));
         Ok(rows)
+    }
+
+    /// ARP-suppression bindings, of one VNI or all, sorted.
+    pub fn neighs(&self, vni: Option<Vni>) -> Vec<(NeighKey, NeighEntry)> {
+        let mut v: Vec<_> = self
+            .neighs
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, _)| vni.is_none_or(|f| f.0 == k.vni))
+            .collect();
+        v.sort_by_key(|(k, _)| (k.vni, u32::from_be(k.ip)));
+        v
+    }
+
+    /// Adds or replaces a static binding of `ip` to `mac` in `vni`.
+    pub fn neigh_add(&mut self, vni: Vni, ip: Ipv4Addr, mac: Mac) -> anyhow::Result<()> {
+        self.require_vni(vni)?;
+        if mac.0[0] & 1 != 0 {
+            bail!("MAC {mac} is a group address: a binding needs a unicast MAC");
+        }
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+            bail!("{ip} is not a unicast address");
+        }
+        let e = NeighEntry {
+            mac: mac.0,
+            flags: NEIGH_F_STATIC,
+            ..NeighEntry::default()
+        };
+        self.neighs
+            .insert(
+                NeighKey {
+                    vni: vni.0,
+                    ip: ip_to_map(ip),
+                },
+                e,
+                0,
+            )
+            .with_context(|| format!("ARP table full adding {ip} in VNI {vni}"))
+    }
+
+    /// Removes the binding of `ip` in `vni`; fails if there is none.
+    pub fn neigh_del(&mut self, vni: Vni, ip: Ipv4Addr) -> anyhow::Result<()> {
+        self.neighs
+            .remove(&NeighKey {
+                vni: vni.0,
+                ip: ip_to_map(ip),
+            })
+            .map_err(|_| {
+                anyhow::anyhow!("no binding for {ip} in VNI {vni} (see `vtep neigh show`)")
+            })
     }
 
     /// All counters, summed over CPUs.

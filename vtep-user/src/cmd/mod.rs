@@ -3,6 +3,7 @@
 mod down;
 mod events;
 mod fdb;
+mod neigh;
 mod port;
 mod stats;
 mod up;
@@ -25,6 +26,9 @@ pub enum Command {
     /// Add, remove and show where MAC addresses live.
     #[command(subcommand)]
     Fdb(fdb::Command),
+    /// ARP suppression: add, remove and show IPv4-to-MAC bindings.
+    #[command(subcommand)]
+    Neigh(neigh::Command),
     Stats(stats::Args),
     Events(events::Args),
 }
@@ -37,6 +41,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Vni(c) => vni::run(c, inst),
         Command::Port(c) => port::run(c, inst),
         Command::Fdb(c) => fdb::run(c, inst),
+        Command::Neigh(c) => neigh::run(c, inst),
         Command::Stats(a) => stats::run(a, inst),
         Command::Events(a) => events::run(a, inst),
     }

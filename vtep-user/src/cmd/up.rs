@@ -129,8 +129,8 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
 
 fn apply(inst: &Instance, plan: &Plan) -> anyhow::Result<()> {
     let mut t = inst.open()?;
-    for (vni, flood, learning) in &plan.vnis {
-        t.vni_add(*vni, flood, *learning)?;
+    for v in &plan.vnis {
+        t.vni_add(v.vni, &v.flood, v.learning, v.bum_pps)?;
     }
     drop(t);
     for (iface, vni, deliver) in &plan.ports {

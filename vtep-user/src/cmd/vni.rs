@@ -25,6 +25,10 @@ pub enum Command {
         /// Do not learn MACs from this VNI's traffic (static FDB only).
         #[arg(long)]
         no_learning: bool,
+        /// Storm control: at most this many broadcast, unknown-unicast and
+        /// multicast frames per second from the VNI's ports (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        bum_pps: u32,
     },
     /// Remove a VNI with its FDB entries (refused while ports are bound).
     ///
@@ -43,7 +47,8 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             vni,
             flood,
             no_learning,
-        } => t.vni_add(vni, &flood.0, !no_learning),
+            bum_pps,
+        } => t.vni_add(vni, &flood.0, !no_learning, bum_pps),
         Command::Del { vni } => t.vni_del(vni),
     }
 }

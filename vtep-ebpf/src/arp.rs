@@ -1,0 +1,129 @@
+//! ARP suppression (RFC 826 packets): bindings of tenant IPv4 addresses to
+//! MACs, learned from ARP seen in the data plane or configured, and ARP
+//! requests for a known binding answered by the VTEP itself instead of
+//! being flooded across the overlay.
+
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_coarse_ns, bpf_redirect},
+    programs::TcContext,
+};
+use vtep_common::{
+    consts::{ARP_REPLY, ARP_REQUEST, ETH_HLEN},
+    counters::Counter,
+    maps::{Config, NEIGH_F_STATIC, NeighEntry, NeighKey},
+};
+
+use crate::{
+    maps::{NEIGHS, count},
+    parse::is_group,
+};
+
+/// An Ethernet/IPv4 ARP packet body (after the Ethernet header).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Arp {
+    pub htype: [u8; 2],
+    pub ptype: [u8; 2],
+    pub hlen: u8,
+    pub plen: u8,
+    pub oper: [u8; 2],
+    pub sha: [u8; 6],
+    pub spa: [u8; 4],
+    pub tha: [u8; 6],
+    pub tpa: [u8; 4],
+}
+
+impl Arp {
+    /// Whether this is ARP for IPv4 over Ethernet.
+    #[inline(always)]
+    pub fn is_ipv4_ether(&self) -> bool {
+        self.htype == [0, 1] && self.ptype == [8, 0] && self.hlen == 6 && self.plen == 4
+    }
+}
+
+const REFRESH_NS: u64 = 1_000_000_000;
+
+/// Learns from an ARP packet's sender that `spa` belongs to `sha` in `vni`;
+/// static bindings are never replaced.
+#[inline(always)]
+pub fn learn(vni: u32, arp: &Arp) {
+    let ip = u32::from_ne_bytes(arp.spa);
+    if ip == 0 || is_group(&arp.sha) {
+        return;
+    }
+    let key = NeighKey { vni, ip };
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if let Some(e) = NEIGHS.get_ptr_mut(key) {
+        // SAFETY: map values stay valid for the duration of the program.
+        let e = unsafe { &mut *e };
+        if e.flags & NEIGH_F_STATIC != 0 {
+            return;
+        }
+        if e.mac != arp.sha {
+            e.mac = arp.sha;
+            e.seen_ns = now;
+        } else if now.saturating_sub(e.seen_ns) > REFRESH_NS {
+            e.seen_ns = now;
+        }
+        return;
+    }
+    let e = NeighEntry {
+        mac: arp.sha,
+        _pad: [0; 2],
+        flags: 0,
+        _pad2: 0,
+        seen_ns: now,
+    };
+    if NEIGHS.insert(key, e, 0).is_ok() {
+        count(Counter::NeighLearned);
+    }
+}
+
+/// Answers an ARP request from port `from` if the binding is known (static,
+/// or learned and seen within the ageing time): the frame is rewritten into
+/// the reply and sent back out of `from`. Returns the TC action, or `None`
+/// when the request must go on (flooded) as it is.
+#[inline(always)]
+pub fn answer(ctx: &TcContext, from: u32, vni: u32, arp: &Arp, cfg: &Config) -> Option<i32> {
+    // Gratuitous ARP (sender = target) announces; it is not a question.
+    if u16::from_be_bytes(arp.oper) != ARP_REQUEST || arp.spa == arp.tpa {
+        return None;
+    }
+    let key = NeighKey {
+        vni,
+        ip: u32::from_ne_bytes(arp.tpa),
+    };
+    let e = NEIGHS.get_ptr(key)?;
+    // SAFETY: map values stay valid for the duration of the program.
+    let e = unsafe { &*e };
+    if e.flags & NEIGH_F_STATIC == 0 {
+        // SAFETY: plain helper call.
+        let age = unsafe { bpf_ktime_get_coarse_ns() }.saturating_sub(e.seen_ns);
+        if age > u64::from(cfg.ageing_s) * 1_000_000_000 {
+            return None;
+        }
+    }
+    // Never tell a host its own address is taken (a re-probing VM).
+    if e.mac == arp.sha {
+        return None;
+    }
+    let mut eth = [0u8; ETH_HLEN];
+    eth[..6].copy_from_slice(&arp.sha);
+    eth[6..12].copy_from_slice(&e.mac);
+    eth[12..].copy_from_slice(&[0x08, 0x06]);
+    let reply = Arp {
+        oper: ARP_REPLY.to_be_bytes(),
+        sha: e.mac,
+        spa: arp.tpa,
+        tha: arp.sha,
+        tpa: arp.spa,
+        ..*arp
+    };
+    if ctx.store(0, &eth, 0).is_err() || ctx.store(ETH_HLEN, &reply, 0).is_err() {
+        return None;
+    }
+    count(Counter::ArpSuppressed);
+    // SAFETY: plain helper call: back out of the port the request came in.
+    Some(unsafe { bpf_redirect(from, 0) } as i32)
+}
