@@ -49,6 +49,18 @@ pub fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Starts a command with its output captured, killed when the guard drops.
+pub fn spawn(argv: &[&str]) -> Bg {
+    let child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")));
+    Bg(Some(child))
+}
+
 /// A network namespace, deleted on drop.
 pub struct Netns {
     pub name: String,
@@ -84,15 +96,7 @@ impl Netns {
 
     /// Starts a command in the namespace, killed when the guard drops.
     pub fn spawn(&self, args: &[&str]) -> Bg {
-        let argv = self.argv(args);
-        let child = Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")));
-        Bg(Some(child))
+        spawn(&self.argv(args))
     }
 
     /// Adds `addr` (CIDR) to `dev` and brings it up.
@@ -292,6 +296,12 @@ impl Vtep {
     /// Runs `vtep ARGS`, which must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         ok(&self.argv(args))
+    }
+
+    /// Starts a long-running `vtep ARGS` (e.g. `events`), killed when the
+    /// guard drops.
+    pub fn spawn(&self, args: &[&str]) -> Bg {
+        spawn(&self.argv(args))
     }
 
     /// Runs `vtep ARGS`, which must fail; returns stderr.

@@ -173,15 +173,7 @@ fn flapping_mac_is_frozen_and_reported() {
         &["--move-limit", "2", "--move-window", "60"],
     );
     let observer = ours(&o, 2);
-    let events = o.net.hosts[2].ns.spawn(&[
-        vtep_bin().to_str().unwrap(),
-        "--pin-root",
-        observer.pin_root.to_str().unwrap(),
-        "--instance",
-        &observer.instance,
-        "events",
-        "--json",
-    ]);
+    let events = observer.spawn(&["events", "--json"]);
     std::thread::sleep(Duration::from_millis(300));
     // One MAC, sent from host 0's and host 1's VMs in turn (broadcast, so
     // every VTEP sees it): it moves between the two remote VTEPs.
@@ -223,15 +215,7 @@ fn flapping_mac_is_frozen_and_reported() {
 fn idle_learned_entries_age_out() {
     let o = Overlay::with_up_args(&[Kind::Ours, Kind::Ours], &vtep_bin(), &["--ageing", "2"]);
     let v = ours(&o, 0);
-    let events = o.net.hosts[0].ns.spawn(&[
-        vtep_bin().to_str().unwrap(),
-        "--pin-root",
-        v.pin_root.to_str().unwrap(),
-        "--instance",
-        &v.instance,
-        "events",
-        "--json",
-    ]);
+    let events = v.spawn(&["events", "--json"]);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         o.vm(0, 0)

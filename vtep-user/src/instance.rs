@@ -116,6 +116,18 @@ pub enum Location {
     Port(u32),
 }
 
+impl Location {
+    /// From a map entry's `remote` (on-wire IPv4) and `ifindex` fields,
+    /// one of which is 0.
+    fn of(remote: u32, ifindex: u32) -> Self {
+        if ifindex != 0 {
+            Location::Port(ifindex)
+        } else {
+            Location::Remote(ip_from_map(remote))
+        }
+    }
+}
+
 /// One FDB entry, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FdbRow {
@@ -208,7 +220,7 @@ impl Tables {
     /// they were, for an `aged` report.
     pub fn reap_stale(&mut self) -> Vec<(FdbKey, LearnedEntry)> {
         let now = coarse_now_ns();
-        let ageing_ns = u64::from(self.info.config.ageing_s) * 1_000_000_000;
+        let ageing_ns = self.ageing_ns();
         let stale: Vec<(FdbKey, LearnedEntry)> = self
             .learned
             .iter()
@@ -219,6 +231,11 @@ impl Tables {
             let _ = self.learned.remove(k);
         }
         stale
+    }
+
+    /// The ageing time, ns.
+    fn ageing_ns(&self) -> u64 {
+        u64::from(self.info.config.ageing_s) * 1_000_000_000
     }
 
     /// The configuration of `vni`, if it is configured.
@@ -602,36 +619,26 @@ impl Tables {
             if vni.is_some_and(|f| f.0 != k.vni) {
                 continue;
             }
-            let location = if v.ifindex != 0 {
-                Location::Port(v.ifindex)
-            } else {
-                Location::Remote(ip_from_map(v.remote))
-            };
             rows.push(FdbRow {
                 vni: k.vni,
                 mac: Mac(k.mac),
-                location,
+                location: Location::of(v.remote, v.ifindex),
                 is_static: v.flags & FDB_F_STATIC != 0,
                 learned: None,
             });
         }
         let now = coarse_now_ns();
-        let ageing_ns = u64::from(self.info.config.ageing_s) * 1_000_000_000;
+        let ageing_ns = self.ageing_ns();
         for item in self.learned.iter() {
             let Ok((k, e)) = item else { continue };
             let age = now.saturating_sub(e.seen_ns);
             if vni.is_some_and(|f| f.0 != k.vni) || age > ageing_ns {
                 continue;
             }
-            let location = if e.ifindex != 0 {
-                Location::Port(e.ifindex)
-            } else {
-                Location::Remote(ip_from_map(e.remote))
-            };
             rows.push(FdbRow {
                 vni: k.vni,
                 mac: Mac(k.mac),
-                location,
+                location: Location::of(e.remote, e.ifindex),
                 is_static: false,
                 learned: Some(Learned {
                     age_s: age / 1_000_000_000,
