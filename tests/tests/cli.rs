@@ -96,11 +96,13 @@ fn bad_values_are_refused_with_one_line() {
         "198.18.0",
     );
     v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    // Up again: an in-place upgrade, which cannot move the instance.
     refused(
         v,
-        &["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"],
-        "already up",
+        &["up", "--underlay", "ul0", "--local-ip", "198.18.0.9"],
+        "vtep down",
     );
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
 
     refused(v, &["vni", "add", "0"], "VNI");
     refused(v, &["vni", "add", "16777216"], "16777216");

@@ -10,7 +10,8 @@ use aya::{
     programs::{
         LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
-        tc::TcAttachOptions,
+        tc::{SchedClassifierLink, TcAttachOptions},
+        xdp::XdpLink,
     },
 };
 use log::warn;
@@ -244,14 +245,89 @@ fn set_private(dir: &Path) {
     }
 }
 
-/// Refuses `up` on an instance that is already up.
-pub fn check_not_up(inst: &Instance) -> anyhow::Result<()> {
-    if inst.is_up() {
+/// Replaces the programs of a running instance with this build's,
+/// atomically in each existing link (`bpf_link_update`), keeping every map
+/// and entry: no frame is dropped and no state is lost. `config` becomes
+/// the programs' load-time settings; `recorded` is what `up` recorded.
+pub fn upgrade(inst: &Instance, recorded: &InstanceInfo, config: Config) -> anyhow::Result<()> {
+    if recorded.layout_version != LAYOUT_VERSION {
         bail!(
-            "instance '{}' is already up (pinned at {}): run `vtep down` first, or use --instance NAME",
+            "instance '{}' keeps its maps in layout {}, this build uses layout {LAYOUT_VERSION}: \
+             an in-place upgrade would misread them; run `vtep down` and `vtep up` (state is lost)",
             inst.name,
-            inst.dir.display()
+            recorded.layout_version
         );
     }
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(&inst.dir)
+        .override_global(GLOBAL_CONFIG, &config, true)
+        .load(EBPF_OBJECT)
+        .context("cannot load the new kernel programs")?;
+
+    let xdp: &mut Xdp = ebpf
+        .program_mut(PROG_DECAP_XDP)
+        .context("the object has no XDP decap program")?
+        .try_into()?;
+    xdp.load().map_err(|e| rejected(e, PROG_DECAP_XDP))?;
+    let link = XdpLink::try_from(pinned(&inst.pin(PIN_LINK_XDP))?)?;
+    let id = xdp
+        .attach_to_link(link)
+        .context("cannot replace the XDP program")?;
+    // The pin keeps the link; our handle goes without detaching it.
+    drop(xdp.take_link(id)?);
+
+    let tc: &mut SchedClassifier = ebpf
+        .program_mut(PROG_DECAP_TC)
+        .context("the object has no TC decap program")?
+        .try_into()?;
+    tc.load().map_err(|e| rejected(e, PROG_DECAP_TC))?;
+    replace_tc(tc, &inst.pin(PIN_LINK_DECAP_TC))?;
+
+    let encap: &mut SchedClassifier = ebpf
+        .program_mut(PROG_ENCAP_TC)
+        .context("the object has no encap program")?
+        .try_into()?;
+    encap.load().map_err(|e| rejected(e, PROG_ENCAP_TC))?;
+    for entry in fs::read_dir(&inst.dir)?.filter_map(Result::ok) {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.starts_with("link_port_")) {
+            replace_tc(encap, &entry.path())?;
+        }
+    }
+    // Ports added from now on get the new program.
+    let prog_pin = inst.pin(PIN_PROG_ENCAP);
+    fs::remove_file(&prog_pin).with_context(|| format!("cannot unpin {}", prog_pin.display()))?;
+    encap
+        .pin(&prog_pin)
+        .context("cannot pin the new encap program")?;
+
+    let mut record: Array<MapData, InstanceInfo> = Array::try_from(
+        ebpf.take_map(MAP_INSTANCE)
+            .context("the object has no instance record map")?,
+    )?;
+    record.set(
+        0,
+        InstanceInfo {
+            config,
+            ..*recorded
+        },
+        0,
+    )?;
+    Ok(())
+}
+
+fn pinned(path: &Path) -> anyhow::Result<FdLink> {
+    Ok(PinnedLink::from_pin(path)
+        .with_context(|| format!("cannot open pinned link {}", path.display()))?
+        .into())
+}
+
+/// Swaps `prog` into the pinned TC link at `pin`.
+fn replace_tc(prog: &mut SchedClassifier, pin: &Path) -> anyhow::Result<()> {
+    let link = SchedClassifierLink::try_from(pinned(pin)?)?;
+    let id = prog
+        .attach_to_link(link)
+        .with_context(|| format!("cannot replace the program of {}", pin.display()))?;
+    drop(prog.take_link(id)?);
     Ok(())
 }

@@ -263,6 +263,13 @@ impl Tables {
 
     /// Counts one more reason for `ip` to send `vni` (whose stats slot is
     /// `slot`); the first makes its next hop a managed neighbour.
+    /// Every bound port.
+    pub fn ports(&self) -> Vec<(u32, PortInfo)> {
+        let mut v: Vec<_> = self.ports.iter().filter_map(Result::ok).collect();
+        v.sort_by_key(|(i, _)| *i);
+        v
+    }
+
     fn ref_remote(&mut self, vni: Vni, info: &VniInfo, ip: u32) -> anyhow::Result<()> {
         let slot = info.slot;
         let key = RemoteKey { vni: vni.0, ip };

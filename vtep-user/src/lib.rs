@@ -9,5 +9,6 @@ pub mod config;
 pub mod datapath;
 pub mod instance;
 pub mod neigh;
+pub mod reconcile;
 pub mod sys;
 pub mod values;

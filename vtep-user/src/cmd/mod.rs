@@ -4,7 +4,7 @@ mod down;
 mod events;
 mod fdb;
 mod neigh;
-mod port;
+pub mod port;
 mod stats;
 mod up;
 

@@ -82,7 +82,9 @@ pub fn add(inst: &Instance, iface: &str, vni: Vni, deliver: Deliver) -> anyhow::
     result
 }
 
-fn del(inst: &Instance, iface: &str) -> anyhow::Result<()> {
+/// Unbinds `iface`: tables first, then the attachment, then the
+/// forwarding flag `add` set.
+pub fn del(inst: &Instance, iface: &str) -> anyhow::Result<()> {
     let mut t = inst.open()?;
     let ifindex = sys::ifindex(iface)?;
     let Some(port) = t.port(ifindex) else {

@@ -3,7 +3,7 @@
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use vtep_common::{
     consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, VXLAN_PORT},
     maps::{CONFIG_F_DF, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S},
@@ -15,11 +15,17 @@ use crate::{
     datapath::{self, XdpModeArg},
     instance::{Instance, Location},
     sys,
-    values::{ip_to_map, parse_ipv4},
+    values::{ip_from_map, ip_to_map, parse_ipv4},
 };
 
 /// Attach the VTEP to the underlay interface and pin it; returns at once,
 /// the datapath keeps running until `vtep down`.
+///
+/// On an instance that is already up, `up` upgrades it in place: this
+/// build's programs replace the running ones atomically, every map entry
+/// stays, no frame is lost; the settings given (TTL, DF, ageing, move
+/// limits) take effect. The underlay and local address cannot change
+/// this way. With --config, the instance is then made to match the file.
 ///
 /// Examples:
 ///   vtep up --underlay eth1 --local-ip 198.18.1.1
@@ -90,7 +96,6 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
     };
     // Everything the plan names must exist before anything is loaded.
     plan.underlay.learning.check()?;
-    datapath::check_not_up(inst)?;
     let underlay_ifindex = sys::ifindex(&plan.underlay.iface)?;
     for (iface, _, _) in &plan.ports {
         sys::ifindex(iface)?;
@@ -106,6 +111,26 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
         move_limit: u.learning.move_limit,
         move_window_s: u.learning.move_window_s,
     };
+    if inst.is_up() {
+        let recorded = inst.open()?.info;
+        let r = &recorded.config;
+        if r.underlay_ifindex != cfg.underlay_ifindex || r.local_ip != cfg.local_ip {
+            bail!(
+                "instance '{}' is up on {} with local address {}: an upgrade keeps them; \
+                 run `vtep down` first to change them",
+                inst.name,
+                sys::ifname(r.underlay_ifindex),
+                ip_from_map(r.local_ip)
+            );
+        }
+        datapath::upgrade(inst, &recorded, cfg)?;
+        if args.config.is_some() {
+            let c = crate::reconcile::reconcile(inst, &plan)?;
+            eprintln!("vtep: configuration applied: {c:?}");
+        }
+        eprintln!("vtep: instance '{}' upgraded in place", inst.name);
+        return Ok(());
+    }
     let mode = datapath::up(inst, &u.iface, cfg, u.xdp_mode, u.learning.capacity)?;
     if let Err(e) = apply(inst, &plan) {
         datapath::down(inst)?;
