@@ -163,6 +163,11 @@ pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {
 pub struct Bg(Option<Child>);
 
 impl Bg {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
     /// Waits for the process to end by itself (up to `timeout`), then
     /// returns its output; kills it first if it is still running.
     pub fn finish(mut self, timeout: Duration) -> Output {

@@ -120,3 +120,220 @@ fn in_place_upgrade_loses_nothing() {
     assert!(a.ns.ping("198.19.0.2", 3));
     assert!(cap.stop().matched >= 3, "no TTL-32 VXLAN after the upgrade");
 }
+
+/// GETs http://127.0.0.1:9469/metrics inside the namespace (python3).
+fn scrape(ns: &vtep_tests::Netns) -> String {
+    let script = "import urllib.request\nprint(urllib.request.urlopen('http://127.0.0.1:9469/metrics', timeout=5).read().decode())";
+    for _ in 0..50 {
+        let out = ns.run(&["python3", "-c", script]);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the metrics endpoint never answered");
+}
+
+fn metric(text: &str, name: &str, label: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}{{{label}}} in:\n{text}"))
+}
+
+#[test]
+fn killing_the_daemon_never_touches_the_data_plane() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    o.static_fdb(0);
+    let (a, b) = (o.vm(0, 0), o.vm(1, 0));
+    assert!(a.ns.ping_until("198.19.0.2", Duration::from_secs(5)));
+    let v0 = o.vteps[0].as_ref().unwrap();
+    let daemon = v0.spawn(&["daemon"]);
+    scrape(&o.net.hosts[0].ns);
+    let pinger =
+        a.ns.spawn(&["ping", "-i", "0.01", "-c", "300", "-W", "1", "198.19.0.2"]);
+    let (_srv, cli) = tcp_stream(b, a, 3);
+    std::thread::sleep(Duration::from_millis(700));
+    vtep_tests::ok(&["kill", "-9", &daemon.id().to_string()]);
+    drop(daemon);
+    std::thread::sleep(Duration::from_millis(500));
+    let daemon = v0.spawn(&["daemon"]);
+    scrape(&o.net.hosts[0].ns);
+    vtep_tests::ok(&["kill", "-9", &daemon.id().to_string()]);
+    let (sent, got) = ping_summary(&pinger.finish(Duration::from_secs(10)));
+    assert_eq!(sent, got, "pings lost while the daemon died and restarted");
+    let iv = intervals(cli);
+    assert!(iv.iter().all(|b| *b > 0), "the TCP stream stalled: {iv:?}");
+}
+
+#[test]
+fn metrics_match_stats_and_grow_with_traffic() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    o.static_fdb(0);
+    let v0 = o.vteps[0].as_ref().unwrap();
+    let _daemon = v0.spawn(&["daemon"]);
+    let host = &o.net.hosts[0].ns;
+    assert!(o.vm(0, 0).ns.ping("198.19.0.2", 5));
+    let text = scrape(host);
+    let stats = v0.stats();
+    let vni100 = &stats["vnis"][0];
+    assert_eq!(vni100["vni"], 100);
+    for (metric_name, field) in [
+        ("vtep_vni_rx_packets_total", "rx_packets"),
+        ("vtep_vni_tx_packets_total", "tx_packets"),
+        ("vtep_vni_rx_bytes_total", "rx_bytes"),
+    ] {
+        let m = metric(&text, metric_name, "vni=\"100\"");
+        assert_eq!(m, vni100[field].as_u64().unwrap(), "{metric_name}");
+        assert!(m > 0, "{metric_name}");
+    }
+    assert_eq!(
+        metric(&text, "vtep_fdb_entries", "origin=\"static\""),
+        2,
+        "the local VM on its port, the remote VM behind host 1"
+    );
+    assert!(o.vm(0, 0).ns.ping("198.19.0.2", 5));
+    let again = scrape(host);
+    assert!(
+        metric(&again, "vtep_vni_rx_packets_total", "vni=\"100\"")
+            >= metric(&text, "vtep_vni_rx_packets_total", "vni=\"100\"") + 5
+    );
+    // Loopback only by default.
+    let listening = host.ok(&["ss", "-ltnH"]);
+    assert!(listening.contains("127.0.0.1:9469"), "{listening}");
+}
+
+#[test]
+fn sighup_applies_only_the_differences() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    let v0 = o.vteps[0].as_ref().unwrap();
+    let dir = std::env::temp_dir().join(vtep_tests::unique("cfg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("vtep.toml");
+    let base = "underlay = \"ul0\"\nlocal_ip = \"198.18.1.1\"\n\
+        [[vni]]\nvni = 100\nflood = [\"198.18.2.1\"]\n\
+        [[port]]\niface = \"p100\"\nvni = 100\n";
+    let with_200 = format!(
+        "{base}[[vni]]\nvni = 200\nflood = [\"198.18.2.1\"]\n[[port]]\niface = \"p200\"\nvni = 200\n"
+    );
+    std::fs::write(&path, &with_200).unwrap();
+    let daemon = v0.spawn(&["daemon", "--config", path.to_str().unwrap()]);
+    scrape(&o.net.hosts[0].ns);
+    assert!(
+        o.vm(0, 0)
+            .ns
+            .ping_until("198.19.0.2", Duration::from_secs(5))
+    );
+    assert!(
+        o.vm(0, 1)
+            .ns
+            .ping_until("198.19.0.2", Duration::from_secs(5))
+    );
+
+    // Drop VNI 200 and its port, add a static entry in 100.
+    let edited =
+        format!("{base}[[fdb]]\nmac = \"02:00:00:00:77:77\"\nvni = 100\nremote = \"198.18.2.1\"\n");
+    std::fs::write(&path, edited).unwrap();
+    let pinger = o
+        .vm(0, 0)
+        .ns
+        .spawn(&["ping", "-i", "0.01", "-c", "200", "-W", "1", "198.19.0.2"]);
+    std::thread::sleep(Duration::from_millis(500));
+    vtep_tests::ok(&["kill", "-HUP", &daemon.id().to_string()]);
+    let (sent, got) = ping_summary(&pinger.finish(Duration::from_secs(10)));
+    assert_eq!(
+        sent, got,
+        "the untouched tenant lost traffic during the reload"
+    );
+
+    let vnis = v0.ok(&["maps", "dump", "VNIS", "--json"]);
+    let vnis: serde_json::Value = serde_json::from_str(&vnis).unwrap();
+    assert_eq!(vnis.as_array().map(Vec::len), Some(1), "{vnis}");
+    assert_eq!(vnis[0]["vni"], 100);
+    let ports: serde_json::Value =
+        serde_json::from_str(&v0.ok(&["maps", "dump", "PORTS", "--json"])).unwrap();
+    assert_eq!(ports.as_array().map(Vec::len), Some(1), "{ports}");
+    assert_eq!(ports[0]["port"], "p100");
+    let fdb = v0.ok(&["fdb", "show", "--json"]);
+    assert!(fdb.contains("02:00:00:00:77:77"), "{fdb}");
+    assert!(
+        !o.vm(0, 1).ns.ping("198.19.0.2", 1),
+        "VNI 200 still carries traffic"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn maps_and_status_decode_what_was_put_in() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    o.static_fdb(0);
+    let v0 = o.vteps[0].as_ref().unwrap();
+    v0.ok(&[
+        "neigh",
+        "add",
+        "198.19.0.2",
+        "--vni",
+        "100",
+        "--mac",
+        &o.vm(1, 0).mac,
+    ]);
+    v0.ok(&[
+        "vni",
+        "add",
+        "200",
+        "--flood",
+        "198.18.2.1",
+        "--bum-pps",
+        "500",
+    ]);
+    let dump = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&v0.ok(&["maps", "dump", name, "--json"])).unwrap()
+    };
+    let fdb = dump("FDB");
+    let remote_vm = fdb
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["mac"] == o.vm(1, 0).mac)
+        .expect("the remote VM's static entry");
+    assert_eq!(remote_vm["at"]["remote"], "198.18.2.1");
+    assert_eq!(remote_vm["vni"], 100);
+    let vnis = dump("VNIS");
+    assert_eq!(vnis[1]["vni"], 200);
+    assert_eq!(vnis[1]["bum_pps"], 500);
+    assert_eq!(vnis[1]["flood"][0], "198.18.2.1");
+    assert_eq!(vnis[0]["ports"][0], "p100");
+    let neighs = dump("NEIGHS");
+    assert_eq!(neighs[0]["ip"], "198.19.0.2");
+    assert_eq!(neighs[0]["mac"], o.vm(1, 0).mac);
+    let remotes = dump("REMOTES");
+    assert!(
+        remotes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["remote"] == "198.18.2.1" && r["vni"] == 100)
+    );
+    let inst = dump("INSTANCE");
+    assert_eq!(inst[0]["local_ip"], "198.18.1.1");
+    assert_eq!(inst[0]["underlay"], "ul0");
+
+    let list: serde_json::Value =
+        serde_json::from_str(&v0.ok(&["maps", "list", "--json"])).unwrap();
+    let fdb_row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "FDB")
+        .unwrap();
+    assert_eq!(fdb_row["entries"], 2);
+    assert_eq!(fdb_row["capacity"], 1 << 20);
+    assert_eq!(fdb_row["key_size"], 12);
+    assert!(v0.fails(&["maps", "dump", "NOPE"]).contains("FDB"));
+
+    let status: serde_json::Value = serde_json::from_str(&v0.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["datapath"]["xdp_mode"], "native");
+    assert!(status["attachments"]["link_xdp"]["program_id"].as_u64() > Some(0));
+    assert!(status["daemon"].is_null());
+}

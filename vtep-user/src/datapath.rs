@@ -212,6 +212,10 @@ fn unpin_link(path: &Path) -> anyhow::Result<()> {
 /// Detaches every program of the instance and removes its pins and its
 /// directory. Touches nothing else; safe to run when already down.
 pub fn down(inst: &Instance) -> anyhow::Result<bool> {
+    // A daemon killed without a chance to clean up leaves its pid file.
+    if inst.daemon_pid().is_none() {
+        let _ = fs::remove_file(inst.pidfile());
+    }
     if !inst.dir.exists() {
         return Ok(false);
     }

@@ -6,6 +6,7 @@
 //! opens the pins and works on the [`Tables`].
 
 use std::{
+    collections::BTreeMap,
     net::Ipv4Addr,
     path::{Path, PathBuf},
 };
@@ -75,6 +76,28 @@ impl Instance {
     /// The path of pin `name`.
     pub fn pin(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// Where `vtep daemon` keeps its pid for this instance.
+    pub fn pidfile(&self) -> PathBuf {
+        let tag: String = self
+            .dir
+            .to_string_lossy()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        Path::new("/run/vtep").join(format!("{tag}.pid"))
+    }
+
+    /// The pid of this instance's running daemon, if one runs.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(self.pidfile())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // SAFETY: signal 0 only checks that the process exists.
+        (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
     }
 
     /// Whether `vtep up` has run for this instance (its record is pinned).
@@ -754,4 +777,179 @@ fn sum<V: Pod + Into<u64>>(map: &PerCpuArray<MapData, V>, index: u32) -> anyhow:
         .get(&index, 0)
         .with_context(|| format!("cannot read counter {index}"))?;
     Ok(values.iter().map(|v| (*v).into()).sum())
+}
+
+/// Names of the maps `vtep maps` knows how to decode.
+pub const DUMPABLE: &[&str] = &[
+    MAP_INSTANCE,
+    MAP_VNIS,
+    MAP_PORTS,
+    MAP_REMOTES,
+    MAP_FDB,
+    MAP_LEARNED,
+    MAP_NEIGHS,
+    MAP_VNI_STATS,
+    MAP_BUM_BUCKETS,
+    MAP_DROPS,
+    MAP_COUNTERS,
+];
+
+fn location_json(remote: u32, ifindex: u32) -> serde_json::Value {
+    match Location::of(remote, ifindex) {
+        Location::Remote(ip) => serde_json::json!({ "remote": ip.to_string() }),
+        Location::Port(i) => serde_json::json!({ "port": sys::ifname(i) }),
+    }
+}
+
+impl Tables {
+    /// The entries of map `name`, decoded (one JSON object each).
+    pub fn dump(&self, name: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        use serde_json::json;
+        let now = coarse_now_ns();
+        let secs = |ns: u64| now.saturating_sub(ns) / 1_000_000_000;
+        let vni_of_slot: BTreeMap<u32, u32> =
+            self.vnis().iter().map(|(v, i)| (i.slot, *v)).collect();
+        Ok(match name {
+            MAP_INSTANCE => {
+                let c = &self.info.config;
+                vec![json!({
+                    "layout_version": self.info.layout_version,
+                    "xdp_mode": if self.info.xdp_mode == vtep_common::maps::XDP_MODE_NATIVE { "native" } else { "generic" },
+                    "underlay": sys::ifname(c.underlay_ifindex),
+                    "local_ip": ip_from_map(c.local_ip).to_string(),
+                    "udp_port": c.udp_port,
+                    "ttl": c.ttl,
+                    "df": c.flags & vtep_common::maps::CONFIG_F_DF != 0,
+                    "ageing_s": c.ageing_s,
+                    "move_limit": c.move_limit,
+                    "move_window_s": c.move_window_s,
+                })]
+            }
+            MAP_VNIS => self
+                .vnis()
+                .iter()
+                .map(|(vni, i)| {
+                    json!({
+                        "vni": vni,
+                        "slot": i.slot,
+                        "learning": i.flags & VNI_F_NO_LEARNING == 0,
+                        "bum_pps": i.bum_pps,
+                        "flood": i.remotes[..i.n_remotes as usize].iter().map(|r| ip_from_map(*r).to_string()).collect::<Vec<_>>(),
+                        "ports": i.ports[..i.n_ports as usize].iter().map(|p| sys::ifname(*p)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+            MAP_PORTS => self
+                .ports()
+                .iter()
+                .map(|(i, p)| {
+                    json!({
+                        "port": sys::ifname(*i),
+                        "ifindex": i,
+                        "vni": p.vni,
+                        "slot": p.slot,
+                        "deliver": if p.flags & PORT_F_XDP != 0 { "xdp" } else { "skb" },
+                        "learning": p.flags & PORT_F_LEARN != 0,
+                    })
+                })
+                .collect(),
+            MAP_REMOTES => self
+                .remotes
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(k, r)| {
+                    json!({
+                        "vni": k.vni,
+                        "remote": ip_from_map(k.ip).to_string(),
+                        "refs": r.refs,
+                        "slot": r.slot,
+                        "learning": r.flags & REMOTE_F_LEARN != 0,
+                    })
+                })
+                .collect(),
+            MAP_FDB => self
+                .fdb
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(k, e)| {
+                    json!({
+                        "vni": k.vni,
+                        "mac": Mac(k.mac).to_string(),
+                        "at": location_json(e.remote, e.ifindex),
+                        "static": e.flags & FDB_F_STATIC != 0,
+                        "xdp": e.flags & FDB_F_XDP != 0,
+                    })
+                })
+                .collect(),
+            MAP_LEARNED => self
+                .learned
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(k, e)| {
+                    json!({
+                        "vni": k.vni,
+                        "mac": Mac(k.mac).to_string(),
+                        "at": location_json(e.remote, e.ifindex),
+                        "seen_s_ago": secs(e.seen_ns),
+                        "moves": e.moves,
+                        "moves_in_window": e.window_moves,
+                        "frozen": e.flags & LEARNED_F_FROZEN != 0,
+                    })
+                })
+                .collect(),
+            MAP_NEIGHS => self
+                .neighs(None)
+                .iter()
+                .map(|(k, e)| {
+                    json!({
+                        "vni": k.vni,
+                        "ip": ip_from_map(k.ip).to_string(),
+                        "mac": Mac(e.mac).to_string(),
+                        "static": e.flags & NEIGH_F_STATIC != 0,
+                        "seen_s_ago": (e.flags & NEIGH_F_STATIC == 0).then(|| secs(e.seen_ns)),
+                    })
+                })
+                .collect(),
+            MAP_VNI_STATS => self
+                .stats()?
+                .vnis
+                .iter()
+                .map(|v| {
+                    json!({
+                        "vni": v.vni,
+                        "rx_packets": v.stats.rx_packets,
+                        "rx_bytes": v.stats.rx_bytes,
+                        "tx_packets": v.stats.tx_packets,
+                        "tx_bytes": v.stats.tx_bytes,
+                        "drop_packets": v.stats.drop_packets,
+                    })
+                })
+                .collect(),
+            MAP_BUM_BUCKETS => vni_of_slot
+                .iter()
+                .filter_map(|(slot, vni)| {
+                    let b = self.buckets.get(slot, 0).ok()?;
+                    Some(json!({ "vni": vni, "slot": slot, "tokens": b.tokens_milli as f64 / 1000.0,
+                        "refilled_s_ago": secs(b.last_ns) }))
+                })
+                .collect(),
+            MAP_DROPS => self
+                .stats()?
+                .drops
+                .iter()
+                .map(|(r, n)| json!({ "reason": r.name(), "packets": n }))
+                .collect(),
+            MAP_COUNTERS => self
+                .stats()?
+                .counters
+                .iter()
+                .map(|(c, n)| json!({ "event": c.name(), "packets": n }))
+                .collect(),
+            other => bail!(
+                "no decoder for map '{other}' (the events ring buffer is read with `vtep events`); \
+                 maps: {}",
+                DUMPABLE.join(", ")
+            ),
+        })
+    }
 }

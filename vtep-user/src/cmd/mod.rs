@@ -1,12 +1,15 @@
 //! The subcommands, one module each.
 
+mod daemon;
 mod down;
 mod events;
 mod fdb;
+mod maps;
 mod neigh;
 pub mod port;
 mod stats;
-mod up;
+mod status;
+pub mod up;
 
 pub use port::Deliver;
 mod vni;
@@ -31,6 +34,11 @@ pub enum Command {
     Neigh(neigh::Command),
     Stats(stats::Args),
     Events(events::Args),
+    /// Inspect the BPF maps: list them, dump one decoded.
+    #[command(subcommand)]
+    Maps(maps::Command),
+    Status(status::Args),
+    Daemon(daemon::Args),
 }
 
 /// Runs one subcommand against `inst`.
@@ -44,5 +52,8 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Neigh(c) => neigh::run(c, inst),
         Command::Stats(a) => stats::run(a, inst),
         Command::Events(a) => events::run(a, inst),
+        Command::Maps(c) => maps::run(c, inst),
+        Command::Status(a) => status::run(a, inst),
+        Command::Daemon(a) => daemon::run(a, inst),
     }
 }

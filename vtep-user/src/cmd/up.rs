@@ -94,6 +94,12 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
             fdb: Vec::new(),
         },
     };
+    bring_up(inst, &plan, args.config.is_some())
+}
+
+/// Brings `inst` up as `plan` says, or upgrades it in place if it is up
+/// (and, when the plan came from a file, makes it match the file).
+pub fn bring_up(inst: &Instance, plan: &Plan, from_file: bool) -> anyhow::Result<()> {
     // Everything the plan names must exist before anything is loaded.
     plan.underlay.learning.check()?;
     let underlay_ifindex = sys::ifindex(&plan.underlay.iface)?;
@@ -124,15 +130,15 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
             );
         }
         datapath::upgrade(inst, &recorded, cfg)?;
-        if args.config.is_some() {
-            let c = crate::reconcile::reconcile(inst, &plan)?;
+        if from_file {
+            let c = crate::reconcile::reconcile(inst, plan)?;
             eprintln!("vtep: configuration applied: {c:?}");
         }
         eprintln!("vtep: instance '{}' upgraded in place", inst.name);
         return Ok(());
     }
     let mode = datapath::up(inst, &u.iface, cfg, u.xdp_mode, u.learning.capacity)?;
-    if let Err(e) = apply(inst, &plan) {
+    if let Err(e) = apply(inst, plan) {
         datapath::down(inst)?;
         return Err(e);
     }
