@@ -238,7 +238,8 @@ impl Drop for BpfFs {
 }
 
 /// Where the `vtep` binary is: `VTEP_BIN`, else next to the test binary's
-/// `deps/` directory (cargo's target layout).
+/// `deps/` directory (cargo's target layout). `cargo test -p vtep-tests`
+/// alone does not rebuild it; `cargo xtask test` builds it first.
 pub fn vtep_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("VTEP_BIN") {
         return PathBuf::from(p);

@@ -337,3 +337,39 @@ fn maps_and_status_decode_what_was_put_in() {
     assert!(status["attachments"]["link_xdp"]["program_id"].as_u64() > Some(0));
     assert!(status["daemon"].is_null());
 }
+
+#[test]
+fn stats_watch_shows_rates() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    o.static_fdb(0);
+    let v0 = o.vteps[0].as_ref().unwrap();
+    assert!(
+        o.vm(0, 0)
+            .ns
+            .ping_until("198.19.0.2", Duration::from_secs(5))
+    );
+    let pinger = o
+        .vm(0, 0)
+        .ns
+        .spawn(&["ping", "-i", "0.01", "-c", "250", "-q", "198.19.0.2"]);
+    let watch = v0.spawn(&["stats", "--watch"]);
+    std::thread::sleep(Duration::from_millis(2300));
+    let out = watch.interrupt();
+    drop(pinger);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Lines "100 RX_PPS RX_BPS TX_PPS TX_BPS DROP_PPS": ~100 pings/s each way.
+    let rows: Vec<Vec<f64>> = text
+        .lines()
+        .filter(|l| l.starts_with("100 "))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .collect();
+    assert!(rows.len() >= 2, "{text}");
+    let last = &rows[rows.len() - 1];
+    assert!(last[0] > 50.0 && last[2] > 50.0, "rates: {last:?}\n{text}");
+    assert!(last[1] > last[0] * 8.0 * 50.0, "bits per second: {last:?}");
+}
