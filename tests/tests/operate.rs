@@ -373,3 +373,31 @@ fn stats_watch_shows_rates() {
     assert!(last[0] > 50.0 && last[2] > 50.0, "rates: {last:?}\n{text}");
     assert!(last[1] > last[0] * 8.0 * 50.0, "bits per second: {last:?}");
 }
+
+#[test]
+fn the_daemon_logs_the_kernel_programs_records() {
+    let o = Overlay::with_up_args(
+        &[Kind::Ours, Kind::Ours, Kind::Ours],
+        &vtep_bin(),
+        &["--move-limit", "1", "--move-window", "60"],
+    );
+    let observer = o.vteps[2].as_ref().unwrap();
+    let daemon = observer.spawn(&["daemon"]);
+    scrape(&o.net.hosts[2].ns);
+    // A MAC sent from two hosts in turn is frozen on the observer; the
+    // kernel program logs it, the daemon reads the record.
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[2, 0, 0, 0, 0xf1, 0xa8, 0x88, 0xb5]);
+    frame.extend_from_slice(&[0u8; 46]);
+    for round in 0..4 {
+        vtep_tests::topo::send_raw(&o.vm(round % 2, 0).ns, "eth0", &frame, 1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let out = daemon.interrupt();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("MAC 02:00:00:00:f1:a8 frozen"),
+        "no kernel log record in the daemon's log:\n{log}"
+    );
+}

@@ -14,6 +14,7 @@ use aya_ebpf::{
     helpers::{bpf_redirect, bpf_xdp_adjust_head, bpf_xdp_adjust_meta},
     programs::{TcContext, XdpContext},
 };
+use aya_log_ebpf::warn;
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vxlan::VxlanHdr};
 use vtep_common::{
     consts::{ETH_HLEN, ETH_P_ARP, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VXLAN_HLEN},
@@ -41,8 +42,11 @@ type Drop = (DropReason, Option<u32>);
 pub fn xdp(ctx: &XdpContext) -> u32 {
     match try_xdp(ctx) {
         Ok(action) => action,
-        Err((reason, vni)) => {
-            count_drop(reason, vni);
+        Err((reason, slot)) => {
+            count_drop(reason, slot);
+            if reason == DropReason::KernelRefused {
+                warn!(ctx, "decap: the kernel refused to strip or pass up a frame");
+            }
             xdp_action::XDP_DROP
         }
     }
@@ -152,7 +156,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     let (dst, src, inner_type) =
         unsafe { ((*inner).dst_addr, (*inner).src_addr, (*inner).ether_type) };
     if remote_flags & REMOTE_F_LEARN != 0 {
-        learn(vni, src, saddr, 0, 0, &cfg);
+        learn(ctx, vni, src, saddr, 0, 0, &cfg);
         if inner_type == ETH_P_ARP.to_be()
             && let Some(a) = c.next::<Arp>()
         {

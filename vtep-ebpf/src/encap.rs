@@ -30,6 +30,7 @@ use aya_ebpf::{
     },
     programs::TcContext,
 };
+use aya_log_ebpf::warn;
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vtep_common::{
     consts::{
@@ -65,8 +66,11 @@ const _: () = assert!(
 pub fn tc(ctx: &TcContext) -> i32 {
     match try_encap(ctx) {
         Ok(action) => action,
-        Err((reason, vni)) => {
-            count_drop(reason, vni);
+        Err((reason, slot)) => {
+            count_drop(reason, slot);
+            if reason == DropReason::KernelRefused {
+                warn!(ctx, "encap: the kernel refused to grow or redirect a frame");
+            }
             TC_ACT_SHOT
         }
     }
@@ -90,7 +94,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
         } else {
             0
         };
-        learn(vni, eth.src_addr, 0, from, xdp, &cfg);
+        learn(ctx, vni, eth.src_addr, 0, from, xdp, &cfg);
     }
     if eth.ether_type == ETH_P_ARP.to_be()
         && let Ok(a) = ctx.load::<Arp>(ETH_HLEN)

@@ -13,7 +13,8 @@
 //! where it is and flagged (RFC 7432 §15.1 duplicate detection). Learned,
 //! moved and frozen MACs are reported through the `EVENTS` ring buffer.
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use aya_ebpf::{EbpfContext, helpers::bpf_ktime_get_coarse_ns};
+use aya_log_ebpf::warn;
 use vtep_common::{
     counters::Counter,
     maps::{Config, FDB_F_XDP, FdbKey, LEARNED_F_FROZEN, LearnedEntry, MacEvent, MacEventKind},
@@ -94,9 +95,18 @@ fn report(kind: MacEventKind, key: &FdbKey, old: (u32, u32), new: (u32, u32), ts
 }
 
 /// Learns that `mac` of `vni` is at (`remote`, `ifindex`); `xdp` is
-/// `FDB_F_XDP` when that port takes frames from XDP, else 0.
+/// `FDB_F_XDP` when that port takes frames from XDP, else 0. `ctx` is for
+/// the log record of a freeze (rare: never per packet).
 #[inline(always)]
-pub fn learn(vni: u32, mac: [u8; 6], remote: u32, ifindex: u32, xdp: u32, cfg: &Config) {
+pub fn learn<C: EbpfContext>(
+    ctx: &C,
+    vni: u32,
+    mac: [u8; 6],
+    remote: u32,
+    ifindex: u32,
+    xdp: u32,
+    cfg: &Config,
+) {
     if is_group(&mac) {
         return;
     }
@@ -131,6 +141,14 @@ pub fn learn(vni: u32, mac: [u8; 6], remote: u32, ifindex: u32, xdp: u32, cfg: &
             if e.window_moves > cfg.move_limit {
                 e.flags |= LEARNED_F_FROZEN;
                 count(Counter::MacFrozen);
+                warn!(
+                    ctx,
+                    "VNI {} MAC {:mac} frozen: {} moves within {} s",
+                    vni,
+                    mac,
+                    e.window_moves,
+                    cfg.move_window_s
+                );
                 report(MacEventKind::Frozen, &key, old, (remote, ifindex), ts);
             } else {
                 count(Counter::MacMoved);

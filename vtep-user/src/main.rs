@@ -31,9 +31,6 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp(None)
-        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -51,6 +48,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Our records and the kernel programs' (aya-log) go through `log` into
+    // tracing; RUST_LOG overrides the default level.
+    let default = if matches!(cli.command, cmd::Command::Daemon(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = instance::Instance::new(&cli.pin_root, &cli.instance)
         .and_then(|inst| cmd::run(cli.command, &inst));
     match result {

@@ -82,6 +82,8 @@ async fn serve(args: &Args, inst: &Instance) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut log_tick = tokio::time::interval(Duration::from_millis(200));
+    let mut kernel_log = KernelLog::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -89,6 +91,7 @@ async fn serve(args: &Args, inst: &Instance) -> anyhow::Result<()> {
                     warn!("housekeeping: {e:#}");
                 }
             }
+            _ = log_tick.tick() => kernel_log.flush(inst),
             conn = listener.accept() => {
                 if let Ok((mut stream, _)) = conn {
                     let mut buf = [0u8; 1024];
@@ -120,6 +123,41 @@ async fn serve(args: &Args, inst: &Instance) -> anyhow::Result<()> {
     }
     info!("stopping; the data plane keeps running");
     Ok(())
+}
+
+/// The kernel programs' log records (aya-log), read from the log ring of
+/// the programs running now: an upgrade brings new programs with a new
+/// ring, so the reader follows the XDP link's program id.
+#[derive(Default)]
+struct KernelLog {
+    program_id: u32,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+}
+
+impl KernelLog {
+    fn flush(&mut self, inst: &Instance) {
+        let id = current_program(inst).unwrap_or(0);
+        if id != self.program_id {
+            self.program_id = id;
+            self.logger = match aya_log::EbpfLogger::init_from_id(id) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    warn!("cannot read the kernel programs' log records: {e}");
+                    None
+                }
+            };
+        }
+        if let Some(l) = &mut self.logger {
+            l.flush();
+        }
+    }
+}
+
+/// The id of the program in the instance's XDP link.
+fn current_program(inst: &Instance) -> anyhow::Result<u32> {
+    let link = aya::programs::links::PinnedLink::from_pin(inst.pin(crate::instance::PIN_LINK_XDP))?;
+    let fd: aya::programs::links::FdLink = link.into();
+    Ok(fd.info()?.program_id())
 }
 
 /// Removes learned MACs idle for the ageing time.
