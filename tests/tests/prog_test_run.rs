@@ -278,6 +278,20 @@ fn inner_frame(dst: [u8; 6]) -> Vec<u8> {
     )
 }
 
+/// An 802.1Q-tagged frame (VLAN 100) carrying IPv4.
+fn vlan_frame(dst: [u8; 6]) -> Vec<u8> {
+    let mut tagged = vec![0, 100, 0x08, 0x00];
+    tagged.extend_from_slice(&inner_frame(dst)[14..]);
+    eth(dst, MAC_A, 0x8100, &tagged)
+}
+
+/// An IPv4 frame whose source MAC is a multicast address.
+fn from_group(dst: [u8; 6]) -> Vec<u8> {
+    let mut f = inner_frame(dst);
+    f[6] = 0x01;
+    f
+}
+
 /// An ARP request (a non-IP inner frame).
 fn arp_frame(dst: [u8; 6]) -> Vec<u8> {
     let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
@@ -455,6 +469,31 @@ fn decap_table() {
             bump: Bump::Event(Counter::DecapSkb),
         },
         Case {
+            what: "inner VLAN tag (RFC 7348 §6.1)",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 100, &vlan_frame(MAC_SKB_PORT)),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::InnerVlan),
+        },
+        Case {
+            what: "inner frame from a group source MAC",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 100, &from_group(MAC_SKB_PORT)),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::GroupSourceMac),
+        },
+        Case {
+            what: "outer TTL 0",
+            input: {
+                let mut p = vxlan(REMOTE, VXLAN_PORT, I, 100, &to_skb);
+                p[22] = 0;
+                p
+            },
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::Malformed),
+        },
+        Case {
             what: "I flag clear",
             input: vxlan(REMOTE, VXLAN_PORT, [0, 0, 0, 0], 100, &to_skb),
             action: XDP_DROP,
@@ -515,8 +554,8 @@ fn decap_table() {
         "rx counts delivered and flooded frames of VNI 100"
     );
     assert_eq!(
-        s.drop_packets, 2,
-        "drops charged to VNI 100 once it is known: unknown_remote, remote_to_remote"
+        s.drop_packets, 4,
+        "drops charged to VNI 100 once it is known: inner_vlan, group_source_mac, unknown_remote, remote_to_remote"
     );
 }
 
@@ -710,6 +749,20 @@ fn encap_table() {
             action: TC_ACT_REDIRECT,
             output: None,
             bump: Bump::Event(Counter::LocalSwitch),
+        },
+        Case {
+            what: "VLAN-tagged frame from a port (RFC 7348 §6.1)",
+            input: vlan_frame(MAC_BEHIND_REMOTE),
+            action: TC_ACT_SHOT,
+            output: None,
+            bump: drop(DropReason::InnerVlan),
+        },
+        Case {
+            what: "frame from a group source MAC",
+            input: from_group(MAC_BEHIND_REMOTE),
+            action: TC_ACT_SHOT,
+            output: None,
+            bump: drop(DropReason::GroupSourceMac),
         },
         Case {
             what: "destination is the ingress port",

@@ -24,6 +24,10 @@ pub const ENCAP_L3_LEN: usize = IPV4_HLEN + UDP_HLEN + VXLAN_HLEN;
 pub const ETH_P_IP: u16 = 0x0800;
 /// EtherType ARP (host order).
 pub const ETH_P_ARP: u16 = 0x0806;
+/// EtherType 802.1Q VLAN tag (host order).
+pub const ETH_P_8021Q: u16 = 0x8100;
+/// EtherType 802.1ad service VLAN tag (host order).
+pub const ETH_P_8021AD: u16 = 0x88a8;
 /// EtherType IPv6 (host order).
 pub const ETH_P_IPV6: u16 = 0x86dd;
 /// ARP operation: request (RFC 826).

@@ -39,11 +39,20 @@ pub enum DropReason {
     NoNeighbour = 12,
     /// BUM frame over the VNI's storm-control rate (`--bum-pps`).
     StormControl = 13,
+    /// Inner frame with a VLAN tag (RFC 7348 §6.1: SHOULD be discarded on
+    /// decapsulation and not sent on encapsulation).
+    InnerVlan = 14,
+    /// Source MAC is a group (multicast or broadcast) address: no station
+    /// sends from one (IEEE 802.3).
+    GroupSourceMac = 15,
+    /// Larger than the underlay MTU once encapsulated (VTEPs MUST NOT
+    /// fragment, RFC 7348 §4.3); IPv4 with DF gets an ICMP answer.
+    TooBig = 16,
 }
 
 impl DropReason {
     /// Every reason, in index order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Malformed,
         DropReason::NoIFlag,
         DropReason::UnknownVni,
@@ -58,6 +67,9 @@ impl DropReason {
         DropReason::InnerTooShort,
         DropReason::NoNeighbour,
         DropReason::StormControl,
+        DropReason::InnerVlan,
+        DropReason::GroupSourceMac,
+        DropReason::TooBig,
     ];
     /// Number of slots in the `DROPS` array.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -79,6 +91,9 @@ impl DropReason {
             DropReason::InnerTooShort => "inner_too_short",
             DropReason::NoNeighbour => "no_neighbour",
             DropReason::StormControl => "storm_control",
+            DropReason::InnerVlan => "inner_vlan",
+            DropReason::GroupSourceMac => "group_source_mac",
+            DropReason::TooBig => "too_big",
         }
     }
 }

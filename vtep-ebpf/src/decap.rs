@@ -31,7 +31,7 @@ use crate::{
     encap::copy_to_ports,
     learn::{learn, lookup},
     maps::{CONFIG, REMOTES, VNIS, count, count_drop, count_rx},
-    parse::{Cursor, is_group},
+    parse::{Cursor, is_group, is_vlan},
 };
 
 /// A drop: why, and the stats slot of the VNI to charge it to once known.
@@ -75,10 +75,11 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         return pass();
     };
     // SAFETY: as above, for every header read below.
-    let (vihl, proto, frags, tot_len, saddr, daddr) = unsafe {
+    let (vihl, proto, ttl, frags, tot_len, saddr, daddr) = unsafe {
         (
             (*ip).vihl,
             (*ip).proto,
+            (*ip).ttl,
             u16::from_be_bytes((*ip).frags),
             u16::from_be_bytes((*ip).tot_len),
             u32::from_ne_bytes((*ip).src_addr),
@@ -111,8 +112,8 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     // VXLAN for us from here on: anything wrong is a counted drop.
     let malformed = (DropReason::Malformed, None);
     // A first fragment (MF set): VTEPs never fragment (RFC 7348 §4.3), and
-    // we do not reassemble.
-    if frags & 0x2000 != 0 {
+    // we do not reassemble. TTL 0 never arrives from a real sender.
+    if frags & 0x2000 != 0 || ttl == 0 {
         return Err(malformed);
     }
     let udp_len = usize::from(udp_len);
@@ -155,6 +156,12 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     // SAFETY: bounds checked by `next`.
     let (dst, src, inner_type) =
         unsafe { ((*inner).dst_addr, (*inner).src_addr, (*inner).ether_type) };
+    if is_vlan(inner_type) {
+        return Err((DropReason::InnerVlan, Some(slot)));
+    }
+    if is_group(&src) {
+        return Err((DropReason::GroupSourceMac, Some(slot)));
+    }
     if remote_flags & REMOTE_F_LEARN != 0 {
         learn(ctx, vni, src, saddr, 0, 0, &cfg);
         if inner_type == ETH_P_ARP.to_be()

@@ -46,7 +46,7 @@ use crate::{
     arp::{self, Arp},
     learn::{learn, lookup},
     maps::{CONFIG, PORTS, VNIS, count, count_drop, count_tx},
-    parse::is_group,
+    parse::{is_group, is_vlan},
     storm,
 };
 
@@ -86,6 +86,13 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
     let eth: EthHdr = ctx
         .load(0)
         .map_err(|_| (DropReason::InnerTooShort, Some(slot)))?;
+    // RFC 7348 §6.1: no inner VLAN tags on tunnel packets.
+    if is_vlan(eth.ether_type) {
+        return Err((DropReason::InnerVlan, Some(slot)));
+    }
+    if is_group(&eth.src_addr) {
+        return Err((DropReason::GroupSourceMac, Some(slot)));
+    }
     let cfg = CONFIG.load();
     let learning = port_flags & PORT_F_LEARN != 0;
     if learning {

@@ -53,3 +53,10 @@ impl Cursor {
 pub fn is_group(mac: &[u8; 6]) -> bool {
     mac[0] & 1 != 0
 }
+
+/// Whether an on-wire EtherType is a VLAN tag (802.1Q or 802.1ad).
+#[inline(always)]
+pub fn is_vlan(ether_type: u16) -> bool {
+    ether_type == vtep_common::consts::ETH_P_8021Q.to_be()
+        || ether_type == vtep_common::consts::ETH_P_8021AD.to_be()
+}
