@@ -211,3 +211,44 @@ fn xdp_delivery_to_a_port_that_accepts_xdp_frames() {
         "TCP over XDP delivery moved only {bytes} bytes"
     );
 }
+
+#[test]
+fn frames_too_big_for_the_underlay_get_icmp_frag_needed() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    o.static_fdb(0);
+    let a = o.vm(0, 0);
+    // 1500 bytes of IPv4 + 14 + 50 exceed the 1500-byte underlay.
+    a.ns.ok(&["ip", "link", "set", "eth0", "mtu", "1500"]);
+    assert!(a.ns.ping_until(PEER[0], Duration::from_secs(5)));
+    let v = o.vteps[0].as_ref().unwrap();
+    let big = a.ns.run(&[
+        "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1472", PEER[0],
+    ]);
+    let text = String::from_utf8_lossy(&big.stdout);
+    assert!(!big.status.success());
+    assert!(
+        text.contains("mtu = 1450"),
+        "no fragmentation-needed answer: {text}"
+    );
+    assert!(v.counter("counters", "icmp_frag_needed") >= 1);
+    assert!(v.counter("drop_reasons", "too_big") >= 1);
+    // The VM learned the path MTU: what fits goes through.
+    let route = a.ns.ok(&["ip", "route", "get", PEER[0]]);
+    assert!(route.contains("mtu 1450"), "{route}");
+    assert!(
+        a.ns.ping(PEER[0], 2)
+            && a.ns
+                .run(&[
+                    "ping", "-c", "2", "-i", "0.2", "-M", "do", "-s", "1422", PEER[0]
+                ])
+                .status
+                .success()
+    );
+    // TCP from the VM (TSO super-packets whose segments are too big) finds
+    // the path MTU too instead of black-holing.
+    let bytes = tcp_bytes(o.vm(1, 0), a, 2);
+    assert!(
+        bytes > 10_000_000,
+        "TCP over a too-small path moved only {bytes} bytes"
+    );
+}

@@ -131,11 +131,13 @@ pub enum Counter {
     ArpSuppressed = 12,
     /// An IPv4-to-MAC binding learned from ARP.
     NeighLearned = 13,
+    /// A VM told "fragmentation needed" for a frame too big to carry.
+    IcmpFragNeeded = 14,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 15] = [
         Counter::PassToKernel,
         Counter::DecapXdp,
         Counter::DecapSkb,
@@ -150,6 +152,7 @@ impl Counter {
         Counter::EventLost,
         Counter::ArpSuppressed,
         Counter::NeighLearned,
+        Counter::IcmpFragNeeded,
     ];
     /// Number of slots in the `COUNTERS` array.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -171,6 +174,7 @@ impl Counter {
             Counter::EventLost => "event_lost",
             Counter::ArpSuppressed => "arp_suppressed",
             Counter::NeighLearned => "neigh_learned",
+            Counter::IcmpFragNeeded => "icmp_frag_needed",
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod consts;
 pub mod counters;
+pub mod icmp;
 pub mod maps;
 pub mod vxlan;
 

@@ -23,10 +23,12 @@ use aya_ebpf::{
     bindings::{
         BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
         BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
-        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup as FibParams,
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
+        bpf_fib_lookup as FibParams,
     },
     helpers::{
-        bpf_fib_lookup, bpf_get_prandom_u32, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head,
+        bpf_check_mtu, bpf_fib_lookup, bpf_get_prandom_u32, bpf_redirect, bpf_redirect_neigh,
+        bpf_skb_change_head, bpf_skb_change_tail,
     },
     programs::TcContext,
 };
@@ -35,9 +37,10 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vtep_common::{
     consts::{
         ENCAP_L3_LEN, ENCAP_LEN, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP,
-        IPPROTO_UDP, MAX_FLOOD, MAX_VNI_PORTS,
+        IPPROTO_UDP, IPV4_HLEN, MAX_FLOOD, MAX_VNI_PORTS,
     },
     counters::{Counter, DropReason},
+    icmp::{FRAG_NEEDED_LEN, frag_needed},
     maps::{CONFIG_F_DF, Config, FDB_F_XDP, PORT_F_LEARN, PORT_F_XDP, VniInfo},
     vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
 };
@@ -165,6 +168,9 @@ fn unicast(
         // Only IP packets can wait for the neighbour in bpf_redirect_neigh.
         return Err((DropReason::NoNeighbour, Some(slot)));
     }
+    if let Some(dev_mtu) = too_big(ctx, hop.ifindex) {
+        return answer_too_big(ctx, from, slot, eth, dev_mtu);
+    }
     let inner_len = ctx.len();
     let sport = src_port(flow_hash(&flow_key(ctx, eth)));
     grow(ctx, eth, is_ip).map_err(|r| (r, Some(slot)))?;
@@ -207,6 +213,9 @@ fn flood(ctx: &TcContext, from: u32, vni: u32, slot: u32, eth: &EthHdr) -> Resul
         return Ok(TC_ACT_SHOT);
     }
     let cfg = CONFIG.load();
+    if let Some(dev_mtu) = too_big(ctx, cfg.underlay_ifindex) {
+        return answer_too_big(ctx, from, slot, eth, dev_mtu);
+    }
     let inner_len = ctx.len();
     let is_ip = is_ip(eth);
     let sport = src_port(flow_hash(&flow_key(ctx, eth)));
@@ -248,6 +257,87 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
             count_drop(DropReason::KernelRefused, Some(info.slot));
         }
     }
+}
+
+/// The MTU of `ifindex` if the frame no longer fits it once encapsulated;
+/// for a GSO packet, if one of its segments would not.
+///
+/// `bpf_check_mtu` takes the 50 extra bytes for a plain frame, but refuses
+/// a length difference together with `BPF_MTU_CHK_SEGS`, so a TCP GSO
+/// packet's segment size is worked out here: inner IPv4 and TCP headers
+/// plus `gso_size`.
+#[inline(always)]
+fn too_big(ctx: &TcContext, ifindex: u32) -> Option<u32> {
+    let mut mtu = 0u32;
+    // SAFETY: `mtu` is writable for the call; 0 in means "this skb".
+    let rc = unsafe {
+        bpf_check_mtu(
+            ctx.skb.skb as *mut c_void,
+            ifindex,
+            &mut mtu,
+            ENCAP_LEN as i32,
+            0,
+        )
+    };
+    if rc as u32 == BPF_MTU_CHK_RET_FRAG_NEEDED {
+        return Some(mtu);
+    }
+    // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
+    let gso_size = unsafe { (*ctx.skb.skb).gso_size };
+    if rc != 0 || gso_size == 0 {
+        return None;
+    }
+    let ip: [u8; IPV4_HLEN] = ctx.load(ETH_HLEN).ok()?;
+    if ip[0] >> 4 != 4 || ip[9] != IPPROTO_TCP {
+        return None;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let doff: u8 = ctx.load(ETH_HLEN + ihl + 12).ok()?;
+    let segment = ihl as u32 + u32::from(doff >> 4) * 4 + gso_size;
+    (segment + ENCAP_L3_LEN as u32 + ETH_HLEN as u32 > mtu).then_some(mtu)
+}
+
+/// A frame too big for the underlay once encapsulated: VTEPs MUST NOT
+/// fragment (RFC 7348 §4.3). IPv4 with DF is answered, as the kernel's
+/// vxlan does, with ICMP "fragmentation needed" (RFC 1191) naming the MTU
+/// left for the inner packet, sent back out of the port; anything else is
+/// dropped. Counted as a `too_big` drop either way.
+#[inline(always)]
+fn answer_too_big(
+    ctx: &TcContext,
+    from: u32,
+    slot: u32,
+    eth: &EthHdr,
+    dev_mtu: u32,
+) -> Result<i32, Drop> {
+    let drop = (DropReason::TooBig, Some(slot));
+    if eth.ether_type != ETH_P_IP.to_be() {
+        return Err(drop);
+    }
+    let ip: [u8; IPV4_HLEN] = ctx.load(ETH_HLEN).map_err(|_| drop)?;
+    // A 20-byte header with DF: what the quoted copy and PMTU need.
+    if ip[0] != 0x45 || ip[6] & 0x40 == 0 {
+        return Err(drop);
+    }
+    let l4: [u8; 8] = ctx.load(ETH_HLEN + IPV4_HLEN).unwrap_or([0; 8]);
+    let mtu = dev_mtu.saturating_sub((ENCAP_L3_LEN + ETH_HLEN) as u32) as u16;
+    let reply = frag_needed(&ip, &l4, mtu);
+    // SAFETY: plain helper call on our skb.
+    if unsafe { bpf_skb_change_tail(ctx.skb.skb, (ETH_HLEN + FRAG_NEEDED_LEN) as u32, 0) } != 0 {
+        return Err(drop);
+    }
+    let back = EthHdr {
+        dst_addr: eth.src_addr,
+        src_addr: eth.dst_addr,
+        ether_type: ETH_P_IP.to_be(),
+    };
+    if ctx.store(0, &back, 0).is_err() || ctx.store(ETH_HLEN, &reply, 0).is_err() {
+        return Err(drop);
+    }
+    count_drop(DropReason::TooBig, Some(slot));
+    count(Counter::IcmpFragNeeded);
+    // SAFETY: plain helper call: back out of the port the frame came in.
+    Ok(unsafe { bpf_redirect(from, 0) } as i32)
 }
 
 /// Where to send a packet for `remote`: the egress interface, and the MACs
