@@ -244,6 +244,20 @@ fn frames_too_big_for_the_underlay_get_icmp_frag_needed() {
                 .status
                 .success()
     );
+    // A jumbo VM: the frame exceeds the underlay before encapsulation.
+    let j = o.vm(0, 1);
+    j.ns.ok(&["ip", "link", "set", "eth0", "mtu", "9000"]);
+    o.net.hosts[0].ns.ok(&["ip", "link", "set", "p200", "mtu", "9000"]);
+    assert!(j.ns.ping_until(PEER[0], Duration::from_secs(5)));
+    let jumbo = j.ns.run(&[
+        "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "3000", PEER[0],
+    ]);
+    let text = String::from_utf8_lossy(&jumbo.stdout);
+    assert!(
+        text.contains("mtu = 1450"),
+        "jumbo frame not answered: {text}"
+    );
+    assert_eq!(v.counter("drop_reasons", "no_route"), 0);
     // TCP from the VM (TSO super-packets whose segments are too big) finds
     // the path MTU too instead of black-holing.
     let bytes = tcp_bytes(o.vm(1, 0), a, 2);

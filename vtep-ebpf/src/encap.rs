@@ -22,9 +22,8 @@ use core::{
 use aya_ebpf::{
     bindings::{
         BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
-        BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
-        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
-        bpf_fib_lookup as FibParams,
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS,
+        TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup as FibParams,
     },
     helpers::{
         bpf_check_mtu, bpf_fib_lookup, bpf_get_prandom_u32, bpf_redirect, bpf_redirect_neigh,
@@ -168,7 +167,12 @@ fn unicast(
         // Only IP packets can wait for the neighbour in bpf_redirect_neigh.
         return Err((DropReason::NoNeighbour, Some(slot)));
     }
-    if let Some(dev_mtu) = too_big(ctx, hop.ifindex) {
+    let dev_mtu = if hop.mtu != 0 {
+        hop.mtu
+    } else {
+        device_mtu(ctx, hop.ifindex)
+    };
+    if too_big(ctx, dev_mtu) {
         return answer_too_big(ctx, from, slot, eth, dev_mtu);
     }
     let inner_len = ctx.len();
@@ -213,7 +217,8 @@ fn flood(ctx: &TcContext, from: u32, vni: u32, slot: u32, eth: &EthHdr) -> Resul
         return Ok(TC_ACT_SHOT);
     }
     let cfg = CONFIG.load();
-    if let Some(dev_mtu) = too_big(ctx, cfg.underlay_ifindex) {
+    let dev_mtu = device_mtu(ctx, cfg.underlay_ifindex);
+    if too_big(ctx, dev_mtu) {
         return answer_too_big(ctx, from, slot, eth, dev_mtu);
     }
     let inner_len = ctx.len();
@@ -259,42 +264,43 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
     }
 }
 
-/// The MTU of `ifindex` if the frame no longer fits it once encapsulated;
-/// for a GSO packet, if one of its segments would not.
-///
-/// `bpf_check_mtu` takes the 50 extra bytes for a plain frame, but refuses
-/// a length difference together with `BPF_MTU_CHK_SEGS`, so a TCP GSO
-/// packet's segment size is worked out here: inner IPv4 and TCP headers
-/// plus `gso_size`.
+/// The MTU of device `ifindex` (0 if it cannot be had). The unicast path
+/// gets it for free from its FIB lookup; this is for the others.
 #[inline(always)]
-fn too_big(ctx: &TcContext, ifindex: u32) -> Option<u32> {
+fn device_mtu(ctx: &TcContext, ifindex: u32) -> u32 {
     let mut mtu = 0u32;
     // SAFETY: `mtu` is writable for the call; 0 in means "this skb".
-    let rc = unsafe {
-        bpf_check_mtu(
-            ctx.skb.skb as *mut c_void,
-            ifindex,
-            &mut mtu,
-            ENCAP_LEN as i32,
-            0,
-        )
-    };
-    if rc as u32 == BPF_MTU_CHK_RET_FRAG_NEEDED {
-        return Some(mtu);
+    unsafe { bpf_check_mtu(ctx.skb.skb as *mut c_void, ifindex, &mut mtu, 0, 0) };
+    mtu
+}
+
+/// Whether the frame no longer fits `mtu` once encapsulated; for a GSO
+/// packet, whether its segments would not (inner IPv4 and TCP headers plus
+/// `gso_size`: only TCP segmentation comes from VMs).
+#[inline(always)]
+fn too_big(ctx: &TcContext, mtu: u32) -> bool {
+    if mtu == 0 {
+        return false;
     }
     // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
     let gso_size = unsafe { (*ctx.skb.skb).gso_size };
-    if rc != 0 || gso_size == 0 {
-        return None;
+    if gso_size == 0 {
+        // The frame with its Ethernet header, plus the 50 bytes, against
+        // the MTU plus the outer Ethernet header.
+        return ctx.len() + ENCAP_L3_LEN as u32 > mtu;
     }
-    let ip: [u8; IPV4_HLEN] = ctx.load(ETH_HLEN).ok()?;
+    let Ok(ip) = ctx.load::<[u8; IPV4_HLEN]>(ETH_HLEN) else {
+        return false;
+    };
     if ip[0] >> 4 != 4 || ip[9] != IPPROTO_TCP {
-        return None;
+        return false;
     }
     let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let doff: u8 = ctx.load(ETH_HLEN + ihl + 12).ok()?;
+    let Ok(doff) = ctx.load::<u8>(ETH_HLEN + ihl + 12) else {
+        return false;
+    };
     let segment = ihl as u32 + u32::from(doff >> 4) * 4 + gso_size;
-    (segment + ENCAP_L3_LEN as u32 + ETH_HLEN as u32 > mtu).then_some(mtu)
+    segment + (ENCAP_L3_LEN + ETH_HLEN) as u32 > mtu
 }
 
 /// A frame too big for the underlay once encapsulated: VTEPs MUST NOT
@@ -347,6 +353,9 @@ struct Hop {
     resolved: bool,
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
+    /// The egress device's MTU when the lookup gave it (resolved hops),
+    /// else 0.
+    mtu: u32,
 }
 
 /// Asks the kernel FIB (and neighbour table) for the next hop towards
@@ -396,20 +405,32 @@ fn next_hop(ctx: &TcContext, cfg: &Config, port: u32, remote: u32) -> Result<Hop
             0,
         )
     };
-    // SAFETY: the helper filled in the block; plain field reads.
-    let (ifindex, smac, dmac) = unsafe { ((*p).ifindex, (*p).smac, (*p).dmac) };
+    // SAFETY: the helper filled in the block; plain field reads (the
+    // tot_len/mtu_result union holds the device MTU on success).
+    let (ifindex, smac, dmac, mtu) = unsafe {
+        (
+            (*p).ifindex,
+            (*p).smac,
+            (*p).dmac,
+            (*p).__bindgen_anon_1.mtu_result,
+        )
+    };
     match rc as u32 {
-        BPF_FIB_LKUP_RET_SUCCESS => Ok(Hop {
+        // FRAG_NEEDED: resolved, but the frame exceeds the device's MTU
+        // even before encapsulation; the caller's size check says so.
+        BPF_FIB_LKUP_RET_SUCCESS | BPF_FIB_LKUP_RET_FRAG_NEEDED => Ok(Hop {
             ifindex,
             resolved: true,
             src_mac: smac,
             dst_mac: dmac,
+            mtu: u32::from(mtu),
         }),
         BPF_FIB_LKUP_RET_NO_NEIGH => Ok(Hop {
             ifindex,
             resolved: false,
             src_mac: [0; 6],
             dst_mac: [0; 6],
+            mtu: 0,
         }),
         _ => Err(DropReason::NoRoute),
     }
