@@ -392,3 +392,73 @@ fn fdb_load_is_all_or_nothing() {
     assert_eq!(fdb.as_array().map(Vec::len), Some(501));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn without_privileges_one_clear_line() {
+    let bin = vtep_tests::vtep_bin();
+    let out = vtep_tests::run(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        bin.to_str().unwrap(),
+        "stats",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("CAP_BPF") && err.contains("root"), "{err}");
+}
+
+#[test]
+fn pins_are_root_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = setup();
+    s.vtep
+        .ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    let dir = s.bpffs.dir.join(&s.vtep.instance);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "pin directory");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(
+            mode(&path) & 0o077,
+            0,
+            "{} is readable by others",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn capacities_give_clear_errors_and_big_configs_apply() {
+    let s = setup();
+    let v = &s.vtep;
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    let too_many: Vec<String> = (1..=33).map(|i| format!("198.18.7.{i}")).collect();
+    refused(
+        v,
+        &["vni", "add", "100", "--flood", &too_many.join(",")],
+        "at most 32",
+    );
+    v.ok(&["down"]);
+
+    // 20000 tenants in one file: applied in one pass.
+    let mut cfg = String::from("underlay = \"ul0\"\nlocal_ip = \"198.18.0.1\"\n");
+    for vni in 1..=20_000 {
+        cfg.push_str(&format!("[[vni]]\nvni = {vni}\nflood = [\"198.18.0.2\"]\n"));
+    }
+    let path = std::env::temp_dir().join(format!("{}.toml", vtep_tests::unique("big")));
+    std::fs::write(&path, cfg).unwrap();
+    v.ok(&["up", "--config", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    let list: serde_json::Value = serde_json::from_str(&v.ok(&["maps", "list", "--json"])).unwrap();
+    let vnis = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "VNIS")
+        .unwrap();
+    assert_eq!(vnis["entries"], 20_000);
+}

@@ -247,7 +247,9 @@ fn frames_too_big_for_the_underlay_get_icmp_frag_needed() {
     // A jumbo VM: the frame exceeds the underlay before encapsulation.
     let j = o.vm(0, 1);
     j.ns.ok(&["ip", "link", "set", "eth0", "mtu", "9000"]);
-    o.net.hosts[0].ns.ok(&["ip", "link", "set", "p200", "mtu", "9000"]);
+    o.net.hosts[0]
+        .ns
+        .ok(&["ip", "link", "set", "p200", "mtu", "9000"]);
     assert!(j.ns.ping_until(PEER[0], Duration::from_secs(5)));
     let jumbo = j.ns.run(&[
         "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "3000", PEER[0],

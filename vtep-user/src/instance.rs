@@ -201,6 +201,13 @@ pub struct Tables {
     learned: HashMap<MapData, FdbKey, LearnedEntry>,
     neighs: HashMap<MapData, NeighKey, NeighEntry>,
     buckets: aya::maps::Array<MapData, BumBucket>,
+    /// Stats slots in use, read once per invocation when first needed (a
+    /// config with many VNIs must not rescan the table for each).
+    used_slots: Option<std::collections::BTreeSet<u32>>,
+    /// Where the next free-slot search starts.
+    slot_hint: u32,
+    /// Remotes whose next hop this invocation already made managed.
+    resolved: std::collections::BTreeSet<u32>,
     ports: HashMap<MapData, u32, PortInfo>,
     vnis: HashMap<MapData, u32, VniInfo>,
     remotes: HashMap<MapData, RemoteKey, RemoteInfo>,
@@ -230,6 +237,9 @@ impl Tables {
             learned: open_map(inst, MAP_LEARNED, Map::LruHashMap)?,
             neighs: open_map(inst, MAP_NEIGHS, Map::HashMap)?,
             buckets: open_map(inst, MAP_BUM_BUCKETS, Map::Array)?,
+            used_slots: None,
+            slot_hint: 0,
+            resolved: Default::default(),
             ports: open_map(inst, MAP_PORTS, Map::HashMap)?,
             vnis: open_map(inst, MAP_VNIS, Map::HashMap)?,
             remotes: open_map(inst, MAP_REMOTES, Map::HashMap)?,
@@ -297,7 +307,7 @@ impl Tables {
         let slot = info.slot;
         let key = RemoteKey { vni: vni.0, ip };
         let refs = self.remotes.get(&key, 0).map_or(0, |r| r.refs);
-        if refs == 0 {
+        if refs == 0 && self.resolved.insert(ip) {
             let (remote, local) = (ip_from_map(ip), ip_from_map(self.info.config.local_ip));
             if let Err(e) = crate::neigh::keep_resolved(remote, local) {
                 log::warn!(
@@ -336,13 +346,21 @@ impl Tables {
         Ok(())
     }
 
-    /// The lowest stats slot no VNI uses, with its counters zeroed.
+    /// A stats slot no VNI uses, with its counters zeroed. The search goes
+    /// on from the last slot handed out (wrapping around), so a config with
+    /// many VNIs costs one pass, not one per VNI.
     fn free_slot(&mut self) -> anyhow::Result<u32> {
-        let used: std::collections::BTreeSet<u32> =
-            self.vnis().iter().map(|(_, i)| i.slot).collect();
-        let slot = (0..VNIS_CAPACITY)
+        if self.used_slots.is_none() {
+            self.used_slots = Some(self.vnis().iter().map(|(_, i)| i.slot).collect());
+        }
+        let used = self.used_slots.as_mut().context("slot cache")?;
+        let start = self.slot_hint;
+        let slot = (start..VNIS_CAPACITY)
+            .chain(0..start)
             .find(|s| !used.contains(s))
             .context("VNI table full")?;
+        used.insert(slot);
+        self.slot_hint = (slot + 1) % VNIS_CAPACITY;
         let zero =
             PerCpuValues::try_from(vec![VniStats::default(); nr_cpus().map_err(|(_, e)| e)?])?;
         self.vni_stats.set(slot, zero, 0)?;
@@ -471,6 +489,9 @@ impl Tables {
             self.unref_remote(vni, *ip)?;
         }
         self.vnis.remove(&vni.0)?;
+        if let Some(used) = &mut self.used_slots {
+            used.remove(&info.slot);
+        }
         Ok(())
     }
 

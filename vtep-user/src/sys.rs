@@ -105,3 +105,36 @@ pub fn set_forwarding(iface: &str, on: bool) -> anyhow::Result<bool> {
     }
     Ok(old)
 }
+
+/// capability(7) numbers.
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_BPF: u32 = 39;
+
+/// Fails with one line naming what is missing unless this process may load
+/// BPF programs and configure interfaces (CAP_BPF or CAP_SYS_ADMIN, and
+/// CAP_NET_ADMIN: as root).
+pub fn check_privileges() -> anyhow::Result<()> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .context("no CapEff in /proc/self/status")?;
+    let has = |cap: u32| eff & (1 << cap) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_BPF");
+    }
+    if !has(CAP_NET_ADMIN) {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if !missing.is_empty() {
+        bail!(
+            "vtep needs {} (it loads BPF programs and configures interfaces): run it as root",
+            missing.join(" and ")
+        );
+    }
+    Ok(())
+}
