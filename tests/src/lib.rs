@@ -61,6 +61,20 @@ pub fn spawn(argv: &[&str]) -> Bg {
     Bg(Some(child))
 }
 
+/// (transmitted, received) from ping's summary line.
+pub fn ping_summary(out: &Output) -> (u64, u64) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary in: {text}"));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[0], n[1])
+}
+
 /// A network namespace, deleted on drop.
 pub struct Netns {
     pub name: String,

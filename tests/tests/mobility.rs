@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use vtep_tests::{
-    Bg, Vtep,
+    Bg, Vtep, ping_summary,
     topo::{Kind, Overlay, TENANTS, Vm, send_raw},
     veth, vtep_bin,
 };
@@ -97,20 +97,6 @@ fn switch_over(o: &Overlay, mobile: &Vm, announce: bool) {
         "ip link set eth0 down && ip addr flush dev eth0 && ip addr add 198.19.0.1/24 dev eth1 && ip link set eth1 up",
     ]);
     ours(o, 0).ok(&["port", "del", "p100"]);
-}
-
-/// (transmitted, received) from ping's summary.
-fn ping_summary(out: &std::process::Output) -> (u64, u64) {
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no ping summary in: {text}"));
-    let nums: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (nums[0], nums[1])
 }
 
 #[test]

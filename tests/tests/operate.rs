@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use vtep_tests::{
-    Bg, Capture,
+    Bg, Capture, ping_summary,
     topo::{Kind, Overlay, Vm},
     vtep_bin,
 };
@@ -32,20 +32,6 @@ fn intervals(cli: Bg) -> Vec<u64> {
         .iter()
         .map(|i| i["sum"]["bytes"].as_u64().unwrap_or(0))
         .collect()
-}
-
-/// (transmitted, received) from ping's summary.
-fn ping_summary(out: &std::process::Output) -> (u64, u64) {
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no ping summary in: {text}"));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (n[0], n[1])
 }
 
 #[test]

@@ -187,6 +187,21 @@ pub struct VniRow {
     pub stats: VniStats,
 }
 
+impl VniRow {
+    /// As `vtep stats --json` shows a VNI.
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.stats;
+        serde_json::json!({
+            "vni": self.vni,
+            "rx_packets": s.rx_packets,
+            "rx_bytes": s.rx_bytes,
+            "tx_packets": s.tx_packets,
+            "tx_bytes": s.tx_bytes,
+            "drop_packets": s.drop_packets,
+        })
+    }
+}
+
 /// Counters of the whole instance, summed over CPUs.
 pub struct Stats {
     pub vnis: Vec<VniRow>,
@@ -931,21 +946,7 @@ impl Tables {
                     })
                 })
                 .collect(),
-            MAP_VNI_STATS => self
-                .stats()?
-                .vnis
-                .iter()
-                .map(|v| {
-                    json!({
-                        "vni": v.vni,
-                        "rx_packets": v.stats.rx_packets,
-                        "rx_bytes": v.stats.rx_bytes,
-                        "tx_packets": v.stats.tx_packets,
-                        "tx_bytes": v.stats.tx_bytes,
-                        "drop_packets": v.stats.drop_packets,
-                    })
-                })
-                .collect(),
+            MAP_VNI_STATS => self.stats()?.vnis.iter().map(VniRow::to_json).collect(),
             MAP_BUM_BUCKETS => vni_of_slot
                 .iter()
                 .filter_map(|(slot, vni)| {

@@ -66,20 +66,7 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
     }
     let s = inst.open()?.stats()?;
     if args.json {
-        let vnis: Vec<Value> = s
-            .vnis
-            .iter()
-            .map(|v| {
-                json!({
-                    "vni": v.vni,
-                    "rx_packets": v.stats.rx_packets,
-                    "rx_bytes": v.stats.rx_bytes,
-                    "tx_packets": v.stats.tx_packets,
-                    "tx_bytes": v.stats.tx_bytes,
-                    "drop_packets": v.stats.drop_packets,
-                })
-            })
-            .collect();
+        let vnis: Vec<Value> = s.vnis.iter().map(|v| v.to_json()).collect();
         let drops: Map<String, Value> = s
             .drops
             .iter()
