@@ -263,3 +263,55 @@ fn learning_never_overrides_a_static_entry() {
     assert_eq!(entries[0]["origin"], "static");
     assert_eq!(entries[0]["remote"], "198.18.9.9");
 }
+
+#[test]
+fn a_mac_explosion_stays_within_the_learned_capacity() {
+    let o = Overlay::with_up_args(
+        &[Kind::Ours, Kind::Ours],
+        &vtep_bin(),
+        &["--learned-capacity", "64"],
+    );
+    let v = ours(&o, 0);
+    // A static entry the flood must never evict.
+    v.ok(&[
+        "fdb",
+        "add",
+        "02:00:00:00:5a:5a",
+        "--vni",
+        "100",
+        "--remote",
+        "198.18.2.1",
+    ]);
+    // 2000 frames, each from another source MAC, from host 1's VM: host 0
+    // learns them behind host 1.
+    let mut script = String::from(
+        "import socket\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('eth0', 0))\n",
+    );
+    script.push_str(
+        "for i in range(2000):\n    s.send(bytes([255]*6 + [2, 0x42, 0, 0, i >> 8, i & 255, 0x88, 0xb5]) + bytes(46))\n",
+    );
+    o.vm(1, 0).ns.ok(&["python3", "-c", &script]);
+    std::thread::sleep(Duration::from_millis(300));
+    let list: serde_json::Value = serde_json::from_str(&v.ok(&["maps", "list", "--json"])).unwrap();
+    let learned = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "LEARNED")
+        .unwrap();
+    assert_eq!(learned["capacity"], 64);
+    let n = learned["entries"].as_u64().unwrap();
+    assert!(n <= 64 && n > 0, "{n} learned entries for a capacity of 64");
+    assert!(
+        v.counter("counters", "mac_learned") > 64,
+        "the explosion did arrive"
+    );
+    let e = entry(v, 100, "02:00:00:00:5a:5a").expect("static entry evicted");
+    assert_eq!(e["origin"], "static");
+    // The overlay still works for real VMs.
+    assert!(
+        o.vm(0, 0)
+            .ns
+            .ping_until("198.19.0.2", Duration::from_secs(5))
+    );
+}
