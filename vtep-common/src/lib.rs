@@ -10,6 +10,7 @@ pub mod consts;
 pub mod counters;
 pub mod icmp;
 pub mod maps;
+pub mod model;
 pub mod vxlan;
 
 #[cfg(test)]
