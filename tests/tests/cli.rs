@@ -462,3 +462,46 @@ fn capacities_give_clear_errors_and_big_configs_apply() {
         .unwrap();
     assert_eq!(vnis["entries"], 20_000);
 }
+
+#[test]
+fn down_removes_the_neighbour_entries_it_created_and_no_others() {
+    let s = setup();
+    let v = &s.vtep;
+    let neigh = |ip: &str| s.host.ok(&["ip", "neigh", "show", ip, "dev", "ul0"]);
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    assert_eq!(neigh("198.18.0.2").trim(), "", "no entry before");
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    assert!(
+        neigh("198.18.0.2").contains("managed"),
+        "{}",
+        neigh("198.18.0.2")
+    );
+    v.ok(&["down"]);
+    assert_eq!(
+        neigh("198.18.0.2").trim(),
+        "",
+        "down left the entry it created"
+    );
+
+    // An entry the host had before is the host's: it stays.
+    s.host.ok(&[
+        "ip",
+        "neigh",
+        "add",
+        "198.18.0.3",
+        "lladdr",
+        "02:ee:00:00:00:03",
+        "dev",
+        "ul0",
+        "nud",
+        "permanent",
+    ]);
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.3"]);
+    v.ok(&["down"]);
+    assert!(
+        neigh("198.18.0.3").contains("02:ee:00:00:00:03"),
+        "{}",
+        neigh("198.18.0.3")
+    );
+}

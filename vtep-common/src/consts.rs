@@ -100,6 +100,13 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 /// `vtep up`, read by every later command.
 pub const MAP_INSTANCE: &str = "INSTANCE";
 
+/// Neighbour entries `vtep` created for remote VTEPs' next hops:
+/// `NextHopKey` -> 1, so that `down` removes exactly those (userspace
+/// only).
+pub const MAP_NEXTHOPS: &str = "NEXTHOPS";
+/// Capacity of the next-hop record.
+pub const NEXTHOPS_CAPACITY: u32 = 4096;
+
 /// Program names, as declared in the eBPF object.
 pub const PROG_DECAP_XDP: &str = "vtep_decap";
 /// TC ingress on the underlay: finishes decap for frames XDP passed up.

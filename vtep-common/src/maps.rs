@@ -296,6 +296,17 @@ pub struct NeighEntry {
     pub seen_ns: u64,
 }
 
+/// A neighbour entry `vtep` created for a remote VTEP's next hop (key of
+/// `NEXTHOPS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NextHopKey {
+    /// The interface the neighbour is on.
+    pub ifindex: u32,
+    /// The next hop's IPv4 (on-wire bytes).
+    pub ip: u32,
+}
+
 /// Configured by an operator: never replaced by what ARP says.
 pub const NEIGH_F_STATIC: u32 = 1;
 
@@ -379,6 +390,7 @@ const _: () = assert!(size_of::<PortInfo>() == 16);
 const _: () = assert!(size_of::<VniInfo>() == 24 + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
 const _: () = assert!(size_of::<BumBucket>() == 16);
 const _: () = assert!(size_of::<NeighKey>() == 8);
+const _: () = assert!(size_of::<NextHopKey>() == 8);
 const _: () = assert!(size_of::<NeighEntry>() == 24);
 const _: () = assert!(size_of::<RemoteInfo>() == 16);
 const _: () = assert!(size_of::<RemoteKey>() == 8);
@@ -412,6 +424,8 @@ mod pod {
     unsafe impl aya::Pod for BumBucket {}
     // SAFETY: as above.
     unsafe impl aya::Pod for NeighKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for NextHopKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for NeighEntry {}
     // SAFETY: as above.

@@ -11,13 +11,13 @@ use aya_ebpf::{
 use vtep_common::{
     consts::{
         DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES, FDB_CAPACITY, NEIGHS_CAPACITY,
-        PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
+        NEXTHOPS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
         BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, FdbEntry,
-        FdbKey, InstanceInfo, LearnedEntry, NeighEntry, NeighKey, PortInfo, RemoteInfo, RemoteKey,
-        VniInfo, VniStats,
+        FdbKey, InstanceInfo, LearnedEntry, NeighEntry, NeighKey, NextHopKey, PortInfo, RemoteInfo,
+        RemoteKey, VniInfo, VniStats,
     },
 };
 
@@ -53,6 +53,11 @@ pub static LEARNED: LruHashMap<FdbKey, LearnedEntry> =
 /// Learned, moved and frozen MACs, read by `vtep events`.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
+
+/// The neighbour entries `vtep` created (written and read by userspace
+/// only; pinned so that `down` finds them).
+#[map]
+pub static NEXTHOPS: HashMap<NextHopKey, u32> = HashMap::pinned(NEXTHOPS_CAPACITY, 0);
 
 /// ARP suppression: tenant IPv4 -> MAC per VNI.
 #[map]

@@ -219,6 +219,10 @@ pub fn down(inst: &Instance) -> anyhow::Result<bool> {
     if !inst.dir.exists() {
         return Ok(false);
     }
+    // Neighbour entries this instance created go with it.
+    if let Ok(mut t) = inst.open() {
+        t.forget_nexthops();
+    }
     let entries: Vec<_> = fs::read_dir(&inst.dir)
         .with_context(|| format!("cannot list {}", inst.dir.display()))?
         .filter_map(Result::ok)

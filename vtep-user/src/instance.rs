@@ -20,14 +20,15 @@ use aya::{
 use vtep_common::{
     consts::{
         MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS,
-        MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, VNIS_CAPACITY,
+        MAP_NEXTHOPS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
+        VNIS_CAPACITY,
     },
     counters::{Counter, DropReason},
     maps::{
         BumBucket, FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION,
-        LEARNED_F_FROZEN, LearnedEntry, NEIGH_F_STATIC, NeighEntry, NeighKey, PORT_F_LEARN,
-        PORT_F_XDP, PortInfo, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VNI_F_NO_LEARNING, VniInfo,
-        VniStats,
+        LEARNED_F_FROZEN, LearnedEntry, NEIGH_F_STATIC, NeighEntry, NeighKey, NextHopKey,
+        PORT_F_LEARN, PORT_F_XDP, PortInfo, REMOTE_F_LEARN, RemoteInfo, RemoteKey,
+        VNI_F_NO_LEARNING, VniInfo, VniStats,
     },
 };
 
@@ -215,6 +216,7 @@ pub struct Tables {
     fdb: HashMap<MapData, FdbKey, FdbEntry>,
     learned: HashMap<MapData, FdbKey, LearnedEntry>,
     neighs: HashMap<MapData, NeighKey, NeighEntry>,
+    nexthops: HashMap<MapData, NextHopKey, u32>,
     buckets: aya::maps::Array<MapData, BumBucket>,
     /// Stats slots in use, read once per invocation when first needed (a
     /// config with many VNIs must not rescan the table for each).
@@ -251,6 +253,7 @@ impl Tables {
             fdb: open_map(inst, MAP_FDB, Map::HashMap)?,
             learned: open_map(inst, MAP_LEARNED, Map::LruHashMap)?,
             neighs: open_map(inst, MAP_NEIGHS, Map::HashMap)?,
+            nexthops: open_map(inst, MAP_NEXTHOPS, Map::HashMap)?,
             buckets: open_map(inst, MAP_BUM_BUCKETS, Map::Array)?,
             used_slots: None,
             slot_hint: 0,
@@ -279,6 +282,18 @@ impl Tables {
             let _ = self.learned.remove(k);
         }
         stale
+    }
+
+    /// Removes the neighbour entries `vtep` created (for `down`).
+    pub fn forget_nexthops(&mut self) {
+        let keys: Vec<NextHopKey> = self.nexthops.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let dev = sys::ifname(k.ifindex);
+            if let Err(e) = crate::neigh::forget(ip_from_map(k.ip), &dev) {
+                log::warn!("{e:#}");
+            }
+            let _ = self.nexthops.remove(&k);
+        }
     }
 
     /// The ageing time, ns.
@@ -324,10 +339,22 @@ impl Tables {
         let refs = self.remotes.get(&key, 0).map_or(0, |r| r.refs);
         if refs == 0 && self.resolved.insert(ip) {
             let (remote, local) = (ip_from_map(ip), ip_from_map(self.info.config.local_ip));
-            if let Err(e) = crate::neigh::keep_resolved(remote, local) {
-                log::warn!(
-                    "remote VTEP {remote}: {e:#}; its traffic is dropped (no_route) until the underlay routes it"
-                );
+            match crate::neigh::keep_resolved(remote, local) {
+                Ok((hop, dev, true)) => {
+                    let key = NextHopKey {
+                        ifindex: sys::ifindex(&dev)?,
+                        ip: ip_to_map(hop),
+                    };
+                    self.nexthops
+                        .insert(key, 1, 0)
+                        .context("next-hop record full")?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log::warn!(
+                        "remote VTEP {remote}: {e:#}; its traffic is dropped (no_route) until the underlay routes it"
+                    );
+                }
             }
         }
         let value = RemoteInfo {

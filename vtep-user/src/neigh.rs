@@ -2,9 +2,10 @@
 //!
 //! Flood copies and non-IP frames (ARP) cannot wait in the kernel's
 //! neighbour queue the way `bpf_redirect_neigh` lets IP unicast wait, so
-//! the next hop of every remote VTEP is made a *managed* neighbour entry
-//! (`NTF_EXT_MANAGED`, Linux 5.16+): the kernel resolves it at once and
-//! keeps it resolved, and `bpf_fib_lookup` always finds its MAC.
+//! the next hop of every remote VTEP gets a neighbour entry: where the host
+//! has none, a *managed* one (`NTF_EXT_MANAGED`, Linux 5.16+), which the
+//! kernel resolves at once and keeps resolved, so `bpf_fib_lookup` always
+//! finds its MAC. An entry the host already has is left alone.
 //!
 //! iproute2's `ip` does the netlink work (it is a prerequisite of the
 //! project, installed by `cargo xtask setup`).
@@ -59,10 +60,27 @@ pub fn next_hop(remote: Ipv4Addr, local: Ipv4Addr) -> anyhow::Result<(Ipv4Addr, 
     Ok((hop, r.dev))
 }
 
-/// Makes the next hop towards `remote` a managed neighbour entry.
-pub fn keep_resolved(remote: Ipv4Addr, local: Ipv4Addr) -> anyhow::Result<()> {
+/// Makes sure the next hop towards `remote` has a neighbour entry: one
+/// that exists is the host's and is left as it is (permanent, or kept
+/// fresh by the host's own traffic); where there is none, a managed entry
+/// is created. Returns the hop, its interface and whether `vtep` created
+/// the entry (then `vtep down` removes it).
+pub fn keep_resolved(
+    remote: Ipv4Addr,
+    local: Ipv4Addr,
+) -> anyhow::Result<(Ipv4Addr, String, bool)> {
     let (hop, dev) = next_hop(remote, local)?;
-    ip(&["neigh", "replace", &hop.to_string(), "dev", &dev, "managed"])
+    let existing = ip(&["-4", "neigh", "show", &hop.to_string(), "dev", &dev])?;
+    if !existing.trim().is_empty() {
+        return Ok((hop, dev, false));
+    }
+    ip(&["neigh", "add", &hop.to_string(), "dev", &dev, "managed"])
         .with_context(|| format!("cannot make {hop} on {dev} a managed neighbour"))?;
+    Ok((hop, dev, true))
+}
+
+/// Removes the neighbour entry of `hop` on `dev` (one `vtep` created).
+pub fn forget(hop: Ipv4Addr, dev: &str) -> anyhow::Result<()> {
+    ip(&["neigh", "del", &hop.to_string(), "dev", dev])?;
     Ok(())
 }
