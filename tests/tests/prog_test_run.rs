@@ -1039,3 +1039,71 @@ fn decap_matches_the_reference_model_on_random_frames() {
         assert!(seen.contains_key(kind), "no frame got '{kind}': {seen:?}");
     }
 }
+
+#[test]
+fn encap_never_crosses_tenants_on_random_frames() {
+    let (ul0, _) = private_netns();
+    let (p1, p2, p3) = (ifindex("p1"), ifindex("p2"), ifindex("p3"));
+    let mut l = Loaded::new(Config {
+        local_ip: ip(LOCAL),
+        underlay_ifindex: ul0,
+        udp_port: VXLAN_PORT,
+        ttl: 64,
+        flags: CONFIG_F_DF,
+        ageing_s: 300,
+        move_limit: 5,
+        move_window_s: 180,
+    });
+    l.vni(100, &[REMOTE], &[p1, p2]);
+    l.vni(200, &[REMOTE], &[p3]);
+    l.port(p1, 100, 0);
+    l.port(p2, 100, 0);
+    l.port(p3, 200, 0);
+    // The same MAC in both tenants, behind the same remote VTEP.
+    l.fdb(100, MAC_BEHIND_REMOTE, Some(REMOTE), 0);
+    l.fdb(200, MAC_BEHIND_REMOTE, Some(REMOTE), 0);
+    l.fdb(100, MAC_SKB_PORT, None, p2);
+    // An entry of VNI 100 that names VNI 200's port: must never be used.
+    l.fdb(100, MAC_OTHER_VNI_PORT, None, p3);
+
+    let mut rng = Rng(0x7e4a_4e7_15014_u64);
+    let mut encapsulated = [0u32; 2];
+    for i in 0..20_000u32 {
+        let (from, vni) = if i % 2 == 0 { (p1, 100) } else { (p3, 200) };
+        let dst = match rng.below(5) {
+            0 => MAC_BEHIND_REMOTE,
+            1 => MAC_SKB_PORT,
+            2 => MAC_OTHER_VNI_PORT,
+            3 => BROADCAST,
+            _ => [2, rng.next() as u8, 0, 0, 0, rng.next() as u8],
+        };
+        let mut frame = match rng.below(3) {
+            0 => inner_frame(dst),
+            1 => arp_frame(dst),
+            _ => vlan_frame(dst),
+        };
+        if rng.below(4) == 0 {
+            let at = 12 + rng.below(frame.len() as u64 - 12) as usize;
+            frame[at] = rng.next() as u8;
+        }
+        let mut out = vec![0u8; frame.len() + 256];
+        let (action, len) = run_tc(&l, from)(&frame, &mut out);
+        let got = &out[..len];
+        // Whatever left encapsulated carries the ingress port's VNI.
+        if len == frame.len() + 50 && got[36..38] == VXLAN_PORT.to_be_bytes() {
+            let carried = u32::from_be_bytes([0, got[46], got[47], got[48]]);
+            assert_eq!(
+                carried, vni,
+                "frame {i} from VNI {vni} left in VNI {carried}"
+            );
+            encapsulated[(i % 2) as usize] += 1;
+        }
+        if vni == 100 && dst == MAC_OTHER_VNI_PORT && frame[12..14] != [0x81, 0x00] {
+            assert_eq!(
+                action, TC_ACT_SHOT,
+                "frame {i}: an entry pointing at VNI 200's port was used"
+            );
+        }
+    }
+    assert!(encapsulated.iter().all(|n| *n > 1000), "{encapsulated:?}");
+}
