@@ -287,27 +287,6 @@ pub fn send_raw(ns: &Netns, dev: &str, frame: &[u8], count: u32) {
     ns.ok(&["python3", "-c", &script]);
 }
 
-/// A gratuitous ARP (request for its own address) from `mac`/`ip`, as a
-/// VM sends after a migration.
-pub fn garp(mac: &str, ip: &str) -> Vec<u8> {
-    let mac: Vec<u8> = mac
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).expect("hex MAC"))
-        .collect();
-    let ip: Vec<u8> = ip
-        .split('.')
-        .map(|b| b.parse::<u8>().expect("dotted quad"))
-        .collect();
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&ip);
-    f
-}
-
 /// Sends `frame` out of `dev` in `ns` as fast as python3 can for `secs`
 /// seconds; returns (frames sent, seconds taken).
 pub fn flood_raw(ns: &Netns, dev: &str, frame: &[u8], secs: f64) -> (u64, f64) {

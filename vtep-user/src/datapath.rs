@@ -5,10 +5,10 @@ use std::{fs, path::Path};
 
 use anyhow::{Context as _, bail};
 use aya::{
-    EbpfLoader,
+    Ebpf, EbpfLoader,
     maps::{Array, MapData},
     programs::{
-        LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        LinkOrder, Program, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         tc::{SchedClassifierLink, TcAttachOptions},
         xdp::XdpLink,
@@ -67,54 +67,73 @@ fn load_and_attach(
     mode: XdpModeArg,
     learned_capacity: u32,
 ) -> anyhow::Result<u32> {
-    let mut ebpf = EbpfLoader::new()
-        .default_map_pin_directory(&inst.dir)
-        .map_max_entries(MAP_LEARNED, learned_capacity)
-        .override_global(GLOBAL_CONFIG, &config, true)
-        .load(EBPF_OBJECT)
-        .context("cannot load the kernel programs (is this kernel built with BPF, BTF and XDP? are you root?)")?;
-
-    let xdp: &mut Xdp = ebpf
-        .program_mut(PROG_DECAP_XDP)
-        .context("the object has no XDP decap program")?
-        .try_into()?;
-    xdp.load().map_err(|e| rejected(e, PROG_DECAP_XDP))?;
+    let mut ebpf = load(inst, config, Some(learned_capacity))?;
+    let xdp = program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?;
     let (link_id, xdp_mode) = attach_xdp(xdp, underlay, mode)?;
     FdLink::try_from(xdp.take_link(link_id)?)
         .context("the XDP attachment is not a BPF link (kernel older than 5.9?)")?
         .pin(inst.pin(PIN_LINK_XDP))
         .context("cannot pin the XDP link")?;
-
-    let tc: &mut SchedClassifier = ebpf
-        .program_mut(PROG_DECAP_TC)
-        .context("the object has no TC decap program")?
-        .try_into()?;
-    tc.load().map_err(|e| rejected(e, PROG_DECAP_TC))?;
+    let tc = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_TC)?;
     attach_tc_pinned(tc, underlay, &inst.pin(PIN_LINK_DECAP_TC))?;
-
-    let encap: &mut SchedClassifier = ebpf
-        .program_mut(PROG_ENCAP_TC)
-        .context("the object has no encap program")?
-        .try_into()?;
-    encap.load().map_err(|e| rejected(e, PROG_ENCAP_TC))?;
-    encap
+    program::<SchedClassifier>(&mut ebpf, PROG_ENCAP_TC)?
         .pin(inst.pin(PIN_PROG_ENCAP))
         .context("cannot pin the encap program")?;
-
-    let mut record: Array<MapData, InstanceInfo> = Array::try_from(
-        ebpf.take_map(MAP_INSTANCE)
-            .context("the object has no instance record map")?,
-    )?;
-    record.set(
-        0,
+    write_record(
+        &mut ebpf,
         InstanceInfo {
             layout_version: LAYOUT_VERSION,
             xdp_mode,
             config,
         },
-        0,
     )?;
     Ok(xdp_mode)
+}
+
+/// Opens the object with `config` as its load-time settings and the
+/// instance's pinned maps (created where missing, with the learned table
+/// sized `learned_capacity`), and loads its three programs.
+fn load(inst: &Instance, config: Config, learned_capacity: Option<u32>) -> anyhow::Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    loader
+        .default_map_pin_directory(&inst.dir)
+        .override_global(GLOBAL_CONFIG, &config, true);
+    if let Some(capacity) = learned_capacity {
+        loader.map_max_entries(MAP_LEARNED, capacity);
+    }
+    let mut ebpf = loader.load(EBPF_OBJECT).context(
+        "cannot load the kernel programs (is this kernel built with BPF, BTF and XDP? are you root?)",
+    )?;
+    program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?
+        .load()
+        .map_err(|e| rejected(e, PROG_DECAP_XDP))?;
+    for name in [PROG_DECAP_TC, PROG_ENCAP_TC] {
+        program::<SchedClassifier>(&mut ebpf, name)?
+            .load()
+            .map_err(|e| rejected(e, name))?;
+    }
+    Ok(ebpf)
+}
+
+/// Program `name` of the object, as its type.
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    Ok(ebpf
+        .program_mut(name)
+        .with_context(|| format!("the object has no program {name}"))?
+        .try_into()?)
+}
+
+/// Writes the instance record.
+fn write_record(ebpf: &mut Ebpf, info: InstanceInfo) -> anyhow::Result<()> {
+    let mut record: Array<MapData, InstanceInfo> = Array::try_from(
+        ebpf.take_map(MAP_INSTANCE)
+            .context("the object has no instance record map")?,
+    )?;
+    record.set(0, info, 0)?;
+    Ok(())
 }
 
 /// The kernel refused to load `name`: the verifier's verdict is the end of
@@ -266,36 +285,17 @@ pub fn upgrade(inst: &Instance, recorded: &InstanceInfo, config: Config) -> anyh
             recorded.layout_version
         );
     }
-    let mut ebpf = EbpfLoader::new()
-        .default_map_pin_directory(&inst.dir)
-        .override_global(GLOBAL_CONFIG, &config, true)
-        .load(EBPF_OBJECT)
-        .context("cannot load the new kernel programs")?;
-
-    let xdp: &mut Xdp = ebpf
-        .program_mut(PROG_DECAP_XDP)
-        .context("the object has no XDP decap program")?
-        .try_into()?;
-    xdp.load().map_err(|e| rejected(e, PROG_DECAP_XDP))?;
+    let mut ebpf = load(inst, config, None)?;
     let link = XdpLink::try_from(pinned(&inst.pin(PIN_LINK_XDP))?)?;
+    let xdp = program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?;
     let id = xdp
         .attach_to_link(link)
         .context("cannot replace the XDP program")?;
     // The pin keeps the link; our handle goes without detaching it.
     drop(xdp.take_link(id)?);
-
-    let tc: &mut SchedClassifier = ebpf
-        .program_mut(PROG_DECAP_TC)
-        .context("the object has no TC decap program")?
-        .try_into()?;
-    tc.load().map_err(|e| rejected(e, PROG_DECAP_TC))?;
+    let tc = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_TC)?;
     replace_tc(tc, &inst.pin(PIN_LINK_DECAP_TC))?;
-
-    let encap: &mut SchedClassifier = ebpf
-        .program_mut(PROG_ENCAP_TC)
-        .context("the object has no encap program")?
-        .try_into()?;
-    encap.load().map_err(|e| rejected(e, PROG_ENCAP_TC))?;
+    let encap = program::<SchedClassifier>(&mut ebpf, PROG_ENCAP_TC)?;
     for entry in fs::read_dir(&inst.dir)?.filter_map(Result::ok) {
         let name = entry.file_name();
         if name.to_str().is_some_and(|n| n.starts_with("link_port_")) {
@@ -308,20 +308,13 @@ pub fn upgrade(inst: &Instance, recorded: &InstanceInfo, config: Config) -> anyh
     encap
         .pin(&prog_pin)
         .context("cannot pin the new encap program")?;
-
-    let mut record: Array<MapData, InstanceInfo> = Array::try_from(
-        ebpf.take_map(MAP_INSTANCE)
-            .context("the object has no instance record map")?,
-    )?;
-    record.set(
-        0,
+    write_record(
+        &mut ebpf,
         InstanceInfo {
             config,
             ..*recorded
         },
-        0,
-    )?;
-    Ok(())
+    )
 }
 
 fn pinned(path: &Path) -> anyhow::Result<FdLink> {
