@@ -505,3 +505,59 @@ fn down_removes_the_neighbour_entries_it_created_and_no_others() {
         neigh("198.18.0.3")
     );
 }
+
+#[test]
+fn remote_vtep_records_follow_the_vnis_that_name_them() {
+    let s = setup();
+    let v = &s.vtep;
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    let peers = || -> Vec<(String, u64, u64)> {
+        let dump: serde_json::Value =
+            serde_json::from_str(&v.ok(&["maps", "dump", "PEERS", "--json"])).unwrap();
+        let mut rows: Vec<_> = dump
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["remote"].as_str().unwrap().to_owned(),
+                    p["slot"].as_u64().unwrap(),
+                    p["vnis"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2,198.18.0.3"]);
+    v.ok(&["vni", "add", "200", "--flood", "198.18.0.2"]);
+    v.ok(&[
+        "fdb",
+        "add",
+        "02:00:00:00:00:05",
+        "--vni",
+        "200",
+        "--remote",
+        "198.18.0.5",
+    ]);
+    let p = peers();
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert_eq!((p[0].0.as_str(), p[0].2), ("198.18.0.2", 2), "{p:?}");
+    assert_eq!((p[1].0.as_str(), p[1].2), ("198.18.0.3", 1), "{p:?}");
+    assert_eq!((p[2].0.as_str(), p[2].2), ("198.18.0.5", 1), "{p:?}");
+    let mut slots: Vec<u64> = p.iter().map(|r| r.1).collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), 3, "one stats slot per remote VTEP: {p:?}");
+    assert!(slots.iter().all(|s| *s > 0), "slot 0 is never given: {p:?}");
+
+    v.ok(&["vni", "del", "200"]);
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    let p = peers();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!((p[0].0.as_str(), p[0].2), ("198.18.0.2", 1), "{p:?}");
+    let stats: serde_json::Value = serde_json::from_str(&v.ok(&["stats", "--json"])).unwrap();
+    assert_eq!(stats["remotes"].as_array().unwrap().len(), 1, "{stats}");
+    assert_eq!(stats["remotes"][0]["remote"], "198.18.0.2");
+    assert_eq!(stats["remotes"][0]["tx_packets"], 0);
+}

@@ -185,6 +185,17 @@ fn metrics_match_stats_and_grow_with_traffic() {
         metric(&again, "vtep_vni_rx_packets_total", "vni=\"100\"")
             >= metric(&text, "vtep_vni_rx_packets_total", "vni=\"100\"") + 5
     );
+    let remote = &stats["remotes"][0];
+    assert_eq!(remote["remote"], "198.18.2.1");
+    for (metric_name, field) in [
+        ("vtep_remote_rx_packets_total", "rx_packets"),
+        ("vtep_remote_tx_packets_total", "tx_packets"),
+        ("vtep_remote_tx_bytes_total", "tx_bytes"),
+    ] {
+        let m = metric(&text, metric_name, "remote=\"198.18.2.1\"");
+        assert_eq!(m, remote[field].as_u64().unwrap(), "{metric_name}");
+        assert!(m > 0, "{metric_name}");
+    }
     // Loopback only by default.
     let listening = host.ok(&["ss", "-ltnH"]);
     assert!(listening.contains("127.0.0.1:9469"), "{listening}");
@@ -301,6 +312,12 @@ fn maps_and_status_decode_what_was_put_in() {
             .iter()
             .any(|r| r["remote"] == "198.18.2.1" && r["vni"] == 100)
     );
+    let peers = dump("PEERS");
+    assert_eq!(peers[0]["remote"], "198.18.2.1");
+    assert_eq!(peers[0]["vnis"], 2, "named by VNIs 100 and 200");
+    assert!(peers[0]["slot"].as_u64() > Some(0), "slot 0 is never given");
+    let peer_stats = dump("PEER_STATS");
+    assert_eq!(peer_stats[0]["remote"], "198.18.2.1");
     let inst = dump("INSTANCE");
     assert_eq!(inst[0]["local_ip"], "198.18.1.1");
     assert_eq!(inst[0]["underlay"], "ul0");
@@ -385,5 +402,93 @@ fn the_daemon_logs_the_kernel_programs_records() {
     assert!(
         log.contains("MAC 02:00:00:00:f1:a8 frozen"),
         "no kernel log record in the daemon's log:\n{log}"
+    );
+}
+
+/// Sums `field` over the rows of `rows` (a JSON array).
+fn total(rows: &serde_json::Value, field: &str) -> u64 {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[field].as_u64().unwrap())
+        .sum()
+}
+
+/// The row of remote `ip` in `vtep stats --json`.
+fn remote_row<'a>(stats: &'a serde_json::Value, ip: &str) -> &'a serde_json::Value {
+    stats["remotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["remote"] == ip)
+        .unwrap_or_else(|| panic!("no remote {ip} in {stats}"))
+}
+
+#[test]
+fn stats_count_traffic_per_remote_vtep() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours, Kind::Kernel], &vtep_bin());
+    o.static_fdb(0);
+    let v0 = o.vteps[0].as_ref().unwrap();
+    let (ip1, ip2) = (&o.net.hosts[1].ip, &o.net.hosts[2].ip);
+    let a = &o.vm(0, 0).ns;
+    assert!(a.ping_until("198.19.0.2", Duration::from_secs(5)));
+    assert!(a.ping_until("198.19.0.3", Duration::from_secs(5)));
+    let before = v0.stats();
+    let (sent, got) = ping_summary(&a.run(&["ping", "-i", "0.01", "-c", "40", "-q", "198.19.0.3"]));
+    assert_eq!((sent, got), (40, 40));
+    let after = v0.stats();
+    let delta = |ip: &str, field: &str| {
+        remote_row(&after, ip)[field].as_u64().unwrap()
+            - remote_row(&before, ip)[field].as_u64().unwrap()
+    };
+    assert!(delta(ip2, "tx_packets") >= 40, "{after}");
+    assert!(delta(ip2, "rx_packets") >= 40, "{after}");
+    assert!(
+        delta(ip1, "tx_packets") + delta(ip1, "rx_packets") < 4,
+        "pings to the kernel host counted against the other remote: {after}"
+    );
+    assert!(delta(ip2, "tx_bytes") >= 40 * 98, "{after}");
+
+    let (sent, _) = ping_summary(&a.run(&["ping", "-i", "0.01", "-c", "25", "-q", "198.19.0.2"]));
+    assert_eq!(sent, 25);
+    // A broadcast goes to both remotes: one copy each.
+    let b = v0.stats();
+    let mut frame = vec![0xff; 6];
+    frame.extend(
+        o.vm(0, 0)
+            .mac
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16).unwrap()),
+    );
+    frame.extend_from_slice(&[0x88, 0xb5]);
+    frame.extend_from_slice(&[0u8; 46]);
+    vtep_tests::topo::send_raw(a, "eth0", &frame, 3);
+    std::thread::sleep(Duration::from_millis(200));
+    let c = v0.stats();
+    for ip in [ip1, ip2] {
+        let sent = remote_row(&c, ip)["tx_packets"].as_u64().unwrap()
+            - remote_row(&b, ip)["tx_packets"].as_u64().unwrap();
+        assert!(sent >= 3, "broadcast copies to {ip}: {sent}");
+    }
+    let stats = v0.stats();
+    assert!(remote_row(&stats, ip1)["rx_packets"].as_u64() >= Some(25));
+    // Every frame sent or delivered is counted once per VNI and once per
+    // remote VTEP: the two views add up.
+    for field in ["rx_packets", "rx_bytes", "tx_packets", "tx_bytes"] {
+        assert_eq!(
+            total(&stats["remotes"], field),
+            total(&stats["vnis"], field),
+            "{field}: {stats}"
+        );
+    }
+    // The table shows them too.
+    let table = v0.ok(&["stats"]);
+    assert!(
+        table.lines().any(|l| l.starts_with(ip1.as_str())),
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.starts_with(ip2.as_str())),
+        "{table}"
     );
 }

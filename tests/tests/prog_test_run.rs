@@ -18,14 +18,15 @@ use aya::{
 };
 use vtep_common::{
     consts::{
-        GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS,
-        MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, PROG_DECAP_XDP, PROG_ENCAP_TC, VXLAN_PORT,
+        GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES,
+        MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, PROG_DECAP_XDP, PROG_ENCAP_TC,
+        VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
         CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey,
-        META_ACTION_DELIVER, META_ACTION_FLOOD, PORT_F_XDP, PortInfo, RemoteInfo, RemoteKey,
-        VniInfo, VniStats,
+        META_ACTION_DELIVER, META_ACTION_FLOOD, PORT_F_XDP, PeerStats, PortInfo, RemoteInfo,
+        RemoteKey, VniInfo, VniStats,
     },
     model,
     vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
@@ -52,6 +53,12 @@ const MAC_BEHIND_REMOTE: [u8; 6] = [2, 0, 0, 0, 2, 1];
 const MAC_OTHER_VNI_PORT: [u8; 6] = [2, 0, 0, 0, 3, 1];
 const MAC_UNKNOWN: [u8; 6] = [2, 0, 0, 0, 9, 9];
 const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// The `PEER_STATS` slot the tables give remote VTEP `a`: its last octet
+/// (distinct for every remote here).
+fn peer_slot(a: Ipv4Addr) -> u32 {
+    u32::from(a.octets()[3])
+}
 
 fn ip(a: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(a.octets())
@@ -97,6 +104,7 @@ impl Loaded {
         };
         for (i, r) in remotes.iter().enumerate() {
             info.remotes[i] = ip(*r);
+            info.peers[i] = peer_slot(*r);
         }
         info.ports[..ports.len()].copy_from_slice(ports);
         let mut m: HashMap<_, u32, VniInfo> =
@@ -119,7 +127,7 @@ impl Loaded {
                     refs: 1,
                     slot: vni,
                     flags: 0,
-                    _pad: 0,
+                    peer: peer_slot(*remote),
                 },
                 0,
             )
@@ -157,7 +165,7 @@ impl Loaded {
             remote: remote.map_or(0, ip),
             ifindex,
             flags,
-            _pad: 0,
+            peer: remote.map_or(0, peer_slot),
         };
         m.insert(FdbKey::new(vni, mac), e, 0).unwrap();
     }
@@ -168,6 +176,20 @@ impl Loaded {
         (0..n).map(|i| m.get(&i, 0).unwrap().iter().sum()).collect()
     }
 
+    fn peer_stats(&self, remote: Ipv4Addr) -> PeerStats {
+        let m: PerCpuArray<&MapData, PeerStats> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_PEER_STATS).unwrap()).unwrap();
+        m.get(&peer_slot(remote), 0)
+            .unwrap()
+            .iter()
+            .fold(PeerStats::default(), |a, c| PeerStats {
+                rx_packets: a.rx_packets + c.rx_packets,
+                rx_bytes: a.rx_bytes + c.rx_bytes,
+                tx_packets: a.tx_packets + c.tx_packets,
+                tx_bytes: a.tx_bytes + c.tx_bytes,
+            })
+    }
+
     fn vni_stats(&self, vni: u32) -> VniStats {
         let m: PerCpuArray<&MapData, VniStats> =
             PerCpuArray::try_from(self.ebpf.map(MAP_VNI_STATS).unwrap()).unwrap();
@@ -176,7 +198,9 @@ impl Loaded {
             .iter()
             .fold(VniStats::default(), |mut a, s| {
                 a.rx_packets += s.rx_packets;
+                a.rx_bytes += s.rx_bytes;
                 a.tx_packets += s.tx_packets;
+                a.tx_bytes += s.tx_bytes;
                 a.drop_packets += s.drop_packets;
                 a
             })
@@ -554,6 +578,13 @@ fn decap_table() {
         s.rx_packets, 6,
         "rx counts delivered and flooded frames of VNI 100"
     );
+    let from_remote = l.peer_stats(REMOTE);
+    assert_eq!(
+        from_remote.rx_packets,
+        s.rx_packets + l.vni_stats(200).rx_packets,
+        "every frame delivered came from REMOTE: its per-remote rx counts them all"
+    );
+    assert_eq!(from_remote.rx_bytes, s.rx_bytes + l.vni_stats(200).rx_bytes);
     assert_eq!(
         s.drop_packets, 4,
         "drops charged to VNI 100 once it is known: inner_vlan, group_source_mac, unknown_remote, remote_to_remote"
@@ -809,6 +840,16 @@ fn encap_table() {
     ];
     check(&l, cases, run_tc(&l, p1));
     assert_eq!(l.vni_stats(100).tx_packets, 3);
+    let (resolved, unresolved) = (l.peer_stats(REMOTE), l.peer_stats(REMOTE_UNRESOLVED));
+    assert_eq!(
+        resolved.tx_packets + unresolved.tx_packets,
+        3,
+        "each frame sent is counted against the remote it went to"
+    );
+    assert_eq!(
+        resolved.tx_bytes + unresolved.tx_bytes,
+        l.vni_stats(100).tx_bytes
+    );
 
     let cases = vec![Case {
         what: "BUM in a VNI with no other port and no remote",
@@ -848,7 +889,7 @@ impl model::DecapTables for FixtureTables {
             remote: remote.map_or(0, ip),
             ifindex,
             flags,
-            _pad: 0,
+            peer: remote.map_or(0, peer_slot),
         };
         match (vni, mac) {
             (100, MAC_SKB_PORT) => Some(e(P_SKB, None, FDB_F_STATIC)),

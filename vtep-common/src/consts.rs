@@ -87,6 +87,14 @@ pub const VNIS_CAPACITY: u32 = 65536;
 pub const MAP_REMOTES: &str = "REMOTES";
 /// Capacity of the allowed-remotes table.
 pub const REMOTES_CAPACITY: u32 = 1 << 18;
+/// Remote VTEPs, whatever their VNIs: on-wire IPv4 -> `PeerInfo`
+/// (userspace only: assigns each its `PEER_STATS` slot).
+pub const MAP_PEERS: &str = "PEERS";
+/// Remote VTEPs one instance can have, plus slot 0 (never assigned).
+pub const PEERS_CAPACITY: u32 = 16384;
+/// Per-remote-VTEP traffic counters: per-CPU array indexed by the remote's
+/// slot (capacity `PEERS_CAPACITY`).
+pub const MAP_PEER_STATS: &str = "PEER_STATS";
 /// Per-VNI traffic counters: per-CPU array indexed by the VNI's slot
 /// (capacity `VNIS_CAPACITY`).
 pub const MAP_VNI_STATS: &str = "VNI_STATS";

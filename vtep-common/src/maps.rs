@@ -57,7 +57,7 @@ pub struct InstanceInfo {
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
@@ -97,8 +97,9 @@ pub struct FdbEntry {
     pub ifindex: u32,
     /// `FDB_F_*` bits.
     pub flags: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// The remote VTEP's slot in `PEER_STATS` (see [`PeerInfo::slot`]);
+    /// 0 for a port.
+    pub peer: u32,
 }
 
 /// Configured by an operator (never aged, never overwritten by learning).
@@ -128,8 +129,9 @@ pub struct LearnedEntry {
     pub moves: u32,
     /// `LEARNED_F_*` bits.
     pub flags: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// The remote VTEP's slot in `PEER_STATS`, copied from its `REMOTES`
+    /// entry when learned; 0 for a port.
+    pub peer: u32,
 }
 
 /// The MAC moved too often: frozen at its location, no longer updated.
@@ -242,6 +244,8 @@ pub struct VniInfo {
     pub remotes: [u32; MAX_FLOOD],
     /// Local port ifindexes bound to this VNI.
     pub ports: [u32; MAX_VNI_PORTS],
+    /// `PEER_STATS` slot of each entry of `remotes` (same index).
+    pub peers: [u32; MAX_FLOOD],
 }
 
 impl Default for VniInfo {
@@ -255,6 +259,7 @@ impl Default for VniInfo {
             n_ports: 0,
             remotes: [0; MAX_FLOOD],
             ports: [0; MAX_VNI_PORTS],
+            peers: [0; MAX_FLOOD],
         }
     }
 }
@@ -334,8 +339,39 @@ pub struct RemoteInfo {
     pub slot: u32,
     /// `REMOTE_F_*` bits.
     pub flags: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// The remote VTEP's slot in `PEER_STATS` (see [`PeerInfo::slot`]).
+    pub peer: u32,
+}
+
+/// A remote VTEP, whatever its VNIs (value of `PEERS`, keyed by its on-wire
+/// IPv4; written and read by userspace only).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its index in the per-CPU `PEER_STATS` array, assigned by userspace
+    /// and copied into every `REMOTES`, FDB and learned entry and flood
+    /// list naming it, so the datapath counts per remote VTEP with an array
+    /// access. Slot 0 is never assigned: it takes counts of entries that
+    /// name no remote.
+    pub slot: u32,
+    /// How many `REMOTES` entries name it (one per VNI); the entry and its
+    /// slot go at 0.
+    pub refs: u32,
+}
+
+/// Traffic exchanged with one remote VTEP, all VNIs together (one copy per
+/// CPU, value of `PEER_STATS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Frames from it, decapsulated and delivered to local ports.
+    pub rx_packets: u64,
+    /// Inner bytes of those frames.
+    pub rx_bytes: u64,
+    /// Frames encapsulated and sent to it (one per flooded copy).
+    pub tx_packets: u64,
+    /// Inner bytes of those frames.
+    pub tx_bytes: u64,
 }
 
 /// Learn inner source MACs of frames from this remote (its VNI learns).
@@ -387,7 +423,9 @@ const _: () = assert!(size_of::<MacEvent>() == 40);
 const _: () = assert!(size_of::<FdbKey>() == 12);
 const _: () = assert!(size_of::<FdbEntry>() == 16);
 const _: () = assert!(size_of::<PortInfo>() == 16);
-const _: () = assert!(size_of::<VniInfo>() == 24 + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
+const _: () = assert!(size_of::<VniInfo>() == 24 + 4 * (2 * MAX_FLOOD + MAX_VNI_PORTS));
+const _: () = assert!(size_of::<PeerInfo>() == 8);
+const _: () = assert!(size_of::<PeerStats>() == 32);
 const _: () = assert!(size_of::<BumBucket>() == 16);
 const _: () = assert!(size_of::<NeighKey>() == 8);
 const _: () = assert!(size_of::<NextHopKey>() == 8);
@@ -432,4 +470,8 @@ mod pod {
     unsafe impl aya::Pod for MacEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for VniStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for PeerInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for PeerStats {}
 }

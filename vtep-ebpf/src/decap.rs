@@ -29,7 +29,7 @@ use vtep_common::{
 use crate::{
     arp::{self, Arp},
     encap::copy_to_ports,
-    learn::{learn, lookup},
+    learn::{Location, learn, lookup},
     maps::{CONFIG, REMOTES, VNIS, count, count_drop, count_rx},
     parse::{Cursor, is_group, is_vlan},
 };
@@ -144,7 +144,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         });
     };
     // SAFETY: as above.
-    let (slot, remote_flags) = unsafe { ((*remote).slot, (*remote).flags) };
+    let (slot, remote_flags, peer) = unsafe { ((*remote).slot, (*remote).flags, (*remote).peer) };
     // udp_len >= 30 and within the packet, checked above: the inner
     // Ethernet header is there; the check is for the verifier.
     let inner = c
@@ -163,7 +163,13 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         return Err((DropReason::GroupSourceMac, Some(slot)));
     }
     if remote_flags & REMOTE_F_LEARN != 0 {
-        learn(ctx, vni, src, saddr, 0, 0, &cfg);
+        let at = Location {
+            remote: saddr,
+            ifindex: 0,
+            flags: 0,
+            peer,
+        };
+        learn(ctx, vni, src, &at, &cfg);
         if inner_type == ETH_P_ARP.to_be()
             && let Some(a) = c.next::<Arp>()
         {
@@ -190,7 +196,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         if n_ports == 0 {
             return Err((DropReason::NoFloodTarget, Some(slot)));
         }
-        count_rx(slot, inner_len);
+        count_rx(slot, peer, inner_len);
         count(Counter::DecapFlood);
         return pass_up(ctx, strip, META_ACTION_FLOOD, vni, slot, 0);
     };
@@ -198,7 +204,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     if port_ifindex == 0 {
         return Err((DropReason::RemoteToRemote, Some(slot)));
     }
-    count_rx(slot, inner_len);
+    count_rx(slot, peer, inner_len);
     if flags & FDB_F_XDP != 0 {
         strip_outer(ctx, strip, slot)?;
         count(Counter::DecapXdp);

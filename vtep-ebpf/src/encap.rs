@@ -46,7 +46,7 @@ use vtep_common::{
 
 use crate::{
     arp::{self, Arp},
-    learn::{learn, lookup},
+    learn::{Location, learn, lookup},
     maps::{CONFIG, PORTS, VNIS, count, count_drop, count_tx},
     parse::{is_group, is_vlan},
     storm,
@@ -98,12 +98,17 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
     let cfg = CONFIG.load();
     let learning = port_flags & PORT_F_LEARN != 0;
     if learning {
-        let xdp = if port_flags & PORT_F_XDP != 0 {
-            FDB_F_XDP
-        } else {
-            0
+        let at = Location {
+            remote: 0,
+            ifindex: from,
+            flags: if port_flags & PORT_F_XDP != 0 {
+                FDB_F_XDP
+            } else {
+                0
+            },
+            peer: 0,
         };
-        learn(ctx, vni, eth.src_addr, 0, from, xdp, &cfg);
+        learn(ctx, vni, eth.src_addr, &at, &cfg);
     }
     if eth.ether_type == ETH_P_ARP.to_be()
         && let Ok(a) = ctx.load::<Arp>(ETH_HLEN)
@@ -122,11 +127,10 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
     if !is_group(&eth.dst_addr)
         && let Some(entry) = lookup(vni, eth.dst_addr, &cfg)
     {
-        let (to, remote) = (entry.ifindex, entry.remote);
-        return if to != 0 {
-            switch_local(from, to, vni, slot)
+        return if entry.ifindex != 0 {
+            switch_local(from, entry.ifindex, vni, slot)
         } else {
-            unicast(ctx, from, vni, slot, remote, &eth)
+            unicast(ctx, from, vni, slot, &entry, &eth)
         };
     }
     flood(ctx, from, vni, slot, &eth)
@@ -150,16 +154,17 @@ fn switch_local(from: u32, to: u32, vni: u32, slot: u32) -> Result<i32, Drop> {
     Ok(unsafe { bpf_redirect(to, 0) } as i32)
 }
 
-/// Known unicast to one remote VTEP.
+/// Known unicast to one remote VTEP (`to.remote`).
 #[inline(always)]
 fn unicast(
     ctx: &TcContext,
     from: u32,
     vni: u32,
     slot: u32,
-    remote: u32,
+    to: &Location,
     eth: &EthHdr,
 ) -> Result<i32, Drop> {
+    let remote = to.remote;
     let cfg = CONFIG.load();
     let hop = next_hop(ctx, &cfg, from, remote).map_err(|r| (r, Some(slot)))?;
     let is_ip = is_ip(eth);
@@ -179,7 +184,7 @@ fn unicast(
     let sport = src_port(flow_hash(&flow_key(ctx, eth)));
     grow(ctx, eth, is_ip).map_err(|r| (r, Some(slot)))?;
     write_outer(ctx, &cfg, vni, remote, &hop, sport, inner_len).map_err(|r| (r, Some(slot)))?;
-    count_tx(slot, u64::from(inner_len));
+    count_tx(slot, to.peer, u64::from(inner_len));
     count(Counter::EncapUnicast);
     if hop.resolved {
         // SAFETY: plain helper call.
@@ -230,13 +235,13 @@ fn flood(ctx: &TcContext, from: u32, vni: u32, slot: u32, eth: &EthHdr) -> Resul
         if i >= n_remotes {
             break;
         }
-        let remote = info.remotes[i];
+        let (remote, peer) = (info.remotes[i], info.peers[i]);
         match next_hop(ctx, &cfg, from, remote) {
             Ok(hop) if hop.resolved => {
                 if write_outer(ctx, &cfg, vni, remote, &hop, sport, inner_len).is_ok()
                     && ctx.clone_redirect(hop.ifindex, 0).is_ok()
                 {
-                    count_tx(slot, u64::from(inner_len));
+                    count_tx(slot, peer, u64::from(inner_len));
                 } else {
                     count_drop(DropReason::KernelRefused, Some(slot));
                 }

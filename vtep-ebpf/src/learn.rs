@@ -31,11 +31,12 @@ const REFRESH_NS: u64 = 1_000_000_000;
 
 /// Where a MAC lives, as the FDB says: a remote VTEP (on-wire IPv4) or a
 /// local port (ifindex); one of the two is 0. `flags`: `FDB_F_XDP` if the
-/// port takes frames from XDP.
+/// port takes frames from XDP. `peer`: the remote's `PEER_STATS` slot.
 pub struct Location {
     pub remote: u32,
     pub ifindex: u32,
     pub flags: u32,
+    pub peer: u32,
 }
 
 #[inline(always)]
@@ -61,6 +62,7 @@ pub fn lookup(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<Location> {
             remote: e.remote,
             ifindex: e.ifindex,
             flags: e.flags,
+            peer: e.peer,
         });
     }
     let e = LEARNED.get_ptr(key)?;
@@ -73,6 +75,7 @@ pub fn lookup(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<Location> {
         remote: e.remote,
         ifindex: e.ifindex,
         flags: e.flags & FDB_F_XDP,
+        peer: e.peer,
     })
 }
 
@@ -94,19 +97,11 @@ fn report(kind: MacEventKind, key: &FdbKey, old: (u32, u32), new: (u32, u32), ts
     }
 }
 
-/// Learns that `mac` of `vni` is at (`remote`, `ifindex`); `xdp` is
-/// `FDB_F_XDP` when that port takes frames from XDP, else 0. `ctx` is for
-/// the log record of a freeze (rare: never per packet).
+/// Learns that `mac` of `vni` is `at` (only `FDB_F_XDP` of its flags is
+/// kept). `ctx` is for the log record of a freeze (rare: never per packet).
 #[inline(always)]
-pub fn learn<C: EbpfContext>(
-    ctx: &C,
-    vni: u32,
-    mac: [u8; 6],
-    remote: u32,
-    ifindex: u32,
-    xdp: u32,
-    cfg: &Config,
-) {
+pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg: &Config) {
+    let (remote, ifindex, xdp) = (at.remote, at.ifindex, at.flags & FDB_F_XDP);
     if is_group(&mac) {
         return;
     }
@@ -135,6 +130,7 @@ pub fn learn<C: EbpfContext>(
             e.remote = remote;
             e.ifindex = ifindex;
             e.flags = (e.flags & !FDB_F_XDP) | xdp;
+            e.peer = at.peer;
             e.seen_ns = ts;
             e.window_moves += 1;
             e.moves += 1;
@@ -169,7 +165,7 @@ pub fn learn<C: EbpfContext>(
         window_moves: 0,
         moves: 0,
         flags: xdp,
-        _pad: 0,
+        peer: at.peer,
     };
     if LEARNED.insert(key, e, 0).is_ok() {
         count(Counter::MacLearned);

@@ -11,13 +11,14 @@ use aya_ebpf::{
 use vtep_common::{
     consts::{
         DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES, FDB_CAPACITY, NEIGHS_CAPACITY,
-        NEXTHOPS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
+        NEXTHOPS_CAPACITY, PEERS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY,
+        VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
         BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, FdbEntry,
-        FdbKey, InstanceInfo, LearnedEntry, NeighEntry, NeighKey, NextHopKey, PortInfo, RemoteInfo,
-        RemoteKey, VniInfo, VniStats,
+        FdbKey, InstanceInfo, LearnedEntry, NeighEntry, NeighKey, NextHopKey, PeerInfo, PeerStats,
+        PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
 };
 
@@ -79,6 +80,14 @@ pub static REMOTES: HashMap<RemoteKey, RemoteInfo> = HashMap::pinned(REMOTES_CAP
 #[map]
 pub static VNI_STATS: PerCpuArray<VniStats> = PerCpuArray::pinned(VNIS_CAPACITY, 0);
 
+/// Remote VTEPs and their `PEER_STATS` slots (written and read by
+/// userspace only; pinned so that every command finds them).
+#[map]
+pub static PEERS: HashMap<u32, PeerInfo> = HashMap::pinned(PEERS_CAPACITY, NO_PREALLOC);
+
+#[map]
+pub static PEER_STATS: PerCpuArray<PeerStats> = PerCpuArray::pinned(PEERS_CAPACITY, 0);
+
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DropReason::COUNT, 0);
 
@@ -110,9 +119,10 @@ pub fn count_drop(reason: DropReason, slot: Option<u32>) {
     }
 }
 
-/// Counts a frame decapsulated and delivered (`rx`) for the VNI in `slot`.
+/// Counts a frame decapsulated and delivered (`rx`) for the VNI in `slot`
+/// and the remote VTEP in `peer` (their stats slots).
 #[inline(always)]
-pub fn count_rx(slot: u32, bytes: u64) {
+pub fn count_rx(slot: u32, peer: u32, bytes: u64) {
     if let Some(s) = VNI_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe {
@@ -120,16 +130,31 @@ pub fn count_rx(slot: u32, bytes: u64) {
             (*s).rx_bytes += bytes;
         }
     }
+    if let Some(p) = PEER_STATS.get_ptr_mut(peer) {
+        // SAFETY: as above.
+        unsafe {
+            (*p).rx_packets += 1;
+            (*p).rx_bytes += bytes;
+        }
+    }
 }
 
-/// Counts a frame encapsulated and sent (`tx`) for the VNI in `slot`.
+/// Counts a frame encapsulated and sent (`tx`) for the VNI in `slot` to the
+/// remote VTEP in `peer` (their stats slots).
 #[inline(always)]
-pub fn count_tx(slot: u32, bytes: u64) {
+pub fn count_tx(slot: u32, peer: u32, bytes: u64) {
     if let Some(s) = VNI_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe {
             (*s).tx_packets += 1;
             (*s).tx_bytes += bytes;
+        }
+    }
+    if let Some(p) = PEER_STATS.get_ptr_mut(peer) {
+        // SAFETY: as above.
+        unsafe {
+            (*p).tx_packets += 1;
+            (*p).tx_bytes += bytes;
         }
     }
 }

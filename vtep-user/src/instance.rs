@@ -20,15 +20,15 @@ use aya::{
 use vtep_common::{
     consts::{
         MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS,
-        MAP_NEXTHOPS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
-        VNIS_CAPACITY,
+        MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS,
+        MAX_FLOOD, MAX_VNI_PORTS, PEERS_CAPACITY, VNIS_CAPACITY,
     },
     counters::{Counter, DropReason},
     maps::{
         BumBucket, FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION,
         LEARNED_F_FROZEN, LearnedEntry, NEIGH_F_STATIC, NeighEntry, NeighKey, NextHopKey,
-        PORT_F_LEARN, PORT_F_XDP, PortInfo, REMOTE_F_LEARN, RemoteInfo, RemoteKey,
-        VNI_F_NO_LEARNING, VniInfo, VniStats,
+        PORT_F_LEARN, PORT_F_XDP, PeerInfo, PeerStats, PortInfo, REMOTE_F_LEARN, RemoteInfo,
+        RemoteKey, VNI_F_NO_LEARNING, VniInfo, VniStats,
     },
 };
 
@@ -203,9 +203,67 @@ impl VniRow {
     }
 }
 
+/// One remote VTEP's counters, summed over CPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRow {
+    pub remote: Ipv4Addr,
+    pub stats: PeerStats,
+}
+
+impl PeerRow {
+    /// As `vtep stats --json` shows a remote VTEP.
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.stats;
+        serde_json::json!({
+            "remote": self.remote.to_string(),
+            "rx_packets": s.rx_packets,
+            "rx_bytes": s.rx_bytes,
+            "tx_packets": s.tx_packets,
+            "tx_bytes": s.tx_bytes,
+        })
+    }
+}
+
+/// Stats slots handed out from a range, the ones in use read once per
+/// invocation when first needed (a config with many VNIs or remotes must
+/// not rescan a table for each), the search going on from the last slot
+/// handed out (wrapping around), so many allocations cost one pass.
+#[derive(Default)]
+struct Slots {
+    used: Option<std::collections::BTreeSet<u32>>,
+    hint: u32,
+}
+
+impl Slots {
+    /// A slot in `range` not in use (`in_use` lists them on first call).
+    fn take(
+        &mut self,
+        range: std::ops::Range<u32>,
+        in_use: impl FnOnce() -> std::collections::BTreeSet<u32>,
+    ) -> Option<u32> {
+        let used = self.used.get_or_insert_with(in_use);
+        let start = self.hint.clamp(range.start, range.end);
+        let slot = (start..range.end)
+            .chain(range.start..start)
+            .find(|s| !used.contains(s))?;
+        used.insert(slot);
+        self.hint = slot + 1;
+        Some(slot)
+    }
+
+    /// `slot` is free again.
+    fn release(&mut self, slot: u32) {
+        if let Some(used) = &mut self.used {
+            used.remove(&slot);
+        }
+    }
+}
+
 /// Counters of the whole instance, summed over CPUs.
 pub struct Stats {
     pub vnis: Vec<VniRow>,
+    /// Per remote VTEP, by address.
+    pub remotes: Vec<PeerRow>,
     pub drops: Vec<(DropReason, u64)>,
     pub counters: Vec<(Counter, u64)>,
 }
@@ -218,17 +276,18 @@ pub struct Tables {
     neighs: HashMap<MapData, NeighKey, NeighEntry>,
     nexthops: HashMap<MapData, NextHopKey, u32>,
     buckets: aya::maps::Array<MapData, BumBucket>,
-    /// Stats slots in use, read once per invocation when first needed (a
-    /// config with many VNIs must not rescan the table for each).
-    used_slots: Option<std::collections::BTreeSet<u32>>,
-    /// Where the next free-slot search starts.
-    slot_hint: u32,
+    /// VNI stats slots.
+    vni_slots: Slots,
+    /// Remote VTEP stats slots.
+    peer_slots: Slots,
     /// Remotes whose next hop this invocation already made managed.
     resolved: std::collections::BTreeSet<u32>,
     ports: HashMap<MapData, u32, PortInfo>,
     vnis: HashMap<MapData, u32, VniInfo>,
     remotes: HashMap<MapData, RemoteKey, RemoteInfo>,
+    peers: HashMap<MapData, u32, PeerInfo>,
     vni_stats: PerCpuArray<MapData, VniStats>,
+    peer_stats: PerCpuArray<MapData, PeerStats>,
     drops: PerCpuArray<MapData, u64>,
     counters: PerCpuArray<MapData, u64>,
 }
@@ -255,13 +314,15 @@ impl Tables {
             neighs: open_map(inst, MAP_NEIGHS, Map::HashMap)?,
             nexthops: open_map(inst, MAP_NEXTHOPS, Map::HashMap)?,
             buckets: open_map(inst, MAP_BUM_BUCKETS, Map::Array)?,
-            used_slots: None,
-            slot_hint: 0,
+            vni_slots: Slots::default(),
+            peer_slots: Slots::default(),
             resolved: Default::default(),
             ports: open_map(inst, MAP_PORTS, Map::HashMap)?,
             vnis: open_map(inst, MAP_VNIS, Map::HashMap)?,
             remotes: open_map(inst, MAP_REMOTES, Map::HashMap)?,
+            peers: open_map(inst, MAP_PEERS, Map::HashMap)?,
             vni_stats: open_map(inst, MAP_VNI_STATS, Map::PerCpuArray)?,
+            peer_stats: open_map(inst, MAP_PEER_STATS, Map::PerCpuArray)?,
             drops: open_map(inst, MAP_DROPS, Map::PerCpuArray)?,
             counters: open_map(inst, MAP_COUNTERS, Map::PerCpuArray)?,
         })
@@ -324,8 +385,6 @@ impl Tables {
         v
     }
 
-    /// Counts one more reason for `ip` to send `vni` (whose stats slot is
-    /// `slot`); the first makes its next hop a managed neighbour.
     /// Every bound port.
     pub fn ports(&self) -> Vec<(u32, PortInfo)> {
         let mut v: Vec<_> = self.ports.iter().filter_map(Result::ok).collect();
@@ -333,10 +392,13 @@ impl Tables {
         v
     }
 
-    fn ref_remote(&mut self, vni: Vni, info: &VniInfo, ip: u32) -> anyhow::Result<()> {
-        let slot = info.slot;
+    /// Counts one more reason for `ip` to send `vni` (described by `info`);
+    /// the first makes its next hop a managed neighbour and gives it a
+    /// `PEER_STATS` slot. Returns that slot.
+    fn ref_remote(&mut self, vni: Vni, info: &VniInfo, ip: u32) -> anyhow::Result<u32> {
         let key = RemoteKey { vni: vni.0, ip };
-        let refs = self.remotes.get(&key, 0).map_or(0, |r| r.refs);
+        let old = self.remotes.get(&key, 0).ok();
+        let refs = old.map_or(0, |r| r.refs);
         if refs == 0 && self.resolved.insert(ip) {
             let (remote, local) = (ip_from_map(ip), ip_from_map(self.info.config.local_ip));
             match crate::neigh::keep_resolved(remote, local) {
@@ -357,20 +419,27 @@ impl Tables {
                 }
             }
         }
+        let peer = match old {
+            Some(r) => r.peer,
+            None => self.ref_peer(ip)?,
+        };
         let value = RemoteInfo {
             refs: refs + 1,
-            slot,
+            slot: info.slot,
             flags: learn_flag(info, REMOTE_F_LEARN),
-            _pad: 0,
+            peer,
         };
         self.remotes.insert(key, value, 0).with_context(|| {
             format!(
                 "remote VTEP table full adding {} to VNI {vni}",
                 ip_from_map(ip)
             )
-        })
+        })?;
+        Ok(peer)
     }
 
+    /// Takes back one reason for `ip` to send `vni`; at the last, `ip` may
+    /// no longer send it, and the MACs learned behind it in `vni` go.
     fn unref_remote(&mut self, vni: Vni, ip: u32) -> anyhow::Result<()> {
         let key = RemoteKey { vni: vni.0, ip };
         match self.remotes.get(&key, 0) {
@@ -382,30 +451,95 @@ impl Tables {
                 },
                 0,
             )?,
-            Ok(_) => self.remotes.remove(&key)?,
+            Ok(_) => {
+                self.remotes.remove(&key)?;
+                self.forget(Some(vni), |e| e.remote == ip)?;
+                self.unref_peer(ip)?;
+            }
             Err(_) => {}
         }
         Ok(())
     }
 
-    /// A stats slot no VNI uses, with its counters zeroed. The search goes
-    /// on from the last slot handed out (wrapping around), so a config with
-    /// many VNIs costs one pass, not one per VNI.
-    fn free_slot(&mut self) -> anyhow::Result<u32> {
-        if self.used_slots.is_none() {
-            self.used_slots = Some(self.vnis().iter().map(|(_, i)| i.slot).collect());
+    /// The `PEER_STATS` slot of remote VTEP `ip` in `vni` (0 if it has no
+    /// `REMOTES` entry there).
+    fn remote_peer(&self, vni: Vni, ip: u32) -> u32 {
+        self.remotes
+            .get(&RemoteKey { vni: vni.0, ip }, 0)
+            .map_or(0, |r| r.peer)
+    }
+
+    /// One more VNI names remote VTEP `ip`; the first gives it a
+    /// `PEER_STATS` slot (counters zeroed). Returns the slot.
+    fn ref_peer(&mut self, ip: u32) -> anyhow::Result<u32> {
+        let (slot, refs) = match self.peers.get(&ip, 0) {
+            Ok(p) => (p.slot, p.refs),
+            Err(_) => {
+                let peers = &self.peers;
+                let slot = self
+                    .peer_slots
+                    .take(1..PEERS_CAPACITY, || {
+                        peers.iter().filter_map(Result::ok).map(|(_, p)| p.slot).collect()
+                    })
+                    .with_context(|| {
+                        format!(
+                            "remote VTEP {}: this instance already has {} remote VTEPs, the most supported",
+                            ip_from_map(ip),
+                            PEERS_CAPACITY - 1
+                        )
+                    })?;
+                zero_slot(&mut self.peer_stats, slot)?;
+                (slot, 0)
+            }
+        };
+        self.peers
+            .insert(
+                ip,
+                PeerInfo {
+                    slot,
+                    refs: refs + 1,
+                },
+                0,
+            )
+            .context("cannot update the remote VTEP table")?;
+        Ok(slot)
+    }
+
+    /// One VNI fewer names remote VTEP `ip`; at the last its slot is free.
+    fn unref_peer(&mut self, ip: u32) -> anyhow::Result<()> {
+        match self.peers.get(&ip, 0) {
+            Ok(p) if p.refs > 1 => self.peers.insert(
+                ip,
+                PeerInfo {
+                    refs: p.refs - 1,
+                    ..p
+                },
+                0,
+            )?,
+            Ok(p) => {
+                self.peers.remove(&ip)?;
+                self.peer_slots.release(p.slot);
+            }
+            Err(_) => {}
         }
-        let used = self.used_slots.as_mut().context("slot cache")?;
-        let start = self.slot_hint;
-        let slot = (start..VNIS_CAPACITY)
-            .chain(0..start)
-            .find(|s| !used.contains(s))
-            .context("VNI table full")?;
-        used.insert(slot);
-        self.slot_hint = (slot + 1) % VNIS_CAPACITY;
-        let zero =
-            PerCpuValues::try_from(vec![VniStats::default(); nr_cpus().map_err(|(_, e)| e)?])?;
-        self.vni_stats.set(slot, zero, 0)?;
+        Ok(())
+    }
+
+    /// A stats slot no VNI uses, with its counters zeroed.
+    fn free_slot(&mut self) -> anyhow::Result<u32> {
+        let vnis = &self.vnis;
+        let slot = self
+            .vni_slots
+            .take(0..VNIS_CAPACITY, || {
+                vnis.iter()
+                    .filter_map(Result::ok)
+                    .map(|(_, i)| i.slot)
+                    .collect()
+            })
+            .with_context(|| {
+                format!("VNI table full: {VNIS_CAPACITY} VNIs is the most supported")
+            })?;
+        zero_slot(&mut self.vni_stats, slot)?;
         Ok(slot)
     }
 
@@ -451,6 +585,10 @@ impl Tables {
         }
         info.remotes = [0; MAX_FLOOD];
         info.remotes[..new.len()].copy_from_slice(&new);
+        info.peers = [0; MAX_FLOOD];
+        for (i, ip) in new.iter().enumerate() {
+            info.peers[i] = self.remote_peer(vni, *ip);
+        }
         info.n_remotes = new.len() as u32;
         self.vnis
             .insert(vni.0, info, 0)
@@ -531,9 +669,7 @@ impl Tables {
             self.unref_remote(vni, *ip)?;
         }
         self.vnis.remove(&vni.0)?;
-        if let Some(used) = &mut self.used_slots {
-            used.remove(&info.slot);
-        }
+        self.vni_slots.release(info.slot);
         Ok(())
     }
 
@@ -619,11 +755,14 @@ impl Tables {
 
     /// Adds or replaces a static FDB entry.
     pub fn fdb_add(&mut self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<()> {
-        let (entry, info) = self.fdb_check(vni, mac, at)?;
+        let (mut entry, info) = self.fdb_check(vni, mac, at)?;
         let key = FdbKey::new(vni.0, mac.0);
         let old = self.fdb.get(&key, 0).ok();
         if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
             self.ref_remote(vni, &info, entry.remote)?;
+        }
+        if entry.remote != 0 {
+            entry.peer = self.remote_peer(vni, entry.remote);
         }
         if let Err(e) = self.fdb.insert(key, entry, 0) {
             if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
@@ -810,6 +949,23 @@ impl Tables {
             }
             vnis.push(VniRow { vni, stats: s });
         }
+        let mut remotes = Vec::new();
+        for (ip, p) in self.peers.iter().filter_map(Result::ok) {
+            let mut s = PeerStats::default();
+            if let Ok(per_cpu) = self.peer_stats.get(&p.slot, 0) {
+                for c in per_cpu.iter() {
+                    s.rx_packets += c.rx_packets;
+                    s.rx_bytes += c.rx_bytes;
+                    s.tx_packets += c.tx_packets;
+                    s.tx_bytes += c.tx_bytes;
+                }
+            }
+            remotes.push(PeerRow {
+                remote: ip_from_map(ip),
+                stats: s,
+            });
+        }
+        remotes.sort_by_key(|r| r.remote);
         let drops = DropReason::ALL
             .iter()
             .map(|r| Ok((*r, sum(&self.drops, *r as u32)?)))
@@ -820,6 +976,7 @@ impl Tables {
             .collect::<anyhow::Result<_>>()?;
         Ok(Stats {
             vnis,
+            remotes,
             drops,
             counters,
         })
@@ -835,6 +992,13 @@ fn learn_flag(info: &VniInfo, flag: u32) -> u32 {
     }
 }
 
+/// Zeroes slot `slot` of a per-CPU stats array on every CPU.
+fn zero_slot<V: Pod + Default>(map: &mut PerCpuArray<MapData, V>, slot: u32) -> anyhow::Result<()> {
+    let zero = PerCpuValues::try_from(vec![V::default(); nr_cpus().map_err(|(_, e)| e)?])?;
+    map.set(slot, zero, 0)
+        .with_context(|| format!("cannot reset stats slot {slot}"))
+}
+
 fn sum<V: Pod + Into<u64>>(map: &PerCpuArray<MapData, V>, index: u32) -> anyhow::Result<u64> {
     let values = map
         .get(&index, 0)
@@ -848,10 +1012,12 @@ pub const DUMPABLE: &[&str] = &[
     MAP_VNIS,
     MAP_PORTS,
     MAP_REMOTES,
+    MAP_PEERS,
     MAP_FDB,
     MAP_LEARNED,
     MAP_NEIGHS,
     MAP_VNI_STATS,
+    MAP_PEER_STATS,
     MAP_BUM_BUCKETS,
     MAP_DROPS,
     MAP_COUNTERS,
@@ -926,7 +1092,20 @@ impl Tables {
                         "remote": ip_from_map(k.ip).to_string(),
                         "refs": r.refs,
                         "slot": r.slot,
+                        "peer_slot": r.peer,
                         "learning": r.flags & REMOTE_F_LEARN != 0,
+                    })
+                })
+                .collect(),
+            MAP_PEERS => self
+                .peers
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(ip, p)| {
+                    json!({
+                        "remote": ip_from_map(ip).to_string(),
+                        "slot": p.slot,
+                        "vnis": p.refs,
                     })
                 })
                 .collect(),
@@ -974,6 +1153,7 @@ impl Tables {
                 })
                 .collect(),
             MAP_VNI_STATS => self.stats()?.vnis.iter().map(VniRow::to_json).collect(),
+            MAP_PEER_STATS => self.stats()?.remotes.iter().map(PeerRow::to_json).collect(),
             MAP_BUM_BUCKETS => vni_of_slot
                 .iter()
                 .filter_map(|(slot, vni)| {

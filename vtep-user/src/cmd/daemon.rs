@@ -170,6 +170,8 @@ fn reap(inst: &Instance) -> anyhow::Result<()> {
 
 /// Reads one counter of a VNI's statistics.
 type VniField = fn(&vtep_common::maps::VniStats) -> u64;
+/// Reads one counter of a remote VTEP's statistics.
+type PeerField = fn(&vtep_common::maps::PeerStats) -> u64;
 
 /// The Prometheus text exposition of the instance's counters and tables.
 fn metrics(inst: &Instance, t: &Tables) -> anyhow::Result<String> {
@@ -211,6 +213,39 @@ fn metrics(inst: &Instance, t: &Tables) -> anyhow::Result<String> {
                 "{metric}{{instance=\"{name}\",vni=\"{}\"}} {}",
                 v.vni,
                 get(&v.stats)
+            )?;
+        }
+    }
+    let per_remote: [(&str, &str, PeerField); 4] = [
+        (
+            "vtep_remote_rx_packets_total",
+            "Frames from the remote VTEP, decapsulated and delivered.",
+            |p| p.rx_packets,
+        ),
+        (
+            "vtep_remote_rx_bytes_total",
+            "Inner bytes from the remote VTEP, decapsulated and delivered.",
+            |p| p.rx_bytes,
+        ),
+        (
+            "vtep_remote_tx_packets_total",
+            "Frames encapsulated and sent to the remote VTEP.",
+            |p| p.tx_packets,
+        ),
+        (
+            "vtep_remote_tx_bytes_total",
+            "Inner bytes encapsulated and sent to the remote VTEP.",
+            |p| p.tx_bytes,
+        ),
+    ];
+    for (metric, help, get) in per_remote {
+        writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} counter")?;
+        for r in &stats.remotes {
+            writeln!(
+                s,
+                "{metric}{{instance=\"{name}\",remote=\"{}\"}} {}",
+                r.remote,
+                get(&r.stats)
             )?;
         }
     }

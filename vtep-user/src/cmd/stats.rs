@@ -1,51 +1,103 @@
-//! `vtep stats`: traffic per VNI, drops by reason, datapath events.
+//! `vtep stats`: traffic per VNI and per remote VTEP, drops by reason,
+//! datapath events.
 
 use serde_json::{Map, Value, json};
 
 use crate::instance::{Instance, Stats};
 
-/// Show the datapath's counters: per VNI (rx = decapsulated and delivered,
-/// tx = encapsulated and sent), drops by reason and other events.
+/// Show the datapath's counters: per VNI and per remote VTEP (rx =
+/// decapsulated and delivered, tx = encapsulated and sent; a flooded frame
+/// counts once per remote it is sent to), drops by reason and other events.
 ///
 /// Examples:
+///   vtep stats
 ///   vtep stats --json
 ///   vtep stats --watch
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// JSON object with `vnis`, `drop_reasons` and `counters`.
+    /// JSON object with `vnis`, `remotes`, `drop_reasons` and `counters`.
     #[arg(long, conflicts_with = "watch")]
     json: bool,
-    /// Refresh every second with per-VNI rates (packets and bits per
-    /// second), until interrupted.
+    /// Refresh every second with per-VNI and per-remote rates (packets and
+    /// bits per second), until interrupted.
     #[arg(long)]
     watch: bool,
 }
 
-/// Per-VNI rates between two readings `secs` apart.
-fn print_rates(before: &Stats, after: &Stats, secs: f64) {
+/// One row of a traffic table: a VNI or a remote VTEP, its rx packets,
+/// rx bytes, tx packets and tx bytes, and its drops (VNIs only).
+struct Row {
+    name: String,
+    counts: [u64; 4],
+    drops: Option<u64>,
+}
+
+/// The traffic tables: (first column's title, rows).
+fn tables(s: &Stats) -> [(&'static str, Vec<Row>); 2] {
+    let vnis = s
+        .vnis
+        .iter()
+        .map(|v| {
+            let t = &v.stats;
+            Row {
+                name: v.vni.to_string(),
+                counts: [t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes],
+                drops: Some(t.drop_packets),
+            }
+        })
+        .collect();
+    let remotes = s
+        .remotes
+        .iter()
+        .map(|r| {
+            let t = &r.stats;
+            Row {
+                name: r.remote.to_string(),
+                counts: [t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes],
+                drops: None,
+            }
+        })
+        .collect();
+    [("VNI", vnis), ("REMOTE", remotes)]
+}
+
+fn header(first: &str, cols: [&str; 5]) {
     println!(
-        "{:<9} {:>12} {:>14} {:>12} {:>14} {:>10}",
-        "VNI", "RX_PPS", "RX_BPS", "TX_PPS", "TX_BPS", "DROP_PPS"
+        "{first:<16} {:>12} {:>14} {:>12} {:>14} {:>10}",
+        cols[0], cols[1], cols[2], cols[3], cols[4]
     );
-    for v in &after.vnis {
-        let old = before
-            .vnis
-            .iter()
-            .find(|b| b.vni == v.vni)
-            .map(|b| b.stats)
-            .unwrap_or_default();
-        let rate = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs;
-        let s = &v.stats;
-        println!(
-            "{:<9} {:>12.0} {:>14.0} {:>12.0} {:>14.0} {:>10.0}",
-            v.vni,
-            rate(s.rx_packets, old.rx_packets),
-            rate(s.rx_bytes, old.rx_bytes) * 8.0,
-            rate(s.tx_packets, old.tx_packets),
-            rate(s.tx_bytes, old.tx_bytes) * 8.0,
-            rate(s.drop_packets, old.drop_packets)
-        );
+}
+
+fn line(first: &str, v: [f64; 4], drops: Option<f64>) {
+    let drops = drops.map_or_else(|| "-".to_owned(), |d| format!("{d:.0}"));
+    println!(
+        "{first:<16} {:>12.0} {:>14.0} {:>12.0} {:>14.0} {drops:>10}",
+        v[0], v[1], v[2], v[3]
+    );
+}
+
+/// Per-VNI and per-remote rates between two readings `secs` apart.
+fn print_rates(before: &Stats, after: &Stats, secs: f64) {
+    let cols = ["RX_PPS", "RX_BPS", "TX_PPS", "TX_BPS", "DROP_PPS"];
+    for ((title, rows), (_, old_rows)) in tables(after).into_iter().zip(tables(before)) {
+        header(title, cols);
+        for row in &rows {
+            let old = old_rows.iter().find(|o| o.name == row.name);
+            let r = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs;
+            let c = old.map_or([0; 4], |o| o.counts);
+            let n = &row.counts;
+            let rates = [
+                r(n[0], c[0]),
+                r(n[1], c[1]) * 8.0,
+                r(n[2], c[2]),
+                r(n[3], c[3]) * 8.0,
+            ];
+            let drops = row
+                .drops
+                .map(|d| r(d, old.and_then(|o| o.drops).unwrap_or(0)));
+            line(&row.name, rates, drops);
+        }
     }
 }
 
@@ -67,6 +119,7 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
     let s = inst.open()?.stats()?;
     if args.json {
         let vnis: Vec<Value> = s.vnis.iter().map(|v| v.to_json()).collect();
+        let remotes: Vec<Value> = s.remotes.iter().map(|r| r.to_json()).collect();
         let drops: Map<String, Value> = s
             .drops
             .iter()
@@ -77,20 +130,28 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
             .iter()
             .map(|(c, n)| (c.name().to_owned(), json!(n)))
             .collect();
-        let out = json!({ "vnis": vnis, "drop_reasons": drops, "counters": counters });
+        let out = json!({
+            "vnis": vnis,
+            "remotes": remotes,
+            "drop_reasons": drops,
+            "counters": counters,
+        });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!(
-        "{:<9} {:>12} {:>14} {:>12} {:>14} {:>10}",
-        "VNI", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "DROPS"
-    );
-    for v in &s.vnis {
-        let st = &v.stats;
-        println!(
-            "{:<9} {:>12} {:>14} {:>12} {:>14} {:>10}",
-            v.vni, st.rx_packets, st.rx_bytes, st.tx_packets, st.tx_bytes, st.drop_packets
-        );
+    let cols = ["RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "DROPS"];
+    for (i, (title, rows)) in tables(&s).into_iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        header(title, cols);
+        for row in &rows {
+            line(
+                &row.name,
+                row.counts.map(|v| v as f64),
+                row.drops.map(|d| d as f64),
+            );
+        }
     }
     println!("\nDROP REASON          PACKETS");
     for (r, n) in &s.drops {
