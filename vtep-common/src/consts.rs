@@ -9,6 +9,9 @@ pub const VXLAN_PORT: u16 = 4789;
 
 /// Ethernet header length (no VLAN tag).
 pub const ETH_HLEN: usize = 14;
+/// An 802.1Q tag: the kernel lets a frame this much over a device's MTU
+/// plus Ethernet header through its forwarding check.
+pub const VLAN_HLEN: usize = 4;
 /// IPv4 header length without options.
 pub const IPV4_HLEN: usize = 20;
 /// UDP header length.

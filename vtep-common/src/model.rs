@@ -1,16 +1,21 @@
-//! A reference model of the decap program (`vtep_decap`, XDP): given the
-//! tables and a frame, what the program must do with it. Pure and
-//! host-testable; the BPF program is checked against it by differential
-//! testing (tests/tests/prog_test_run.rs). Data-plane learning is outside
-//! the model: it changes the tables, not the verdict on the frame.
+//! Reference models of the decap program (`vtep_decap`, XDP) and the encap
+//! program (`vtep_encap`, TC on a port): given the tables and a frame, what
+//! the program must do with it. Pure and host-testable; the BPF programs
+//! are checked against them by differential testing
+//! (tests/tests/prog_test_run.rs). Data-plane learning, ARP suppression and
+//! storm control are outside the models: they change the tables (or depend
+//! on time), and the models take the tables without them (no learning, no
+//! ARP bindings, no BUM limit).
 
 use crate::{
     consts::{
-        ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VXLAN_HLEN,
+        ENCAP_L3_LEN, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP,
+        IPPROTO_UDP, IPV4_HLEN, MAX_FLOOD, MAX_VNI_PORTS, UDP_HLEN, VLAN_HLEN, VXLAN_HLEN,
     },
     counters::DropReason,
-    maps::{Config, FDB_F_XDP, FdbEntry},
-    vxlan::VXLAN_FLAG_I,
+    icmp::{FRAG_NEEDED_LEN, frag_needed},
+    maps::{CONFIG_F_DF, Config, FDB_F_XDP, FdbEntry, PortInfo, VniInfo},
+    vxlan::{FlowKey, Outer, OuterWords, VXLAN_FLAG_I, flow_hash, outer_headers, src_port},
 };
 
 /// What the model needs to look up.
@@ -21,6 +26,8 @@ pub trait DecapTables {
     fn vni_ports(&self, vni: u32) -> Option<u32>;
     /// The FDB entry of (`vni`, `mac`).
     fn fdb(&self, vni: u32, mac: [u8; 6]) -> Option<FdbEntry>;
+    /// The MTU of port `ifindex`, if the device exists.
+    fn port_mtu(&self, ifindex: u32) -> Option<u32>;
 }
 
 /// The verdict on a frame. `strip` is how many bytes of outer headers go.
@@ -122,6 +129,12 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
     if e.ifindex == 0 {
         return Verdict::Drop(DropReason::RemoteToRemote);
     }
+    // The port would drop it silently: count it.
+    if t.port_mtu(e.ifindex)
+        .is_some_and(|mtu| end - inner > mtu as usize + ETH_HLEN + VLAN_HLEN)
+    {
+        return Verdict::Drop(DropReason::TooBig);
+    }
     if e.flags & FDB_F_XDP != 0 {
         Verdict::Redirect {
             strip: inner,
@@ -134,4 +147,292 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
             ifindex: e.ifindex,
         }
     }
+}
+
+/// What the encap model needs to look up.
+pub trait EncapTables {
+    /// The binding of port `ifindex`.
+    fn port(&self, ifindex: u32) -> Option<PortInfo>;
+    /// The configuration of `vni`.
+    fn vni(&self, vni: u32) -> Option<VniInfo>;
+    /// The FDB entry of (`vni`, `mac`).
+    fn fdb(&self, vni: u32, mac: [u8; 6]) -> Option<FdbEntry>;
+    /// The kernel FIB's next hop towards `remote` (on-wire IPv4); `None`
+    /// when there is no route.
+    fn next_hop(&self, remote: u32) -> Option<NextHop>;
+    /// The MTU of device `ifindex` (0: no such device).
+    fn mtu(&self, ifindex: u32) -> u32;
+}
+
+/// A next hop as the FIB gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    /// The egress device.
+    pub ifindex: u32,
+    /// The neighbour is resolved: `src_mac`/`dst_mac` are known.
+    pub resolved: bool,
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+}
+
+/// The verdict of the encap program on a frame from a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncapVerdict {
+    /// Dropped (unchanged), for this reason.
+    Drop(DropReason),
+    /// Switched, unchanged, to local port `ifindex`.
+    Switch { ifindex: u32 },
+    /// Encapsulated: `outer` in front of the frame, redirected out of
+    /// `ifindex` (through the neighbour subsystem when not `resolved`,
+    /// with zero MACs).
+    Unicast {
+        ifindex: u32,
+        resolved: bool,
+        outer: OuterWords,
+    },
+    /// Too big for the underlay once encapsulated, IPv4 with DF: the frame
+    /// becomes this ICMP fragmentation-needed reply, sent back out of the
+    /// port (and counted as a `too_big` drop).
+    FragNeeded {
+        reply: [u8; ETH_HLEN + FRAG_NEEDED_LEN],
+    },
+    /// BUM or unknown unicast: copies to the VNI's other ports and remote
+    /// VTEPs, the original consumed.
+    Flood(Flood),
+}
+
+/// The copies a flood makes to local ports before anything else (made
+/// even when the frame then turns out too big for the underlay).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortCopies {
+    /// Copies sent.
+    pub sent: u32,
+    /// Ports skipped: the frame is larger than they take (`too_big`).
+    pub too_big: u32,
+}
+
+/// What a flood did towards remote VTEPs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flood {
+    /// The VNI has remote VTEPs: the frame was grown for them.
+    pub grown: bool,
+    /// Copies encapsulated and sent to remote VTEPs.
+    pub sent: u32,
+    /// Remote VTEPs skipped: next hop not resolved (`no_neighbour`).
+    pub no_neighbour: u32,
+    /// Remote VTEPs skipped: no route (`no_route`).
+    pub no_route: u32,
+    /// The outer headers of the last copy sent: what the frame left behind
+    /// carries.
+    pub last: Option<OuterWords>,
+}
+
+fn ne32(f: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]])
+}
+
+/// The inner fields the outer UDP source port is hashed from.
+pub fn flow_key(frame: &[u8]) -> FlowKey {
+    let mut k = FlowKey::default();
+    k.macs.copy_from_slice(&frame[..12]);
+    if be16(frame, 12) != ETH_P_IP || frame.len() < ETH_HLEN + IPV4_HLEN {
+        return k;
+    }
+    k.saddr = ne32(frame, 26);
+    k.daddr = ne32(frame, 30);
+    let proto = frame[23];
+    k.proto = u32::from(proto);
+    let not_fragment = be16(frame, 20) & 0x3fff == 0;
+    if not_fragment && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+        let l4 = ETH_HLEN + usize::from(frame[14] & 0x0f) * 4;
+        if l4 + 4 <= frame.len() {
+            k.ports = ne32(frame, l4);
+        }
+    }
+    k
+}
+
+/// The model of `vtep_encap` on `frame`, arriving on port `from`: the
+/// verdict, and the copies made to local ports on the way.
+pub fn encap(
+    frame: &[u8],
+    from: u32,
+    cfg: &Config,
+    t: &impl EncapTables,
+) -> (EncapVerdict, PortCopies) {
+    let none = PortCopies::default();
+    let Some(port) = t.port(from) else {
+        return (EncapVerdict::Drop(DropReason::UnboundPort), none);
+    };
+    if frame.len() < ETH_HLEN {
+        return (EncapVerdict::Drop(DropReason::InnerTooShort), none);
+    }
+    let ty = be16(frame, 12);
+    if ty == ETH_P_8021Q || ty == ETH_P_8021AD {
+        return (EncapVerdict::Drop(DropReason::InnerVlan), none);
+    }
+    if is_group(&frame[6..12]) {
+        return (EncapVerdict::Drop(DropReason::GroupSourceMac), none);
+    }
+    let vni = port.vni;
+    let mut dst = [0u8; 6];
+    dst.copy_from_slice(&frame[..6]);
+    let entry = if is_group(&dst) {
+        None
+    } else {
+        t.fdb(vni, dst)
+    };
+    let verdict = match entry {
+        Some(e) if e.ifindex != 0 => {
+            if e.ifindex == from {
+                EncapVerdict::Drop(DropReason::Hairpin)
+            } else if t.port(e.ifindex).is_none_or(|p| p.vni != vni) {
+                EncapVerdict::Drop(DropReason::VniMismatch)
+            } else if !fits(frame, t.mtu(e.ifindex)) {
+                EncapVerdict::Drop(DropReason::TooBig)
+            } else {
+                EncapVerdict::Switch { ifindex: e.ifindex }
+            }
+        }
+        Some(e) => encap_unicast(frame, vni, e.remote, cfg, t),
+        None => return encap_flood(frame, from, vni, cfg, t),
+    };
+    (verdict, none)
+}
+
+fn outer_for(frame: &[u8], vni: u32, remote: u32, hop: &NextHop, cfg: &Config) -> OuterWords {
+    let df = cfg.flags & CONFIG_F_DF != 0;
+    let o = Outer {
+        src_mac: hop.src_mac,
+        dst_mac: hop.dst_mac,
+        src_ip: cfg.local_ip,
+        dst_ip: remote,
+        src_port: src_port(flow_hash(&flow_key(frame))),
+        dst_port: cfg.udp_port,
+        vni,
+        ttl: cfg.ttl,
+        df,
+        // Random without DF: the model only covers DF.
+        ip_id: 0,
+    };
+    outer_headers(&o, frame.len() as u32)
+}
+
+/// Whether `frame` fits a device of MTU `mtu` (0: unknown, not judged),
+/// as the kernel's forwarding check has it: MTU, Ethernet header and the 4
+/// bytes of a VLAN tag.
+fn fits(frame: &[u8], mtu: u32) -> bool {
+    mtu == 0 || frame.len() <= mtu as usize + ETH_HLEN + VLAN_HLEN
+}
+
+fn too_big(frame: &[u8], mtu: u32) -> bool {
+    mtu != 0 && frame.len() + ENCAP_L3_LEN > mtu as usize
+}
+
+/// RFC 7348 §4.3 (no fragmentation), RFC 1191 (the reply).
+fn answer_too_big(frame: &[u8], mtu: u32) -> EncapVerdict {
+    let drop = EncapVerdict::Drop(DropReason::TooBig);
+    if be16(frame, 12) != ETH_P_IP || frame.len() < ETH_HLEN + IPV4_HLEN {
+        return drop;
+    }
+    let mut ip = [0u8; IPV4_HLEN];
+    ip.copy_from_slice(&frame[ETH_HLEN..ETH_HLEN + IPV4_HLEN]);
+    if ip[0] != 0x45 || ip[6] & 0x40 == 0 {
+        return drop;
+    }
+    let l4_at = ETH_HLEN + IPV4_HLEN;
+    let mut l4 = [0u8; 8];
+    if frame.len() >= l4_at + 8 {
+        l4.copy_from_slice(&frame[l4_at..l4_at + 8]);
+    }
+    let inner_mtu = mtu.saturating_sub((ENCAP_L3_LEN + ETH_HLEN) as u32) as u16;
+    let words = frag_needed(&ip, &l4, inner_mtu);
+    let mut reply = [0u8; ETH_HLEN + FRAG_NEEDED_LEN];
+    reply[..6].copy_from_slice(&frame[6..12]);
+    reply[6..12].copy_from_slice(&frame[..6]);
+    reply[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+    for (i, w) in words.iter().enumerate() {
+        reply[ETH_HLEN + 2 * i..ETH_HLEN + 2 * i + 2].copy_from_slice(&w.to_ne_bytes());
+    }
+    EncapVerdict::FragNeeded { reply }
+}
+
+fn encap_unicast(
+    frame: &[u8],
+    vni: u32,
+    remote: u32,
+    cfg: &Config,
+    t: &impl EncapTables,
+) -> EncapVerdict {
+    let Some(hop) = t.next_hop(remote) else {
+        return EncapVerdict::Drop(DropReason::NoRoute);
+    };
+    let ty = be16(frame, 12);
+    if !hop.resolved && ty != ETH_P_IP && ty != ETH_P_IPV6 {
+        return EncapVerdict::Drop(DropReason::NoNeighbour);
+    }
+    let mtu = t.mtu(hop.ifindex);
+    if too_big(frame, mtu) {
+        return answer_too_big(frame, mtu);
+    }
+    EncapVerdict::Unicast {
+        ifindex: hop.ifindex,
+        resolved: hop.resolved,
+        outer: outer_for(frame, vni, remote, &hop, cfg),
+    }
+}
+
+fn encap_flood(
+    frame: &[u8],
+    from: u32,
+    vni: u32,
+    cfg: &Config,
+    t: &impl EncapTables,
+) -> (EncapVerdict, PortCopies) {
+    let Some(info) = t.vni(vni) else {
+        return (
+            EncapVerdict::Drop(DropReason::UnknownVni),
+            PortCopies::default(),
+        );
+    };
+    let n_remotes = (info.n_remotes as usize).min(MAX_FLOOD);
+    let n_ports = (info.n_ports as usize).min(MAX_VNI_PORTS);
+    if info.n_ports <= 1 && n_remotes == 0 {
+        return (
+            EncapVerdict::Drop(DropReason::NoFloodTarget),
+            PortCopies::default(),
+        );
+    }
+    let targets = info.ports[..n_ports].iter().filter(|p| **p != from);
+    let oversize = targets.clone().filter(|p| !fits(frame, t.mtu(**p))).count() as u32;
+    let copies = PortCopies {
+        sent: targets.count() as u32 - oversize,
+        too_big: oversize,
+    };
+    let mut flood = Flood {
+        grown: false,
+        sent: 0,
+        no_neighbour: 0,
+        no_route: 0,
+        last: None,
+    };
+    if n_remotes == 0 {
+        return (EncapVerdict::Flood(flood), copies);
+    }
+    let mtu = t.mtu(cfg.underlay_ifindex);
+    if too_big(frame, mtu) {
+        return (answer_too_big(frame, mtu), copies);
+    }
+    flood.grown = true;
+    for remote in &info.remotes[..n_remotes] {
+        match t.next_hop(*remote) {
+            Some(hop) if hop.resolved => {
+                flood.sent += 1;
+                flood.last = Some(outer_for(frame, vni, *remote, &hop, cfg));
+            }
+            Some(_) => flood.no_neighbour += 1,
+            None => flood.no_route += 1,
+        }
+    }
+    (EncapVerdict::Flood(flood), copies)
 }

@@ -23,7 +23,8 @@ use aya_ebpf::{
     bindings::{
         BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
         BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS,
-        TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup as FibParams,
+        TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC,
+        bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED, bpf_fib_lookup as FibParams,
     },
     helpers::{
         bpf_check_mtu, bpf_fib_lookup, bpf_get_prandom_u32, bpf_redirect, bpf_redirect_neigh,
@@ -36,7 +37,7 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vtep_common::{
     consts::{
         ENCAP_L3_LEN, ENCAP_LEN, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP,
-        IPPROTO_UDP, IPV4_HLEN, MAX_FLOOD, MAX_VNI_PORTS,
+        IPPROTO_UDP, IPV4_HLEN, MAX_FLOOD, MAX_VNI_PORTS, VLAN_HLEN,
     },
     counters::{Counter, DropReason},
     icmp::{FRAG_NEEDED_LEN, frag_needed},
@@ -128,7 +129,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
         && let Some(entry) = lookup(vni, eth.dst_addr, &cfg)
     {
         return if entry.ifindex != 0 {
-            switch_local(from, entry.ifindex, vni, slot)
+            switch_local(ctx, from, entry.ifindex, vni, slot)
         } else {
             unicast(ctx, from, vni, slot, &entry, &eth)
         };
@@ -138,7 +139,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
 
 /// Same host, same VNI: hand the frame to the other port as it is.
 #[inline(always)]
-fn switch_local(from: u32, to: u32, vni: u32, slot: u32) -> Result<i32, Drop> {
+fn switch_local(ctx: &TcContext, from: u32, to: u32, vni: u32, slot: u32) -> Result<i32, Drop> {
     if to == from {
         return Err((DropReason::Hairpin, Some(slot)));
     }
@@ -148,6 +149,9 @@ fn switch_local(from: u32, to: u32, vni: u32, slot: u32) -> Result<i32, Drop> {
     // SAFETY: map values stay valid for the duration of the program.
     if unsafe { (*port).vni } != vni {
         return Err((DropReason::VniMismatch, Some(slot)));
+    }
+    if !fits(ctx, to) {
+        return Err((DropReason::TooBig, Some(slot)));
     }
     count(Counter::LocalSwitch);
     // SAFETY: plain helper call.
@@ -254,7 +258,8 @@ fn flood(ctx: &TcContext, from: u32, vni: u32, slot: u32, eth: &EthHdr) -> Resul
 }
 
 /// Clones the frame, unchanged, to every local port of `info` except
-/// `except` (0: none); a copy the kernel refuses is counted.
+/// `except` (0: none); a copy the kernel refuses is counted: `too_big` if
+/// the port cannot take a frame that large, else `kernel_refused`.
 #[inline(always)]
 pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
     let n = info.n_ports as usize;
@@ -264,9 +269,27 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
         }
         let port = info.ports[i];
         if port != except && ctx.clone_redirect(port, 0).is_err() {
-            count_drop(DropReason::KernelRefused, Some(info.slot));
+            let reason = if fits(ctx, port) {
+                DropReason::KernelRefused
+            } else {
+                DropReason::TooBig
+            };
+            count_drop(reason, Some(info.slot));
         }
     }
+}
+
+/// Whether the frame, as it is, fits device `ifindex` (its MTU plus its
+/// Ethernet header plus a VLAN tag's 4 bytes, as the kernel's forwarding
+/// check allows; a GSO packet fits, its segments are checked where it is
+/// segmented). An unknown ifindex is not for this check to judge.
+#[inline(always)]
+fn fits(ctx: &TcContext, ifindex: u32) -> bool {
+    let mut mtu = 0u32;
+    let len_diff = -(VLAN_HLEN as i32);
+    // SAFETY: `mtu` is writable for the call; 0 in means "this skb".
+    let rc = unsafe { bpf_check_mtu(ctx.skb.skb as *mut c_void, ifindex, &mut mtu, len_diff, 0) };
+    rc != i64::from(BPF_MTU_CHK_RET_FRAG_NEEDED)
 }
 
 /// The MTU of device `ifindex` (0 if it cannot be had). The unicast path
