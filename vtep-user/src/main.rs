@@ -2,33 +2,13 @@
 //! reads its counters. The work is done by the `vtep_user` library; this
 //! is argument parsing and error reporting.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser;
-use vtep_user::{cmd, instance};
-
-/// A VXLAN tunnel endpoint (RFC 7348) in eBPF: XDP decapsulation on the
-/// underlay, TC encapsulation on the VM ports.
-///
-/// Example (one host):
-///   vtep up --underlay eth1 --local-ip 198.18.1.1
-///   vtep vni add 100 --flood 198.18.2.1,198.18.3.1
-///   vtep port add vm1 --vni 100
-///   vtep fdb add 02:00:00:00:02:01 --vni 100 --remote 198.18.2.1
-///   vtep stats
-#[derive(Parser)]
-#[command(name = "vtep", version, verbatim_doc_comment)]
-struct Cli {
-    /// Instance name: several independent VTEPs can run on one machine.
-    #[arg(long, global = true, default_value = "default")]
-    instance: String,
-    /// Directory on a bpf filesystem for the pinned datapath (a bpffs is
-    /// mounted there if none is).
-    #[arg(long, global = true, default_value = "/sys/fs/bpf/vtep")]
-    pin_root: PathBuf,
-    #[command(subcommand)]
-    command: cmd::Command,
-}
+use vtep_user::{
+    cmd::{self, Cli},
+    instance,
+};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -3,12 +3,14 @@
 //! - `setup`: checks every prerequisite and installs what is missing.
 //! - `build-and-run [-- VTEP ARGS]`: builds `vtep`; with arguments runs it,
 //!   without runs the demo (two hosts, two VMs each, two tenants).
-//! - `test`: setup, lints, the whole test suite, and a smoke run of the
-//!   benchmark.
+//! - `test`: setup, lints, the whole test suite, short fuzz runs and a
+//!   smoke run of the benchmark.
 //! - `bench`: the benchmark (see `bench/mod.rs`).
+//! - `fuzz`: the parsers' fuzz targets (see `fuzz.rs`).
 
 mod bench;
 mod demo;
+mod fuzz;
 mod setup;
 
 use std::process::{Command, ExitCode};
@@ -34,11 +36,15 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Setup, lints (fmt, clippy on host and BPF target) and every test.
+    /// Setup, lints (fmt, clippy on host and BPF target), every test and
+    /// short fuzz runs.
     Test,
     /// Benchmark against the kernel's vxlan + bridge (root, several
     /// minutes; --smoke for a check in seconds).
     Bench(bench::Opts),
+    /// Fuzz the config file, CLI value and command-line parsers (cargo
+    /// fuzz, nightly).
+    Fuzz(fuzz::Opts),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,7 @@ fn main() -> ExitCode {
         Task::BuildAndRun { args } => build_and_run(&args),
         Task::Test => test(),
         Task::Bench(opts) => bench::run(&opts),
+        Task::Fuzz(opts) => fuzz::run(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,6 +109,9 @@ fn test() -> anyhow::Result<()> {
     let root = workspace_root()?;
     sh(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
     sh(cargo()
+        .current_dir(root.join("vtep-user/fuzz"))
+        .args(["fmt", "--check"]))?;
+    sh(cargo()
         .current_dir(&root)
         .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     sh(Command::new("rustup")
@@ -127,6 +137,12 @@ fn test() -> anyhow::Result<()> {
         .current_dir(&root)
         .env("VTEP_BIN", root.join("target/debug/vtep"))
         .args(["test", "--workspace", "--exclude", "vtep-ebpf"]))?;
+    // Short fuzz runs: a crash or a broken promise of a parser fails the
+    // test command.
+    fuzz::run(&fuzz::Opts {
+        target: None,
+        secs: 10,
+    })?;
     // The benchmark's smoke run: every figure produced, in seconds. Not a
     // timed test: nothing is compared against a target.
     bench::run(&bench::Opts {
@@ -135,5 +151,6 @@ fn test() -> anyhow::Result<()> {
         smoke: true,
         json: true,
         write: None,
+        baseline: None,
     })
 }

@@ -18,9 +18,14 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iperf3", "iperf3"),
     ("netsniff-ng", "trafgen"),
     ("python3", "python3"),
+    // libFuzzer (cargo fuzz) is C++.
+    ("g++", "g++"),
 ];
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+/// How cargo-fuzz is installed (the lock file pins what it was tested with).
+const CARGO_FUZZ_INSTALL: &[&str] = &["cargo", "install", "cargo-fuzz", "--locked"];
 
 fn found(cmd: &str) -> bool {
     if cmd.starts_with('/') {
@@ -47,6 +52,13 @@ fn bpf_linker_ok() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+fn cargo_fuzz_ok() -> bool {
+    Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -62,7 +74,8 @@ pub fn run() -> anyhow::Result<()> {
         .collect();
     let need_rust_src = !has_rust_src();
     let need_linker = !bpf_linker_ok();
-    if missing.is_empty() && !need_rust_src && !need_linker {
+    let need_fuzz = !cargo_fuzz_ok();
+    if missing.is_empty() && !need_rust_src && !need_linker && !need_fuzz {
         eprintln!("xtask setup: all prerequisites present");
         return Ok(());
     }
@@ -82,6 +95,9 @@ pub fn run() -> anyhow::Result<()> {
         steps.push(format!(
             "LLVM_PREFIX={LLVM_PREFIX} cargo install bpf-linker --no-default-features --features llvm-22"
         ));
+    }
+    if need_fuzz {
+        steps.push(CARGO_FUZZ_INSTALL.join(" "));
     }
     let can_install = is_root() && found("apt-get");
     if !can_install {
@@ -117,6 +133,10 @@ pub fn run() -> anyhow::Result<()> {
             "--features",
             "llvm-22",
         ]))?;
+    }
+    if need_fuzz {
+        eprintln!("xtask setup: installing cargo-fuzz (about a minute)");
+        sh(Command::new("cargo").args(&CARGO_FUZZ_INSTALL[1..]))?;
     }
     eprintln!("xtask setup: done");
     Ok(())

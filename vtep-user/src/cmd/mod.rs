@@ -1,4 +1,4 @@
-//! The subcommands, one module each.
+//! The command line and its subcommands, one module each.
 
 mod daemon;
 mod down;
@@ -14,7 +14,32 @@ pub mod up;
 pub use port::Deliver;
 mod vni;
 
+use std::path::PathBuf;
+
 use crate::instance::Instance;
+
+/// A VXLAN tunnel endpoint (RFC 7348) in eBPF: XDP decapsulation on the
+/// underlay, TC encapsulation on the VM ports.
+///
+/// Example (one host):
+///   vtep up --underlay eth1 --local-ip 198.18.1.1
+///   vtep vni add 100 --flood 198.18.2.1,198.18.3.1
+///   vtep port add vm1 --vni 100
+///   vtep fdb add 02:00:00:00:02:01 --vni 100 --remote 198.18.2.1
+///   vtep stats
+#[derive(clap::Parser)]
+#[command(name = "vtep", version, verbatim_doc_comment)]
+pub struct Cli {
+    /// Instance name: several independent VTEPs can run on one machine.
+    #[arg(long, global = true, default_value = "default")]
+    pub instance: String,
+    /// Directory on a bpf filesystem for the pinned datapath (a bpffs is
+    /// mounted there if none is).
+    #[arg(long, global = true, default_value = "/sys/fs/bpf/vtep")]
+    pub pin_root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
 
 #[derive(clap::Subcommand)]
 pub enum Command {

@@ -295,12 +295,20 @@ pub fn markdown(r: &Value) -> String {
                 );
             }
         }
-        let _ = writeln!(
+        let _ = write!(
             s,
-            "\nvtep/kernel = {}; vtep/xdp-redirect = {}\n",
+            "\nvtep/kernel = {}; vtep/xdp-redirect = {}",
             num(r, &format!("/{dir}/derived/vtep_over_kernel")),
             num(r, &format!("/{dir}/derived/vtep_over_xdp_redirect"))
         );
+        if r[dir]["derived"].get("vtep_over_baseline").is_some() {
+            let _ = write!(
+                s,
+                "; vtep/baseline = {}",
+                num(r, &format!("/{dir}/derived/vtep_over_baseline"))
+            );
+        }
+        let _ = writeln!(s, "\n");
     }
     let _ = writeln!(
         s,

@@ -40,6 +40,46 @@ pub struct Opts {
     /// Write the report as Markdown to this file (e.g. BENCHMARKS.md).
     #[arg(long)]
     pub write: Option<PathBuf>,
+    /// Also measure the `vtep` of this git revision (e.g. HEAD~1, main)
+    /// side by side, as the `baseline` variant: `vtep/baseline` is the
+    /// before/after ratio of a datapath change.
+    #[arg(long, value_name = "REV")]
+    pub baseline: Option<String>,
+}
+
+/// Builds the `vtep` binary of git revision `rev` (in a temporary worktree,
+/// with a target directory of its own) and returns its path.
+fn build_baseline(root: &std::path::Path, rev: &str) -> anyhow::Result<PathBuf> {
+    let src = root.join("target/baseline-src");
+    let target = root.join("target/baseline-target");
+    let git = || {
+        let mut c = std::process::Command::new("git");
+        c.current_dir(root);
+        c
+    };
+    // A worktree left by an interrupted run is replaced.
+    let _ = git()
+        .args(["worktree", "remove", "--force"])
+        .arg(&src)
+        .output();
+    let _ = std::fs::remove_dir_all(&src);
+    sh(git()
+        .args(["worktree", "add", "--detach"])
+        .arg(&src)
+        .arg(rev))?;
+    let built = sh(cargo()
+        .current_dir(&src)
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "vtep-user",
+            "--target-dir",
+        ])
+        .arg(&target));
+    sh(git().args(["worktree", "remove", "--force"]).arg(&src))?;
+    built.with_context(|| format!("cannot build the baseline revision {rev}"))?;
+    Ok(target.join("release/vtep"))
 }
 
 /// Builds the bench-only eBPF object (`vtep-ebpf`'s `vtep-bench` binary).
@@ -101,6 +141,10 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         .current_dir(&root)
         .args(["build", "--release", "--package", "vtep-user"]))?;
     let vtep_bin = root.join("target/release/vtep");
+    let baseline_bin = match &opts.baseline {
+        Some(rev) => Some(build_baseline(&root, rev)?),
+        None => None,
+    };
     let obj = build_bench_object(&root)?;
     let (rounds, packets) = if opts.smoke {
         (1, 20_000)
@@ -109,16 +153,21 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     };
 
     let mut benches = Vec::new();
-    for v in [
-        Variant::Kernel,
-        Variant::Vtep,
-        Variant::XdpDrop,
-        Variant::XdpRedirect,
-    ] {
-        benches.push(Bench::new(Dir::Decap, v, &obj, &vtep_bin)?);
+    let mut decap = vec![Variant::Kernel, Variant::Vtep];
+    let mut encap = decap.clone();
+    if baseline_bin.is_some() {
+        decap.push(Variant::Baseline);
+        encap.push(Variant::Baseline);
     }
-    for v in [Variant::Kernel, Variant::Vtep] {
-        benches.push(Bench::new(Dir::Encap, v, &obj, &vtep_bin)?);
+    decap.extend([Variant::XdpDrop, Variant::XdpRedirect]);
+    for (dir, variants) in [(Dir::Decap, decap), (Dir::Encap, encap)] {
+        for v in variants {
+            let bin = match (&baseline_bin, v) {
+                (Some(b), Variant::Baseline) => b,
+                _ => &vtep_bin,
+            };
+            benches.push(Bench::new(dir, v, &obj, bin)?);
+        }
     }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); benches.len()];
     for round in 0..rounds {
@@ -159,6 +208,9 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         }
         if let (Some(v), Some(c)) = (m("vtep"), m("xdp-redirect")) {
             derived["vtep_over_xdp_redirect"] = json!(v / c);
+        }
+        if let (Some(v), Some(b)) = (m("vtep"), m("baseline")) {
+            derived["vtep_over_baseline"] = json!(v / b);
         }
         if let Some(drop) = m("xdp-drop") {
             let mut above = serde_json::Map::new();

@@ -44,6 +44,8 @@ pub enum Dir {
 pub enum Variant {
     Kernel,
     Vtep,
+    /// This project's VTEP built from another revision (`--baseline`).
+    Baseline,
     XdpDrop,
     XdpRedirect,
 }
@@ -53,6 +55,7 @@ impl Variant {
         match self {
             Variant::Kernel => "kernel",
             Variant::Vtep => "vtep",
+            Variant::Baseline => "baseline",
             Variant::XdpDrop => "xdp-drop",
             Variant::XdpRedirect => "xdp-redirect",
         }
@@ -203,7 +206,7 @@ impl Bench {
                 let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
                 dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
             }
-            (_, Variant::Vtep) => {
+            (_, Variant::Vtep | Variant::Baseline) => {
                 let v = Vtep::with_bin(&dut, &bpffs.dir, vtep_bin.to_owned());
                 v.ok(&[
                     "up",
