@@ -258,10 +258,21 @@ pub fn markdown(r: &Value) -> String {
     let mut s = String::new();
     let m = &r["machine"];
     let _ = writeln!(s, "# Benchmarks\n");
-    let _ = writeln!(
-        s,
-        "Reproduce: `cargo xtask bench --write BENCHMARKS.md` (as root).\n"
-    );
+    match r["baseline"].as_str() {
+        Some(rev) => {
+            let _ = writeln!(
+                s,
+                "Reproduce: `cargo xtask bench --baseline {rev} --write BENCHMARKS.md` (as root). \
+                 `baseline` is this project's `vtep` built from revision `{rev}`.\n"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "Reproduce: `cargo xtask bench --write BENCHMARKS.md` (as root).\n"
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "Machine: {} CPUs ({}), kernel {}. {} interleaved rounds of {} frames per variant, {} inner flows, {}-byte VXLAN frames for decap. Absolute figures drift on a shared machine; ratios much less.\n",

@@ -223,6 +223,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         report[key] = json!({ "variants": variants, "derived": derived });
     }
     report["program_cost_ns"] = prog_cost;
+    report["baseline"] = json!(opts.baseline);
 
     let vtep_decap = benches
         .iter()
