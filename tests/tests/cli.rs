@@ -561,3 +561,127 @@ fn remote_vtep_records_follow_the_vnis_that_name_them() {
     assert_eq!(stats["remotes"][0]["remote"], "198.18.0.2");
     assert_eq!(stats["remotes"][0]["tx_packets"], 0);
 }
+
+#[test]
+fn full_tables_give_clear_errors_and_nothing_half_applied() {
+    let s = setup();
+    let v = &s.vtep;
+    let dir = s
+        .bpffs
+        .dir
+        .parent()
+        .expect("temp dir")
+        .join(vtep_tests::unique("full"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let entries = |from: usize, n: usize, remote: &str| -> String {
+        (from..from + n)
+            .map(|i| format!("02:00:00:00:00:{i:02x} 100 remote {remote}\n"))
+            .collect()
+    };
+    let dump = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&v.ok(&["maps", "dump", name, "--json"])).unwrap()
+    };
+    let fdb_len = || {
+        let fdb: serde_json::Value =
+            serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
+        fdb.as_array().unwrap().len()
+    };
+
+    // The static FDB, sized small.
+    v.ok(&[
+        "up",
+        "--underlay",
+        "ul0",
+        "--local-ip",
+        "198.18.0.1",
+        "--fdb-capacity",
+        "16",
+    ]);
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    v.ok(&["fdb", "load", &write("ten", &entries(0, 10, "198.18.0.2"))]);
+    // Ten more, naming a remote VTEP not seen before: six fit, then the
+    // table is full; the six are undone, the new remote is not left
+    // behind.
+    let more = write("more", &entries(10, 10, "198.18.0.9"));
+    refused(v, &["fdb", "load", &more], "FDB full");
+    assert!(v.fails(&["fdb", "load", &more]).contains("nothing loaded"));
+    assert_eq!(fdb_len(), 10, "a refused load left entries");
+    let remotes = dump("REMOTES");
+    assert_eq!(remotes.as_array().unwrap().len(), 1, "{remotes}");
+    assert_eq!(remotes[0]["refs"], 11, "flood list + 10 entries: {remotes}");
+    let peers = dump("PEERS");
+    assert_eq!(peers.as_array().unwrap().len(), 1, "{peers}");
+    v.ok(&["fdb", "load", &write("six", &entries(10, 6, "198.18.0.2"))]);
+    assert_eq!(fdb_len(), 16);
+    refused(
+        v,
+        &[
+            "fdb",
+            "add",
+            "02:00:00:00:01:00",
+            "--vni",
+            "100",
+            "--remote",
+            "198.18.0.3",
+        ],
+        "--fdb-capacity",
+    );
+    assert_eq!(fdb_len(), 16);
+    assert_eq!(dump("PEERS").as_array().unwrap().len(), 1);
+    // Replacing an entry needs no room.
+    v.ok(&[
+        "fdb",
+        "add",
+        "02:00:00:00:00:00",
+        "--vni",
+        "100",
+        "--remote",
+        "198.18.0.3",
+    ]);
+    v.ok(&["down"]);
+
+    // The VNI table: a config over its capacity is refused before
+    // anything is loaded; one at its capacity applies, and one more VNI is
+    // refused with the table unchanged.
+    let config = |n: u32| {
+        let mut c = String::from("underlay = \"ul0\"\nlocal_ip = \"198.18.0.1\"\n");
+        for vni in 1..=n {
+            c.push_str(&format!("[[vni]]\nvni = {vni}\n"));
+        }
+        c
+    };
+    refused(
+        v,
+        &["up", "--config", &write("over", &config(65_537))],
+        "at most 65536",
+    );
+    assert!(v.fails(&["stats"]).contains("is not up"), "half brought up");
+    v.ok(&["up", "--config", &write("full", &config(65_536))]);
+    refused(
+        v,
+        &["vni", "add", "70000", "--flood", "198.18.0.2"],
+        "VNI table full",
+    );
+    let list: serde_json::Value = serde_json::from_str(&v.ok(&["maps", "list", "--json"])).unwrap();
+    let row = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("VNIS")["entries"], 65_536);
+    assert_eq!(
+        row("REMOTES")["entries"],
+        0,
+        "the refused VNI left a remote"
+    );
+    assert_eq!(row("PEERS")["entries"], 0, "the refused VNI left a remote");
+    let _ = std::fs::remove_dir_all(&dir);
+}

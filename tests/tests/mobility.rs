@@ -308,6 +308,27 @@ fn a_mac_explosion_stays_within_the_learned_capacity() {
     );
     let e = entry(v, 100, "02:00:00:00:5a:5a").expect("static entry evicted");
     assert_eq!(e["origin"], "static");
+    // Oldest first: what is left of the explosion is its newest MACs (the
+    // LRU evicts in batches, so fewer than 64 may be left).
+    let survivors: Vec<u64> = fdb(v, 100)
+        .iter()
+        .filter_map(|e| {
+            e["mac"]
+                .as_str()?
+                .strip_prefix("02:42:00:00:")
+                .map(str::to_owned)
+        })
+        .map(|tail| u64::from_str_radix(&tail.replace(':', ""), 16).unwrap())
+        .collect();
+    assert!(!survivors.is_empty());
+    assert!(
+        survivors.iter().all(|i| *i >= 2000 - 64),
+        "an old MAC outlived newer ones: {survivors:?}"
+    );
+    assert!(
+        survivors.contains(&1999),
+        "the newest MAC was evicted: {survivors:?}"
+    );
     // The overlay still works for real VMs.
     assert!(
         o.vm(0, 0)

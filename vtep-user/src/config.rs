@@ -10,6 +10,7 @@
 //! df = true                # optional
 //! ageing = 300             # optional: seconds a learned MAC lives unseen
 //! learned_capacity = 262144  # optional: learned table size (LRU)
+//! fdb_capacity = 1048576   # optional: static FDB entries, at most
 //! move_limit = 5           # optional: moves per window before freezing
 //! move_window = 180        # optional: seconds
 //!
@@ -38,7 +39,10 @@ use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use vtep_common::{
-    consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, MAX_FLOOD, MAX_VNI_PORTS, VXLAN_PORT},
+    consts::{
+        DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, FDB_CAPACITY, MAX_FLOOD, MAX_VNI_PORTS,
+        VNIS_CAPACITY, VXLAN_PORT,
+    },
     maps::{DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S},
 };
 
@@ -59,6 +63,7 @@ struct File {
     df: Option<bool>,
     ageing: Option<u32>,
     learned_capacity: Option<u32>,
+    fdb_capacity: Option<u32>,
     move_limit: Option<u32>,
     move_window: Option<u32>,
     #[serde(default)]
@@ -112,6 +117,8 @@ pub struct Underlay {
     pub ttl: u8,
     pub df: bool,
     pub learning: Learning,
+    /// Capacity of the static FDB.
+    pub fdb_capacity: u32,
 }
 
 /// Data-plane learning settings of `vtep up`.
@@ -196,8 +203,12 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
             move_limit: f.move_limit.unwrap_or(DEFAULT_MOVE_LIMIT),
             move_window_s: f.move_window.unwrap_or(DEFAULT_MOVE_WINDOW_S),
         },
+        fdb_capacity: f.fdb_capacity.unwrap_or(FDB_CAPACITY),
     };
     underlay.learning.check()?;
+    if underlay.fdb_capacity == 0 {
+        bail!("fdb_capacity must be at least 1");
+    }
     if underlay.udp_port == 0 {
         bail!("udp_port must not be 0");
     }
@@ -234,6 +245,12 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
             learning: v.learning,
             bum_pps: v.bum_pps,
         });
+    }
+    if vnis.len() > VNIS_CAPACITY as usize {
+        bail!(
+            "{} VNIs configured: at most {VNIS_CAPACITY} are supported",
+            vnis.len()
+        );
     }
 
     let mut ports = Vec::new();

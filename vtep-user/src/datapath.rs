@@ -17,7 +17,8 @@ use aya::{
 use log::warn;
 use vtep_common::{
     consts::{
-        GLOBAL_CONFIG, MAP_INSTANCE, MAP_LEARNED, PROG_DECAP_TC, PROG_DECAP_XDP, PROG_ENCAP_TC,
+        GLOBAL_CONFIG, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, PROG_DECAP_TC, PROG_DECAP_XDP,
+        PROG_ENCAP_TC,
     },
     maps::{Config, InstanceInfo, LAYOUT_VERSION, XDP_MODE_GENERIC, XDP_MODE_NATIVE},
 };
@@ -39,6 +40,15 @@ pub enum XdpModeArg {
     Skb,
 }
 
+/// Sizes of the tables an operator chooses at `vtep up`.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacities {
+    /// The static FDB.
+    pub fdb: u32,
+    /// The learned-MAC table (LRU).
+    pub learned: u32,
+}
+
 /// Loads the programs with `config`, attaches them to `underlay`, pins the
 /// maps, the encap program and the links under the instance directory.
 /// On failure everything created so far is removed again.
@@ -47,13 +57,13 @@ pub fn up(
     underlay: &str,
     config: Config,
     mode: XdpModeArg,
-    learned_capacity: u32,
+    capacities: Capacities,
 ) -> anyhow::Result<u32> {
     crate::sys::ensure_bpffs(inst.dir.parent().unwrap_or(Path::new("/")))?;
     fs::create_dir_all(&inst.dir)
         .with_context(|| format!("cannot create {}", inst.dir.display()))?;
     set_private(&inst.dir);
-    let result = load_and_attach(inst, underlay, config, mode, learned_capacity);
+    let result = load_and_attach(inst, underlay, config, mode, capacities);
     if result.is_err() {
         down(inst)?;
     }
@@ -65,9 +75,9 @@ fn load_and_attach(
     underlay: &str,
     config: Config,
     mode: XdpModeArg,
-    learned_capacity: u32,
+    capacities: Capacities,
 ) -> anyhow::Result<u32> {
-    let mut ebpf = load(inst, config, Some(learned_capacity))?;
+    let mut ebpf = load(inst, config, Some(capacities))?;
     let xdp = program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?;
     let (link_id, xdp_mode) = attach_xdp(xdp, underlay, mode)?;
     FdLink::try_from(xdp.take_link(link_id)?)
@@ -91,15 +101,18 @@ fn load_and_attach(
 }
 
 /// Opens the object with `config` as its load-time settings and the
-/// instance's pinned maps (created where missing, with the learned table
-/// sized `learned_capacity`), and loads its three programs.
-fn load(inst: &Instance, config: Config, learned_capacity: Option<u32>) -> anyhow::Result<Ebpf> {
+/// instance's pinned maps (created where missing, with the FDB and learned
+/// table sized as `capacities` says; an upgrade reuses them as they are),
+/// and loads its three programs.
+fn load(inst: &Instance, config: Config, capacities: Option<Capacities>) -> anyhow::Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     loader
         .default_map_pin_directory(&inst.dir)
         .override_global(GLOBAL_CONFIG, &config, true);
-    if let Some(capacity) = learned_capacity {
-        loader.map_max_entries(MAP_LEARNED, capacity);
+    if let Some(c) = capacities {
+        loader
+            .map_max_entries(MAP_FDB, c.fdb)
+            .map_max_entries(MAP_LEARNED, c.learned);
     }
     let mut ebpf = loader.load(EBPF_OBJECT).context(
         "cannot load the kernel programs (is this kernel built with BPF, BTF and XDP? are you root?)",

@@ -741,14 +741,33 @@ impl Tables {
         Ok(())
     }
 
-    /// Adds or replaces many static FDB entries; every entry is checked
-    /// before the first is written.
+    /// Adds or replaces many static FDB entries, all or none: every entry
+    /// is checked before the first is written, and if one cannot be
+    /// written (the FDB is full), those written before it are undone.
     pub fn fdb_load(&mut self, entries: &[(Vni, Mac, Location)]) -> anyhow::Result<()> {
         for (vni, mac, at) in entries {
             self.fdb_check(*vni, *mac, *at)?;
         }
+        let mut done: Vec<(Vni, Mac, Option<FdbEntry>)> = Vec::new();
         for (vni, mac, at) in entries {
-            self.fdb_add(*vni, *mac, *at)?;
+            let old = self.fdb.get(&FdbKey::new(vni.0, mac.0), 0).ok();
+            if let Err(e) = self.fdb_add(*vni, *mac, *at) {
+                let taken = done.len();
+                for (vni, mac, old) in done.into_iter().rev() {
+                    let undone = match old {
+                        Some(o) => self.fdb_add(vni, mac, Location::of(o.remote, o.ifindex)),
+                        None => self.fdb_del(vni, mac),
+                    };
+                    if let Err(u) = undone {
+                        log::warn!("cannot undo the FDB entry of {mac} in VNI {vni}: {u:#}");
+                    }
+                }
+                return Err(e.context(format!(
+                    "nothing loaded ({} entries given, {taken} written and undone)",
+                    entries.len()
+                )));
+            }
+            done.push((*vni, *mac, old));
         }
         Ok(())
     }
@@ -768,7 +787,12 @@ impl Tables {
             if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
                 self.unref_remote(vni, entry.remote)?;
             }
-            return Err(e).with_context(|| format!("FDB full adding {mac} in VNI {vni}"));
+            return Err(e).with_context(|| {
+                format!(
+                    "FDB full adding {mac} in VNI {vni}: remove entries, or bring the instance \
+                     up again with a larger `vtep up --fdb-capacity` (see `vtep maps list`)"
+                )
+            });
         }
         if let Some(o) = old
             && o.remote != 0

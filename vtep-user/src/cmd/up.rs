@@ -5,7 +5,7 @@ use std::{net::Ipv4Addr, path::PathBuf};
 
 use anyhow::{Context as _, bail};
 use vtep_common::{
-    consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, VXLAN_PORT},
+    consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, FDB_CAPACITY, VXLAN_PORT},
     maps::{CONFIG_F_DF, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S},
 };
 
@@ -59,6 +59,10 @@ pub struct Args {
     /// first when it is full; static entries are never evicted).
     #[arg(long, default_value_t = DEFAULT_LEARNED_CAPACITY, conflicts_with = "config")]
     learned_capacity: u32,
+    /// Capacity of the static FDB (entries from `fdb add`, `fdb load` and
+    /// config files); adding beyond it is refused.
+    #[arg(long, default_value_t = FDB_CAPACITY, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "config")]
+    fdb_capacity: u32,
     /// A MAC moving more than this many times within --move-window is
     /// frozen where it is (RFC 7432 §15.1).
     #[arg(long, default_value_t = DEFAULT_MOVE_LIMIT, conflicts_with = "config")]
@@ -88,6 +92,7 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
                     move_limit: args.move_limit,
                     move_window_s: args.move_window,
                 },
+                fdb_capacity: args.fdb_capacity,
             },
             vnis: Vec::new(),
             ports: Vec::new(),
@@ -137,7 +142,11 @@ pub fn bring_up(inst: &Instance, plan: &Plan, from_file: bool) -> anyhow::Result
         eprintln!("vtep: instance '{}' upgraded in place", inst.name);
         return Ok(());
     }
-    let mode = datapath::up(inst, &u.iface, cfg, u.xdp_mode, u.learning.capacity)?;
+    let capacities = datapath::Capacities {
+        fdb: u.fdb_capacity,
+        learned: u.learning.capacity,
+    };
+    let mode = datapath::up(inst, &u.iface, cfg, u.xdp_mode, capacities)?;
     if let Err(e) = apply(inst, plan) {
         datapath::down(inst)?;
         return Err(e);
