@@ -14,6 +14,21 @@ struct Setup {
     bpffs: BpfFs,
 }
 
+impl Setup {
+    /// A new directory for files a test writes (next to the bpffs mount);
+    /// the test removes it.
+    fn temp_dir(&self, name: &str) -> std::path::PathBuf {
+        let dir = self
+            .bpffs
+            .dir
+            .parent()
+            .expect("temp dir")
+            .join(vtep_tests::unique(name));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
 fn setup() -> Setup {
     let bpffs = BpfFs::new();
     let host = Netns::new("cli");
@@ -302,13 +317,7 @@ fn fdb_show_and_stats_json() {
 fn config_is_validated_whole_and_applied() {
     let s = setup();
     let v = &s.vtep;
-    let dir = s
-        .bpffs
-        .dir
-        .parent()
-        .expect("temp dir")
-        .join(vtep_tests::unique("cfg"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = s.temp_dir("cfg");
     let good = r#"
 underlay = "ul0"
 local_ip = "198.18.0.1"
@@ -358,13 +367,7 @@ fn fdb_load_is_all_or_nothing() {
     v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
     v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
     v.ok(&["port", "add", "p1", "--vni", "100"]);
-    let dir = s
-        .bpffs
-        .dir
-        .parent()
-        .expect("temp dir")
-        .join(vtep_tests::unique("fdb"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = s.temp_dir("fdb");
     let mut text = String::from("# bulk entries\n");
     for i in 0..500 {
         text.push_str(&format!(
@@ -566,13 +569,7 @@ fn remote_vtep_records_follow_the_vnis_that_name_them() {
 fn full_tables_give_clear_errors_and_nothing_half_applied() {
     let s = setup();
     let v = &s.vtep;
-    let dir = s
-        .bpffs
-        .dir
-        .parent()
-        .expect("temp dir")
-        .join(vtep_tests::unique("full"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = s.temp_dir("full");
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();

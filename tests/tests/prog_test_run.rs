@@ -60,6 +60,21 @@ fn peer_slot(a: Ipv4Addr) -> u32 {
     u32::from(a.octets()[3])
 }
 
+/// The load-time settings of every test here: local address LOCAL,
+/// underlay `underlay_ifindex`, DF set, defaults otherwise.
+fn config(underlay_ifindex: u32) -> Config {
+    Config {
+        local_ip: ip(LOCAL),
+        underlay_ifindex,
+        udp_port: VXLAN_PORT,
+        ttl: 64,
+        flags: CONFIG_F_DF,
+        ageing_s: 300,
+        move_limit: 5,
+        move_window_s: 180,
+    }
+}
+
 fn ip(a: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(a.octets())
 }
@@ -356,16 +371,7 @@ const P_XDP: u32 = 1002;
 const P_200: u32 = 1003;
 
 fn decap_loaded() -> Loaded {
-    let mut l = Loaded::new(Config {
-        local_ip: ip(LOCAL),
-        underlay_ifindex: 1,
-        udp_port: VXLAN_PORT,
-        ttl: 64,
-        flags: CONFIG_F_DF,
-        ageing_s: 300,
-        move_limit: 5,
-        move_window_s: 180,
-    });
+    let mut l = Loaded::new(config(1));
     l.vni(100, &[REMOTE], &[P_SKB, P_XDP]);
     l.vni(200, &[REMOTE], &[P_200]);
     l.vni(300, &[REMOTE], &[]);
@@ -747,16 +753,7 @@ fn encapsulated(
 fn encap_table() {
     let (ul0, ul0_mac) = private_netns();
     let (p1, p2, p3, p4) = (ifindex("p1"), ifindex("p2"), ifindex("p3"), ifindex("p4"));
-    let mut l = Loaded::new(Config {
-        local_ip: ip(LOCAL),
-        underlay_ifindex: ul0,
-        udp_port: VXLAN_PORT,
-        ttl: 64,
-        flags: CONFIG_F_DF,
-        ageing_s: 300,
-        move_limit: 5,
-        move_window_s: 180,
-    });
+    let mut l = Loaded::new(config(ul0));
     l.vni(100, &[], &[p1, p2]);
     l.vni(200, &[], &[p3]);
     l.port(p1, 100, 0);
@@ -988,16 +985,7 @@ fn random_frame(r: &mut Rng) -> Vec<u8> {
 #[test]
 fn decap_matches_the_reference_model_on_random_frames() {
     let l = decap_loaded();
-    let cfg = Config {
-        local_ip: ip(LOCAL),
-        underlay_ifindex: 1,
-        udp_port: VXLAN_PORT,
-        ttl: 64,
-        flags: CONFIG_F_DF,
-        ageing_s: 300,
-        move_limit: 5,
-        move_window_s: 180,
-    };
+    let cfg = config(1);
     let seed = std::env::var("VTEP_MODEL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -1103,16 +1091,7 @@ fn decap_matches_the_reference_model_on_random_frames() {
 fn encap_never_crosses_tenants_on_random_frames() {
     let (ul0, _) = private_netns();
     let (p1, p2, p3) = (ifindex("p1"), ifindex("p2"), ifindex("p3"));
-    let mut l = Loaded::new(Config {
-        local_ip: ip(LOCAL),
-        underlay_ifindex: ul0,
-        udp_port: VXLAN_PORT,
-        ttl: 64,
-        flags: CONFIG_F_DF,
-        ageing_s: 300,
-        move_limit: 5,
-        move_window_s: 180,
-    });
+    let mut l = Loaded::new(config(ul0));
     l.vni(100, &[REMOTE], &[p1, p2]);
     l.vni(200, &[REMOTE], &[p3]);
     l.port(p1, 100, 0);
@@ -1271,16 +1250,7 @@ fn encap_matches_the_reference_model_on_random_frames() {
     let (p1, p2, p3, p4) = (ifindex("p1"), ifindex("p2"), ifindex("p3"), ifindex("p4"));
     let (p5, p6) = (ifindex("p5"), ifindex("p6"));
     let unbound = ul0;
-    let cfg = Config {
-        local_ip: ip(LOCAL),
-        underlay_ifindex: ul0,
-        udp_port: VXLAN_PORT,
-        ttl: 64,
-        flags: CONFIG_F_DF,
-        ageing_s: 300,
-        move_limit: 5,
-        move_window_s: 180,
-    };
+    let cfg = config(ul0);
     let mut l = Loaded::new(cfg);
     // VNI 100: two ports, a resolved, an unresolved and an unrouted remote;
     // VNI 200: one port, one remote; VNI 300: one port, nothing else;
