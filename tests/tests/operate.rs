@@ -10,14 +10,18 @@ use vtep_tests::{
 };
 
 /// A TCP stream of `secs` seconds from `client` to `server`, reported in
-/// 250 ms intervals (iperf3 -J), started in the background.
+/// 250 ms intervals (iperf3 -J), started in the background. Paced at
+/// 200 Mbit/s: these tests check that forwarding carries on through
+/// restarts and upgrades; a stream saturating this 2-CPU machine (while
+/// other tests run) overflows the veth queues and drops a ping now and
+/// then whatever is being restarted.
 fn tcp_stream(server: &Vm, client: &Vm, secs: u32) -> (Bg, Bg) {
     let srv = server.ns.spawn(&["iperf3", "-s", "-1", "-B", &server.ip]);
     std::thread::sleep(Duration::from_millis(300));
     let secs = secs.to_string();
-    let cli = client
-        .ns
-        .spawn(&["iperf3", "-c", &server.ip, "-t", &secs, "-i", "0.25", "-J"]);
+    let cli = client.ns.spawn(&[
+        "iperf3", "-c", &server.ip, "-t", &secs, "-i", "0.25", "-b", "200M", "-J",
+    ]);
     (srv, cli)
 }
 

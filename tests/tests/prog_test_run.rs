@@ -408,6 +408,15 @@ fn decap_table() {
     let with_meta = |m: Vec<u8>, inner: &[u8]| Some([m, inner.to_vec()].concat());
     let pass = Bump::Event(Counter::PassToKernel);
     let drop = Bump::Drop;
+    // A good packet for the skb port with bytes overwritten (offsets into
+    // the frame: outer IPv4 at 14, UDP at 34, VXLAN at 42).
+    let damaged = |at: &[(usize, u8)]| {
+        let mut p = vxlan(REMOTE, VXLAN_PORT, I, 100, &to_skb);
+        for (i, b) in at {
+            p[*i] = *b;
+        }
+        p
+    };
     let mut fragment = vxlan(REMOTE, VXLAN_PORT, I, 100, &to_skb);
     fragment[20] = 0x20; // MF set, DF clear
     let options = {
@@ -576,6 +585,48 @@ fn decap_table() {
             action: XDP_DROP,
             output: None,
             bump: drop(DropReason::NoFloodTarget),
+        },
+        Case {
+            what: "IHL below 5: not a valid IPv4 header, left to the kernel",
+            input: damaged(&[(14, 0x44)]),
+            action: XDP_PASS,
+            output: None,
+            bump: pass,
+        },
+        Case {
+            what: "later fragment: no UDP header, left to the kernel",
+            input: damaged(&[(20, 0x00), (21, 0x10)]),
+            action: XDP_PASS,
+            output: None,
+            bump: pass,
+        },
+        Case {
+            what: "IPv4 total length shorter than the UDP datagram",
+            input: damaged(&[(16, 0), (17, 20 + 8)]),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::Malformed),
+        },
+        Case {
+            what: "UDP length too short for an inner Ethernet header",
+            input: damaged(&[(38, 0), (39, 8 + 8 + 13)]),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::Malformed),
+        },
+        Case {
+            what: "VNI 0 (never configured)",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 0, &to_skb),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::UnknownVni),
+        },
+        Case {
+            what: "VNI 0xffffff, not configured",
+            input: vxlan(REMOTE, VXLAN_PORT, I, 0xff_ffff, &to_skb),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::UnknownVni),
         },
     ];
     check(&l, cases, run_xdp(&l));
