@@ -49,7 +49,7 @@ use crate::{
     arp::{self, Arp},
     learn::{Location, learn, lookup},
     maps::{CONFIG, PORTS, VNIS, count, count_drop, count_tx},
-    parse::{is_group, is_vlan},
+    parse::{is_group, is_vlan, read},
     storm,
 };
 
@@ -86,9 +86,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
     let port = PORTS.get_ptr(from).ok_or((DropReason::UnboundPort, None))?;
     // SAFETY: map values stay valid for the duration of the program.
     let (vni, slot, port_flags) = unsafe { ((*port).vni, (*port).slot, (*port).flags) };
-    let eth: EthHdr = ctx
-        .load(0)
-        .map_err(|_| (DropReason::InnerTooShort, Some(slot)))?;
+    let eth: EthHdr = read(ctx, 0).ok_or((DropReason::InnerTooShort, Some(slot)))?;
     // RFC 7348 §6.1: no inner VLAN tags on tunnel packets.
     if is_vlan(eth.ether_type) {
         return Err((DropReason::InnerVlan, Some(slot)));
@@ -485,7 +483,7 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
     if eth.ether_type != ETH_P_IP.to_be() {
         return k;
     }
-    let Ok(ip) = ctx.load::<Ipv4Hdr>(ETH_HLEN) else {
+    let Some(ip) = read::<Ipv4Hdr>(ctx, ETH_HLEN) else {
         return k;
     };
     k.saddr = u32::from_ne_bytes(ip.src_addr);
@@ -494,7 +492,7 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
     let not_fragment = u16::from_be_bytes(ip.frags) & 0x3fff == 0;
     if not_fragment && (ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) {
         let l4 = ETH_HLEN + usize::from(ip.vihl & 0x0f) * 4;
-        if let Ok(ports) = ctx.load::<u32>(l4) {
+        if let Some(ports) = read::<u32>(ctx, l4) {
             k.ports = ports;
         }
     }

@@ -1,7 +1,26 @@
 //! Bounds-checked header parsing over packet memory (XDP and TC direct
-//! packet access): a cursor that advances one header at a time.
+//! packet access): a cursor that advances one header at a time, and reads
+//! at an offset of an skb.
 
 use core::mem::size_of;
+
+use aya_ebpf::programs::TcContext;
+
+/// A `T` at `offset` in the frame of `ctx`: read straight from the skb's
+/// linear data when it lies there (no helper call), else copied out by
+/// `bpf_skb_load_bytes` (headers in paged data); `None` past the end of
+/// the frame. Precondition: `T` is plain bytes; `offset` is a constant or
+/// bounded (the verifier checks the access).
+#[inline(always)]
+pub fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Option<T> {
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + offset + size_of::<T>() <= end {
+        // SAFETY: [data + offset, + size_of::<T>()) lies within the linear
+        // data, checked just above; the read is unaligned.
+        return Some(unsafe { ((data + offset) as *const T).read_unaligned() });
+    }
+    ctx.load(offset).ok()
+}
 
 /// A position in packet memory, between `data` and `data_end`.
 pub struct Cursor {
