@@ -176,7 +176,8 @@ pub fn latency(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
     Ok(Value::Object(out))
 }
 
-/// TCP throughput VM to VM (iperf3), offloads on (default) and off.
+/// TCP throughput VM to VM (iperf3), offloads on (default) and off: the
+/// median of `TCP_RUNS` runs per variant, the variants taking turns.
 ///
 /// Variants: `vtep` and `kernel` with the VMs' veths as they come; and
 /// `vtep-xdp-gro`, our VTEP delivering from XDP (`port add --deliver xdp`)
@@ -187,17 +188,17 @@ pub fn latency(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
 /// through a plain veth. Without GRO a veth drops XDP frames, so that
 /// variant has no "offloads off" figure.
 pub fn tcp(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
-    let secs = if smoke { 1 } else { 4 };
-    let mut out = serde_json::Map::new();
-    for (name, kind) in [
+    let (secs, runs) = if smoke { (1, 1) } else { (4, TCP_RUNS) };
+    let variants = [
         ("vtep", Kind::Ours),
         ("vtep-xdp-gro", Kind::Ours),
         ("kernel", Kind::Kernel),
-    ] {
+    ];
+    let mut overlays = Vec::new();
+    for (name, kind) in variants {
         let o = Overlay::new(&[kind, kind], vtep_bin);
         o.static_fdb(0);
-        let xdp_gro = name == "vtep-xdp-gro";
-        if xdp_gro {
+        if name == "vtep-xdp-gro" {
             for (h, v) in o.vteps.iter().enumerate() {
                 let v = v.as_ref().context("our VTEP")?;
                 o.vm(h, 0).ns.ok(&["ethtool", "-K", "eth0", "gro", "on"]);
@@ -214,31 +215,46 @@ pub fn tcp(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
                 ]);
             }
         }
-        let (a, b) = (o.vm(0, 0), o.vm(1, 0));
-        if !a
+        if !o
+            .vm(0, 0)
             .ns
             .ping_until("198.19.0.2", std::time::Duration::from_secs(5))
         {
             bail!("{name}: no ping across the overlay");
         }
-        let on = tcp_bytes(b, a, secs) as f64 * 8.0 / f64::from(secs) / 1e9;
-        if xdp_gro {
-            out.insert(name.into(), json!({ "offloads_on": on }));
+        overlays.push(o);
+    }
+    let gbps =
+        |o: &Overlay| tcp_bytes(o.vm(1, 0), o.vm(0, 0), secs) as f64 * 8.0 / f64::from(secs) / 1e9;
+    let mut on = vec![Vec::new(); overlays.len()];
+    for _ in 0..runs {
+        for (o, r) in overlays.iter().zip(on.iter_mut()) {
+            r.push(gbps(o));
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (i, ((name, _), o)) in variants.iter().zip(&overlays).enumerate() {
+        out.insert(
+            (*name).into(),
+            json!({ "offloads_on": super::summary(&on[i]).0 }),
+        );
+        if *name == "vtep-xdp-gro" {
             continue;
         }
-        for vm in [a, b] {
-            vm.ns.ok(&[
+        for h in 0..2 {
+            o.vm(h, 0).ns.ok(&[
                 "ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off", "tx", "off",
             ]);
         }
-        let off = tcp_bytes(b, a, secs) as f64 * 8.0 / f64::from(secs) / 1e9;
-        out.insert(
-            name.into(),
-            json!({ "offloads_on": on, "offloads_off": off }),
-        );
+        let off: Vec<f64> = (0..runs).map(|_| gbps(o)).collect();
+        out[*name]["offloads_off"] = json!(super::summary(&off).0);
     }
+    out.insert("runs".into(), json!(runs));
     Ok(Value::Object(out))
 }
+
+/// TCP runs per variant (the median is reported).
+const TCP_RUNS: usize = 3;
 
 /// Every figure the report must have, as JSON pointers.
 const FIGURES: &[&str] = &[
@@ -417,14 +433,24 @@ pub fn markdown(r: &Value) -> String {
             num(r, &format!("/tcp_gbps/{v}/offloads_off"))
         );
     }
+    let on = |n: &str| r.pointer(&format!("/tcp_gbps/{n}/offloads_on"))?.as_f64();
+    let ratio = |v: &str| match (on(v), on("kernel")) {
+        (Some(a), Some(k)) => format!("{:.2}", a / k),
+        _ => "–".into(),
+    };
     let _ = writeln!(
         s,
-        "\nWith XDP on the underlay veth, its peer cannot hand it GSO packets: \
+        "\nMedians of {} runs per variant, the variants taking turns. \
+         vtep/kernel = {}; vtep-xdp-gro/kernel = {} (offloads on). \
+         With XDP on the underlay veth, its peer cannot hand it GSO packets: \
          TCP arrives in MTU-sized frames, where the kernel's vxlan (no XDP) gets \
-         whole GSO packets through the veth. `vtep-xdp-gro` is the path that wins: \
-         decapsulated frames delivered from XDP (`vtep port add IFACE --deliver xdp`) \
-         to a VM whose side of the veth has GRO on (`ethtool -K eth0 gro on` in the VM \
-         or container), which puts the segments back together before its TCP stack."
+         whole GSO packets through the veth. `vtep-xdp-gro` delivers from XDP \
+         (`vtep port add IFACE --deliver xdp`) to a VM whose side of the veth has GRO \
+         on (`ethtool -K eth0 gro on` in the VM or container), which puts the segments \
+         back together before its TCP stack.",
+        r["tcp_gbps"]["runs"],
+        ratio("vtep"),
+        ratio("vtep-xdp-gro")
     );
     s
 }

@@ -128,7 +128,7 @@ fn build_bench_object(root: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Median, min and max of `v` (not empty).
-fn summary(v: &[f64]) -> (f64, f64, f64) {
+pub fn summary(v: &[f64]) -> (f64, f64, f64) {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     (s[s.len() / 2], s[0], s[s.len() - 1])
