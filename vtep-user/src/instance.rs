@@ -745,46 +745,67 @@ impl Tables {
     /// is checked before the first is written, and if one cannot be
     /// written (the FDB is full), those written before it are undone.
     pub fn fdb_load(&mut self, entries: &[(Vni, Mac, Location)]) -> anyhow::Result<()> {
+        let mut vnis: BTreeMap<Vni, VniInfo> = BTreeMap::new();
+        let mut checked = Vec::with_capacity(entries.len());
         for (vni, mac, at) in entries {
-            self.fdb_check(*vni, *mac, *at)?;
+            let info = match vnis.get(vni) {
+                Some(info) => *info,
+                None => *vnis.entry(*vni).or_insert(self.require_vni(*vni)?),
+            };
+            checked.push((*vni, *mac, self.fdb_entry(*vni, *mac, *at)?, info));
         }
         let mut done: Vec<(Vni, Mac, Option<FdbEntry>)> = Vec::new();
-        for (vni, mac, at) in entries {
-            let old = self.fdb.get(&FdbKey::new(vni.0, mac.0), 0).ok();
-            if let Err(e) = self.fdb_add(*vni, *mac, *at) {
-                let taken = done.len();
-                for (vni, mac, old) in done.into_iter().rev() {
-                    let undone = match old {
-                        Some(o) => self.fdb_add(vni, mac, Location::of(o.remote, o.ifindex)),
-                        None => self.fdb_del(vni, mac),
-                    };
-                    if let Err(u) = undone {
-                        log::warn!("cannot undo the FDB entry of {mac} in VNI {vni}: {u:#}");
+        for (vni, mac, entry, info) in checked {
+            match self.fdb_put(vni, mac, entry, &info) {
+                Ok(old) => done.push((vni, mac, old)),
+                Err(e) => {
+                    let taken = done.len();
+                    for (vni, mac, old) in done.into_iter().rev() {
+                        let undone = match old {
+                            Some(o) => self.fdb_add(vni, mac, Location::of(o.remote, o.ifindex)),
+                            None => self.fdb_del(vni, mac),
+                        };
+                        if let Err(u) = undone {
+                            log::warn!("cannot undo the FDB entry of {mac} in VNI {vni}: {u:#}");
+                        }
                     }
+                    return Err(e.context(format!(
+                        "nothing loaded ({} entries given, {taken} written and undone)",
+                        entries.len()
+                    )));
                 }
-                return Err(e.context(format!(
-                    "nothing loaded ({} entries given, {taken} written and undone)",
-                    entries.len()
-                )));
             }
-            done.push((*vni, *mac, old));
         }
         Ok(())
     }
 
     /// Adds or replaces a static FDB entry.
     pub fn fdb_add(&mut self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<()> {
-        let (mut entry, info) = self.fdb_check(vni, mac, at)?;
+        let (entry, info) = self.fdb_check(vni, mac, at)?;
+        self.fdb_put(vni, mac, entry, &info).map(|_| ())
+    }
+
+    /// Writes a checked static entry of `vni` (described by `info`),
+    /// keeping the remote VTEPs' references right; returns the entry it
+    /// replaced.
+    fn fdb_put(
+        &mut self,
+        vni: Vni,
+        mac: Mac,
+        mut entry: FdbEntry,
+        info: &VniInfo,
+    ) -> anyhow::Result<Option<FdbEntry>> {
         let key = FdbKey::new(vni.0, mac.0);
         let old = self.fdb.get(&key, 0).ok();
-        if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
-            self.ref_remote(vni, &info, entry.remote)?;
-        }
+        let same_remote = old.is_some_and(|o| o.remote == entry.remote);
         if entry.remote != 0 {
-            entry.peer = self.remote_peer(vni, entry.remote);
+            entry.peer = match old {
+                Some(o) if same_remote => o.peer,
+                _ => self.ref_remote(vni, info, entry.remote)?,
+            };
         }
         if let Err(e) = self.fdb.insert(key, entry, 0) {
-            if entry.remote != 0 && old.map(|o| o.remote) != Some(entry.remote) {
+            if entry.remote != 0 && !same_remote {
                 self.unref_remote(vni, entry.remote)?;
             }
             return Err(e).with_context(|| {
@@ -796,19 +817,25 @@ impl Tables {
         }
         if let Some(o) = old
             && o.remote != 0
-            && o.remote != entry.remote
+            && !same_remote
         {
             self.unref_remote(vni, o.remote)?;
         }
         // A static entry takes the MAC over from learning.
         let _ = self.learned.remove(&key);
-        Ok(())
+        Ok(old)
     }
 
-    /// Checks a static FDB entry; returns its map value and the VNI's stats
-    /// slot.
+    /// Checks a static FDB entry; returns its map value and the VNI's
+    /// configuration.
     fn fdb_check(&self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<(FdbEntry, VniInfo)> {
         let info = self.require_vni(vni)?;
+        Ok((self.fdb_entry(vni, mac, at)?, info))
+    }
+
+    /// Checks a static FDB entry of `vni` (a configured VNI); returns its
+    /// map value.
+    fn fdb_entry(&self, vni: Vni, mac: Mac, at: Location) -> anyhow::Result<FdbEntry> {
         if mac.0[0] & 1 != 0 {
             bail!(
                 "MAC {mac} is a group (multicast/broadcast) address: FDB entries are for unicast MACs"
@@ -851,7 +878,7 @@ impl Tables {
                 }
             }
         };
-        Ok((entry, info))
+        Ok(entry)
     }
 
     /// Removes an FDB entry; fails if there is none.
