@@ -290,7 +290,16 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
             bail!("FDB entry {mac} in VNI {vni} is configured twice");
         }
         let at = match (e.remote, e.port) {
-            (Some(r), None) => PlanLocation::Remote(parse_remote(&r)?),
+            (Some(r), None) => {
+                let ip = parse_remote(&r)?;
+                if ip == local_ip {
+                    bail!(
+                        "FDB entry {mac} in VNI {vni}: remote {ip} is this VTEP's own address; \
+                         a local MAC takes port = \"IFACE\""
+                    );
+                }
+                PlanLocation::Remote(ip)
+            }
             (None, Some(p)) => {
                 if !ports.iter().any(|(name, v, _)| *name == p && *v == vni) {
                     bail!("FDB entry {mac}: port '{p}' is not a [[port]] of VNI {vni}");
@@ -380,6 +389,12 @@ mod tests {
                 "exactly one",
             ),
             (GOOD.replace("underlay =", "underlai ="), "underlai"),
+            // Found by the `config` fuzz target: an FDB entry behind this
+            // VTEP's own address used to pass the file check.
+            (
+                GOOD.replace("remote = \"198.18.2.1\"", "remote = \"198.18.1.1\""),
+                "own address",
+            ),
             (
                 format!("{GOOD}\n[[port]]\niface = \"vm1\"\nvni = 100\n"),
                 "twice",
