@@ -340,6 +340,25 @@ impl Vtep {
         serde_json::from_str(&self.ok(&["stats", "--json"])).expect("stats --json is JSON")
     }
 
+    /// `vtep maps dump NAME --json`, parsed.
+    pub fn map_dump(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["maps", "dump", name, "--json"]))
+            .expect("maps dump --json is JSON")
+    }
+
+    /// The row of map `name` in `vtep maps list --json` (type, sizes,
+    /// entries, capacity).
+    pub fn map_row(&self, name: &str) -> serde_json::Value {
+        let list: serde_json::Value = serde_json::from_str(&self.ok(&["maps", "list", "--json"]))
+            .expect("maps list --json is JSON");
+        list.as_array()
+            .expect("maps list --json is an array")
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no map {name} in {list}"))
+            .clone()
+    }
+
     /// A counter from `vtep stats --json` (`drop_reasons` or `counters`).
     pub fn counter(&self, group: &str, name: &str) -> u64 {
         self.stats()[group][name]

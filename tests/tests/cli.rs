@@ -456,14 +456,7 @@ fn capacities_give_clear_errors_and_big_configs_apply() {
     std::fs::write(&path, cfg).unwrap();
     v.ok(&["up", "--config", path.to_str().unwrap()]);
     let _ = std::fs::remove_file(&path);
-    let list: serde_json::Value = serde_json::from_str(&v.ok(&["maps", "list", "--json"])).unwrap();
-    let vnis = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "VNIS")
-        .unwrap();
-    assert_eq!(vnis["entries"], 20_000);
+    assert_eq!(v.map_row("VNIS")["entries"], 20_000);
 }
 
 #[test]
@@ -515,9 +508,8 @@ fn remote_vtep_records_follow_the_vnis_that_name_them() {
     let v = &s.vtep;
     v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
     let peers = || -> Vec<(String, u64, u64)> {
-        let dump: serde_json::Value =
-            serde_json::from_str(&v.ok(&["maps", "dump", "PEERS", "--json"])).unwrap();
-        let mut rows: Vec<_> = dump
+        let mut rows: Vec<_> = v
+            .map_dump("PEERS")
             .as_array()
             .unwrap()
             .iter()
@@ -580,9 +572,6 @@ fn full_tables_give_clear_errors_and_nothing_half_applied() {
             .map(|i| format!("02:00:00:00:00:{i:02x} 100 remote {remote}\n"))
             .collect()
     };
-    let dump = |name: &str| -> serde_json::Value {
-        serde_json::from_str(&v.ok(&["maps", "dump", name, "--json"])).unwrap()
-    };
     let fdb_len = || {
         let fdb: serde_json::Value =
             serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
@@ -608,10 +597,10 @@ fn full_tables_give_clear_errors_and_nothing_half_applied() {
     refused(v, &["fdb", "load", &more], "FDB full");
     assert!(v.fails(&["fdb", "load", &more]).contains("nothing loaded"));
     assert_eq!(fdb_len(), 10, "a refused load left entries");
-    let remotes = dump("REMOTES");
+    let remotes = v.map_dump("REMOTES");
     assert_eq!(remotes.as_array().unwrap().len(), 1, "{remotes}");
     assert_eq!(remotes[0]["refs"], 11, "flood list + 10 entries: {remotes}");
-    let peers = dump("PEERS");
+    let peers = v.map_dump("PEERS");
     assert_eq!(peers.as_array().unwrap().len(), 1, "{peers}");
     v.ok(&["fdb", "load", &write("six", &entries(10, 6, "198.18.0.2"))]);
     assert_eq!(fdb_len(), 16);
@@ -629,7 +618,7 @@ fn full_tables_give_clear_errors_and_nothing_half_applied() {
         "--fdb-capacity",
     );
     assert_eq!(fdb_len(), 16);
-    assert_eq!(dump("PEERS").as_array().unwrap().len(), 1);
+    assert_eq!(v.map_dump("PEERS").as_array().unwrap().len(), 1);
     // Replacing an entry needs no room.
     v.ok(&[
         "fdb",
@@ -664,21 +653,16 @@ fn full_tables_give_clear_errors_and_nothing_half_applied() {
         &["vni", "add", "70000", "--flood", "198.18.0.2"],
         "VNI table full",
     );
-    let list: serde_json::Value = serde_json::from_str(&v.ok(&["maps", "list", "--json"])).unwrap();
-    let row = |name: &str| {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == name)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(row("VNIS")["entries"], 65_536);
+    assert_eq!(v.map_row("VNIS")["entries"], 65_536);
     assert_eq!(
-        row("REMOTES")["entries"],
+        v.map_row("REMOTES")["entries"],
         0,
         "the refused VNI left a remote"
     );
-    assert_eq!(row("PEERS")["entries"], 0, "the refused VNI left a remote");
+    assert_eq!(
+        v.map_row("PEERS")["entries"],
+        0,
+        "the refused VNI left a remote"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

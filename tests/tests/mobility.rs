@@ -292,13 +292,7 @@ fn a_mac_explosion_stays_within_the_learned_capacity() {
     );
     o.vm(1, 0).ns.ok(&["python3", "-c", &script]);
     std::thread::sleep(Duration::from_millis(300));
-    let list: serde_json::Value = serde_json::from_str(&v.ok(&["maps", "list", "--json"])).unwrap();
-    let learned = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "LEARNED")
-        .unwrap();
+    let learned = v.map_row("LEARNED");
     assert_eq!(learned["capacity"], 64);
     let n = learned["entries"].as_u64().unwrap();
     assert!(n <= 64 && n > 0, "{n} learned entries for a capacity of 64");

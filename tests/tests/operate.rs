@@ -248,12 +248,10 @@ fn sighup_applies_only_the_differences() {
         "the untouched tenant lost traffic during the reload"
     );
 
-    let vnis = v0.ok(&["maps", "dump", "VNIS", "--json"]);
-    let vnis: serde_json::Value = serde_json::from_str(&vnis).unwrap();
+    let vnis = v0.map_dump("VNIS");
     assert_eq!(vnis.as_array().map(Vec::len), Some(1), "{vnis}");
     assert_eq!(vnis[0]["vni"], 100);
-    let ports: serde_json::Value =
-        serde_json::from_str(&v0.ok(&["maps", "dump", "PORTS", "--json"])).unwrap();
+    let ports = v0.map_dump("PORTS");
     assert_eq!(ports.as_array().map(Vec::len), Some(1), "{ports}");
     assert_eq!(ports[0]["port"], "p100");
     let fdb = v0.ok(&["fdb", "show", "--json"]);
@@ -288,9 +286,7 @@ fn maps_and_status_decode_what_was_put_in() {
         "--bum-pps",
         "500",
     ]);
-    let dump = |name: &str| -> serde_json::Value {
-        serde_json::from_str(&v0.ok(&["maps", "dump", name, "--json"])).unwrap()
-    };
+    let dump = |name: &str| v0.map_dump(name);
     let fdb = dump("FDB");
     let remote_vm = fdb
         .as_array()
@@ -326,14 +322,7 @@ fn maps_and_status_decode_what_was_put_in() {
     assert_eq!(inst[0]["local_ip"], "198.18.1.1");
     assert_eq!(inst[0]["underlay"], "ul0");
 
-    let list: serde_json::Value =
-        serde_json::from_str(&v0.ok(&["maps", "list", "--json"])).unwrap();
-    let fdb_row = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "FDB")
-        .unwrap();
+    let fdb_row = v0.map_row("FDB");
     assert_eq!(fdb_row["entries"], 2);
     assert_eq!(fdb_row["capacity"], 1 << 20);
     assert_eq!(fdb_row["key_size"], 12);

@@ -750,7 +750,11 @@ impl Tables {
         for (vni, mac, at) in entries {
             let info = match vnis.get(vni) {
                 Some(info) => *info,
-                None => *vnis.entry(*vni).or_insert(self.require_vni(*vni)?),
+                None => {
+                    let info = self.require_vni(*vni)?;
+                    vnis.insert(*vni, info);
+                    info
+                }
             };
             checked.push((*vni, *mac, self.fdb_entry(*vni, *mac, *at)?, info));
         }
