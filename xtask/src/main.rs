@@ -152,5 +152,6 @@ fn test() -> anyhow::Result<()> {
         json: true,
         write: None,
         baseline: None,
+        only: None,
     })
 }

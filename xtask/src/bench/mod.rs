@@ -45,6 +45,11 @@ pub struct Opts {
     /// before/after ratio of a datapath change.
     #[arg(long, value_name = "REV")]
     pub baseline: Option<String>,
+    /// Only the packet rates of one direction (and its program cost): a
+    /// quick before/after of a datapath change, e.g.
+    /// `--only decap --baseline HEAD~1`. Not with --write or --smoke.
+    #[arg(long, value_enum, conflicts_with_all = ["write", "smoke"])]
+    pub only: Option<Dir>,
 }
 
 /// Builds the `vtep` binary of git revision `rev` (in a temporary worktree,
@@ -161,6 +166,9 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     }
     decap.extend([Variant::XdpDrop, Variant::XdpRedirect]);
     for (dir, variants) in [(Dir::Decap, decap), (Dir::Encap, encap)] {
+        if opts.only.is_some_and(|only| only != dir) {
+            continue;
+        }
         for v in variants {
             let bin = match (&baseline_bin, v) {
                 (Some(b), Variant::Baseline) => b,
@@ -225,15 +233,17 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     report["program_cost_ns"] = prog_cost;
     report["baseline"] = json!(opts.baseline);
 
-    let vtep_decap = benches
-        .iter()
-        .find(|b| b.dir == Dir::Decap && b.variant == Variant::Vtep)
-        .context("no vtep decap bench")?;
-    report["fdb_scale"] = extra::fdb_scale(vtep_decap, opts.smoke, packets)?;
-    drop(benches);
-    report["control_plane"] = extra::control_plane(&vtep_bin, opts.smoke)?;
-    report["latency_us"] = extra::latency(&vtep_bin, opts.smoke)?;
-    report["tcp_gbps"] = extra::tcp(&vtep_bin, opts.smoke)?;
+    if opts.only.is_none() {
+        let vtep_decap = benches
+            .iter()
+            .find(|b| b.dir == Dir::Decap && b.variant == Variant::Vtep)
+            .context("no vtep decap bench")?;
+        report["fdb_scale"] = extra::fdb_scale(vtep_decap, opts.smoke, packets)?;
+        drop(benches);
+        report["control_plane"] = extra::control_plane(&vtep_bin, opts.smoke)?;
+        report["latency_us"] = extra::latency(&vtep_bin, opts.smoke)?;
+        report["tcp_gbps"] = extra::tcp(&vtep_bin, opts.smoke)?;
+    }
 
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -34,7 +34,7 @@ const LOCAL_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const DUT_IP: [u8; 4] = [198, 18, 0, 1];
 const PEER_IP: [u8; 4] = [198, 18, 0, 2];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dir {
     Decap,
     Encap,
