@@ -18,21 +18,21 @@ use aya::{
 };
 use vtep_common::{
     consts::{
-        GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES,
-        MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, PROG_DECAP_XDP, PROG_ENCAP_TC,
-        VXLAN_PORT,
+        GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_LEARNED,
+        MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
+        PROG_DECAP_XDP, PROG_ENCAP_TC, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
         CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey,
-        META_ACTION_DELIVER, META_ACTION_FLOOD, PORT_F_XDP, PeerStats, PortInfo, RemoteInfo,
-        RemoteKey, VniInfo, VniStats,
+        LearnedEntry, META_ACTION_DELIVER, META_ACTION_FLOOD, PORT_F_XDP, PeerStats, PortInfo,
+        REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
     model,
     vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
 };
 use vtep_tests::BpfFs;
-use vtep_user::datapath::EBPF_OBJECT;
+use vtep_user::{datapath::EBPF_OBJECT, generation::Generation, instance::coarse_now_ns};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -83,6 +83,8 @@ fn ip(a: Ipv4Addr) -> u32 {
 /// bpffs.
 struct Loaded {
     ebpf: Ebpf,
+    /// Bumped after every table change, as `vtep` does.
+    generation: Generation,
     _bpffs: BpfFs,
 }
 
@@ -102,8 +104,10 @@ impl Loaded {
         xdp.load().expect("verifier accepts the XDP decap program");
         let tc: &mut SchedClassifier = ebpf.program_mut(PROG_ENCAP_TC).unwrap().try_into().unwrap();
         tc.load().expect("verifier accepts the encap program");
+        let generation = Generation::open(&bpffs.dir.join(MAP_GENERATION)).unwrap();
         Loaded {
             ebpf,
+            generation,
             _bpffs: bpffs,
         }
     }
@@ -148,6 +152,7 @@ impl Loaded {
             )
             .unwrap();
         }
+        self.generation.bump();
     }
 
     fn port(&mut self, ifindex: u32, vni: u32, flags: u32) {
@@ -183,6 +188,7 @@ impl Loaded {
             peer: remote.map_or(0, peer_slot),
         };
         m.insert(FdbKey::new(vni, mac), e, 0).unwrap();
+        self.generation.bump();
     }
 
     fn counters(&self, name: &str, n: u32) -> Vec<u64> {
@@ -931,8 +937,14 @@ fn encap_table() {
     check(&l, cases, run_tc(&l, p4));
 }
 
-/// The decap fixture's tables, for the reference model.
-struct FixtureTables;
+/// The decap fixture's tables, for the reference model, with its ports
+/// made real in [`private_netns`]: MAC_SKB_PORT behind `skb` (p2, MTU
+/// [`P2_MTU`], or p3, MTU 1500), MAC_XDP_PORT behind `xdp` (p1, 1500).
+struct FixtureTables {
+    skb: u32,
+    xdp: u32,
+    p2: u32,
+}
 
 impl model::DecapTables for FixtureTables {
     fn remote_allowed(&self, vni: u32, ip: [u8; 4]) -> bool {
@@ -954,15 +966,14 @@ impl model::DecapTables for FixtureTables {
             peer: remote.map_or(0, peer_slot),
         };
         match (vni, mac) {
-            (100, MAC_SKB_PORT) => Some(e(P_SKB, None, FDB_F_STATIC)),
-            (100, MAC_XDP_PORT) => Some(e(P_XDP, None, FDB_F_STATIC | FDB_F_XDP)),
+            (100, MAC_SKB_PORT) => Some(e(self.skb, None, FDB_F_STATIC)),
+            (100, MAC_XDP_PORT) => Some(e(self.xdp, None, FDB_F_STATIC | FDB_F_XDP)),
             (100, MAC_BEHIND_REMOTE) => Some(e(0, Some(REMOTE_UNRESOLVED), FDB_F_STATIC)),
             _ => None,
         }
     }
-    fn port_mtu(&self, _ifindex: u32) -> Option<u32> {
-        // The decap fixture's ports are made-up ifindexes.
-        None
+    fn port_mtu(&self, ifindex: u32) -> Option<u32> {
+        Some(if ifindex == self.p2 { P2_MTU } else { 1500 })
     }
 }
 
@@ -994,10 +1005,12 @@ fn random_frame(r: &mut Rng) -> Vec<u8> {
         4 => MAC_UNKNOWN,
         _ => [r.next() as u8, 0, 0, 0, 0, r.next() as u8],
     };
-    let mut inner = match r.below(3) {
+    let mut inner = match r.below(4) {
         0 => inner_frame(dst),
         1 => arp_frame(dst),
-        _ => vlan_frame(dst),
+        2 => vlan_frame(dst),
+        // Around the ports' largest frames (1418 and 1518 bytes).
+        _ => sized_frame(dst, 1400 + r.below(140) as usize, true),
     };
     if r.below(8) == 0 {
         inner[6] = r.next() as u8;
@@ -1035,22 +1048,40 @@ fn random_frame(r: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn decap_matches_the_reference_model_on_random_frames() {
-    let l = decap_loaded();
+    private_netns();
+    let (p1, p2, p3) = (ifindex("p1"), ifindex("p2"), ifindex("p3"));
+    let mut l = decap_loaded();
+    l.port(p1, 100, PORT_F_XDP);
+    l.port(p2, 100, 0);
+    l.port(p3, 100, 0);
+    l.fdb_flags(100, MAC_XDP_PORT, None, p1, FDB_F_STATIC | FDB_F_XDP);
+    l.fdb(100, MAC_SKB_PORT, None, p2);
+    let mut tables = FixtureTables {
+        skb: p2,
+        xdp: p1,
+        p2,
+    };
     let cfg = config(1);
     let seed = std::env::var("VTEP_MODEL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5654_4550_2026_u64);
     let mut rng = Rng(seed);
-    let run = run_xdp(&l);
+    let run = |l: &Loaded, frame: &[u8], out: &mut [u8]| run_xdp(l)(frame, out);
     let drops_total = |l: &Loaded| l.counters(MAP_DROPS, DropReason::COUNT).iter().sum::<u64>();
     let (mut expected_drops, start_drops) = (0u64, drops_total(&l));
     let mut seen = std::collections::BTreeMap::<String, u32>::new();
     for i in 0..100_000u32 {
+        // Now and then MAC_SKB_PORT moves between p2 and p3 (as `vtep fdb
+        // add` does it): no decision cached before may be used after.
+        if i % 1000 == 999 {
+            tables.skb = if tables.skb == p2 { p3 } else { p2 };
+            l.fdb(100, MAC_SKB_PORT, None, tables.skb);
+        }
         let frame = random_frame(&mut rng);
-        let want = model::decap(&frame, &cfg, &FixtureTables);
+        let want = model::decap(&frame, &cfg, &tables);
         let mut out = vec![0u8; frame.len() + 64];
-        let (action, len) = run(&frame, &mut out);
+        let (action, len) = run(&l, &frame, &mut out);
         let got = &out[..len];
         let fail = |what: &str| -> ! {
             let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
@@ -1102,7 +1133,7 @@ fn decap_matches_the_reference_model_on_random_frames() {
             && let model::Verdict::Drop(reason) = want
         {
             let before = l.counters(MAP_DROPS, DropReason::COUNT)[reason as usize];
-            run(&frame, &mut out);
+            run(&l, &frame, &mut out);
             let after = l.counters(MAP_DROPS, DropReason::COUNT)[reason as usize];
             assert_eq!(
                 after,
@@ -1118,7 +1149,17 @@ fn decap_matches_the_reference_model_on_random_frames() {
         expected_drops,
         "drop counters (seed {seed})"
     );
-    println!("decap vs reference model, seed {seed}: 100000 frames, no mismatch: {seen:?}");
+    let c = l.counters(MAP_COUNTERS, Counter::COUNT);
+    let fills = c[Counter::DecapCacheFill as usize];
+    let delivered = c[Counter::DecapXdp as usize] + c[Counter::DecapSkb as usize];
+    println!(
+        "decap vs reference model, seed {seed}: 100000 frames, no mismatch: {seen:?}; \
+         {delivered} deliveries, {fills} decided from the tables, the rest from the cache"
+    );
+    assert!(
+        fills > 0 && delivered > 2 * fills,
+        "the decap cache was not exercised: {fills} fills for {delivered} deliveries"
+    );
     // The generator reaches every kind of verdict.
     for kind in [
         "pass",
@@ -1133,6 +1174,7 @@ fn decap_matches_the_reference_model_on_random_frames() {
         "drop remote_to_remote",
         "drop no_flood_target",
         "drop group_source_mac",
+        "drop too_big",
     ] {
         assert!(seen.contains_key(kind), "no frame got '{kind}': {seen:?}");
     }
@@ -1568,4 +1610,112 @@ fn decap_drops_inner_frames_too_big_for_their_port() {
         },
     ];
     check(&l, cases, run_xdp(&l));
+}
+
+/// Runs decap frame `f`, which must be passed up to TC; returns the port
+/// its metadata names (0: flood).
+fn passed_up_to(l: &Loaded, f: &[u8]) -> u32 {
+    let mut out = vec![0u8; f.len() + 64];
+    let (action, len) = run_xdp(l)(f, &mut out);
+    assert_eq!(action, XDP_PASS, "frame not passed up");
+    assert!(len >= 16, "no metadata");
+    u32::from_ne_bytes(out[12..16].try_into().unwrap())
+}
+
+/// The decap decision cache (vtep-ebpf `cache`): the frames of a
+/// conversation after the first are decided from the cache, never after a
+/// table change (the generation moves) and never after the learned entry
+/// of their destination went stale; learning bumps the generation.
+#[test]
+fn decap_cache_follows_the_tables() {
+    private_netns();
+    let (p2, p3) = (ifindex("p2"), ifindex("p3"));
+    let mut l = Loaded::new(Config {
+        ageing_s: 1,
+        ..config(1)
+    });
+    l.vni(100, &[REMOTE], &[p2, p3]);
+    l.port(p2, 100, 0);
+    l.port(p3, 100, 0);
+    l.fdb(100, MAC_SKB_PORT, None, p2);
+    let fills =
+        |l: &Loaded| l.counters(MAP_COUNTERS, Counter::COUNT)[Counter::DecapCacheFill as usize];
+    let to_skb_port = vxlan(REMOTE, VXLAN_PORT, I, 100, &inner_frame(MAC_SKB_PORT));
+
+    assert_eq!(passed_up_to(&l, &to_skb_port), p2);
+    assert_eq!(fills(&l), 1, "the first frame is decided from the tables");
+    for _ in 0..3 {
+        assert_eq!(passed_up_to(&l, &to_skb_port), p2);
+    }
+    assert_eq!(fills(&l), 1, "the frames after it, from the cache");
+
+    // The FDB entry changes behind the cache's back (no bump): the cache
+    // still answers, which is what makes the generation load-bearing...
+    {
+        let mut m: HashMap<_, FdbKey, FdbEntry> =
+            HashMap::try_from(l.ebpf.map_mut(MAP_FDB).unwrap()).unwrap();
+        let e = FdbEntry {
+            remote: 0,
+            ifindex: p3,
+            flags: FDB_F_STATIC,
+            peer: 0,
+        };
+        m.insert(FdbKey::new(100, MAC_SKB_PORT), e, 0).unwrap();
+    }
+    assert_eq!(passed_up_to(&l, &to_skb_port), p2);
+    // ...and once it moves, as after every change `vtep` makes, the next
+    // frame follows the table.
+    l.generation.bump();
+    assert_eq!(passed_up_to(&l, &to_skb_port), p3);
+    assert_eq!(fills(&l), 2);
+
+    // A learned destination 0.7 s into its 1 s of life: delivered and
+    // cached, then flooded once it went stale, with no table change.
+    {
+        let mut m: HashMap<_, FdbKey, LearnedEntry> =
+            HashMap::try_from(l.ebpf.map_mut(MAP_LEARNED).unwrap()).unwrap();
+        let seen_ns = coarse_now_ns() - 700_000_000;
+        let e = LearnedEntry {
+            ifindex: p3,
+            seen_ns,
+            window_ns: seen_ns,
+            ..LearnedEntry::default()
+        };
+        m.insert(FdbKey::new(100, MAC_UNKNOWN), e, 0).unwrap();
+    }
+    l.generation.bump();
+    let to_learned = vxlan(REMOTE, VXLAN_PORT, I, 100, &inner_frame(MAC_UNKNOWN));
+    assert_eq!(passed_up_to(&l, &to_learned), p3);
+    assert_eq!(passed_up_to(&l, &to_learned), p3);
+    assert_eq!(fills(&l), 3);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(passed_up_to(&l, &to_learned), 0, "stale: flooded");
+
+    // Learning from REMOTE: a MAC learned bumps the generation; seeing it
+    // again (a refresh at most) does not.
+    {
+        let mut r: HashMap<_, RemoteKey, RemoteInfo> =
+            HashMap::try_from(l.ebpf.map_mut(MAP_REMOTES).unwrap()).unwrap();
+        let key = RemoteKey {
+            vni: 100,
+            ip: ip(REMOTE),
+        };
+        let mut info = r.get(&key, 0).unwrap();
+        info.flags |= REMOTE_F_LEARN;
+        r.insert(key, info, 0).unwrap();
+    }
+    l.generation.bump();
+    let before = l.generation.get();
+    assert_eq!(passed_up_to(&l, &to_skb_port), p3);
+    let learned = l.generation.get();
+    assert!(
+        learned > before,
+        "learning MAC_A did not bump the generation"
+    );
+    assert_eq!(passed_up_to(&l, &to_skb_port), p3);
+    assert_eq!(
+        l.generation.get(),
+        learned,
+        "a second frame changed nothing"
+    );
 }

@@ -115,6 +115,14 @@ pub const MAP_INSTANCE: &str = "INSTANCE";
 /// `NextHopKey` -> 1, so that `down` removes exactly those (userspace
 /// only).
 pub const MAP_NEXTHOPS: &str = "NEXTHOPS";
+/// The tables' generation (one `u64`, mmapable): bumped after every change
+/// to a table the decap decision cache reads, by the kernel programs and by
+/// userspace, atomically. A cached decision is valid only at the generation
+/// it was made in.
+pub const MAP_GENERATION: &str = "GENERATION";
+/// Entries of the decap decision cache, per CPU (a power of two). The cache
+/// is not pinned: each load of the programs starts with an empty one.
+pub const DECAP_CACHE_CAPACITY: u32 = 4096;
 /// Capacity of the next-hop record.
 pub const NEXTHOPS_CAPACITY: u32 = 4096;
 

@@ -133,11 +133,14 @@ pub enum Counter {
     NeighLearned = 13,
     /// A VM told "fragmentation needed" for a frame too big to carry.
     IcmpFragNeeded = 14,
+    /// A decap decision made from the tables and kept in the decap cache
+    /// (the frames after it of the same conversation take the cache).
+    DecapCacheFill = 15,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 15] = [
+    pub const ALL: [Counter; 16] = [
         Counter::PassToKernel,
         Counter::DecapXdp,
         Counter::DecapSkb,
@@ -153,6 +156,7 @@ impl Counter {
         Counter::ArpSuppressed,
         Counter::NeighLearned,
         Counter::IcmpFragNeeded,
+        Counter::DecapCacheFill,
     ];
     /// Number of slots in the `COUNTERS` array.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -175,6 +179,7 @@ impl Counter {
             Counter::ArpSuppressed => "arp_suppressed",
             Counter::NeighLearned => "neigh_learned",
             Counter::IcmpFragNeeded => "icmp_frag_needed",
+            Counter::DecapCacheFill => "decap_cache_fill",
         }
     }
 }

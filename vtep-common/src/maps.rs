@@ -41,6 +41,9 @@ pub const DEFAULT_MOVE_WINDOW_S: u32 = 180;
 
 /// Set the DF bit on outer IPv4 headers.
 pub const CONFIG_F_DF: u8 = 1;
+/// Decide every decapsulated frame from the tables, without the decap
+/// decision cache (`vtep up --no-decap-cache`).
+pub const CONFIG_F_NO_DECAP_CACHE: u8 = 2;
 
 /// What `vtep up` recorded about an instance, in the one-entry `INSTANCE`
 /// array: later commands read it instead of asking the user again.
@@ -57,7 +60,7 @@ pub struct InstanceInfo {
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.

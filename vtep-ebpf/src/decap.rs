@@ -10,9 +10,7 @@
 use core::{ffi::c_void, mem::size_of};
 
 use aya_ebpf::{
-    bindings::{
-        TC_ACT_OK, TC_ACT_SHOT, bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED, xdp_action,
-    },
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
     helpers::{bpf_check_mtu, bpf_redirect, bpf_xdp_adjust_head, bpf_xdp_adjust_meta},
     programs::{TcContext, XdpContext},
 };
@@ -24,16 +22,17 @@ use vtep_common::{
     },
     counters::{Counter, DropReason},
     maps::{
-        DECAP_META_MAGIC, DecapMeta, FDB_F_XDP, META_ACTION_DELIVER, META_ACTION_FLOOD,
-        REMOTE_F_LEARN, RemoteKey,
+        CONFIG_F_NO_DECAP_CACHE, DECAP_META_MAGIC, DecapMeta, FDB_F_XDP, META_ACTION_DELIVER,
+        META_ACTION_FLOOD, REMOTE_F_LEARN, RemoteKey,
     },
     vxlan::{VXLAN_FLAG_I, vni_of},
 };
 
 use crate::{
     arp::{self, Arp},
+    cache::{self, Decision, Macs},
     encap::copy_to_ports,
-    learn::{Location, learn, lookup},
+    learn::{Location, learn, lookup_until, now},
     maps::{CONFIG, REMOTES, VNIS, count, count_drop, count_rx},
     parse::{Cursor, is_group, is_vlan},
 };
@@ -137,6 +136,27 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         return Err((DropReason::NoIFlag, None));
     }
     let vni = vni_of(&vx);
+    // udp_len >= 30 and within the packet, checked above: the inner
+    // Ethernet header is there; the check is for the verifier.
+    let inner = c.next::<EthHdr>().ok_or(malformed)?;
+    let inner_start = c.pos() - ETH_HLEN;
+    let strip = inner_start - data;
+    let inner_len = (ctx.data_end() - inner_start) as u32;
+    // SAFETY: bounds checked by `next`.
+    let (dst, src, inner_type) =
+        unsafe { ((*inner).dst_addr, (*inner).src_addr, (*inner).ether_type) };
+    // SAFETY: the 12 bytes of MACs are within the inner header checked.
+    let macs = unsafe { Macs::at(inner_start) };
+    // ARP frames always take the tables (ARP snooping learns from each),
+    // and so do tagged frames (dropped there, charged to their VNI).
+    let cached = cfg.flags & CONFIG_F_NO_DECAP_CACHE == 0
+        && inner_type != ETH_P_ARP.to_be()
+        && !is_vlan(inner_type);
+    if cached && let Some(d) = cache::get(saddr, vni, macs) {
+        return deliver(ctx, d, strip, inner_len);
+    }
+    let generation = cache::generation();
+
     // One lookup answers both "is this VNI configured here?" and "may this
     // VTEP send it?": REMOTES only has entries for configured VNIs.
     let Some(remote) = REMOTES.get_ptr(RemoteKey { vni, ip: saddr }) else {
@@ -149,17 +169,6 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     };
     // SAFETY: as above.
     let (slot, remote_flags, peer) = unsafe { ((*remote).slot, (*remote).flags, (*remote).peer) };
-    // udp_len >= 30 and within the packet, checked above: the inner
-    // Ethernet header is there; the check is for the verifier.
-    let inner = c
-        .next::<EthHdr>()
-        .ok_or((DropReason::Malformed, Some(slot)))?;
-    let inner_start = c.pos() - ETH_HLEN;
-    let strip = inner_start - data;
-    let inner_len = (ctx.data_end() - inner_start) as u64;
-    // SAFETY: bounds checked by `next`.
-    let (dst, src, inner_type) =
-        unsafe { ((*inner).dst_addr, (*inner).src_addr, (*inner).ether_type) };
     if is_vlan(inner_type) {
         return Err((DropReason::InnerVlan, Some(slot)));
     }
@@ -188,9 +197,9 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     let entry = if is_group(&dst) {
         None
     } else {
-        lookup(vni, dst, &cfg)
+        lookup_until(vni, dst, &cfg)
     };
-    let Some(entry) = entry else {
+    let Some((entry, until)) = entry else {
         // BUM or unknown unicast: to every local port of the VNI, never to
         // another remote VTEP (split horizon).
         let n_ports = VNIS.get_ptr(vni).map_or(0, |info| {
@@ -200,41 +209,68 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         if n_ports == 0 {
             return Err((DropReason::NoFloodTarget, Some(slot)));
         }
-        count_rx(slot, peer, inner_len);
+        count_rx(slot, peer, inner_len.into());
         count(Counter::DecapFlood);
         return pass_up(ctx, strip, META_ACTION_FLOOD, vni, slot, 0);
     };
-    let (port_ifindex, flags) = (entry.ifindex, entry.flags);
-    if port_ifindex == 0 {
+    if entry.ifindex == 0 {
         return Err((DropReason::RemoteToRemote, Some(slot)));
     }
-    if too_big_for_port(ctx, port_ifindex, strip) {
-        return Err((DropReason::TooBig, Some(slot)));
+    let mut d = Decision {
+        expires: 0,
+        generation,
+        saddr,
+        vni,
+        macs,
+        ifindex: entry.ifindex,
+        max_len: max_frame(ctx, entry.ifindex),
+        slot,
+        peer,
+        flags: entry.flags & FDB_F_XDP,
+        _pad: 0,
+    };
+    // An unknown port (max_len 0: the redirect fails) is not cached.
+    if cached && d.max_len != 0 {
+        d.expires = cache::expiry(cache::jiffies(), until.saturating_sub(now()));
+        cache::put(&d);
+        count(Counter::DecapCacheFill);
     }
-    count_rx(slot, peer, inner_len);
-    if flags & FDB_F_XDP != 0 {
-        strip_outer(ctx, strip, slot)?;
-        count(Counter::DecapXdp);
-        // SAFETY: plain helper call; an unknown ifindex fails the redirect.
-        return Ok(unsafe { bpf_redirect(port_ifindex, 0) } as u32);
-    }
-    count(Counter::DecapSkb);
-    pass_up(ctx, strip, META_ACTION_DELIVER, vni, slot, port_ifindex)
+    deliver(ctx, &d, strip, inner_len)
 }
 
-/// Whether the inner frame (the packet less its `strip` bytes of outer
-/// headers) is larger than port `ifindex` takes (its MTU plus its Ethernet
-/// header plus a VLAN tag's 4 bytes, as the kernel's forwarding check
-/// allows): after the redirect the kernel would drop it without a word.
-/// An unknown ifindex is not for this check to judge (the redirect fails).
+/// Delivers the inner frame (`inner_len` bytes after `strip` bytes of outer
+/// headers) as decided by `d`: redirected from XDP, or passed up to TC.
 #[inline(always)]
-fn too_big_for_port(ctx: &XdpContext, ifindex: u32, strip: usize) -> bool {
+fn deliver(ctx: &XdpContext, d: &Decision, strip: usize, inner_len: u32) -> Result<u32, Drop> {
+    if d.max_len != 0 && inner_len > d.max_len {
+        return Err((DropReason::TooBig, Some(d.slot)));
+    }
+    count_rx(d.slot, d.peer, inner_len.into());
+    if d.flags & FDB_F_XDP != 0 {
+        strip_outer(ctx, strip, d.slot)?;
+        count(Counter::DecapXdp);
+        // SAFETY: plain helper call; an unknown ifindex fails the redirect.
+        return Ok(unsafe { bpf_redirect(d.ifindex, 0) } as u32);
+    }
+    count(Counter::DecapSkb);
+    pass_up(ctx, strip, META_ACTION_DELIVER, d.vni, d.slot, d.ifindex)
+}
+
+/// The largest frame port `ifindex` takes: its MTU plus its Ethernet
+/// header plus a VLAN tag's 4 bytes, as the kernel's forwarding check
+/// allows (after a redirect, the kernel would drop a larger frame without
+/// a word). 0 for an unknown ifindex (not for this check to judge: the
+/// redirect fails).
+#[inline(always)]
+fn max_frame(ctx: &XdpContext, ifindex: u32) -> u32 {
     let mut mtu = 0u32;
-    let len_diff = -((strip + VLAN_HLEN) as i32);
     // SAFETY: `ctx.ctx` is the xdp_md the kernel passed; `mtu` is writable
-    // for the call (0 in: check the frame's own length).
-    let rc = unsafe { bpf_check_mtu(ctx.ctx as *mut c_void, ifindex, &mut mtu, len_diff, 0) };
-    rc == i64::from(BPF_MTU_CHK_RET_FRAG_NEEDED)
+    // for the call (0 in: check the frame's own length; the MTU out).
+    let rc = unsafe { bpf_check_mtu(ctx.ctx as *mut c_void, ifindex, &mut mtu, 0, 0) };
+    if rc < 0 {
+        return 0;
+    }
+    mtu + (ETH_HLEN + VLAN_HLEN) as u32
 }
 
 /// Removes the `len` bytes of outer headers in front of the inner frame.

@@ -21,6 +21,7 @@ use vtep_common::{
 };
 
 use crate::{
+    cache,
     maps::{EVENTS, FDB, LEARNED, count},
     parse::is_group,
 };
@@ -39,31 +40,48 @@ pub struct Location {
     pub peer: u32,
 }
 
+/// Coarse monotonic time (ns), the clock of learned entries' times.
 #[inline(always)]
-fn now() -> u64 {
+pub fn now() -> u64 {
     // SAFETY: plain helper call.
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 
+/// When a learned entry goes stale (coarse ns).
+#[inline(always)]
+fn stale_at(e: &LearnedEntry, cfg: &Config) -> u64 {
+    e.seen_ns
+        .saturating_add(u64::from(cfg.ageing_s) * 1_000_000_000)
+}
+
 #[inline(always)]
 fn stale(e: &LearnedEntry, now: u64, cfg: &Config) -> bool {
-    now.saturating_sub(e.seen_ns) > u64::from(cfg.ageing_s) * 1_000_000_000
+    now > stale_at(e, cfg)
 }
 
 /// Where (`vni`, `mac`) lives: its static entry, else its learned entry
 /// unless stale.
 #[inline(always)]
 pub fn lookup(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<Location> {
+    lookup_until(vni, mac, cfg).map(|(at, _)| at)
+}
+
+/// As [`lookup`], with the time (coarse ns) until which the answer holds
+/// unless the tables change: `u64::MAX` for a static entry, the time a
+/// learned entry goes stale.
+#[inline(always)]
+pub fn lookup_until(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<(Location, u64)> {
     let key = FdbKey::new(vni, mac);
     if let Some(e) = FDB.get_ptr(key) {
         // SAFETY: map values stay valid for the duration of the program.
         let e = unsafe { &*e };
-        return Some(Location {
+        let at = Location {
             remote: e.remote,
             ifindex: e.ifindex,
             flags: e.flags,
             peer: e.peer,
-        });
+        };
+        return Some((at, u64::MAX));
     }
     let e = LEARNED.get_ptr(key)?;
     // SAFETY: as above.
@@ -71,12 +89,13 @@ pub fn lookup(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<Location> {
     if stale(e, now(), cfg) {
         return None;
     }
-    Some(Location {
+    let at = Location {
         remote: e.remote,
         ifindex: e.ifindex,
         flags: e.flags & FDB_F_XDP,
         peer: e.peer,
-    })
+    };
+    Some((at, stale_at(e, cfg)))
 }
 
 #[inline(always)]
@@ -99,6 +118,8 @@ fn report(kind: MacEventKind, key: &FdbKey, old: (u32, u32), new: (u32, u32), ts
 
 /// Learns that `mac` of `vni` is `at` (only `FDB_F_XDP` of its flags is
 /// kept). `ctx` is for the log record of a freeze (rare: never per packet).
+/// A MAC learned or moved bumps the tables' generation (a refresh does
+/// not: it changes no decision).
 #[inline(always)]
 pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg: &Config) {
     let (remote, ifindex, xdp) = (at.remote, at.ifindex, at.flags & FDB_F_XDP);
@@ -134,6 +155,7 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
             e.seen_ns = ts;
             e.window_moves += 1;
             e.moves += 1;
+            cache::bump();
             if e.window_moves > cfg.move_limit {
                 e.flags |= LEARNED_F_FROZEN;
                 count(Counter::MacFrozen);
@@ -168,6 +190,7 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         peer: at.peer,
     };
     if LEARNED.insert(key, e, 0).is_ok() {
+        cache::bump();
         count(Counter::MacLearned);
         report(MacEventKind::Learned, &key, (0, 0), (remote, ifindex), ts);
     }

@@ -15,8 +15,12 @@
 //! action; the logic lives in one module per concern.
 #![no_std]
 #![no_main]
+// `atomic_xadd`: the generation bump in `cache` (see there).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod arp;
+mod cache;
 mod decap;
 mod encap;
 mod learn;

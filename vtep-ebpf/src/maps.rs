@@ -10,9 +10,9 @@ use aya_ebpf::{
 };
 use vtep_common::{
     consts::{
-        DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES, FDB_CAPACITY, NEIGHS_CAPACITY,
-        NEXTHOPS_CAPACITY, PEERS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY,
-        VXLAN_PORT,
+        DECAP_CACHE_CAPACITY, DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES, FDB_CAPACITY,
+        NEIGHS_CAPACITY, NEXTHOPS_CAPACITY, PEERS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY,
+        VNIS_CAPACITY, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
@@ -22,8 +22,13 @@ use vtep_common::{
     },
 };
 
+use crate::cache::Decision;
+
 /// `BPF_F_NO_PREALLOC`: memory grows with the entries actually used.
 const NO_PREALLOC: u32 = 1;
+/// `BPF_F_MMAPABLE`: userspace maps the array's memory (to add to it
+/// atomically).
+const MMAPABLE: u32 = 1 << 10;
 
 /// Load-time settings (read-only), see [`Config`].
 #[unsafe(no_mangle)]
@@ -76,6 +81,15 @@ pub static VNIS: HashMap<u32, VniInfo> = HashMap::pinned(VNIS_CAPACITY, NO_PREAL
 
 #[map]
 pub static REMOTES: HashMap<RemoteKey, RemoteInfo> = HashMap::pinned(REMOTES_CAPACITY, NO_PREALLOC);
+
+/// The tables' generation: see `cache`.
+#[map]
+pub static GENERATION: Array<u64> = Array::pinned(1, MMAPABLE);
+
+/// The decap decision cache (see `cache`); not pinned.
+#[map]
+pub static DECAP_CACHE: PerCpuArray<Decision> =
+    PerCpuArray::with_max_entries(DECAP_CACHE_CAPACITY, 0);
 
 #[map]
 pub static VNI_STATS: PerCpuArray<VniStats> = PerCpuArray::pinned(VNIS_CAPACITY, 0);

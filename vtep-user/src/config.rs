@@ -8,6 +8,7 @@
 //! xdp_mode = "auto"        # optional: auto | native | skb
 //! ttl = 64                 # optional
 //! df = true                # optional
+//! decap_cache = true       # optional: false decides every frame from the tables
 //! ageing = 300             # optional: seconds a learned MAC lives unseen
 //! learned_capacity = 262144  # optional: learned table size (LRU)
 //! fdb_capacity = 1048576   # optional: static FDB entries, at most
@@ -61,6 +62,7 @@ struct File {
     xdp_mode: Option<XdpModeArg>,
     ttl: Option<u8>,
     df: Option<bool>,
+    decap_cache: Option<bool>,
     ageing: Option<u32>,
     learned_capacity: Option<u32>,
     fdb_capacity: Option<u32>,
@@ -116,6 +118,8 @@ pub struct Underlay {
     pub xdp_mode: XdpModeArg,
     pub ttl: u8,
     pub df: bool,
+    /// Keep decap decisions in the per-CPU decision cache.
+    pub decap_cache: bool,
     pub learning: Learning,
     /// Capacity of the static FDB.
     pub fdb_capacity: u32,
@@ -197,6 +201,7 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
         xdp_mode: f.xdp_mode.unwrap_or(XdpModeArg::Auto),
         ttl: f.ttl.unwrap_or(DEFAULT_TTL),
         df: f.df.unwrap_or(true),
+        decap_cache: f.decap_cache.unwrap_or(true),
         learning: Learning {
             ageing_s: f.ageing.unwrap_or(DEFAULT_AGEING_S),
             capacity: f.learned_capacity.unwrap_or(DEFAULT_LEARNED_CAPACITY),
@@ -347,6 +352,7 @@ mod tests {
         assert_eq!(p.underlay.udp_port, 4789);
         assert_eq!(p.underlay.xdp_mode, XdpModeArg::Auto);
         assert!(p.underlay.df);
+        assert!(p.underlay.decap_cache);
         assert_eq!(
             p.vnis,
             vec![VniPlan {

@@ -9,19 +9,20 @@ use std::{
     collections::BTreeMap,
     net::Ipv4Addr,
     path::{Path, PathBuf},
+    rc::Rc,
 };
 
 use anyhow::{Context as _, bail};
 use aya::{
     Pod,
-    maps::{HashMap, Map, MapData, PerCpuArray, PerCpuValues},
+    maps::{HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
     util::nr_cpus,
 };
 use vtep_common::{
     consts::{
-        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS,
-        MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS,
-        MAX_FLOOD, MAX_VNI_PORTS, PEERS_CAPACITY, VNIS_CAPACITY,
+        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_INSTANCE,
+        MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES,
+        MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS, PEERS_CAPACITY, VNIS_CAPACITY,
     },
     counters::{Counter, DropReason},
     maps::{
@@ -33,6 +34,7 @@ use vtep_common::{
 };
 
 use crate::{
+    generation::Generation,
     sys,
     values::{Mac, Vni, ip_from_map, ip_to_map},
 };
@@ -268,11 +270,53 @@ pub struct Stats {
     pub counters: Vec<(Counter, u64)>,
 }
 
+/// A table the decap decision cache reads (FDB, LEARNED, REMOTES): reads
+/// go straight to the map; every change is followed by a bump of the
+/// tables' generation, so that no decision cached before it is used after.
+pub struct Watched<K, V> {
+    map: HashMap<MapData, K, V>,
+    generation: Rc<Generation>,
+}
+
+impl<K: Pod, V: Pod> Watched<K, V> {
+    fn open(
+        inst: &Instance,
+        name: &str,
+        wrap: fn(MapData) -> Map,
+        generation: &Rc<Generation>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            map: open_map(inst, name, wrap)?,
+            generation: generation.clone(),
+        })
+    }
+
+    fn insert(&mut self, key: K, value: V, flags: u64) -> Result<(), MapError> {
+        let r = self.map.insert(key, value, flags);
+        self.generation.bump();
+        r
+    }
+
+    fn remove(&mut self, key: &K) -> Result<(), MapError> {
+        let r = self.map.remove(key);
+        self.generation.bump();
+        r
+    }
+}
+
+impl<K, V> std::ops::Deref for Watched<K, V> {
+    type Target = HashMap<MapData, K, V>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
 /// The maps of an instance, opened from their pins.
 pub struct Tables {
     pub info: InstanceInfo,
-    fdb: HashMap<MapData, FdbKey, FdbEntry>,
-    learned: HashMap<MapData, FdbKey, LearnedEntry>,
+    fdb: Watched<FdbKey, FdbEntry>,
+    learned: Watched<FdbKey, LearnedEntry>,
     neighs: HashMap<MapData, NeighKey, NeighEntry>,
     nexthops: HashMap<MapData, NextHopKey, u32>,
     buckets: aya::maps::Array<MapData, BumBucket>,
@@ -284,12 +328,13 @@ pub struct Tables {
     resolved: std::collections::BTreeSet<u32>,
     ports: HashMap<MapData, u32, PortInfo>,
     vnis: HashMap<MapData, u32, VniInfo>,
-    remotes: HashMap<MapData, RemoteKey, RemoteInfo>,
+    remotes: Watched<RemoteKey, RemoteInfo>,
     peers: HashMap<MapData, u32, PeerInfo>,
     vni_stats: PerCpuArray<MapData, VniStats>,
     peer_stats: PerCpuArray<MapData, PeerStats>,
     drops: PerCpuArray<MapData, u64>,
     counters: PerCpuArray<MapData, u64>,
+    generation: Rc<Generation>,
 }
 
 impl Tables {
@@ -307,10 +352,14 @@ impl Tables {
                 info.layout_version
             );
         }
+        let generation = Rc::new(
+            Generation::open(&inst.pin(MAP_GENERATION))
+                .with_context(|| format!("instance '{}'", inst.name))?,
+        );
         Ok(Self {
             info,
-            fdb: open_map(inst, MAP_FDB, Map::HashMap)?,
-            learned: open_map(inst, MAP_LEARNED, Map::LruHashMap)?,
+            fdb: Watched::open(inst, MAP_FDB, Map::HashMap, &generation)?,
+            learned: Watched::open(inst, MAP_LEARNED, Map::LruHashMap, &generation)?,
             neighs: open_map(inst, MAP_NEIGHS, Map::HashMap)?,
             nexthops: open_map(inst, MAP_NEXTHOPS, Map::HashMap)?,
             buckets: open_map(inst, MAP_BUM_BUCKETS, Map::Array)?,
@@ -319,12 +368,13 @@ impl Tables {
             resolved: Default::default(),
             ports: open_map(inst, MAP_PORTS, Map::HashMap)?,
             vnis: open_map(inst, MAP_VNIS, Map::HashMap)?,
-            remotes: open_map(inst, MAP_REMOTES, Map::HashMap)?,
+            remotes: Watched::open(inst, MAP_REMOTES, Map::HashMap, &generation)?,
             peers: open_map(inst, MAP_PEERS, Map::HashMap)?,
             vni_stats: open_map(inst, MAP_VNI_STATS, Map::PerCpuArray)?,
             peer_stats: open_map(inst, MAP_PEER_STATS, Map::PerCpuArray)?,
             drops: open_map(inst, MAP_DROPS, Map::PerCpuArray)?,
             counters: open_map(inst, MAP_COUNTERS, Map::PerCpuArray)?,
+            generation,
         })
     }
 
@@ -1075,6 +1125,7 @@ pub const DUMPABLE: &[&str] = &[
     MAP_PEER_STATS,
     MAP_BUM_BUCKETS,
     MAP_DROPS,
+    MAP_GENERATION,
     MAP_COUNTERS,
 ];
 
@@ -1104,6 +1155,7 @@ impl Tables {
                     "udp_port": c.udp_port,
                     "ttl": c.ttl,
                     "df": c.flags & vtep_common::maps::CONFIG_F_DF != 0,
+                    "decap_cache": c.flags & vtep_common::maps::CONFIG_F_NO_DECAP_CACHE == 0,
                     "ageing_s": c.ageing_s,
                     "move_limit": c.move_limit,
                     "move_window_s": c.move_window_s,
@@ -1223,6 +1275,7 @@ impl Tables {
                 .iter()
                 .map(|(r, n)| json!({ "reason": r.name(), "packets": n }))
                 .collect(),
+            MAP_GENERATION => vec![json!({ "generation": self.generation.get() })],
             MAP_COUNTERS => self
                 .stats()?
                 .counters

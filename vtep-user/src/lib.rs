@@ -7,6 +7,7 @@
 pub mod cmd;
 pub mod config;
 pub mod datapath;
+pub mod generation;
 pub mod instance;
 pub mod neigh;
 pub mod reconcile;

@@ -6,7 +6,10 @@ use std::{net::Ipv4Addr, path::PathBuf};
 use anyhow::{Context as _, bail};
 use vtep_common::{
     consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, FDB_CAPACITY, VXLAN_PORT},
-    maps::{CONFIG_F_DF, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S},
+    maps::{
+        CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT,
+        DEFAULT_MOVE_WINDOW_S,
+    },
 };
 
 use crate::{
@@ -52,6 +55,11 @@ pub struct Args {
     /// underlay MTU problems show instead of fragmenting).
     #[arg(long, conflicts_with = "config")]
     no_df: bool,
+    /// Decide every decapsulated frame from the tables, without the
+    /// per-CPU decap decision cache (for comparison and troubleshooting:
+    /// the cache never changes what is decided, only how fast).
+    #[arg(long, conflicts_with = "config")]
+    no_decap_cache: bool,
     /// Seconds a learned MAC stays without being seen.
     #[arg(long, default_value_t = DEFAULT_AGEING_S, conflicts_with = "config")]
     ageing: u32,
@@ -86,6 +94,7 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
                 xdp_mode: args.xdp_mode,
                 ttl: args.ttl,
                 df: !args.no_df,
+                decap_cache: !args.no_decap_cache,
                 learning: Learning {
                     ageing_s: args.ageing,
                     capacity: args.learned_capacity,
@@ -117,7 +126,12 @@ pub fn bring_up(inst: &Instance, plan: &Plan, from_file: bool) -> anyhow::Result
         underlay_ifindex,
         udp_port: u.udp_port,
         ttl: u.ttl,
-        flags: if u.df { CONFIG_F_DF } else { 0 },
+        flags: if u.df { CONFIG_F_DF } else { 0 }
+            | if u.decap_cache {
+                0
+            } else {
+                CONFIG_F_NO_DECAP_CACHE
+            },
         ageing_s: u.learning.ageing_s,
         move_limit: u.learning.move_limit,
         move_window_s: u.learning.move_window_s,

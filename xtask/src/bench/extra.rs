@@ -336,7 +336,10 @@ pub fn markdown(r: &Value) -> String {
         r["flows"],
         r["decap_frame_bytes"]
     );
-    for dir in ["decap", "encap"] {
+    for dir in ["decap", "encap"]
+        .into_iter()
+        .filter(|d| r.get(d).is_some())
+    {
         let _ = writeln!(s, "## {dir}: packet rate (Mpps)\n");
         let _ = writeln!(
             s,
@@ -386,6 +389,10 @@ pub fn markdown(r: &Value) -> String {
                 v["runs"]
             );
         }
+    }
+    // `--only`: the packet rates of one direction, nothing else.
+    if r.get("fdb_scale").is_none() {
+        return s;
     }
     let _ = writeln!(s, "\n## FDB scale (vtep decap, Mpps)\n");
     if let Some(f) = r["fdb_scale"].as_object() {

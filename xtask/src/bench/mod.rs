@@ -209,6 +209,9 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
                 json!({ "mpps_median": med / 1e6, "mpps_min": min / 1e6, "mpps_max": max / 1e6 }),
             );
         }
+        if variants.is_empty() {
+            continue;
+        }
         let m = |n: &str| variants.get(n).and_then(|v| v["mpps_median"].as_f64());
         let mut derived = json!({});
         if let (Some(v), Some(k)) = (m("vtep"), m("kernel")) {

@@ -1,0 +1,167 @@
+//! The decap decision cache: what the tables decided for one conversation,
+//! kept per CPU so that the frames after it skip the table lookups.
+//!
+//! Key: the outer source IPv4, the VNI, the inner destination and source
+//! MACs. Value: the port and how it takes frames (XDP or skb), the VNI's
+//! and the remote VTEP's stats slots, and the largest inner frame the port
+//! takes. A direct-mapped per-CPU array (`DECAP_CACHE_CAPACITY` entries
+//! per CPU): a conversation hashing to a taken entry replaces it.
+//!
+//! Only deliveries to a port are cached. Floods, drops and ARP frames (ARP
+//! snooping learns from each of them) always go through the tables.
+//!
+//! Validity:
+//! - An entry holds the `GENERATION` read before its decision was made.
+//!   Every change to a table a decision reads (FDB, LEARNED, REMOTES) bumps
+//!   the generation after the change, whether userspace made it or learning
+//!   in the programs did: a decision made before a change never matches
+//!   after it.
+//! - An entry expires `TTL_NS` after it was made, and no later than the
+//!   learned entry of its destination goes stale. What no table tells (the
+//!   port's MTU) is read again at least that often, and the sender's
+//!   learned entry is refreshed through the tables as before. Expiry is
+//!   kept in jiffies: reading them is one load (the verifier inlines
+//!   `bpf_jiffies64`), where the nanosecond clock is a helper call per
+//!   frame. Durations become jiffies assuming a jiffy is at most
+//!   `JIFFY_MAX_NS` (HZ >= 100): on a faster tick an entry only expires
+//!   sooner.
+//!
+//! Concurrency: each CPU has its own entries, and XDP always runs with
+//! bottom halves disabled (NAPI, generic XDP, BPF_PROG_TEST_RUN), so two
+//! runs never interleave on one CPU: no entry is seen half written.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::helpers::bpf_jiffies64;
+use vtep_common::consts::DECAP_CACHE_CAPACITY;
+
+use crate::maps::{DECAP_CACHE, GENERATION};
+
+/// How long a cached decision lives at most (ns).
+const TTL_NS: u64 = 500_000_000;
+/// The longest jiffy of the kernels we run on (HZ = 100).
+const JIFFY_MAX_NS: u64 = 10_000_000;
+
+/// The kernel's tick count.
+#[inline(always)]
+pub fn jiffies() -> u64 {
+    // SAFETY: plain helper call (inlined by the verifier).
+    unsafe { bpf_jiffies64() }
+}
+
+/// The jiffy before which a decision made at jiffy `now_j` may be used,
+/// given that its tables' answer holds for `valid_ns` more nanoseconds.
+#[inline(always)]
+pub fn expiry(now_j: u64, valid_ns: u64) -> u64 {
+    now_j + valid_ns.min(TTL_NS) / JIFFY_MAX_NS
+}
+
+/// Inner destination and source MACs (12 bytes, as on the wire), as two
+/// words for comparing.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Macs {
+    lo: u64,
+    hi: u32,
+    _pad: u32,
+}
+
+impl Macs {
+    /// The two MACs at the start of an Ethernet header.
+    ///
+    /// # Safety
+    /// `eth` points at 12 readable bytes of packet memory.
+    #[inline(always)]
+    pub unsafe fn at(eth: usize) -> Self {
+        // SAFETY: the caller guarantees 12 readable bytes at `eth`;
+        // unaligned reads.
+        unsafe {
+            Macs {
+                lo: (eth as *const u64).read_unaligned(),
+                hi: ((eth + 8) as *const u32).read_unaligned(),
+                _pad: 0,
+            }
+        }
+    }
+}
+
+/// One cached decision.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Decision {
+    /// The jiffy from which the entry is not used; 0: empty.
+    pub expires: u64,
+    /// `GENERATION` when the decision was made.
+    pub generation: u64,
+    /// Key: outer source IPv4 (on-wire bytes).
+    pub saddr: u32,
+    /// Key: VNI.
+    pub vni: u32,
+    /// Key: inner destination and source MACs.
+    pub macs: Macs,
+    /// The port.
+    pub ifindex: u32,
+    /// Largest inner frame (Ethernet header included) the port takes.
+    pub max_len: u32,
+    /// The VNI's stats slot.
+    pub slot: u32,
+    /// The remote VTEP's stats slot.
+    pub peer: u32,
+    /// `FDB_F_XDP` if the port takes frames from XDP.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// The tables' generation now. Read it before reading the tables for a
+/// decision that will be cached.
+#[inline(always)]
+pub fn generation() -> u64 {
+    // SAFETY: a one-entry array; the value is a plain u64 that other CPUs
+    // and userspace only add to atomically.
+    GENERATION.get_ptr(0).map_or(0, |g| unsafe { *g })
+}
+
+/// Marks every cached decision out of date. Call after changing a table.
+#[inline(always)]
+pub fn bump() {
+    if let Some(g) = GENERATION.get_ptr_mut(0) {
+        // SAFETY: the map value is an 8-byte aligned u64 that lives as long
+        // as the map; every writer adds atomically (BPF_ATOMIC | BPF_ADD:
+        // core's AtomicU64 has no read-modify-write on this target).
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(g, 1) };
+    }
+}
+
+/// The entry (saddr, vni, macs) hashes to (Fibonacci hashing of the key
+/// folded into one word).
+#[inline(always)]
+fn index(saddr: u32, vni: u32, macs: Macs) -> u32 {
+    let k = macs.lo ^ (u64::from(macs.hi) << 21) ^ (u64::from(saddr) << 32) ^ u64::from(vni);
+    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32 & (DECAP_CACHE_CAPACITY - 1)
+}
+
+/// The cached decision for (saddr, vni, macs), if there is a valid one.
+/// The reference is into this CPU's entry: use it before the program
+/// writes the cache.
+#[inline(always)]
+pub fn get<'a>(saddr: u32, vni: u32, macs: Macs) -> Option<&'a Decision> {
+    let e = DECAP_CACHE.get_ptr(index(saddr, vni, macs))?;
+    // SAFETY: a per-CPU value, valid for the program's run; only this CPU
+    // writes it, never while we run.
+    let e = unsafe { &*e };
+    (e.saddr == saddr
+        && e.vni == vni
+        && e.macs == macs
+        && e.generation == generation()
+        && jiffies() < e.expires)
+        .then_some(e)
+}
+
+/// Caches `d` (its key fields name the conversation).
+#[inline(always)]
+pub fn put(d: &Decision) {
+    if let Some(e) = DECAP_CACHE.get_ptr_mut(index(d.saddr, d.vni, d.macs)) {
+        // SAFETY: as in `get`.
+        unsafe { *e = *d };
+    }
+}
