@@ -160,6 +160,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     let mut benches = Vec::new();
     let mut decap = vec![Variant::Kernel, Variant::Vtep];
     let mut encap = decap.clone();
+    decap.push(Variant::VtepUncached);
     if baseline_bin.is_some() {
         decap.push(Variant::Baseline);
         encap.push(Variant::Baseline);
@@ -220,6 +221,9 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         if let (Some(v), Some(c)) = (m("vtep"), m("xdp-redirect")) {
             derived["vtep_over_xdp_redirect"] = json!(v / c);
         }
+        if let (Some(v), Some(c)) = (m("vtep-uncached"), m("xdp-redirect")) {
+            derived["vtep_uncached_over_xdp_redirect"] = json!(v / c);
+        }
         if let (Some(v), Some(b)) = (m("vtep"), m("baseline")) {
             derived["vtep_over_baseline"] = json!(v / b);
         }
@@ -237,11 +241,13 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     report["baseline"] = json!(opts.baseline);
 
     if opts.only.is_none() {
-        let vtep_decap = benches
+        // FDB scale without the decision cache: every frame looks the FDB
+        // up (with it, no frame of the bench's conversation would).
+        let uncached = benches
             .iter()
-            .find(|b| b.dir == Dir::Decap && b.variant == Variant::Vtep)
-            .context("no vtep decap bench")?;
-        report["fdb_scale"] = extra::fdb_scale(vtep_decap, opts.smoke, packets)?;
+            .find(|b| b.dir == Dir::Decap && b.variant == Variant::VtepUncached)
+            .context("no vtep-uncached decap bench")?;
+        report["fdb_scale"] = extra::fdb_scale(uncached, opts.smoke, packets)?;
         drop(benches);
         report["control_plane"] = extra::control_plane(&vtep_bin, opts.smoke)?;
         report["latency_us"] = extra::latency(&vtep_bin, opts.smoke)?;

@@ -44,6 +44,9 @@ pub enum Dir {
 pub enum Variant {
     Kernel,
     Vtep,
+    /// This project's VTEP without its decap decision cache
+    /// (`vtep up --no-decap-cache`): every frame decided from the tables.
+    VtepUncached,
     /// This project's VTEP built from another revision (`--baseline`).
     Baseline,
     XdpDrop,
@@ -55,6 +58,7 @@ impl Variant {
         match self {
             Variant::Kernel => "kernel",
             Variant::Vtep => "vtep",
+            Variant::VtepUncached => "vtep-uncached",
             Variant::Baseline => "baseline",
             Variant::XdpDrop => "xdp-drop",
             Variant::XdpRedirect => "xdp-redirect",
@@ -206,9 +210,9 @@ impl Bench {
                 let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
                 dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
             }
-            (_, Variant::Vtep | Variant::Baseline) => {
+            (_, Variant::Vtep | Variant::VtepUncached | Variant::Baseline) => {
                 let v = Vtep::with_bin(&dut, &bpffs.dir, vtep_bin.to_owned());
-                v.ok(&[
+                let mut up = vec![
                     "up",
                     "--underlay",
                     "ul0",
@@ -216,7 +220,11 @@ impl Bench {
                     "198.18.0.1",
                     "--xdp-mode",
                     "native",
-                ]);
+                ];
+                if variant == Variant::VtepUncached {
+                    up.push("--no-decap-cache");
+                }
+                v.ok(&up);
                 v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
                 match dir {
                     Dir::Decap => {
