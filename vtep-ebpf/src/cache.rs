@@ -59,7 +59,7 @@ pub fn expiry(now_j: u64, valid_ns: u64) -> u64 {
 /// Inner destination and source MACs (12 bytes, as on the wire), as two
 /// words for comparing.
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Macs {
     lo: u64,
     hi: u32,

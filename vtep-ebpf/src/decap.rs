@@ -145,17 +145,21 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     // SAFETY: bounds checked by `next`.
     let (dst, src, inner_type) =
         unsafe { ((*inner).dst_addr, (*inner).src_addr, (*inner).ether_type) };
-    // SAFETY: the 12 bytes of MACs are within the inner header checked.
-    let macs = unsafe { Macs::at(inner_start) };
     // ARP frames always take the tables (ARP snooping learns from each),
     // and so do tagged frames (dropped there, charged to their VNI).
     let cached = cfg.flags & CONFIG_F_NO_DECAP_CACHE == 0
         && inner_type != ETH_P_ARP.to_be()
         && !is_vlan(inner_type);
-    if cached && let Some(d) = cache::get(saddr, vni, macs) {
+    // SAFETY: the 12 bytes of MACs are within the inner header checked.
+    let macs = cached.then(|| unsafe { Macs::at(inner_start) });
+    if let Some(macs) = macs
+        && let Some(d) = cache::get(saddr, vni, macs)
+    {
         return deliver(ctx, d, strip, inner_len);
     }
-    let generation = cache::generation();
+    // Read before the tables: a change after this makes the decision out
+    // of date at once.
+    let generation = if cached { cache::generation() } else { 0 };
 
     // One lookup answers both "is this VNI configured here?" and "may this
     // VTEP send it?": REMOTES only has entries for configured VNIs.
@@ -221,7 +225,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         generation,
         saddr,
         vni,
-        macs,
+        macs: macs.unwrap_or_default(),
         ifindex: entry.ifindex,
         max_len: max_frame(ctx, entry.ifindex),
         slot,
@@ -230,7 +234,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         _pad: 0,
     };
     // An unknown port (max_len 0: the redirect fails) is not cached.
-    if cached && d.max_len != 0 {
+    if macs.is_some() && d.max_len != 0 {
         d.expires = cache::expiry(cache::jiffies(), until.saturating_sub(now()));
         cache::put(&d);
         count(Counter::DecapCacheFill);
