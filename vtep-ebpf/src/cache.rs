@@ -59,7 +59,7 @@ pub fn expiry(now_j: u64, valid_ns: u64) -> u64 {
 /// Inner destination and source MACs (12 bytes, as on the wire), as two
 /// words for comparing.
 #[repr(C)]
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default)]
 pub struct Macs {
     lo: u64,
     hi: u32,
@@ -67,6 +67,12 @@ pub struct Macs {
 }
 
 impl Macs {
+    /// Whether both MACs are the same as `other`'s.
+    #[inline(always)]
+    fn same(&self, other: &Macs) -> bool {
+        self.lo == other.lo && self.hi == other.hi
+    }
+
     /// The two MACs at the start of an Ethernet header.
     ///
     /// # Safety
@@ -151,7 +157,7 @@ pub fn get<'a>(saddr: u32, vni: u32, macs: Macs) -> Option<&'a Decision> {
     let e = unsafe { &*e };
     (e.saddr == saddr
         && e.vni == vni
-        && e.macs == macs
+        && e.macs.same(&macs)
         && e.generation == generation()
         && jiffies() < e.expires)
         .then_some(e)

@@ -143,8 +143,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     let strip = inner_start - data;
     let inner_len = (ctx.data_end() - inner_start) as u32;
     // SAFETY: bounds checked by `next`.
-    let (dst, src, inner_type) =
-        unsafe { ((*inner).dst_addr, (*inner).src_addr, (*inner).ether_type) };
+    let inner_type = unsafe { (*inner).ether_type };
     // ARP frames always take the tables (ARP snooping learns from each),
     // and so do tagged frames (dropped there, charged to their VNI).
     let cached = cfg.flags & CONFIG_F_NO_DECAP_CACHE == 0
@@ -160,6 +159,8 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
     // Read before the tables: a change after this makes the decision out
     // of date at once.
     let generation = if cached { cache::generation() } else { 0 };
+    // SAFETY: bounds checked by `next`.
+    let (dst, src) = unsafe { ((*inner).dst_addr, (*inner).src_addr) };
 
     // One lookup answers both "is this VNI configured here?" and "may this
     // VTEP send it?": REMOTES only has entries for configured VNIs.
