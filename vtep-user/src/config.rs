@@ -365,6 +365,8 @@ mod tests {
         assert_eq!(p.underlay.learning.ageing_s, 300);
         assert_eq!(p.ports, vec![("vm1".into(), Vni(100), Deliver::Skb)]);
         assert_eq!(p.fdb.len(), 2);
+        let off = parse(&GOOD.replace("local_ip", "decap_cache = false\nlocal_ip")).unwrap();
+        assert!(!off.underlay.decap_cache);
     }
 
     #[test]
