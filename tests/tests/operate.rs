@@ -321,6 +321,22 @@ fn maps_and_status_decode_what_was_put_in() {
     let inst = dump("INSTANCE");
     assert_eq!(inst[0]["local_ip"], "198.18.1.1");
     assert_eq!(inst[0]["underlay"], "ul0");
+    assert_eq!(inst[0]["decap_cache"], true);
+    // Every table change moves the decap cache's generation on.
+    let generation = || dump("GENERATION")[0]["generation"].as_u64().unwrap();
+    let before = generation();
+    assert!(before > 0, "the VNIs and FDB entries added bumped it");
+    v0.ok(&[
+        "fdb",
+        "add",
+        "02:00:00:00:77:01",
+        "--vni",
+        "100",
+        "--remote",
+        "198.18.2.1",
+    ]);
+    assert!(generation() > before);
+    v0.ok(&["fdb", "del", "02:00:00:00:77:01", "--vni", "100"]);
 
     let fdb_row = v0.map_row("FDB");
     assert_eq!(fdb_row["entries"], 2);
