@@ -8,7 +8,7 @@
 //! (FDB, LEARNED, REMOTES) is followed by a [`Generation::bump`].
 
 use std::{
-    os::fd::AsFd,
+    os::fd::{AsFd, AsRawFd},
     path::Path,
     ptr::NonNull,
     sync::atomic::{AtomicU64, Ordering},
@@ -51,7 +51,6 @@ impl Generation {
         })?;
         // SAFETY: sysconf has no preconditions.
         let len = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        use std::os::fd::AsRawFd;
         // SAFETY: a fresh shared mapping of the map's first page (an
         // array's values start at offset 0); the result is checked.
         let p = unsafe {

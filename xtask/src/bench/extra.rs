@@ -150,10 +150,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// samples of all rounds pooled per variant.
 pub fn latency(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
     let (rounds, count) = if smoke {
-        (1, "50")
+        (1, 50u32)
     } else {
-        (LATENCY_ROUNDS, "400")
+        (LATENCY_ROUNDS, 400)
     };
+    let count_arg = count.to_string();
     let variants = [("vtep", Kind::Ours), ("kernel", Kind::Kernel)];
     let mut overlays = Vec::new();
     for (name, kind) in variants {
@@ -174,7 +175,7 @@ pub fn latency(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
             let text = o
                 .vm(0, 0)
                 .ns
-                .ok(&["ping", "-c", count, "-i", "0.002", "198.19.0.2"]);
+                .ok(&["ping", "-c", &count_arg, "-i", "0.002", "198.19.0.2"]);
             samples.extend(
                 text.lines()
                     .filter_map(|l| l.split("time=").nth(1))
@@ -192,7 +193,7 @@ pub fn latency(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Value> {
         out.insert(name.into(), json!({ "p50": percentile(&samples, 0.5), "p99": percentile(&samples, 0.99), "samples": samples.len() }));
     }
     out.insert("rounds".into(), json!(rounds));
-    out.insert("pings_per_round".into(), json!(count.parse::<u32>()?));
+    out.insert("pings_per_round".into(), json!(count));
     Ok(Value::Object(out))
 }
 
