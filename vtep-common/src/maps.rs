@@ -323,7 +323,7 @@ pub const VNI_F_NO_LEARNING: u32 = 1;
 
 /// Key of the allowed-remotes table: a remote VTEP within one VNI.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RemoteKey {
     /// VNI (host order).
     pub vni: u32,

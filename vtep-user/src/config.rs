@@ -35,22 +35,17 @@
 //! remote = "198.18.2.1"    # or: port = "vm1"
 //! ```
 
-use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
+use std::{collections::BTreeSet, path::Path};
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
-use vtep_common::{
-    consts::{
-        DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, FDB_CAPACITY, MAX_FLOOD, MAX_VNI_PORTS,
-        VNIS_CAPACITY, VXLAN_PORT,
-    },
-    maps::{DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S},
-};
+use vtep_common::consts::VNIS_CAPACITY;
 
 use crate::{
-    cmd::Deliver,
-    datapath::XdpModeArg,
-    values::{Mac, Vni, parse_ipv4, parse_remote},
+    domain::plan::{FdbPlan, Learning, Plan, PortPlan, Target, Underlay, VniPlan},
+    values::{
+        Deliver, FloodList, LocalIp, UnicastIp, UnicastMac, ValueError, Vni, XdpModeArg, port_room,
+    },
 };
 
 #[derive(Deserialize)]
@@ -109,75 +104,6 @@ struct FdbEntry {
     port: Option<String>,
 }
 
-/// Underlay settings of `vtep up`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Underlay {
-    pub iface: String,
-    pub local_ip: Ipv4Addr,
-    pub udp_port: u16,
-    pub xdp_mode: XdpModeArg,
-    pub ttl: u8,
-    pub df: bool,
-    /// Keep decap decisions in the per-CPU decision cache.
-    pub decap_cache: bool,
-    pub learning: Learning,
-    /// Capacity of the static FDB.
-    pub fdb_capacity: u32,
-}
-
-/// Data-plane learning settings of `vtep up`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Learning {
-    /// Seconds a learned MAC stays without being seen.
-    pub ageing_s: u32,
-    /// Capacity of the learned table (LRU).
-    pub capacity: u32,
-    /// Moves allowed within `move_window_s` before a MAC is frozen.
-    pub move_limit: u32,
-    pub move_window_s: u32,
-}
-
-impl Learning {
-    /// Checks the values make sense.
-    pub fn check(&self) -> anyhow::Result<()> {
-        if self.ageing_s == 0 {
-            bail!("ageing must be at least 1 second");
-        }
-        if self.capacity == 0 {
-            bail!("learned capacity must be at least 1");
-        }
-        if self.move_window_s == 0 {
-            bail!("move window must be at least 1 second");
-        }
-        Ok(())
-    }
-}
-
-/// Where a configured MAC lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlanLocation {
-    Remote(Ipv4Addr),
-    Port(String),
-}
-
-/// One VNI of a configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VniPlan {
-    pub vni: Vni,
-    pub flood: Vec<Ipv4Addr>,
-    pub learning: bool,
-    pub bum_pps: u32,
-}
-
-/// A whole, validated configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plan {
-    pub underlay: Underlay,
-    pub vnis: Vec<VniPlan>,
-    pub ports: Vec<(String, Vni, Deliver)>,
-    pub fdb: Vec<(Mac, Vni, PlanLocation)>,
-}
-
 /// Reads and validates `path`.
 pub fn load(path: &Path) -> anyhow::Result<Plan> {
     let text = std::fs::read_to_string(path)
@@ -185,41 +111,31 @@ pub fn load(path: &Path) -> anyhow::Result<Plan> {
     parse(&text).with_context(|| format!("config file {}", path.display()))
 }
 
-/// Parses and validates a configuration: every value, and every reference
+/// Parses and validates a configuration: every value (by the types of
+/// [`crate::values`], as on the command line), and every reference
 /// between entries (ports and FDB entries name configured VNIs, an FDB
 /// port is bound to the entry's VNI, no duplicates, capacities).
 pub fn parse(text: &str) -> anyhow::Result<Plan> {
     let f: File = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    let local_ip = parse_ipv4(&f.local_ip)?;
-    if local_ip.is_unspecified() || local_ip.is_multicast() || local_ip.is_broadcast() {
-        bail!("local_ip {local_ip} must be a unicast address");
-    }
+    let local_ip: LocalIp = f.local_ip.parse().context("local_ip")?;
+    let defaults = Underlay::new(f.underlay, local_ip);
+    let learning = Learning::default();
     let underlay = Underlay {
-        iface: f.underlay,
-        local_ip,
-        udp_port: f.udp_port.unwrap_or(VXLAN_PORT),
-        xdp_mode: f.xdp_mode.unwrap_or(XdpModeArg::Auto),
-        ttl: f.ttl.unwrap_or(DEFAULT_TTL),
-        df: f.df.unwrap_or(true),
-        decap_cache: f.decap_cache.unwrap_or(true),
+        udp_port: f.udp_port.unwrap_or(defaults.udp_port),
+        xdp_mode: f.xdp_mode.unwrap_or(defaults.xdp_mode),
+        ttl: f.ttl.unwrap_or(defaults.ttl),
+        df: f.df.unwrap_or(defaults.df),
+        decap_cache: f.decap_cache.unwrap_or(defaults.decap_cache),
         learning: Learning {
-            ageing_s: f.ageing.unwrap_or(DEFAULT_AGEING_S),
-            capacity: f.learned_capacity.unwrap_or(DEFAULT_LEARNED_CAPACITY),
-            move_limit: f.move_limit.unwrap_or(DEFAULT_MOVE_LIMIT),
-            move_window_s: f.move_window.unwrap_or(DEFAULT_MOVE_WINDOW_S),
+            ageing_s: f.ageing.unwrap_or(learning.ageing_s),
+            capacity: f.learned_capacity.unwrap_or(learning.capacity),
+            move_limit: f.move_limit.unwrap_or(learning.move_limit),
+            move_window_s: f.move_window.unwrap_or(learning.move_window_s),
         },
-        fdb_capacity: f.fdb_capacity.unwrap_or(FDB_CAPACITY),
+        fdb_capacity: f.fdb_capacity.unwrap_or(defaults.fdb_capacity),
+        ..defaults
     };
-    underlay.learning.check()?;
-    if underlay.fdb_capacity == 0 {
-        bail!("fdb_capacity must be at least 1");
-    }
-    if underlay.udp_port == 0 {
-        bail!("udp_port must not be 0");
-    }
-    if underlay.ttl == 0 {
-        bail!("ttl must be 1 to 255");
-    }
+    underlay.check()?;
 
     let mut vnis = Vec::new();
     let mut seen = BTreeSet::new();
@@ -228,22 +144,14 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
         if !seen.insert(vni) {
             bail!("VNI {vni} is configured twice");
         }
-        let mut flood: Vec<Ipv4Addr> = Vec::new();
-        for s in &v.flood {
-            let ip = parse_remote(s)?;
-            if ip == local_ip {
-                bail!("VNI {vni}: the flood list names this VTEP's own address {ip}");
-            }
-            if !flood.contains(&ip) {
-                flood.push(ip);
-            }
-        }
-        if flood.len() > MAX_FLOOD {
-            bail!(
-                "VNI {vni}: the flood list has {} remote VTEPs, at most {MAX_FLOOD} are supported",
-                flood.len()
-            );
-        }
+        let flood = v
+            .flood
+            .iter()
+            .map(|s| s.parse::<UnicastIp>())
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(FloodList::try_from)
+            .and_then(|list| local_ip.flood(&list).map(|_| list))
+            .with_context(|| format!("VNI {vni}"))?;
         vnis.push(VniPlan {
             vni,
             flood,
@@ -258,7 +166,7 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
         );
     }
 
-    let mut ports = Vec::new();
+    let mut ports: Vec<PortPlan> = Vec::new();
     let mut port_names = BTreeSet::new();
     for p in f.port {
         let vni = Vni::try_from(p.vni)?;
@@ -269,51 +177,47 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
             );
         }
         if p.iface == underlay.iface {
-            bail!("port '{}' is the underlay interface", p.iface);
+            return Err(ValueError::PortIsUnderlay(p.iface).into());
         }
         if !port_names.insert(p.iface.clone()) {
             bail!("port '{}' is configured twice", p.iface);
         }
-        if ports.iter().filter(|(_, v, _)| *v == vni).count() >= MAX_VNI_PORTS {
-            bail!("VNI {vni} has more than {MAX_VNI_PORTS} ports");
-        }
-        ports.push((p.iface, vni, p.deliver.unwrap_or(Deliver::Skb)));
+        port_room(vni, ports.iter().filter(|q| q.vni == vni).count())?;
+        ports.push(PortPlan {
+            iface: p.iface,
+            vni,
+            deliver: p.deliver.unwrap_or(Deliver::Skb),
+        });
     }
 
     let mut fdb = Vec::new();
     let mut fdb_keys = BTreeSet::new();
     for e in f.fdb {
-        let mac: Mac = e.mac.parse()?;
+        let mac: UnicastMac = e.mac.parse().context("FDB entry")?;
         let vni = Vni::try_from(e.vni)?;
         if !seen.contains(&vni) {
             bail!("FDB entry {mac} names VNI {vni}, which has no [[vni]] entry");
-        }
-        if mac.0[0] & 1 != 0 {
-            bail!("FDB entry {mac} is a group (multicast/broadcast) address");
         }
         if !fdb_keys.insert((vni, mac)) {
             bail!("FDB entry {mac} in VNI {vni} is configured twice");
         }
         let at = match (e.remote, e.port) {
             (Some(r), None) => {
-                let ip = parse_remote(&r)?;
-                if ip == local_ip {
-                    bail!(
-                        "FDB entry {mac} in VNI {vni}: remote {ip} is this VTEP's own address; \
-                         a local MAC takes port = \"IFACE\""
-                    );
-                }
-                PlanLocation::Remote(ip)
+                let ip: UnicastIp = r.parse()?;
+                local_ip
+                    .peer(ip)
+                    .with_context(|| format!("FDB entry {mac} in VNI {vni}"))?;
+                Target::Remote(ip)
             }
             (None, Some(p)) => {
-                if !ports.iter().any(|(name, v, _)| *name == p && *v == vni) {
+                if !ports.iter().any(|q| q.iface == p && q.vni == vni) {
                     bail!("FDB entry {mac}: port '{p}' is not a [[port]] of VNI {vni}");
                 }
-                PlanLocation::Port(p)
+                Target::Port(p)
             }
             _ => bail!("FDB entry {mac} in VNI {vni}: give exactly one of remote or port"),
         };
-        fdb.push((mac, vni, at));
+        fdb.push(FdbPlan { mac, vni, at });
     }
     Ok(Plan {
         underlay,
@@ -353,17 +257,25 @@ mod tests {
         assert_eq!(p.underlay.xdp_mode, XdpModeArg::Auto);
         assert!(p.underlay.df);
         assert!(p.underlay.decap_cache);
+        let vni = Vni::try_from(100).unwrap();
         assert_eq!(
             p.vnis,
             vec![VniPlan {
-                vni: Vni(100),
-                flood: vec![Ipv4Addr::new(198, 18, 2, 1)],
+                vni,
+                flood: "198.18.2.1".parse().unwrap(),
                 learning: true,
                 bum_pps: 0
             }]
         );
         assert_eq!(p.underlay.learning.ageing_s, 300);
-        assert_eq!(p.ports, vec![("vm1".into(), Vni(100), Deliver::Skb)]);
+        assert_eq!(
+            p.ports,
+            vec![PortPlan {
+                iface: "vm1".into(),
+                vni,
+                deliver: Deliver::Skb
+            }]
+        );
         assert_eq!(p.fdb.len(), 2);
         let off = parse(&GOOD.replace("local_ip", "decap_cache = false\nlocal_ip")).unwrap();
         assert!(!off.underlay.decap_cache);
@@ -397,6 +309,18 @@ mod tests {
                 "exactly one",
             ),
             (GOOD.replace("underlay =", "underlai ="), "underlai"),
+            (
+                GOOD.replace("flood = [\"198.18.2.1\"", "flood = [\"198.18.1.1\""),
+                "own address",
+            ),
+            (
+                GOOD.replace("02:00:00:00:01:01", "01:00:5e:00:00:01"),
+                "group",
+            ),
+            (
+                GOOD.replace("iface = \"vm1\"", "iface = \"eth1\""),
+                "underlay",
+            ),
             // Found by the `config` fuzz target: an FDB entry behind this
             // VTEP's own address used to pass the file check.
             (

@@ -23,22 +23,13 @@ use vtep_common::{
     maps::{Config, InstanceInfo, LAYOUT_VERSION, XDP_MODE_GENERIC, XDP_MODE_NATIVE},
 };
 
-use crate::instance::{Instance, PIN_LINK_DECAP_TC, PIN_LINK_XDP, PIN_PROG_ENCAP, pin_link_port};
+use crate::{
+    instance::{Instance, PIN_LINK_DECAP_TC, PIN_LINK_XDP, PIN_PROG_ENCAP, pin_link_port},
+    values::XdpModeArg,
+};
 
 /// The kernel programs, built by build.rs and embedded in the binary.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep"));
-
-/// How to attach XDP to the underlay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpModeArg {
-    /// Native if the driver supports it, else generic (with a warning).
-    Auto,
-    /// Native (driver) mode only.
-    Native,
-    /// Generic (skb) mode: works on any interface, slower.
-    Skb,
-}
 
 /// Sizes of the tables an operator chooses at `vtep up`.
 #[derive(Clone, Copy, Debug)]
@@ -251,10 +242,6 @@ pub fn down(inst: &Instance) -> anyhow::Result<bool> {
     if !inst.dir.exists() {
         return Ok(false);
     }
-    // Neighbour entries this instance created go with it.
-    if let Ok(mut t) = inst.open() {
-        t.forget_nexthops();
-    }
     let entries: Vec<_> = fs::read_dir(&inst.dir)
         .with_context(|| format!("cannot list {}", inst.dir.display()))?
         .filter_map(Result::ok)
@@ -344,4 +331,39 @@ fn replace_tc(prog: &mut SchedClassifier, pin: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot replace the program of {}", pin.display()))?;
     drop(prog.take_link(id)?);
     Ok(())
+}
+
+/// One pinned attachment of an instance.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Attachment {
+    pub link_id: u32,
+    pub program_id: u32,
+}
+
+/// The instance's attachments, by pin name (`link_xdp`, `link_port_N`, ...).
+pub fn attachments(
+    inst: &Instance,
+) -> anyhow::Result<std::collections::BTreeMap<String, Attachment>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in fs::read_dir(&inst.dir)
+        .with_context(|| format!("cannot list {}", inst.dir.display()))?
+        .filter_map(Result::ok)
+    {
+        if is_link_pin(&entry.path()) {
+            let info = pinned(&entry.path())?.info()?;
+            out.insert(
+                entry.file_name().to_string_lossy().into_owned(),
+                Attachment {
+                    link_id: info.id(),
+                    program_id: info.program_id(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The id of the program running in the instance's XDP link.
+pub fn xdp_program_id(inst: &Instance) -> anyhow::Result<u32> {
+    Ok(pinned(&inst.pin(PIN_LINK_XDP))?.info()?.program_id())
 }

@@ -1,15 +1,23 @@
-//! The `vtep` command's library: everything but argument parsing.
+//! The `vtep` command's library.
 //!
-//! Every subcommand is one module under `cmd/`; the datapath and its maps
-//! are pinned under `PIN_ROOT/INSTANCE`, so each command is a separate,
-//! short-lived invocation working on the pins.
+//! Layers, each calling only the ones below it:
+//! - `cmd/`: the command line (clap) and printing, one module per
+//!   subcommand;
+//! - `domain/`: every operation on an instance, serialised per instance;
+//!   `config` parses files into its plans;
+//! - `tables/`: typed access to the pinned maps, by concern, with the
+//!   rules that keep them consistent, and the views printers render;
+//! - `values`: validated newtypes shared by all of the above;
+//! - system edges: `datapath` (loading, attaching, pinning), `generation`,
+//!   `neigh`, `sys`, `instance` (pins, lock).
 
 pub mod cmd;
 pub mod config;
 pub mod datapath;
+pub mod domain;
 pub mod generation;
 pub mod instance;
 pub mod neigh;
-pub mod reconcile;
 pub mod sys;
+pub mod tables;
 pub mod values;

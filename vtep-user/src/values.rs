@@ -1,35 +1,67 @@
-//! Parsing and printing of the values users type: VNIs, MAC addresses,
-//! IPv4 addresses and lists of them. Shared by the CLI and the config file.
+//! The values users type, validated once: a value of one of these types
+//! cannot be a bad one. The command line (clap), the config file and the
+//! tables all take these types, so every rule about a value lives here.
+//!
+//! Rules that need the instance (a remote VTEP must not be our own
+//! address) are the constructors of [`PeerVtep`], reachable only through
+//! [`LocalIp::peer`] and [`LocalIp::flood`].
 
 use std::{fmt, net::Ipv4Addr, str::FromStr};
 
-use vtep_common::consts::VNI_MAX;
+use vtep_common::consts::{MAX_FLOOD, MAX_VNI_PORTS, VNI_MAX};
 
-/// A value that does not parse, with what was expected.
+/// A value that is refused, with what was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ValueError {
     #[error("invalid VNI '{0}': expected a number from 1 to {VNI_MAX}")]
     Vni(String),
     #[error("invalid MAC address '{0}': expected six hex bytes like 02:00:00:00:00:01")]
     Mac(String),
+    #[error(
+        "MAC {0} is a group (multicast/broadcast) address: FDB entries and bindings are for unicast MACs"
+    )]
+    GroupMac(Mac),
     #[error("invalid IPv4 address '{0}': expected dotted quad like 198.18.0.1")]
     Ipv4(String),
-    #[error("invalid IPv4 address '{0}': a remote VTEP must be a unicast address")]
+    #[error("invalid IPv4 address '{0}': a VTEP or tenant address must be unicast")]
     NotUnicast(String),
+    #[error(
+        "{0} is this VTEP's own address: a remote VTEP is another host (local MACs take --port IFACE)"
+    )]
+    OwnAddress(Ipv4Addr),
+    #[error("the flood list has {0} remote VTEPs, at most {MAX_FLOOD} are supported")]
+    FloodTooLong(usize),
+    #[error("VNI {0} already has {MAX_VNI_PORTS} ports, the most supported")]
+    TooManyPorts(Vni),
+    #[error("interface '{0}' is the underlay of this instance and cannot be a port")]
+    PortIsUnderlay(String),
 }
 
 /// A VXLAN Network Identifier: 1 to 2^24-1 (0 is reserved here: the kernel
 /// vxlan driver and EVPN deployments treat it as "no VNI").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Vni(pub u32);
+pub struct Vni(u32);
+
+impl Vni {
+    /// The number.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+
+    /// A VNI the instance's tables hold (they only ever hold checked ones).
+    pub(crate) const fn recorded(v: u32) -> Self {
+        Vni(v)
+    }
+}
 
 impl FromStr for Vni {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().parse::<u32>() {
-            Ok(v) if (1..=VNI_MAX).contains(&v) => Ok(Vni(v)),
-            _ => Err(ValueError::Vni(s.to_owned())),
-        }
+        let v = s
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| ValueError::Vni(s.to_owned()))?;
+        Self::try_from(v).map_err(|_| ValueError::Vni(s.to_owned()))
     }
 }
 
@@ -46,13 +78,28 @@ impl TryFrom<u32> for Vni {
 
 impl fmt::Display for Vni {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        self.0.fmt(f)
+    }
+}
+
+impl serde::Serialize for Vni {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.0)
     }
 }
 
 /// An Ethernet MAC address; printed lower-case, colon-separated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// Whether this is a group (multicast or broadcast) address: the I/G
+    /// bit, the least significant bit of the first octet (IEEE 802-2014
+    /// §8.2).
+    pub const fn is_group(self) -> bool {
+        self.0[0] & 1 != 0
+    }
+}
 
 impl FromStr for Mac {
     type Err = ValueError;
@@ -77,11 +124,51 @@ impl FromStr for Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(
-            f,
+        f.pad(&format!(
             "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
             m[0], m[1], m[2], m[3], m[4], m[5]
-        )
+        ))
+    }
+}
+
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A unicast MAC: what an FDB entry or an ARP binding may name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnicastMac(Mac);
+
+impl UnicastMac {
+    /// The address.
+    pub const fn mac(self) -> Mac {
+        self.0
+    }
+}
+
+impl TryFrom<Mac> for UnicastMac {
+    type Error = ValueError;
+    fn try_from(m: Mac) -> Result<Self, Self::Error> {
+        if m.is_group() {
+            Err(ValueError::GroupMac(m))
+        } else {
+            Ok(UnicastMac(m))
+        }
+    }
+}
+
+impl FromStr for UnicastMac {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::try_from(s.parse::<Mac>()?)
+    }
+}
+
+impl fmt::Display for UnicastMac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -92,33 +179,186 @@ pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, ValueError> {
         .map_err(|_| ValueError::Ipv4(s.to_owned()))
 }
 
-/// A remote VTEP address: IPv4 unicast (not 0.0.0.0, broadcast or
-/// multicast; multicast underlays are not supported).
-pub fn parse_remote(s: &str) -> Result<Ipv4Addr, ValueError> {
-    let ip = parse_ipv4(s)?;
-    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-        return Err(ValueError::NotUnicast(s.to_owned()));
+/// A unicast IPv4 address (not 0.0.0.0, broadcast or multicast;
+/// multicast underlays are not supported).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnicastIp(Ipv4Addr);
+
+impl UnicastIp {
+    /// The address.
+    pub const fn ip(self) -> Ipv4Addr {
+        self.0
     }
-    Ok(ip)
 }
 
-/// A comma-separated list of remote VTEP addresses, duplicates removed,
-/// order kept.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RemoteList(pub Vec<Ipv4Addr>);
-
-impl FromStr for RemoteList {
+impl FromStr for UnicastIp {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out: Vec<Ipv4Addr> = Vec::new();
-        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
-            let ip = parse_remote(part)?;
+        let ip = parse_ipv4(s)?;
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+            return Err(ValueError::NotUnicast(s.to_owned()));
+        }
+        Ok(UnicastIp(ip))
+    }
+}
+
+impl fmt::Display for UnicastIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A flood list as typed: unicast addresses, duplicates removed (order
+/// kept), at most [`MAX_FLOOD`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FloodList(Vec<UnicastIp>);
+
+impl FloodList {
+    /// The addresses, in order.
+    pub fn ips(&self) -> &[UnicastIp] {
+        &self.0
+    }
+}
+
+impl TryFrom<Vec<UnicastIp>> for FloodList {
+    type Error = ValueError;
+    fn try_from(ips: Vec<UnicastIp>) -> Result<Self, Self::Error> {
+        let mut out: Vec<UnicastIp> = Vec::with_capacity(ips.len());
+        for ip in ips {
             if !out.contains(&ip) {
                 out.push(ip);
             }
         }
-        Ok(RemoteList(out))
+        if out.len() > MAX_FLOOD {
+            return Err(ValueError::FloodTooLong(out.len()));
+        }
+        Ok(FloodList(out))
     }
+}
+
+impl FromStr for FloodList {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<UnicastIp>, _>>()
+            .and_then(Self::try_from)
+    }
+}
+
+/// This VTEP's own underlay address (unicast).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalIp(Ipv4Addr);
+
+impl LocalIp {
+    /// The address.
+    pub const fn ip(self) -> Ipv4Addr {
+        self.0
+    }
+
+    /// The address an instance was brought up with (checked then).
+    pub(crate) const fn recorded(ip: Ipv4Addr) -> Self {
+        LocalIp(ip)
+    }
+
+    /// `ip` as a remote VTEP of this one: refused if it is our own
+    /// address.
+    pub fn peer(self, ip: UnicastIp) -> Result<PeerVtep, ValueError> {
+        if ip.0 == self.0 {
+            return Err(ValueError::OwnAddress(ip.0));
+        }
+        Ok(PeerVtep(ip.0))
+    }
+
+    /// A flood list of remote VTEPs of this one.
+    pub fn flood(self, list: &FloodList) -> Result<Vec<PeerVtep>, ValueError> {
+        list.0.iter().map(|ip| self.peer(*ip)).collect()
+    }
+}
+
+impl FromStr for LocalIp {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(LocalIp(s.parse::<UnicastIp>()?.0))
+    }
+}
+
+impl From<UnicastIp> for LocalIp {
+    fn from(ip: UnicastIp) -> Self {
+        LocalIp(ip.0)
+    }
+}
+
+/// A remote VTEP: a unicast address that is not this VTEP's own. Made by
+/// [`LocalIp::peer`], or read back from the instance's own tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerVtep(Ipv4Addr);
+
+impl PeerVtep {
+    /// The address.
+    pub const fn ip(self) -> Ipv4Addr {
+        self.0
+    }
+
+    /// A remote VTEP the tables already hold (they only ever hold checked
+    /// ones).
+    pub(crate) const fn recorded(ip: Ipv4Addr) -> Self {
+        PeerVtep(ip)
+    }
+}
+
+impl fmt::Display for PeerVtep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl serde::Serialize for PeerVtep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// How decapsulated frames reach a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Deliver {
+    /// As skbs, from TC: works with every device (the default).
+    Skb,
+    /// Straight from XDP (bpf_redirect): fastest, but only for devices that
+    /// accept XDP frames (tap; a veth whose peer has XDP or GRO enabled).
+    Xdp,
+}
+
+impl Deliver {
+    /// As `maps dump` and `status` show it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Deliver::Skb => "skb",
+            Deliver::Xdp => "xdp",
+        }
+    }
+}
+
+/// How to attach XDP to the underlay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeArg {
+    /// Native if the driver supports it, else generic (with a warning).
+    Auto,
+    /// Native (driver) mode only.
+    Native,
+    /// Generic (skb) mode: works on any interface, slower.
+    Skb,
+}
+
+/// Room for one more port in a VNI that has `bound` ports.
+pub fn port_room(vni: Vni, bound: usize) -> Result<(), ValueError> {
+    if bound >= MAX_VNI_PORTS {
+        return Err(ValueError::TooManyPorts(vni));
+    }
+    Ok(())
 }
 
 /// An IPv4 address as the BPF maps store it (on-wire bytes in a u32).
@@ -162,23 +402,60 @@ mod tests {
         ] {
             assert!(bad.parse::<Mac>().is_err(), "{bad}");
         }
+        assert!(matches!(
+            "01:00:5e:00:00:01".parse::<UnicastMac>(),
+            Err(ValueError::GroupMac(_))
+        ));
+        assert!("ff:ff:ff:ff:ff:ff".parse::<UnicastMac>().is_err());
+        assert!("02:00:00:00:00:01".parse::<UnicastMac>().is_ok());
     }
 
     #[test]
-    fn remotes() {
+    fn flood_lists() {
+        let ip = |s: &str| s.parse::<UnicastIp>().unwrap();
         assert_eq!(
             "198.18.0.1, 198.18.0.2,198.18.0.1"
-                .parse::<RemoteList>()
+                .parse::<FloodList>()
                 .unwrap()
-                .0,
-            vec![Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)]
+                .ips(),
+            &[ip("198.18.0.1"), ip("198.18.0.2")]
         );
-        assert!("198.18.0.1,nope".parse::<RemoteList>().is_err());
+        assert!("198.18.0.1,nope".parse::<FloodList>().is_err());
         for bad in ["0.0.0.0", "255.255.255.255", "239.1.1.1", "1.2.3"] {
-            assert!(parse_remote(bad).is_err(), "{bad}");
+            assert!(bad.parse::<UnicastIp>().is_err(), "{bad}");
         }
+        let long: Vec<String> = (1..=MAX_FLOOD + 1)
+            .map(|i| format!("198.18.1.{i}"))
+            .collect();
+        assert_eq!(
+            long.join(",").parse::<FloodList>(),
+            Err(ValueError::FloodTooLong(MAX_FLOOD + 1))
+        );
+        let local: LocalIp = "198.18.0.1".parse().unwrap();
+        let list: FloodList = "198.18.0.2,198.18.0.1".parse().unwrap();
+        assert_eq!(
+            local.flood(&list),
+            Err(ValueError::OwnAddress(Ipv4Addr::new(198, 18, 0, 1)))
+        );
+        assert_eq!(
+            local.peer(ip("198.18.0.2")).unwrap().ip(),
+            ip("198.18.0.2").ip()
+        );
+    }
+
+    #[test]
+    fn map_byte_order() {
         let ip = Ipv4Addr::new(198, 18, 1, 2);
         assert_eq!(ip_from_map(ip_to_map(ip)), ip);
         assert_eq!(ip_to_map(ip).to_ne_bytes(), [198, 18, 1, 2]);
+    }
+
+    #[test]
+    fn ports_per_vni() {
+        assert!(port_room(Vni(1), MAX_VNI_PORTS - 1).is_ok());
+        assert_eq!(
+            port_room(Vni(1), MAX_VNI_PORTS),
+            Err(ValueError::TooManyPorts(Vni(1)))
+        );
     }
 }

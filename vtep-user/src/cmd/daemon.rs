@@ -6,7 +6,7 @@
 //! with --config brings the instance up and makes it match the file again
 //! on SIGHUP (only the differences are applied).
 
-use std::{fmt::Write as _, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use log::{info, warn};
@@ -16,11 +16,11 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
+use super::metrics::metrics;
 use crate::{
-    cmd::up,
-    config,
-    instance::{Instance, Tables},
-    reconcile::reconcile,
+    config, datapath,
+    domain::{self, Edit, Scope},
+    instance::Instance,
     values::Mac,
 };
 
@@ -44,13 +44,13 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
     if let Some(path) = &args.config {
         let plan = config::load(path)?;
         if inst.is_up() {
-            let c = reconcile(inst, &plan)?;
+            let c = Edit::begin(inst)?.reconcile(&plan)?;
             info!("configuration applied: {c:?}");
         } else {
-            up::bring_up(inst, &plan, true)?;
+            info!("{}", domain::bring_up(inst, &plan, Scope::Whole)?);
         }
     }
-    inst.open()?;
+    domain::read(inst)?;
     let pidfile = inst.pidfile();
     if let Some(pid) = inst.daemon_pid() {
         anyhow::bail!(
@@ -98,7 +98,7 @@ async fn serve(args: &Args, inst: &Instance) -> anyhow::Result<()> {
                     let n = stream.read(&mut buf).await.unwrap_or(0);
                     let request = String::from_utf8_lossy(&buf[..n]);
                     let response = if request.starts_with("GET /metrics") {
-                        match inst.open().and_then(|t| metrics(inst, &t)) {
+                        match domain::read(inst).and_then(|t| metrics(inst, &t)) {
                             Ok(body) => format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
                             Err(e) => format!("HTTP/1.0 500 Internal Server Error\r\n\r\n{e:#}\n"),
                         }
@@ -110,7 +110,7 @@ async fn serve(args: &Args, inst: &Instance) -> anyhow::Result<()> {
             }
             _ = hup.recv() => {
                 match &args.config {
-                    Some(path) => match config::load(path).and_then(|p| reconcile(inst, &p)) {
+                    Some(path) => match config::load(path).and_then(|p| Edit::begin(inst)?.reconcile(&p)) {
                         Ok(c) => info!("SIGHUP: configuration applied: {c:?}"),
                         Err(e) => warn!("SIGHUP: configuration not applied: {e:#}"),
                     },
@@ -136,7 +136,7 @@ struct KernelLog {
 
 impl KernelLog {
     fn flush(&mut self, inst: &Instance) {
-        let id = current_program(inst).unwrap_or(0);
+        let id = datapath::xdp_program_id(inst).unwrap_or(0);
         if id != self.program_id {
             self.program_id = id;
             self.logger = match aya_log::EbpfLogger::init_from_id(id) {
@@ -153,167 +153,14 @@ impl KernelLog {
     }
 }
 
-/// The id of the program in the instance's XDP link.
-fn current_program(inst: &Instance) -> anyhow::Result<u32> {
-    let link = aya::programs::links::PinnedLink::from_pin(inst.pin(crate::instance::PIN_LINK_XDP))?;
-    let fd: aya::programs::links::FdLink = link.into();
-    Ok(fd.info()?.program_id())
-}
-
-/// Removes learned MACs idle for the ageing time.
+/// Removes learned MACs idle for the ageing time (at the next tick if a
+/// command holds the instance now).
 fn reap(inst: &Instance) -> anyhow::Result<()> {
-    for (k, _) in inst.open()?.reap_stale() {
+    let Some(mut e) = Edit::try_begin(inst)? else {
+        return Ok(());
+    };
+    for (k, _) in e.reap_stale()? {
         info!("aged out: VNI {} {}", k.vni, Mac(k.mac));
     }
     Ok(())
-}
-
-/// Reads one counter of a VNI's statistics.
-type VniField = fn(&vtep_common::maps::VniStats) -> u64;
-/// Reads one counter of a remote VTEP's statistics.
-type PeerField = fn(&vtep_common::maps::PeerStats) -> u64;
-
-/// The Prometheus text exposition of the instance's counters and tables.
-fn metrics(inst: &Instance, t: &Tables) -> anyhow::Result<String> {
-    let mut s = String::new();
-    let name = &inst.name;
-    let stats = t.stats()?;
-    let per_vni: [(&str, &str, VniField); 5] = [
-        (
-            "vtep_vni_rx_packets_total",
-            "Frames decapsulated and delivered.",
-            |v| v.rx_packets,
-        ),
-        (
-            "vtep_vni_rx_bytes_total",
-            "Inner bytes decapsulated and delivered.",
-            |v| v.rx_bytes,
-        ),
-        (
-            "vtep_vni_tx_packets_total",
-            "Frames encapsulated and sent.",
-            |v| v.tx_packets,
-        ),
-        (
-            "vtep_vni_tx_bytes_total",
-            "Inner bytes encapsulated and sent.",
-            |v| v.tx_bytes,
-        ),
-        (
-            "vtep_vni_drop_packets_total",
-            "Frames of the VNI dropped.",
-            |v| v.drop_packets,
-        ),
-    ];
-    for (metric, help, get) in per_vni {
-        writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} counter")?;
-        for v in &stats.vnis {
-            writeln!(
-                s,
-                "{metric}{{instance=\"{name}\",vni=\"{}\"}} {}",
-                v.vni,
-                get(&v.stats)
-            )?;
-        }
-    }
-    let per_remote: [(&str, &str, PeerField); 4] = [
-        (
-            "vtep_remote_rx_packets_total",
-            "Frames from the remote VTEP, decapsulated and delivered.",
-            |p| p.rx_packets,
-        ),
-        (
-            "vtep_remote_rx_bytes_total",
-            "Inner bytes from the remote VTEP, decapsulated and delivered.",
-            |p| p.rx_bytes,
-        ),
-        (
-            "vtep_remote_tx_packets_total",
-            "Frames encapsulated and sent to the remote VTEP.",
-            |p| p.tx_packets,
-        ),
-        (
-            "vtep_remote_tx_bytes_total",
-            "Inner bytes encapsulated and sent to the remote VTEP.",
-            |p| p.tx_bytes,
-        ),
-    ];
-    for (metric, help, get) in per_remote {
-        writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} counter")?;
-        for r in &stats.remotes {
-            writeln!(
-                s,
-                "{metric}{{instance=\"{name}\",remote=\"{}\"}} {}",
-                r.remote,
-                get(&r.stats)
-            )?;
-        }
-    }
-    writeln!(
-        s,
-        "# HELP vtep_drops_total Frames dropped, by reason.\n# TYPE vtep_drops_total counter"
-    )?;
-    for (r, n) in &stats.drops {
-        writeln!(
-            s,
-            "vtep_drops_total{{instance=\"{name}\",reason=\"{}\"}} {n}",
-            r.name()
-        )?;
-    }
-    writeln!(
-        s,
-        "# HELP vtep_events_total Datapath events (learning, moves, flooding, ...).\n# TYPE vtep_events_total counter"
-    )?;
-    for (c, n) in &stats.counters {
-        writeln!(
-            s,
-            "vtep_events_total{{instance=\"{name}\",event=\"{}\"}} {n}",
-            c.name()
-        )?;
-    }
-    let rows = t.fdb_rows(None)?;
-    let learned = rows.iter().filter(|r| r.learned.is_some()).count();
-    writeln!(
-        s,
-        "# HELP vtep_fdb_entries FDB entries, by origin.\n# TYPE vtep_fdb_entries gauge"
-    )?;
-    writeln!(
-        s,
-        "vtep_fdb_entries{{instance=\"{name}\",origin=\"static\"}} {}",
-        rows.len() - learned
-    )?;
-    writeln!(
-        s,
-        "vtep_fdb_entries{{instance=\"{name}\",origin=\"learned\"}} {learned}"
-    )?;
-    writeln!(
-        s,
-        "# HELP vtep_map_entries Entries used per map.\n# TYPE vtep_map_entries gauge"
-    )?;
-    writeln!(
-        s,
-        "# HELP vtep_map_capacity Capacity per map.\n# TYPE vtep_map_capacity gauge"
-    )?;
-    for map in [
-        vtep_common::consts::MAP_FDB,
-        vtep_common::consts::MAP_LEARNED,
-        vtep_common::consts::MAP_NEIGHS,
-        vtep_common::consts::MAP_VNIS,
-        vtep_common::consts::MAP_PORTS,
-        vtep_common::consts::MAP_REMOTES,
-    ] {
-        let cap = aya::maps::MapData::from_pin(inst.pin(map))?
-            .info()?
-            .max_entries();
-        writeln!(
-            s,
-            "vtep_map_entries{{instance=\"{name}\",map=\"{map}\"}} {}",
-            t.dump(map)?.len()
-        )?;
-        writeln!(
-            s,
-            "vtep_map_capacity{{instance=\"{name}\",map=\"{map}\"}} {cap}"
-        )?;
-    }
-    Ok(s)
 }

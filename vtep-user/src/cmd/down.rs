@@ -1,6 +1,6 @@
 //! `vtep down`: detach everything and remove the instance's pins.
 
-use crate::{datapath, instance::Instance};
+use crate::{domain, instance::Instance};
 
 /// Detach the datapath from every interface and remove the instance's maps
 /// and pins. Safe to run when the instance is already down.
@@ -11,7 +11,7 @@ use crate::{datapath, instance::Instance};
 pub struct Args {}
 
 pub fn run(_args: Args, inst: &Instance) -> anyhow::Result<()> {
-    if !datapath::down(inst)? {
+    if !domain::down(inst)? {
         eprintln!("vtep: instance '{}' is not up; nothing to do", inst.name);
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::{MapData, RingBuf};
 use serde_json::json;
 use vtep_common::{
     consts::MAP_EVENTS,
@@ -13,7 +13,8 @@ use vtep_common::{
 };
 
 use crate::{
-    instance::{Instance, coarse_now_ns, open_map},
+    domain::Edit,
+    instance::{Instance, coarse_now_ns},
     sys,
     values::{Mac, ip_from_map},
 };
@@ -75,8 +76,8 @@ fn print(ev: &MacEvent, json_out: bool) {
 }
 
 pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
-    let mut t = inst.open()?;
-    let mut ring: RingBuf<MapData> = open_map(inst, MAP_EVENTS, Map::RingBuf)?;
+    inst.require_up()?;
+    let mut ring: RingBuf<MapData> = inst.map(MAP_EVENTS)?;
     let mut last_reap = Instant::now();
     loop {
         while let Some(item) = ring.next() {
@@ -89,7 +90,12 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
         }
         if last_reap.elapsed() >= Duration::from_secs(1) {
             let now = coarse_now_ns();
-            for (k, e) in t.reap_stale() {
+            // Another command holding the instance: reap at the next round.
+            let stale = match Edit::try_begin(inst)? {
+                Some(mut e) => e.reap_stale()?,
+                None => Vec::new(),
+            };
+            for (k, e) in stale {
                 let ev = MacEvent {
                     ts_ns: now,
                     kind: MacEventKind::Aged as u32,

@@ -1,14 +1,17 @@
 //! `vtep fdb add|del|show`: where each MAC lives.
 
-use std::net::Ipv4Addr;
-
 use anyhow::Context as _;
-use serde_json::json;
 
 use crate::{
-    instance::{FdbRow, Instance, Location},
+    domain::{self, Edit, plan::Target},
+    instance::Instance,
     sys,
-    values::{Mac, Vni, parse_remote},
+    tables::{
+        Location,
+        fdb::FdbRow,
+        views::{FdbShowRow, origin},
+    },
+    values::{Mac, UnicastIp, UnicastMac, Vni},
 };
 
 #[derive(clap::Subcommand)]
@@ -22,13 +25,13 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Add {
         /// MAC address (unicast).
-        mac: Mac,
+        mac: UnicastMac,
         /// VNI of the MAC.
         #[arg(long)]
         vni: Vni,
         /// Remote VTEP the MAC is behind.
-        #[arg(long, value_parser = parse_remote, conflicts_with = "port", required_unless_present = "port")]
-        remote: Option<Ipv4Addr>,
+        #[arg(long, conflicts_with = "port", required_unless_present = "port")]
+        remote: Option<UnicastIp>,
         /// Local port the MAC is on.
         #[arg(long)]
         port: Option<String>,
@@ -84,7 +87,6 @@ pub enum Command {
 }
 
 pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
-    let mut t = inst.open()?;
     match command {
         Command::Add {
             mac,
@@ -93,22 +95,15 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             port,
         } => {
             let at = match (remote, port) {
-                (Some(ip), _) => Location::Remote(ip),
-                (None, Some(p)) => Location::Port(sys::ifindex(&p)?),
+                (Some(ip), _) => Target::Remote(ip),
+                (None, Some(p)) => Target::Port(p),
                 (None, None) => anyhow::bail!("give --remote IPV4 or --port IFACE"),
             };
-            t.fdb_add(vni, mac, at)
+            Edit::begin(inst)?.fdb_add(vni, mac, &at)
         }
-        Command::Del { mac, vni } => t.fdb_del(vni, mac),
+        Command::Del { mac, vni } => Edit::begin(inst)?.fdb_del(vni, mac),
         Command::Flush { vni, learned } => {
-            let n = t.forget(vni, |_| true)?;
-            let mut m = 0;
-            if !learned {
-                for row in t.fdb_rows(vni)?.iter().filter(|r| r.is_static) {
-                    t.fdb_del(Vni(row.vni), row.mac)?;
-                    m += 1;
-                }
-            }
+            let (n, m) = Edit::begin(inst)?.fdb_flush(vni, learned)?;
             eprintln!("vtep: {n} learned and {m} static entries removed");
             Ok(())
         }
@@ -116,14 +111,15 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let entries = parse_lines(&text).with_context(|| format!("{}", file.display()))?;
-            t.fdb_load(&entries)?;
+            Edit::begin(inst)?.fdb_load(&entries)?;
             eprintln!("vtep: {} FDB entries loaded", entries.len());
             Ok(())
         }
         Command::Show { vni, json } => {
-            let rows = t.fdb_rows(vni)?;
+            let rows = domain::read(inst)?.fdb_rows(vni)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&to_json(&rows))?);
+                let rows: Vec<FdbShowRow> = rows.iter().map(FdbShowRow::from).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print_table(&rows);
             }
@@ -133,7 +129,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
 }
 
 /// Parses `MAC VNI remote IPV4` / `MAC VNI port IFACE` lines.
-fn parse_lines(text: &str) -> anyhow::Result<Vec<(Vni, Mac, Location)>> {
+fn parse_lines(text: &str) -> anyhow::Result<Vec<(Vni, UnicastMac, Target)>> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or_default().trim();
@@ -146,41 +142,16 @@ fn parse_lines(text: &str) -> anyhow::Result<Vec<(Vni, Mac, Location)>> {
                 anyhow::bail!("expected `MAC VNI remote IPV4` or `MAC VNI port IFACE`");
             };
             let at = match kind {
-                "remote" => Location::Remote(parse_remote(at)?),
-                "port" => Location::Port(sys::ifindex(at)?),
+                "remote" => Target::Remote(at.parse()?),
+                "port" => Target::Port(at.to_owned()),
                 _ => anyhow::bail!("'{kind}': expected `remote` or `port`"),
             };
-            Ok((vni.parse::<Vni>()?, mac.parse::<Mac>()?, at))
+            Ok((vni.parse::<Vni>()?, mac.parse::<UnicastMac>()?, at))
         })()
         .with_context(|| format!("line {}", n + 1))?;
         out.push(entry);
     }
     Ok(out)
-}
-
-fn origin(row: &FdbRow) -> &'static str {
-    if row.is_static { "static" } else { "learned" }
-}
-
-fn to_json(rows: &[FdbRow]) -> serde_json::Value {
-    rows.iter()
-        .map(|r| {
-            let (remote, port) = match r.location {
-                Location::Remote(ip) => (Some(ip.to_string()), None),
-                Location::Port(i) => (None, Some(sys::ifname(i))),
-            };
-            json!({
-                "vni": r.vni,
-                "mac": r.mac.to_string(),
-                "remote": remote,
-                "port": port,
-                "origin": origin(r),
-                "age_s": r.learned.map(|l| l.age_s),
-                "moves": r.learned.map_or(0, |l| l.moves),
-                "frozen": r.learned.is_some_and(|l| l.frozen),
-            })
-        })
-        .collect()
 }
 
 fn print_table(rows: &[FdbRow]) {
@@ -203,7 +174,7 @@ fn print_table(rows: &[FdbRow]) {
             r.vni,
             r.mac,
             at,
-            origin(r)
+            origin(r.is_static)
         );
     }
 }

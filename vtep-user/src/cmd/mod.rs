@@ -1,17 +1,17 @@
-//! The command line and its subcommands, one module each.
+//! The command line and its subcommands, one module each: each parses
+//! its arguments, calls the domain layer and prints what it returns.
 
 mod daemon;
 mod down;
 mod events;
 mod fdb;
 mod maps;
+mod metrics;
 mod neigh;
-pub mod port;
+mod port;
 mod stats;
 mod status;
-pub mod up;
-
-pub use port::Deliver;
+mod up;
 mod vni;
 
 use std::path::PathBuf;

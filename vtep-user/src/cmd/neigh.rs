@@ -2,12 +2,11 @@
 
 use std::net::Ipv4Addr;
 
-use serde_json::json;
-use vtep_common::maps::NEIGH_F_STATIC;
-
 use crate::{
-    instance::{Instance, coarse_now_ns},
-    values::{Mac, Vni, ip_from_map, parse_ipv4},
+    domain::{self, Edit},
+    instance::Instance,
+    tables::views::NeighShowRow,
+    values::{UnicastIp, UnicastMac, Vni, parse_ipv4},
 };
 
 #[derive(clap::Subcommand)]
@@ -19,14 +18,13 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Add {
         /// Tenant IPv4 address.
-        #[arg(value_parser = parse_ipv4)]
-        ip: Ipv4Addr,
+        ip: UnicastIp,
         /// VNI of the address.
         #[arg(long)]
         vni: Vni,
         /// The MAC that owns it.
         #[arg(long)]
-        mac: Mac,
+        mac: UnicastMac,
     },
     /// Remove a binding.
     ///
@@ -55,38 +53,21 @@ pub enum Command {
 }
 
 pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
-    let mut t = inst.open()?;
     match command {
-        Command::Add { ip, vni, mac } => t.neigh_add(vni, ip, mac),
-        Command::Del { ip, vni } => t.neigh_del(vni, ip),
+        Command::Add { ip, vni, mac } => Edit::begin(inst)?.neigh_add(vni, ip, mac),
+        Command::Del { ip, vni } => Edit::begin(inst)?.neigh_del(vni, ip),
         Command::Show { vni, json } => {
-            let now = coarse_now_ns();
-            let rows: Vec<serde_json::Value> = t
-                .neighs(vni)
+            let rows: Vec<NeighShowRow> = domain::read(inst)?
+                .neigh_views(vni)?
                 .iter()
-                .map(|(k, e)| {
-                    let is_static = e.flags & NEIGH_F_STATIC != 0;
-                    json!({
-                        "vni": k.vni,
-                        "ip": ip_from_map(k.ip).to_string(),
-                        "mac": Mac(e.mac).to_string(),
-                        "origin": if is_static { "static" } else { "learned" },
-                        "age_s": (!is_static).then(|| now.saturating_sub(e.seen_ns) / 1_000_000_000),
-                    })
-                })
+                .map(NeighShowRow::from)
                 .collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!("{:<9} {:<16} {:<18} ORIGIN", "VNI", "IP", "MAC");
                 for r in &rows {
-                    println!(
-                        "{:<9} {:<16} {:<18} {}",
-                        r["vni"],
-                        r["ip"].as_str().unwrap_or_default(),
-                        r["mac"].as_str().unwrap_or_default(),
-                        r["origin"].as_str().unwrap_or_default()
-                    );
+                    println!("{:<9} {:<16} {:<18} {}", r.vni, r.ip, r.mac, r.origin);
                 }
             }
             Ok(())

@@ -1,9 +1,15 @@
 //! `vtep stats`: traffic per VNI and per remote VTEP, drops by reason,
 //! datapath events.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
-use crate::instance::{Instance, Stats};
+use serde::Serialize;
+
+use crate::{
+    domain,
+    instance::Instance,
+    tables::stats::{PeerRow, Stats, Traffic, VniRow},
+};
 
 /// Show the datapath's counters: per VNI and per remote VTEP (rx =
 /// decapsulated and delivered, tx = encapsulated and sent; a flooded frame
@@ -33,30 +39,37 @@ struct Row {
     drops: Option<u64>,
 }
 
+/// What `vtep stats --json` prints.
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    vnis: &'a [VniRow],
+    remotes: &'a [PeerRow],
+    drop_reasons: BTreeMap<&'static str, u64>,
+    counters: BTreeMap<&'static str, u64>,
+}
+
+fn counts(t: &Traffic) -> [u64; 4] {
+    [t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes]
+}
+
 /// The traffic tables: (first column's title, rows).
 fn tables(s: &Stats) -> [(&'static str, Vec<Row>); 2] {
     let vnis = s
         .vnis
         .iter()
-        .map(|v| {
-            let t = &v.stats;
-            Row {
-                name: v.vni.to_string(),
-                counts: [t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes],
-                drops: Some(t.drop_packets),
-            }
+        .map(|v| Row {
+            name: v.vni.to_string(),
+            counts: counts(&v.traffic),
+            drops: Some(v.drop_packets),
         })
         .collect();
     let remotes = s
         .remotes
         .iter()
-        .map(|r| {
-            let t = &r.stats;
-            Row {
-                name: r.remote.to_string(),
-                counts: [t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes],
-                drops: None,
-            }
+        .map(|r| Row {
+            name: r.remote.to_string(),
+            counts: counts(&r.traffic),
+            drops: None,
         })
         .collect();
     [("VNI", vnis), ("REMOTE", remotes)]
@@ -102,8 +115,8 @@ fn print_rates(before: &Stats, after: &Stats, secs: f64) {
 }
 
 pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
+    let t = domain::read(inst)?;
     if args.watch {
-        let t = inst.open()?;
         let mut before = t.stats()?;
         let mut at = std::time::Instant::now();
         loop {
@@ -116,26 +129,14 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
             before = after;
         }
     }
-    let s = inst.open()?.stats()?;
+    let s = t.stats()?;
     if args.json {
-        let vnis: Vec<Value> = s.vnis.iter().map(|v| v.to_json()).collect();
-        let remotes: Vec<Value> = s.remotes.iter().map(|r| r.to_json()).collect();
-        let drops: Map<String, Value> = s
-            .drops
-            .iter()
-            .map(|(r, n)| (r.name().to_owned(), json!(n)))
-            .collect();
-        let counters: Map<String, Value> = s
-            .counters
-            .iter()
-            .map(|(c, n)| (c.name().to_owned(), json!(n)))
-            .collect();
-        let out = json!({
-            "vnis": vnis,
-            "remotes": remotes,
-            "drop_reasons": drops,
-            "counters": counters,
-        });
+        let out = StatsJson {
+            vnis: &s.vnis,
+            remotes: &s.remotes,
+            drop_reasons: s.drops.iter().map(|(r, n)| (r.name(), *n)).collect(),
+            counters: s.counters.iter().map(|(c, n)| (c.name(), *n)).collect(),
+        };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }

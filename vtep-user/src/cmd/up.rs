@@ -1,24 +1,22 @@
 //! `vtep up`: load the datapath onto the underlay, optionally with a whole
 //! configuration.
 
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use vtep_common::{
     consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, FDB_CAPACITY, VXLAN_PORT},
-    maps::{
-        CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT,
-        DEFAULT_MOVE_WINDOW_S,
-    },
+    maps::{DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S},
 };
 
 use crate::{
-    cmd::port,
-    config::{self, Learning, Plan, PlanLocation, Underlay},
-    datapath::{self, XdpModeArg},
-    instance::{Instance, Location},
-    sys,
-    values::{ip_from_map, ip_to_map, parse_ipv4},
+    config,
+    domain::{
+        self, Scope,
+        plan::{Learning, Plan, Underlay},
+    },
+    instance::Instance,
+    values::{LocalIp, XdpModeArg},
 };
 
 /// Attach the VTEP to the underlay interface and pin it; returns at once,
@@ -40,8 +38,8 @@ pub struct Args {
     #[arg(long, required_unless_present = "config", conflicts_with = "config")]
     underlay: Option<String>,
     /// This VTEP's underlay IPv4 address.
-    #[arg(long, value_parser = parse_ipv4, required_unless_present = "config", conflicts_with = "config")]
-    local_ip: Option<Ipv4Addr>,
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    local_ip: Option<LocalIp>,
     /// VXLAN UDP port.
     #[arg(long, default_value_t = VXLAN_PORT, conflicts_with = "config")]
     udp_port: u16,
@@ -84,12 +82,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
-    let plan = match &args.config {
-        Some(path) => config::load(path)?,
-        None => Plan {
-            underlay: Underlay {
-                iface: args.underlay.context("--underlay is required")?,
-                local_ip: args.local_ip.context("--local-ip is required")?,
+    let (plan, scope) = match &args.config {
+        Some(path) => (config::load(path)?, Scope::Whole),
+        None => {
+            let underlay = Underlay {
                 udp_port: args.udp_port,
                 xdp_mode: args.xdp_mode,
                 ttl: args.ttl,
@@ -102,101 +98,15 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
                     move_window_s: args.move_window,
                 },
                 fdb_capacity: args.fdb_capacity,
-            },
-            vnis: Vec::new(),
-            ports: Vec::new(),
-            fdb: Vec::new(),
-        },
-    };
-    bring_up(inst, &plan, args.config.is_some())
-}
-
-/// Brings `inst` up as `plan` says, or upgrades it in place if it is up
-/// (and, when the plan came from a file, makes it match the file).
-pub fn bring_up(inst: &Instance, plan: &Plan, from_file: bool) -> anyhow::Result<()> {
-    // Everything the plan names must exist before anything is loaded.
-    plan.underlay.learning.check()?;
-    let underlay_ifindex = sys::ifindex(&plan.underlay.iface)?;
-    for (iface, _, _) in &plan.ports {
-        sys::ifindex(iface)?;
-    }
-    let u = &plan.underlay;
-    let cfg = Config {
-        local_ip: ip_to_map(u.local_ip),
-        underlay_ifindex,
-        udp_port: u.udp_port,
-        ttl: u.ttl,
-        flags: if u.df { CONFIG_F_DF } else { 0 }
-            | if u.decap_cache {
-                0
-            } else {
-                CONFIG_F_NO_DECAP_CACHE
-            },
-        ageing_s: u.learning.ageing_s,
-        move_limit: u.learning.move_limit,
-        move_window_s: u.learning.move_window_s,
-    };
-    if inst.is_up() {
-        let recorded = inst.open()?.info;
-        let r = &recorded.config;
-        if r.underlay_ifindex != cfg.underlay_ifindex || r.local_ip != cfg.local_ip {
-            bail!(
-                "instance '{}' is up on {} with local address {}: an upgrade keeps them; \
-                 run `vtep down` first to change them",
-                inst.name,
-                sys::ifname(r.underlay_ifindex),
-                ip_from_map(r.local_ip)
-            );
+                ..Underlay::new(
+                    args.underlay.context("--underlay is required")?,
+                    args.local_ip.context("--local-ip is required")?,
+                )
+            };
+            (Plan::bare(underlay), Scope::Underlay)
         }
-        datapath::upgrade(inst, &recorded, cfg)?;
-        if from_file {
-            let c = crate::reconcile::reconcile(inst, plan)?;
-            eprintln!("vtep: configuration applied: {c:?}");
-        }
-        eprintln!("vtep: instance '{}' upgraded in place", inst.name);
-        return Ok(());
-    }
-    let capacities = datapath::Capacities {
-        fdb: u.fdb_capacity,
-        learned: u.learning.capacity,
     };
-    let mode = datapath::up(inst, &u.iface, cfg, u.xdp_mode, capacities)?;
-    if let Err(e) = apply(inst, plan) {
-        datapath::down(inst)?;
-        return Err(e);
-    }
-    let mode = if mode == vtep_common::maps::XDP_MODE_NATIVE {
-        "native"
-    } else {
-        "generic"
-    };
-    eprintln!(
-        "vtep: instance '{}' up on {} ({} XDP), local {}, pinned at {}",
-        inst.name,
-        u.iface,
-        mode,
-        u.local_ip,
-        inst.dir.display()
-    );
-    Ok(())
-}
-
-fn apply(inst: &Instance, plan: &Plan) -> anyhow::Result<()> {
-    let mut t = inst.open()?;
-    for v in &plan.vnis {
-        t.vni_add(v.vni, &v.flood, v.learning, v.bum_pps)?;
-    }
-    drop(t);
-    for (iface, vni, deliver) in &plan.ports {
-        port::add(inst, iface, *vni, *deliver)?;
-    }
-    let mut t = inst.open()?;
-    for (mac, vni, at) in &plan.fdb {
-        let at = match at {
-            PlanLocation::Remote(ip) => Location::Remote(*ip),
-            PlanLocation::Port(p) => Location::Port(sys::ifindex(p)?),
-        };
-        t.fdb_add(*vni, *mac, at)?;
-    }
+    let said = domain::bring_up(inst, &plan, scope)?;
+    eprintln!("vtep: {said}");
     Ok(())
 }

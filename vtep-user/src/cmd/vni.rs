@@ -1,8 +1,9 @@
 //! `vtep vni add|del`: the VNIs (tenants) this VTEP carries.
 
 use crate::{
+    domain::Edit,
     instance::Instance,
-    values::{RemoteList, Vni},
+    values::{FloodList, Vni},
 };
 
 #[derive(clap::Subcommand)]
@@ -19,9 +20,9 @@ pub enum Command {
     Add {
         /// VNI, 1 to 16777215.
         vni: Vni,
-        /// Remote VTEP addresses, comma-separated.
+        /// Remote VTEP addresses, comma-separated (at most 32).
         #[arg(long, default_value = "")]
-        flood: RemoteList,
+        flood: FloodList,
         /// Do not learn MACs from this VNI's traffic (static FDB only).
         #[arg(long)]
         no_learning: bool,
@@ -41,14 +42,14 @@ pub enum Command {
 }
 
 pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
-    let mut t = inst.open()?;
+    let mut e = Edit::begin(inst)?;
     match command {
         Command::Add {
             vni,
             flood,
             no_learning,
             bum_pps,
-        } => t.vni_add(vni, &flood.0, !no_learning, bum_pps),
-        Command::Del { vni } => t.vni_del(vni),
+        } => e.vni_add(vni, &flood, !no_learning, bum_pps),
+        Command::Del { vni } => e.vni_del(vni),
     }
 }

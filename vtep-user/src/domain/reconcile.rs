@@ -1,0 +1,92 @@
+//! Making an instance match a plan: what the plan names is added or
+//! updated, what it does not name is removed, and nothing else is touched
+//! (traffic of unchanged tenants never notices). A fresh `vtep up
+//! --config` is this against an empty instance.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Edit, plan::Plan};
+use crate::{
+    sys,
+    tables::{Location, ports::deliver_of},
+    values::{Deliver, UnicastMac, Vni},
+};
+
+/// What changed, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub vnis_added: usize,
+    pub vnis_removed: usize,
+    pub ports_added: usize,
+    pub ports_removed: usize,
+    pub fdb_set: usize,
+    pub fdb_removed: usize,
+}
+
+/// Applies `plan` (its VNIs, ports and FDB) to the instance `e` edits.
+pub(super) fn reconcile(e: &mut Edit<'_>, plan: &Plan) -> anyhow::Result<Changes> {
+    let mut c = Changes::default();
+    let want_ports: BTreeMap<&str, (Vni, Deliver)> = plan
+        .ports
+        .iter()
+        .map(|p| (p.iface.as_str(), (p.vni, p.deliver)))
+        .collect();
+    let want_vnis: BTreeSet<Vni> = plan.vnis.iter().map(|v| v.vni).collect();
+
+    // Ports that go, or change VNI or delivery, first: a VNI can only go
+    // once its ports have.
+    let mut kept = BTreeSet::new();
+    for (ifindex, p) in e.t.ports()? {
+        let name = sys::ifname(ifindex);
+        let now = (Vni::recorded(p.vni), deliver_of(&p));
+        if want_ports.get(name.as_str()) == Some(&now) {
+            kept.insert(name);
+        } else {
+            e.unbind(ifindex)?;
+            c.ports_removed += 1;
+        }
+    }
+
+    let configured: BTreeSet<Vni> = e.t.vnis()?.into_iter().map(|(v, _)| v).collect();
+    for v in &plan.vnis {
+        if !configured.contains(&v.vni) {
+            c.vnis_added += 1;
+        }
+        e.vni_add(v.vni, &v.flood, v.learning, v.bum_pps)?;
+    }
+    for vni in configured.difference(&want_vnis) {
+        e.vni_del(*vni)?;
+        c.vnis_removed += 1;
+    }
+
+    for p in &plan.ports {
+        if !kept.contains(&p.iface) {
+            e.port_add(&p.iface, p.vni, p.deliver)?;
+            c.ports_added += 1;
+        }
+    }
+
+    let mut current: BTreeMap<(Vni, UnicastMac), Location> = BTreeMap::new();
+    for row in e.t.fdb_rows(None)?.into_iter().filter(|r| r.is_static) {
+        let mac = UnicastMac::try_from(row.mac)?;
+        current.insert((row.vni, mac), row.location);
+    }
+    let mut wanted = BTreeSet::new();
+    for f in &plan.fdb {
+        let at = e.location(&f.at)?;
+        if current.get(&(f.vni, f.mac)) != Some(&at) {
+            e.t.fdb_add(&crate::tables::fdb::StaticEntry {
+                vni: f.vni,
+                mac: f.mac,
+                at,
+            })?;
+            c.fdb_set += 1;
+        }
+        wanted.insert((f.vni, f.mac));
+    }
+    for (vni, mac) in current.keys().filter(|k| !wanted.contains(k)) {
+        e.fdb_del(*vni, mac.mac())?;
+        c.fdb_removed += 1;
+    }
+    Ok(c)
+}

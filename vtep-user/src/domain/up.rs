@@ -1,0 +1,98 @@
+//! Bringing an instance up (or upgrading it in place), and down.
+
+use anyhow::bail;
+use vtep_common::{consts::MAP_NEXTHOPS, maps::XDP_MODE_NATIVE};
+
+use super::{Edit, plan::Plan};
+use crate::{
+    datapath,
+    instance::Instance,
+    sys,
+    tables::{Tables, TablesMut, nexthops::KernelNeighbours, remotes::Neighbours as _},
+    values::ip_from_map,
+};
+
+/// How much of a plan `bring_up` applies to an instance that is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The underlay settings only (`vtep up` with flags): VNIs, ports and
+    /// FDB stay as they are.
+    Underlay,
+    /// Everything (`vtep up --config`, the daemon): the instance is made to
+    /// match the plan.
+    Whole,
+}
+
+/// Brings `inst` up as `plan` says, or upgrades it in place if it is up
+/// (and with [`Scope::Whole`] makes it match the plan). Returns what it
+/// did, for the user.
+pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<String> {
+    let u = &plan.underlay;
+    u.check()?;
+    // Everything the plan names must exist before anything is loaded.
+    let underlay_ifindex = sys::ifindex(&u.iface)?;
+    for p in &plan.ports {
+        sys::ifindex(&p.iface)?;
+    }
+    let cfg = u.config(underlay_ifindex);
+    let lock = inst.lock()?;
+    if inst.is_up() {
+        let recorded = Tables::open(inst)?.info;
+        let r = &recorded.config;
+        if r.underlay_ifindex != cfg.underlay_ifindex || r.local_ip != cfg.local_ip {
+            bail!(
+                "instance '{}' is up on {} with local address {}: an upgrade keeps them; \
+                 run `vtep down` first to change them",
+                inst.name,
+                sys::ifname(r.underlay_ifindex),
+                ip_from_map(r.local_ip)
+            );
+        }
+        datapath::upgrade(inst, &recorded, cfg)?;
+        let mut said = String::new();
+        if scope == Scope::Whole {
+            let mut e = Edit {
+                inst,
+                t: TablesMut::open(inst, lock)?,
+            };
+            let c = e.reconcile(plan)?;
+            said = format!("configuration applied: {c:?}; ");
+        }
+        return Ok(format!("{said}instance '{}' upgraded in place", inst.name));
+    }
+    let capacities = datapath::Capacities {
+        fdb: u.fdb_capacity,
+        learned: u.learning.capacity,
+    };
+    let mode = datapath::up(inst, &u.iface, cfg, u.xdp_mode, capacities)?;
+    let applied = TablesMut::open(inst, lock).and_then(|t| Edit { inst, t }.reconcile(plan));
+    if let Err(e) = applied {
+        datapath::down(inst)?;
+        return Err(e);
+    }
+    let mode = if mode == XDP_MODE_NATIVE {
+        "native"
+    } else {
+        "generic"
+    };
+    Ok(format!(
+        "instance '{}' up on {} ({mode} XDP), local {}, pinned at {}",
+        inst.name,
+        u.iface,
+        u.local_ip.ip(),
+        inst.dir.display()
+    ))
+}
+
+/// Takes `inst` down: the neighbour entries it made, its attachments, its
+/// pins. Whether it was up.
+pub fn down(inst: &Instance) -> anyhow::Result<bool> {
+    let _lock = inst.lock()?;
+    if inst.is_up() {
+        match inst.map(MAP_NEXTHOPS) {
+            Ok(made) => KernelNeighbours::new(made).forget_all(),
+            Err(e) => log::warn!("neighbour entries made for remote VTEPs stay: {e:#}"),
+        }
+    }
+    datapath::down(inst)
+}

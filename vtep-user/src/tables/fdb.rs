@@ -1,0 +1,306 @@
+//! The FDB: static entries (`FDB`, operator-owned) and learned ones
+//! (`LEARNED`, an LRU the datapath fills), and the remote-VTEP references
+//! static entries hold.
+
+use std::collections::BTreeMap;
+
+use vtep_common::maps::{
+    FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey, LEARNED_F_FROZEN, LearnedEntry, PORT_F_XDP, VniInfo,
+};
+
+use super::{
+    Location, TableError, Tables, TablesMut,
+    map::{KvMap, MapFault},
+    remotes::VniRef,
+};
+use crate::{
+    instance::coarse_now_ns,
+    sys,
+    values::{Mac, UnicastMac, Vni, ip_to_map},
+};
+
+/// One FDB entry, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdbRow {
+    pub vni: Vni,
+    pub mac: Mac,
+    pub location: Location,
+    pub is_static: bool,
+    /// Learned entries: seconds since last seen, moves, frozen.
+    pub learned: Option<Learned>,
+}
+
+/// What a learned entry adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Learned {
+    pub age_s: u64,
+    pub moves: u32,
+    pub frozen: bool,
+}
+
+/// A static entry to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StaticEntry {
+    pub vni: Vni,
+    pub mac: UnicastMac,
+    pub at: Location,
+}
+
+impl Tables {
+    /// FDB entries (static, then learned ones not yet aged), sorted by VNI
+    /// then MAC, optionally of one VNI.
+    pub fn fdb_rows(&self, vni: Option<Vni>) -> Result<Vec<FdbRow>, TableError> {
+        let wanted = |v: u32| vni.is_none_or(|f| f.get() == v);
+        let mut rows = Vec::new();
+        for (k, v) in self.fdb.entries().map_err(TableError::map("read", "FDB"))? {
+            if wanted(k.vni) {
+                rows.push(FdbRow {
+                    vni: Vni::recorded(k.vni),
+                    mac: Mac(k.mac),
+                    location: Location::of(v.remote, v.ifindex),
+                    is_static: v.flags & FDB_F_STATIC != 0,
+                    learned: None,
+                });
+            }
+        }
+        let now = coarse_now_ns();
+        let ageing_ns = self.ageing_ns();
+        for (k, e) in self.learned_entries()? {
+            let age = now.saturating_sub(e.seen_ns);
+            if wanted(k.vni) && age <= ageing_ns {
+                rows.push(FdbRow {
+                    vni: Vni::recorded(k.vni),
+                    mac: Mac(k.mac),
+                    location: Location::of(e.remote, e.ifindex),
+                    is_static: false,
+                    learned: Some(Learned {
+                        age_s: age / 1_000_000_000,
+                        moves: e.moves,
+                        frozen: e.flags & LEARNED_F_FROZEN != 0,
+                    }),
+                });
+            }
+        }
+        rows.sort_by_key(|r| (r.vni, r.mac));
+        Ok(rows)
+    }
+
+    /// Every learned entry, aged or not.
+    pub fn learned_entries(&self) -> Result<Vec<(FdbKey, LearnedEntry)>, TableError> {
+        self.learned
+            .entries()
+            .map_err(TableError::map("read", "learned MAC"))
+    }
+
+    /// Every static FDB entry, raw.
+    pub fn fdb_entries(&self) -> Result<Vec<(FdbKey, FdbEntry)>, TableError> {
+        self.fdb.entries().map_err(TableError::map("read", "FDB"))
+    }
+
+    /// Checks a static entry of `e.vni` (configured, described by
+    /// `info`); returns its map value.
+    fn fdb_entry(&self, e: &StaticEntry) -> Result<FdbEntry, TableError> {
+        Ok(match e.at {
+            Location::Remote(ip) => FdbEntry {
+                remote: ip_to_map(ip.ip()),
+                flags: FDB_F_STATIC,
+                ..FdbEntry::default()
+            },
+            Location::Port(ifindex) => {
+                let name = || sys::ifname(ifindex);
+                let port_flags = match self.port(ifindex)? {
+                    Some(p) if p.vni == e.vni.get() => p.flags,
+                    Some(p) => {
+                        return Err(TableError::PortOfOtherVni {
+                            name: name(),
+                            bound: p.vni,
+                            vni: e.vni,
+                        });
+                    }
+                    None => {
+                        return Err(TableError::NotAPort {
+                            name: name(),
+                            vni: e.vni,
+                        });
+                    }
+                };
+                let xdp = if port_flags & PORT_F_XDP != 0 {
+                    FDB_F_XDP
+                } else {
+                    0
+                };
+                FdbEntry {
+                    ifindex,
+                    flags: FDB_F_STATIC | xdp,
+                    ..FdbEntry::default()
+                }
+            }
+        })
+    }
+}
+
+impl TablesMut {
+    /// Removes learned entries of `vni` (all VNIs if `None`) that `pick`
+    /// selects; returns how many.
+    pub fn forget(
+        &mut self,
+        vni: Option<Vni>,
+        pick: impl Fn(&LearnedEntry) -> bool,
+    ) -> Result<usize, TableError> {
+        let keys: Vec<FdbKey> = self
+            .learned_entries()?
+            .into_iter()
+            .filter(|(k, e)| vni.is_none_or(|v| v.get() == k.vni) && pick(e))
+            .map(|(k, _)| k)
+            .collect();
+        for k in &keys {
+            self.learned
+                .delete(k)
+                .map_err(TableError::map("write", "learned MAC"))?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Removes learned entries not seen for the ageing time; returns what
+    /// they were, for an `aged` report.
+    pub fn reap_stale(&mut self) -> Result<Vec<(FdbKey, LearnedEntry)>, TableError> {
+        let now = coarse_now_ns();
+        let ageing_ns = self.ageing_ns();
+        let stale: Vec<(FdbKey, LearnedEntry)> = self
+            .learned_entries()?
+            .into_iter()
+            .filter(|(_, e)| now.saturating_sub(e.seen_ns) > ageing_ns)
+            .collect();
+        for (k, _) in &stale {
+            self.learned
+                .delete(k)
+                .map_err(TableError::map("write", "learned MAC"))?;
+        }
+        Ok(stale)
+    }
+
+    /// Adds or replaces a static FDB entry.
+    pub fn fdb_add(&mut self, e: &StaticEntry) -> Result<(), TableError> {
+        let info = self.require_vni(e.vni)?;
+        let entry = self.fdb_entry(e)?;
+        self.fdb_put(e, entry, &info).map(|_| ())
+    }
+
+    /// Adds or replaces many static FDB entries, all or none: every entry
+    /// is checked before the first is written, and if one cannot be
+    /// written (the FDB is full), those written before it are undone.
+    pub fn fdb_load(&mut self, entries: &[StaticEntry]) -> Result<(), TableError> {
+        let nothing = |taken, e| TableError::NothingLoaded {
+            given: entries.len(),
+            taken,
+            source: Box::new(e),
+        };
+        let mut vnis: BTreeMap<Vni, VniInfo> = BTreeMap::new();
+        let mut checked = Vec::with_capacity(entries.len());
+        for e in entries {
+            let info = match vnis.get(&e.vni) {
+                Some(info) => *info,
+                None => {
+                    let info = self.require_vni(e.vni).map_err(|err| nothing(0, err))?;
+                    vnis.insert(e.vni, info);
+                    info
+                }
+            };
+            checked.push((e, self.fdb_entry(e).map_err(|err| nothing(0, err))?, info));
+        }
+        let mut done: Vec<(&StaticEntry, Option<FdbEntry>)> = Vec::new();
+        for (e, entry, info) in checked {
+            match self.fdb_put(e, entry, &info) {
+                Ok(old) => done.push((e, old)),
+                Err(err) => {
+                    let taken = done.len();
+                    for (e, old) in done.into_iter().rev() {
+                        let undone = match old {
+                            Some(o) => self.fdb_add(&StaticEntry {
+                                at: Location::of(o.remote, o.ifindex),
+                                ..*e
+                            }),
+                            None => self.fdb_del(e.vni, e.mac.mac()),
+                        };
+                        if let Err(u) = undone {
+                            log::warn!(
+                                "cannot undo the FDB entry of {} in VNI {}: {u}",
+                                e.mac,
+                                e.vni
+                            );
+                        }
+                    }
+                    return Err(nothing(taken, err));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a checked static entry of `e.vni` (described by `info`),
+    /// keeping the remote VTEPs' references right; returns the entry it
+    /// replaced.
+    fn fdb_put(
+        &mut self,
+        e: &StaticEntry,
+        mut entry: FdbEntry,
+        info: &VniInfo,
+    ) -> Result<Option<FdbEntry>, TableError> {
+        let key = FdbKey::new(e.vni.get(), e.mac.mac().0);
+        let old = self
+            .fdb
+            .lookup(&key)
+            .map_err(TableError::map("read", "FDB"))?;
+        let same_remote = old.is_some_and(|o| o.remote == entry.remote);
+        // A remote this entry names anew takes a reference.
+        let new_remote = match e.at {
+            Location::Remote(ip) if !same_remote => Some(ip),
+            _ => None,
+        };
+        if let Some(ip) = new_remote {
+            entry.peer = self.remotes.add_ref(VniRef::of(e.vni, info), ip)?;
+        } else if let Some(o) = old.filter(|_| same_remote) {
+            entry.peer = o.peer;
+        }
+        if let Err(err) = self.fdb.put(key, entry) {
+            if let Some(ip) = new_remote {
+                self.drop_remote(e.vni, ip)?;
+            }
+            return Err(match err {
+                MapFault::Full => TableError::FdbFull {
+                    vni: e.vni,
+                    mac: e.mac.mac(),
+                },
+                err => TableError::map("write", "FDB")(err),
+            });
+        }
+        if let Some(o) = old
+            && !same_remote
+            && let Location::Remote(ip) = Location::of(o.remote, o.ifindex)
+        {
+            self.drop_remote(e.vni, ip)?;
+        }
+        // A static entry takes the MAC over from learning.
+        self.learned
+            .delete(&key)
+            .map_err(TableError::map("write", "learned MAC"))?;
+        Ok(old)
+    }
+
+    /// Removes a static FDB entry; refused if there is none.
+    pub fn fdb_del(&mut self, vni: Vni, mac: Mac) -> Result<(), TableError> {
+        let key = FdbKey::new(vni.get(), mac.0);
+        let old = self
+            .fdb
+            .lookup(&key)
+            .map_err(TableError::map("read", "FDB"))?
+            .ok_or(TableError::NoFdbEntry { vni, mac })?;
+        self.fdb
+            .delete(&key)
+            .map_err(TableError::map("write", "FDB"))?;
+        if let Location::Remote(ip) = Location::of(old.remote, old.ifindex) {
+            self.drop_remote(vni, ip)?;
+        }
+        Ok(())
+    }
+}

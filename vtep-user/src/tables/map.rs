@@ -1,0 +1,184 @@
+//! One map, as the table rules see it: get, put, delete, list, with each
+//! failure classified once (absent is `None`, never an error; full,
+//! denied and other failures are kept apart), whatever holds the entries:
+//! a pinned BPF hash map, or a `BTreeMap` in the unit tests.
+
+use aya::{
+    Pod,
+    maps::{HashMap, MapData, MapError},
+};
+
+use crate::generation::Generation;
+
+/// Why a map operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MapFault {
+    /// The map has no room for another key.
+    #[error("full")]
+    Full,
+    /// The kernel refused the operation to this process.
+    #[error("permission denied: {0}")]
+    Denied(Box<MapError>),
+    /// The per-CPU values cannot be sized.
+    #[error("cannot count the possible CPUs: {0}")]
+    Cpus(std::io::Error),
+    /// Anything else the kernel or aya reported.
+    #[error(transparent)]
+    Other(Box<MapError>),
+}
+
+impl MapFault {
+    /// Classifies an aya error; `None` for "no such key".
+    pub fn classify(e: MapError) -> Option<Self> {
+        let MapError::SyscallError(s) = &e else {
+            return match e {
+                MapError::KeyNotFound => None,
+                e => Some(MapFault::Other(Box::new(e))),
+            };
+        };
+        match s.io_error.raw_os_error() {
+            Some(libc::ENOENT) => None,
+            Some(libc::E2BIG | libc::ENOMEM | libc::ENOSPC) => Some(MapFault::Full),
+            Some(libc::EPERM | libc::EACCES) => Some(MapFault::Denied(Box::new(e))),
+            _ => Some(MapFault::Other(Box::new(e))),
+        }
+    }
+}
+
+impl From<MapError> for MapFault {
+    /// A failed write or a failed read of a slot that must exist: "no
+    /// such key" is an error like any other here.
+    fn from(e: MapError) -> Self {
+        match &e {
+            MapError::KeyNotFound => MapFault::Other(Box::new(e)),
+            MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                MapFault::Other(Box::new(e))
+            }
+            _ => MapFault::classify(e).unwrap_or(MapFault::Full),
+        }
+    }
+}
+
+/// A key-value table.
+pub trait KvMap<K, V> {
+    /// The value of `key`, `None` if there is none.
+    fn lookup(&self, key: &K) -> Result<Option<V>, MapFault>;
+    /// Adds or replaces `key`.
+    fn put(&mut self, key: K, value: V) -> Result<(), MapFault>;
+    /// Removes `key`; whether it was there.
+    fn delete(&mut self, key: &K) -> Result<bool, MapFault>;
+    /// Every entry, in no particular order.
+    fn entries(&self) -> Result<Vec<(K, V)>, MapFault>;
+}
+
+/// `Ok(None)` for an absent key, the classified error otherwise.
+fn absent_or<T>(r: Result<T, MapError>) -> Result<Option<T>, MapFault> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => MapFault::classify(e).map_or(Ok(None), Err),
+    }
+}
+
+impl<K: Pod, V: Pod> KvMap<K, V> for HashMap<MapData, K, V> {
+    fn lookup(&self, key: &K) -> Result<Option<V>, MapFault> {
+        absent_or(HashMap::get(self, key, 0))
+    }
+
+    fn put(&mut self, key: K, value: V) -> Result<(), MapFault> {
+        Ok(self.insert(key, value, 0)?)
+    }
+
+    fn delete(&mut self, key: &K) -> Result<bool, MapFault> {
+        absent_or(self.remove(key)).map(|r| r.is_some())
+    }
+
+    fn entries(&self) -> Result<Vec<(K, V)>, MapFault> {
+        // An entry deleted while the map is walked is simply not listed.
+        let mut out = Vec::new();
+        for item in self.iter() {
+            if let Some(kv) = absent_or(item)? {
+                out.push(kv);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A table the decap decision cache reads (FDB, LEARNED, REMOTES): reads
+/// go straight to the map; every change is followed by a bump of the
+/// tables' generation, so that no decision cached before it is used after.
+pub struct Watched<M> {
+    map: M,
+    generation: std::rc::Rc<Generation>,
+}
+
+impl<M> Watched<M> {
+    /// `map`, whose changes bump `generation`.
+    pub fn new(map: M, generation: std::rc::Rc<Generation>) -> Self {
+        Self { map, generation }
+    }
+}
+
+impl<K, V, M: KvMap<K, V>> KvMap<K, V> for Watched<M> {
+    fn lookup(&self, key: &K) -> Result<Option<V>, MapFault> {
+        self.map.lookup(key)
+    }
+
+    fn put(&mut self, key: K, value: V) -> Result<(), MapFault> {
+        let r = self.map.put(key, value);
+        self.generation.bump();
+        r
+    }
+
+    fn delete(&mut self, key: &K) -> Result<bool, MapFault> {
+        let r = self.map.delete(key);
+        self.generation.bump();
+        r
+    }
+
+    fn entries(&self) -> Result<Vec<(K, V)>, MapFault> {
+        self.map.entries()
+    }
+}
+
+/// A table in memory with a capacity, for unit tests of the rules.
+#[cfg(test)]
+#[derive(Debug)]
+pub struct MemMap<K, V> {
+    pub entries: std::collections::BTreeMap<K, V>,
+    pub capacity: usize,
+}
+
+#[cfg(test)]
+impl<K, V> MemMap<K, V> {
+    /// An empty table holding at most `capacity` keys.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: std::collections::BTreeMap::new(),
+            capacity,
+        }
+    }
+}
+
+#[cfg(test)]
+impl<K: Ord + Copy, V: Copy> KvMap<K, V> for MemMap<K, V> {
+    fn lookup(&self, key: &K) -> Result<Option<V>, MapFault> {
+        Ok(self.entries.get(key).copied())
+    }
+
+    fn put(&mut self, key: K, value: V) -> Result<(), MapFault> {
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
+            return Err(MapFault::Full);
+        }
+        self.entries.insert(key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &K) -> Result<bool, MapFault> {
+        Ok(self.entries.remove(key).is_some())
+    }
+
+    fn entries(&self) -> Result<Vec<(K, V)>, MapFault> {
+        Ok(self.entries.iter().map(|(k, v)| (*k, *v)).collect())
+    }
+}

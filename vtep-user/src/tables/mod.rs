@@ -1,0 +1,253 @@
+//! The maps of an instance, by concern, with the rules that keep them
+//! consistent: VNIs ([`vnis`]), ports ([`ports`]), the FDB ([`fdb`]),
+//! remote VTEPs and their stats slots ([`remotes`]), ARP suppression
+//! ([`neighs`]), counters ([`stats`]) and the decoded views every printer
+//! renders ([`views`]).
+//!
+//! [`Tables`] reads; changing them takes a [`TablesMut`], which holds the
+//! instance's lock for as long as it lives, so two commands (or a command
+//! and the daemon) never interleave their read-modify-writes.
+
+pub mod fdb;
+pub mod map;
+pub mod neighs;
+pub mod nexthops;
+pub mod ports;
+pub mod remotes;
+pub mod slots;
+pub mod stats;
+pub mod views;
+pub mod vnis;
+
+use std::{net::Ipv4Addr, rc::Rc};
+
+use anyhow::{Context as _, bail};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use vtep_common::{
+    consts::{
+        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_INSTANCE,
+        MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES,
+        MAP_VNI_STATS, MAP_VNIS, PEERS_CAPACITY, VNIS_CAPACITY,
+    },
+    maps::{
+        BumBucket, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LearnedEntry, NeighEntry,
+        NeighKey, PeerInfo, PeerStats, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+    },
+};
+
+use self::{
+    map::{MapFault, Watched},
+    nexthops::KernelNeighbours,
+    remotes::{NeighbourError, Remotes},
+    slots::Slots,
+};
+use crate::{
+    generation::Generation,
+    instance::{Instance, InstanceLock},
+    values::{Mac, PeerVtep, ValueError, Vni, ip_from_map},
+};
+
+/// Why a table operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("cannot {op} the {table} table: {source}")]
+    Map {
+        op: &'static str,
+        table: &'static str,
+        source: MapFault,
+    },
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    #[error(transparent)]
+    Neighbour(#[from] NeighbourError),
+    #[error("VNI {0} is not configured: add it with `vtep vni add {0}`")]
+    NoVni(Vni),
+    #[error("VNI table full: {VNIS_CAPACITY} VNIs is the most supported")]
+    VnisFull,
+    #[error(
+        "VNI {vni} still has ports bound ({ports}): remove them first with `vtep port del IFACE`"
+    )]
+    VniHasPorts { vni: Vni, ports: String },
+    #[error("remote VTEP table full adding {ip} to VNI {vni}")]
+    RemotesFull { vni: Vni, ip: PeerVtep },
+    #[error(
+        "remote VTEP {0}: this instance already has {max} remote VTEPs, the most supported",
+        max = PEERS_CAPACITY - 1
+    )]
+    PeersFull(PeerVtep),
+    #[error(
+        "port '{name}' is already bound to VNI {vni}: remove it first with `vtep port del {name}`"
+    )]
+    PortBound { name: String, vni: u32 },
+    #[error(
+        "port '{name}' is bound to VNI {bound}, not VNI {vni}: a MAC can only live on a port of its own VNI"
+    )]
+    PortOfOtherVni { name: String, bound: u32, vni: Vni },
+    #[error("interface '{name}' is not a port: bind it with `vtep port add {name} --vni {vni}`")]
+    NotAPort { name: String, vni: Vni },
+    #[error("port table full binding '{0}'")]
+    PortsFull(String),
+    #[error(
+        "FDB full adding {mac} in VNI {vni}: remove entries, or bring the instance up again with \
+         a larger `vtep up --fdb-capacity` (see `vtep maps list`)"
+    )]
+    FdbFull { vni: Vni, mac: Mac },
+    #[error("no FDB entry for {mac} in VNI {vni} (see `vtep fdb show --vni {vni}`)")]
+    NoFdbEntry { vni: Vni, mac: Mac },
+    #[error("ARP table full adding {ip} in VNI {vni}")]
+    NeighsFull { vni: Vni, ip: Ipv4Addr },
+    #[error("no binding for {ip} in VNI {vni} (see `vtep neigh show`)")]
+    NoNeigh { vni: Vni, ip: Ipv4Addr },
+    #[error("nothing loaded ({given} entries given, {taken} written and undone)")]
+    NothingLoaded {
+        given: usize,
+        taken: usize,
+        source: Box<TableError>,
+    },
+}
+
+impl TableError {
+    /// A map failure of `op` on `table`, for `map_err`.
+    pub fn map(op: &'static str, table: &'static str) -> impl Fn(MapFault) -> TableError {
+        move |source| TableError::Map { op, table, source }
+    }
+}
+
+/// Where a MAC lives, as users see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// Behind a remote VTEP.
+    Remote(PeerVtep),
+    /// On a local port (ifindex).
+    Port(u32),
+}
+
+impl Location {
+    /// From a map entry's `remote` (on-wire IPv4) and `ifindex` fields,
+    /// one of which is 0.
+    pub fn of(remote: u32, ifindex: u32) -> Self {
+        if ifindex != 0 {
+            Location::Port(ifindex)
+        } else {
+            Location::Remote(PeerVtep::recorded(ip_from_map(remote)))
+        }
+    }
+}
+
+type Hash<K, V> = HashMap<MapData, K, V>;
+/// The remote-VTEP tables as pinned.
+type PinnedRemotes = Remotes<
+    Watched<Hash<RemoteKey, RemoteInfo>>,
+    Hash<u32, PeerInfo>,
+    PerCpuArray<MapData, PeerStats>,
+>;
+
+/// The maps of an instance, opened from their pins.
+pub struct Tables {
+    pub info: InstanceInfo,
+    fdb: Watched<Hash<FdbKey, FdbEntry>>,
+    learned: Watched<Hash<FdbKey, LearnedEntry>>,
+    neighs: Hash<NeighKey, NeighEntry>,
+    buckets: Array<MapData, BumBucket>,
+    ports: Hash<u32, PortInfo>,
+    vnis: Hash<u32, VniInfo>,
+    /// VNI stats slots.
+    vni_slots: Slots,
+    vni_stats: PerCpuArray<MapData, VniStats>,
+    remotes: PinnedRemotes,
+    drops: PerCpuArray<MapData, u64>,
+    counters: PerCpuArray<MapData, u64>,
+    generation: Rc<Generation>,
+}
+
+impl Tables {
+    /// Opens the tables of `inst`, which must be up.
+    pub fn open(inst: &Instance) -> anyhow::Result<Self> {
+        inst.require_up()?;
+        let record: Array<MapData, InstanceInfo> = inst.map(MAP_INSTANCE)?;
+        let info = record
+            .get(&0, 0)
+            .context("cannot read the instance record")?;
+        if info.layout_version != LAYOUT_VERSION {
+            bail!(
+                "instance '{}' was created by a build with map layout {}, this build reads layout \
+                 {LAYOUT_VERSION}: run `vtep down` and `vtep up` with this build",
+                inst.name,
+                info.layout_version
+            );
+        }
+        let generation = Rc::new(
+            Generation::open(&inst.pin(MAP_GENERATION))
+                .with_context(|| format!("instance '{}'", inst.name))?,
+        );
+        Ok(Self {
+            info,
+            fdb: watched(inst, MAP_FDB, &generation)?,
+            learned: watched(inst, MAP_LEARNED, &generation)?,
+            neighs: inst.map(MAP_NEIGHS)?,
+            buckets: inst.map(MAP_BUM_BUCKETS)?,
+            ports: inst.map(MAP_PORTS)?,
+            vnis: inst.map(MAP_VNIS)?,
+            vni_slots: Slots::default(),
+            vni_stats: inst.map(MAP_VNI_STATS)?,
+            remotes: Remotes::new(
+                watched(inst, MAP_REMOTES, &generation)?,
+                inst.map(MAP_PEERS)?,
+                inst.map(MAP_PEER_STATS)?,
+                Box::new(KernelNeighbours::new(inst.map(MAP_NEXTHOPS)?)),
+                ip_from_map(info.config.local_ip),
+            ),
+            drops: inst.map(MAP_DROPS)?,
+            counters: inst.map(MAP_COUNTERS)?,
+            generation,
+        })
+    }
+
+    /// The ageing time, ns.
+    fn ageing_ns(&self) -> u64 {
+        u64::from(self.info.config.ageing_s) * 1_000_000_000
+    }
+
+    /// This VTEP's own underlay address.
+    pub fn local_ip(&self) -> crate::values::LocalIp {
+        crate::values::LocalIp::recorded(ip_from_map(self.info.config.local_ip))
+    }
+}
+
+/// Opens pinned map `name` of `inst`, its changes bumping `generation`.
+fn watched<K: aya::Pod, V: aya::Pod>(
+    inst: &Instance,
+    name: &str,
+    generation: &Rc<Generation>,
+) -> anyhow::Result<Watched<Hash<K, V>>> {
+    Ok(Watched::new(inst.map(name)?, generation.clone()))
+}
+
+/// The tables of an instance, to change: holds the instance's lock.
+pub struct TablesMut {
+    tables: Tables,
+    _lock: InstanceLock,
+}
+
+impl TablesMut {
+    /// Opens the tables of `inst` under `lock`.
+    pub fn open(inst: &Instance, lock: InstanceLock) -> anyhow::Result<Self> {
+        Ok(Self {
+            tables: Tables::open(inst)?,
+            _lock: lock,
+        })
+    }
+}
+
+impl std::ops::Deref for TablesMut {
+    type Target = Tables;
+    fn deref(&self) -> &Tables {
+        &self.tables
+    }
+}
+
+impl std::ops::DerefMut for TablesMut {
+    fn deref_mut(&mut self) -> &mut Tables {
+        &mut self.tables
+    }
+}

@@ -1,0 +1,519 @@
+//! Decoded views of the tables: one `Serialize` row type per map (MACs,
+//! IPs, VNIs and interface names instead of raw bytes). `maps dump`,
+//! `status`, `stats`, `fdb show`, `neigh show` and the daemon's metrics all
+//! render these; none of them reads back what another printed.
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+use vtep_common::{
+    consts::{
+        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_FDB, MAP_GENERATION,
+        MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES,
+        MAP_VNI_STATS, MAP_VNIS,
+    },
+    maps::{
+        CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, FDB_F_STATIC, FDB_F_XDP, LEARNED_F_FROZEN,
+        NEIGH_F_STATIC, PORT_F_LEARN, REMOTE_F_LEARN, VNI_F_NO_LEARNING, XDP_MODE_NATIVE,
+    },
+};
+
+use super::{
+    Location, TableError, Tables,
+    fdb::FdbRow,
+    ports::deliver_of,
+    stats::{PeerRow, VniRow},
+    vnis::{flood_of, ports_of},
+};
+use crate::{
+    instance::coarse_now_ns,
+    sys,
+    values::{Mac, PeerVtep, Vni, ip_from_map},
+};
+
+/// Names of the maps `vtep maps dump` decodes.
+pub const DUMPABLE: &[&str] = &[
+    MAP_INSTANCE,
+    MAP_VNIS,
+    MAP_PORTS,
+    MAP_REMOTES,
+    MAP_PEERS,
+    MAP_FDB,
+    MAP_LEARNED,
+    MAP_NEIGHS,
+    MAP_VNI_STATS,
+    MAP_PEER_STATS,
+    MAP_BUM_BUCKETS,
+    MAP_DROPS,
+    MAP_GENERATION,
+    MAP_COUNTERS,
+];
+
+/// Why a map cannot be dumped.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error(
+        "no decoder for map '{0}' (the events ring buffer is read with `vtep events`); maps: {list}",
+        list = DUMPABLE.join(", ")
+    )]
+    Unknown(String),
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+/// Where a MAC lives, as the views show it: `{"remote": IP}` or
+/// `{"port": NAME}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum At {
+    Remote(PeerVtep),
+    Port(String),
+}
+
+impl From<Location> for At {
+    fn from(l: Location) -> Self {
+        match l {
+            Location::Remote(ip) => At::Remote(ip),
+            Location::Port(i) => At::Port(sys::ifname(i)),
+        }
+    }
+}
+
+/// The instance record (`INSTANCE`).
+#[derive(Clone, Debug, Serialize)]
+pub struct InstanceView {
+    pub layout_version: u32,
+    pub xdp_mode: &'static str,
+    pub underlay: String,
+    pub local_ip: Ipv4Addr,
+    pub udp_port: u16,
+    pub ttl: u8,
+    pub df: bool,
+    pub decap_cache: bool,
+    pub ageing_s: u32,
+    pub move_limit: u32,
+    pub move_window_s: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VniView {
+    pub vni: Vni,
+    pub slot: u32,
+    pub learning: bool,
+    pub bum_pps: u32,
+    pub flood: Vec<PeerVtep>,
+    pub ports: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PortView {
+    pub port: String,
+    pub ifindex: u32,
+    pub vni: u32,
+    pub slot: u32,
+    pub deliver: &'static str,
+    pub learning: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RemoteView {
+    pub vni: u32,
+    pub remote: PeerVtep,
+    pub refs: u32,
+    pub slot: u32,
+    pub peer_slot: u32,
+    pub learning: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerView {
+    pub remote: PeerVtep,
+    pub slot: u32,
+    pub vnis: u32,
+}
+
+/// A raw static FDB entry (`FDB`).
+#[derive(Clone, Debug, Serialize)]
+pub struct FdbView {
+    pub vni: u32,
+    pub mac: Mac,
+    pub at: At,
+    #[serde(rename = "static")]
+    pub is_static: bool,
+    pub xdp: bool,
+}
+
+/// A raw learned entry (`LEARNED`), aged or not.
+#[derive(Clone, Debug, Serialize)]
+pub struct LearnedView {
+    pub vni: u32,
+    pub mac: Mac,
+    pub at: At,
+    pub seen_s_ago: u64,
+    pub moves: u32,
+    pub moves_in_window: u32,
+    pub frozen: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NeighView {
+    pub vni: u32,
+    pub ip: Ipv4Addr,
+    pub mac: Mac,
+    #[serde(rename = "static")]
+    pub is_static: bool,
+    pub seen_s_ago: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BucketView {
+    pub vni: Vni,
+    pub slot: u32,
+    pub tokens: f64,
+    pub refilled_s_ago: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DropView {
+    pub reason: &'static str,
+    pub packets: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GenerationView {
+    pub generation: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EventView {
+    pub event: &'static str,
+    pub packets: u64,
+}
+
+/// The decoded entries of one map.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Dump {
+    Instance(Vec<InstanceView>),
+    Vnis(Vec<VniView>),
+    Ports(Vec<PortView>),
+    Remotes(Vec<RemoteView>),
+    Peers(Vec<PeerView>),
+    Fdb(Vec<FdbView>),
+    Learned(Vec<LearnedView>),
+    Neighs(Vec<NeighView>),
+    VniStats(Vec<VniRow>),
+    PeerStats(Vec<PeerRow>),
+    Buckets(Vec<BucketView>),
+    Drops(Vec<DropView>),
+    Generation(Vec<GenerationView>),
+    Counters(Vec<EventView>),
+}
+
+impl Dump {
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        match self {
+            Dump::Instance(v) => v.len(),
+            Dump::Vnis(v) => v.len(),
+            Dump::Ports(v) => v.len(),
+            Dump::Remotes(v) => v.len(),
+            Dump::Peers(v) => v.len(),
+            Dump::Fdb(v) => v.len(),
+            Dump::Learned(v) => v.len(),
+            Dump::Neighs(v) => v.len(),
+            Dump::VniStats(v) => v.len(),
+            Dump::PeerStats(v) => v.len(),
+            Dump::Buckets(v) => v.len(),
+            Dump::Drops(v) => v.len(),
+            Dump::Generation(v) => v.len(),
+            Dump::Counters(v) => v.len(),
+        }
+    }
+}
+
+/// Seconds from CLOCK_MONOTONIC_COARSE time `ns` to `now`.
+fn secs_ago(now: u64, ns: u64) -> u64 {
+    now.saturating_sub(ns) / 1_000_000_000
+}
+
+impl Tables {
+    /// The instance record.
+    pub fn instance_view(&self) -> InstanceView {
+        let c = &self.info.config;
+        InstanceView {
+            layout_version: self.info.layout_version,
+            xdp_mode: if self.info.xdp_mode == XDP_MODE_NATIVE {
+                "native"
+            } else {
+                "generic"
+            },
+            underlay: sys::ifname(c.underlay_ifindex),
+            local_ip: ip_from_map(c.local_ip),
+            udp_port: c.udp_port,
+            ttl: c.ttl,
+            df: c.flags & CONFIG_F_DF != 0,
+            decap_cache: c.flags & CONFIG_F_NO_DECAP_CACHE == 0,
+            ageing_s: c.ageing_s,
+            move_limit: c.move_limit,
+            move_window_s: c.move_window_s,
+        }
+    }
+
+    /// The bound ports.
+    pub fn port_views(&self) -> Result<Vec<PortView>, TableError> {
+        Ok(self
+            .ports()?
+            .into_iter()
+            .map(|(i, p)| PortView {
+                port: sys::ifname(i),
+                ifindex: i,
+                vni: p.vni,
+                slot: p.slot,
+                deliver: deliver_of(&p).name(),
+                learning: p.flags & PORT_F_LEARN != 0,
+            })
+            .collect())
+    }
+
+    /// The ARP-suppression bindings, of one VNI or all.
+    pub fn neigh_views(&self, vni: Option<Vni>) -> Result<Vec<NeighView>, TableError> {
+        let now = coarse_now_ns();
+        Ok(self
+            .neighs(vni)?
+            .into_iter()
+            .map(|(k, e)| {
+                let is_static = e.flags & NEIGH_F_STATIC != 0;
+                NeighView {
+                    vni: k.vni,
+                    ip: ip_from_map(k.ip),
+                    mac: Mac(e.mac),
+                    is_static,
+                    seen_s_ago: (!is_static).then(|| secs_ago(now, e.seen_ns)),
+                }
+            })
+            .collect())
+    }
+
+    /// The entries of map `name`, decoded.
+    pub fn dump(&self, name: &str) -> Result<Dump, DumpError> {
+        let now = coarse_now_ns();
+        Ok(match name {
+            MAP_INSTANCE => Dump::Instance(vec![self.instance_view()]),
+            MAP_VNIS => Dump::Vnis(
+                self.vnis()?
+                    .into_iter()
+                    .map(|(vni, i)| VniView {
+                        vni,
+                        slot: i.slot,
+                        learning: i.flags & VNI_F_NO_LEARNING == 0,
+                        bum_pps: i.bum_pps,
+                        flood: flood_of(&i).collect(),
+                        ports: ports_of(&i).iter().map(|p| sys::ifname(*p)).collect(),
+                    })
+                    .collect(),
+            ),
+            MAP_PORTS => Dump::Ports(self.port_views()?),
+            MAP_REMOTES => Dump::Remotes(
+                self.remotes
+                    .entries()?
+                    .into_iter()
+                    .map(|(k, r)| RemoteView {
+                        vni: k.vni,
+                        remote: PeerVtep::recorded(ip_from_map(k.ip)),
+                        refs: r.refs,
+                        slot: r.slot,
+                        peer_slot: r.peer,
+                        learning: r.flags & REMOTE_F_LEARN != 0,
+                    })
+                    .collect(),
+            ),
+            MAP_PEERS => Dump::Peers(
+                self.remotes
+                    .peer_entries()?
+                    .into_iter()
+                    .map(|(ip, p)| PeerView {
+                        remote: PeerVtep::recorded(ip_from_map(ip)),
+                        slot: p.slot,
+                        vnis: p.refs,
+                    })
+                    .collect(),
+            ),
+            MAP_FDB => Dump::Fdb(
+                self.fdb_entries()?
+                    .into_iter()
+                    .map(|(k, e)| FdbView {
+                        vni: k.vni,
+                        mac: Mac(k.mac),
+                        at: Location::of(e.remote, e.ifindex).into(),
+                        is_static: e.flags & FDB_F_STATIC != 0,
+                        xdp: e.flags & FDB_F_XDP != 0,
+                    })
+                    .collect(),
+            ),
+            MAP_LEARNED => Dump::Learned(
+                self.learned_entries()?
+                    .into_iter()
+                    .map(|(k, e)| LearnedView {
+                        vni: k.vni,
+                        mac: Mac(k.mac),
+                        at: Location::of(e.remote, e.ifindex).into(),
+                        seen_s_ago: secs_ago(now, e.seen_ns),
+                        moves: e.moves,
+                        moves_in_window: e.window_moves,
+                        frozen: e.flags & LEARNED_F_FROZEN != 0,
+                    })
+                    .collect(),
+            ),
+            MAP_NEIGHS => Dump::Neighs(self.neigh_views(None)?),
+            MAP_VNI_STATS => Dump::VniStats(self.stats()?.vnis),
+            MAP_PEER_STATS => Dump::PeerStats(self.stats()?.remotes),
+            MAP_BUM_BUCKETS => {
+                let mut rows = Vec::new();
+                for (vni, i) in self.vnis()? {
+                    let b = self
+                        .buckets
+                        .get(&i.slot, 0)
+                        .map_err(|e| TableError::map("read", "storm control")(e.into()))?;
+                    rows.push(BucketView {
+                        vni,
+                        slot: i.slot,
+                        tokens: b.tokens_milli as f64 / 1000.0,
+                        refilled_s_ago: secs_ago(now, b.last_ns),
+                    });
+                }
+                rows.sort_by_key(|r| r.slot);
+                Dump::Buckets(rows)
+            }
+            MAP_DROPS => Dump::Drops(
+                self.stats()?
+                    .drops
+                    .into_iter()
+                    .map(|(r, packets)| DropView {
+                        reason: r.name(),
+                        packets,
+                    })
+                    .collect(),
+            ),
+            MAP_GENERATION => Dump::Generation(vec![GenerationView {
+                generation: self.generation.get(),
+            }]),
+            MAP_COUNTERS => Dump::Counters(
+                self.stats()?
+                    .counters
+                    .into_iter()
+                    .map(|(c, packets)| EventView {
+                        event: c.name(),
+                        packets,
+                    })
+                    .collect(),
+            ),
+            other => return Err(DumpError::Unknown(other.to_owned())),
+        })
+    }
+}
+
+/// Where an entry came from, as `fdb show` and `neigh show` say it.
+pub const fn origin(is_static: bool) -> &'static str {
+    if is_static { "static" } else { "learned" }
+}
+
+/// An FDB row as `fdb show --json` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FdbShowRow {
+    pub vni: Vni,
+    pub mac: Mac,
+    pub remote: Option<PeerVtep>,
+    pub port: Option<String>,
+    pub origin: &'static str,
+    pub age_s: Option<u64>,
+    pub moves: u32,
+    pub frozen: bool,
+}
+
+impl From<&FdbRow> for FdbShowRow {
+    fn from(r: &FdbRow) -> Self {
+        let (remote, port) = match r.location {
+            Location::Remote(ip) => (Some(ip), None),
+            Location::Port(i) => (None, Some(sys::ifname(i))),
+        };
+        FdbShowRow {
+            vni: r.vni,
+            mac: r.mac,
+            remote,
+            port,
+            origin: origin(r.is_static),
+            age_s: r.learned.map(|l| l.age_s),
+            moves: r.learned.map_or(0, |l| l.moves),
+            frozen: r.learned.is_some_and(|l| l.frozen),
+        }
+    }
+}
+
+/// An ARP-suppression binding as `neigh show` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NeighShowRow {
+    pub vni: u32,
+    pub ip: Ipv4Addr,
+    pub mac: Mac,
+    pub origin: &'static str,
+    pub age_s: Option<u64>,
+}
+
+impl From<&NeighView> for NeighShowRow {
+    fn from(n: &NeighView) -> Self {
+        NeighShowRow {
+            vni: n.vni,
+            ip: n.ip,
+            mac: n.mac,
+            origin: origin(n.is_static),
+            age_s: n.seen_s_ago,
+        }
+    }
+}
+
+/// One map of the instance, as `maps list` and the metrics show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MapRow {
+    pub name: &'static str,
+    #[serde(rename = "type")]
+    pub map_type: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    /// Entries in use (`None` for the events ring buffer).
+    pub entries: Option<usize>,
+    pub capacity: u32,
+}
+
+impl Tables {
+    /// Every map of `inst` (whose tables these are): kind, sizes, use.
+    pub fn map_rows(&self, inst: &crate::instance::Instance) -> anyhow::Result<Vec<MapRow>> {
+        use anyhow::Context as _;
+        let mut rows = Vec::new();
+        for name in DUMPABLE.iter().chain(&[MAP_EVENTS]) {
+            let path = inst.pin(name);
+            let info = aya::maps::MapData::from_pin(&path)
+                .and_then(|m| m.info())
+                .with_context(|| format!("cannot read map {}", path.display()))?;
+            let entries = if *name == MAP_EVENTS {
+                None
+            } else {
+                Some(self.dump(name)?.len())
+            };
+            rows.push(MapRow {
+                name,
+                map_type: format!("{:?}", info.map_type()?),
+                key_size: info.key_size(),
+                value_size: info.value_size(),
+                entries,
+                capacity: info.max_entries(),
+            });
+        }
+        Ok(rows)
+    }
+}

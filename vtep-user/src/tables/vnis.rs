@@ -1,0 +1,234 @@
+//! The VNI table: each VNI's stats slot, flood list, ports, learning and
+//! storm-control settings.
+
+use vtep_common::{
+    consts::{MAX_FLOOD, VNIS_CAPACITY},
+    maps::{BumBucket, PORT_F_LEARN, REMOTE_F_LEARN, VNI_F_NO_LEARNING, VniInfo},
+};
+
+use super::{
+    TableError, Tables, TablesMut,
+    map::KvMap,
+    remotes::{Unref, VniRef},
+    slots::SlotCounters,
+};
+use crate::{
+    sys,
+    values::{PeerVtep, Vni, ip_from_map, ip_to_map},
+};
+
+/// What `vni add` sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VniSettings {
+    /// Remote VTEPs that get the VNI's BUM traffic.
+    pub flood: Vec<PeerVtep>,
+    /// Data-plane learning.
+    pub learning: bool,
+    /// Storm control: BUM frames per second from the ports (0: no limit).
+    pub bum_pps: u32,
+}
+
+/// `flag` unless the VNI has learning off.
+pub(super) fn learn_flag(info: &VniInfo, flag: u32) -> u32 {
+    if info.flags & VNI_F_NO_LEARNING == 0 {
+        flag
+    } else {
+        0
+    }
+}
+
+/// The flood list of a VNI's record.
+pub fn flood_of(info: &VniInfo) -> impl Iterator<Item = PeerVtep> + '_ {
+    info.remotes[..info.n_remotes as usize]
+        .iter()
+        .map(|ip| PeerVtep::recorded(ip_from_map(*ip)))
+}
+
+/// The ports of a VNI's record (ifindexes).
+pub fn ports_of(info: &VniInfo) -> &[u32] {
+    &info.ports[..info.n_ports as usize]
+}
+
+impl VniRef {
+    /// What the VNI `info` gives its remotes.
+    pub(super) fn of(vni: Vni, info: &VniInfo) -> Self {
+        VniRef {
+            vni,
+            slot: info.slot,
+            flags: learn_flag(info, REMOTE_F_LEARN),
+        }
+    }
+}
+
+impl Tables {
+    /// The configuration of `vni`, if it is configured.
+    pub fn vni(&self, vni: Vni) -> Result<Option<VniInfo>, TableError> {
+        self.vnis
+            .lookup(&vni.get())
+            .map_err(TableError::map("read", "VNI"))
+    }
+
+    /// The configuration of `vni`; refused if it is not configured.
+    pub fn require_vni(&self, vni: Vni) -> Result<VniInfo, TableError> {
+        self.vni(vni)?.ok_or(TableError::NoVni(vni))
+    }
+
+    /// Every configured VNI with its configuration, by VNI.
+    pub fn vnis(&self) -> Result<Vec<(Vni, VniInfo)>, TableError> {
+        let mut v: Vec<_> = self
+            .vnis
+            .entries()
+            .map_err(TableError::map("read", "VNI"))?
+            .into_iter()
+            .map(|(vni, i)| (Vni::recorded(vni), i))
+            .collect();
+        v.sort_by_key(|(vni, _)| *vni);
+        Ok(v)
+    }
+}
+
+impl TablesMut {
+    /// A stats slot no VNI uses, with its counters zeroed.
+    fn free_slot(&mut self) -> Result<u32, TableError> {
+        let t = &mut **self;
+        let vnis = &t.vnis;
+        let slot = t
+            .vni_slots
+            .take(0..VNIS_CAPACITY, || {
+                Ok(vnis.entries()?.into_iter().map(|(_, i)| i.slot).collect())
+            })
+            .map_err(TableError::map("read", "VNI"))?
+            .ok_or(TableError::VnisFull)?;
+        t.vni_stats
+            .reset(slot)
+            .map_err(TableError::map("reset", "VNI stats"))?;
+        Ok(slot)
+    }
+
+    /// Adds `vni` with `settings`, or replaces the settings of an existing
+    /// VNI (remote references taken for the new flood list before those of
+    /// the old one are let go, so a remote in both never loses its entry).
+    pub fn vni_add(&mut self, vni: Vni, settings: &VniSettings) -> Result<(), TableError> {
+        let flood = &settings.flood;
+        debug_assert!(
+            flood.len() <= MAX_FLOOD,
+            "a FloodList holds at most MAX_FLOOD"
+        );
+        let existing = self.vni(vni)?;
+        let mut info = match existing {
+            Some(info) => info,
+            None => VniInfo {
+                slot: self.free_slot()?,
+                ..VniInfo::default()
+            },
+        };
+        let old: Vec<PeerVtep> = flood_of(&info).collect();
+        let learning_changed = (info.flags & VNI_F_NO_LEARNING == 0) != settings.learning;
+        if info.bum_pps != settings.bum_pps {
+            // A new rate starts with a full bucket's worth of nothing.
+            self.buckets
+                .set(info.slot, BumBucket::default(), 0)
+                .map_err(|e| TableError::map("write", "storm control")(e.into()))?;
+            info.bum_pps = settings.bum_pps;
+        }
+        if settings.learning {
+            info.flags &= !VNI_F_NO_LEARNING;
+        } else {
+            info.flags |= VNI_F_NO_LEARNING;
+        }
+        let v = VniRef::of(vni, &info);
+        let mut taken = Vec::new();
+        for ip in flood.iter().filter(|ip| !old.contains(ip)) {
+            match self.remotes.add_ref(v, *ip) {
+                Ok(_) => taken.push(*ip),
+                Err(e) => {
+                    self.undo_refs(vni, &taken);
+                    return Err(e);
+                }
+            }
+        }
+        info.remotes = [0; MAX_FLOOD];
+        info.peers = [0; MAX_FLOOD];
+        for (i, ip) in flood.iter().enumerate() {
+            info.remotes[i] = ip_to_map(ip.ip());
+            info.peers[i] = self.remotes.peer_slot(vni, *ip)?;
+        }
+        info.n_remotes = flood.len() as u32;
+        if let Err(e) = self.vnis.put(vni.get(), info) {
+            self.undo_refs(vni, &taken);
+            return Err(TableError::map("write", "VNI")(e));
+        }
+        for ip in old.iter().filter(|ip| !flood.contains(ip)) {
+            self.drop_remote(vni, *ip)?;
+        }
+        if existing.is_some() && learning_changed {
+            self.set_learning(vni, &info)?;
+        }
+        Ok(())
+    }
+
+    /// Lets go of the references just taken for a change that failed.
+    fn undo_refs(&mut self, vni: Vni, taken: &[PeerVtep]) {
+        for ip in taken {
+            if let Err(e) = self.drop_remote(vni, *ip) {
+                log::warn!("cannot undo the reference of VNI {vni} to {ip}: {e}");
+            }
+        }
+    }
+
+    /// One reason fewer for `ip` to send `vni`; at the last, the MACs
+    /// learned behind it in `vni` go.
+    pub(super) fn drop_remote(&mut self, vni: Vni, ip: PeerVtep) -> Result<(), TableError> {
+        if self.remotes.drop_ref(vni, ip)? == Unref::Gone {
+            let at = ip_to_map(ip.ip());
+            self.forget(Some(vni), |e| e.remote == at)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the VNI's learning setting onto its remotes and ports, where
+    /// the datapath reads it.
+    fn set_learning(&mut self, vni: Vni, info: &VniInfo) -> Result<(), TableError> {
+        self.remotes
+            .set_flags(vni, learn_flag(info, REMOTE_F_LEARN))?;
+        for port in ports_of(info) {
+            if let Some(mut p) = self.port(*port)? {
+                p.flags = (p.flags & !PORT_F_LEARN) | learn_flag(info, PORT_F_LEARN);
+                self.ports
+                    .put(*port, p)
+                    .map_err(TableError::map("write", "port"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `vni`, its FDB entries, bindings and counters. Refused
+    /// while ports are bound to it.
+    pub fn vni_del(&mut self, vni: Vni) -> Result<(), TableError> {
+        let info = self.require_vni(vni)?;
+        if info.n_ports > 0 {
+            let names: Vec<String> = ports_of(&info).iter().map(|i| sys::ifname(*i)).collect();
+            return Err(TableError::VniHasPorts {
+                vni,
+                ports: names.join(", "),
+            });
+        }
+        self.forget(Some(vni), |_| true)?;
+        self.neigh_flush(vni)?;
+        for row in self
+            .fdb_rows(Some(vni))?
+            .into_iter()
+            .filter(|r| r.is_static)
+        {
+            self.fdb_del(vni, row.mac)?;
+        }
+        for ip in flood_of(&info) {
+            self.drop_remote(vni, ip)?;
+        }
+        self.vnis
+            .delete(&vni.get())
+            .map_err(TableError::map("write", "VNI"))?;
+        self.vni_slots.release(info.slot);
+        Ok(())
+    }
+}
