@@ -419,6 +419,49 @@ pub const META_ACTION_DELIVER: u32 = 1;
 /// Flood to every local port of `DecapMeta::vni`.
 pub const META_ACTION_FLOOD: u32 = 2;
 
+/// Inner destination and source MACs (12 bytes, as on the wire) as two
+/// words, for comparing: part of a [`Decision`]'s key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Macs {
+    /// Bytes 0..8 of the Ethernet header.
+    pub lo: u64,
+    /// Bytes 8..12.
+    pub hi: u32,
+    /// Always zero.
+    pub _pad: u32,
+}
+
+/// One decision of the decap decision cache (value of `DECAP_CACHE`, a
+/// per-CPU array, not pinned): what the tables decided for one
+/// conversation, keyed by outer source, VNI and inner MACs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// The jiffy from which the entry is not used; 0: empty.
+    pub expires: u64,
+    /// `GENERATION` when the decision was made.
+    pub generation: u64,
+    /// Key: outer source IPv4 (on-wire bytes).
+    pub saddr: u32,
+    /// Key: VNI.
+    pub vni: u32,
+    /// Key: inner destination and source MACs.
+    pub macs: Macs,
+    /// The port.
+    pub ifindex: u32,
+    /// Largest inner frame (Ethernet header included) the port takes.
+    pub max_len: u32,
+    /// The VNI's stats slot.
+    pub slot: u32,
+    /// The remote VTEP's stats slot.
+    pub peer: u32,
+    /// `FDB_F_XDP` if the port takes frames from XDP.
+    pub flags: u32,
+    /// Always zero.
+    pub _pad: u32,
+}
+
 const _: () = assert!(size_of::<Config>() == 24);
 const _: () = assert!(size_of::<InstanceInfo>() == 32);
 const _: () = assert!(size_of::<LearnedEntry>() == 40);
@@ -437,6 +480,8 @@ const _: () = assert!(size_of::<RemoteInfo>() == 16);
 const _: () = assert!(size_of::<RemoteKey>() == 8);
 const _: () = assert!(size_of::<VniStats>() == 40);
 const _: () = assert!(size_of::<DecapMeta>() == 16);
+const _: () = assert!(size_of::<Macs>() == 16);
+const _: () = assert!(size_of::<Decision>() == 64);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -190,12 +190,6 @@ fn sat16(v: u32) -> u16 {
     if v > 0xffff { 0xffff } else { v as u16 }
 }
 
-/// The VNI carried in bytes 4-6 of a VXLAN header.
-#[inline(always)]
-pub fn vni_of(vxlan: &[u8; 8]) -> u32 {
-    u32::from_be_bytes([0, vxlan[4], vxlan[5], vxlan[6]])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,7 +268,6 @@ mod tests {
         assert_eq!(u16::from_be_bytes([h[38], h[39]]), 98 + 16);
         assert_eq!(&h[40..42], &[0, 0], "UDP checksum zero");
         assert_eq!(&h[42..50], &[0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0]);
-        assert_eq!(vni_of(&h[42..50].try_into().unwrap()), 0x12_3456);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_coarse_ns, bpf_redirect},
     programs::TcContext,
 };
+use network_types::{arp::ArpHdr, eth::EtherType};
 use vtep_common::{
     consts::{ARP_REPLY, ARP_REQUEST, ETH_HLEN},
     counters::Counter,
@@ -18,27 +19,14 @@ use crate::{
     parse::is_group,
 };
 
-/// An Ethernet/IPv4 ARP packet body (after the Ethernet header).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Arp {
-    pub htype: [u8; 2],
-    pub ptype: [u8; 2],
-    pub hlen: u8,
-    pub plen: u8,
-    pub oper: [u8; 2],
-    pub sha: [u8; 6],
-    pub spa: [u8; 4],
-    pub tha: [u8; 6],
-    pub tpa: [u8; 4],
-}
-
-impl Arp {
-    /// Whether this is ARP for IPv4 over Ethernet.
-    #[inline(always)]
-    pub fn is_ipv4_ether(&self) -> bool {
-        self.htype == [0, 1] && self.ptype == [8, 0] && self.hlen == 6 && self.plen == 4
-    }
+/// Whether `arp` is ARP for IPv4 over Ethernet (RFC 826: hardware type
+/// 1, protocol type 0x0800, address lengths 6 and 4).
+#[inline(always)]
+pub fn is_ipv4_ether(arp: &ArpHdr) -> bool {
+    arp.htype == [0, 1]
+        && arp.ptype == (EtherType::Ipv4 as u16).to_ne_bytes()
+        && arp.hlen == 6
+        && arp.plen == 4
 }
 
 const REFRESH_NS: u64 = 1_000_000_000;
@@ -46,7 +34,7 @@ const REFRESH_NS: u64 = 1_000_000_000;
 /// Learns from an ARP packet's sender that `spa` belongs to `sha` in `vni`;
 /// static bindings are never replaced.
 #[inline(always)]
-pub fn learn(vni: u32, arp: &Arp) {
+pub fn learn(vni: u32, arp: &ArpHdr) {
     let ip = u32::from_ne_bytes(arp.spa);
     if ip == 0 || is_group(&arp.sha) {
         return;
@@ -85,7 +73,7 @@ pub fn learn(vni: u32, arp: &Arp) {
 /// the reply and sent back out of `from`. Returns the TC action, or `None`
 /// when the request must go on (flooded) as it is.
 #[inline(always)]
-pub fn answer(ctx: &TcContext, from: u32, vni: u32, arp: &Arp, cfg: &Config) -> Option<i32> {
+pub fn answer(ctx: &TcContext, from: u32, vni: u32, arp: &ArpHdr, cfg: &Config) -> Option<i32> {
     // Gratuitous ARP (sender = target) announces; it is not a question.
     if u16::from_be_bytes(arp.oper) != ARP_REQUEST || arp.spa == arp.tpa {
         return None;
@@ -111,8 +99,8 @@ pub fn answer(ctx: &TcContext, from: u32, vni: u32, arp: &Arp, cfg: &Config) -> 
     let mut eth = [0u8; ETH_HLEN];
     eth[..6].copy_from_slice(&arp.sha);
     eth[6..12].copy_from_slice(&e.mac);
-    eth[12..].copy_from_slice(&[0x08, 0x06]);
-    let reply = Arp {
+    eth[12..].copy_from_slice(&(EtherType::Arp as u16).to_ne_bytes());
+    let reply = ArpHdr {
         oper: ARP_REPLY.to_be_bytes(),
         sha: e.mac,
         spa: arp.tpa,

@@ -33,7 +33,10 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::helpers::bpf_jiffies64;
-use vtep_common::consts::DECAP_CACHE_CAPACITY;
+use vtep_common::{
+    consts::DECAP_CACHE_CAPACITY,
+    maps::{Decision, Macs},
+};
 
 use crate::maps::{DECAP_CACHE, GENERATION};
 
@@ -56,66 +59,27 @@ pub fn expiry(now_j: u64, valid_ns: u64) -> u64 {
     now_j + valid_ns.min(TTL_NS) / JIFFY_MAX_NS
 }
 
-/// Inner destination and source MACs (12 bytes, as on the wire), as two
-/// words for comparing.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct Macs {
-    lo: u64,
-    hi: u32,
-    _pad: u32,
+/// Whether two MAC pairs are the same.
+#[inline(always)]
+fn same(a: &Macs, b: &Macs) -> bool {
+    a.lo == b.lo && a.hi == b.hi
 }
 
-impl Macs {
-    /// Whether both MACs are the same as `other`'s.
-    #[inline(always)]
-    fn same(&self, other: &Macs) -> bool {
-        self.lo == other.lo && self.hi == other.hi
-    }
-
-    /// The two MACs at the start of an Ethernet header.
-    ///
-    /// # Safety
-    /// `eth` points at 12 readable bytes of packet memory.
-    #[inline(always)]
-    pub unsafe fn at(eth: usize) -> Self {
-        // SAFETY: the caller guarantees 12 readable bytes at `eth`;
-        // unaligned reads.
-        unsafe {
-            Macs {
-                lo: (eth as *const u64).read_unaligned(),
-                hi: ((eth + 8) as *const u32).read_unaligned(),
-                _pad: 0,
-            }
+/// The two MACs at the start of an Ethernet header.
+///
+/// # Safety
+/// `eth` points at 12 readable bytes of packet memory.
+#[inline(always)]
+pub unsafe fn macs_at(eth: usize) -> Macs {
+    // SAFETY: the caller guarantees 12 readable bytes at `eth`; unaligned
+    // reads.
+    unsafe {
+        Macs {
+            lo: (eth as *const u64).read_unaligned(),
+            hi: ((eth + 8) as *const u32).read_unaligned(),
+            _pad: 0,
         }
     }
-}
-
-/// One cached decision.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Decision {
-    /// The jiffy from which the entry is not used; 0: empty.
-    pub expires: u64,
-    /// `GENERATION` when the decision was made.
-    pub generation: u64,
-    /// Key: outer source IPv4 (on-wire bytes).
-    pub saddr: u32,
-    /// Key: VNI.
-    pub vni: u32,
-    /// Key: inner destination and source MACs.
-    pub macs: Macs,
-    /// The port.
-    pub ifindex: u32,
-    /// Largest inner frame (Ethernet header included) the port takes.
-    pub max_len: u32,
-    /// The VNI's stats slot.
-    pub slot: u32,
-    /// The remote VTEP's stats slot.
-    pub peer: u32,
-    /// `FDB_F_XDP` if the port takes frames from XDP.
-    pub flags: u32,
-    pub _pad: u32,
 }
 
 /// The tables' generation now. Read it before reading the tables for a
@@ -157,7 +121,7 @@ pub fn get<'a>(saddr: u32, vni: u32, macs: Macs) -> Option<&'a Decision> {
     let e = unsafe { &*e };
     (e.saddr == saddr
         && e.vni == vni
-        && e.macs.same(&macs)
+        && same(&e.macs, &macs)
         && e.generation == generation()
         && jiffies() < e.expires)
         .then_some(e)

@@ -15,30 +15,23 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use aya_log_ebpf::warn;
-use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vxlan::VxlanHdr};
+use network_types::{arp::ArpHdr, eth::EtherType};
 use vtep_common::{
-    consts::{
-        ETH_HLEN, ETH_P_ARP, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VLAN_HLEN, VXLAN_HLEN,
-    },
+    consts::{ETH_HLEN, VLAN_HLEN},
     counters::{Counter, DropReason},
     maps::{
-        CONFIG_F_NO_DECAP_CACHE, DECAP_META_MAGIC, DecapMeta, FDB_F_XDP, META_ACTION_DELIVER,
-        META_ACTION_FLOOD, REMOTE_F_LEARN, RemoteKey,
+        CONFIG_F_NO_DECAP_CACHE, Config, DECAP_META_MAGIC, DecapMeta, Decision, FDB_F_XDP,
+        META_ACTION_DELIVER, META_ACTION_FLOOD, Macs, REMOTE_F_LEARN, RemoteKey,
     },
-    vxlan::{VXLAN_FLAG_I, vni_of},
 };
 
 use crate::{
-    arp::{self, Arp},
-    cache::{self, Decision, Macs},
+    arp, cache,
     encap::copy_to_ports,
     learn::{Location, learn, lookup_until, now},
-    maps::{CONFIG, REMOTES, VNIS, count, count_drop, count_rx},
-    parse::{Cursor, is_group, is_vlan},
+    maps::{CONFIG, Dropped, REMOTES, VNIS, count, count_drop, count_rx},
+    parse::{self, Vxlan, is, is_group, is_vlan},
 };
-
-/// A drop: why, and the stats slot of the VNI to charge it to once known.
-type Drop = (DropReason, Option<u32>);
 
 /// XDP entry: see the module docs.
 #[inline(always)]
@@ -55,182 +48,52 @@ pub fn xdp(ctx: &XdpContext) -> u32 {
     }
 }
 
+/// Parse, then the cache, then authorise, learn, look up, deliver.
 #[inline(always)]
-fn pass() -> Result<u32, Drop> {
-    count(Counter::PassToKernel);
-    Ok(xdp_action::XDP_PASS)
-}
-
-#[inline(always)]
-fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
+fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
     let cfg = CONFIG.load();
-    let data = ctx.data();
-    let mut c = Cursor::new(data, ctx.data_end());
-
-    let Some(eth) = c.next::<EthHdr>() else {
-        return pass();
+    let Some(pkt) = parse::vxlan(ctx.data(), ctx.data_end(), &cfg)? else {
+        count(Counter::PassToKernel);
+        return Ok(xdp_action::XDP_PASS);
     };
-    // SAFETY: `next` checked that the header lies within the packet.
-    if unsafe { (*eth).ether_type } != ETH_P_IP.to_be() {
-        return pass();
-    }
-    let Some(ip) = c.next::<Ipv4Hdr>() else {
-        return pass();
-    };
-    // SAFETY: as above, for every header read below.
-    let (vihl, proto, ttl, frags, tot_len, saddr, daddr) = unsafe {
-        (
-            (*ip).vihl,
-            (*ip).proto,
-            (*ip).ttl,
-            u16::from_be_bytes((*ip).frags),
-            u16::from_be_bytes((*ip).tot_len),
-            u32::from_ne_bytes((*ip).src_addr),
-            u32::from_ne_bytes((*ip).dst_addr),
-        )
-    };
-    if vihl >> 4 != 4 || daddr != cfg.local_ip || proto != IPPROTO_UDP {
-        return pass();
-    }
-    // A later fragment carries no UDP header: the kernel's business.
-    if frags & 0x1fff != 0 {
-        return pass();
-    }
-    let ihl = usize::from(vihl & 0x0f) * 4;
-    if ihl < IPV4_HLEN {
-        return pass();
-    }
-    if c.skip(ihl - IPV4_HLEN).is_none() {
-        return pass();
-    }
-    let Some(udp) = c.next::<UdpHdr>() else {
-        return pass();
-    };
-    // SAFETY: bounds checked by `next`.
-    let (dport, udp_len) = unsafe { ((*udp).dst, u16::from_be_bytes((*udp).len)) };
-    if dport != cfg.udp_port.to_be_bytes() {
-        return pass();
-    }
-
-    // VXLAN for us from here on: anything wrong is a counted drop.
-    let malformed = (DropReason::Malformed, None);
-    // A first fragment (MF set): VTEPs never fragment (RFC 7348 §4.3), and
-    // we do not reassemble. TTL 0 never arrives from a real sender.
-    if frags & 0x2000 != 0 || ttl == 0 {
-        return Err(malformed);
-    }
-    let udp_len = usize::from(udp_len);
-    let avail = ctx.data_end() - (c.pos() - UDP_HLEN);
-    if udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN
-        || udp_len > avail
-        || usize::from(tot_len) < ihl + udp_len
-    {
-        return Err(malformed);
-    }
-    let vx = c.next::<VxlanHdr>().ok_or(malformed)?;
-    // SAFETY: bounds checked by `next`; VxlanHdr is 8 plain bytes.
-    let vx = unsafe { *(vx as *const [u8; 8]) };
-    // RFC 7348 §5: the I flag MUST be set; reserved bits are ignored on
-    // receipt.
-    if vx[0] & VXLAN_FLAG_I == 0 {
-        return Err((DropReason::NoIFlag, None));
-    }
-    let vni = vni_of(&vx);
-    // udp_len >= 30 and within the packet, checked above: the inner
-    // Ethernet header is there; the check is for the verifier.
-    let inner = c.next::<EthHdr>().ok_or(malformed)?;
-    let inner_start = c.pos() - ETH_HLEN;
-    let strip = inner_start - data;
-    let inner_len = (ctx.data_end() - inner_start) as u32;
-    // SAFETY: bounds checked by `next`.
-    let inner_type = unsafe { (*inner).ether_type };
-    // ARP frames always take the tables (ARP snooping learns from each),
-    // and so do tagged frames (dropped there, charged to their VNI).
-    let cached = cfg.flags & CONFIG_F_NO_DECAP_CACHE == 0
-        && inner_type != ETH_P_ARP.to_be()
-        && !is_vlan(inner_type);
-    // SAFETY: the 12 bytes of MACs are within the inner header checked.
-    let macs = cached.then(|| unsafe { Macs::at(inner_start) });
+    let macs = cache_key(&pkt, &cfg);
     if let Some(macs) = macs
-        && let Some(d) = cache::get(saddr, vni, macs)
+        && let Some(d) = cache::get(pkt.saddr, pkt.vni, macs)
     {
-        return deliver(ctx, d, strip, inner_len);
+        return deliver(ctx, d, &pkt);
     }
     // Read before the tables: a change after this makes the decision out
     // of date at once.
-    let generation = if cached { cache::generation() } else { 0 };
-    // SAFETY: bounds checked by `next`.
-    let (dst, src) = unsafe { ((*inner).dst_addr, (*inner).src_addr) };
-
-    // One lookup answers both "is this VNI configured here?" and "may this
-    // VTEP send it?": REMOTES only has entries for configured VNIs.
-    let Some(remote) = REMOTES.get_ptr(RemoteKey { vni, ip: saddr }) else {
-        // Off the fast path: name the reason.
-        return Err(match VNIS.get_ptr(vni) {
-            None => (DropReason::UnknownVni, None),
-            // SAFETY: map values stay valid for the duration of the program.
-            Some(info) => (DropReason::UnknownRemote, Some(unsafe { (*info).slot })),
-        });
+    let generation = if macs.is_some() {
+        cache::generation()
+    } else {
+        0
     };
-    // SAFETY: as above.
-    let (slot, remote_flags, peer) = unsafe { ((*remote).slot, (*remote).flags, (*remote).peer) };
-    if is_vlan(inner_type) {
-        return Err((DropReason::InnerVlan, Some(slot)));
-    }
-    if is_group(&src) {
-        return Err((DropReason::GroupSourceMac, Some(slot)));
-    }
-    if remote_flags & REMOTE_F_LEARN != 0 {
-        let at = Location {
-            remote: saddr,
-            ifindex: 0,
-            flags: 0,
-            peer,
-        };
-        learn(ctx, vni, src, &at, &cfg);
-        if inner_type == ETH_P_ARP.to_be()
-            && let Some(a) = c.next::<Arp>()
-        {
-            // SAFETY: bounds checked by `next`; Arp is plain bytes.
-            let a = unsafe { a.read_unaligned() };
-            if a.is_ipv4_ether() {
-                arp::learn(vni, &a);
-            }
-        }
-    }
-
+    let sender = authorise(&pkt)?;
+    learn_from(ctx, &pkt, &sender, &cfg);
+    // SAFETY: `eth` is within the packet (checked by the parse).
+    let dst = unsafe { (*pkt.eth).dst_addr };
     let entry = if is_group(&dst) {
         None
     } else {
-        lookup_until(vni, dst, &cfg)
+        lookup_until(pkt.vni, dst, &cfg)
     };
     let Some((entry, until)) = entry else {
-        // BUM or unknown unicast: to every local port of the VNI, never to
-        // another remote VTEP (split horizon).
-        let n_ports = VNIS.get_ptr(vni).map_or(0, |info| {
-            // SAFETY: map values stay valid for the duration of the program.
-            unsafe { (*info).n_ports }
-        });
-        if n_ports == 0 {
-            return Err((DropReason::NoFloodTarget, Some(slot)));
-        }
-        count_rx(slot, peer, inner_len.into());
-        count(Counter::DecapFlood);
-        return pass_up(ctx, strip, META_ACTION_FLOOD, vni, slot, 0);
+        return flood(ctx, &pkt, &sender);
     };
     if entry.ifindex == 0 {
-        return Err((DropReason::RemoteToRemote, Some(slot)));
+        return Err((DropReason::RemoteToRemote, Some(sender.slot)));
     }
     let mut d = Decision {
         expires: 0,
         generation,
-        saddr,
-        vni,
+        saddr: pkt.saddr,
+        vni: pkt.vni,
         macs: macs.unwrap_or_default(),
         ifindex: entry.ifindex,
         max_len: max_frame(ctx, entry.ifindex),
-        slot,
-        peer,
+        slot: sender.slot,
+        peer: sender.peer,
         flags: entry.flags & FDB_F_XDP,
         _pad: 0,
     };
@@ -240,25 +103,136 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Drop> {
         cache::put(&d);
         count(Counter::DecapCacheFill);
     }
-    deliver(ctx, &d, strip, inner_len)
+    deliver(ctx, &d, &pkt)
 }
 
-/// Delivers the inner frame (`inner_len` bytes after `strip` bytes of outer
-/// headers) as decided by `d`: redirected from XDP, or passed up to TC.
+/// The cache key's MACs, if this frame may be decided from the cache: not
+/// with the cache off, and never for ARP frames (ARP snooping learns from
+/// each) or tagged ones (dropped by the tables, charged to their VNI).
 #[inline(always)]
-fn deliver(ctx: &XdpContext, d: &Decision, strip: usize, inner_len: u32) -> Result<u32, Drop> {
-    if d.max_len != 0 && inner_len > d.max_len {
+fn cache_key(pkt: &Vxlan, cfg: &Config) -> Option<Macs> {
+    let cached = cfg.flags & CONFIG_F_NO_DECAP_CACHE == 0
+        && !is(pkt.inner_type, EtherType::Arp)
+        && !is_vlan(pkt.inner_type);
+    // SAFETY: the 12 bytes of MACs are within the inner header parsed.
+    cached.then(|| unsafe { cache::macs_at(pkt.eth as usize) })
+}
+
+/// The sending VTEP, as the VNI's `REMOTES` entry has it.
+struct Sender {
+    /// The VNI's stats slot.
+    slot: u32,
+    /// `REMOTE_F_*`.
+    flags: u32,
+    /// Its `PEER_STATS` slot.
+    peer: u32,
+}
+
+/// Whether the sender may send this VNI, and the inner frame may be
+/// carried (untagged, RFC 7348 §6.1; from a unicast source MAC).
+#[inline(always)]
+fn authorise(pkt: &Vxlan) -> Result<Sender, Dropped> {
+    // One lookup answers both "is this VNI configured here?" and "may this
+    // VTEP send it?": REMOTES only has entries for configured VNIs.
+    let key = RemoteKey {
+        vni: pkt.vni,
+        ip: pkt.saddr,
+    };
+    let Some(remote) = REMOTES.get_ptr(key) else {
+        // Off the fast path: name the reason.
+        return Err(match VNIS.get_ptr(pkt.vni) {
+            None => (DropReason::UnknownVni, None),
+            // SAFETY: map values stay valid for the duration of the program.
+            Some(info) => (DropReason::UnknownRemote, Some(unsafe { (*info).slot })),
+        });
+    };
+    // SAFETY: as above.
+    let remote = unsafe { &*remote };
+    let sender = Sender {
+        slot: remote.slot,
+        flags: remote.flags,
+        peer: remote.peer,
+    };
+    if is_vlan(pkt.inner_type) {
+        return Err((DropReason::InnerVlan, Some(sender.slot)));
+    }
+    // SAFETY: `eth` is within the packet (checked by the parse).
+    if is_group(&unsafe { (*pkt.eth).src_addr }) {
+        return Err((DropReason::GroupSourceMac, Some(sender.slot)));
+    }
+    Ok(sender)
+}
+
+/// Learns the inner source MAC behind the sender, and from an ARP frame
+/// the sender's IPv4 binding, when the VNI learns.
+#[inline(always)]
+fn learn_from(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender, cfg: &Config) {
+    if sender.flags & REMOTE_F_LEARN == 0 {
+        return;
+    }
+    let at = Location {
+        remote: pkt.saddr,
+        ifindex: 0,
+        flags: 0,
+        peer: sender.peer,
+    };
+    // SAFETY: `eth` is within the packet (checked by the parse).
+    learn(ctx, pkt.vni, unsafe { (*pkt.eth).src_addr }, &at, cfg);
+    if is(pkt.inner_type, EtherType::Arp)
+        && let Some(a) = pkt.rest.peek::<ArpHdr>()
+    {
+        // SAFETY: bounds checked by `peek`; ArpHdr is plain bytes.
+        let a = unsafe { a.read_unaligned() };
+        if arp::is_ipv4_ether(&a) {
+            arp::learn(pkt.vni, &a);
+        }
+    }
+}
+
+/// BUM or unknown unicast: to every local port of the VNI (from TC, as
+/// skb clones), never to another remote VTEP (split horizon).
+#[inline(always)]
+fn flood(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender) -> Result<u32, Dropped> {
+    let n_ports = VNIS.get_ptr(pkt.vni).map_or(0, |info| {
+        // SAFETY: map values stay valid for the duration of the program.
+        unsafe { (*info).n_ports }
+    });
+    if n_ports == 0 {
+        return Err((DropReason::NoFloodTarget, Some(sender.slot)));
+    }
+    count_rx(sender.slot, sender.peer, pkt.inner_len.into());
+    count(Counter::DecapFlood);
+    let meta = DecapMeta {
+        magic: DECAP_META_MAGIC,
+        action: META_ACTION_FLOOD,
+        vni: pkt.vni,
+        ifindex: 0,
+    };
+    pass_up(ctx, pkt.strip, &meta, sender.slot)
+}
+
+/// Delivers the inner frame of `pkt` as decided by `d`: redirected from
+/// XDP, or passed up to TC.
+#[inline(always)]
+fn deliver(ctx: &XdpContext, d: &Decision, pkt: &Vxlan) -> Result<u32, Dropped> {
+    if d.max_len != 0 && pkt.inner_len > d.max_len {
         return Err((DropReason::TooBig, Some(d.slot)));
     }
-    count_rx(d.slot, d.peer, inner_len.into());
+    count_rx(d.slot, d.peer, pkt.inner_len.into());
     if d.flags & FDB_F_XDP != 0 {
-        strip_outer(ctx, strip, d.slot)?;
+        strip_outer(ctx, pkt.strip, d.slot)?;
         count(Counter::DecapXdp);
         // SAFETY: plain helper call; an unknown ifindex fails the redirect.
         return Ok(unsafe { bpf_redirect(d.ifindex, 0) } as u32);
     }
     count(Counter::DecapSkb);
-    pass_up(ctx, strip, META_ACTION_DELIVER, d.vni, d.slot, d.ifindex)
+    let meta = DecapMeta {
+        magic: DECAP_META_MAGIC,
+        action: META_ACTION_DELIVER,
+        vni: d.vni,
+        ifindex: d.ifindex,
+    };
+    pass_up(ctx, pkt.strip, &meta, d.slot)
 }
 
 /// The largest frame port `ifindex` takes: its MTU plus its Ethernet
@@ -280,7 +254,7 @@ fn max_frame(ctx: &XdpContext, ifindex: u32) -> u32 {
 
 /// Removes the `len` bytes of outer headers in front of the inner frame.
 #[inline(always)]
-fn strip_outer(ctx: &XdpContext, len: usize, slot: u32) -> Result<(), Drop> {
+fn strip_outer(ctx: &XdpContext, len: usize, slot: u32) -> Result<(), Dropped> {
     // SAFETY: `ctx.ctx` is the xdp_md the kernel passed; the kernel checks
     // that the new head stays within the buffer.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, len as i32) } != 0 {
@@ -290,16 +264,10 @@ fn strip_outer(ctx: &XdpContext, len: usize, slot: u32) -> Result<(), Drop> {
 }
 
 /// Strips the outer headers and passes the inner frame up to
-/// `vtep_decap_tc` with `action` in the metadata area.
+/// `vtep_decap_tc` with `meta` in the metadata area; a refusal is charged
+/// to the VNI in `slot`.
 #[inline(always)]
-fn pass_up(
-    ctx: &XdpContext,
-    strip: usize,
-    action: u32,
-    vni: u32,
-    slot: u32,
-    ifindex: u32,
-) -> Result<u32, Drop> {
+fn pass_up(ctx: &XdpContext, strip: usize, meta: &DecapMeta, slot: u32) -> Result<u32, Dropped> {
     strip_outer(ctx, strip, slot)?;
     let refused = (DropReason::KernelRefused, Some(slot));
     // SAFETY: as for `bpf_xdp_adjust_head`; the kernel checks the room.
@@ -307,20 +275,13 @@ fn pass_up(
         return Err(refused);
     }
     // Pointers are re-derived after every head/meta adjustment.
-    let meta = ctx.metadata();
-    if meta + size_of::<DecapMeta>() > ctx.data() {
+    let at = ctx.metadata();
+    if at + size_of::<DecapMeta>() > ctx.data() {
         return Err(refused);
     }
-    // SAFETY: the metadata area [meta, meta + 16) was just checked to lie
+    // SAFETY: the metadata area [at, at + 16) was just checked to lie
     // before `data`.
-    unsafe {
-        (meta as *mut DecapMeta).write_unaligned(DecapMeta {
-            magic: DECAP_META_MAGIC,
-            action,
-            vni,
-            ifindex,
-        })
-    };
+    unsafe { (at as *mut DecapMeta).write_unaligned(*meta) };
     Ok(xdp_action::XDP_PASS)
 }
 

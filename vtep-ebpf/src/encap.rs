@@ -33,12 +33,13 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use aya_log_ebpf::warn;
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use network_types::{
+    arp::ArpHdr,
+    eth::{EthHdr, EtherType},
+    ip::{IpProto, Ipv4Hdr},
+};
 use vtep_common::{
-    consts::{
-        ENCAP_L3_LEN, ENCAP_LEN, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP,
-        IPPROTO_UDP, IPV4_HLEN, MAX_FLOOD, MAX_VNI_PORTS, VLAN_HLEN,
-    },
+    consts::{ENCAP_L3_LEN, ENCAP_LEN, ETH_HLEN, IPV4_HLEN, MAX_FLOOD, MAX_VNI_PORTS, VLAN_HLEN},
     counters::{Counter, DropReason},
     icmp::{FRAG_NEEDED_LEN, frag_needed},
     maps::{CONFIG_F_DF, Config, FDB_F_XDP, PORT_F_LEARN, PORT_F_XDP, VniInfo},
@@ -46,15 +47,27 @@ use vtep_common::{
 };
 
 use crate::{
-    arp::{self, Arp},
+    arp,
     learn::{Location, learn, lookup},
-    maps::{CONFIG, PORTS, VNIS, count, count_drop, count_tx},
-    parse::{is_group, is_vlan, read},
+    maps::{CONFIG, Dropped, PORTS, VNIS, count, count_drop, count_tx},
+    parse::{IPV4_DF, IPV4_MF, is, is_group, is_vlan, read},
     storm,
 };
 
-/// A drop: why, and the stats slot of the VNI to charge it to.
-type Drop = (DropReason, Option<u32>);
+/// Where a frame came in: the port, its VNI and the VNI's stats slot.
+struct Ingress {
+    port: u32,
+    vni: u32,
+    slot: u32,
+}
+
+impl Ingress {
+    /// A drop for `reason`, charged to the VNI.
+    #[inline(always)]
+    fn drop(&self, reason: DropReason) -> Dropped {
+        (reason, Some(self.slot))
+    }
+}
 
 const AF_INET: u8 = 2;
 
@@ -80,19 +93,27 @@ pub fn tc(ctx: &TcContext) -> i32 {
 }
 
 #[inline(always)]
-fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
+fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
     let from = unsafe { (*ctx.skb.skb).ifindex };
     let port = PORTS.get_ptr(from).ok_or((DropReason::UnboundPort, None))?;
     // SAFETY: map values stay valid for the duration of the program.
-    let (vni, slot, port_flags) = unsafe { ((*port).vni, (*port).slot, (*port).flags) };
-    let eth: EthHdr = read(ctx, 0).ok_or((DropReason::InnerTooShort, Some(slot)))?;
+    let port = unsafe { &*port };
+    let (port_flags, ing) = (
+        port.flags,
+        Ingress {
+            port: from,
+            vni: port.vni,
+            slot: port.slot,
+        },
+    );
+    let eth: EthHdr = read(ctx, 0).ok_or(ing.drop(DropReason::InnerTooShort))?;
     // RFC 7348 §6.1: no inner VLAN tags on tunnel packets.
     if is_vlan(eth.ether_type) {
-        return Err((DropReason::InnerVlan, Some(slot)));
+        return Err(ing.drop(DropReason::InnerVlan));
     }
     if is_group(&eth.src_addr) {
-        return Err((DropReason::GroupSourceMac, Some(slot)));
+        return Err(ing.drop(DropReason::GroupSourceMac));
     }
     let cfg = CONFIG.load();
     let learning = port_flags & PORT_F_LEARN != 0;
@@ -107,49 +128,47 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Drop> {
             },
             peer: 0,
         };
-        learn(ctx, vni, eth.src_addr, &at, &cfg);
+        learn(ctx, ing.vni, eth.src_addr, &at, &cfg);
     }
-    if eth.ether_type == ETH_P_ARP.to_be()
-        && let Some(a) = read::<Arp>(ctx, ETH_HLEN)
-        && a.is_ipv4_ether()
+    if is(eth.ether_type, EtherType::Arp)
+        && let Some(a) = read::<ArpHdr>(ctx, ETH_HLEN)
+        && arp::is_ipv4_ether(&a)
     {
         if learning {
-            arp::learn(vni, &a);
+            arp::learn(ing.vni, &a);
         }
         if is_group(&eth.dst_addr)
-            && let Some(action) = arp::answer(ctx, from, vni, &a, &cfg)
+            && let Some(action) = arp::answer(ctx, from, ing.vni, &a, &cfg)
         {
             return Ok(action);
         }
     }
 
     if !is_group(&eth.dst_addr)
-        && let Some(entry) = lookup(vni, eth.dst_addr, &cfg)
+        && let Some(entry) = lookup(ing.vni, eth.dst_addr, &cfg)
     {
         return if entry.ifindex != 0 {
-            switch_local(ctx, from, entry.ifindex, vni, slot)
+            switch_local(ctx, &ing, entry.ifindex)
         } else {
-            unicast(ctx, from, vni, slot, &entry, &eth)
+            unicast(ctx, &ing, &entry, &eth)
         };
     }
-    flood(ctx, from, vni, slot, &eth)
+    flood(ctx, &ing, &eth)
 }
 
-/// Same host, same VNI: hand the frame to the other port as it is.
+/// Same host, same VNI: hand the frame to port `to` as it is.
 #[inline(always)]
-fn switch_local(ctx: &TcContext, from: u32, to: u32, vni: u32, slot: u32) -> Result<i32, Drop> {
-    if to == from {
-        return Err((DropReason::Hairpin, Some(slot)));
+fn switch_local(ctx: &TcContext, ing: &Ingress, to: u32) -> Result<i32, Dropped> {
+    if to == ing.port {
+        return Err(ing.drop(DropReason::Hairpin));
     }
-    let port = PORTS
-        .get_ptr(to)
-        .ok_or((DropReason::VniMismatch, Some(slot)))?;
+    let port = PORTS.get_ptr(to).ok_or(ing.drop(DropReason::VniMismatch))?;
     // SAFETY: map values stay valid for the duration of the program.
-    if unsafe { (*port).vni } != vni {
-        return Err((DropReason::VniMismatch, Some(slot)));
+    if unsafe { (*port).vni } != ing.vni {
+        return Err(ing.drop(DropReason::VniMismatch));
     }
     if !fits(ctx, to) {
-        return Err((DropReason::TooBig, Some(slot)));
+        return Err(ing.drop(DropReason::TooBig));
     }
     count(Counter::LocalSwitch);
     // SAFETY: plain helper call.
@@ -158,35 +177,30 @@ fn switch_local(ctx: &TcContext, from: u32, to: u32, vni: u32, slot: u32) -> Res
 
 /// Known unicast to one remote VTEP (`to.remote`).
 #[inline(always)]
-fn unicast(
-    ctx: &TcContext,
-    from: u32,
-    vni: u32,
-    slot: u32,
-    to: &Location,
-    eth: &EthHdr,
-) -> Result<i32, Drop> {
-    let remote = to.remote;
+fn unicast(ctx: &TcContext, ing: &Ingress, to: &Location, eth: &EthHdr) -> Result<i32, Dropped> {
     let cfg = CONFIG.load();
-    let hop = next_hop(ctx, &cfg, from, remote).map_err(|r| (r, Some(slot)))?;
+    let hop = next_hop(ctx, &cfg, ing.port, to.remote).map_err(|r| ing.drop(r))?;
     let is_ip = is_ip(eth);
     if !hop.resolved && !is_ip {
         // Only IP packets can wait for the neighbour in bpf_redirect_neigh.
-        return Err((DropReason::NoNeighbour, Some(slot)));
+        return Err(ing.drop(DropReason::NoNeighbour));
     }
     let dev_mtu = if hop.mtu != 0 {
         hop.mtu
     } else {
         device_mtu(ctx, hop.ifindex)
     };
-    if too_big(ctx, dev_mtu) {
-        return answer_too_big(ctx, from, slot, eth, dev_mtu);
+    if too_big(ctx, eth, dev_mtu) {
+        return answer_too_big(ctx, ing, eth, dev_mtu);
     }
-    let inner_len = ctx.len();
-    let sport = src_port(flow_hash(&flow_key(ctx, eth)));
-    grow(ctx, eth, is_ip).map_err(|r| (r, Some(slot)))?;
-    write_outer(ctx, &cfg, vni, remote, &hop, sport, inner_len).map_err(|r| (r, Some(slot)))?;
-    count_tx(slot, to.peer, u64::from(inner_len));
+    let tunnel = Tunnel {
+        vni: ing.vni,
+        sport: src_port(flow_hash(&flow_key(ctx, eth))),
+        inner_len: ctx.len(),
+    };
+    grow(ctx, eth, is_ip).map_err(|r| ing.drop(r))?;
+    write_outer(ctx, &cfg, &tunnel, to.remote, &hop).map_err(|r| ing.drop(r))?;
+    count_tx(ing.slot, to.peer, u64::from(tunnel.inner_len));
     count(Counter::EncapUnicast);
     if hop.resolved {
         // SAFETY: plain helper call.
@@ -205,51 +219,55 @@ fn unicast(
 /// (each copy's fate is counted in the maps), so the verifier can prune
 /// them: a counter of copies sent would double its paths per iteration.
 #[inline(always)]
-fn flood(ctx: &TcContext, from: u32, vni: u32, slot: u32, eth: &EthHdr) -> Result<i32, Drop> {
+fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr) -> Result<i32, Dropped> {
     let info = VNIS
-        .get_ptr(vni)
-        .ok_or((DropReason::UnknownVni, Some(slot)))?;
+        .get_ptr(ing.vni)
+        .ok_or(ing.drop(DropReason::UnknownVni))?;
     // SAFETY: map values stay valid for the duration of the program.
     let info = unsafe { &*info };
     let n_remotes = info.n_remotes as usize;
-    // `from` is one of the VNI's ports: the others are the local targets.
+    // The ingress port is one of the VNI's ports: the others are the local
+    // targets.
     if info.n_ports <= 1 && n_remotes == 0 {
-        return Err((DropReason::NoFloodTarget, Some(slot)));
+        return Err(ing.drop(DropReason::NoFloodTarget));
     }
-    if info.bum_pps != 0 && !storm::allow(slot, info.bum_pps) {
-        return Err((DropReason::StormControl, Some(slot)));
+    if info.bum_pps != 0 && !storm::allow(ing.slot, info.bum_pps) {
+        return Err(ing.drop(DropReason::StormControl));
     }
-    copy_to_ports(ctx, info, from);
+    copy_to_ports(ctx, info, ing.port);
     if n_remotes == 0 {
         return Ok(TC_ACT_SHOT);
     }
     let cfg = CONFIG.load();
     let dev_mtu = device_mtu(ctx, cfg.underlay_ifindex);
-    if too_big(ctx, dev_mtu) {
-        return answer_too_big(ctx, from, slot, eth, dev_mtu);
+    if too_big(ctx, eth, dev_mtu) {
+        return answer_too_big(ctx, ing, eth, dev_mtu);
     }
-    let inner_len = ctx.len();
     let is_ip = is_ip(eth);
-    let sport = src_port(flow_hash(&flow_key(ctx, eth)));
-    grow(ctx, eth, is_ip).map_err(|r| (r, Some(slot)))?;
+    let tunnel = Tunnel {
+        vni: ing.vni,
+        sport: src_port(flow_hash(&flow_key(ctx, eth))),
+        inner_len: ctx.len(),
+    };
+    grow(ctx, eth, is_ip).map_err(|r| ing.drop(r))?;
     count(Counter::EncapFlood);
     for i in 0..MAX_FLOOD {
         if i >= n_remotes {
             break;
         }
         let (remote, peer) = (info.remotes[i], info.peers[i]);
-        match next_hop(ctx, &cfg, from, remote) {
+        match next_hop(ctx, &cfg, ing.port, remote) {
             Ok(hop) if hop.resolved => {
-                if write_outer(ctx, &cfg, vni, remote, &hop, sport, inner_len).is_ok()
+                if write_outer(ctx, &cfg, &tunnel, remote, &hop).is_ok()
                     && ctx.clone_redirect(hop.ifindex, 0).is_ok()
                 {
-                    count_tx(slot, peer, u64::from(inner_len));
+                    count_tx(ing.slot, peer, u64::from(tunnel.inner_len));
                 } else {
-                    count_drop(DropReason::KernelRefused, Some(slot));
+                    count_drop(DropReason::KernelRefused, Some(ing.slot));
                 }
             }
-            Ok(_) => count_drop(DropReason::NoNeighbour, Some(slot)),
-            Err(reason) => count_drop(reason, Some(slot)),
+            Ok(_) => count_drop(DropReason::NoNeighbour, Some(ing.slot)),
+            Err(reason) => count_drop(reason, Some(ing.slot)),
         }
     }
     Ok(TC_ACT_SHOT)
@@ -304,11 +322,22 @@ fn device_mtu(ctx: &TcContext, ifindex: u32) -> u32 {
     check_mtu(ctx, ifindex, 0).1
 }
 
+/// The inner IPv4 header of a frame whose EtherType says IPv4, if the
+/// frame is long enough for one (the one place encap reads it; its
+/// version is for the caller to judge).
+#[inline(always)]
+fn inner_ipv4(ctx: &TcContext, eth: &EthHdr) -> Option<Ipv4Hdr> {
+    if !is(eth.ether_type, EtherType::Ipv4) {
+        return None;
+    }
+    read::<Ipv4Hdr>(ctx, ETH_HLEN)
+}
+
 /// Whether the frame no longer fits `mtu` once encapsulated; for a GSO
 /// packet, whether its segments would not (inner IPv4 and TCP headers plus
 /// `gso_size`: only TCP segmentation comes from VMs).
 #[inline(always)]
-fn too_big(ctx: &TcContext, mtu: u32) -> bool {
+fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32) -> bool {
     if mtu == 0 {
         return false;
     }
@@ -319,13 +348,13 @@ fn too_big(ctx: &TcContext, mtu: u32) -> bool {
         // the MTU plus the outer Ethernet header.
         return ctx.len() + ENCAP_L3_LEN as u32 > mtu;
     }
-    let Some(ip) = read::<[u8; IPV4_HLEN]>(ctx, ETH_HLEN) else {
+    let Some(ip) = inner_ipv4(ctx, eth) else {
         return false;
     };
-    if ip[0] >> 4 != 4 || ip[9] != IPPROTO_TCP {
+    if ip.version() != 4 || ip.proto != IpProto::Tcp as u8 {
         return false;
     }
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let ihl = usize::from(ip.ihl());
     // Through the helper: the verifier refuses a direct read at this
     // offset ("R1 offset is outside of the packet"), tried.
     let Ok(doff) = ctx.load::<u8>(ETH_HLEN + ihl + 12) else {
@@ -343,20 +372,19 @@ fn too_big(ctx: &TcContext, mtu: u32) -> bool {
 #[inline(always)]
 fn answer_too_big(
     ctx: &TcContext,
-    from: u32,
-    slot: u32,
+    ing: &Ingress,
     eth: &EthHdr,
     dev_mtu: u32,
-) -> Result<i32, Drop> {
-    let drop = (DropReason::TooBig, Some(slot));
-    if eth.ether_type != ETH_P_IP.to_be() {
-        return Err(drop);
-    }
-    let ip: [u8; IPV4_HLEN] = read(ctx, ETH_HLEN).ok_or(drop)?;
+) -> Result<i32, Dropped> {
+    let drop = ing.drop(DropReason::TooBig);
+    let ip = inner_ipv4(ctx, eth).ok_or(drop)?;
     // A 20-byte header with DF: what the quoted copy and PMTU need.
-    if ip[0] != 0x45 || ip[6] & 0x40 == 0 {
+    if ip.version() != 4 || usize::from(ip.ihl()) != IPV4_HLEN || ip.frag_flags() & IPV4_DF == 0 {
         return Err(drop);
     }
+    // SAFETY: Ipv4Hdr is #[repr(C)], 20 bytes of u8 and byte arrays (no
+    // padding, no invalid values): the header as on the wire.
+    let ip: [u8; IPV4_HLEN] = unsafe { core::mem::transmute(ip) };
     let l4: [u8; 8] = read(ctx, ETH_HLEN + IPV4_HLEN).unwrap_or([0; 8]);
     let mtu = dev_mtu.saturating_sub((ENCAP_L3_LEN + ETH_HLEN) as u32) as u16;
     let reply = frag_needed(&ip, &l4, mtu);
@@ -367,15 +395,15 @@ fn answer_too_big(
     let back = EthHdr {
         dst_addr: eth.src_addr,
         src_addr: eth.dst_addr,
-        ether_type: ETH_P_IP.to_be(),
+        ether_type: EtherType::Ipv4 as u16,
     };
     if ctx.store(0, &back, 0).is_err() || ctx.store(ETH_HLEN, &reply, 0).is_err() {
         return Err(drop);
     }
-    count_drop(DropReason::TooBig, Some(slot));
+    count_drop(DropReason::TooBig, Some(ing.slot));
     count(Counter::IcmpFragNeeded);
     // SAFETY: plain helper call: back out of the port the frame came in.
-    Ok(unsafe { bpf_redirect(from, 0) } as i32)
+    Ok(unsafe { bpf_redirect(ing.port, 0) } as i32)
 }
 
 /// Where to send a packet for `remote`: the egress interface, and the MACs
@@ -409,7 +437,7 @@ fn next_hop(ctx: &TcContext, cfg: &Config, port: u32, remote: u32) -> Result<Hop
     let mut block = MaybeUninit::<[u64; 8]>::uninit();
     let w = block.as_mut_ptr() as *mut u64;
     let values = [
-        u64::from(AF_INET) | (u64::from(IPPROTO_UDP) << 8),
+        u64::from(AF_INET) | (u64::from(IpProto::Udp as u8) << 8),
         u64::from(port),
         u64::from(cfg.local_ip),
         u64::from(remote),
@@ -470,7 +498,7 @@ fn next_hop(ctx: &TcContext, cfg: &Config, port: u32, remote: u32) -> Result<Hop
 
 #[inline(always)]
 fn is_ip(eth: &EthHdr) -> bool {
-    eth.ether_type == ETH_P_IP.to_be() || eth.ether_type == ETH_P_IPV6.to_be()
+    is(eth.ether_type, EtherType::Ipv4) || is(eth.ether_type, EtherType::Ipv6)
 }
 
 /// The inner fields hashed into the outer UDP source port.
@@ -486,18 +514,15 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
         ports: 0,
         proto: 0,
     };
-    if eth.ether_type != ETH_P_IP.to_be() {
-        return k;
-    }
-    let Some(ip) = read::<Ipv4Hdr>(ctx, ETH_HLEN) else {
+    let Some(ip) = inner_ipv4(ctx, eth) else {
         return k;
     };
     k.saddr = u32::from_ne_bytes(ip.src_addr);
     k.daddr = u32::from_ne_bytes(ip.dst_addr);
     k.proto = u32::from(ip.proto);
-    let not_fragment = u16::from_be_bytes(ip.frags) & 0x3fff == 0;
-    if not_fragment && (ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) {
-        let l4 = ETH_HLEN + usize::from(ip.vihl & 0x0f) * 4;
+    let not_fragment = ip.frag_offset() == 0 && ip.frag_flags() & IPV4_MF == 0;
+    if not_fragment && (ip.proto == IpProto::Tcp as u8 || ip.proto == IpProto::Udp as u8) {
+        let l4 = ETH_HLEN + usize::from(ip.ihl());
         if let Some(ports) = read::<u32>(ctx, l4) {
             k.ports = ports;
         }
@@ -529,17 +554,24 @@ fn grow(ctx: &TcContext, eth: &EthHdr, is_ip: bool) -> Result<(), DropReason> {
     Ok(())
 }
 
-/// Writes the outer Ethernet/IPv4/UDP/VXLAN headers for `remote` into the
-/// room `grow` made.
+/// What every copy of an encapsulated frame shares.
+struct Tunnel {
+    vni: u32,
+    /// The outer UDP source port (the inner flow's hash).
+    sport: u16,
+    /// The inner frame's length, Ethernet header included.
+    inner_len: u32,
+}
+
+/// Writes the outer Ethernet/IPv4/UDP/VXLAN headers of `tunnel` for
+/// `remote` (reached through `hop`) into the room `grow` made.
 #[inline(always)]
 fn write_outer(
     ctx: &TcContext,
     cfg: &Config,
-    vni: u32,
+    tunnel: &Tunnel,
     remote: u32,
     hop: &Hop,
-    sport: u16,
-    inner_len: u32,
 ) -> Result<(), DropReason> {
     let df = cfg.flags & CONFIG_F_DF != 0;
     let outer = Outer {
@@ -547,9 +579,9 @@ fn write_outer(
         dst_mac: hop.dst_mac,
         src_ip: cfg.local_ip,
         dst_ip: remote,
-        src_port: sport,
+        src_port: tunnel.sport,
         dst_port: cfg.udp_port,
-        vni,
+        vni: tunnel.vni,
         ttl: cfg.ttl,
         df,
         // RFC 6864: the ID only matters for fragmentation.
@@ -560,6 +592,6 @@ fn write_outer(
             (unsafe { bpf_get_prandom_u32() }) as u16
         },
     };
-    ctx.store(0, &outer_headers(&outer, inner_len), 0)
+    ctx.store(0, &outer_headers(&outer, tunnel.inner_len), 0)
         .map_err(|_| DropReason::KernelRefused)
 }

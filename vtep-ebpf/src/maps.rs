@@ -5,6 +5,7 @@
 
 use aya_ebpf::{
     Global,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
@@ -16,19 +17,14 @@ use vtep_common::{
     },
     counters::{Counter, DropReason},
     maps::{
-        BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, FdbEntry,
-        FdbKey, InstanceInfo, LearnedEntry, NeighEntry, NeighKey, NextHopKey, PeerInfo, PeerStats,
-        PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, Decision,
+        FdbEntry, FdbKey, InstanceInfo, LearnedEntry, NeighEntry, NeighKey, NextHopKey, PeerInfo,
+        PeerStats, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
 };
 
-use crate::cache::Decision;
-
-/// `BPF_F_NO_PREALLOC`: memory grows with the entries actually used.
-const NO_PREALLOC: u32 = 1;
-/// `BPF_F_MMAPABLE`: userspace maps the array's memory (to add to it
-/// atomically).
-const MMAPABLE: u32 = 1 << 10;
+/// A drop: why, and the stats slot of the VNI to charge it to once known.
+pub type Dropped = (DropReason, Option<u32>);
 
 /// Load-time settings (read-only), see [`Config`].
 #[unsafe(no_mangle)]
@@ -49,7 +45,7 @@ pub static CONFIG: Global<Config> = Global::new(Config {
 pub static INSTANCE: Array<InstanceInfo> = Array::pinned(1, 0);
 
 #[map]
-pub static FDB: HashMap<FdbKey, FdbEntry> = HashMap::pinned(FDB_CAPACITY, NO_PREALLOC);
+pub static FDB: HashMap<FdbKey, FdbEntry> = HashMap::pinned(FDB_CAPACITY, BPF_F_NO_PREALLOC);
 
 /// Learned MACs; capacity set at load time (`vtep up --learned-capacity`).
 #[map]
@@ -67,7 +63,8 @@ pub static NEXTHOPS: HashMap<NextHopKey, u32> = HashMap::pinned(NEXTHOPS_CAPACIT
 
 /// ARP suppression: tenant IPv4 -> MAC per VNI.
 #[map]
-pub static NEIGHS: HashMap<NeighKey, NeighEntry> = HashMap::pinned(NEIGHS_CAPACITY, NO_PREALLOC);
+pub static NEIGHS: HashMap<NeighKey, NeighEntry> =
+    HashMap::pinned(NEIGHS_CAPACITY, BPF_F_NO_PREALLOC);
 
 /// Storm-control token buckets, by VNI stats slot.
 #[map]
@@ -77,14 +74,16 @@ pub static BUM_BUCKETS: Array<BumBucket> = Array::pinned(VNIS_CAPACITY, 0);
 pub static PORTS: HashMap<u32, PortInfo> = HashMap::pinned(PORTS_CAPACITY, 0);
 
 #[map]
-pub static VNIS: HashMap<u32, VniInfo> = HashMap::pinned(VNIS_CAPACITY, NO_PREALLOC);
+pub static VNIS: HashMap<u32, VniInfo> = HashMap::pinned(VNIS_CAPACITY, BPF_F_NO_PREALLOC);
 
 #[map]
-pub static REMOTES: HashMap<RemoteKey, RemoteInfo> = HashMap::pinned(REMOTES_CAPACITY, NO_PREALLOC);
+pub static REMOTES: HashMap<RemoteKey, RemoteInfo> =
+    HashMap::pinned(REMOTES_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// The tables' generation: see `cache`.
+/// The tables' generation: see `cache`. Userspace maps it into memory to
+/// add to it atomically.
 #[map]
-pub static GENERATION: Array<u64> = Array::pinned(1, MMAPABLE);
+pub static GENERATION: Array<u64> = Array::pinned(1, BPF_F_MMAPABLE);
 
 /// The decap decision cache (see `cache`); not pinned.
 #[map]
@@ -97,7 +96,7 @@ pub static VNI_STATS: PerCpuArray<VniStats> = PerCpuArray::pinned(VNIS_CAPACITY,
 /// Remote VTEPs and their `PEER_STATS` slots (written and read by
 /// userspace only; pinned so that every command finds them).
 #[map]
-pub static PEERS: HashMap<u32, PeerInfo> = HashMap::pinned(PEERS_CAPACITY, NO_PREALLOC);
+pub static PEERS: HashMap<u32, PeerInfo> = HashMap::pinned(PEERS_CAPACITY, BPF_F_NO_PREALLOC);
 
 #[map]
 pub static PEER_STATS: PerCpuArray<PeerStats> = PerCpuArray::pinned(PEERS_CAPACITY, 0);

@@ -1,10 +1,28 @@
 //! Bounds-checked header parsing over packet memory (XDP and TC direct
-//! packet access): a cursor that advances one header at a time, and reads
-//! at an offset of an skb.
+//! packet access), on `network-types` headers: a cursor that advances one
+//! header at a time, reads at an offset of an skb, and the parse of a
+//! whole VXLAN packet for us (outer Ethernet, IPv4, UDP, VXLAN, inner
+//! Ethernet) in one place.
+//!
+//! Byte order: EtherTypes are compared on-wire (`EtherType::X as u16` is
+//! the on-wire value); addresses stay in on-wire bytes.
 
 use core::mem::size_of;
 
 use aya_ebpf::programs::TcContext;
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::{IpProto, Ipv4Hdr},
+    udp::UdpHdr,
+    vxlan::{VXLAN_I_FLAG_MASK, VxlanHdr},
+};
+use vtep_common::{
+    consts::{ETH_HLEN, IPV4_HLEN, UDP_HLEN, VXLAN_HLEN},
+    counters::DropReason,
+    maps::Config,
+};
+
+use crate::maps::Dropped;
 
 /// A `T` at `offset` in the frame of `ctx`: read straight from the skb's
 /// linear data when it lies there (no helper call), else copied out by
@@ -55,6 +73,16 @@ impl Cursor {
         Some(start as *const T)
     }
 
+    /// The next header as `T` without moving past it, or `None` if the
+    /// packet ends before it (same precondition as [`Cursor::next`]).
+    #[inline(always)]
+    pub fn peek<T>(&self) -> Option<*const T> {
+        if self.pos + size_of::<T>() > self.end {
+            return None;
+        }
+        Some(self.pos as *const T)
+    }
+
     /// Skips `len` bytes (at most 40, IPv4 options), or `None` past the end.
     #[inline(always)]
     pub fn skip(&mut self, len: usize) -> Option<()> {
@@ -73,9 +101,122 @@ pub fn is_group(mac: &[u8; 6]) -> bool {
     mac[0] & 1 != 0
 }
 
+/// Whether an on-wire EtherType is `t`.
+#[inline(always)]
+pub fn is(ether_type: u16, t: EtherType) -> bool {
+    ether_type == t as u16
+}
+
 /// Whether an on-wire EtherType is a VLAN tag (802.1Q or 802.1ad).
 #[inline(always)]
 pub fn is_vlan(ether_type: u16) -> bool {
-    ether_type == vtep_common::consts::ETH_P_8021Q.to_be()
-        || ether_type == vtep_common::consts::ETH_P_8021AD.to_be()
+    is(ether_type, EtherType::Ieee8021q) || is(ether_type, EtherType::Ieee8021ad)
+}
+
+/// IPv4 "more fragments" flag, in `Ipv4Hdr::frag_flags` (RFC 791 §3.1).
+pub const IPV4_MF: u8 = 1;
+/// IPv4 "don't fragment" flag, in `Ipv4Hdr::frag_flags`.
+pub const IPV4_DF: u8 = 2;
+
+/// A VXLAN packet for this VTEP, parsed up to its inner Ethernet header.
+pub struct Vxlan {
+    /// The outer IPv4 source (on-wire bytes): the sending VTEP.
+    pub saddr: u32,
+    /// The VNI.
+    pub vni: u32,
+    /// The inner Ethernet header (its 14 bytes are within the packet).
+    pub eth: *const EthHdr,
+    /// The inner EtherType, on-wire.
+    pub inner_type: u16,
+    /// Bytes of outer headers in front of the inner frame.
+    pub strip: usize,
+    /// Length of the inner frame.
+    pub inner_len: u32,
+    /// Just after the inner Ethernet header.
+    pub rest: Cursor,
+}
+
+/// Parses the packet in `[data, end)` as VXLAN to this VTEP (`cfg`):
+/// `Ok(None)` for anything else (left to the kernel: not IPv4, not to our
+/// address or UDP port, a later fragment, headers cut short before the
+/// UDP port), a counted drop for VXLAN to us that is wrong (RFC 7348
+/// §4.3, §5).
+#[inline(always)]
+pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dropped> {
+    let mut c = Cursor::new(data, end);
+    let Some(eth) = c.next::<EthHdr>() else {
+        return Ok(None);
+    };
+    // SAFETY: `next` checked that the header lies within the packet; so
+    // for every header read below.
+    if !is(unsafe { (*eth).ether_type }, EtherType::Ipv4) {
+        return Ok(None);
+    }
+    let Some(ip) = c.next::<Ipv4Hdr>() else {
+        return Ok(None);
+    };
+    // SAFETY: as above.
+    let ip = unsafe { &*ip };
+    let (saddr, daddr) = (
+        u32::from_ne_bytes(ip.src_addr),
+        u32::from_ne_bytes(ip.dst_addr),
+    );
+    if ip.version() != 4 || daddr != cfg.local_ip || ip.proto != IpProto::Udp as u8 {
+        return Ok(None);
+    }
+    // A later fragment carries no UDP header: the kernel's business.
+    if ip.frag_offset() != 0 {
+        return Ok(None);
+    }
+    let ihl = usize::from(ip.ihl());
+    if ihl < IPV4_HLEN || c.skip(ihl - IPV4_HLEN).is_none() {
+        return Ok(None);
+    }
+    let Some(udp) = c.next::<UdpHdr>() else {
+        return Ok(None);
+    };
+    // SAFETY: as above.
+    let udp = unsafe { &*udp };
+    if udp.dst != cfg.udp_port.to_be_bytes() {
+        return Ok(None);
+    }
+
+    // VXLAN for us from here on: anything wrong is a counted drop.
+    let malformed = (DropReason::Malformed, None);
+    // A first fragment (MF set): VTEPs never fragment (RFC 7348 §4.3), and
+    // we do not reassemble. TTL 0 never arrives from a real sender.
+    if ip.frag_flags() & IPV4_MF != 0 || ip.ttl == 0 {
+        return Err(malformed);
+    }
+    let udp_len = usize::from(u16::from_be_bytes(udp.len));
+    let avail = end - (c.pos() - UDP_HLEN);
+    if udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN
+        || udp_len > avail
+        || usize::from(ip.tot_len()) < ihl + udp_len
+    {
+        return Err(malformed);
+    }
+    let vx = c.next::<VxlanHdr>().ok_or(malformed)?;
+    // SAFETY: as above.
+    let vx = unsafe { &*vx };
+    // RFC 7348 §5: the I flag MUST be set; reserved bits are ignored on
+    // receipt.
+    if vx.flags & VXLAN_I_FLAG_MASK == 0 {
+        return Err((DropReason::NoIFlag, None));
+    }
+    let vni = vx.vni();
+    // udp_len >= 30 and within the packet, checked above: the inner
+    // Ethernet header is there; the check is for the verifier.
+    let inner = c.next::<EthHdr>().ok_or(malformed)?;
+    let inner_start = c.pos() - ETH_HLEN;
+    Ok(Some(Vxlan {
+        saddr,
+        vni,
+        eth: inner,
+        // SAFETY: as above.
+        inner_type: unsafe { (*inner).ether_type },
+        strip: inner_start - data,
+        inner_len: (end - inner_start) as u32,
+        rest: c,
+    }))
 }
