@@ -1,22 +1,9 @@
 //! `vtep events`: a line per learned, moved, aged-out and frozen MAC.
 
-use std::{
-    os::fd::AsRawFd as _,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
-
-use aya::maps::{MapData, RingBuf};
-use serde_json::json;
-use vtep_common::{
-    consts::MAP_EVENTS,
-    maps::{MacEvent, MacEventKind},
-};
-
 use crate::{
-    domain::Edit,
-    instance::{Instance, coarse_now_ns},
-    sys,
-    values::{Mac, ip_from_map},
+    domain::events::{EventRow, Events},
+    instance::Instance,
+    tables::views::At,
 };
 
 /// Follow MAC mobility: one line per MAC learned, moved, aged out or
@@ -34,87 +21,37 @@ pub struct Args {
     json: bool,
 }
 
-/// A location as the event's JSON and text show it.
-fn place(remote: u32, ifindex: u32) -> (serde_json::Value, String) {
-    match (remote, ifindex) {
-        (0, 0) => (serde_json::Value::Null, "-".into()),
-        (0, i) => {
-            let name = sys::ifname(i);
-            (json!({ "port": name }), format!("port {name}"))
-        }
-        (r, _) => {
-            let ip = ip_from_map(r).to_string();
-            (json!({ "remote": ip }), format!("remote {ip}"))
-        }
+/// Where a MAC is, as the text lines show it.
+fn place(at: Option<&At>) -> String {
+    match at {
+        None => "-".into(),
+        Some(At::Remote(ip)) => format!("remote {ip}"),
+        Some(At::Port(name)) => format!("port {name}"),
     }
 }
 
-fn print(ev: &MacEvent, json_out: bool) {
-    let Some(kind) = MacEventKind::from_u32(ev.kind) else {
-        return;
-    };
-    // Event times are CLOCK_MONOTONIC_COARSE: place them on the wall clock.
-    let ago = Duration::from_nanos(coarse_now_ns().saturating_sub(ev.ts_ns));
-    let time = SystemTime::now()
-        .checked_sub(ago)
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0.0, |d| d.as_secs_f64());
-    let (old_j, old_t) = place(ev.old_remote, ev.old_ifindex);
-    let (new_j, new_t) = place(ev.new_remote, ev.new_ifindex);
-    let mac = Mac(ev.mac).to_string();
-    if json_out {
-        let line = json!({ "time": time, "event": kind.name(), "vni": ev.vni, "mac": mac,
-            "old": old_j, "new": new_j });
-        println!("{line}");
+fn print(ev: &EventRow, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(ev)?);
     } else {
         println!(
-            "{time:.3} {:<7} vni {} {mac} {old_t} -> {new_t}",
-            kind.name(),
-            ev.vni
+            "{:.3} {:<7} vni {} {} {} -> {}",
+            ev.time,
+            ev.event,
+            ev.vni,
+            ev.mac,
+            place(ev.old.as_ref()),
+            place(ev.new.as_ref())
         );
     }
+    Ok(())
 }
 
 pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
-    inst.require_up()?;
-    let mut ring: RingBuf<MapData> = inst.map(MAP_EVENTS)?;
-    let mut last_reap = Instant::now();
+    let mut events = Events::open(inst)?;
     loop {
-        while let Some(item) = ring.next() {
-            if item.len() >= size_of::<MacEvent>() {
-                // SAFETY: the kernel programs write whole MacEvent records;
-                // the length was checked and the read is unaligned-safe.
-                let ev = unsafe { (item.as_ptr() as *const MacEvent).read_unaligned() };
-                print(&ev, args.json);
-            }
+        for ev in events.next_batch()? {
+            print(&ev, args.json)?;
         }
-        if last_reap.elapsed() >= Duration::from_secs(1) {
-            let now = coarse_now_ns();
-            // Another command holding the instance: reap at the next round.
-            let stale = match Edit::try_begin(inst)? {
-                Some(mut e) => e.reap_stale()?,
-                None => Vec::new(),
-            };
-            for (k, e) in stale {
-                let ev = MacEvent {
-                    ts_ns: now,
-                    kind: MacEventKind::Aged as u32,
-                    vni: k.vni,
-                    mac: k.mac,
-                    old_remote: e.remote,
-                    old_ifindex: e.ifindex,
-                    ..MacEvent::default()
-                };
-                print(&ev, args.json);
-            }
-            last_reap = Instant::now();
-        }
-        let mut pfd = libc::pollfd {
-            fd: ring.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        unsafe { libc::poll(&mut pfd, 1, 200) };
     }
 }

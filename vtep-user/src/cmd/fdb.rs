@@ -5,12 +5,7 @@ use anyhow::Context as _;
 use crate::{
     domain::{self, Edit, plan::Target},
     instance::Instance,
-    sys,
-    tables::{
-        Location,
-        fdb::FdbRow,
-        views::{FdbShowRow, origin},
-    },
+    tables::views::FdbShowRow,
     values::{Mac, UnicastIp, UnicastMac, Vni},
 };
 
@@ -116,9 +111,12 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Show { vni, json } => {
-            let rows = domain::read(inst)?.fdb_rows(vni)?;
+            let rows: Vec<FdbShowRow> = domain::read(inst)?
+                .fdb_rows(vni)?
+                .iter()
+                .map(FdbShowRow::from)
+                .collect();
             if json {
-                let rows: Vec<FdbShowRow> = rows.iter().map(FdbShowRow::from).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print_table(&rows);
@@ -154,27 +152,21 @@ fn parse_lines(text: &str) -> anyhow::Result<Vec<(Vni, UnicastMac, Target)>> {
     Ok(out)
 }
 
-fn print_table(rows: &[FdbRow]) {
+fn print_table(rows: &[FdbShowRow]) {
     println!("{:<9} {:<18} {:<22} ORIGIN", "VNI", "MAC", "LOCATION");
     for r in rows {
-        let at = match r.location {
-            Location::Remote(ip) => format!("remote {ip}"),
-            Location::Port(i) => format!("port {}", sys::ifname(i)),
+        let at = match (&r.remote, &r.port) {
+            (Some(ip), _) => format!("remote {ip}"),
+            (None, Some(p)) => format!("port {p}"),
+            (None, None) => String::new(),
         };
-        let detail = r.learned.map_or(String::new(), |l| {
+        let detail = r.age_s.map_or(String::new(), |age| {
             format!(
-                " (age {}s, {} moves{})",
-                l.age_s,
-                l.moves,
-                if l.frozen { ", FROZEN" } else { "" }
+                " (age {age}s, {} moves{})",
+                r.moves,
+                if r.frozen { ", FROZEN" } else { "" }
             )
         });
-        println!(
-            "{:<9} {:<18} {:<22} {}{detail}",
-            r.vni,
-            r.mac,
-            at,
-            origin(r.is_static)
-        );
+        println!("{:<9} {:<18} {:<22} {}{detail}", r.vni, r.mac, at, r.origin);
     }
 }

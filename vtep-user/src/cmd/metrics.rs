@@ -84,31 +84,26 @@ pub fn metrics(inst: &Instance, t: &Tables) -> anyhow::Result<String> {
             )?;
         }
     }
-    header(
-        &mut s,
-        "vtep_drops_total",
-        "Frames dropped, by reason.",
-        "counter",
-    )?;
-    for (r, n) in &stats.drops {
-        let reason = r.name();
-        writeln!(
-            s,
-            "vtep_drops_total{{instance=\"{name}\",reason=\"{reason}\"}} {n}"
-        )?;
-    }
-    header(
-        &mut s,
-        "vtep_events_total",
-        "Datapath events (learning, moves, flooding, ...).",
-        "counter",
-    )?;
-    for (c, n) in &stats.counters {
-        let event = c.name();
-        writeln!(
-            s,
-            "vtep_events_total{{instance=\"{name}\",event=\"{event}\"}} {n}"
-        )?;
+    let drops: Vec<(&str, u64)> = stats.drops.iter().map(|(r, n)| (r.name(), *n)).collect();
+    let events: Vec<(&str, u64)> = stats.counters.iter().map(|(c, n)| (c.name(), *n)).collect();
+    for (metric, help, label, rows) in [
+        (
+            "vtep_drops_total",
+            "Frames dropped, by reason.",
+            "reason",
+            drops,
+        ),
+        (
+            "vtep_events_total",
+            "Datapath events (learning, moves, flooding, ...).",
+            "event",
+            events,
+        ),
+    ] {
+        header(&mut s, metric, help, "counter")?;
+        for (what, n) in rows {
+            writeln!(s, "{metric}{{instance=\"{name}\",{label}=\"{what}\"}} {n}")?;
+        }
     }
     let rows = t.fdb_rows(None)?;
     let learned = rows.iter().filter(|r| r.learned.is_some()).count();

@@ -1,15 +1,6 @@
 //! `vtep status`: what runs where.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
-use crate::{
-    datapath::{self, Attachment},
-    domain,
-    instance::Instance,
-    tables::views::{InstanceView, PortView},
-};
+use crate::{domain, instance::Instance};
 
 /// Show the instance: underlay and XDP mode, local address, ports,
 /// program ids, pin path, daemon, configuration summary.
@@ -23,48 +14,8 @@ pub struct Args {
     json: bool,
 }
 
-#[derive(Serialize)]
-struct FdbCounts {
-    #[serde(rename = "static")]
-    statics: usize,
-    learned: usize,
-}
-
-#[derive(Serialize)]
-struct Daemon {
-    pid: i32,
-}
-
-/// What `vtep status` shows.
-#[derive(Serialize)]
-struct Status<'a> {
-    instance: &'a str,
-    pinned_at: String,
-    datapath: InstanceView,
-    attachments: BTreeMap<String, Attachment>,
-    vnis: usize,
-    ports: Vec<PortView>,
-    fdb: FdbCounts,
-    daemon: Option<Daemon>,
-}
-
 pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
-    let t = domain::read(inst)?;
-    let fdb = t.fdb_rows(None)?;
-    let learned = fdb.iter().filter(|r| r.learned.is_some()).count();
-    let s = Status {
-        instance: &inst.name,
-        pinned_at: inst.dir.display().to_string(),
-        datapath: t.instance_view(),
-        attachments: datapath::attachments(inst)?,
-        vnis: t.vnis()?.len(),
-        ports: t.port_views()?,
-        fdb: FdbCounts {
-            statics: fdb.len() - learned,
-            learned,
-        },
-        daemon: inst.daemon_pid().map(|pid| Daemon { pid }),
-    };
+    let s = domain::status(inst)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());

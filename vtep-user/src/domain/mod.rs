@@ -7,9 +7,11 @@
 //! processes (or a command and the daemon's SIGHUP reconcile) never
 //! interleave their read-modify-writes of the tables.
 
+pub mod events;
 pub mod plan;
 mod ports;
 mod reconcile;
+mod status;
 mod up;
 
 use std::net::Ipv4Addr;
@@ -19,6 +21,7 @@ use anyhow::Context as _;
 use self::plan::Target;
 pub use self::{
     reconcile::Changes,
+    status::{Status, status},
     up::{Scope, bring_up, down},
 };
 use crate::{
