@@ -6,6 +6,7 @@
 //! colliding. Addresses: underlays from 198.18.0.0/16, tenants from
 //! 198.19.0.0/16, only inside namespaces made here, with no route out.
 
+pub mod frames;
 pub mod topo;
 
 use std::{
@@ -59,6 +60,21 @@ pub fn spawn(argv: &[&str]) -> Bg {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")));
     Bg(Some(child))
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; whether
+/// it held. For waiting on a condition instead of sleeping for a guess.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// (transmitted, received) from ping's summary line.
@@ -147,6 +163,19 @@ impl Netns {
             }
         }
         false
+    }
+
+    /// Waits (up to 5 s) until something listens on TCP `port` here.
+    pub fn wait_listening(&self, port: u16) {
+        let filter = format!("sport = :{port}");
+        let listening = wait_until(Duration::from_secs(5), || {
+            !self.ok(&["ss", "-Htln", &filter]).trim().is_empty()
+        });
+        assert!(
+            listening,
+            "nothing listens on TCP port {port} in {}",
+            self.name
+        );
     }
 
     /// The MAC address of `dev` (read inside the namespace, whose /sys
@@ -373,8 +402,18 @@ impl Drop for Vtep {
     }
 }
 
-/// A running `tcpdump -nn -l ARGS` in a namespace.
-pub struct Capture(Bg);
+/// A running `tcpdump -nn -l ARGS` in a namespace, and the file its
+/// stderr goes to.
+pub struct Capture(Bg, TempFile);
+
+/// A file removed on drop.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 /// What a stopped [`Capture`] saw.
 pub struct Captured {
@@ -386,25 +425,38 @@ pub struct Captured {
 }
 
 impl Capture {
-    /// Starts tcpdump and gives it time to open its socket.
+    /// Starts tcpdump and waits until it captures (it says "listening on"
+    /// once its socket and filter are in place).
     pub fn start(ns: &Netns, args: &[&str]) -> Self {
-        let mut argv = vec!["tcpdump", "-nn", "-l"];
-        argv.extend_from_slice(args);
-        let bg = ns.spawn(&argv);
-        std::thread::sleep(Duration::from_millis(700));
-        Capture(bg)
+        let log = TempFile(std::env::temp_dir().join(unique("cap")));
+        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        let cmd = format!(
+            "exec tcpdump -nn -l {} 2>'{}'",
+            quoted.join(" "),
+            log.0.display()
+        );
+        let bg = ns.spawn(&["sh", "-c", &cmd]);
+        let ready = wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&log.0).is_ok_and(|t| t.contains("listening on"))
+        });
+        assert!(
+            ready,
+            "tcpdump never started: {:?}",
+            std::fs::read_to_string(&log.0)
+        );
+        Capture(bg, log)
     }
 
     /// Lets tcpdump read what its filter already matched, then stops it.
     pub fn stop(self) -> Captured {
         std::thread::sleep(Duration::from_millis(500));
         let out = self.0.interrupt();
+        let stderr = std::fs::read_to_string(&self.1.0).unwrap_or_default();
         let lines = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(str::to_owned)
             .collect();
-        let stderr = String::from_utf8_lossy(&out.stderr);
         let matched = stderr
             .lines()
             .find(|l| l.contains("received by filter"))

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use vtep_tests::{
     Bg, Vtep, ping_summary,
     topo::{Kind, Overlay, TENANTS, Vm, send_raw},
-    veth, vtep_bin,
+    veth, vtep_bin, wait_until,
 };
 
 fn fdb(v: &Vtep, vni: u32) -> Vec<serde_json::Value> {
@@ -167,18 +167,25 @@ fn flapping_mac_is_frozen_and_reported() {
     let mut frame = vec![0xff; 6];
     frame.extend_from_slice(&[2, 0, 0, 0, 0xf1, 0xa9, 0x88, 0xb5]);
     frame.extend_from_slice(&[0u8; 46]);
-    for round in 0..5 {
-        let from = round % 2;
+    // Each frame reaches the observer as a flood to its VM: wait for that.
+    let floods = || observer.counter("counters", "decap_flood");
+    let send_seen = |from: usize| {
+        let before = floods();
         send_raw(&o.vm(from, 0).ns, "eth0", &frame, 1);
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            wait_until(Duration::from_secs(5), || floods() > before),
+            "the observer never saw the frame from host {from}"
+        );
+    };
+    for round in 0..5 {
+        send_seen(round % 2);
     }
     let e = entry(observer, 100, flapper).expect("flapping MAC known");
     assert_eq!(e["frozen"], true, "{e}");
     let frozen_at = e["remote"].clone();
     // Frozen: more flapping changes nothing.
     for round in 0..2 {
-        send_raw(&o.vm(round % 2, 0).ns, "eth0", &frame, 1);
-        std::thread::sleep(Duration::from_millis(100));
+        send_seen(round % 2);
     }
     let e = entry(observer, 100, flapper).expect("flapping MAC known");
     assert_eq!(e["remote"], frozen_at, "a frozen MAC moved: {e}");
@@ -210,7 +217,18 @@ fn idle_learned_entries_age_out() {
     );
     let remote_mac = &o.vm(1, 0).mac;
     assert!(entry(v, 100, remote_mac).is_some(), "not learned");
-    std::thread::sleep(Duration::from_secs(4));
+    // `vtep events` reaps it (and reports it) once it is 2 s idle.
+    let reaped = || {
+        !v.map_dump("LEARNED")
+            .as_array()
+            .expect("LEARNED rows")
+            .iter()
+            .any(|e| e["mac"] == *remote_mac)
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), reaped),
+        "idle entry never reaped"
+    );
     assert!(
         entry(v, 100, remote_mac).is_none(),
         "idle entry still there"

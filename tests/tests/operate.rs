@@ -6,7 +6,7 @@ use std::time::Duration;
 use vtep_tests::{
     Bg, Capture, ping_summary,
     topo::{Kind, Overlay, Vm},
-    vtep_bin,
+    vtep_bin, wait_until,
 };
 
 /// A TCP stream of `secs` seconds from `client` to `server`, reported in
@@ -17,7 +17,7 @@ use vtep_tests::{
 /// then whatever is being restarted.
 fn tcp_stream(server: &Vm, client: &Vm, secs: u32) -> (Bg, Bg) {
     let srv = server.ns.spawn(&["iperf3", "-s", "-1", "-B", &server.ip]);
-    std::thread::sleep(Duration::from_millis(300));
+    server.ns.wait_listening(5201);
     let secs = secs.to_string();
     let cli = client.ns.spawn(&[
         "iperf3", "-c", &server.ip, "-t", &secs, "-i", "0.25", "-b", "200M", "-J",
@@ -401,10 +401,17 @@ fn the_daemon_logs_the_kernel_programs_records() {
     let mut frame = vec![0xff; 6];
     frame.extend_from_slice(&[2, 0, 0, 0, 0xf1, 0xa8, 0x88, 0xb5]);
     frame.extend_from_slice(&[0u8; 46]);
+    let floods = || observer.counter("counters", "decap_flood");
     for round in 0..4 {
+        let before = floods();
         vtep_tests::topo::send_raw(&o.vm(round % 2, 0).ns, "eth0", &frame, 1);
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            wait_until(Duration::from_secs(5), || floods() > before),
+            "the observer never saw frame {round}"
+        );
     }
+    assert!(observer.counter("counters", "mac_frozen") >= 1);
+    // The daemon reads the kernel programs' log every 200 ms.
     std::thread::sleep(Duration::from_millis(600));
     let out = daemon.interrupt();
     let log = String::from_utf8_lossy(&out.stderr);
@@ -472,7 +479,14 @@ fn stats_count_traffic_per_remote_vtep() {
     frame.extend_from_slice(&[0x88, 0xb5]);
     frame.extend_from_slice(&[0u8; 46]);
     vtep_tests::topo::send_raw(a, "eth0", &frame, 3);
-    std::thread::sleep(Duration::from_millis(200));
+    let sent_to = |ip: &str| {
+        let c = v0.stats();
+        remote_row(&c, ip)["tx_packets"].as_u64().unwrap()
+            - remote_row(&b, ip)["tx_packets"].as_u64().unwrap()
+    };
+    wait_until(Duration::from_secs(5), || {
+        [ip1, ip2].iter().all(|ip| sent_to(ip) >= 3)
+    });
     let c = v0.stats();
     for ip in [ip1, ip2] {
         let sent = remote_row(&c, ip)["tx_packets"].as_u64().unwrap()

@@ -140,7 +140,7 @@ fn wire_format_follows_rfc7348() {
     assert!(a.ns.ping_until(PEER[0], Duration::from_secs(5)));
     // Many inner flows: 8 parallel TCP connections.
     let _srv: Bg = o.vm(1, 0).ns.spawn(&["iperf3", "-s", "-1", "-B", PEER[0]]);
-    std::thread::sleep(Duration::from_millis(300));
+    o.vm(1, 0).ns.wait_listening(5201);
     a.ns.ok(&["iperf3", "-c", PEER[0], "-t", "1", "-P", "8", "-l", "1000"]);
     cap.stop();
     let fields = vtep_tests::ok(&[

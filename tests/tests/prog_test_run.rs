@@ -31,7 +31,10 @@ use vtep_common::{
     model,
     vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
 };
-use vtep_tests::BpfFs;
+use vtep_tests::{
+    BpfFs,
+    frames::{self, Tunnel, VXLAN_I, eth, ipv4, udp},
+};
 use vtep_user::{datapath::EBPF_OBJECT, generation::Generation, instance::coarse_now_ns};
 
 const XDP_DROP: u32 = 1;
@@ -268,50 +271,6 @@ fn check(l: &Loaded, cases: Vec<Case>, run: impl Fn(&[u8], &mut [u8]) -> (u32, u
     }
 }
 
-fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// An IPv4 header (checksum left zero: nothing here verifies it) with
-/// `options` words, then `payload`.
-fn ipv4(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    proto: u8,
-    frags: u16,
-    options: &[u8],
-    payload: &[u8],
-) -> Vec<u8> {
-    let ihl = 5 + options.len() / 4;
-    let total = (ihl * 4 + payload.len()) as u16;
-    let mut p = vec![0x40 | ihl as u8, 0];
-    p.extend_from_slice(&total.to_be_bytes());
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&frags.to_be_bytes());
-    p.extend_from_slice(&[64, proto, 0, 0]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    p.extend_from_slice(options);
-    p.extend_from_slice(payload);
-    p
-}
-
-fn udp(sport: u16, dport: u16, len_delta: i32, payload: &[u8]) -> Vec<u8> {
-    let len = (8 + payload.len() as i32 + len_delta) as u16;
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&len.to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    u
-}
-
 /// An inner frame: IPv4/UDP from 198.19.0.1:1000 to 198.19.0.2:2000.
 fn inner_frame(dst: [u8; 6]) -> Vec<u8> {
     let a = Ipv4Addr::new(198, 19, 0, 1);
@@ -350,20 +309,20 @@ fn arp_frame(dst: [u8; 6]) -> Vec<u8> {
 
 /// A VXLAN packet as a remote VTEP sends it.
 fn vxlan(src: Ipv4Addr, dport: u16, flags: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
-    let v = vni.to_be_bytes();
-    let mut hdr = flags.to_vec();
-    hdr.extend_from_slice(&[v[1], v[2], v[3], 0]);
-    hdr.extend_from_slice(inner);
-    let outer_ip = ipv4(src, LOCAL, 17, 0x4000, &[], &udp(50000, dport, 0, &hdr));
-    eth(
-        [2, 0xee, 0, 0, 0, 1],
-        [2, 0xee, 0, 0, 0, 2],
-        0x0800,
-        &outer_ip,
-    )
+    let t = Tunnel {
+        src_mac: [2, 0xee, 0, 0, 0, 2],
+        dst_mac: [2, 0xee, 0, 0, 0, 1],
+        src,
+        dst: LOCAL,
+        sport: 50000,
+        dport,
+        flags,
+        vni,
+    };
+    frames::vxlan(&t, inner)
 }
 
-const I: [u8; 4] = [0x08, 0, 0, 0];
+const I: [u8; 4] = VXLAN_I;
 
 fn meta(action: u32, vni: u32, ifindex: u32) -> Vec<u8> {
     [DECAP_META_MAGIC, action, vni, ifindex]
