@@ -2,14 +2,21 @@
 //! vxlan + bridge, in one run, reported as ratios.
 //!
 //! Packet rates (decap and encap; the `xdp-drop` and `xdp-redirect`
-//! ceilings for decap) are measured in interleaved rounds; then program
-//! cost (`kernel.bpf_stats_enabled`), FDB scale, control-plane rate,
-//! latency and TCP throughput. See BENCHMARKS.md for a run.
+//! ceilings for decap) are measured in interleaved rounds (`pps`); then
+//! program cost (`cost`), FDB scale (`scale`), control-plane rate
+//! (`control`), latency (`latency`) and TCP throughput (`tcp`), one
+//! module each; `report` is the typed report and its Markdown. See
+//! BENCHMARKS.md for a run.
 
-mod extra;
+mod control;
+mod cost;
 mod frames;
+mod latency;
 mod netns;
 mod pps;
+mod report;
+mod scale;
+mod tcp;
 
 use std::{
     path::{Path, PathBuf},
@@ -17,10 +24,10 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
 
 use crate::{cargo, sh, workspace_root};
 use pps::{Bench, Dir, Variant};
+use report::{DirReport, Machine, Report};
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Clone)]
@@ -132,6 +139,18 @@ fn build_bench_object(root: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// `o`, once a ping crosses it (`name`: the variant, for the error).
+fn reachable(
+    o: vtep_tests::topo::Overlay,
+    name: &str,
+) -> anyhow::Result<vtep_tests::topo::Overlay> {
+    let vm = &o.vm(0, 0).ns;
+    if !vm.ping_until("198.19.0.2", std::time::Duration::from_secs(5)) {
+        bail!("{name}: no ping across the overlay");
+    }
+    Ok(o)
+}
+
 /// Median, min and max of `v` (not empty).
 pub fn summary(v: &[f64]) -> (f64, f64, f64) {
     let mut s = v.to_vec();
@@ -191,54 +210,37 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     }
     // Program cost in a pass of its own: bpf_stats adds two clock reads to
     // every BPF program run, which would tax the BPF variants' rates.
-    let stats = extra::BpfStats::enable()?;
+    let stats = cost::BpfStats::enable()?;
     for b in benches.iter().filter(|b| b.variant == Variant::Vtep) {
         b.measure(packets)?;
     }
-    let prog_cost = stats.read(&["vtep_decap", "vtep_decap_tc", "vtep_encap"])?;
+    let program_cost_ns = stats.read(&["vtep_decap", "vtep_decap_tc", "vtep_encap"])?;
     drop(stats);
 
-    let mut report = json!({ "machine": extra::machine(), "rounds": rounds, "packets_per_round": packets,
-        "flows": pps::FLOWS, "decap_frame_bytes": pps::DECAP_FRAME });
-    for dir in [Dir::Decap, Dir::Encap] {
-        let key = if dir == Dir::Decap { "decap" } else { "encap" };
-        let mut variants = serde_json::Map::new();
-        for (b, r) in benches.iter().zip(&rates).filter(|(b, _)| b.dir == dir) {
-            let (med, min, max) = summary(r);
-            variants.insert(
-                b.variant.name().into(),
-                json!({ "mpps_median": med / 1e6, "mpps_min": min / 1e6, "mpps_max": max / 1e6 }),
-            );
-        }
-        if variants.is_empty() {
-            continue;
-        }
-        let m = |n: &str| variants.get(n).and_then(|v| v["mpps_median"].as_f64());
-        let mut derived = json!({});
-        if let (Some(v), Some(k)) = (m("vtep"), m("kernel")) {
-            derived["vtep_over_kernel"] = json!(v / k);
-        }
-        if let (Some(v), Some(c)) = (m("vtep"), m("xdp-redirect")) {
-            derived["vtep_over_xdp_redirect"] = json!(v / c);
-        }
-        if let (Some(v), Some(c)) = (m("vtep-uncached"), m("xdp-redirect")) {
-            derived["vtep_uncached_over_xdp_redirect"] = json!(v / c);
-        }
-        if let (Some(v), Some(b)) = (m("vtep"), m("baseline")) {
-            derived["vtep_over_baseline"] = json!(v / b);
-        }
-        if let Some(drop) = m("xdp-drop") {
-            let mut above = serde_json::Map::new();
-            for (name, v) in &variants {
-                let mpps = v["mpps_median"].as_f64().unwrap_or(0.0);
-                above.insert(name.clone(), json!(1e3 / mpps - 1e3 / drop));
-            }
-            derived["ns_per_packet_above_xdp_drop"] = Value::Object(above);
-        }
-        report[key] = json!({ "variants": variants, "derived": derived });
-    }
-    report["program_cost_ns"] = prog_cost;
-    report["baseline"] = json!(opts.baseline);
+    let dir_report = |dir: Dir| {
+        let r: Vec<(Variant, &[f64])> = benches
+            .iter()
+            .zip(&rates)
+            .filter(|(b, _)| b.dir == dir)
+            .map(|(b, r)| (b.variant, r.as_slice()))
+            .collect();
+        (!r.is_empty()).then(|| DirReport::new(&r))
+    };
+    let mut report = Report {
+        machine: Machine::here(),
+        rounds,
+        packets_per_round: packets,
+        flows: pps::FLOWS,
+        decap_frame_bytes: pps::DECAP_FRAME,
+        baseline: opts.baseline.clone(),
+        decap: dir_report(Dir::Decap),
+        encap: dir_report(Dir::Encap),
+        program_cost_ns,
+        fdb_scale: None,
+        control_plane: None,
+        latency_us: None,
+        tcp_gbps: None,
+    };
 
     if opts.only.is_none() {
         // FDB scale without the decision cache: every frame looks the FDB
@@ -247,24 +249,24 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
             .iter()
             .find(|b| b.dir == Dir::Decap && b.variant == Variant::VtepUncached)
             .context("no vtep-uncached decap bench")?;
-        report["fdb_scale"] = extra::fdb_scale(uncached, opts.smoke, packets)?;
+        report.fdb_scale = Some(scale::fdb_scale(uncached, opts.smoke, packets)?);
         drop(benches);
-        report["control_plane"] = extra::control_plane(&vtep_bin, opts.smoke)?;
-        report["latency_us"] = extra::latency(&vtep_bin, opts.smoke)?;
-        report["tcp_gbps"] = extra::tcp(&vtep_bin, opts.smoke)?;
+        report.control_plane = Some(control::control_plane(&vtep_bin, opts.smoke)?);
+        report.latency_us = Some(latency::latency(&vtep_bin, opts.smoke)?);
+        report.tcp_gbps = Some(tcp::tcp(&vtep_bin, opts.smoke)?);
     }
 
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", extra::markdown(&report));
+        print!("{}", report.markdown());
     }
     if let Some(path) = &opts.write {
-        std::fs::write(path, extra::markdown(&report))
+        std::fs::write(path, report.markdown())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if opts.smoke {
-        extra::check_complete(&report)?;
+        report.check_complete()?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! drops). The rate is what the sink counted over the generator's run.
 
 use std::{
+    net::Ipv4Addr,
     path::Path,
     time::{Duration, Instant},
 };
@@ -31,8 +32,8 @@ pub const DECAP_FRAME: usize = 110;
 const VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const REMOTE_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const LOCAL_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const DUT_IP: [u8; 4] = [198, 18, 0, 1];
-const PEER_IP: [u8; 4] = [198, 18, 0, 2];
+const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dir {
@@ -110,10 +111,6 @@ fn mac(ns: &Netns, dev: &str) -> anyhow::Result<[u8; 6]> {
     v.try_into().map_err(|_| anyhow!("bad MAC {s}"))
 }
 
-fn ip_u32(a: [u8; 4]) -> u32 {
-    u32::from_ne_bytes(a)
-}
-
 /// One variant's topology, generator and sink, ready to measure.
 pub struct Bench {
     pub dir: Dir,
@@ -132,26 +129,32 @@ pub struct Bench {
     _bpffs: BpfFs,
 }
 
-impl Bench {
-    pub fn new(dir: Dir, variant: Variant, obj: &[u8], vtep_bin: &Path) -> anyhow::Result<Self> {
-        let bpffs = BpfFs::new();
+/// The three namespaces of a bench and the links between them: decap
+/// `gen eth0 -> dut ul0 | dut p0 -> far eth0`; encap `gen eth0 -> dut p0 |
+/// dut ul0 -> far eth0`.
+struct Topology {
+    gen_ns: Netns,
+    dut: Netns,
+    far: Netns,
+    gen_ifindex: u32,
+    /// The port's ifindex on the DUT.
+    p0: u32,
+    ul0_mac: [u8; 6],
+}
+
+impl Topology {
+    fn new(dir: Dir) -> anyhow::Result<Self> {
         let gen_ns = Netns::new("bg");
         let dut = Netns::new("bd");
         let far = Netns::new("bf");
-        // Decap: gen=outside, far=VM. Encap: gen=VM, far=outside.
-        let (gen_dev, ul_peer, port_peer) = ("eth0", "eth0", "eth0");
-        match dir {
-            Dir::Decap => {
-                veth(&gen_ns, gen_dev, &dut, "ul0");
-                veth(&dut, "p0", &far, port_peer);
-            }
-            Dir::Encap => {
-                veth(&gen_ns, gen_dev, &dut, "p0");
-                veth(&dut, "ul0", &far, ul_peer);
-            }
-        }
+        let (gen_side, far_side) = match dir {
+            Dir::Decap => ("ul0", "p0"),
+            Dir::Encap => ("p0", "ul0"),
+        };
+        veth(&gen_ns, "eth0", &dut, gen_side);
+        veth(&dut, far_side, &far, "eth0");
         for (ns, dev) in [
-            (&gen_ns, gen_dev),
+            (&gen_ns, "eth0"),
             (&dut, "ul0"),
             (&dut, "p0"),
             (&far, "eth0"),
@@ -160,39 +163,112 @@ impl Bench {
         }
         dut.addr("ul0", "198.18.0.1/24");
         dut.wire("ul0");
-        let ul0_mac = mac(&dut, "ul0")?;
-        let p0 = ifindex(&dut, "p0")?;
-        let gen_ifindex = ifindex(&gen_ns, gen_dev)?;
+        Ok(Topology {
+            gen_ifindex: ifindex(&gen_ns, "eth0")?,
+            p0: ifindex(&dut, "p0")?,
+            ul0_mac: mac(&dut, "ul0")?,
+            gen_ns,
+            dut,
+            far,
+        })
+    }
 
-        let (frame, offset) = match dir {
+    /// The frame the generator sends, and the offset of the field it
+    /// varies per flow.
+    fn frame(&self, dir: Dir) -> (Vec<u8>, u32) {
+        match dir {
             Dir::Decap => {
-                far.ok(&["ip", "link", "set", "eth0", "address", "02:00:00:00:00:02"]);
+                self.far
+                    .ok(&["ip", "link", "set", "eth0", "address", "02:00:00:00:00:02"]);
                 let inner = frames::inner(VM_MAC, LOCAL_VM_MAC, DECAP_FRAME - 50);
                 let f = frames::vxlan(
                     &inner,
                     [2, 0xee, 0, 0, 0, 2],
-                    ul0_mac,
-                    ip_u32(PEER_IP),
-                    ip_u32(DUT_IP),
+                    self.ul0_mac,
+                    PEER_IP,
+                    DUT_IP,
                     100,
                 );
                 (f, (50 + frames::INNER_SPORT) as u32)
             }
             Dir::Encap => {
-                far.addr("eth0", "198.18.0.2/24");
+                self.far.addr("eth0", "198.18.0.2/24");
                 (
                     frames::inner(REMOTE_VM_MAC, LOCAL_VM_MAC, 64),
                     frames::INNER_SPORT as u32,
                 )
             }
-        };
+        }
+    }
+}
 
+/// Our VTEP on the DUT, set up for `dir`: the port and the one
+/// destination MAC the generator sends to.
+fn vtep_dut(
+    t: &Topology,
+    dir: Dir,
+    variant: Variant,
+    bpffs: &BpfFs,
+    vtep_bin: &Path,
+) -> anyhow::Result<Vtep> {
+    let v = Vtep::with_bin(&t.dut, &bpffs.dir, vtep_bin.to_owned());
+    let mut up = vec![
+        "up",
+        "--underlay",
+        "ul0",
+        "--local-ip",
+        "198.18.0.1",
+        "--xdp-mode",
+        "native",
+    ];
+    if variant == Variant::VtepUncached {
+        up.push("--no-decap-cache");
+    }
+    v.ok(&up);
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    match dir {
+        Dir::Decap => {
+            // The VM's eth0 has the sink's XDP program: the port accepts
+            // XDP frames, use the fastest path.
+            v.ok(&["port", "add", "p0", "--vni", "100", "--deliver", "xdp"]);
+            v.ok(&[
+                "fdb",
+                "add",
+                "02:00:00:00:00:02",
+                "--vni",
+                "100",
+                "--port",
+                "p0",
+            ]);
+        }
+        Dir::Encap => {
+            v.ok(&["port", "add", "p0", "--vni", "100"]);
+            v.ok(&[
+                "fdb",
+                "add",
+                "02:00:00:00:00:99",
+                "--vni",
+                "100",
+                "--remote",
+                "198.18.0.2",
+            ]);
+            t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
+        }
+    }
+    Ok(v)
+}
+
+impl Bench {
+    pub fn new(dir: Dir, variant: Variant, obj: &[u8], vtep_bin: &Path) -> anyhow::Result<Self> {
+        let bpffs = BpfFs::new();
+        let t = Topology::new(dir)?;
+        let (frame, offset) = t.frame(dir);
         // The sink: in the VM for decap (and for every encap variant, the
         // far end of the underlay); on the DUT's underlay for xdp-drop.
         let (sink_ns, sink_dev) = if variant == Variant::XdpDrop {
-            (&dut, "ul0")
+            (&t.dut, "ul0")
         } else {
-            (&far, "eth0")
+            (&t.far, "eth0")
         };
         let sink = attach(
             bench_prog(obj, "bench_sink", 0, 0)?,
@@ -200,66 +276,21 @@ impl Bench {
             sink_ns,
             sink_dev,
         )?;
-
         let mut vtep = None;
         let mut ceiling = None;
         match (dir, variant) {
             (_, Variant::Kernel) => {
-                kernel_dut(&dut, dir)?;
+                kernel_dut(&t.dut, dir)?;
                 // veth accepts the generator's XDP frames once GRO is on.
                 let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
-                dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
+                t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
             }
             (_, Variant::Vtep | Variant::VtepUncached | Variant::Baseline) => {
-                let v = Vtep::with_bin(&dut, &bpffs.dir, vtep_bin.to_owned());
-                let mut up = vec![
-                    "up",
-                    "--underlay",
-                    "ul0",
-                    "--local-ip",
-                    "198.18.0.1",
-                    "--xdp-mode",
-                    "native",
-                ];
-                if variant == Variant::VtepUncached {
-                    up.push("--no-decap-cache");
-                }
-                v.ok(&up);
-                v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
-                match dir {
-                    Dir::Decap => {
-                        // The VM's eth0 has the sink's XDP program: the
-                        // port accepts XDP frames, use the fastest path.
-                        v.ok(&["port", "add", "p0", "--vni", "100", "--deliver", "xdp"]);
-                        v.ok(&[
-                            "fdb",
-                            "add",
-                            "02:00:00:00:00:02",
-                            "--vni",
-                            "100",
-                            "--port",
-                            "p0",
-                        ]);
-                    }
-                    Dir::Encap => {
-                        v.ok(&["port", "add", "p0", "--vni", "100"]);
-                        v.ok(&[
-                            "fdb",
-                            "add",
-                            "02:00:00:00:00:99",
-                            "--vni",
-                            "100",
-                            "--remote",
-                            "198.18.0.2",
-                        ]);
-                        dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
-                    }
-                }
-                vtep = Some(v);
+                vtep = Some(vtep_dut(&t, dir, variant, &bpffs, vtep_bin)?);
             }
             (Dir::Decap, Variant::XdpRedirect) => {
-                let prog = bench_prog(obj, "bench_strip_redirect", p0, 0)?;
-                ceiling = Some(attach(prog, "bench_strip_redirect", &dut, "ul0")?);
+                let prog = bench_prog(obj, "bench_strip_redirect", t.p0, 0)?;
+                ceiling = Some(attach(prog, "bench_strip_redirect", &t.dut, "ul0")?);
             }
             (Dir::Decap, Variant::XdpDrop) => {}
             (Dir::Encap, _) => anyhow::bail!("no {} ceiling for encap", variant.name()),
@@ -267,8 +298,8 @@ impl Bench {
         if dir == Dir::Encap {
             // The far end drops ARP (its XDP sink counts everything): a
             // permanent neighbour entry stands in for resolution.
-            let far_mac = far.mac("eth0");
-            dut.ok(&[
+            let far_mac = t.far.mac("eth0");
+            t.dut.ok(&[
                 "ip",
                 "neigh",
                 "replace",
@@ -281,19 +312,19 @@ impl Bench {
                 "permanent",
             ]);
         }
-        let generator = bench_prog(obj, "bench_gen", gen_ifindex, offset)?;
+        let generator = bench_prog(obj, "bench_gen", t.gen_ifindex, offset)?;
         Ok(Bench {
             dir,
             variant,
-            gen_ns: gen_ns.name.clone(),
-            gen_ifindex,
+            gen_ns: t.gen_ns.name.clone(),
+            gen_ifindex: t.gen_ifindex,
             frame,
             generator,
             sink,
             _ceiling: ceiling,
             vtep,
-            _dut: dut,
-            _ns: vec![gen_ns, far],
+            _dut: t.dut,
+            _ns: vec![t.gen_ns, t.far],
             _bpffs: bpffs,
         })
     }

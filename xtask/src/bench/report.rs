@@ -1,0 +1,442 @@
+//! The bench report: every figure a typed field (a figure renamed or
+//! dropped fails to compile rather than printing "–"), its JSON form and
+//! its Markdown (what BENCHMARKS.md holds).
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use anyhow::bail;
+use serde::Serialize;
+
+use super::pps::Variant;
+
+/// What the machine is.
+#[derive(Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu: String,
+    pub kernel: String,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn here() -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_owned())
+            })
+            .unwrap_or_default();
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu,
+            kernel: vtep_tests::ok(&["uname", "-r"]).trim().to_owned(),
+        }
+    }
+}
+
+/// A packet rate over the rounds, Mpps.
+#[derive(Clone, Copy, Serialize)]
+pub struct Rate {
+    pub mpps_median: f64,
+    pub mpps_min: f64,
+    pub mpps_max: f64,
+}
+
+/// Ratios between the variants of one direction (those whose variants
+/// were measured).
+#[derive(Default, Serialize)]
+pub struct Derived {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_over_kernel: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_over_xdp_redirect: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_uncached_over_xdp_redirect: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_over_baseline: Option<f64>,
+    /// Per variant: ns per packet more than the xdp-drop ceiling.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ns_per_packet_above_xdp_drop: BTreeMap<&'static str, f64>,
+}
+
+/// Packet rates of one direction.
+#[derive(Serialize)]
+pub struct DirReport {
+    pub variants: BTreeMap<&'static str, Rate>,
+    pub derived: Derived,
+}
+
+impl DirReport {
+    /// From the rates (packets/s) each variant measured over the rounds.
+    pub fn new(rates: &[(Variant, &[f64])]) -> Self {
+        let variants: BTreeMap<&'static str, Rate> = rates
+            .iter()
+            .map(|(v, r)| {
+                let (med, min, max) = super::summary(r);
+                let rate = Rate {
+                    mpps_median: med / 1e6,
+                    mpps_min: min / 1e6,
+                    mpps_max: max / 1e6,
+                };
+                (v.name(), rate)
+            })
+            .collect();
+        let m = |v: Variant| variants.get(v.name()).map(|r| r.mpps_median);
+        let ratio = |a: Variant, b: Variant| Some(m(a)? / m(b)?);
+        let ns_per_packet_above_xdp_drop = match m(Variant::XdpDrop) {
+            Some(drop) => variants
+                .iter()
+                .map(|(name, r)| (*name, 1e3 / r.mpps_median - 1e3 / drop))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let derived = Derived {
+            vtep_over_kernel: ratio(Variant::Vtep, Variant::Kernel),
+            vtep_over_xdp_redirect: ratio(Variant::Vtep, Variant::XdpRedirect),
+            vtep_uncached_over_xdp_redirect: ratio(Variant::VtepUncached, Variant::XdpRedirect),
+            vtep_over_baseline: ratio(Variant::Vtep, Variant::Baseline),
+            ns_per_packet_above_xdp_drop,
+        };
+        DirReport { variants, derived }
+    }
+
+    fn median(&self, v: Variant) -> Option<f64> {
+        self.variants.get(v.name()).map(|r| r.mpps_median)
+    }
+}
+
+/// Average run time of one program.
+#[derive(Serialize)]
+pub struct ProgCost {
+    pub ns_per_run: f64,
+    pub runs: u64,
+}
+
+#[derive(Serialize)]
+pub struct ScalePoint {
+    pub entries: usize,
+    pub mpps_median: f64,
+}
+
+/// Decap rate as the FDB grows.
+#[derive(Serialize)]
+pub struct FdbScale {
+    pub points: Vec<ScalePoint>,
+    pub largest_over_smallest: f64,
+}
+
+#[derive(Serialize)]
+pub struct ControlPlane {
+    pub entries: usize,
+    pub seconds: f64,
+    pub entries_per_second: f64,
+}
+
+/// Ping RTTs of one variant, µs.
+#[derive(Debug, Serialize)]
+pub struct Rtt {
+    pub p50: f64,
+    pub p99: f64,
+    pub samples: usize,
+}
+
+#[derive(Serialize)]
+pub struct Latency {
+    pub vtep: Rtt,
+    pub kernel: Rtt,
+    pub rounds: usize,
+    pub pings_per_round: u32,
+}
+
+/// TCP throughput of one variant, Gbit/s.
+#[derive(Debug, Serialize)]
+pub struct TcpFigure {
+    pub offloads_on: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offloads_off: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Tcp {
+    pub vtep: TcpFigure,
+    #[serde(rename = "vtep-xdp-gro")]
+    pub vtep_xdp_gro: TcpFigure,
+    pub kernel: TcpFigure,
+    pub runs: usize,
+}
+
+/// The whole report. The figures after `program_cost_ns` are left out
+/// with `--only`.
+#[derive(Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub rounds: usize,
+    pub packets_per_round: u32,
+    pub flows: u32,
+    pub decap_frame_bytes: usize,
+    pub baseline: Option<String>,
+    pub decap: Option<DirReport>,
+    pub encap: Option<DirReport>,
+    pub program_cost_ns: BTreeMap<String, ProgCost>,
+    pub fdb_scale: Option<FdbScale>,
+    pub control_plane: Option<ControlPlane>,
+    pub latency_us: Option<Latency>,
+    pub tcp_gbps: Option<Tcp>,
+}
+
+fn num(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".into(), |x| format!("{x:.3}"))
+}
+
+impl Report {
+    /// Every figure a full run must have: (name, value).
+    fn figures(&self) -> Vec<(&'static str, Option<f64>)> {
+        let d = self.decap.as_ref();
+        let e = self.encap.as_ref();
+        let cost = |p: &str| self.program_cost_ns.get(p).map(|c| c.ns_per_run);
+        let lat = self.latency_us.as_ref();
+        let tcp = self.tcp_gbps.as_ref();
+        vec![
+            ("decap kernel", d.and_then(|d| d.median(Variant::Kernel))),
+            ("decap vtep", d.and_then(|d| d.median(Variant::Vtep))),
+            ("decap xdp-drop", d.and_then(|d| d.median(Variant::XdpDrop))),
+            (
+                "decap xdp-redirect",
+                d.and_then(|d| d.median(Variant::XdpRedirect)),
+            ),
+            (
+                "decap vtep-uncached",
+                d.and_then(|d| d.median(Variant::VtepUncached)),
+            ),
+            (
+                "decap vtep/kernel",
+                d.and_then(|d| d.derived.vtep_over_kernel),
+            ),
+            (
+                "decap vtep/xdp-redirect",
+                d.and_then(|d| d.derived.vtep_over_xdp_redirect),
+            ),
+            (
+                "decap vtep-uncached/xdp-redirect",
+                d.and_then(|d| d.derived.vtep_uncached_over_xdp_redirect),
+            ),
+            ("encap kernel", e.and_then(|e| e.median(Variant::Kernel))),
+            ("encap vtep", e.and_then(|e| e.median(Variant::Vtep))),
+            (
+                "encap vtep/kernel",
+                e.and_then(|e| e.derived.vtep_over_kernel),
+            ),
+            ("cost vtep_decap", cost("vtep_decap")),
+            ("cost vtep_encap", cost("vtep_encap")),
+            (
+                "FDB largest/smallest",
+                self.fdb_scale.as_ref().map(|f| f.largest_over_smallest),
+            ),
+            (
+                "fdb load entries/s",
+                self.control_plane.as_ref().map(|c| c.entries_per_second),
+            ),
+            ("RTT vtep p50", lat.map(|l| l.vtep.p50)),
+            ("RTT vtep p99", lat.map(|l| l.vtep.p99)),
+            ("RTT kernel p50", lat.map(|l| l.kernel.p50)),
+            ("RTT kernel p99", lat.map(|l| l.kernel.p99)),
+            ("TCP vtep on", tcp.map(|t| t.vtep.offloads_on)),
+            ("TCP vtep off", tcp.and_then(|t| t.vtep.offloads_off)),
+            (
+                "TCP vtep-xdp-gro on",
+                tcp.map(|t| t.vtep_xdp_gro.offloads_on),
+            ),
+            ("TCP kernel on", tcp.map(|t| t.kernel.offloads_on)),
+            ("TCP kernel off", tcp.and_then(|t| t.kernel.offloads_off)),
+        ]
+    }
+
+    /// Fails unless every figure is there, finite and above zero; the ns
+    /// per packet above the drop ceiling (a difference of two rates, which
+    /// a short noisy run may make negative) need only be there and finite.
+    pub fn check_complete(&self) -> anyhow::Result<()> {
+        for (name, x) in self.figures() {
+            match x {
+                Some(x) if x.is_finite() && x > 0.0 => {}
+                other => bail!("bench figure {name} is missing or out of range: {other:?}"),
+            }
+        }
+        for v in [Variant::Vtep, Variant::Kernel] {
+            let x = self.decap.as_ref().and_then(|d| {
+                d.derived
+                    .ns_per_packet_above_xdp_drop
+                    .get(v.name())
+                    .copied()
+            });
+            if !x.is_some_and(f64::is_finite) {
+                bail!(
+                    "bench figure decap ns/packet above xdp-drop of {} is missing: {x:?}",
+                    v.name()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        self.write_markdown(&mut s)
+            .expect("writing to a String cannot fail");
+        s
+    }
+
+    fn write_markdown(&self, s: &mut String) -> std::fmt::Result {
+        let m = &self.machine;
+        writeln!(s, "# Benchmarks\n")?;
+        match &self.baseline {
+            Some(rev) => writeln!(
+                s,
+                "Reproduce: `cargo xtask bench --baseline {rev} --write BENCHMARKS.md` (as root). \
+                 `baseline` is this project's `vtep` built from revision `{rev}`.\n"
+            )?,
+            None => writeln!(
+                s,
+                "Reproduce: `cargo xtask bench --write BENCHMARKS.md` (as root).\n"
+            )?,
+        }
+        writeln!(
+            s,
+            "Machine: {} CPUs ({}), kernel {}. {} interleaved rounds of {} frames per variant, {} \
+             inner flows, {}-byte VXLAN frames for decap. Absolute figures drift on a shared \
+             machine; ratios much less.\n",
+            m.cpus,
+            m.cpu,
+            m.kernel,
+            self.rounds,
+            self.packets_per_round,
+            self.flows,
+            self.decap_frame_bytes
+        )?;
+        for (dir, r) in [("decap", &self.decap), ("encap", &self.encap)] {
+            if let Some(r) = r {
+                write_rates(s, dir, r)?;
+            }
+        }
+        writeln!(
+            s,
+            "## Program cost (kernel.bpf_stats_enabled, ns per run)\n"
+        )?;
+        for (name, c) in &self.program_cost_ns {
+            writeln!(s, "- {name}: {:.1} ns ({} runs)", c.ns_per_run, c.runs)?;
+        }
+        if let Some(f) = &self.fdb_scale {
+            writeln!(
+                s,
+                "\n## FDB scale (vtep-uncached decap, every frame looked up, Mpps)\n"
+            )?;
+            for p in &f.points {
+                writeln!(s, "- {} entries: {:.3}", p.entries, p.mpps_median)?;
+            }
+            writeln!(s, "- largest/smallest: {:.3}", f.largest_over_smallest)?;
+        }
+        if let Some(c) = &self.control_plane {
+            writeln!(
+                s,
+                "\n## Control plane\n\n`vtep fdb load` of {} entries: {:.2} s, {:.0} entries/s\n",
+                c.entries, c.seconds, c.entries_per_second
+            )?;
+        }
+        if let Some(l) = &self.latency_us {
+            writeln!(
+                s,
+                "## Latency, VM to VM through two VTEPs (µs, ping RTT)\n\n| variant | p50 | p99 |\n| --- | --- | --- |"
+            )?;
+            for (name, r) in [("vtep", &l.vtep), ("kernel", &l.kernel)] {
+                writeln!(s, "| {name} | {:.3} | {:.3} |", r.p50, r.p99)?;
+            }
+            writeln!(
+                s,
+                "\n{} interleaved rounds of {} pings per variant (every 2 ms), the samples pooled.",
+                l.rounds, l.pings_per_round
+            )?;
+        }
+        if let Some(t) = &self.tcp_gbps {
+            write_tcp(s, t)?;
+        }
+        Ok(())
+    }
+}
+
+/// One direction's rate table and ratios.
+fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
+    writeln!(s, "## {dir}: packet rate (Mpps)\n")?;
+    writeln!(
+        s,
+        "| variant | median | min | max | ns/packet above xdp-drop |\n| --- | --- | --- | --- | --- |"
+    )?;
+    for (name, v) in &r.variants {
+        let above = r.derived.ns_per_packet_above_xdp_drop.get(name).copied();
+        writeln!(
+            s,
+            "| {name} | {:.3} | {:.3} | {:.3} | {} |",
+            v.mpps_median,
+            v.mpps_min,
+            v.mpps_max,
+            num(above)
+        )?;
+    }
+    let d = &r.derived;
+    write!(
+        s,
+        "\nvtep/kernel = {}; vtep/xdp-redirect = {}",
+        num(d.vtep_over_kernel),
+        num(d.vtep_over_xdp_redirect)
+    )?;
+    if let Some(b) = d.vtep_over_baseline {
+        write!(s, "; vtep/baseline = {b:.3}")?;
+    }
+    if let Some(u) = d.vtep_uncached_over_xdp_redirect {
+        write!(
+            s,
+            "; vtep-uncached/xdp-redirect = {u:.3}\n\n`vtep` decides the frames of a conversation \
+             after its first from a per-CPU decision cache; `vtep-uncached` \
+             (`vtep up --no-decap-cache`) decides every frame from the tables: VNI and \
+             sender check, learning, FDB lookup, port MTU."
+        )?;
+    }
+    writeln!(s, "\n")
+}
+
+/// The TCP table and what it means.
+fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
+    writeln!(
+        s,
+        "\n## TCP VM to VM (iperf3, Gbit/s)\n\n| variant | offloads on | offloads off |\n| --- | --- | --- |"
+    )?;
+    for (name, f) in [
+        ("vtep", &t.vtep),
+        ("vtep-xdp-gro", &t.vtep_xdp_gro),
+        ("kernel", &t.kernel),
+    ] {
+        writeln!(
+            s,
+            "| {name} | {:.3} | {} |",
+            f.offloads_on,
+            num(f.offloads_off)
+        )?;
+    }
+    let k = t.kernel.offloads_on;
+    writeln!(
+        s,
+        "\nMedians of {} runs per variant, the variants taking turns. \
+         vtep/kernel = {:.2}; vtep-xdp-gro/kernel = {:.2} (offloads on). \
+         With XDP on the underlay veth, its peer cannot hand it GSO packets: \
+         TCP arrives in MTU-sized frames, where the kernel's vxlan (no XDP) gets \
+         whole GSO packets through the veth. `vtep-xdp-gro` delivers from XDP \
+         (`vtep port add IFACE --deliver xdp`) to a VM whose side of the veth has GRO \
+         on (`ethtool -K eth0 gro on` in the VM or container), which puts the segments \
+         back together before its TCP stack.",
+        t.runs,
+        t.vtep.offloads_on / k,
+        t.vtep_xdp_gro.offloads_on / k
+    )
+}
