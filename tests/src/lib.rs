@@ -193,6 +193,28 @@ impl Drop for Netns {
     }
 }
 
+/// A host namespace whose underlay `ul0` (198.18.0.1/24) is wired to
+/// `eth0` (198.18.0.2/24) of a peer namespace: (host, peer).
+pub fn underlay_pair(tag: &str) -> (Netns, Netns) {
+    let host = Netns::new(tag);
+    let peer = Netns::new(&format!("{tag}p"));
+    veth(&host, "ul0", &peer, "eth0");
+    host.addr("ul0", "198.18.0.1/24");
+    peer.addr("eth0", "198.18.0.2/24");
+    (host, peer)
+}
+
+/// `vtep up` on [`underlay_pair`]'s host, XDP in native mode.
+pub const UP_NATIVE: &[&str] = &[
+    "up",
+    "--underlay",
+    "ul0",
+    "--local-ip",
+    "198.18.0.1",
+    "--xdp-mode",
+    "native",
+];
+
 /// Creates a veth pair with `a_dev` in `a` and `b_dev` in `b` (both down).
 /// It goes away with either namespace.
 pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {

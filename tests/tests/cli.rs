@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use vtep_tests::{BpfFs, Netns, Vtep, veth};
+use vtep_tests::{BpfFs, Netns, Vtep, underlay_pair, veth};
 
 /// A host namespace with an underlay `ul0` (peer in `peer`) and two port
 /// veths `p1`, `p2` (peers in the VM namespace).
@@ -33,12 +33,8 @@ impl Setup {
 
 fn setup() -> Setup {
     let bpffs = BpfFs::new();
-    let host = Netns::new("cli");
-    let peer = Netns::new("clp");
+    let (host, peer) = underlay_pair("cli");
     let vm = Netns::new("clv");
-    veth(&host, "ul0", &peer, "eth0");
-    host.addr("ul0", "198.18.0.1/24");
-    peer.addr("eth0", "198.18.0.2/24");
     for p in ["p1", "p2"] {
         veth(&host, p, &vm, &format!("{p}v"));
         host.ok(&["ip", "link", "set", p, "up"]);

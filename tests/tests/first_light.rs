@@ -3,26 +3,14 @@
 
 use aya::maps::{Map, MapData, PerCpuArray};
 use vtep_common::{consts::MAP_COUNTERS, counters::Counter};
-use vtep_tests::{BpfFs, Netns, Vtep, veth};
+use vtep_tests::{BpfFs, UP_NATIVE, Vtep, underlay_pair};
 
 #[test]
 fn xdp_counts_a_frame_through_the_map() {
     let bpffs = BpfFs::new();
-    let host = Netns::new("fl");
-    let peer = Netns::new("flp");
-    veth(&host, "ul0", &peer, "eth0");
-    host.addr("ul0", "198.18.0.1/24");
-    peer.addr("eth0", "198.18.0.2/24");
+    let (host, peer) = underlay_pair("fl");
     let vtep = Vtep::new(&host, &bpffs);
-    vtep.ok(&[
-        "up",
-        "--underlay",
-        "ul0",
-        "--local-ip",
-        "198.18.0.1",
-        "--xdp-mode",
-        "native",
-    ]);
+    vtep.ok(UP_NATIVE);
 
     let pass = |v: &Vtep| v.counter("counters", Counter::PassToKernel.name());
     let before = pass(&vtep);

@@ -4,7 +4,7 @@
 use std::{path::Path, time::Instant};
 
 use anyhow::Context as _;
-use vtep_tests::{BpfFs, Netns, Vtep, veth};
+use vtep_tests::{BpfFs, Vtep, underlay_pair};
 
 use super::{report::ControlPlane, scale::fdb_file};
 
@@ -12,11 +12,7 @@ use super::{report::ControlPlane, scale::fdb_file};
 pub fn control_plane(vtep_bin: &Path, smoke: bool) -> anyhow::Result<ControlPlane> {
     let n = if smoke { 5_000 } else { 200_000 };
     let bpffs = BpfFs::new();
-    let host = Netns::new("cp");
-    let peer = Netns::new("cpp");
-    veth(&host, "ul0", &peer, "eth0");
-    host.addr("ul0", "198.18.0.1/24");
-    peer.addr("eth0", "198.18.0.2/24");
+    let (host, _peer) = underlay_pair("cp");
     let v = Vtep::with_bin(&host, &bpffs.dir, vtep_bin.to_owned());
     v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
     v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);

@@ -19,7 +19,7 @@ use aya::{
     maps::PerCpuArray,
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
 };
-use vtep_tests::{BpfFs, Netns, Vtep, veth};
+use vtep_tests::{BpfFs, Netns, UP_NATIVE, Vtep, veth};
 
 use super::{frames, netns::run_in};
 
@@ -212,15 +212,7 @@ fn vtep_dut(
     vtep_bin: &Path,
 ) -> anyhow::Result<Vtep> {
     let v = Vtep::with_bin(&t.dut, &bpffs.dir, vtep_bin.to_owned());
-    let mut up = vec![
-        "up",
-        "--underlay",
-        "ul0",
-        "--local-ip",
-        "198.18.0.1",
-        "--xdp-mode",
-        "native",
-    ];
+    let mut up = UP_NATIVE.to_vec();
     if variant == Variant::VtepUncached {
         up.push("--no-decap-cache");
     }
