@@ -27,8 +27,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Check the prerequisites and install what is missing (Debian, root).
-    Setup,
+    /// Check the prerequisites of a task and install what is missing
+    /// (Debian, root; packages without their recommends).
+    Setup {
+        /// The task to prepare for: build, demo, bench or test (the
+        /// default: everything).
+        #[arg(long = "for", value_enum, default_value = "test")]
+        need: setup::Need,
+    },
     /// Build `vtep` and run it: the demo with no arguments, else
     /// `vtep ARGS` (for real NICs).
     BuildAndRun {
@@ -50,7 +56,7 @@ enum Task {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
-        Task::Setup => setup::run(),
+        Task::Setup { need } => setup::run(need),
         Task::BuildAndRun { args } => build_and_run(&args),
         Task::Test => test(),
         Task::Bench(opts) => bench::run(&opts),
@@ -96,7 +102,7 @@ pub fn workspace_root() -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn build_and_run(args: &[String]) -> anyhow::Result<()> {
-    setup::run()?;
+    setup::run(setup::Need::Demo)?;
     let vtep = build_vtep()?;
     if args.is_empty() {
         return demo::run(&vtep);
@@ -105,7 +111,7 @@ fn build_and_run(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn test() -> anyhow::Result<()> {
-    setup::run()?;
+    setup::run(setup::Need::Test)?;
     let root = workspace_root()?;
     sh(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
     sh(cargo()

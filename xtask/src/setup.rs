@@ -1,5 +1,11 @@
-//! `cargo xtask setup`: every prerequisite checked, only what is missing
-//! installed, each step said. Idempotent.
+//! `cargo xtask setup`: the prerequisites of one task, each checked, only
+//! what is missing installed, each step said. Idempotent.
+//!
+//! What each task needs is data ([`needs`]), and what would be done is a
+//! pure [`plan`] of it, so a test can check, for a machine that has
+//! nothing, that the demo installs no test tool, that every task gets
+//! what it runs, and that no `apt-get install` pulls recommended packages
+//! (on Debian, tshark's recommends once replaced the host's time daemon).
 
 use std::process::Command;
 
@@ -7,25 +13,127 @@ use anyhow::bail;
 
 use crate::sh;
 
-/// Debian packages, with the command that shows each is there.
-const PACKAGES: &[(&str, &str)] = &[
-    ("llvm-22-dev", "/usr/lib/llvm-22/bin/llvm-config"),
-    ("iproute2", "ip"),
-    ("iputils-ping", "ping"),
-    ("ethtool", "ethtool"),
-    ("tcpdump", "tcpdump"),
-    ("tshark", "tshark"),
-    ("iperf3", "iperf3"),
-    ("netsniff-ng", "trafgen"),
-    ("python3", "python3"),
-    // libFuzzer (cargo fuzz) is C++.
-    ("g++", "g++"),
-];
+/// The tasks that need something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Need {
+    /// Building `vtep` (its kernel programs need the BPF toolchain).
+    Build,
+    /// `cargo xtask build-and-run`: building, and the demo's namespaces
+    /// and pings.
+    Demo,
+    /// `cargo xtask bench`: the demo's tools and iperf3.
+    Bench,
+    /// `cargo xtask test`: the bench's (it ends with a smoke run of it),
+    /// the test tools and the fuzzer.
+    Test,
+}
+
+impl Need {
+    /// The tasks whose prerequisites this one needs too.
+    fn includes(self) -> &'static [Need] {
+        match self {
+            Need::Build => &[],
+            Need::Demo => &[Need::Build],
+            Need::Bench => &[Need::Demo],
+            Need::Test => &[Need::Bench],
+        }
+    }
+}
+
+/// One prerequisite: how to tell it is there, and how to get it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prereq {
+    /// A Debian package, and the command (or file) that shows it is there.
+    Apt(&'static str, &'static str),
+    /// The nightly toolchain's `rust-src` (building for the BPF target).
+    RustSrc,
+    /// `bpf-linker`, built against LLVM 22.
+    BpfLinker,
+    /// `cargo fuzz`.
+    CargoFuzz,
+}
+
+/// What `need` needs beyond what the tasks it includes need.
+fn own(need: Need) -> &'static [Prereq] {
+    use Prereq::*;
+    match need {
+        Need::Build => &[
+            Apt("llvm-22-dev", "/usr/lib/llvm-22/bin/llvm-config"),
+            RustSrc,
+            BpfLinker,
+        ],
+        Need::Demo => &[
+            Apt("iproute2", "ip"),
+            Apt("iputils-ping", "ping"),
+            Apt("ethtool", "ethtool"),
+        ],
+        Need::Bench => &[Apt("iperf3", "iperf3")],
+        Need::Test => &[
+            Apt("tcpdump", "tcpdump"),
+            Apt("tshark", "tshark"),
+            Apt("python3", "python3"),
+            // libFuzzer (cargo fuzz) is C++.
+            Apt("g++", "g++"),
+            CargoFuzz,
+        ],
+    }
+}
+
+/// Everything `need` needs, what it includes first.
+pub fn needs(need: Need) -> Vec<Prereq> {
+    let mut out: Vec<Prereq> = need.includes().iter().flat_map(|n| needs(*n)).collect();
+    for p in own(need) {
+        if !out.contains(p) {
+            out.push(*p);
+        }
+    }
+    out
+}
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
-/// How cargo-fuzz is installed (the lock file pins what it was tested with).
-const CARGO_FUZZ_INSTALL: &[&str] = &["cargo", "install", "cargo-fuzz", "--locked"];
+/// The commands that install `missing` (a subset of some [`needs`]), as
+/// argument vectors.
+pub fn plan(missing: &[Prereq]) -> Vec<Vec<String>> {
+    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let packages: Vec<&str> = missing
+        .iter()
+        .filter_map(|p| match p {
+            Prereq::Apt(pkg, _) => Some(*pkg),
+            _ => None,
+        })
+        .collect();
+    let mut steps = Vec::new();
+    if !packages.is_empty() {
+        steps.push(owned(&["apt-get", "update", "-q"]));
+        let mut install = owned(&["apt-get", "install", "-y", "-q", "--no-install-recommends"]);
+        install.extend(packages.iter().map(|p| (*p).to_owned()));
+        steps.push(install);
+    }
+    for p in missing {
+        match p {
+            Prereq::Apt(..) => {}
+            Prereq::RustSrc => steps.push(owned(&[
+                "rustup",
+                "component",
+                "add",
+                "rust-src",
+                "--toolchain",
+                "nightly",
+            ])),
+            Prereq::BpfLinker => steps.push(owned(&[
+                "cargo",
+                "install",
+                "bpf-linker",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])),
+            Prereq::CargoFuzz => steps.push(owned(&["cargo", "install", "cargo-fuzz", "--locked"])),
+        }
+    }
+    steps
+}
 
 fn found(cmd: &str) -> bool {
     if cmd.starts_with('/') {
@@ -37,26 +145,22 @@ fn found(cmd: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn has_rust_src() -> bool {
-    Command::new("rustup")
-        .args(["component", "list", "--toolchain", "nightly", "--installed"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("rust-src"))
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.output().is_ok_and(|o| o.status.success())
 }
 
-fn bpf_linker_ok() -> bool {
-    // bpf-linker built against LLVM 22 links libLLVM-22.
-    Command::new("bpf-linker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn cargo_fuzz_ok() -> bool {
-    Command::new("cargo")
-        .args(["fuzz", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Whether `p` is there already.
+fn present(p: Prereq) -> bool {
+    match p {
+        Prereq::Apt(_, cmd) => found(cmd),
+        Prereq::RustSrc => Command::new("rustup")
+            .args(["component", "list", "--toolchain", "nightly", "--installed"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("rust-src")),
+        // bpf-linker built against LLVM 22 links libLLVM-22.
+        Prereq::BpfLinker => succeeds(Command::new("bpf-linker").arg("--version")),
+        Prereq::CargoFuzz => succeeds(Command::new("cargo").args(["fuzz", "--version"])),
+    }
 }
 
 fn is_root() -> bool {
@@ -66,78 +170,102 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-pub fn run() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .filter(|(_, cmd)| !found(cmd))
-        .map(|(pkg, _)| *pkg)
-        .collect();
-    let need_rust_src = !has_rust_src();
-    let need_linker = !bpf_linker_ok();
-    let need_fuzz = !cargo_fuzz_ok();
-    if missing.is_empty() && !need_rust_src && !need_linker && !need_fuzz {
-        eprintln!("xtask setup: all prerequisites present");
+/// Makes sure what `need` needs is there, installing what is missing.
+pub fn run(need: Need) -> anyhow::Result<()> {
+    let missing: Vec<Prereq> = needs(need).into_iter().filter(|p| !present(*p)).collect();
+    if missing.is_empty() {
+        eprintln!("xtask setup: all prerequisites of {need:?} present");
         return Ok(());
     }
-
-    let mut steps: Vec<String> = Vec::new();
-    if !missing.is_empty() {
-        steps.push("apt-get update".into());
-        steps.push(format!(
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y {}",
-            missing.join(" ")
-        ));
-    }
-    if need_rust_src {
-        steps.push("rustup component add rust-src --toolchain nightly".into());
-    }
-    if need_linker {
-        steps.push(format!(
-            "LLVM_PREFIX={LLVM_PREFIX} cargo install bpf-linker --no-default-features --features llvm-22"
-        ));
-    }
-    if need_fuzz {
-        steps.push(CARGO_FUZZ_INSTALL.join(" "));
-    }
-    let can_install = is_root() && found("apt-get");
-    if !can_install {
+    let steps = plan(&missing);
+    if !(is_root() && found("apt-get")) {
+        let lines: Vec<String> = steps.iter().map(|s| s.join(" ")).collect();
         bail!(
             "missing prerequisites and this is not a Debian machine run as root; run:\n  {}",
-            steps.join("\n  ")
+            lines.join("\n  ")
         );
     }
-    if !missing.is_empty() {
-        eprintln!("xtask setup: installing {}", missing.join(", "));
-        sh(Command::new("apt-get").args(["update", "-q"]))?;
-        sh(Command::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-q"])
-            .args(&missing))?;
-    }
-    if need_rust_src {
-        eprintln!("xtask setup: adding the nightly rust-src component");
-        sh(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            "nightly",
-        ]))?;
-    }
-    if need_linker {
-        eprintln!("xtask setup: building bpf-linker against LLVM 22 (about two minutes)");
-        sh(Command::new("cargo").env("LLVM_PREFIX", LLVM_PREFIX).args([
-            "install",
-            "bpf-linker",
-            "--no-default-features",
-            "--features",
-            "llvm-22",
-        ]))?;
-    }
-    if need_fuzz {
-        eprintln!("xtask setup: installing cargo-fuzz (about a minute)");
-        sh(Command::new("cargo").args(&CARGO_FUZZ_INSTALL[1..]))?;
+    for step in &steps {
+        let mut cmd = Command::new(&step[0]);
+        cmd.args(&step[1..]);
+        match step[0].as_str() {
+            "apt-get" => {
+                cmd.env("DEBIAN_FRONTEND", "noninteractive");
+            }
+            "cargo" if step.iter().any(|a| a == "bpf-linker") => {
+                eprintln!("xtask setup: building bpf-linker against LLVM 22 (about two minutes)");
+                cmd.env("LLVM_PREFIX", LLVM_PREFIX);
+            }
+            _ => {}
+        }
+        sh(&mut cmd)?;
     }
     eprintln!("xtask setup: done");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packages(need: Need) -> Vec<&'static str> {
+        needs(need)
+            .into_iter()
+            .filter_map(|p| match p {
+                Prereq::Apt(pkg, _) => Some(pkg),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_task_gets_what_it_runs_and_no_more() {
+        let demo = packages(Need::Demo);
+        for tool in ["tcpdump", "tshark", "iperf3", "python3", "g++"] {
+            assert!(!demo.contains(&tool), "the demo installs {tool}");
+        }
+        assert!(!needs(Need::Demo).contains(&Prereq::CargoFuzz));
+        for tool in ["llvm-22-dev", "iproute2", "iputils-ping", "ethtool"] {
+            assert!(demo.contains(&tool), "the demo lacks {tool}");
+        }
+        let test = packages(Need::Test);
+        for tool in ["tcpdump", "tshark", "iperf3", "python3", "g++"] {
+            assert!(test.contains(&tool), "the tests lack {tool}");
+        }
+        let bench = packages(Need::Bench);
+        for tool in ["iperf3", "ethtool", "iproute2"] {
+            assert!(bench.contains(&tool), "the bench lacks {tool}");
+        }
+        assert!(!bench.contains(&"tshark") && !needs(Need::Bench).contains(&Prereq::CargoFuzz));
+        assert!(
+            test.contains(&"iperf3"),
+            "the test command's bench smoke run lacks iperf3"
+        );
+        assert!(needs(Need::Build).contains(&Prereq::BpfLinker));
+    }
+
+    #[test]
+    fn nothing_is_installed_with_recommends() {
+        // A machine that has nothing: everything is missing.
+        for need in [Need::Build, Need::Demo, Need::Test, Need::Bench] {
+            let steps = plan(&needs(need));
+            let installs: Vec<&Vec<String>> = steps
+                .iter()
+                .filter(|s| s[0] == "apt-get" && s[1] == "install")
+                .collect();
+            assert_eq!(installs.len(), 1, "{need:?}: {steps:?}");
+            assert!(
+                installs[0].iter().any(|a| a == "--no-install-recommends"),
+                "{need:?}: {steps:?}"
+            );
+        }
+        let demo = plan(&needs(Need::Demo));
+        assert!(
+            !demo
+                .iter()
+                .flatten()
+                .any(|a| a == "tshark" || a == "cargo-fuzz"),
+            "{demo:?}"
+        );
+    }
 }

@@ -159,7 +159,7 @@ pub fn summary(v: &[f64]) -> (f64, f64, f64) {
 }
 
 pub fn run(opts: &Opts) -> anyhow::Result<()> {
-    crate::setup::run()?;
+    crate::setup::run(crate::setup::Need::Bench)?;
     let root = workspace_root()?;
     sh(cargo()
         .current_dir(&root)
