@@ -282,6 +282,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_dist_is_valid() {
+        let p = parse(include_str!("../../dist/vtep.toml")).unwrap();
+        assert_eq!(p.underlay.iface, "eth1");
+        assert_eq!(p.vnis.len(), 1);
+        assert_eq!(p.vnis[0].flood.ips().len(), 2);
+        assert_eq!(p.ports.len(), 1);
+        assert_eq!(p.fdb.len(), 1);
+    }
+
+    #[test]
     fn bad_configs_name_the_problem() {
         let cases = [
             (

@@ -41,9 +41,14 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let result = vtep_user::sys::check_privileges()
-        .and_then(|()| instance::Instance::new(&cli.pin_root, &cli.instance))
-        .and_then(|inst| cmd::run(cli.command, &inst));
+    let result = if cli.command.needs_instance() {
+        vtep_user::sys::check_privileges()
+            .and_then(|()| instance::Instance::new(&cli.pin_root, &cli.instance))
+            .and_then(|inst| cmd::run(cli.command, &inst))
+    } else {
+        instance::Instance::new(&cli.pin_root, &cli.instance)
+            .and_then(|inst| cmd::run(cli.command, &inst))
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2,6 +2,7 @@
 //! its arguments, calls the domain layer and prints what it returns.
 
 mod daemon;
+pub mod docs;
 mod down;
 mod events;
 mod fdb;
@@ -28,7 +29,11 @@ use crate::instance::Instance;
 ///   vtep fdb add 02:00:00:00:02:01 --vni 100 --remote 198.18.2.1
 ///   vtep stats
 #[derive(clap::Parser)]
-#[command(name = "vtep", version, verbatim_doc_comment)]
+#[command(
+    name = "vtep",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VTEP_GIT_REVISION"), ")"),
+    verbatim_doc_comment
+)]
 pub struct Cli {
     /// Instance name: several independent VTEPs can run on one machine.
     #[arg(long, global = true, default_value = "default")]
@@ -64,6 +69,16 @@ pub enum Command {
     Maps(maps::Command),
     Status(status::Args),
     Daemon(daemon::Args),
+    Completions(docs::CompletionsArgs),
+    Man(docs::ManArgs),
+}
+
+impl Command {
+    /// Whether the command works on an instance (and so needs the
+    /// privileges to); the others only print what the binary knows.
+    pub fn needs_instance(&self) -> bool {
+        !matches!(self, Command::Completions(_) | Command::Man(_))
+    }
 }
 
 /// Runs one subcommand against `inst`.
@@ -80,5 +95,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Maps(c) => maps::run(c, inst),
         Command::Status(a) => status::run(a, inst),
         Command::Daemon(a) => daemon::run(a, inst),
+        Command::Completions(a) => docs::completions(&a),
+        Command::Man(_) => docs::man(),
     }
 }
