@@ -7,6 +7,7 @@
 //! 198.19.0.0/16, only inside namespaces made here, with no route out.
 
 pub mod frames;
+pub mod http;
 pub mod topo;
 
 use std::{
@@ -60,6 +61,30 @@ pub fn spawn(argv: &[&str]) -> Bg {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")));
     Bg(Some(child))
+}
+
+/// Runs `f` on a thread of its own inside network namespace `ns` (by
+/// name): `setns` changes the namespace of the calling thread only.
+pub fn in_netns<T: Send>(
+    ns: &str,
+    f: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
+    use std::os::fd::AsRawFd as _;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let path = format!("/run/netns/{ns}");
+            let file = std::fs::File::open(&path)
+                .map_err(|e| anyhow::anyhow!("cannot open {path}: {e}"))?;
+            // SAFETY: `file` is an open namespace file for the whole call;
+            // setns affects only this thread.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                anyhow::bail!("setns({path}): {}", std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes; whether

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use vtep_tests::{
-    Bg, Capture, ping_summary,
+    Bg, Capture, http, ping_summary,
     topo::{Kind, Overlay, Vm},
     vtep_bin, wait_until,
 };
@@ -111,17 +111,18 @@ fn in_place_upgrade_loses_nothing() {
     assert!(cap.stop().matched >= 3, "no TTL-32 VXLAN after the upgrade");
 }
 
-/// GETs http://127.0.0.1:9469/metrics inside the namespace (python3).
+/// GETs http://127.0.0.1:9469/metrics inside the namespace, once the
+/// daemon answers.
 fn scrape(ns: &vtep_tests::Netns) -> String {
-    let script = "import urllib.request\nprint(urllib.request.urlopen('http://127.0.0.1:9469/metrics', timeout=5).read().decode())";
-    for _ in 0..50 {
-        let out = ns.run(&["python3", "-c", script]);
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the metrics endpoint never answered");
+    let mut last = None;
+    let answered = wait_until(Duration::from_secs(5), || {
+        last = Some(http::get(ns, "127.0.0.1:9469", "/metrics"));
+        matches!(&last, Some(Ok(a)) if a.status == 200)
+    });
+    assert!(answered, "the metrics endpoint never answered: {last:?}");
+    last.and_then(Result::ok)
+        .map(|a| a.body)
+        .unwrap_or_default()
 }
 
 fn metric(text: &str, name: &str, label: &str) -> u64 {

@@ -85,6 +85,15 @@ impl Instance {
         self.run_file(".pid")
     }
 
+    /// Records this process as the instance's daemon; returns the file.
+    pub fn write_pidfile(&self) -> anyhow::Result<PathBuf> {
+        let path = self.pidfile();
+        std::fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
+        std::fs::write(&path, std::process::id().to_string())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+
     /// The pid of this instance's running daemon, if one runs.
     pub fn daemon_pid(&self) -> Option<i32> {
         let pid: i32 = std::fs::read_to_string(self.pidfile())

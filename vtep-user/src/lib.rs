@@ -2,7 +2,7 @@
 //!
 //! Layers, each calling only the ones below it:
 //! - `cmd/`: the command line (clap) and printing, one module per
-//!   subcommand;
+//!   subcommand; `daemon/`: housekeeping, metrics and health over HTTP;
 //! - `domain/`: every operation on an instance, serialised per instance;
 //!   `config` parses files into its plans;
 //! - `tables/`: typed access to the pinned maps, by concern, with the
@@ -13,6 +13,7 @@
 
 pub mod cmd;
 pub mod config;
+pub mod daemon;
 pub mod datapath;
 pub mod domain;
 pub mod generation;

@@ -30,7 +30,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
     let t = domain::read(inst)?;
     match command {
         Command::List { json } => {
-            let rows = t.map_rows(inst)?;
+            let rows = t.map_rows()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());

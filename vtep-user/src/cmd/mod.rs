@@ -7,7 +7,6 @@ mod down;
 mod events;
 mod fdb;
 mod maps;
-mod metrics;
 mod neigh;
 mod port;
 mod stats;

@@ -68,6 +68,23 @@ impl<'a> Edit<'a> {
         }))
     }
 
+    /// A change on tables open already (the daemon keeps its own), `Err`
+    /// with them back at once if another command holds the lock.
+    pub fn try_with(inst: &'a Instance, tables: Tables) -> anyhow::Result<Result<Self, Tables>> {
+        let Some(lock) = inst.try_lock()? else {
+            return Ok(Err(tables));
+        };
+        Ok(Ok(Self {
+            inst,
+            t: TablesMut::new(tables, lock),
+        }))
+    }
+
+    /// The tables, the lock let go.
+    pub fn into_tables(self) -> Tables {
+        self.t.into_tables()
+    }
+
     /// The tables, to read.
     pub fn tables(&self) -> &Tables {
         &self.t

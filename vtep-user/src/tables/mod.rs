@@ -19,15 +19,15 @@ pub mod stats;
 pub mod views;
 pub mod vnis;
 
-use std::{net::Ipv4Addr, rc::Rc};
+use std::{collections::BTreeMap, net::Ipv4Addr, rc::Rc};
 
 use anyhow::{Context as _, bail};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use vtep_common::{
     consts::{
-        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_INSTANCE,
-        MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES,
-        MAP_VNI_STATS, MAP_VNIS, PEERS_CAPACITY, VNIS_CAPACITY,
+        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_FDB, MAP_GENERATION,
+        MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS,
+        MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, PEERS_CAPACITY, VNIS_CAPACITY,
     },
     maps::{
         BumBucket, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LearnedEntry, NeighEntry,
@@ -158,6 +158,19 @@ pub struct Tables {
     drops: PerCpuArray<MapData, u64>,
     counters: PerCpuArray<MapData, u64>,
     generation: Rc<Generation>,
+    /// Every map's kind and sizes, by name, as the kernel has them.
+    shapes: BTreeMap<&'static str, MapShape>,
+}
+
+/// A map's kind and sizes (fixed when the instance comes up).
+#[derive(Clone, Debug)]
+pub struct MapShape {
+    /// The kernel's id of the map.
+    pub id: u32,
+    pub map_type: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub capacity: u32,
 }
 
 impl Tables {
@@ -200,7 +213,23 @@ impl Tables {
             drops: inst.map(MAP_DROPS)?,
             counters: inst.map(MAP_COUNTERS)?,
             generation,
+            shapes: shapes(inst)?,
         })
+    }
+
+    /// Whether these are still the tables of `inst` (it was not taken down
+    /// and brought up anew since they were opened).
+    pub fn is_current(&self, inst: &Instance) -> bool {
+        let pinned = MapData::from_pin(inst.pin(MAP_INSTANCE)).and_then(|m| m.info());
+        match (pinned, self.shape(MAP_INSTANCE)) {
+            (Ok(info), Some(shape)) => info.id() == shape.id,
+            _ => false,
+        }
+    }
+
+    /// The kind and sizes of map `name`, if the instance has it.
+    pub fn shape(&self, name: &str) -> Option<&MapShape> {
+        self.shapes.get(name)
     }
 
     /// The ageing time, ns.
@@ -212,6 +241,27 @@ impl Tables {
     pub fn local_ip(&self) -> crate::values::LocalIp {
         crate::values::LocalIp::recorded(ip_from_map(self.info.config.local_ip))
     }
+}
+
+/// The kind and sizes of every map of `inst` (read once: they are set
+/// when the instance comes up).
+fn shapes(inst: &Instance) -> anyhow::Result<BTreeMap<&'static str, MapShape>> {
+    let mut out = BTreeMap::new();
+    for name in views::DUMPABLE.iter().chain(&[MAP_EVENTS]) {
+        let path = inst.pin(name);
+        let info = MapData::from_pin(&path)
+            .and_then(|m| m.info())
+            .with_context(|| format!("cannot read map {}", path.display()))?;
+        let shape = MapShape {
+            id: info.id(),
+            map_type: format!("{:?}", info.map_type()?),
+            key_size: info.key_size(),
+            value_size: info.value_size(),
+            capacity: info.max_entries(),
+        };
+        out.insert(*name, shape);
+    }
+    Ok(out)
 }
 
 /// Opens pinned map `name` of `inst`, its changes bumping `generation`.
@@ -232,10 +282,24 @@ pub struct TablesMut {
 impl TablesMut {
     /// Opens the tables of `inst` under `lock`.
     pub fn open(inst: &Instance, lock: InstanceLock) -> anyhow::Result<Self> {
-        Ok(Self {
-            tables: Tables::open(inst)?,
+        Ok(Self::new(Tables::open(inst)?, lock))
+    }
+
+    /// `tables`, open already, to change under `lock`. What they learned
+    /// of the maps before the lock was taken (slots in use, next hops
+    /// looked up) is forgotten: another process may have changed them.
+    pub fn new(mut tables: Tables, lock: InstanceLock) -> Self {
+        tables.vni_slots = Slots::default();
+        tables.remotes.forget_cached();
+        Self {
+            tables,
             _lock: lock,
-        })
+        }
+    }
+
+    /// The tables, the lock let go.
+    pub fn into_tables(self) -> Tables {
+        self.tables
     }
 }
 

@@ -107,6 +107,13 @@ where
         }
     }
 
+    /// Forgets what this handle learned of the tables (slots in use,
+    /// remotes resolved): for a new change under the lock.
+    pub fn forget_cached(&mut self) {
+        self.slots = Slots::default();
+        self.resolved.clear();
+    }
+
     fn key(vni: Vni, ip: PeerVtep) -> RemoteKey {
         RemoteKey {
             vni: vni.get(),

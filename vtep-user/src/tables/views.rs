@@ -21,6 +21,7 @@ use vtep_common::{
 use super::{
     Location, TableError, Tables,
     fdb::FdbRow,
+    map::KvMap,
     ports::deliver_of,
     stats::{PeerRow, VniRow},
     vnis::{flood_of, ports_of},
@@ -300,6 +301,22 @@ impl Tables {
             .collect())
     }
 
+    /// How many entries map `name` holds (the hash maps counted without
+    /// decoding them).
+    pub fn count(&self, name: &str) -> Result<usize, DumpError> {
+        let read = |table| TableError::map("read", table);
+        Ok(match name {
+            MAP_FDB => self.fdb.entries().map_err(read("FDB"))?.len(),
+            MAP_LEARNED => self.learned.entries().map_err(read("learned MAC"))?.len(),
+            MAP_NEIGHS => self.neighs.entries().map_err(read("ARP"))?.len(),
+            MAP_VNIS => self.vnis.entries().map_err(read("VNI"))?.len(),
+            MAP_PORTS => self.ports.entries().map_err(read("port"))?.len(),
+            MAP_REMOTES => self.remotes.entries()?.len(),
+            MAP_PEERS => self.remotes.peer_entries()?.len(),
+            other => self.dump(other)?.len(),
+        })
+    }
+
     /// The entries of map `name`, decoded.
     pub fn dump(&self, name: &str) -> Result<Dump, DumpError> {
         let now = coarse_now_ns();
@@ -491,27 +508,25 @@ pub struct MapRow {
 }
 
 impl Tables {
-    /// Every map of `inst` (whose tables these are): kind, sizes, use.
-    pub fn map_rows(&self, inst: &crate::instance::Instance) -> anyhow::Result<Vec<MapRow>> {
-        use anyhow::Context as _;
+    /// Every map: kind, sizes, use.
+    pub fn map_rows(&self) -> Result<Vec<MapRow>, DumpError> {
         let mut rows = Vec::new();
         for name in DUMPABLE.iter().chain(&[MAP_EVENTS]) {
-            let path = inst.pin(name);
-            let info = aya::maps::MapData::from_pin(&path)
-                .and_then(|m| m.info())
-                .with_context(|| format!("cannot read map {}", path.display()))?;
+            let Some(shape) = self.shape(name) else {
+                continue;
+            };
             let entries = if *name == MAP_EVENTS {
                 None
             } else {
-                Some(self.dump(name)?.len())
+                Some(self.count(name)?)
             };
             rows.push(MapRow {
                 name,
-                map_type: format!("{:?}", info.map_type()?),
-                key_size: info.key_size(),
-                value_size: info.value_size(),
+                map_type: shape.map_type.clone(),
+                key_size: shape.key_size,
+                value_size: shape.value_size,
                 entries,
-                capacity: info.max_entries(),
+                capacity: shape.capacity,
             });
         }
         Ok(rows)

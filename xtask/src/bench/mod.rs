@@ -12,7 +12,6 @@ mod control;
 mod cost;
 mod frames;
 mod latency;
-mod netns;
 mod pps;
 mod report;
 mod scale;

@@ -21,7 +21,7 @@ use aya::{
 };
 use vtep_tests::{BpfFs, Netns, UP_NATIVE, Vtep, veth};
 
-use super::{frames, netns::run_in};
+use super::frames;
 
 /// Inner flows the generator makes.
 pub const FLOWS: u32 = 256;
@@ -86,7 +86,7 @@ fn bench_prog(obj: &[u8], prog: &str, target: u32, offset: u32) -> anyhow::Resul
 }
 
 fn attach(ebpf: Ebpf, prog: &str, ns: &Netns, dev: &str) -> anyhow::Result<Ebpf> {
-    run_in(&ns.name, move || {
+    vtep_tests::in_netns(&ns.name, move || {
         let mut ebpf = ebpf;
         let p: &mut Xdp = ebpf.program_mut(prog).context("program")?.try_into()?;
         p.attach(dev, XdpMode::Driver)
@@ -330,7 +330,7 @@ impl Bench {
     /// Sends `packets` frames; returns the rate the sink saw (packets/s).
     pub fn measure(&self, packets: u32) -> anyhow::Result<f64> {
         let before = self.sink_count()?;
-        let elapsed = run_in(&self.gen_ns, || {
+        let elapsed = vtep_tests::in_netns(&self.gen_ns, || {
             let prog: &Xdp = self
                 .generator
                 .program("bench_gen")

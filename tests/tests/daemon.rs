@@ -1,0 +1,163 @@
+//! The daemon's HTTP endpoint: no client can stall it, its metrics parse
+//! as Prometheus text and equal `vtep stats`, its health follows the
+//! instance.
+
+use std::{
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use vtep_tests::{
+    http, in_netns,
+    topo::{Kind, Overlay},
+    vtep_bin, wait_until,
+};
+
+const METRICS: &str = "127.0.0.1:9469";
+
+/// The daemon's answer to `path`, once it answers at all.
+fn get_when_up(ns: &vtep_tests::Netns, path: &str) -> http::Answer {
+    let mut last = None;
+    wait_until(Duration::from_secs(5), || {
+        last = http::get(ns, METRICS, path).ok();
+        last.is_some()
+    });
+    last.unwrap_or_else(|| panic!("the daemon never answered {path}"))
+}
+
+#[test]
+fn no_client_stalls_the_daemon() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    let v0 = o.vteps[0].as_ref().unwrap();
+    let ns = &o.net.hosts[0].ns;
+    let dir = std::env::temp_dir().join(vtep_tests::unique("cfg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("vtep.toml");
+    let base = "underlay = \"ul0\"\nlocal_ip = \"198.18.1.1\"\n\
+        [[vni]]\nvni = 100\nflood = [\"198.18.2.1\"]\n\
+        [[port]]\niface = \"p100\"\nvni = 100\n";
+    std::fs::write(&path, base).unwrap();
+    let daemon = v0.spawn(&["daemon", "--config", path.to_str().unwrap()]);
+    assert_eq!(get_when_up(ns, "/healthz").status, 200);
+
+    // Clients that connect and send nothing.
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| in_netns(&ns.name, || Ok(TcpStream::connect(METRICS)?)).unwrap())
+        .collect();
+
+    // SIGHUP still applies a change.
+    let edited =
+        format!("{base}[[fdb]]\nmac = \"02:00:00:00:77:77\"\nvni = 100\nremote = \"198.18.2.1\"\n");
+    std::fs::write(&path, edited).unwrap();
+    vtep_tests::ok(&["kill", "-HUP", &daemon.id().to_string()]);
+    assert!(
+        wait_until(Duration::from_secs(5), || v0
+            .ok(&["fdb", "show", "--json"])
+            .contains("02:00:00:00:77:77")),
+        "SIGHUP was not applied while idle clients were connected"
+    );
+
+    // Another client is served meanwhile, and a hundred at once.
+    let a = http::get(ns, METRICS, "/metrics").unwrap();
+    assert_eq!(a.status, 200, "{a:?}");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..100)
+            .map(|_| {
+                s.spawn(|| {
+                    in_netns(&ns.name, || http::get_here(METRICS, "/metrics"))
+                        .map_or(0, |a| a.status)
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    // SIGTERM stops it promptly, idle clients or not.
+    let start = Instant::now();
+    vtep_tests::ok(&["kill", "-TERM", &daemon.id().to_string()]);
+    let out = daemon.finish(Duration::from_secs(5));
+    let took = start.elapsed();
+    assert!(out.status.success(), "{out:?}");
+    assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
+    drop(idle);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn metrics_parse_equal_stats_and_health_follows_the_instance() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    o.static_fdb(0);
+    let v0 = o.vteps[0].as_ref().unwrap();
+    let ns = &o.net.hosts[0].ns;
+    let _daemon = v0.spawn(&["daemon"]);
+    assert_eq!(get_when_up(ns, "/healthz").status, 200);
+    assert!(o.vm(0, 0).ns.ping("198.19.0.2", 5));
+
+    // Quiet now: the counters stay as they are between the two reads.
+    let a = http::get(ns, METRICS, "/metrics").unwrap();
+    let stats = v0.stats();
+    assert_eq!(a.status, 200);
+    assert!(a.content_type.contains("openmetrics-text"), "{a:?}");
+    let scrape = prometheus_parse::Scrape::parse(a.body.lines().map(|l| Ok(l.to_owned())))
+        .expect("the exposition parses");
+    let value = |metric: &str, label: &str, want: &str| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get(label) == Some(want))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("no {metric}{{{label}={want}}} in:\n{}", a.body))
+    };
+    for field in ["rx_packets", "rx_bytes", "tx_packets", "tx_bytes"] {
+        for vni in stats["vnis"].as_array().unwrap() {
+            let want = vni[field].as_u64().unwrap() as f64;
+            let got = value(
+                &format!("vtep_vni_{field}_total"),
+                "vni",
+                &vni["vni"].to_string(),
+            );
+            assert_eq!(got, want, "vni {} {field}", vni["vni"]);
+        }
+        for r in stats["remotes"].as_array().unwrap() {
+            let remote = r["remote"].as_str().unwrap();
+            let want = r[field].as_u64().unwrap() as f64;
+            assert_eq!(
+                value(&format!("vtep_remote_{field}_total"), "remote", remote),
+                want
+            );
+        }
+    }
+    for (reason, n) in stats["drop_reasons"].as_object().unwrap() {
+        assert_eq!(
+            value("vtep_drops_total", "reason", reason),
+            n.as_u64().unwrap() as f64
+        );
+    }
+    for (event, n) in stats["counters"].as_object().unwrap() {
+        assert_eq!(
+            value("vtep_events_total", "event", event),
+            n.as_u64().unwrap() as f64
+        );
+    }
+    let fdb = v0.map_row("FDB");
+    assert_eq!(
+        value("vtep_map_entries", "map", "FDB"),
+        fdb["entries"].as_u64().unwrap() as f64
+    );
+    assert_eq!(
+        value("vtep_map_capacity", "map", "FDB"),
+        fdb["capacity"].as_u64().unwrap() as f64
+    );
+
+    // Down: unhealthy, and it says why.
+    v0.ok(&["down"]);
+    let h = http::get(ns, METRICS, "/healthz").unwrap();
+    assert_eq!(h.status, 503, "{h:?}");
+    assert!(h.body.contains("not up"), "{h:?}");
+}
