@@ -369,11 +369,15 @@ impl Vtep {
     }
 
     fn argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        // With a PATH that finds nothing: the product runs no other
+        // program (no `ip`: it speaks netlink itself).
         let mut v = vec![
             "ip",
             "netns",
             "exec",
             self.ns.as_str(),
+            "env",
+            "PATH=/nonexistent",
             self.bin.to_str().expect("utf-8 path"),
             "--pin-root",
             self.pin_root.to_str().expect("utf-8 path"),

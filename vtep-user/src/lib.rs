@@ -9,7 +9,7 @@
 //!   rules that keep them consistent, and the views printers render;
 //! - `values`: validated newtypes shared by all of the above;
 //! - system edges: `datapath` (loading, attaching, pinning), `generation`,
-//!   `neigh`, `sys`, `instance` (pins, lock).
+//!   `netlink`, `sys`, `instance` (pins, lock).
 
 pub mod cmd;
 pub mod config;
@@ -18,7 +18,7 @@ pub mod datapath;
 pub mod domain;
 pub mod generation;
 pub mod instance;
-pub mod neigh;
+pub mod netlink;
 pub mod sys;
 pub mod tables;
 pub mod values;

@@ -1,0 +1,219 @@
+//! The host's routing and neighbour tables over rtnetlink
+//! (`netlink-packet-route` messages on a `netlink-sys` socket, one
+//! request at a time, synchronously): the next hop towards a remote VTEP,
+//! whether it has a neighbour entry, and managed entries (`NTF_EXT_MANAGED`,
+//! Linux 5.16+) made and removed.
+//!
+//! Flood copies and non-IP frames (ARP) cannot wait in the kernel's
+//! neighbour queue the way `bpf_redirect_neigh` lets IP unicast wait, so
+//! the next hop of every remote VTEP gets a neighbour entry: where the host
+//! has none, a managed one, which the kernel resolves at once and keeps
+//! resolved, so `bpf_fib_lookup` always finds its MAC. An entry the host
+//! already has is left alone.
+
+use std::{io, net::Ipv4Addr};
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::{
+    AddressFamily, RouteNetlinkMessage,
+    neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage, NeighbourState,
+    },
+    route::{RouteAddress, RouteAttribute, RouteMessage},
+};
+use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
+
+use crate::sys;
+
+/// Why a netlink request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("cannot open a netlink socket: {0}")]
+    Socket(io::Error),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("{what}: the kernel says: {source}")]
+    Kernel { what: String, source: io::Error },
+    #[error("{what}: cannot decode the kernel's answer: {reason}")]
+    Decode { what: String, reason: String },
+    #[error("{what}: the kernel's answer has no {missing}")]
+    Missing { what: String, missing: &'static str },
+}
+
+/// A route-netlink socket.
+pub struct Rtnl {
+    socket: Socket,
+    seq: u32,
+}
+
+/// Netlink messages are 4-byte aligned.
+const fn align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+impl Rtnl {
+    pub fn open() -> Result<Self, NetlinkError> {
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
+        socket.bind_auto().map_err(NetlinkError::Socket)?;
+        socket
+            .connect(&netlink_sys::SocketAddr::new(0, 0))
+            .map_err(NetlinkError::Socket)?;
+        Ok(Self { socket, seq: 0 })
+    }
+
+    /// Sends `msg` and collects the kernel's answers: every message of a
+    /// dump (`dump`; `NLM_F_DUMP` shares bits with `NLM_F_EXCL`, so it is
+    /// not told from `flags`), else the reply, if any, up to the
+    /// acknowledgement. `what` names the request in errors.
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        dump: bool,
+        what: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        let io = |source| NetlinkError::Io {
+            what: what.to_owned(),
+            source,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | flags | if dump { NLM_F_DUMP } else { NLM_F_ACK };
+        req.header.sequence_number = self.seq;
+        req.finalize();
+        let mut buf = vec![0; req.buffer_len()];
+        req.serialize(&mut buf);
+        self.socket.send(&buf, 0).map_err(io)?;
+        let mut out = Vec::new();
+        loop {
+            let (data, _) = self.socket.recv_from_full().map_err(io)?;
+            let mut at = 0;
+            while at < data.len() {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[at..]).map_err(
+                    |e| NetlinkError::Decode {
+                        what: what.to_owned(),
+                        reason: e.to_string(),
+                    },
+                )?;
+                at += align(m.header.length as usize).max(1);
+                if m.header.sequence_number != self.seq {
+                    continue;
+                }
+                match m.payload {
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Error(e) if e.code.is_none() => return Ok(out),
+                    NetlinkPayload::Error(e) => {
+                        return Err(NetlinkError::Kernel {
+                            what: what.to_owned(),
+                            source: e.to_io(),
+                        });
+                    }
+                    NetlinkPayload::InnerMessage(inner) => out.push(inner),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The next hop (the gateway, or `remote` itself when on-link) and the
+    /// interface the kernel routes `remote` through from `local`.
+    pub fn route_to(
+        &mut self,
+        remote: Ipv4Addr,
+        local: Ipv4Addr,
+    ) -> Result<(Ipv4Addr, u32), NetlinkError> {
+        let what = format!("route to remote VTEP {remote} from {local}");
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = 32;
+        m.header.source_prefix_length = 32;
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet(remote)));
+        m.attributes
+            .push(RouteAttribute::Source(RouteAddress::Inet(local)));
+        let answers = self.request(RouteNetlinkMessage::GetRoute(m), 0, false, &what)?;
+        let route = answers
+            .into_iter()
+            .find_map(|a| match a {
+                RouteNetlinkMessage::NewRoute(r) => Some(r),
+                _ => None,
+            })
+            .ok_or_else(|| NetlinkError::Missing {
+                what: what.clone(),
+                missing: "route",
+            })?;
+        let mut hop = remote;
+        let mut oif = None;
+        for a in route.attributes {
+            match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => hop = g,
+                RouteAttribute::Oif(i) => oif = Some(i),
+                _ => {}
+            }
+        }
+        let oif = oif.ok_or(NetlinkError::Missing {
+            what,
+            missing: "output interface",
+        })?;
+        Ok((hop, oif))
+    }
+
+    /// Whether `hop` has a neighbour entry on interface `ifindex`.
+    pub fn has_neighbour(&mut self, hop: Ipv4Addr, ifindex: u32) -> Result<bool, NetlinkError> {
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Inet;
+        let what = format!("neighbours of {}", sys::ifname(ifindex));
+        let answers = self.request(RouteNetlinkMessage::GetNeighbour(m), 0, true, &what)?;
+        Ok(answers.into_iter().any(|a| match a {
+            RouteNetlinkMessage::NewNeighbour(n) => {
+                n.header.ifindex == ifindex
+                    && n.attributes.contains(&NeighbourAttribute::Destination(
+                        NeighbourAddress::Inet(hop),
+                    ))
+            }
+            _ => false,
+        }))
+    }
+
+    fn neighbour(hop: Ipv4Addr, ifindex: u32) -> NeighbourMessage {
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.ifindex = ifindex;
+        m.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(hop)));
+        m
+    }
+
+    /// Makes a managed neighbour entry for `hop` on `ifindex`.
+    pub fn add_managed(&mut self, hop: Ipv4Addr, ifindex: u32) -> Result<(), NetlinkError> {
+        let mut m = Self::neighbour(hop, ifindex);
+        m.header.state = NeighbourState::None;
+        m.attributes
+            .push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
+        let what = format!(
+            "managed neighbour entry for {hop} on {}",
+            sys::ifname(ifindex)
+        );
+        self.request(
+            RouteNetlinkMessage::NewNeighbour(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            false,
+            &what,
+        )
+        .map(drop)
+    }
+
+    /// Removes the neighbour entry of `hop` on `ifindex`.
+    pub fn delete_neighbour(&mut self, hop: Ipv4Addr, ifindex: u32) -> Result<(), NetlinkError> {
+        let what = format!("neighbour entry of {hop} on {}", sys::ifname(ifindex));
+        self.request(
+            RouteNetlinkMessage::DelNeighbour(Self::neighbour(hop, ifindex)),
+            0,
+            false,
+            &what,
+        )
+        .map(drop)
+    }
+}
