@@ -1,4 +1,5 @@
-//! Thin wrappers over the OS: interface names and indexes, bpffs.
+//! Thin wrappers over the OS: interface names and indexes, bpffs,
+//! forwarding switches, capabilities.
 
 use std::{ffi::CString, io, os::unix::ffi::OsStrExt as _, path::Path};
 
@@ -106,28 +107,19 @@ pub fn set_forwarding(iface: &str, on: bool) -> anyhow::Result<bool> {
     Ok(old)
 }
 
-/// capability(7) numbers.
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_BPF: u32 = 39;
-
 /// Fails with one line naming what is missing unless this process may load
 /// BPF programs and configure interfaces (CAP_BPF or CAP_SYS_ADMIN, and
 /// CAP_NET_ADMIN: as root).
 pub fn check_privileges() -> anyhow::Result<()> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .context("no CapEff in /proc/self/status")?;
-    let has = |cap: u32| eff & (1 << cap) != 0;
+    use caps::{CapSet, Capability};
+    let effective = caps::read(None, CapSet::Effective)
+        .map_err(|e| anyhow::anyhow!("cannot read this process's capabilities: {e}"))?;
+    let has = |c| effective.contains(&c);
     let mut missing = Vec::new();
-    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
+    if !has(Capability::CAP_BPF) && !has(Capability::CAP_SYS_ADMIN) {
         missing.push("CAP_BPF");
     }
-    if !has(CAP_NET_ADMIN) {
+    if !has(Capability::CAP_NET_ADMIN) {
         missing.push("CAP_NET_ADMIN");
     }
     if !missing.is_empty() {

@@ -48,10 +48,15 @@ fn print(ev: &EventRow, json: bool) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
-    let mut events = Events::open(inst)?;
-    loop {
-        for ev in events.next_batch()? {
-            print(&ev, args.json)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut events = Events::open(inst)?;
+        loop {
+            for ev in events.next_batch().await? {
+                print(&ev, args.json)?;
+            }
         }
-    }
+    })
 }

@@ -2,13 +2,11 @@
 //! kernel programs report through the `EVENTS` ring buffer, and the aged
 //! ones this reader removes itself, as typed rows.
 
-use std::{
-    os::fd::AsRawFd as _,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aya::maps::{MapData, RingBuf};
 use serde::Serialize;
+use tokio::io::unix::AsyncFd;
 use vtep_common::{
     consts::MAP_EVENTS,
     maps::{MacEvent, MacEventKind},
@@ -62,30 +60,42 @@ impl EventRow {
 }
 
 /// The reader of one instance's events (one at a time: the ring buffer
-/// hands each record to one reader).
+/// hands each record to one reader). Runs in a tokio runtime: the ring
+/// buffer is waited on through the runtime's reactor.
 pub struct Events<'a> {
     inst: &'a Instance,
-    ring: RingBuf<MapData>,
+    ring: AsyncFd<RingBuf<MapData>>,
     last_reap: Instant,
 }
 
+/// How long a batch waits for the ring buffer when there is nothing.
+const WAIT: Duration = Duration::from_millis(200);
+
 impl<'a> Events<'a> {
+    /// Opens the instance's ring buffer (inside a tokio runtime).
     pub fn open(inst: &'a Instance) -> anyhow::Result<Self> {
         inst.require_up()?;
+        let ring: RingBuf<MapData> = inst.map(MAP_EVENTS)?;
+        // SAFETY: the ring buffer owns its map's file descriptor, which
+        // stays open and the same for as long as it lives, and the AsyncFd
+        // owns the ring buffer.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| anyhow::anyhow!("cannot wait on the events ring buffer: {e}"))?;
         Ok(Self {
             inst,
-            ring: inst.map(MAP_EVENTS)?,
+            ring,
             last_reap: Instant::now(),
         })
     }
 
     /// The events since the last call: what the kernel programs reported,
     /// and (once a second) the learned MACs idle for the ageing time,
-    /// removed and reported as aged. Waits up to 200 ms when there is
-    /// nothing.
-    pub fn next_batch(&mut self) -> anyhow::Result<Vec<EventRow>> {
+    /// removed and reported as aged. Waits up to [`WAIT`] for the ring
+    /// buffer when there is nothing.
+    pub async fn next_batch(&mut self) -> anyhow::Result<Vec<EventRow>> {
         let mut out = Vec::new();
-        while let Some(item) = self.ring.next() {
+        let ring = self.ring.get_mut();
+        while let Some(item) = ring.next() {
             if item.len() >= size_of::<MacEvent>() {
                 // SAFETY: the kernel programs write whole MacEvent records;
                 // the length was checked and the read is unaligned-safe.
@@ -115,13 +125,11 @@ impl<'a> Events<'a> {
             self.last_reap = Instant::now();
         }
         if out.is_empty() {
-            let mut pfd = libc::pollfd {
-                fd: self.ring.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd for the duration of the call.
-            unsafe { libc::poll(&mut pfd, 1, 200) };
+            // Readiness is cleared before the next drain: a record written
+            // after it wakes the next wait.
+            if let Ok(ready) = tokio::time::timeout(WAIT, self.ring.readable_mut()).await {
+                ready?.clear_ready();
+            }
         }
         Ok(out)
     }
