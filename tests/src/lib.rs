@@ -8,6 +8,7 @@
 
 pub mod frames;
 pub mod http;
+pub mod raw;
 pub mod topo;
 
 use std::{

@@ -277,26 +277,4 @@ pub fn tcp_bytes(server: &Vm, client: &Vm, secs: u32) -> u64 {
     panic!("iperf3 from {} to {} never connected", client.ip, server.ip);
 }
 
-/// Sends `frame` (a whole Ethernet frame) `count` times out of `dev` in
-/// `ns`, through an AF_PACKET socket (python3).
-pub fn send_raw(ns: &Netns, dev: &str, frame: &[u8], count: u32) {
-    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
-    let script = format!(
-        "import socket\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('{dev}', 0))\nf = bytes.fromhex('{hex}')\nfor _ in range({count}):\n    s.send(f)\n"
-    );
-    ns.ok(&["python3", "-c", &script]);
-}
-
-/// Sends `frame` out of `dev` in `ns` as fast as python3 can for `secs`
-/// seconds; returns (frames sent, seconds taken).
-pub fn flood_raw(ns: &Netns, dev: &str, frame: &[u8], secs: f64) -> (u64, f64) {
-    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
-    let script = format!(
-        "import socket, time\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('{dev}', 0))\nf = bytes.fromhex('{hex}')\nt0 = time.time(); n = 0\nwhile time.time() - t0 < {secs}:\n    for _ in range(50):\n        s.send(f)\n    n += 50\nprint(n, time.time() - t0)\n"
-    );
-    let out = ns.ok(&["python3", "-c", &script]);
-    let mut it = out.split_whitespace();
-    let n = it.next().and_then(|v| v.parse().ok()).expect("frames sent");
-    let t = it.next().and_then(|v| v.parse().ok()).expect("seconds");
-    (n, t)
-}
+pub use crate::raw::{flood_raw, send_raw};

@@ -302,13 +302,14 @@ fn a_mac_explosion_stays_within_the_learned_capacity() {
     ]);
     // 2000 frames, each from another source MAC, from host 1's VM: host 0
     // learns them behind host 1.
-    let mut script = String::from(
-        "import socket\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('eth0', 0))\n",
-    );
-    script.push_str(
-        "for i in range(2000):\n    s.send(bytes([255]*6 + [2, 0x42, 0, 0, i >> 8, i & 255, 0x88, 0xb5]) + bytes(46))\n",
-    );
-    o.vm(1, 0).ns.ok(&["python3", "-c", &script]);
+    let sock = vtep_tests::raw::RawSocket::open(&o.vm(1, 0).ns, "eth0").unwrap();
+    for i in 0..2000u16 {
+        let [hi, lo] = i.to_be_bytes();
+        let mut frame = vec![0xff; 6];
+        frame.extend_from_slice(&[2, 0x42, 0, 0, hi, lo, 0x88, 0xb5]);
+        frame.extend_from_slice(&[0u8; 46]);
+        sock.send(&frame).unwrap();
+    }
     std::thread::sleep(Duration::from_millis(300));
     let learned = v.map_row("LEARNED");
     assert_eq!(learned["capacity"], 64);

@@ -71,7 +71,6 @@ fn own(need: Need) -> &'static [Prereq] {
         Need::Test => &[
             Apt("tcpdump", "tcpdump"),
             Apt("tshark", "tshark"),
-            Apt("python3", "python3"),
             // libFuzzer (cargo fuzz) is C++.
             Apt("g++", "g++"),
             CargoFuzz,
@@ -221,7 +220,7 @@ mod tests {
     #[test]
     fn each_task_gets_what_it_runs_and_no_more() {
         let demo = packages(Need::Demo);
-        for tool in ["tcpdump", "tshark", "iperf3", "python3", "g++"] {
+        for tool in ["tcpdump", "tshark", "iperf3", "g++"] {
             assert!(!demo.contains(&tool), "the demo installs {tool}");
         }
         assert!(!needs(Need::Demo).contains(&Prereq::CargoFuzz));
@@ -229,7 +228,7 @@ mod tests {
             assert!(demo.contains(&tool), "the demo lacks {tool}");
         }
         let test = packages(Need::Test);
-        for tool in ["tcpdump", "tshark", "iperf3", "python3", "g++"] {
+        for tool in ["tcpdump", "tshark", "iperf3", "g++"] {
             assert!(test.contains(&tool), "the tests lack {tool}");
         }
         let bench = packages(Need::Bench);
