@@ -272,8 +272,13 @@ impl LocalIp {
     }
 
     /// A flood list of remote VTEPs of this one.
-    pub fn flood(self, list: &FloodList) -> Result<Vec<PeerVtep>, ValueError> {
-        list.0.iter().map(|ip| self.peer(*ip)).collect()
+    pub fn flood(self, list: &FloodList) -> Result<PeerFlood, ValueError> {
+        Ok(PeerFlood(
+            list.0
+                .iter()
+                .map(|ip| self.peer(*ip))
+                .collect::<Result<_, _>>()?,
+        ))
     }
 }
 
@@ -317,6 +322,19 @@ impl fmt::Display for PeerVtep {
 impl serde::Serialize for PeerVtep {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// A flood list of remote VTEPs (none of them us, no duplicates, at
+/// most [`MAX_FLOOD`]): what a VNI's record holds. Made by
+/// [`LocalIp::flood`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerFlood(Vec<PeerVtep>);
+
+impl PeerFlood {
+    /// The remote VTEPs, in order.
+    pub fn peers(&self) -> &[PeerVtep] {
+        &self.0
     }
 }
 
@@ -437,6 +455,8 @@ mod tests {
             local.flood(&list),
             Err(ValueError::OwnAddress(Ipv4Addr::new(198, 18, 0, 1)))
         );
+        let ok: FloodList = "198.18.0.2,198.18.0.3".parse().unwrap();
+        assert_eq!(local.flood(&ok).unwrap().peers().len(), 2);
         assert_eq!(
             local.peer(ip("198.18.0.2")).unwrap().ip(),
             ip("198.18.0.2").ip()

@@ -1,14 +1,17 @@
 //! Bringing an instance up (or upgrading it in place), and down.
 
 use anyhow::bail;
-use vtep_common::{consts::MAP_NEXTHOPS, maps::XDP_MODE_NATIVE};
+use vtep_common::consts::MAP_NEXTHOPS;
 
 use super::{Edit, plan::Plan};
 use crate::{
     datapath,
     instance::Instance,
     sys,
-    tables::{Tables, TablesMut, nexthops::KernelNeighbours, remotes::Neighbours as _},
+    tables::{
+        Tables, TablesMut, nexthops::KernelNeighbours, remotes::Neighbours as _,
+        views::xdp_mode_name,
+    },
     values::ip_from_map,
 };
 
@@ -70,15 +73,11 @@ pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<St
         datapath::down(inst)?;
         return Err(e);
     }
-    let mode = if mode == XDP_MODE_NATIVE {
-        "native"
-    } else {
-        "generic"
-    };
     Ok(format!(
-        "instance '{}' up on {} ({mode} XDP), local {}, pinned at {}",
+        "instance '{}' up on {} ({} XDP), local {}, pinned at {}",
         inst.name,
         u.iface,
+        xdp_mode_name(mode),
         u.local_ip.ip(),
         inst.dir.display()
     ))

@@ -52,7 +52,7 @@ impl Tables {
     pub fn fdb_rows(&self, vni: Option<Vni>) -> Result<Vec<FdbRow>, TableError> {
         let wanted = |v: u32| vni.is_none_or(|f| f.get() == v);
         let mut rows = Vec::new();
-        for (k, v) in self.fdb.entries().map_err(TableError::map("read", "FDB"))? {
+        for (k, v) in self.fdb_entries()? {
             if wanted(k.vni) {
                 rows.push(FdbRow {
                     vni: Vni::recorded(k.vni),
@@ -97,8 +97,8 @@ impl Tables {
         self.fdb.entries().map_err(TableError::map("read", "FDB"))
     }
 
-    /// Checks a static entry of `e.vni` (configured, described by
-    /// `info`); returns its map value.
+    /// Checks a static entry (its VNI configured); returns its map value:
+    /// a port must be bound to the entry's VNI.
     fn fdb_entry(&self, e: &StaticEntry) -> Result<FdbEntry, TableError> {
         Ok(match e.at {
             Location::Remote(ip) => FdbEntry {

@@ -238,6 +238,15 @@ impl Dump {
     }
 }
 
+/// How an XDP attach mode (`XDP_MODE_*`) is shown.
+pub const fn xdp_mode_name(mode: u32) -> &'static str {
+    if mode == XDP_MODE_NATIVE {
+        "native"
+    } else {
+        "generic"
+    }
+}
+
 /// Seconds from CLOCK_MONOTONIC_COARSE time `ns` to `now`.
 fn secs_ago(now: u64, ns: u64) -> u64 {
     now.saturating_sub(ns) / 1_000_000_000
@@ -249,11 +258,7 @@ impl Tables {
         let c = &self.info.config;
         InstanceView {
             layout_version: self.info.layout_version,
-            xdp_mode: if self.info.xdp_mode == XDP_MODE_NATIVE {
-                "native"
-            } else {
-                "generic"
-            },
+            xdp_mode: xdp_mode_name(self.info.xdp_mode),
             underlay: sys::ifname(c.underlay_ifindex),
             local_ip: ip_from_map(c.local_ip),
             udp_port: c.udp_port,

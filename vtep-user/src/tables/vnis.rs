@@ -14,14 +14,14 @@ use super::{
 };
 use crate::{
     sys,
-    values::{PeerVtep, Vni, ip_from_map, ip_to_map},
+    values::{PeerFlood, PeerVtep, Vni, ip_from_map, ip_to_map},
 };
 
 /// What `vni add` sets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VniSettings {
     /// Remote VTEPs that get the VNI's BUM traffic.
-    pub flood: Vec<PeerVtep>,
+    pub flood: PeerFlood,
     /// Data-plane learning.
     pub learning: bool,
     /// Storm control: BUM frames per second from the ports (0: no limit).
@@ -109,11 +109,7 @@ impl TablesMut {
     /// VNI (remote references taken for the new flood list before those of
     /// the old one are let go, so a remote in both never loses its entry).
     pub fn vni_add(&mut self, vni: Vni, settings: &VniSettings) -> Result<(), TableError> {
-        let flood = &settings.flood;
-        debug_assert!(
-            flood.len() <= MAX_FLOOD,
-            "a FloodList holds at most MAX_FLOOD"
-        );
+        let flood = settings.flood.peers();
         let existing = self.vni(vni)?;
         let mut info = match existing {
             Some(info) => info,
