@@ -1,0 +1,538 @@
+//! BPF_PROG_TEST_RUN tables for the kernel programs, in the spirit of
+//! Katran's fixtures: each case is a description, an input frame, the
+//! expected action, the expected output frame and the counter it must
+//! bump (and no other drop counter).
+//!
+//! Decap (XDP) needs nothing around it. Encap (TC) asks the kernel FIB, so
+//! each encap test first moves its own thread into a private network
+//! namespace (`unshare(CLONE_NEWNET)` is per thread) with an underlay, a
+//! neighbour and ports of its own.
+//!
+//! This file holds the fixtures (programs loaded with their maps, frames,
+//! the private namespace); the tests are in `decap`, `encap`, `cache` and
+//! `reference` (both programs against the reference models).
+
+use std::{net::Ipv4Addr, process::Command};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, PerCpuValues},
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
+    util::nr_cpus,
+};
+use vtep_common::{
+    consts::{
+        GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_LEARNED,
+        MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
+        PROG_DECAP_XDP, PROG_ENCAP_TC, VXLAN_PORT,
+    },
+    counters::{Counter, DropReason},
+    maps::{
+        CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey,
+        LearnedEntry, META_ACTION_DELIVER, META_ACTION_FLOOD, PORT_F_XDP, PeerStats, PortInfo,
+        REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
+    },
+    model,
+    vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
+};
+use vtep_tests::{
+    BpfFs,
+    frames::{self, Tunnel, VXLAN_I, eth, ipv4, udp},
+};
+use vtep_user::{datapath::EBPF_OBJECT, generation::Generation, instance::coarse_now_ns};
+
+mod cache;
+mod decap;
+mod encap;
+mod reference;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
+
+const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const REMOTE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const STRANGER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 7);
+const REMOTE_UNRESOLVED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+const REMOTE_UNROUTED: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 9);
+
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+const MAC_SKB_PORT: [u8; 6] = [2, 0, 0, 0, 1, 1];
+const MAC_XDP_PORT: [u8; 6] = [2, 0, 0, 0, 1, 2];
+const MAC_BEHIND_REMOTE: [u8; 6] = [2, 0, 0, 0, 2, 1];
+const MAC_OTHER_VNI_PORT: [u8; 6] = [2, 0, 0, 0, 3, 1];
+const MAC_UNKNOWN: [u8; 6] = [2, 0, 0, 0, 9, 9];
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// The `PEER_STATS` slot the tables give remote VTEP `a`: its last octet
+/// (distinct for every remote here).
+fn peer_slot(a: Ipv4Addr) -> u32 {
+    u32::from(a.octets()[3])
+}
+
+/// The load-time settings of every test here: local address LOCAL,
+/// underlay `underlay_ifindex`, DF set, defaults otherwise.
+fn config(underlay_ifindex: u32) -> Config {
+    Config {
+        local_ip: ip(LOCAL),
+        underlay_ifindex,
+        udp_port: VXLAN_PORT,
+        ttl: 64,
+        flags: CONFIG_F_DF,
+        ageing_s: 300,
+        move_limit: 5,
+        move_window_s: 180,
+    }
+}
+
+fn ip(a: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+
+/// The programs, loaded with `config`, their maps pinned in a private
+/// bpffs.
+struct Loaded {
+    ebpf: Ebpf,
+    /// Bumped after every table change, as `vtep` does.
+    generation: Generation,
+    _bpffs: BpfFs,
+}
+
+impl Loaded {
+    fn new(config: Config) -> Self {
+        let bpffs = BpfFs::new();
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&bpffs.dir)
+            .override_global(GLOBAL_CONFIG, &config, true)
+            .load(EBPF_OBJECT)
+            .expect("load the object");
+        let xdp: &mut Xdp = ebpf
+            .program_mut(PROG_DECAP_XDP)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        xdp.load().expect("verifier accepts the XDP decap program");
+        let tc: &mut SchedClassifier = ebpf.program_mut(PROG_ENCAP_TC).unwrap().try_into().unwrap();
+        tc.load().expect("verifier accepts the encap program");
+        let generation = Generation::open(&bpffs.dir.join(MAP_GENERATION)).unwrap();
+        Loaded {
+            ebpf,
+            generation,
+            _bpffs: bpffs,
+        }
+    }
+
+    /// Configures `vni`; its stats slot is the VNI number itself.
+    fn vni(&mut self, vni: u32, remotes: &[Ipv4Addr], ports: &[u32]) {
+        assert!(remotes.len() <= MAX_FLOOD && ports.len() <= MAX_VNI_PORTS);
+        let mut info = VniInfo {
+            slot: vni,
+            n_remotes: remotes.len() as u32,
+            n_ports: ports.len() as u32,
+            ..VniInfo::default()
+        };
+        for (i, r) in remotes.iter().enumerate() {
+            info.remotes[i] = ip(*r);
+            info.peers[i] = peer_slot(*r);
+        }
+        info.ports[..ports.len()].copy_from_slice(ports);
+        let mut m: HashMap<_, u32, VniInfo> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_VNIS).unwrap()).unwrap();
+        m.insert(vni, info, 0).unwrap();
+        let mut s: PerCpuArray<_, VniStats> =
+            PerCpuArray::try_from(self.ebpf.map_mut(MAP_VNI_STATS).unwrap()).unwrap();
+        let zero = PerCpuValues::try_from(vec![VniStats::default(); nr_cpus().unwrap()]).unwrap();
+        s.set(vni, zero, 0).unwrap();
+        let mut r: HashMap<_, RemoteKey, RemoteInfo> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_REMOTES).unwrap()).unwrap();
+        for remote in remotes {
+            let key = RemoteKey {
+                vni,
+                ip: ip(*remote),
+            };
+            r.insert(
+                key,
+                RemoteInfo {
+                    refs: 1,
+                    slot: vni,
+                    flags: 0,
+                    peer: peer_slot(*remote),
+                },
+                0,
+            )
+            .unwrap();
+        }
+        self.generation.bump();
+    }
+
+    fn port(&mut self, ifindex: u32, vni: u32, flags: u32) {
+        let mut m: HashMap<_, u32, PortInfo> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_PORTS).unwrap()).unwrap();
+        let p = PortInfo {
+            vni,
+            flags,
+            slot: vni,
+            _pad: 0,
+        };
+        m.insert(ifindex, p, 0).unwrap();
+    }
+
+    fn fdb(&mut self, vni: u32, mac: [u8; 6], remote: Option<Ipv4Addr>, ifindex: u32) {
+        self.fdb_flags(vni, mac, remote, ifindex, FDB_F_STATIC);
+    }
+
+    fn fdb_flags(
+        &mut self,
+        vni: u32,
+        mac: [u8; 6],
+        remote: Option<Ipv4Addr>,
+        ifindex: u32,
+        flags: u32,
+    ) {
+        let mut m: HashMap<_, FdbKey, FdbEntry> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_FDB).unwrap()).unwrap();
+        let e = FdbEntry {
+            remote: remote.map_or(0, ip),
+            ifindex,
+            flags,
+            peer: remote.map_or(0, peer_slot),
+        };
+        m.insert(FdbKey::new(vni, mac), e, 0).unwrap();
+        self.generation.bump();
+    }
+
+    fn counters(&self, name: &str, n: u32) -> Vec<u64> {
+        let m: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map(name).unwrap()).unwrap();
+        (0..n).map(|i| m.get(&i, 0).unwrap().iter().sum()).collect()
+    }
+
+    fn peer_stats(&self, remote: Ipv4Addr) -> PeerStats {
+        let m: PerCpuArray<&MapData, PeerStats> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_PEER_STATS).unwrap()).unwrap();
+        m.get(&peer_slot(remote), 0)
+            .unwrap()
+            .iter()
+            .fold(PeerStats::default(), |a, c| PeerStats {
+                rx_packets: a.rx_packets + c.rx_packets,
+                rx_bytes: a.rx_bytes + c.rx_bytes,
+                tx_packets: a.tx_packets + c.tx_packets,
+                tx_bytes: a.tx_bytes + c.tx_bytes,
+            })
+    }
+
+    fn vni_stats(&self, vni: u32) -> VniStats {
+        let m: PerCpuArray<&MapData, VniStats> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_VNI_STATS).unwrap()).unwrap();
+        m.get(&vni, 0)
+            .unwrap()
+            .iter()
+            .fold(VniStats::default(), |mut a, s| {
+                a.rx_packets += s.rx_packets;
+                a.rx_bytes += s.rx_bytes;
+                a.tx_packets += s.tx_packets;
+                a.tx_bytes += s.tx_bytes;
+                a.drop_packets += s.drop_packets;
+                a
+            })
+    }
+}
+
+/// What a case expects to be counted.
+#[derive(Clone, Copy, Debug)]
+enum Bump {
+    Drop(DropReason),
+    Event(Counter),
+}
+
+struct Case {
+    what: &'static str,
+    input: Vec<u8>,
+    action: u32,
+    /// Expected output frame; `None`: the input, unchanged.
+    output: Option<Vec<u8>>,
+    bump: Bump,
+}
+
+/// Runs `run` on each case; checks action, output and counters.
+fn check(l: &Loaded, cases: Vec<Case>, run: impl Fn(&[u8], &mut [u8]) -> (u32, usize)) {
+    for c in cases {
+        let drops = l.counters(MAP_DROPS, DropReason::COUNT);
+        let events = l.counters(MAP_COUNTERS, Counter::COUNT);
+        let mut out = vec![0u8; c.input.len() + 256];
+        let (action, len) = run(&c.input, &mut out);
+        assert_eq!(action, c.action, "{}: action", c.what);
+        let want = c.output.as_ref().unwrap_or(&c.input);
+        assert_eq!(&out[..len], &want[..], "{}: output frame", c.what);
+        let drops_after = l.counters(MAP_DROPS, DropReason::COUNT);
+        let events_after = l.counters(MAP_COUNTERS, Counter::COUNT);
+        for r in DropReason::ALL {
+            let want = u64::from(matches!(c.bump, Bump::Drop(x) if x == r));
+            let got = drops_after[r as usize] - drops[r as usize];
+            assert_eq!(got, want, "{}: drop counter {}", c.what, r.name());
+        }
+        if let Bump::Event(e) = c.bump {
+            let got = events_after[e as usize] - events[e as usize];
+            assert_eq!(got, 1, "{}: counter {}", c.what, e.name());
+        }
+    }
+}
+
+/// An inner frame: IPv4/UDP from 198.19.0.1:1000 to 198.19.0.2:2000.
+fn inner_frame(dst: [u8; 6]) -> Vec<u8> {
+    let a = Ipv4Addr::new(198, 19, 0, 1);
+    let b = Ipv4Addr::new(198, 19, 0, 2);
+    eth(
+        dst,
+        MAC_A,
+        0x0800,
+        &ipv4(a, b, 17, 0, &[], &udp(1000, 2000, 0, b"hello, tenant")),
+    )
+}
+
+/// An 802.1Q-tagged frame (VLAN 100) carrying IPv4.
+fn vlan_frame(dst: [u8; 6]) -> Vec<u8> {
+    let mut tagged = vec![0, 100, 0x08, 0x00];
+    tagged.extend_from_slice(&inner_frame(dst)[14..]);
+    eth(dst, MAC_A, 0x8100, &tagged)
+}
+
+/// An IPv4 frame whose source MAC is a multicast address.
+fn from_group(dst: [u8; 6]) -> Vec<u8> {
+    let mut f = inner_frame(dst);
+    f[6] = 0x01;
+    f
+}
+
+/// An ARP request (a non-IP inner frame).
+fn arp_frame(dst: [u8; 6]) -> Vec<u8> {
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&MAC_A);
+    arp.extend_from_slice(&[198, 19, 0, 1]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[198, 19, 0, 2]);
+    eth(dst, MAC_A, 0x0806, &arp)
+}
+
+/// A VXLAN packet as a remote VTEP sends it.
+fn vxlan(src: Ipv4Addr, dport: u16, flags: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
+    let t = Tunnel {
+        src_mac: [2, 0xee, 0, 0, 0, 2],
+        dst_mac: [2, 0xee, 0, 0, 0, 1],
+        src,
+        dst: LOCAL,
+        sport: 50000,
+        dport,
+        flags,
+        vni,
+    };
+    frames::vxlan(&t, inner)
+}
+
+const I: [u8; 4] = VXLAN_I;
+
+fn meta(action: u32, vni: u32, ifindex: u32) -> Vec<u8> {
+    [DECAP_META_MAGIC, action, vni, ifindex]
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .collect()
+}
+
+const P_SKB: u32 = 1001;
+const P_XDP: u32 = 1002;
+const P_200: u32 = 1003;
+
+fn decap_loaded() -> Loaded {
+    let mut l = Loaded::new(config(1));
+    l.vni(100, &[REMOTE], &[P_SKB, P_XDP]);
+    l.vni(200, &[REMOTE], &[P_200]);
+    l.vni(300, &[REMOTE], &[]);
+    l.port(P_SKB, 100, 0);
+    l.port(P_XDP, 100, PORT_F_XDP);
+    l.port(P_200, 200, 0);
+    l.fdb(100, MAC_SKB_PORT, None, P_SKB);
+    l.fdb_flags(100, MAC_XDP_PORT, None, P_XDP, FDB_F_STATIC | FDB_F_XDP);
+    l.fdb(100, MAC_BEHIND_REMOTE, Some(REMOTE_UNRESOLVED), 0);
+    l
+}
+
+fn run_xdp(l: &Loaded) -> impl Fn(&[u8], &mut [u8]) -> (u32, usize) + '_ {
+    move |input, out| {
+        let prog: &Xdp = l.ebpf.program(PROG_DECAP_XDP).unwrap().try_into().unwrap();
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(out),
+                ..TestRunOptions::new()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        (r.return_value, r.data_size_out as usize)
+    }
+}
+
+/// Runs `sh -c cmd` (in this thread's network namespace); must succeed.
+fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Index and MAC of `dev`, from `ip -j` (this thread's /sys still shows
+/// the namespace it was mounted in).
+fn link(dev: &str) -> (u32, [u8; 6]) {
+    let v: serde_json::Value =
+        serde_json::from_str(&sh(&format!("ip -j link show {dev}"))).unwrap();
+    let mac: Vec<u8> = v[0]["address"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    (
+        v[0]["ifindex"].as_u64().unwrap() as u32,
+        mac.try_into().unwrap(),
+    )
+}
+
+fn ifindex(dev: &str) -> u32 {
+    link(dev).0
+}
+
+/// Moves this thread into a new network namespace with an underlay `ul0`
+/// (198.18.0.1/24, REMOTE resolved, REMOTE_UNRESOLVED not), and ports
+/// p1 to p6 (forwarding on, as `vtep port add` sets it; MTU 1500 but
+/// p2's, [`P2_MTU`]).
+/// Returns the underlay's ifindex and MAC.
+fn private_netns() -> (u32, [u8; 6]) {
+    // SAFETY: plain syscall; affects only this thread.
+    assert_eq!(
+        unsafe { libc::unshare(libc::CLONE_NEWNET) },
+        0,
+        "unshare(CLONE_NEWNET)"
+    );
+    sh("ip link set lo up");
+    sh("ip link add ul0 type veth peer name ul1 && ip link set ul0 up && ip link set ul1 up");
+    sh("ip addr add 198.18.0.1/24 dev ul0");
+    sh("ip neigh replace 198.18.0.2 dev ul0 lladdr 02:ee:00:00:00:02 nud permanent");
+    for p in ["p1", "p2", "p3", "p4", "p5", "p6"] {
+        sh(&format!(
+            "ip link add {p} type veth peer name {p}v && ip link set {p} up && ip link set {p}v up"
+        ));
+        sh(&format!("sysctl -qw net.ipv4.conf.{p}.forwarding=1"));
+    }
+    sh(&format!(
+        "ip link set p2 mtu {P2_MTU} && ip link set p2v mtu {P2_MTU}"
+    ));
+    link("ul0")
+}
+
+/// The MTU of port p2 in [`private_netns`].
+const P2_MTU: u32 = 1400;
+
+fn run_tc(l: &Loaded, ifindex: u32) -> impl Fn(&[u8], &mut [u8]) -> (u32, usize) + '_ {
+    move |input, out| try_run_tc(l, ifindex, input, out).expect("BPF_PROG_TEST_RUN")
+}
+
+/// The encap program on `input` arriving on `ifindex`: (action, output
+/// length), or the kernel's refusal to run it.
+fn try_run_tc(
+    l: &Loaded,
+    ifindex: u32,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<(u32, usize), aya::programs::ProgramError> {
+    let prog: &SchedClassifier = l.ebpf.program(PROG_ENCAP_TC).unwrap().try_into().unwrap();
+    // struct __sk_buff: `ifindex` (the device the frame arrives on) at
+    // byte 40; test_run wants every other input field zero.
+    let mut ctx = [0u8; 192];
+    ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+    let r = prog.test_run(TestRunOptions {
+        data_in: Some(input),
+        data_out: Some(out),
+        ctx_in: Some(&ctx),
+        ..TestRunOptions::new()
+    })?;
+    Ok((r.return_value, r.data_size_out as usize))
+}
+
+/// The frame `inner` encapsulated as we expect it towards `remote`.
+fn encapsulated(
+    inner: &[u8],
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    remote: Ipv4Addr,
+    vni: u32,
+) -> Vec<u8> {
+    let mut k = FlowKey::default();
+    k.macs.copy_from_slice(&inner[..12]);
+    if inner[12..14] == [8, 0] {
+        k.saddr = u32::from_ne_bytes(inner[26..30].try_into().unwrap());
+        k.daddr = u32::from_ne_bytes(inner[30..34].try_into().unwrap());
+        k.proto = u32::from(inner[23]);
+        k.ports = u32::from_ne_bytes(inner[34..38].try_into().unwrap());
+    }
+    let o = Outer {
+        src_mac,
+        dst_mac,
+        src_ip: ip(LOCAL),
+        dst_ip: ip(remote),
+        src_port: src_port(flow_hash(&k)),
+        dst_port: VXLAN_PORT,
+        vni,
+        ttl: 64,
+        df: true,
+        ip_id: 0,
+    };
+    let words = outer_headers(&o, inner.len() as u32);
+    let mut f: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    f.extend_from_slice(inner);
+    f
+}
+
+/// Runs decap frame `f`, which must be passed up to TC; returns the port
+/// its metadata names (0: flood).
+fn passed_up_to(l: &Loaded, f: &[u8]) -> u32 {
+    let mut out = vec![0u8; f.len() + 64];
+    let (action, len) = run_xdp(l)(f, &mut out);
+    assert_eq!(action, XDP_PASS, "frame not passed up");
+    assert!(len >= 16, "no metadata");
+    u32::from_ne_bytes(out[12..16].try_into().unwrap())
+}
+
+/// xorshift64*: seeded, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.below(v.len() as u64) as usize]
+    }
+}
+
+/// An IPv4/UDP frame of `len` bytes (padded), DF set or not.
+fn sized_frame(dst: [u8; 6], len: usize, df: bool) -> Vec<u8> {
+    let a = Ipv4Addr::new(198, 19, 0, 1);
+    let b = Ipv4Addr::new(198, 19, 0, 2);
+    let payload = vec![0x5a; len.saturating_sub(14 + 20 + 8)];
+    let frags = if df { 0x4000 } else { 0 };
+    eth(
+        dst,
+        MAC_A,
+        0x0800,
+        &ipv4(a, b, 17, frags, &[], &udp(1000, 2000, 0, &payload)),
+    )
+}
