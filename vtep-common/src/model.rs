@@ -2,7 +2,7 @@
 //! program (`vtep_encap`, TC on a port): given the tables and a frame, what
 //! the program must do with it. Pure and host-testable; the BPF programs
 //! are checked against them by differential testing
-//! (tests/tests/prog_test_run.rs). Data-plane learning, ARP suppression and
+//! (tests/tests/prog_test_run/reference.rs). Data-plane learning, ARP suppression and
 //! storm control are outside the models: they change the tables (or depend
 //! on time), and the models take the tables without them (no learning, no
 //! ARP bindings, no BUM limit).
