@@ -461,6 +461,43 @@ pub struct Capture(Bg, TempFile);
 /// A file removed on drop.
 struct TempFile(PathBuf);
 
+/// A configuration file for `vtep up --config` / `vtep daemon --config`
+/// in a directory of its own, removed on drop.
+pub struct ConfigFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl ConfigFile {
+    /// A file holding `text`.
+    pub fn new(text: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique("cfg"));
+        std::fs::create_dir_all(&dir).expect("config directory");
+        let f = ConfigFile {
+            path: dir.join("vtep.toml"),
+            dir,
+        };
+        f.write(text);
+        f
+    }
+
+    /// Replaces what the file holds.
+    pub fn write(&self, text: &str) {
+        std::fs::write(&self.path, text).expect("config file");
+    }
+
+    /// The file's path, as an argument.
+    pub fn arg(&self) -> &str {
+        self.path.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);

@@ -278,3 +278,9 @@ pub fn tcp_bytes(server: &Vm, client: &Vm, secs: u32) -> u64 {
 }
 
 pub use crate::raw::{flood_raw, send_raw};
+
+/// The configuration of host 0 of a two-host [`Overlay`] of ours: VNI 100
+/// flooding to host 1, its port p100.
+pub const HOST0_CONFIG: &str = "underlay = \"ul0\"\nlocal_ip = \"198.18.1.1\"\n\
+    [[vni]]\nvni = 100\nflood = [\"198.18.2.1\"]\n\
+    [[port]]\niface = \"p100\"\nvni = 100\n";

@@ -8,8 +8,8 @@ use std::{
 };
 
 use vtep_tests::{
-    http, in_netns,
-    topo::{Kind, Overlay},
+    ConfigFile, http, in_netns,
+    topo::{HOST0_CONFIG, Kind, Overlay},
     vtep_bin, wait_until,
 };
 
@@ -30,14 +30,8 @@ fn no_client_stalls_the_daemon() {
     let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
     let v0 = o.vteps[0].as_ref().unwrap();
     let ns = &o.net.hosts[0].ns;
-    let dir = std::env::temp_dir().join(vtep_tests::unique("cfg"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("vtep.toml");
-    let base = "underlay = \"ul0\"\nlocal_ip = \"198.18.1.1\"\n\
-        [[vni]]\nvni = 100\nflood = [\"198.18.2.1\"]\n\
-        [[port]]\niface = \"p100\"\nvni = 100\n";
-    std::fs::write(&path, base).unwrap();
-    let daemon = v0.spawn(&["daemon", "--config", path.to_str().unwrap()]);
+    let config = ConfigFile::new(HOST0_CONFIG);
+    let daemon = v0.spawn(&["daemon", "--config", config.arg()]);
     assert_eq!(get_when_up(ns, "/healthz").status, 200);
 
     // Clients that connect and send nothing.
@@ -46,9 +40,9 @@ fn no_client_stalls_the_daemon() {
         .collect();
 
     // SIGHUP still applies a change.
-    let edited =
-        format!("{base}[[fdb]]\nmac = \"02:00:00:00:77:77\"\nvni = 100\nremote = \"198.18.2.1\"\n");
-    std::fs::write(&path, edited).unwrap();
+    config.write(&format!(
+        "{HOST0_CONFIG}[[fdb]]\nmac = \"02:00:00:00:77:77\"\nvni = 100\nremote = \"198.18.2.1\"\n"
+    ));
     vtep_tests::ok(&["kill", "-HUP", &daemon.id().to_string()]);
     assert!(
         wait_until(Duration::from_secs(5), || v0
@@ -81,7 +75,6 @@ fn no_client_stalls_the_daemon() {
     assert!(out.status.success(), "{out:?}");
     assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
     drop(idle);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

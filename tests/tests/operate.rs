@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use vtep_tests::{
-    Bg, Capture, http, ping_summary,
-    topo::{Kind, Overlay, Vm},
+    Bg, Capture, ConfigFile, http, ping_summary,
+    topo::{HOST0_CONFIG, Kind, Overlay, Vm},
     vtep_bin, wait_until,
 };
 
@@ -210,17 +210,12 @@ fn metrics_match_stats_and_grow_with_traffic() {
 fn sighup_applies_only_the_differences() {
     let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
     let v0 = o.vteps[0].as_ref().unwrap();
-    let dir = std::env::temp_dir().join(vtep_tests::unique("cfg"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("vtep.toml");
-    let base = "underlay = \"ul0\"\nlocal_ip = \"198.18.1.1\"\n\
-        [[vni]]\nvni = 100\nflood = [\"198.18.2.1\"]\n\
-        [[port]]\niface = \"p100\"\nvni = 100\n";
+    let base = HOST0_CONFIG;
     let with_200 = format!(
         "{base}[[vni]]\nvni = 200\nflood = [\"198.18.2.1\"]\n[[port]]\niface = \"p200\"\nvni = 200\n"
     );
-    std::fs::write(&path, &with_200).unwrap();
-    let daemon = v0.spawn(&["daemon", "--config", path.to_str().unwrap()]);
+    let config = ConfigFile::new(&with_200);
+    let daemon = v0.spawn(&["daemon", "--config", config.arg()]);
     scrape(&o.net.hosts[0].ns);
     assert!(
         o.vm(0, 0)
@@ -236,7 +231,7 @@ fn sighup_applies_only_the_differences() {
     // Drop VNI 200 and its port, add a static entry in 100.
     let edited =
         format!("{base}[[fdb]]\nmac = \"02:00:00:00:77:77\"\nvni = 100\nremote = \"198.18.2.1\"\n");
-    std::fs::write(&path, edited).unwrap();
+    config.write(&edited);
     let pinger = o
         .vm(0, 0)
         .ns
@@ -261,7 +256,6 @@ fn sighup_applies_only_the_differences() {
         !o.vm(0, 1).ns.ping("198.19.0.2", 1),
         "VNI 200 still carries traffic"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
