@@ -62,4 +62,15 @@ fn parallel_commands_never_corrupt_the_tables() {
             );
         }
     }
+    // `down` removes the lock file with the instance.
+    v.ok(&["down"]);
+    let left: Vec<String> = std::fs::read_dir("/run/vtep")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(&v.instance))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in /run/vtep: {left:?}");
 }

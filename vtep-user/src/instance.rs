@@ -44,7 +44,20 @@ pub struct Instance {
 /// (an `flock` on the instance's lock file: the kernel lets it go if the
 /// process dies).
 pub struct InstanceLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl InstanceLock {
+    /// Lets the lock go and removes its file (the instance is gone). A
+    /// process waiting on the old file finds, once it has it, that it is
+    /// no longer the one at the path, and tries again.
+    pub fn release_and_remove(self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            log::warn!("cannot remove the lock file {}: {e}", self.path.display());
+        }
+        drop(self.file);
+    }
 }
 
 impl Instance {
@@ -134,44 +147,53 @@ impl Instance {
         Ok((file, path))
     }
 
+    /// One try at the lock: `None` if someone holds it, or if the file
+    /// locked is no longer the one at the path (`down` removed it while
+    /// this process waited: the next try opens the new one).
+    fn lock_once(&self) -> anyhow::Result<Option<InstanceLock>> {
+        use std::os::unix::fs::MetadataExt as _;
+        let (file, path) = self.lock_file()?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        let held = file.metadata()?;
+        let current = std::fs::metadata(&path).ok();
+        let same = current.is_some_and(|m| m.dev() == held.dev() && m.ino() == held.ino());
+        Ok(same.then_some(InstanceLock { file, path }))
+    }
+
     /// Takes the instance's lock, waiting for the command or daemon that
     /// holds it (up to two minutes).
     pub fn lock(&self) -> anyhow::Result<InstanceLock> {
-        let (file, path) = self.lock_file()?;
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(InstanceLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(20));
-                }
-                Err(std::fs::TryLockError::WouldBlock) => bail!(
+            if let Some(lock) = self.lock_once()? {
+                return Ok(lock);
+            }
+            if start.elapsed() >= LOCK_WAIT {
+                let path = self.run_file(".lock");
+                bail!(
                     "instance '{}' is busy: another vtep command has held {} for {} s; \
                      find it with `fuser {}`",
                     self.name,
                     path.display(),
                     LOCK_WAIT.as_secs(),
                     path.display()
-                ),
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(e).with_context(|| format!("cannot lock {}", path.display()));
-                }
+                );
             }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
 
     /// The instance's lock if nobody holds it now.
     pub fn try_lock(&self) -> anyhow::Result<Option<InstanceLock>> {
-        let (file, path) = self.lock_file()?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(InstanceLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("cannot lock {}", path.display()))
-            }
-        }
+        self.lock_once()
     }
 
     /// Opens pinned map `name` as `T`.

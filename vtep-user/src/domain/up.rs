@@ -86,12 +86,14 @@ pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<St
 /// Takes `inst` down: the neighbour entries it made, its attachments, its
 /// pins. Whether it was up.
 pub fn down(inst: &Instance) -> anyhow::Result<bool> {
-    let _lock = inst.lock()?;
+    let lock = inst.lock()?;
     if inst.is_up() {
         match inst.map(MAP_NEXTHOPS) {
             Ok(made) => KernelNeighbours::new(made).forget_all(),
             Err(e) => log::warn!("neighbour entries made for remote VTEPs stay: {e:#}"),
         }
     }
-    datapath::down(inst)
+    let was_up = datapath::down(inst)?;
+    lock.release_and_remove();
+    Ok(was_up)
 }
