@@ -27,21 +27,19 @@ pub enum MapFault {
     Other(Box<MapError>),
 }
 
+/// Whether `e` says "no such key".
+fn is_absent(e: &MapError) -> bool {
+    match e {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
+}
+
 impl MapFault {
     /// Classifies an aya error; `None` for "no such key".
     pub fn classify(e: MapError) -> Option<Self> {
-        let MapError::SyscallError(s) = &e else {
-            return match e {
-                MapError::KeyNotFound => None,
-                e => Some(MapFault::Other(Box::new(e))),
-            };
-        };
-        match s.io_error.raw_os_error() {
-            Some(libc::ENOENT) => None,
-            Some(libc::E2BIG | libc::ENOMEM | libc::ENOSPC) => Some(MapFault::Full),
-            Some(libc::EPERM | libc::EACCES) => Some(MapFault::Denied(Box::new(e))),
-            _ => Some(MapFault::Other(Box::new(e))),
-        }
+        (!is_absent(&e)).then(|| e.into())
     }
 }
 
@@ -49,12 +47,14 @@ impl From<MapError> for MapFault {
     /// A failed write or a failed read of a slot that must exist: "no
     /// such key" is an error like any other here.
     fn from(e: MapError) -> Self {
-        match &e {
-            MapError::KeyNotFound => MapFault::Other(Box::new(e)),
-            MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT) => {
-                MapFault::Other(Box::new(e))
-            }
-            _ => MapFault::classify(e).unwrap_or(MapFault::Full),
+        let errno = match &e {
+            MapError::SyscallError(s) => s.io_error.raw_os_error(),
+            _ => None,
+        };
+        match errno {
+            Some(libc::E2BIG | libc::ENOMEM | libc::ENOSPC) => MapFault::Full,
+            Some(libc::EPERM | libc::EACCES) => MapFault::Denied(Box::new(e)),
+            _ => MapFault::Other(Box::new(e)),
         }
     }
 }
