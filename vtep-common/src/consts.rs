@@ -72,6 +72,10 @@ pub const DEFAULT_LEARNED_CAPACITY: u32 = 1 << 18;
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Size of the events ring buffer, bytes.
 pub const EVENTS_BYTES: u32 = 1 << 20;
+/// The same events for the daemon (its EVPN agent advertises local MACs
+/// from them): a ring of its own, so that `vtep events` and the daemon
+/// never take records from each other.
+pub const MAP_CONTROL_EVENTS: &str = "CONTROL_EVENTS";
 /// ARP suppression: (VNI, IPv4) -> `NeighEntry`.
 pub const MAP_NEIGHS: &str = "NEIGHS";
 /// Capacity of the ARP-suppression table.

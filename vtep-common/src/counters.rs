@@ -113,6 +113,9 @@ counted! {
         MacFrozen = "mac_frozen",
         /// A move event lost: the events ring buffer was full.
         EventLost = "event_lost",
+        /// An event lost for the daemon: its ring buffer was full (no
+        /// daemon runs, or it fell behind; its periodic sync catches up).
+        ControlEventLost = "control_event_lost",
         /// An ARP request answered by the VTEP itself (never flooded).
         ArpSuppressed = "arp_suppressed",
         /// An IPv4-to-MAC binding learned from ARP.

@@ -60,7 +60,7 @@ pub struct InstanceInfo {
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
@@ -90,7 +90,8 @@ impl FdbKey {
 }
 
 /// Where a MAC lives: behind a remote VTEP (`remote != 0`) or on a local
-/// port (`ifindex != 0`); exactly one of the two is set.
+/// port (`ifindex != 0`); exactly one of the two is set. Written by an
+/// operator (`FDB_F_STATIC`) or by the EVPN agent (`FDB_F_EVPN`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FdbEntry {
@@ -103,10 +104,22 @@ pub struct FdbEntry {
     /// The remote VTEP's slot in `PEER_STATS` (see [`PeerInfo::slot`]);
     /// 0 for a port.
     pub peer: u32,
+    /// `FDB_F_EVPN` entries: the MAC-mobility sequence number of the route
+    /// (RFC 7432 §7.7); 0 otherwise.
+    pub seq: u32,
+    /// Always zero.
+    pub _pad: u32,
 }
 
 /// Configured by an operator (never aged, never overwritten by learning).
 pub const FDB_F_STATIC: u32 = 1;
+/// Installed from a BGP EVPN MAC/IP route. Data-plane learning may move
+/// it (the first frame after a VM moved re-points it at once; EVPN
+/// confirms) unless it is also `FDB_F_STICKY`.
+pub const FDB_F_EVPN: u32 = 4;
+/// The EVPN route carried the sticky (static) flag (RFC 7432 §15.2):
+/// never moved by learning.
+pub const FDB_F_STICKY: u32 = 8;
 /// The entry's port takes decapsulated frames straight from XDP (a copy of
 /// its `PORT_F_XDP`, so decap needs no port lookup). Userspace only writes
 /// port entries for ports of the entry's VNI and removes them with the
@@ -237,6 +250,11 @@ pub struct VniInfo {
     /// Storm control: BUM frames per second from this VNI's ports, at most
     /// (0: no limit).
     pub bum_pps: u32,
+    /// Bit `i`: `remotes[i]` is configured (flood list of the VNI).
+    pub configured: u32,
+    /// Bit `i`: `remotes[i]` was learned from an EVPN inclusive-multicast
+    /// route (RFC 7432 §7.3). An entry stays while either bit is set.
+    pub evpn: u32,
     /// Always zero.
     pub _pad: u32,
     /// Number of valid entries in `remotes`.
@@ -257,6 +275,8 @@ impl Default for VniInfo {
             slot: 0,
             flags: 0,
             bum_pps: 0,
+            configured: 0,
+            evpn: 0,
             _pad: 0,
             n_remotes: 0,
             n_ports: 0,
@@ -317,6 +337,9 @@ pub struct NextHopKey {
 
 /// Configured by an operator: never replaced by what ARP says.
 pub const NEIGH_F_STATIC: u32 = 1;
+/// Installed from a BGP EVPN MAC/IP route: never replaced by what ARP
+/// says; removed when the route is withdrawn.
+pub const NEIGH_F_EVPN: u32 = 2;
 
 /// Data-plane learning is off for this VNI (`vni add --no-learning`).
 pub const VNI_F_NO_LEARNING: u32 = 1;
@@ -467,9 +490,9 @@ const _: () = assert!(size_of::<InstanceInfo>() == 32);
 const _: () = assert!(size_of::<LearnedEntry>() == 40);
 const _: () = assert!(size_of::<MacEvent>() == 40);
 const _: () = assert!(size_of::<FdbKey>() == 12);
-const _: () = assert!(size_of::<FdbEntry>() == 16);
+const _: () = assert!(size_of::<FdbEntry>() == 24);
 const _: () = assert!(size_of::<PortInfo>() == 16);
-const _: () = assert!(size_of::<VniInfo>() == 24 + 4 * (2 * MAX_FLOOD + MAX_VNI_PORTS));
+const _: () = assert!(size_of::<VniInfo>() == 32 + 4 * (2 * MAX_FLOOD + MAX_VNI_PORTS));
 const _: () = assert!(size_of::<PeerInfo>() == 8);
 const _: () = assert!(size_of::<PeerStats>() == 32);
 const _: () = assert!(size_of::<BumBucket>() == 16);

@@ -11,7 +11,7 @@ use network_types::{arp::ArpHdr, eth::EtherType};
 use vtep_common::{
     consts::{ARP_REPLY, ARP_REQUEST, ETH_HLEN},
     counters::Counter,
-    maps::{Config, NEIGH_F_STATIC, NeighEntry, NeighKey},
+    maps::{Config, NEIGH_F_EVPN, NEIGH_F_STATIC, NeighEntry, NeighKey},
 };
 
 use crate::{
@@ -45,7 +45,8 @@ pub fn learn(vni: u32, arp: &ArpHdr) {
     if let Some(e) = NEIGHS.get_ptr_mut(key) {
         // SAFETY: map values stay valid for the duration of the program.
         let e = unsafe { &mut *e };
-        if e.flags & NEIGH_F_STATIC != 0 {
+        // Configured and EVPN bindings are owned by userspace.
+        if e.flags & (NEIGH_F_STATIC | NEIGH_F_EVPN) != 0 {
             return;
         }
         if e.mac != arp.sha {
@@ -85,7 +86,7 @@ pub fn answer(ctx: &TcContext, from: u32, vni: u32, arp: &ArpHdr, cfg: &Config) 
     let e = NEIGHS.get_ptr(key)?;
     // SAFETY: map values stay valid for the duration of the program.
     let e = unsafe { &*e };
-    if e.flags & NEIGH_F_STATIC == 0 {
+    if e.flags & (NEIGH_F_STATIC | NEIGH_F_EVPN) == 0 {
         // SAFETY: plain helper call.
         let age = unsafe { bpf_ktime_get_coarse_ns() }.saturating_sub(e.seen_ns);
         if age > u64::from(cfg.ageing_s) * 1_000_000_000 {

@@ -5,7 +5,10 @@
 //! live in the LRU map `LEARNED` (capacity bounds them; the least recently
 //! used go first), are stale after the ageing time, and never shadow a
 //! static entry: a MAC with a static entry is not learned, and userspace
-//! removes a learned entry when it adds a static one.
+//! removes a learned entry when it adds a static one. A MAC the EVPN agent
+//! installed (`FDB_F_EVPN`, not sticky) and now seen elsewhere loses its
+//! FDB entry and is learned where it is: a moved VM is re-pointed by its
+//! first frame, and the agent confirms (or corrects) it through BGP.
 //!
 //! A MAC seen at a new location moves at once (a gratuitous ARP from a
 //! migrated VM redirects traffic on every VTEP that sees it). One that
@@ -17,12 +20,15 @@ use aya_ebpf::{EbpfContext, helpers::bpf_ktime_get_coarse_ns};
 use aya_log_ebpf::warn;
 use vtep_common::{
     counters::Counter,
-    maps::{Config, FDB_F_XDP, FdbKey, LEARNED_F_FROZEN, LearnedEntry, MacEvent, MacEventKind},
+    maps::{
+        Config, FDB_F_EVPN, FDB_F_STICKY, FDB_F_XDP, FdbKey, LEARNED_F_FROZEN, LearnedEntry,
+        MacEvent, MacEventKind,
+    },
 };
 
 use crate::{
     cache,
-    maps::{EVENTS, FDB, LEARNED, count},
+    maps::{CONTROL_EVENTS, EVENTS, FDB, LEARNED, count},
     parse::is_group,
 };
 
@@ -114,6 +120,9 @@ fn report(kind: MacEventKind, key: &FdbKey, old: (u32, u32), new: (u32, u32), ts
     if EVENTS.output::<MacEvent>(&ev, 0).is_err() {
         count(Counter::EventLost);
     }
+    if CONTROL_EVENTS.output::<MacEvent>(&ev, 0).is_err() {
+        count(Counter::ControlEventLost);
+    }
 }
 
 /// Learns that `mac` of `vni` is `at` (only `FDB_F_XDP` of its flags is
@@ -176,8 +185,20 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         }
         // Stale: learned afresh below.
     }
-    if FDB.get_ptr(key).is_some() {
-        return;
+    let mut old = (0, 0);
+    let mut kind = MacEventKind::Learned;
+    if let Some(f) = FDB.get_ptr(key) {
+        // SAFETY: map values stay valid for the duration of the program.
+        let f = unsafe { &*f };
+        if f.flags & (FDB_F_EVPN | FDB_F_STICKY) != FDB_F_EVPN
+            || (f.remote == remote && f.ifindex == ifindex)
+        {
+            return;
+        }
+        old = (f.remote, f.ifindex);
+        kind = MacEventKind::Moved;
+        // Another CPU may have removed it first: either way it is gone.
+        let _ = FDB.remove(key);
     }
     let e = LearnedEntry {
         remote,
@@ -191,7 +212,13 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
     };
     if LEARNED.insert(key, e, 0).is_ok() {
         cache::bump();
-        count(Counter::MacLearned);
-        report(MacEventKind::Learned, &key, (0, 0), (remote, ifindex), ts);
+        count(match kind {
+            MacEventKind::Moved => Counter::MacMoved,
+            _ => Counter::MacLearned,
+        });
+        report(kind, &key, old, (remote, ifindex), ts);
+    } else if kind == MacEventKind::Moved {
+        // The FDB entry is gone: the decisions made from it too.
+        cache::bump();
     }
 }

@@ -56,6 +56,10 @@ pub static LEARNED: LruHashMap<FdbKey, LearnedEntry> =
 #[map]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
 
+/// The same records for the daemon (see `MAP_CONTROL_EVENTS`).
+#[map]
+pub static CONTROL_EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
+
 /// The neighbour entries `vtep` created (written and read by userspace
 /// only; pinned so that `down` finds them).
 #[map]

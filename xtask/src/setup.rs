@@ -61,16 +61,23 @@ fn own(need: Need) -> &'static [Prereq] {
             Apt("llvm-22-dev", "/usr/lib/llvm-22/bin/llvm-config"),
             RustSrc,
             BpfLinker,
+            // The GoBGP 3.x protos the EVPN client is generated from.
+            Apt(
+                "golang-github-osrg-gobgp-dev",
+                "/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto",
+            ),
         ],
         Need::Demo => &[
             Apt("iproute2", "ip"),
             Apt("iputils-ping", "ping"),
             Apt("ethtool", "ethtool"),
         ],
-        Need::Bench => &[Apt("iperf3", "iperf3")],
+        Need::Bench => &[Apt("iperf3", "iperf3"), Apt("gobgpd", "gobgpd")],
         Need::Test => &[
             Apt("tcpdump", "tcpdump"),
             Apt("tshark", "tshark"),
+            // The EVPN peer we interoperate with.
+            Apt("frr", "/usr/lib/frr/bgpd"),
             // libFuzzer (cargo fuzz) is C++.
             Apt("g++", "g++"),
             CargoFuzz,
@@ -220,7 +227,7 @@ mod tests {
     #[test]
     fn each_task_gets_what_it_runs_and_no_more() {
         let demo = packages(Need::Demo);
-        for tool in ["tcpdump", "tshark", "iperf3", "g++"] {
+        for tool in ["tcpdump", "tshark", "iperf3", "g++", "gobgpd", "frr"] {
             assert!(!demo.contains(&tool), "the demo installs {tool}");
         }
         assert!(!needs(Need::Demo).contains(&Prereq::CargoFuzz));
@@ -228,14 +235,18 @@ mod tests {
             assert!(demo.contains(&tool), "the demo lacks {tool}");
         }
         let test = packages(Need::Test);
-        for tool in ["tcpdump", "tshark", "iperf3", "g++"] {
+        for tool in ["tcpdump", "tshark", "iperf3", "g++", "gobgpd", "frr"] {
             assert!(test.contains(&tool), "the tests lack {tool}");
         }
         let bench = packages(Need::Bench);
-        for tool in ["iperf3", "ethtool", "iproute2"] {
+        for tool in ["iperf3", "ethtool", "iproute2", "gobgpd"] {
             assert!(bench.contains(&tool), "the bench lacks {tool}");
         }
-        assert!(!bench.contains(&"tshark") && !needs(Need::Bench).contains(&Prereq::CargoFuzz));
+        assert!(
+            !bench.contains(&"tshark")
+                && !bench.contains(&"frr")
+                && !needs(Need::Bench).contains(&Prereq::CargoFuzz)
+        );
         assert!(
             test.contains(&"iperf3"),
             "the test command's bench smoke run lacks iperf3"

@@ -39,6 +39,7 @@ fn decap_cache_follows_the_tables() {
             ifindex: p3,
             flags: FDB_F_STATIC,
             peer: 0,
+            ..FdbEntry::default()
         };
         m.insert(FdbKey::new(100, MAC_SKB_PORT), e, 0).unwrap();
     }

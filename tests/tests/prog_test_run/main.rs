@@ -198,6 +198,7 @@ impl Loaded {
             ifindex,
             flags,
             peer: remote.map_or(0, peer_slot),
+            ..FdbEntry::default()
         };
         m.insert(FdbKey::new(vni, mac), e, 0).unwrap();
         self.generation.bump();

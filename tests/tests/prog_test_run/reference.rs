@@ -30,6 +30,7 @@ impl model::DecapTables for FixtureTables {
             ifindex,
             flags,
             peer: remote.map_or(0, peer_slot),
+            ..FdbEntry::default()
         };
         match (vni, mac) {
             (100, MAC_SKB_PORT) => Some(e(self.skb, None, FDB_F_STATIC)),
@@ -392,6 +393,7 @@ fn encap_matches_the_reference_model_on_random_frames() {
                     ifindex: *port,
                     flags: FDB_F_STATIC,
                     peer: 0,
+                    ..FdbEntry::default()
                 };
                 ((*vni, *mac), e)
             })

@@ -27,7 +27,7 @@ pub use self::{
 use crate::{
     instance::Instance,
     sys,
-    tables::{Location, Tables, TablesMut, fdb::StaticEntry, vnis::VniSettings},
+    tables::{Location, Tables, TablesMut, fdb::EntryAt, vnis::VniSettings},
     values::{FloodList, Mac, UnicastIp, UnicastMac, Vni},
 };
 
@@ -127,7 +127,7 @@ impl<'a> Edit<'a> {
     /// Adds or replaces a static FDB entry.
     pub fn fdb_add(&mut self, vni: Vni, mac: UnicastMac, at: &Target) -> anyhow::Result<()> {
         let at = self.location(at)?;
-        Ok(self.t.fdb_add(&StaticEntry { vni, mac, at })?)
+        Ok(self.t.fdb_add(&EntryAt { vni, mac, at })?)
     }
 
     /// Removes a static FDB entry.
@@ -139,7 +139,7 @@ impl<'a> Edit<'a> {
     pub fn fdb_load(&mut self, entries: &[(Vni, UnicastMac, Target)]) -> anyhow::Result<()> {
         let mut checked = Vec::with_capacity(entries.len());
         for (vni, mac, at) in entries {
-            checked.push(StaticEntry {
+            checked.push(EntryAt {
                 vni: *vni,
                 mac: *mac,
                 at: self

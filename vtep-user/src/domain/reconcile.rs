@@ -75,7 +75,7 @@ pub(super) fn reconcile(e: &mut Edit<'_>, plan: &Plan) -> anyhow::Result<Changes
     for f in &plan.fdb {
         let at = e.location(&f.at)?;
         if current.get(&(f.vni, f.mac)) != Some(&at) {
-            e.t.fdb_add(&crate::tables::fdb::StaticEntry {
+            e.t.fdb_add(&crate::tables::fdb::EntryAt {
                 vni: f.vni,
                 mac: f.mac,
                 at,

@@ -1,11 +1,12 @@
-//! The FDB: static entries (`FDB`, operator-owned) and learned ones
-//! (`LEARNED`, an LRU the datapath fills), and the remote-VTEP references
-//! static entries hold.
+//! The FDB: static entries (`FDB`, operator-owned), EVPN ones (`FDB` too,
+//! owned by the daemon's EVPN agent) and learned ones (`LEARNED`, an LRU
+//! the datapath fills), and the remote-VTEP references `FDB` entries hold.
 
 use std::collections::BTreeMap;
 
 use vtep_common::maps::{
-    FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey, LEARNED_F_FROZEN, LearnedEntry, PORT_F_XDP, VniInfo,
+    FDB_F_EVPN, FDB_F_STATIC, FDB_F_STICKY, FDB_F_XDP, FdbEntry, FdbKey, LEARNED_F_FROZEN,
+    LearnedEntry, PORT_F_XDP, VniInfo,
 };
 
 use super::{
@@ -16,7 +17,7 @@ use super::{
 use crate::{
     instance::coarse_now_ns,
     sys,
-    values::{Mac, UnicastMac, Vni, ip_to_map},
+    values::{Mac, PeerVtep, UnicastMac, Vni, ip_to_map},
 };
 
 /// One FDB entry, decoded.
@@ -26,8 +27,41 @@ pub struct FdbRow {
     pub mac: Mac,
     pub location: Location,
     pub is_static: bool,
+    /// EVPN entries: the route's sequence number and sticky flag.
+    pub evpn: Option<EvpnRoute>,
     /// Learned entries: seconds since last seen, moves, frozen.
     pub learned: Option<Learned>,
+}
+
+impl FdbRow {
+    /// Where the entry came from, as `fdb show` says it.
+    pub const fn origin(&self) -> &'static str {
+        if self.is_static {
+            "static"
+        } else if self.evpn.is_some() {
+            "evpn"
+        } else {
+            "learned"
+        }
+    }
+}
+
+/// What an EVPN entry adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvpnRoute {
+    /// MAC-mobility sequence number (RFC 7432 §7.7).
+    pub seq: u32,
+    /// The route was sticky: learning never moves the MAC.
+    pub sticky: bool,
+}
+
+/// What became of an EVPN route offered to the FDB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Installed {
+    /// Written (or already there as given).
+    Yes,
+    /// A configured (static) entry holds the MAC: static entries win.
+    StaticWins,
 }
 
 /// What a learned entry adds.
@@ -40,7 +74,7 @@ pub struct Learned {
 
 /// A static entry to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StaticEntry {
+pub struct EntryAt {
     pub vni: Vni,
     pub mac: UnicastMac,
     pub at: Location,
@@ -59,6 +93,10 @@ impl Tables {
                     mac: Mac(k.mac),
                     location: Location::of(v.remote, v.ifindex),
                     is_static: v.flags & FDB_F_STATIC != 0,
+                    evpn: (v.flags & FDB_F_EVPN != 0).then_some(EvpnRoute {
+                        seq: v.seq,
+                        sticky: v.flags & FDB_F_STICKY != 0,
+                    }),
                     learned: None,
                 });
             }
@@ -73,6 +111,7 @@ impl Tables {
                     mac: Mac(k.mac),
                     location: Location::of(e.remote, e.ifindex),
                     is_static: false,
+                    evpn: None,
                     learned: Some(Learned {
                         age_s: age / 1_000_000_000,
                         moves: e.moves,
@@ -99,7 +138,7 @@ impl Tables {
 
     /// Checks a static entry (its VNI configured); returns its map value:
     /// a port must be bound to the entry's VNI.
-    fn fdb_entry(&self, e: &StaticEntry) -> Result<FdbEntry, TableError> {
+    fn fdb_entry(&self, e: &EntryAt) -> Result<FdbEntry, TableError> {
         Ok(match e.at {
             Location::Remote(ip) => FdbEntry {
                 remote: ip_to_map(ip.ip()),
@@ -180,7 +219,7 @@ impl TablesMut {
     }
 
     /// Adds or replaces a static FDB entry.
-    pub fn fdb_add(&mut self, e: &StaticEntry) -> Result<(), TableError> {
+    pub fn fdb_add(&mut self, e: &EntryAt) -> Result<(), TableError> {
         let info = self.require_vni(e.vni)?;
         let entry = self.fdb_entry(e)?;
         self.fdb_put(e, entry, &info).map(|_| ())
@@ -189,7 +228,7 @@ impl TablesMut {
     /// Adds or replaces many static FDB entries, all or none: every entry
     /// is checked before the first is written, and if one cannot be
     /// written (the FDB is full), those written before it are undone.
-    pub fn fdb_load(&mut self, entries: &[StaticEntry]) -> Result<(), TableError> {
+    pub fn fdb_load(&mut self, entries: &[EntryAt]) -> Result<(), TableError> {
         let nothing = |taken, e| TableError::NothingLoaded {
             given: entries.len(),
             taken,
@@ -208,7 +247,7 @@ impl TablesMut {
             };
             checked.push((e, self.fdb_entry(e).map_err(|err| nothing(0, err))?, info));
         }
-        let mut done: Vec<(&StaticEntry, Option<FdbEntry>)> = Vec::new();
+        let mut done: Vec<(&EntryAt, Option<FdbEntry>)> = Vec::new();
         for (e, entry, info) in checked {
             match self.fdb_put(e, entry, &info) {
                 Ok(old) => done.push((e, old)),
@@ -216,7 +255,7 @@ impl TablesMut {
                     let taken = done.len();
                     for (e, old) in done.into_iter().rev() {
                         let undone = match old {
-                            Some(o) => self.fdb_add(&StaticEntry {
+                            Some(o) => self.fdb_add(&EntryAt {
                                 at: Location::of(o.remote, o.ifindex),
                                 ..*e
                             }),
@@ -242,7 +281,7 @@ impl TablesMut {
     /// replaced.
     fn fdb_put(
         &mut self,
-        e: &StaticEntry,
+        e: &EntryAt,
         mut entry: FdbEntry,
         info: &VniInfo,
     ) -> Result<Option<FdbEntry>, TableError> {
@@ -285,6 +324,57 @@ impl TablesMut {
             .delete(&key)
             .map_err(TableError::map("write", "learned MAC"))?;
         Ok(old)
+    }
+
+    /// Installs an EVPN MAC route: `mac` of `vni` behind `remote` with
+    /// sequence `seq` (a learned entry of the MAC goes; a static one wins).
+    pub fn fdb_evpn_put(
+        &mut self,
+        vni: Vni,
+        mac: UnicastMac,
+        remote: PeerVtep,
+        route: EvpnRoute,
+    ) -> Result<Installed, TableError> {
+        let info = self.require_vni(vni)?;
+        let key = FdbKey::new(vni.get(), mac.mac().0);
+        let old = self
+            .fdb
+            .lookup(&key)
+            .map_err(TableError::map("read", "FDB"))?;
+        if old.is_some_and(|o| o.flags & FDB_F_STATIC != 0) {
+            return Ok(Installed::StaticWins);
+        }
+        let entry = FdbEntry {
+            remote: ip_to_map(remote.ip()),
+            flags: FDB_F_EVPN | if route.sticky { FDB_F_STICKY } else { 0 },
+            seq: route.seq,
+            ..FdbEntry::default()
+        };
+        if old.is_some_and(|o| FdbEntry { peer: 0, ..o } == entry) {
+            return Ok(Installed::Yes);
+        }
+        let at = EntryAt {
+            vni,
+            mac,
+            at: Location::Remote(remote),
+        };
+        self.fdb_put(&at, entry, &info)?;
+        Ok(Installed::Yes)
+    }
+
+    /// Removes the EVPN entry of `mac` in `vni`, if it is one; returns
+    /// whether there was one.
+    pub fn fdb_evpn_del(&mut self, vni: Vni, mac: Mac) -> Result<bool, TableError> {
+        let key = FdbKey::new(vni.get(), mac.0);
+        let old = self
+            .fdb
+            .lookup(&key)
+            .map_err(TableError::map("read", "FDB"))?;
+        if !old.is_some_and(|o| o.flags & FDB_F_EVPN != 0) {
+            return Ok(false);
+        }
+        self.fdb_del(vni, mac)?;
+        Ok(true)
     }
 
     /// Removes a static FDB entry; refused if there is none.

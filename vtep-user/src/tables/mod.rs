@@ -25,9 +25,9 @@ use anyhow::{Context as _, bail};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use vtep_common::{
     consts::{
-        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_FDB, MAP_GENERATION,
-        MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS,
-        MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, PEERS_CAPACITY, VNIS_CAPACITY,
+        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_INSTANCE,
+        MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES,
+        MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, PEERS_CAPACITY, VNIS_CAPACITY,
     },
     maps::{
         BumBucket, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LearnedEntry, NeighEntry,
@@ -68,6 +68,11 @@ pub enum TableError {
         "VNI {vni} still has ports bound ({ports}): remove them first with `vtep port del IFACE`"
     )]
     VniHasPorts { vni: Vni, ports: String },
+    #[error(
+        "VNI {vni}: a flood list of {len} remote VTEPs (configured and from EVPN), at most \
+         {MAX_FLOOD} are supported"
+    )]
+    FloodFull { vni: Vni, len: usize },
     #[error("remote VTEP table full adding {ip} to VNI {vni}")]
     RemotesFull { vni: Vni, ip: PeerVtep },
     #[error(
@@ -247,7 +252,7 @@ impl Tables {
 /// when the instance comes up).
 fn shapes(inst: &Instance) -> anyhow::Result<BTreeMap<&'static str, MapShape>> {
     let mut out = BTreeMap::new();
-    for name in views::DUMPABLE.iter().chain(&[MAP_EVENTS]) {
+    for name in views::DUMPABLE.iter().chain(views::RINGS) {
         let path = inst.pin(name);
         let info = MapData::from_pin(&path)
             .and_then(|m| m.info())

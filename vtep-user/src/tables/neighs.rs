@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use vtep_common::maps::{NEIGH_F_STATIC, NeighEntry, NeighKey};
+use vtep_common::maps::{NEIGH_F_EVPN, NEIGH_F_STATIC, NeighEntry, NeighKey};
 
 use super::{
     TableError, Tables, TablesMut,
@@ -51,6 +51,55 @@ impl TablesMut {
             MapFault::Full => TableError::NeighsFull { vni, ip: ip.ip() },
             e => TableError::map("write", "ARP")(e),
         })
+    }
+
+    /// Binds `ip` to `mac` in `vni` from an EVPN MAC/IP route, unless a
+    /// configured binding holds the address (configured entries win);
+    /// returns whether it was written.
+    pub fn neigh_evpn_put(
+        &mut self,
+        vni: Vni,
+        ip: UnicastIp,
+        mac: UnicastMac,
+    ) -> Result<bool, TableError> {
+        let k = key(vni, ip.ip());
+        let old = self
+            .neighs
+            .lookup(&k)
+            .map_err(TableError::map("read", "ARP"))?;
+        if old.is_some_and(|o| o.flags & NEIGH_F_STATIC != 0) {
+            return Ok(false);
+        }
+        let e = NeighEntry {
+            mac: mac.mac().0,
+            flags: NEIGH_F_EVPN,
+            ..NeighEntry::default()
+        };
+        self.neighs.put(k, e).map_err(|e| match e {
+            MapFault::Full => TableError::NeighsFull { vni, ip: ip.ip() },
+            e => TableError::map("write", "ARP")(e),
+        })?;
+        Ok(true)
+    }
+
+    /// Removes the EVPN binding of `ip` to `mac` in `vni`, if it is one.
+    pub fn neigh_evpn_del(
+        &mut self,
+        vni: Vni,
+        ip: Ipv4Addr,
+        mac: UnicastMac,
+    ) -> Result<(), TableError> {
+        let k = key(vni, ip);
+        let old = self
+            .neighs
+            .lookup(&k)
+            .map_err(TableError::map("read", "ARP"))?;
+        if old.is_some_and(|o| o.flags & NEIGH_F_EVPN != 0 && o.mac == mac.mac().0) {
+            self.neighs
+                .delete(&k)
+                .map_err(TableError::map("write", "ARP"))?;
+        }
+        Ok(())
     }
 
     /// Removes the binding of `ip` in `vni`; refused if there is none.

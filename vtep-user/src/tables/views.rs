@@ -8,13 +8,14 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 use vtep_common::{
     consts::{
-        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_FDB, MAP_GENERATION,
-        MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES,
-        MAP_VNI_STATS, MAP_VNIS,
+        MAP_BUM_BUCKETS, MAP_CONTROL_EVENTS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_FDB,
+        MAP_GENERATION, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PEERS,
+        MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS,
     },
     maps::{
         CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, FDB_F_STATIC, FDB_F_XDP, LEARNED_F_FROZEN,
-        NEIGH_F_STATIC, PORT_F_LEARN, REMOTE_F_LEARN, VNI_F_NO_LEARNING, XDP_MODE_NATIVE,
+        NEIGH_F_EVPN, NEIGH_F_STATIC, PORT_F_LEARN, REMOTE_F_LEARN, VNI_F_NO_LEARNING,
+        XDP_MODE_NATIVE,
     },
 };
 
@@ -31,6 +32,9 @@ use crate::{
     sys,
     values::{Mac, PeerVtep, Vni, ip_from_map},
 };
+
+/// The ring buffers: listed by `vtep maps`, never dumped.
+pub const RINGS: &[&str] = &[MAP_EVENTS, MAP_CONTROL_EVENTS];
 
 /// Names of the maps `vtep maps dump` decodes.
 pub const DUMPABLE: &[&str] = &[
@@ -163,6 +167,9 @@ pub struct NeighView {
     pub mac: Mac,
     #[serde(rename = "static")]
     pub is_static: bool,
+    /// `NEIGH_F_*` bits.
+    #[serde(skip)]
+    pub flags: u32,
     pub seen_s_ago: Option<u64>,
 }
 
@@ -295,12 +302,14 @@ impl Tables {
             .into_iter()
             .map(|(k, e)| {
                 let is_static = e.flags & NEIGH_F_STATIC != 0;
+                let ages = e.flags & (NEIGH_F_STATIC | NEIGH_F_EVPN) == 0;
                 NeighView {
                     vni: k.vni,
                     ip: ip_from_map(k.ip),
                     mac: Mac(e.mac),
                     is_static,
-                    seen_s_ago: (!is_static).then(|| secs_ago(now, e.seen_ns)),
+                    flags: e.flags,
+                    seen_s_ago: ages.then(|| secs_ago(now, e.seen_ns)),
                 }
             })
             .collect())
@@ -440,9 +449,15 @@ impl Tables {
     }
 }
 
-/// Where an entry came from, as `fdb show` and `neigh show` say it.
-pub const fn origin(is_static: bool) -> &'static str {
-    if is_static { "static" } else { "learned" }
+/// Where a binding came from, as `neigh show` says it.
+const fn neigh_origin(flags: u32) -> &'static str {
+    if flags & NEIGH_F_STATIC != 0 {
+        "static"
+    } else if flags & NEIGH_F_EVPN != 0 {
+        "evpn"
+    } else {
+        "learned"
+    }
 }
 
 /// An FDB row as `fdb show --json` shows it.
@@ -453,6 +468,8 @@ pub struct FdbShowRow {
     pub remote: Option<PeerVtep>,
     pub port: Option<String>,
     pub origin: &'static str,
+    /// EVPN entries: the MAC-mobility sequence number.
+    pub seq: Option<u32>,
     pub age_s: Option<u64>,
     pub moves: u32,
     pub frozen: bool,
@@ -469,7 +486,8 @@ impl From<&FdbRow> for FdbShowRow {
             mac: r.mac,
             remote,
             port,
-            origin: origin(r.is_static),
+            origin: r.origin(),
+            seq: r.evpn.map(|e| e.seq),
             age_s: r.learned.map(|l| l.age_s),
             moves: r.learned.map_or(0, |l| l.moves),
             frozen: r.learned.is_some_and(|l| l.frozen),
@@ -493,7 +511,7 @@ impl From<&NeighView> for NeighShowRow {
             vni: n.vni,
             ip: n.ip,
             mac: n.mac,
-            origin: origin(n.is_static),
+            origin: neigh_origin(n.flags),
             age_s: n.seen_s_ago,
         }
     }
@@ -516,11 +534,11 @@ impl Tables {
     /// Every map: kind, sizes, use.
     pub fn map_rows(&self) -> Result<Vec<MapRow>, DumpError> {
         let mut rows = Vec::new();
-        for name in DUMPABLE.iter().chain(&[MAP_EVENTS]) {
+        for name in DUMPABLE.iter().chain(RINGS) {
             let Some(shape) = self.shape(name) else {
                 continue;
             };
-            let entries = if *name == MAP_EVENTS {
+            let entries = if RINGS.contains(name) {
                 None
             } else {
                 Some(self.count(name)?)

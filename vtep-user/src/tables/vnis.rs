@@ -39,9 +39,17 @@ pub(super) fn learn_flag(info: &VniInfo, flag: u32) -> u32 {
 
 /// The flood list of a VNI's record.
 pub fn flood_of(info: &VniInfo) -> impl Iterator<Item = PeerVtep> + '_ {
+    flood_with(info, u32::MAX)
+}
+
+/// The members of a VNI's flood list whose bit is set in `mask` (its
+/// `configured` or `evpn` bits).
+pub fn flood_with(info: &VniInfo, mask: u32) -> impl Iterator<Item = PeerVtep> + '_ {
     info.remotes[..info.n_remotes as usize]
         .iter()
-        .map(|ip| PeerVtep::recorded(ip_from_map(*ip)))
+        .enumerate()
+        .filter(move |(i, _)| mask & (1 << i) != 0)
+        .map(|(_, ip)| PeerVtep::recorded(ip_from_map(*ip)))
 }
 
 /// The ports of a VNI's record (ifindexes).
@@ -106,10 +114,9 @@ impl TablesMut {
     }
 
     /// Adds `vni` with `settings`, or replaces the settings of an existing
-    /// VNI (remote references taken for the new flood list before those of
-    /// the old one are let go, so a remote in both never loses its entry).
+    /// VNI. Its flood list becomes `settings.flood` plus the members EVPN
+    /// gave it.
     pub fn vni_add(&mut self, vni: Vni, settings: &VniSettings) -> Result<(), TableError> {
-        let flood = settings.flood.peers();
         let existing = self.vni(vni)?;
         let mut info = match existing {
             Some(info) => info,
@@ -118,7 +125,6 @@ impl TablesMut {
                 ..VniInfo::default()
             },
         };
-        let old: Vec<PeerVtep> = flood_of(&info).collect();
         let learning_changed = (info.flags & VNI_F_NO_LEARNING == 0) != settings.learning;
         if info.bum_pps != settings.bum_pps {
             // A new rate starts with a full bucket's worth of nothing.
@@ -132,6 +138,42 @@ impl TablesMut {
         } else {
             info.flags |= VNI_F_NO_LEARNING;
         }
+        let evpn: Vec<PeerVtep> = flood_with(&info, info.evpn).collect();
+        self.set_flood(vni, info, settings.flood.peers(), &evpn)?;
+        if existing.is_some() && learning_changed {
+            let info = self.require_vni(vni)?;
+            self.set_learning(vni, &info)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the flood-list members of `vni` that EVPN inclusive-
+    /// multicast routes gave it (the configured ones stay).
+    pub fn vni_evpn_flood(&mut self, vni: Vni, evpn: &[PeerVtep]) -> Result<(), TableError> {
+        let info = self.require_vni(vni)?;
+        let configured: Vec<PeerVtep> = flood_with(&info, info.configured).collect();
+        self.set_flood(vni, info, &configured, evpn)
+    }
+
+    /// Writes `info` with the flood list `configured` ∪ `evpn`, remote
+    /// references taken for the new members before those of the old ones
+    /// are let go (a remote in both never loses its entry).
+    fn set_flood(
+        &mut self,
+        vni: Vni,
+        mut info: VniInfo,
+        configured: &[PeerVtep],
+        evpn: &[PeerVtep],
+    ) -> Result<(), TableError> {
+        let mut flood: Vec<PeerVtep> = configured.to_vec();
+        flood.extend(evpn.iter().filter(|ip| !configured.contains(ip)));
+        if flood.len() > MAX_FLOOD {
+            return Err(TableError::FloodFull {
+                vni,
+                len: flood.len(),
+            });
+        }
+        let old: Vec<PeerVtep> = flood_of(&info).collect();
         let v = VniRef::of(vni, &info);
         let mut taken = Vec::new();
         for ip in flood.iter().filter(|ip| !old.contains(ip)) {
@@ -145,9 +187,17 @@ impl TablesMut {
         }
         info.remotes = [0; MAX_FLOOD];
         info.peers = [0; MAX_FLOOD];
+        info.configured = 0;
+        info.evpn = 0;
         for (i, ip) in flood.iter().enumerate() {
             info.remotes[i] = ip_to_map(ip.ip());
             info.peers[i] = self.remotes.peer_slot(vni, *ip)?;
+            if configured.contains(ip) {
+                info.configured |= 1 << i;
+            }
+            if evpn.contains(ip) {
+                info.evpn |= 1 << i;
+            }
         }
         info.n_remotes = flood.len() as u32;
         if let Err(e) = self.vnis.put(vni.get(), info) {
@@ -156,9 +206,6 @@ impl TablesMut {
         }
         for ip in old.iter().filter(|ip| !flood.contains(ip)) {
             self.drop_remote(vni, *ip)?;
-        }
-        if existing.is_some() && learning_changed {
-            self.set_learning(vni, &info)?;
         }
         Ok(())
     }
@@ -214,7 +261,7 @@ impl TablesMut {
         for row in self
             .fdb_rows(Some(vni))?
             .into_iter()
-            .filter(|r| r.is_static)
+            .filter(|r| r.learned.is_none())
         {
             self.fdb_del(vni, row.mac)?;
         }
