@@ -33,6 +33,14 @@
 //! mac = "02:00:00:00:02:01"
 //! vni = 100
 //! remote = "198.18.2.1"    # or: port = "vm1"
+//!
+//! [evpn]                   # optional: BGP EVPN through gobgpd (`vtep daemon`)
+//! asn = 65000
+//! router_id = "198.18.1.1" # optional: local_ip
+//! gobgp = "127.0.0.1:50051"  # optional: gobgpd's gRPC API
+//! [[evpn.peer]]
+//! address = "198.18.2.1"
+//! asn = 65000              # optional: ours (iBGP)
 //! ```
 
 use std::{collections::BTreeSet, path::Path};
@@ -42,7 +50,10 @@ use serde::Deserialize;
 use vtep_common::consts::VNIS_CAPACITY;
 
 use crate::{
-    domain::plan::{FdbPlan, Learning, Plan, PortPlan, Target, Underlay, VniPlan},
+    domain::plan::{
+        DEFAULT_GOBGP, EvpnPeer, EvpnPlan, FdbPlan, Learning, Plan, PortPlan, Target, Underlay,
+        VniPlan,
+    },
     values::{
         Deliver, FloodList, LocalIp, UnicastIp, UnicastMac, ValueError, Vni, XdpModeArg, port_room,
     },
@@ -69,6 +80,60 @@ struct File {
     port: Vec<PortEntry>,
     #[serde(default)]
     fdb: Vec<FdbEntry>,
+    evpn: Option<EvpnSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvpnSection {
+    asn: u32,
+    router_id: Option<String>,
+    gobgp: Option<String>,
+    #[serde(default)]
+    peer: Vec<EvpnPeerEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvpnPeerEntry {
+    address: String,
+    asn: Option<u32>,
+}
+
+/// The `[evpn]` section, checked: a non-zero AS, unicast addresses, no
+/// peer twice, none of them ourselves.
+fn evpn_plan(e: EvpnSection, local_ip: LocalIp) -> anyhow::Result<EvpnPlan> {
+    if e.asn == 0 {
+        bail!("evpn: asn must not be 0");
+    }
+    let router_id = match e.router_id {
+        Some(r) => r.parse::<UnicastIp>().context("evpn router_id")?.ip(),
+        None => local_ip.ip(),
+    };
+    let gobgp = match e.gobgp {
+        Some(g) => g.parse().map_err(|_| {
+            anyhow::anyhow!("evpn gobgp: expected ADDRESS:PORT (like 127.0.0.1:50051), got '{g}'")
+        })?,
+        None => DEFAULT_GOBGP,
+    };
+    let mut peers: Vec<EvpnPeer> = Vec::new();
+    for p in e.peer {
+        let address: UnicastIp = p.address.parse().context("evpn peer")?;
+        local_ip.peer(address).context("evpn peer")?;
+        if peers.iter().any(|q| q.address == address) {
+            bail!("evpn peer {address} is configured twice");
+        }
+        peers.push(EvpnPeer {
+            address,
+            asn: p.asn.unwrap_or(e.asn),
+        });
+    }
+    Ok(EvpnPlan {
+        asn: e.asn,
+        router_id,
+        gobgp,
+        peers,
+    })
 }
 
 #[derive(Deserialize)]
@@ -219,16 +284,20 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
         };
         fdb.push(FdbPlan { mac, vni, at });
     }
+    let evpn = f.evpn.map(|e| evpn_plan(e, local_ip)).transpose()?;
     Ok(Plan {
         underlay,
         vnis,
         ports,
         fdb,
+        evpn,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     const GOOD: &str = r#"
@@ -279,6 +348,39 @@ mod tests {
         assert_eq!(p.fdb.len(), 2);
         let off = parse(&GOOD.replace("local_ip", "decap_cache = false\nlocal_ip")).unwrap();
         assert!(!off.underlay.decap_cache);
+    }
+
+    #[test]
+    fn evpn_section() {
+        let text = format!(
+            "{GOOD}\n[evpn]\nasn = 65000\n[[evpn.peer]]\naddress = \"198.18.2.1\"\n\
+             [[evpn.peer]]\naddress = \"198.18.3.1\"\nasn = 65001\n"
+        );
+        let e = parse(&text).unwrap().evpn.unwrap();
+        assert_eq!(e.asn, 65000);
+        assert_eq!(e.router_id, Ipv4Addr::new(198, 18, 1, 1));
+        assert_eq!(e.gobgp, DEFAULT_GOBGP);
+        assert_eq!(e.peers.len(), 2);
+        assert_eq!((e.peers[0].asn, e.peers[1].asn), (65000, 65001));
+        assert!(parse(GOOD).unwrap().evpn.is_none());
+        for (bad, needle) in [
+            ("asn = 0", "asn"),
+            ("asn = 1\ngobgp = \"localhost\"", "ADDRESS:PORT"),
+            (
+                "asn = 1\n[[evpn.peer]]\naddress = \"198.18.1.1\"",
+                "own address",
+            ),
+            (
+                "asn = 1\n[[evpn.peer]]\naddress = \"198.18.2.1\"\n[[evpn.peer]]\naddress = \"198.18.2.1\"",
+                "twice",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                parse(&format!("{GOOD}\n[evpn]\n{bad}\n")).unwrap_err()
+            );
+            assert!(err.contains(needle), "expected '{needle}' in: {err}");
+        }
     }
 
     #[test]

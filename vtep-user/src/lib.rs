@@ -3,6 +3,7 @@
 //! Layers, each calling only the ones below it:
 //! - `cmd/`: the command line (clap) and printing, one module per
 //!   subcommand; `daemon/`: housekeeping, metrics and health over HTTP;
+//!   `evpn/`: the daemon's BGP EVPN agent (gobgpd's gRPC API);
 //! - `domain/`: every operation on an instance, serialised per instance;
 //!   `config` parses files into its plans;
 //! - `tables/`: typed access to the pinned maps, by concern, with the
@@ -16,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod datapath;
 pub mod domain;
+pub mod evpn;
 pub mod generation;
 pub mod instance;
 pub mod netlink;

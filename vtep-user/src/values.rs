@@ -208,6 +208,12 @@ impl fmt::Display for UnicastIp {
     }
 }
 
+impl serde::Serialize for UnicastIp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A flood list as typed: unicast addresses, duplicates removed (order
 /// kept), at most [`MAX_FLOOD`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -75,7 +75,7 @@ pub enum Command {
         /// Only this VNI.
         #[arg(long)]
         vni: Option<Vni>,
-        /// JSON array of {vni, mac, remote, port, origin, age_s, moves, frozen}.
+        /// JSON array of {vni, mac, remote, port, origin, seq, age_s, moves, frozen}.
         #[arg(long)]
         json: bool,
     },
@@ -160,13 +160,15 @@ fn print_table(rows: &[FdbShowRow]) {
             (None, Some(p)) => format!("port {p}"),
             (None, None) => String::new(),
         };
-        let detail = r.age_s.map_or(String::new(), |age| {
-            format!(
+        let detail = match (r.age_s, r.seq) {
+            (Some(age), _) => format!(
                 " (age {age}s, {} moves{})",
                 r.moves,
                 if r.frozen { ", FROZEN" } else { "" }
-            )
-        });
+            ),
+            (None, Some(seq)) => format!(" (seq {seq})"),
+            (None, None) => String::new(),
+        };
         println!("{:<9} {:<18} {:<22} {}{detail}", r.vni, r.mac, at, r.origin);
     }
 }

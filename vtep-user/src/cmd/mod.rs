@@ -5,6 +5,7 @@ mod daemon;
 pub mod docs;
 mod down;
 mod events;
+mod evpn;
 mod fdb;
 mod maps;
 mod neigh;
@@ -63,6 +64,9 @@ pub enum Command {
     Neigh(neigh::Command),
     Stats(stats::Args),
     Events(events::Args),
+    /// BGP EVPN (run by `vtep daemon` with an `[evpn]` configuration).
+    #[command(subcommand)]
+    Evpn(evpn::Command),
     /// Inspect the BPF maps: list them, dump one decoded.
     #[command(subcommand)]
     Maps(maps::Command),
@@ -91,6 +95,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Neigh(c) => neigh::run(c, inst),
         Command::Stats(a) => stats::run(a, inst),
         Command::Events(a) => events::run(a, inst),
+        Command::Evpn(c) => evpn::run(c, inst),
         Command::Maps(c) => maps::run(c, inst),
         Command::Status(a) => status::run(a, inst),
         Command::Daemon(a) => daemon::run(a, inst),

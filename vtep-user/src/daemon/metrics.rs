@@ -9,7 +9,10 @@ use prometheus_client::{
 };
 use vtep_common::consts::{MAP_FDB, MAP_LEARNED, MAP_NEIGHS, MAP_PORTS, MAP_REMOTES, MAP_VNIS};
 
-use crate::tables::{Tables, stats::Traffic};
+use crate::{
+    evpn::{self, routes::Rejected},
+    tables::{Tables, stats::Traffic},
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VniLabels {
@@ -97,7 +100,7 @@ where
 }
 
 /// The exposition of instance `name`'s counters and tables.
-pub fn render(name: &str, t: &Tables) -> anyhow::Result<String> {
+pub fn render(name: &str, t: &Tables, evpn: &evpn::Status) -> anyhow::Result<String> {
     let mut r = Registry::default();
     let stats = t.stats()?;
     let instance = || name.to_owned();
@@ -156,14 +159,19 @@ pub fn render(name: &str, t: &Tables) -> anyhow::Result<String> {
         events.get_or_create(&labels).inc_by(*n);
     }
     let fdb = gauges::<OriginLabels>(&mut r, "vtep_fdb_entries", "FDB entries, by origin.");
-    let rows = t.fdb_rows(None)?;
-    let learned = rows.iter().filter(|r| r.learned.is_some()).count();
-    for (origin, n) in [("static", rows.len() - learned), ("learned", learned)] {
-        let labels = OriginLabels {
+    for origin in ["static", "evpn", "learned"] {
+        fdb.get_or_create(&OriginLabels {
             instance: instance(),
             origin,
+        })
+        .set(0);
+    }
+    for row in t.fdb_rows(None)? {
+        let labels = OriginLabels {
+            instance: instance(),
+            origin: row.origin(),
         };
-        fdb.get_or_create(&labels).set(n as i64);
+        fdb.get_or_create(&labels).inc();
     }
     let used = gauges::<MapLabels>(&mut r, "vtep_map_entries", "Entries used per map.");
     let capacity = gauges::<MapLabels>(&mut r, "vtep_map_capacity", "Capacity per map.");
@@ -176,7 +184,107 @@ pub fn render(name: &str, t: &Tables) -> anyhow::Result<String> {
         let cap = t.shape(map).map_or(0, |s| s.capacity);
         capacity.get_or_create(&labels).set(i64::from(cap));
     }
+    if evpn.enabled {
+        evpn_metrics(&mut r, name, evpn);
+    }
     let mut out = String::new();
     encode(&mut out, &r)?;
     Ok(out)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    instance: String,
+    peer: String,
+    state: &'static str,
+}
+
+/// What the EVPN agent reports.
+fn evpn_metrics(r: &mut Registry, name: &str, s: &evpn::Status) {
+    let instance = || name.to_owned();
+    let one = |r: &mut Registry, metric: &str, help: &str, v: usize| {
+        gauges::<MapLabels>(r, metric, help)
+            .get_or_create(&MapLabels {
+                instance: instance(),
+                map: "evpn",
+            })
+            .set(v as i64);
+    };
+    one(
+        r,
+        "vtep_evpn_connected",
+        "1 while a session with gobgpd is up.",
+        usize::from(s.connected),
+    );
+    let up = s.peers.iter().filter(|p| p.is_up()).count();
+    one(r, "vtep_evpn_peers_up", "BGP peers established.", up);
+    one(
+        r,
+        "vtep_evpn_routes_received",
+        "Routes of other VTEPs held.",
+        s.received,
+    );
+    one(
+        r,
+        "vtep_evpn_fdb_installed",
+        "FDB entries installed from EVPN routes.",
+        s.installed,
+    );
+    one(
+        r,
+        "vtep_evpn_local_macs",
+        "MACs local here (advertised unless frozen).",
+        s.local,
+    );
+    one(
+        r,
+        "vtep_evpn_frozen_macs",
+        "MACs frozen by duplicate detection.",
+        s.frozen,
+    );
+    let peers = gauges::<PeerLabels>(
+        r,
+        "vtep_evpn_peer_up",
+        "1 if the BGP session with the peer is established.",
+    );
+    for p in &s.peers {
+        let labels = PeerLabels {
+            instance: instance(),
+            peer: p.address.clone(),
+            state: p.state,
+        };
+        peers.get_or_create(&labels).set(i64::from(p.is_up()));
+    }
+    let updates = counters::<MapLabels>(
+        r,
+        "vtep_evpn_updates_in",
+        "Route updates (adds and withdrawals) received.",
+    );
+    updates
+        .get_or_create(&MapLabels {
+            instance: instance(),
+            map: "evpn",
+        })
+        .inc_by(s.updates_in);
+    let updates = counters::<MapLabels>(
+        r,
+        "vtep_evpn_updates_out",
+        "Route updates (adds and withdrawals) sent.",
+    );
+    updates
+        .get_or_create(&MapLabels {
+            instance: instance(),
+            map: "evpn",
+        })
+        .inc_by(s.updates_out);
+    let rejected = counters::<ReasonLabels>(r, "vtep_evpn_rejected", "Routes not used, by reason.");
+    for why in Rejected::ALL {
+        let labels = ReasonLabels {
+            instance: instance(),
+            reason: why.name(),
+        };
+        rejected
+            .get_or_create(&labels)
+            .inc_by(s.rejected.get(&why).copied().unwrap_or(0));
+    }
 }

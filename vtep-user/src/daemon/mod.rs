@@ -19,13 +19,14 @@ use log::{info, warn};
 use tokio::{
     net::TcpListener,
     signal::unix::{SignalKind, signal},
-    sync::mpsc,
+    sync::{mpsc, watch},
 };
 
 use self::http::Ask;
 use crate::{
     config, datapath,
-    domain::{self, Edit, Scope},
+    domain::{self, Edit, Scope, plan::EvpnPlan},
+    evpn,
     instance::Instance,
     tables::Tables,
     values::Mac,
@@ -42,6 +43,7 @@ pub struct Options {
 /// Brings the instance up from the configuration if one is given, then
 /// runs until SIGTERM or SIGINT.
 pub fn run(inst: &Instance, opts: &Options) -> anyhow::Result<()> {
+    let mut evpn = None;
     if let Some(path) = &opts.config {
         let plan = config::load(path)?;
         if inst.is_up() {
@@ -50,6 +52,7 @@ pub fn run(inst: &Instance, opts: &Options) -> anyhow::Result<()> {
         } else {
             info!("{}", domain::bring_up(inst, &plan, Scope::Whole)?);
         }
+        evpn = plan.evpn;
     }
     let tables = domain::read(inst)?;
     if let Some(pid) = inst.daemon_pid() {
@@ -63,7 +66,7 @@ pub fn run(inst: &Instance, opts: &Options) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let result = rt.block_on(serve(inst, opts, tables));
+    let result = rt.block_on(serve(inst, opts, tables, evpn));
     let _ = std::fs::remove_file(&pidfile);
     result
 }
@@ -73,6 +76,8 @@ pub fn run(inst: &Instance, opts: &Options) -> anyhow::Result<()> {
 struct Held<'a> {
     inst: &'a Instance,
     tables: Option<Tables>,
+    /// What the EVPN agent reports.
+    evpn: evpn::Shared,
 }
 
 impl Held<'_> {
@@ -129,8 +134,11 @@ impl Held<'_> {
         match ask {
             Ask::Metrics(reply) => {
                 let inst = self.inst;
+                let evpn = self.evpn.clone();
                 let body = match self.tables() {
-                    Some(t) => metrics::render(&inst.name, t).map_err(|e| format!("{e:#}")),
+                    Some(t) => {
+                        metrics::render(&inst.name, t, &evpn.borrow()).map_err(|e| format!("{e:#}"))
+                    }
                     None => Err(format!("instance '{}' is not up", inst.name)),
                 };
                 let _ = reply.send(body);
@@ -142,7 +150,12 @@ impl Held<'_> {
     }
 }
 
-async fn serve(inst: &Instance, opts: &Options, tables: Tables) -> anyhow::Result<()> {
+async fn serve(
+    inst: &Instance,
+    opts: &Options,
+    tables: Tables,
+    evpn: Option<EvpnPlan>,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(opts.listen).await.with_context(|| {
         format!(
             "cannot listen on {} for metrics; pick another --metrics",
@@ -161,12 +174,18 @@ async fn serve(inst: &Instance, opts: &Options, tables: Tables) -> anyhow::Resul
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut log_tick = tokio::time::interval(Duration::from_millis(200));
     let mut kernel_log = KernelLog::default();
+    let status = evpn::Shared::default();
+    let (plans, plans_rx) = watch::channel(evpn);
+    let agent = evpn::run(inst, plans_rx, status.clone());
+    tokio::pin!(agent);
     let mut held = Held {
         inst,
         tables: Some(tables),
+        evpn: status,
     };
     loop {
         tokio::select! {
+            () = &mut agent => {}
             _ = tick.tick() => {
                 if let Err(e) = held.reap() {
                     warn!("housekeeping: {e:#}");
@@ -177,8 +196,15 @@ async fn serve(inst: &Instance, opts: &Options, tables: Tables) -> anyhow::Resul
             Some(ask) = asks.recv() => held.answer(ask),
             _ = hup.recv() => {
                 match &opts.config {
-                    Some(path) => match config::load(path).and_then(|p| Edit::begin(inst)?.reconcile(&p)) {
-                        Ok(c) => info!("SIGHUP: configuration applied: {c:?}"),
+                    Some(path) => match config::load(path).and_then(|p| Ok((Edit::begin(inst)?.reconcile(&p)?, p.evpn))) {
+                        Ok((c, evpn)) => {
+                            info!("SIGHUP: configuration applied: {c:?}");
+                            plans.send_if_modified(|old| {
+                                let changed = *old != evpn;
+                                *old = evpn;
+                                changed
+                            });
+                        }
                         Err(e) => warn!("SIGHUP: configuration not applied: {e:#}"),
                     },
                     None => info!("SIGHUP: no --config to reload"),

@@ -59,12 +59,55 @@ impl EventRow {
     }
 }
 
-/// The reader of one instance's events (one at a time: the ring buffer
-/// hands each record to one reader). Runs in a tokio runtime: the ring
-/// buffer is waited on through the runtime's reactor.
+/// A ring buffer of `MacEvent` records (one reader per ring: a ring
+/// hands each record to one reader), waited on through the tokio
+/// reactor.
+pub struct Ring {
+    ring: AsyncFd<RingBuf<MapData>>,
+}
+
+impl Ring {
+    /// Opens ring `name` of `inst` (inside a tokio runtime).
+    pub fn open(inst: &Instance, name: &str) -> anyhow::Result<Self> {
+        inst.require_up()?;
+        let ring: RingBuf<MapData> = inst.map(name)?;
+        // SAFETY: the ring buffer owns its map's file descriptor, which
+        // stays open and the same for as long as it lives, and the AsyncFd
+        // owns the ring buffer.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| anyhow::anyhow!("cannot wait on the {name} ring buffer: {e}"))?;
+        Ok(Self { ring })
+    }
+
+    /// The records there now, without waiting.
+    pub fn drain(&mut self) -> Vec<MacEvent> {
+        let mut out = Vec::new();
+        let ring = self.ring.get_mut();
+        while let Some(item) = ring.next() {
+            if item.len() >= size_of::<MacEvent>() {
+                // SAFETY: the kernel programs write whole MacEvent records;
+                // the length was checked and the read is unaligned-safe.
+                out.push(unsafe { (item.as_ptr() as *const MacEvent).read_unaligned() });
+            }
+        }
+        out
+    }
+
+    /// Waits (up to `wait`) until records may be there.
+    pub async fn wait(&mut self, wait: Duration) -> anyhow::Result<()> {
+        // Readiness is cleared before the next drain: a record written
+        // after it wakes the next wait.
+        if let Ok(ready) = tokio::time::timeout(wait, self.ring.readable_mut()).await {
+            ready?.clear_ready();
+        }
+        Ok(())
+    }
+}
+
+/// The reader of one instance's events (`vtep events`).
 pub struct Events<'a> {
     inst: &'a Instance,
-    ring: AsyncFd<RingBuf<MapData>>,
+    ring: Ring,
     last_reap: Instant,
 }
 
@@ -74,16 +117,9 @@ const WAIT: Duration = Duration::from_millis(200);
 impl<'a> Events<'a> {
     /// Opens the instance's ring buffer (inside a tokio runtime).
     pub fn open(inst: &'a Instance) -> anyhow::Result<Self> {
-        inst.require_up()?;
-        let ring: RingBuf<MapData> = inst.map(MAP_EVENTS)?;
-        // SAFETY: the ring buffer owns its map's file descriptor, which
-        // stays open and the same for as long as it lives, and the AsyncFd
-        // owns the ring buffer.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-            .map_err(|e| anyhow::anyhow!("cannot wait on the events ring buffer: {e}"))?;
         Ok(Self {
             inst,
-            ring,
+            ring: Ring::open(inst, MAP_EVENTS)?,
             last_reap: Instant::now(),
         })
     }
@@ -93,16 +129,7 @@ impl<'a> Events<'a> {
     /// removed and reported as aged. Waits up to [`WAIT`] for the ring
     /// buffer when there is nothing.
     pub async fn next_batch(&mut self) -> anyhow::Result<Vec<EventRow>> {
-        let mut out = Vec::new();
-        let ring = self.ring.get_mut();
-        while let Some(item) = ring.next() {
-            if item.len() >= size_of::<MacEvent>() {
-                // SAFETY: the kernel programs write whole MacEvent records;
-                // the length was checked and the read is unaligned-safe.
-                let ev = unsafe { (item.as_ptr() as *const MacEvent).read_unaligned() };
-                out.extend(EventRow::of(&ev));
-            }
-        }
+        let mut out: Vec<EventRow> = self.ring.drain().iter().filter_map(EventRow::of).collect();
         if self.last_reap.elapsed() >= Duration::from_secs(1) {
             let now = coarse_now_ns();
             // Another command holding the instance: reap at the next round.
@@ -125,11 +152,7 @@ impl<'a> Events<'a> {
             self.last_reap = Instant::now();
         }
         if out.is_empty() {
-            // Readiness is cleared before the next drain: a record written
-            // after it wakes the next wait.
-            if let Ok(ready) = tokio::time::timeout(WAIT, self.ring.readable_mut()).await {
-                ready?.clear_ready();
-            }
+            self.ring.wait(WAIT).await?;
         }
         Ok(out)
     }

@@ -8,6 +8,7 @@
 //! interleave their read-modify-writes of the tables.
 
 pub mod events;
+pub mod evpn;
 pub mod plan;
 mod ports;
 mod reconcile;

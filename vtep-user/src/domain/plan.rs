@@ -2,6 +2,8 @@
 //! VNIs, ports and static FDB. A config file is parsed into one; `vtep up`
 //! without a file makes one with no VNIs.
 
+use std::net::{Ipv4Addr, SocketAddr};
+
 use vtep_common::{
     consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, FDB_CAPACITY, VXLAN_PORT},
     maps::{
@@ -171,6 +173,33 @@ pub struct FdbPlan {
     pub at: Target,
 }
 
+/// The BGP EVPN control plane of a plan (RFC 7432, RFC 8365), run by the
+/// daemon through gobgpd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvpnPlan {
+    /// Our autonomous system; route targets are `asn:VNI`.
+    pub asn: u32,
+    /// BGP router id, and the address in our route distinguishers.
+    pub router_id: Ipv4Addr,
+    /// gobgpd's gRPC API.
+    pub gobgp: SocketAddr,
+    /// BGP neighbours (route reflectors are just peers).
+    pub peers: Vec<EvpnPeer>,
+}
+
+/// gobgpd's default gRPC address (keep it on loopback: the API has no
+/// authentication).
+pub const DEFAULT_GOBGP: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 50051);
+
+/// One BGP neighbour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EvpnPeer {
+    pub address: UnicastIp,
+    /// Its AS (ours for iBGP).
+    pub asn: u32,
+}
+
 /// A whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -178,6 +207,7 @@ pub struct Plan {
     pub vnis: Vec<VniPlan>,
     pub ports: Vec<PortPlan>,
     pub fdb: Vec<FdbPlan>,
+    pub evpn: Option<EvpnPlan>,
 }
 
 impl Plan {
@@ -188,6 +218,7 @@ impl Plan {
             vnis: Vec::new(),
             ports: Vec::new(),
             fdb: Vec::new(),
+            evpn: None,
         }
     }
 }

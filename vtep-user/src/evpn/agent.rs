@@ -1,0 +1,468 @@
+//! The agent's loop: one session per connection to gobgpd, reconnecting
+//! with backoff, a new session when the configuration changes.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, BTreeSet},
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use gobgp_api as api;
+use log::{info, warn};
+use tokio::sync::watch;
+use vtep_common::{
+    consts::MAP_CONTROL_EVENTS,
+    maps::{MacEvent, MacEventKind},
+};
+
+use super::{
+    gobgp::{Gobgp, PeerRow},
+    rib::{Effect, Installed, Rib},
+    routes::{Origin, Received, Rejected, Route, decode},
+};
+use crate::{
+    domain::{
+        self, Edit,
+        events::Ring,
+        evpn::{Here, here},
+        plan::EvpnPlan,
+    },
+    instance::Instance,
+    tables::fdb::{self, EvpnRoute},
+    values::{LocalIp, Mac, UnicastMac, Vni},
+};
+
+/// What the agent reports (metrics, logs).
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// EVPN is configured.
+    pub enabled: bool,
+    /// A session with gobgpd is up.
+    pub connected: bool,
+    pub peers: Vec<PeerRow>,
+    /// Routes of other VTEPs held.
+    pub received: usize,
+    /// FDB entries installed from them.
+    pub installed: usize,
+    /// MACs local here.
+    pub local: usize,
+    /// MACs frozen by duplicate detection.
+    pub frozen: usize,
+    /// Route updates (adds and withdrawals) received and sent.
+    pub updates_in: u64,
+    pub updates_out: u64,
+    /// Routes not used, by reason.
+    pub rejected: BTreeMap<Rejected, u64>,
+}
+
+/// The status, shared with the daemon's loop (one thread).
+pub type Shared = Rc<RefCell<Status>>;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often what is local is read again from the tables (aged and
+/// configured MACs, bound addresses, VNIs) and peers are polled.
+const REFRESH: Duration = Duration::from_secs(2);
+/// Paths per AddPathStream request.
+const PATHS_PER_REQUEST: usize = 1000;
+
+/// Runs the agent for the plans `plans` gives (`None`: no EVPN) until
+/// the sender is gone.
+pub async fn run(inst: &Instance, mut plans: watch::Receiver<Option<EvpnPlan>>, status: Shared) {
+    let mut backoff = MIN_BACKOFF;
+    let mut agent: Option<Agent> = None;
+    loop {
+        let plan = plans.borrow_and_update().clone();
+        status.borrow_mut().enabled = plan.is_some();
+        let Some(plan) = plan else {
+            status.borrow_mut().connected = false;
+            if plans.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let same = agent
+            .as_ref()
+            .is_some_and(|a| a.plan.asn == plan.asn && a.plan.router_id == plan.router_id);
+        if !same {
+            agent = match Agent::new(inst, plan.clone(), status.clone()) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    warn!("EVPN: {e:#}; trying again in {backoff:?}");
+                    wait(&mut plans, &mut backoff).await;
+                    continue;
+                }
+            };
+        }
+        let Some(a) = agent.as_mut() else { continue };
+        a.plan = plan;
+        match a.session(&mut plans).await {
+            Ok(()) => backoff = MIN_BACKOFF,
+            Err(e) => {
+                status.borrow_mut().connected = false;
+                warn!("EVPN: {e:#}; trying again in {backoff:?} (the data plane keeps its state)");
+                wait(&mut plans, &mut backoff).await;
+            }
+        }
+    }
+}
+
+/// Waits `backoff` (or until the plan changes) and doubles it.
+async fn wait(plans: &mut watch::Receiver<Option<EvpnPlan>>, backoff: &mut Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => {}
+        _ = plans.changed() => {}
+    }
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+}
+
+struct Agent<'a> {
+    inst: &'a Instance,
+    plan: EvpnPlan,
+    origin: Origin,
+    rib: Rib,
+    /// Configured VNIs and their stats slots (our RD numbers).
+    vnis: BTreeMap<Vni, u16>,
+    status: Shared,
+}
+
+impl<'a> Agent<'a> {
+    fn new(inst: &'a Instance, plan: EvpnPlan, status: Shared) -> anyhow::Result<Self> {
+        let t = domain::read(inst)?;
+        let local_ip = t.local_ip();
+        let cfg = t.instance_view();
+        let mut rib = Rib::new(
+            local_ip.ip(),
+            cfg.move_limit,
+            Duration::from_secs(u64::from(cfg.move_window_s)),
+        );
+        let h = here(&t)?;
+        for e in &h.evpn {
+            rib.seed_installed(
+                (e.vni, e.mac),
+                Installed {
+                    vtep: e.vtep,
+                    seq: e.route.seq,
+                    sticky: e.route.sticky,
+                },
+            );
+        }
+        let origin = Origin {
+            local_ip,
+            router_id: plan.router_id,
+            asn: plan.asn,
+        };
+        Ok(Self {
+            inst,
+            plan,
+            origin,
+            rib,
+            vnis: slots(&h),
+            status,
+        })
+    }
+
+    fn local_ip(&self) -> LocalIp {
+        self.origin.local_ip
+    }
+
+    /// One connection to gobgpd: configure it, read its table whole,
+    /// advertise ours, then follow both sides until something fails or
+    /// the plan changes.
+    async fn session(
+        &mut self,
+        plans: &mut watch::Receiver<Option<EvpnPlan>>,
+    ) -> anyhow::Result<()> {
+        let mut g = Gobgp::connect(self.plan.gobgp, Duration::from_secs(3)).await?;
+        g.configure(&self.plan, &self.local_ip().ip().to_string())
+            .await?;
+        let mut ring = Ring::open(self.inst, MAP_CONTROL_EVENTS)?;
+        // Watch first, then read the table: nothing falls between.
+        let mut watch = g.watch().await?;
+        let now = Instant::now();
+        let h = here(&domain::read(self.inst)?)?;
+        self.vnis = slots(&h);
+        let paths = g.paths().await?;
+        let mut macs = Vec::new();
+        let mut floods = Vec::new();
+        let mut own = Vec::new();
+        for p in &paths {
+            match self.decode(p) {
+                Some(Received {
+                    from: Some(vtep),
+                    route: Route::Mac(r),
+                }) => macs.push((vtep, r)),
+                Some(Received {
+                    from: Some(vtep),
+                    route: Route::Flood(vni),
+                }) => floods.push((vtep, vni)),
+                Some(Received { from: None, route }) => own.push((route, p.clone())),
+                None => {}
+            }
+        }
+        let fx = self.rib.replace_remote(macs, floods, now);
+        self.apply(&mut g, fx).await?;
+        let fx = self.refresh_local(&h, now);
+        self.apply(&mut g, fx).await?;
+        self.readvertise(&mut g, own).await?;
+        info!(
+            "EVPN: gobgpd at {} configured (AS {}, {} peers), table read ({} paths)",
+            self.plan.gobgp,
+            self.plan.asn,
+            self.plan.peers.len(),
+            paths.len()
+        );
+        self.status.borrow_mut().connected = true;
+        let mut tick = tokio::time::interval(REFRESH);
+        loop {
+            tokio::select! {
+                msg = watch.message() => {
+                    let msg = msg.context("gobgpd's watch stream")?
+                        .context("gobgpd closed its watch stream")?;
+                    if let Some(api::watch_event_response::Event::Table(t)) = msg.event {
+                        self.received(&mut g, &t.paths).await?;
+                    }
+                }
+                r = ring.wait(Duration::from_secs(1)) => {
+                    r?;
+                    let events = ring.drain();
+                    self.events(&mut g, &events).await?;
+                }
+                _ = tick.tick() => {
+                    if !self.refresh(&mut g).await? {
+                        info!("EVPN: the VNIs changed: reading gobgpd's table again");
+                        return Ok(());
+                    }
+                }
+                _ = plans.changed() => {
+                    info!("EVPN: configuration changed");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Decodes a path, counting what is not used.
+    fn decode(&self, p: &api::Path) -> Option<Received> {
+        let vnis = &self.vnis;
+        match decode(p, self.local_ip(), self.plan.asn, |v| vnis.contains_key(&v)) {
+            Ok(r) => Some(r),
+            Err(why) => {
+                *self.status.borrow_mut().rejected.entry(why).or_default() += 1;
+                None
+            }
+        }
+    }
+
+    /// Best-path changes from gobgpd.
+    async fn received(&mut self, g: &mut Gobgp, paths: &[api::Path]) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let mut fx = Vec::new();
+        for p in paths {
+            let Some(r) = self.decode(p) else { continue };
+            let Some(vtep) = r.from else {
+                *self
+                    .status
+                    .borrow_mut()
+                    .rejected
+                    .entry(Rejected::Own)
+                    .or_default() += 1;
+                continue;
+            };
+            self.status.borrow_mut().updates_in += 1;
+            fx.extend(match r.route {
+                Route::Mac(m) => self.rib.remote_mac(vtep, m, p.is_withdraw, now),
+                Route::Flood(vni) => self.rib.remote_flood(vtep, vni, p.is_withdraw),
+            });
+        }
+        self.apply(g, fx).await
+    }
+
+    /// MACs the data plane learned, moved or froze.
+    async fn events(&mut self, g: &mut Gobgp, events: &[MacEvent]) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let mut fx = Vec::new();
+        for ev in events {
+            let vni = Vni::recorded(ev.vni);
+            let Ok(mac) = UnicastMac::try_from(Mac(ev.mac)) else {
+                continue;
+            };
+            if !self.vnis.contains_key(&vni) {
+                continue;
+            }
+            let key = (vni, mac);
+            match MacEventKind::from_u32(ev.kind) {
+                Some(MacEventKind::Learned | MacEventKind::Moved) if ev.new_ifindex != 0 => {
+                    fx.extend(self.rib.local_mac(key, false, now));
+                }
+                Some(MacEventKind::Moved) if ev.old_ifindex != 0 => {
+                    // Seen behind another VTEP: no longer ours to advertise.
+                    fx.extend(self.rib.local_gone(key, now));
+                }
+                Some(MacEventKind::Moved) => self.rib.forget_installed(key),
+                Some(MacEventKind::Frozen) => {
+                    warn!("EVPN: VNI {vni} {mac} frozen by the data plane (moving too often)");
+                }
+                _ => {}
+            }
+        }
+        self.apply(g, fx).await
+    }
+
+    /// Reads what is local again; `false` if the VNIs changed (the table
+    /// must be read again).
+    async fn refresh(&mut self, g: &mut Gobgp) -> anyhow::Result<bool> {
+        let now = Instant::now();
+        let h = here(&domain::read(self.inst)?)?;
+        if slots(&h) != self.vnis {
+            return Ok(false);
+        }
+        let mut fx = self.refresh_local(&h, now);
+        fx.extend(self.rib.thaw(now));
+        self.apply(g, fx).await?;
+        let peers = g.peers().await?;
+        let (received, installed, local, frozen) = self.rib.counts();
+        let mut s = self.status.borrow_mut();
+        s.peers = peers;
+        s.received = received;
+        s.installed = installed;
+        s.local = local;
+        s.frozen = frozen;
+        Ok(true)
+    }
+
+    /// Brings the local MACs of the RIB in line with the tables.
+    fn refresh_local(&mut self, h: &Here, now: Instant) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let mut here_now = BTreeSet::new();
+        for m in &h.macs {
+            here_now.insert((m.vni, m.mac));
+            fx.extend(self.rib.local_mac((m.vni, m.mac), m.sticky, now));
+        }
+        for key in self.rib.local_keys() {
+            if !here_now.contains(&key) {
+                fx.extend(self.rib.local_gone(key, now));
+            }
+        }
+        for (vni, mac, ip) in &h.ips {
+            fx.extend(self.rib.local_ip((*vni, *mac), *ip));
+        }
+        fx
+    }
+
+    /// Advertises everything of ours (gobgpd may have restarted), and
+    /// withdraws our routes it still has that we no longer want.
+    async fn readvertise(
+        &mut self,
+        g: &mut Gobgp,
+        own: Vec<(Route, api::Path)>,
+    ) -> anyhow::Result<()> {
+        let mut paths = Vec::new();
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        for (vni, rd) in &self.vnis {
+            paths.push(self.origin.flood_path(*vni, *rd, false));
+            wanted.insert(format!("{vni}"));
+        }
+        for r in self.rib.advertised() {
+            if let Some(rd) = self.vnis.get(&r.vni) {
+                paths.push(self.origin.mac_path(&r, *rd, false));
+                wanted.insert(format!("{} {} {:?}", r.vni, r.mac, r.ip));
+            }
+        }
+        for (route, mut p) in own {
+            let key = match route {
+                Route::Flood(vni) => format!("{vni}"),
+                Route::Mac(r) => format!("{} {} {:?}", r.vni, r.mac, r.ip),
+            };
+            if !wanted.contains(&key) {
+                p.is_withdraw = true;
+                paths.push(p);
+            }
+        }
+        self.send(g, paths).await
+    }
+
+    async fn send(&mut self, g: &mut Gobgp, paths: Vec<api::Path>) -> anyhow::Result<()> {
+        self.status.borrow_mut().updates_out += paths.len() as u64;
+        for chunk in paths.chunks(PATHS_PER_REQUEST) {
+            g.add_paths(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+
+    /// Carries out `fx`: table changes under one lock, then our routes.
+    async fn apply(&mut self, g: &mut Gobgp, fx: Vec<Effect>) -> anyhow::Result<()> {
+        if fx.is_empty() {
+            return Ok(());
+        }
+        let mut paths = Vec::new();
+        let mut edits = Vec::new();
+        for f in fx {
+            match f {
+                Effect::Advertise(r) | Effect::Withdraw(r) => {
+                    let withdraw = matches!(f, Effect::Withdraw(_));
+                    if let Some(rd) = self.vnis.get(&r.vni) {
+                        paths.push(self.origin.mac_path(&r, *rd, withdraw));
+                    }
+                }
+                Effect::Frozen((vni, mac)) => warn!(
+                    "EVPN: VNI {vni} {mac} moved more than move_limit times within move_window: \
+                     frozen (a duplicate address?), not advertised until the window has passed"
+                ),
+                other => edits.push(other),
+            }
+        }
+        if !edits.is_empty() {
+            let mut e = Edit::begin(self.inst)?;
+            for f in edits {
+                if let Err(err) = self.edit(&mut e, &f) {
+                    warn!("EVPN: {f:?}: {err}");
+                }
+            }
+        }
+        self.send(g, paths).await
+    }
+
+    fn edit(&self, e: &mut Edit<'_>, f: &Effect) -> Result<(), crate::tables::TableError> {
+        let rejected = |why| *self.status.borrow_mut().rejected.entry(why).or_default() += 1;
+        match f {
+            Effect::Install {
+                key: (vni, mac),
+                vtep,
+                seq,
+                sticky,
+            } => {
+                let route = EvpnRoute {
+                    seq: *seq,
+                    sticky: *sticky,
+                };
+                if e.evpn_install(*vni, *mac, *vtep, route)? == fdb::Installed::StaticWins {
+                    rejected(Rejected::StaticWins);
+                }
+            }
+            Effect::Uninstall((vni, mac)) => e.evpn_uninstall(*vni, *mac)?,
+            Effect::Bind((vni, mac), ip) => e.evpn_bind(*vni, *mac, *ip)?,
+            Effect::Unbind((vni, mac), ip) => e.evpn_unbind(*vni, *mac, ip.ip())?,
+            Effect::Flood(vni) => {
+                if let Err(err) = e.evpn_flood(*vni, &self.rib.flood(*vni)) {
+                    if matches!(err, crate::tables::TableError::FloodFull { .. }) {
+                        rejected(Rejected::FloodFull);
+                    }
+                    return Err(err);
+                }
+            }
+            Effect::Advertise(_) | Effect::Withdraw(_) | Effect::Frozen(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// The VNIs of `h` with their RD numbers.
+fn slots(h: &Here) -> BTreeMap<Vni, u16> {
+    h.vnis
+        .iter()
+        .map(|(v, slot)| (*v, u16::try_from(*slot).unwrap_or(u16::MAX)))
+        .collect()
+}

@@ -1,0 +1,267 @@
+//! The calls vtep makes to gobgpd's gRPC API (GoBGP 3.x, `apipb`): set
+//! its AS, router id and peers, add and withdraw our paths, read and
+//! watch its EVPN table, list its peers.
+
+use std::{net::SocketAddr, time::Duration};
+
+use gobgp_api::{self as api, gobgp_api_client::GobgpApiClient};
+use tonic::transport::Channel;
+
+use super::routes::family;
+use crate::domain::plan::EvpnPlan;
+
+/// What went wrong talking to gobgpd.
+#[derive(Debug, thiserror::Error)]
+pub enum GobgpError {
+    #[error("cannot reach gobgpd at {addr}: {source} (is it running, with `--api-hosts {addr}`?)")]
+    Connect {
+        addr: SocketAddr,
+        source: tonic::transport::Error,
+    },
+    #[error("gobgpd {call}: {}", .source.message())]
+    Call {
+        call: &'static str,
+        source: tonic::Status,
+    },
+    #[error(
+        "gobgpd runs BGP as AS {running} with router id {router_id}, the configuration says AS \
+         {wanted}: restart gobgpd (vtep configures it from scratch)"
+    )]
+    OtherAs {
+        running: u32,
+        router_id: String,
+        wanted: u32,
+    },
+}
+
+fn call(name: &'static str) -> impl Fn(tonic::Status) -> GobgpError {
+    move |source| GobgpError::Call { call: name, source }
+}
+
+/// A connection to gobgpd.
+#[derive(Clone)]
+pub struct Gobgp {
+    client: GobgpApiClient<Channel>,
+}
+
+/// A peer as gobgpd reports it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PeerRow {
+    pub address: String,
+    pub asn: u32,
+    pub state: &'static str,
+    /// EVPN routes received and accepted from it.
+    pub received: u64,
+    pub accepted: u64,
+    /// EVPN routes advertised to it.
+    pub advertised: u64,
+}
+
+impl PeerRow {
+    pub fn is_up(&self) -> bool {
+        self.state == "established"
+    }
+}
+
+impl Gobgp {
+    /// Connects (within `timeout`).
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, GobgpError> {
+        let endpoint = Channel::from_shared(format!("http://{addr}"))
+            .map_err(|e| GobgpError::Call {
+                call: "address",
+                source: tonic::Status::invalid_argument(e.to_string()),
+            })?
+            .connect_timeout(timeout)
+            .tcp_nodelay(true);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|source| GobgpError::Connect { addr, source })?;
+        Ok(Self {
+            client: GobgpApiClient::new(channel).max_decoding_message_size(64 << 20),
+        })
+    }
+
+    /// Starts BGP with our AS and router id listening on `listen` (unless
+    /// it runs already with the same AS), and makes its peers the plan's:
+    /// missing ones added with the L2VPN EVPN family, others removed.
+    pub async fn configure(&mut self, plan: &EvpnPlan, listen: &str) -> Result<(), GobgpError> {
+        let (asn, router_id) = self.global().await?;
+        if asn == 0 {
+            self.client
+                .start_bgp(api::StartBgpRequest {
+                    global: Some(api::Global {
+                        asn: plan.asn,
+                        router_id: plan.router_id.to_string(),
+                        listen_port: 179,
+                        listen_addresses: vec![listen.to_owned()],
+                        ..api::Global::default()
+                    }),
+                })
+                .await
+                .map_err(call("StartBgp"))?;
+        } else if asn != plan.asn {
+            return Err(GobgpError::OtherAs {
+                running: asn,
+                router_id,
+                wanted: plan.asn,
+            });
+        }
+        let have: Vec<String> = self.peers().await?.into_iter().map(|p| p.address).collect();
+        for p in &plan.peers {
+            let address = p.address.to_string();
+            if have.contains(&address) {
+                continue;
+            }
+            let peer = api::Peer {
+                conf: Some(api::PeerConf {
+                    neighbor_address: address,
+                    peer_asn: p.asn,
+                    ..api::PeerConf::default()
+                }),
+                afi_safis: vec![api::AfiSafi {
+                    config: Some(api::AfiSafiConfig {
+                        family: Some(family()),
+                        enabled: true,
+                    }),
+                    ..api::AfiSafi::default()
+                }],
+                ..api::Peer::default()
+            };
+            self.client
+                .add_peer(api::AddPeerRequest { peer: Some(peer) })
+                .await
+                .map_err(call("AddPeer"))?;
+        }
+        for address in have {
+            if !plan.peers.iter().any(|p| p.address.to_string() == address) {
+                self.client
+                    .delete_peer(api::DeletePeerRequest {
+                        address,
+                        interface: String::new(),
+                    })
+                    .await
+                    .map_err(call("DeletePeer"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The AS and router id BGP runs with (AS 0: not started).
+    pub async fn global(&mut self) -> Result<(u32, String), GobgpError> {
+        let g = self
+            .client
+            .get_bgp(api::GetBgpRequest {})
+            .await
+            .map_err(call("GetBgp"))?
+            .into_inner()
+            .global
+            .unwrap_or_default();
+        Ok((g.asn, g.router_id))
+    }
+
+    /// The peers and their sessions.
+    pub async fn peers(&mut self) -> Result<Vec<PeerRow>, GobgpError> {
+        let mut stream = self
+            .client
+            .list_peer(api::ListPeerRequest::default())
+            .await
+            .map_err(call("ListPeer"))?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(r) = stream.message().await.map_err(call("ListPeer"))? {
+            let Some(p) = r.peer else { continue };
+            let state = p.state.unwrap_or_default();
+            let evpn = p
+                .afi_safis
+                .iter()
+                .filter_map(|a| a.state.as_ref())
+                .find(|s| s.family.as_ref() == Some(&family()));
+            out.push(PeerRow {
+                address: p
+                    .conf
+                    .as_ref()
+                    .map(|c| c.neighbor_address.clone())
+                    .unwrap_or_default(),
+                asn: p.conf.as_ref().map_or(0, |c| c.peer_asn),
+                state: session_state(state.session_state),
+                received: evpn.map_or(0, |s| s.received),
+                accepted: evpn.map_or(0, |s| s.accepted),
+                advertised: evpn.map_or(0, |s| s.advertised),
+            });
+        }
+        out.sort_by(|a, b| a.address.cmp(&b.address));
+        Ok(out)
+    }
+
+    /// Every path of the EVPN table (best or not: every VTEP's routes
+    /// have their own route distinguisher, so all of them are best).
+    pub async fn paths(&mut self) -> Result<Vec<api::Path>, GobgpError> {
+        let mut stream = self
+            .client
+            .list_path(api::ListPathRequest {
+                table_type: api::TableType::Global as i32,
+                family: Some(family()),
+                ..api::ListPathRequest::default()
+            })
+            .await
+            .map_err(call("ListPath"))?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(r) = stream.message().await.map_err(call("ListPath"))? {
+            if let Some(d) = r.destination {
+                out.extend(d.paths);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Best-path changes from now on.
+    pub async fn watch(&mut self) -> Result<tonic::Streaming<api::WatchEventResponse>, GobgpError> {
+        let req = api::WatchEventRequest {
+            peer: None,
+            table: Some(api::watch_event_request::Table {
+                filters: vec![api::watch_event_request::table::Filter {
+                    r#type: api::watch_event_request::table::filter::Type::Best as i32,
+                    init: false,
+                }],
+            }),
+        };
+        Ok(self
+            .client
+            .watch_event(req)
+            .await
+            .map_err(call("WatchEvent"))?
+            .into_inner())
+    }
+
+    /// Adds (or withdraws, as each path says) `paths` in one stream.
+    pub async fn add_paths(&mut self, paths: Vec<api::Path>) -> Result<(), GobgpError> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let req = api::AddPathStreamRequest {
+            table_type: api::TableType::Global as i32,
+            vrf_id: String::new(),
+            paths,
+        };
+        self.client
+            .add_path_stream(tokio_stream::iter([req]))
+            .await
+            .map_err(call("AddPathStream"))?;
+        Ok(())
+    }
+}
+
+fn session_state(s: i32) -> &'static str {
+    use api::peer_state::SessionState as S;
+    match S::try_from(s).unwrap_or(S::Unknown) {
+        S::Unknown => "unknown",
+        S::Idle => "idle",
+        S::Connect => "connect",
+        S::Active => "active",
+        S::Opensent => "opensent",
+        S::Openconfirm => "openconfirm",
+        S::Established => "established",
+    }
+}

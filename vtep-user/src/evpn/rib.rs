@@ -1,0 +1,646 @@
+//! What the EVPN agent knows and decides, without I/O: the routes other
+//! VTEPs advertise, the MACs that are local here, and from both, which
+//! routes we advertise and which FDB entries, ARP bindings and flood-list
+//! members we install. Every input returns the [`Effect`]s to carry out.
+//!
+//! MAC mobility (RFC 7432 §15): a MAC learned here that another VTEP
+//! advertises is advertised with that route's sequence number + 1; a route
+//! from elsewhere with a higher sequence (or the same one from a lower
+//! VTEP address, §15.1) for a MAC that is local here wins, and our route is
+//! withdrawn. A sticky (static) MAC never moves (§15.2). A MAC taken over
+//! more than `move_limit` times within `move_window` is frozen: no longer
+//! advertised until the window has passed (duplicate detection, §15.1).
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use super::routes::MacRoute;
+use crate::values::{PeerVtep, UnicastIp, UnicastMac, Vni};
+
+/// A MAC within a VNI.
+pub type MacKey = (Vni, UnicastMac);
+
+/// Something the agent must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Advertise our route (replacing one with the same key).
+    Advertise(MacRoute),
+    /// Withdraw our route.
+    Withdraw(MacRoute),
+    /// Point the MAC's FDB entry at `vtep`.
+    Install {
+        key: MacKey,
+        vtep: PeerVtep,
+        seq: u32,
+        sticky: bool,
+    },
+    /// Remove the MAC's EVPN FDB entry.
+    Uninstall(MacKey),
+    /// Bind `ip` to the MAC (ARP suppression).
+    Bind(MacKey, UnicastIp),
+    /// Remove that binding.
+    Unbind(MacKey, UnicastIp),
+    /// The VNI's EVPN flood-list members changed: write [`Rib::flood`].
+    Flood(Vni),
+    /// The MAC moved too often: frozen, reported.
+    Frozen(MacKey),
+}
+
+/// A MAC that lives here.
+#[derive(Clone, Debug, Default)]
+struct Local {
+    seq: u32,
+    sticky: bool,
+    ips: BTreeSet<UnicastIp>,
+}
+
+/// What an FDB entry of ours says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Installed {
+    pub vtep: PeerVtep,
+    pub seq: u32,
+    pub sticky: bool,
+}
+
+/// The agent's state.
+pub struct Rib {
+    local_ip: Ipv4Addr,
+    move_limit: u32,
+    move_window: Duration,
+    /// Other VTEPs' type-2 routes, per MAC, by (VTEP, IP).
+    remote: HashMap<MacKey, BTreeMap<(PeerVtep, Option<UnicastIp>), MacRoute>>,
+    /// Other VTEPs' type-3 routes.
+    floods: BTreeMap<Vni, BTreeSet<PeerVtep>>,
+    local: HashMap<MacKey, Local>,
+    installed: HashMap<MacKey, Installed>,
+    /// Takeovers within the window, per MAC.
+    moves: HashMap<MacKey, VecDeque<Instant>>,
+    frozen: HashMap<MacKey, Instant>,
+}
+
+impl Rib {
+    pub fn new(local_ip: Ipv4Addr, move_limit: u32, move_window: Duration) -> Self {
+        Self {
+            local_ip,
+            move_limit,
+            move_window,
+            remote: HashMap::new(),
+            floods: BTreeMap::new(),
+            local: HashMap::new(),
+            installed: HashMap::new(),
+            moves: HashMap::new(),
+            frozen: HashMap::new(),
+        }
+    }
+
+    /// The FDB entry of `key` is gone (the data plane saw the MAC
+    /// elsewhere and removed it).
+    pub fn forget_installed(&mut self, key: MacKey) {
+        self.installed.remove(&key);
+    }
+
+    /// The local MACs.
+    pub fn local_keys(&self) -> Vec<MacKey> {
+        self.local.keys().copied().collect()
+    }
+
+    /// Knows `key` as installed (an FDB entry of origin `evpn` found in
+    /// the tables at start, to be kept or swept).
+    pub fn seed_installed(&mut self, key: MacKey, i: Installed) {
+        self.installed.insert(key, i);
+    }
+
+    /// The EVPN members of `vni`'s flood list.
+    pub fn flood(&self, vni: Vni) -> Vec<PeerVtep> {
+        self.floods
+            .get(&vni)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The VNIs with EVPN flood-list members.
+    pub fn flood_vnis(&self) -> impl Iterator<Item = Vni> + '_ {
+        self.floods.keys().copied()
+    }
+
+    /// Routes received, MACs installed, MACs local, frozen.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let received = self.remote.values().map(BTreeMap::len).sum::<usize>()
+            + self.floods.values().map(BTreeSet::len).sum::<usize>();
+        (
+            received,
+            self.installed.len(),
+            self.local.len(),
+            self.frozen.len(),
+        )
+    }
+
+    /// Our routes, as they should be advertised now.
+    pub fn advertised(&self) -> Vec<MacRoute> {
+        let mut out = Vec::new();
+        for (key, l) in &self.local {
+            if !self.frozen.contains_key(key) {
+                out.extend(routes_of(*key, l));
+            }
+        }
+        out
+    }
+
+    /// Per MAC of `vni` (all VNIs if `None`): where it is (`None`: here),
+    /// its sequence number, whether frozen.
+    pub fn macs(&self, vni: Option<Vni>) -> Vec<(MacKey, Option<PeerVtep>, u32, bool)> {
+        let mut out: Vec<_> = self
+            .local
+            .iter()
+            .map(|(k, l)| (*k, None, l.seq, self.frozen.contains_key(k)))
+            .chain(
+                self.installed
+                    .iter()
+                    .map(|(k, i)| (*k, Some(i.vtep), i.seq, false)),
+            )
+            .filter(|(k, ..)| vni.is_none_or(|v| v == k.0))
+            .collect();
+        out.sort_by_key(|(k, ..)| *k);
+        out
+    }
+
+    /// A type-2 route of another VTEP, added or withdrawn.
+    pub fn remote_mac(
+        &mut self,
+        vtep: PeerVtep,
+        r: MacRoute,
+        withdrawn: bool,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let key = (r.vni, r.mac);
+        let mut out = Vec::new();
+        let routes = self.remote.entry(key).or_default();
+        if withdrawn {
+            routes.remove(&(vtep, r.ip));
+            if routes.is_empty() {
+                self.remote.remove(&key);
+            }
+        } else {
+            routes.insert((vtep, r.ip), r);
+        }
+        self.resolve(key, now, &mut out);
+        if let Some(ip) = r.ip
+            && !self.local.contains_key(&key)
+        {
+            out.push(if withdrawn {
+                Effect::Unbind(key, ip)
+            } else {
+                Effect::Bind(key, ip)
+            });
+        }
+        out
+    }
+
+    /// A type-3 route of another VTEP, added or withdrawn.
+    pub fn remote_flood(&mut self, vtep: PeerVtep, vni: Vni, withdrawn: bool) -> Vec<Effect> {
+        let set = self.floods.entry(vni).or_default();
+        let changed = if withdrawn {
+            set.remove(&vtep)
+        } else {
+            set.insert(vtep)
+        };
+        if set.is_empty() {
+            self.floods.remove(&vni);
+        }
+        if changed {
+            vec![Effect::Flood(vni)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Replaces every remote route by `macs` and `floods` (GoBGP's table
+    /// read whole after a reconnect): what is gone is removed.
+    pub fn replace_remote(
+        &mut self,
+        macs: Vec<(PeerVtep, MacRoute)>,
+        floods: Vec<(PeerVtep, Vni)>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let old_floods = std::mem::take(&mut self.floods);
+        for (vtep, vni) in floods {
+            self.floods.entry(vni).or_default().insert(vtep);
+        }
+        let vnis: BTreeSet<Vni> = old_floods
+            .keys()
+            .chain(self.floods.keys())
+            .copied()
+            .collect();
+        for vni in vnis {
+            if old_floods.get(&vni) != self.floods.get(&vni) {
+                out.push(Effect::Flood(vni));
+            }
+        }
+        let old = std::mem::take(&mut self.remote);
+        for (vtep, r) in macs {
+            self.remote
+                .entry((r.vni, r.mac))
+                .or_default()
+                .insert((vtep, r.ip), r);
+        }
+        let mut keys: BTreeSet<MacKey> = old.keys().copied().collect();
+        keys.extend(self.remote.keys().copied());
+        keys.extend(self.installed.keys().copied());
+        for key in keys {
+            self.resolve(key, now, &mut out);
+            let ips = |m: Option<&BTreeMap<(PeerVtep, Option<UnicastIp>), MacRoute>>| -> BTreeSet<UnicastIp> {
+                m.map(|m| m.keys().filter_map(|(_, ip)| *ip).collect())
+                    .unwrap_or_default()
+            };
+            if self.local.contains_key(&key) {
+                continue;
+            }
+            let (before, after) = (ips(old.get(&key)), ips(self.remote.get(&key)));
+            out.extend(before.difference(&after).map(|ip| Effect::Unbind(key, *ip)));
+            out.extend(after.difference(&before).map(|ip| Effect::Bind(key, *ip)));
+        }
+        out
+    }
+
+    /// A MAC seen on a local port (learned, or moved here). `sticky`: a
+    /// configured port entry.
+    pub fn local_mac(&mut self, key: MacKey, sticky: bool, now: Instant) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if self.local.get(&key).is_some_and(|l| l.sticky == sticky) {
+            return out;
+        }
+        let best = self.best_remote(key);
+        if best.is_some_and(|(_, r)| r.sticky) && !sticky {
+            // Sticky elsewhere: it does not move here (RFC 7432 §15.2).
+            log::warn!(
+                "VNI {} {}: seen here, but it is a static MAC of {}: not advertised",
+                key.0,
+                key.1,
+                best.map_or(String::new(), |(v, _)| v.to_string())
+            );
+            return out;
+        }
+        let seq = match best {
+            Some((_, r)) if !sticky => r.seq.saturating_add(1),
+            _ => self.local.get(&key).map_or(0, |l| l.seq),
+        };
+        if best.is_some() && !sticky && self.moved(key, now) {
+            out.push(Effect::Frozen(key));
+        }
+        // Our routes keep their keys (RD, MAC, IP): advertising them again
+        // replaces them.
+        let ips = self.local.remove(&key).map(|l| l.ips).unwrap_or_default();
+        let l = Local { seq, sticky, ips };
+        if !self.frozen.contains_key(&key) {
+            out.extend(routes_of(key, &l).into_iter().map(Effect::Advertise));
+        }
+        self.local.insert(key, l);
+        if self.installed.remove(&key).is_some() {
+            out.push(Effect::Uninstall(key));
+        }
+        out
+    }
+
+    /// A local MAC that is no longer here (aged, deleted, or seen behind
+    /// another VTEP by the data plane).
+    pub fn local_gone(&mut self, key: MacKey, now: Instant) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if let Some(l) = self.local.remove(&key) {
+            if !self.frozen.contains_key(&key) {
+                out.extend(routes_of(key, &l).into_iter().map(Effect::Withdraw));
+            }
+            self.resolve(key, now, &mut out);
+            if let Some(routes) = self.remote.get(&key) {
+                for (_, ip) in routes.keys() {
+                    if let Some(ip) = ip {
+                        out.push(Effect::Bind(key, *ip));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `ip` is bound to a local MAC (ARP snooping or configuration).
+    pub fn local_ip(&mut self, key: MacKey, ip: UnicastIp) -> Vec<Effect> {
+        let frozen = self.frozen.contains_key(&key);
+        let Some(l) = self.local.get_mut(&key) else {
+            return Vec::new();
+        };
+        if !l.ips.insert(ip) || frozen {
+            return Vec::new();
+        }
+        vec![Effect::Advertise(MacRoute {
+            vni: key.0,
+            mac: key.1,
+            ip: Some(ip),
+            seq: l.seq,
+            sticky: l.sticky,
+        })]
+    }
+
+    /// Lets frozen MACs whose window has passed go (they are advertised
+    /// again).
+    pub fn thaw(&mut self, now: Instant) -> Vec<Effect> {
+        let window = self.move_window;
+        let thawed: Vec<MacKey> = self
+            .frozen
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) >= window)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut out = Vec::new();
+        for key in thawed {
+            self.frozen.remove(&key);
+            self.moves.remove(&key);
+            if let Some(l) = self.local.get(&key) {
+                out.extend(routes_of(key, l).into_iter().map(Effect::Advertise));
+            }
+        }
+        out
+    }
+
+    /// Counts a takeover of `key`; whether it froze it now.
+    fn moved(&mut self, key: MacKey, now: Instant) -> bool {
+        let window = self.move_window;
+        let moves = self.moves.entry(key).or_default();
+        while moves
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            moves.pop_front();
+        }
+        moves.push_back(now);
+        if moves.len() > self.move_limit as usize && !self.frozen.contains_key(&key) {
+            self.frozen.insert(key, now);
+            return true;
+        }
+        false
+    }
+
+    /// The winning remote route of `key`: highest sequence, then lowest
+    /// VTEP address (RFC 7432 §15.1).
+    fn best_remote(&self, key: MacKey) -> Option<(PeerVtep, MacRoute)> {
+        self.remote.get(&key).and_then(|routes| {
+            routes
+                .iter()
+                .map(|((vtep, _), r)| (*vtep, *r))
+                .max_by(|(va, ra), (vb, rb)| ra.seq.cmp(&rb.seq).then(vb.cmp(va)))
+        })
+    }
+
+    /// Makes the FDB entry and our routes of `key` follow its routes.
+    fn resolve(&mut self, key: MacKey, now: Instant, out: &mut Vec<Effect>) {
+        let best = self.best_remote(key);
+        if let Some(l) = self.local.get(&key) {
+            let Some((vtep, r)) = best else { return };
+            let wins =
+                !l.sticky && (r.seq > l.seq || (r.seq == l.seq && vtep.ip() < self.local_ip));
+            if !wins {
+                return;
+            }
+            // Moved away: ours goes, theirs is installed.
+            let l = self.local.remove(&key).unwrap_or_default();
+            if !self.frozen.contains_key(&key) {
+                out.extend(routes_of(key, &l).into_iter().map(Effect::Withdraw));
+            }
+            self.moved(key, now);
+        }
+        match best {
+            Some((vtep, r)) => {
+                let want = Installed {
+                    vtep,
+                    seq: r.seq,
+                    sticky: r.sticky,
+                };
+                if self.installed.get(&key) != Some(&want) {
+                    self.installed.insert(key, want);
+                    out.push(Effect::Install {
+                        key,
+                        vtep,
+                        seq: r.seq,
+                        sticky: r.sticky,
+                    });
+                }
+            }
+            None => {
+                if self.installed.remove(&key).is_some() {
+                    out.push(Effect::Uninstall(key));
+                }
+            }
+        }
+    }
+}
+
+/// Our routes for a local MAC: the MAC alone, and one per bound IP.
+fn routes_of(key: MacKey, l: &Local) -> Vec<MacRoute> {
+    let route = |ip| MacRoute {
+        vni: key.0,
+        mac: key.1,
+        ip,
+        seq: l.seq,
+        sticky: l.sticky,
+    };
+    std::iter::once(route(None))
+        .chain(l.ips.iter().map(|ip| route(Some(*ip))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+
+    fn vtep(s: &str) -> PeerVtep {
+        crate::values::LocalIp::from(US.to_string().parse::<UnicastIp>().unwrap())
+            .peer(s.parse().unwrap())
+            .unwrap()
+    }
+
+    fn key() -> MacKey {
+        (
+            Vni::try_from(100).unwrap(),
+            "02:00:00:00:00:01".parse().unwrap(),
+        )
+    }
+
+    fn route(seq: u32) -> MacRoute {
+        MacRoute {
+            vni: key().0,
+            mac: key().1,
+            ip: None,
+            seq,
+            sticky: false,
+        }
+    }
+
+    fn rib() -> Rib {
+        Rib::new(US, 2, Duration::from_secs(180))
+    }
+
+    #[test]
+    fn a_remote_mac_is_installed_and_removed() {
+        let mut r = rib();
+        let now = Instant::now();
+        let b = vtep("198.18.2.1");
+        let fx = r.remote_mac(b, route(0), false, now);
+        assert_eq!(
+            fx,
+            vec![Effect::Install {
+                key: key(),
+                vtep: b,
+                seq: 0,
+                sticky: false
+            }]
+        );
+        assert!(
+            r.remote_mac(b, route(0), false, now).is_empty(),
+            "no rewrite"
+        );
+        assert_eq!(
+            r.remote_mac(b, route(0), true, now),
+            vec![Effect::Uninstall(key())]
+        );
+    }
+
+    #[test]
+    fn a_mac_learned_here_outbids_the_remote_route_and_loses_to_a_higher_one() {
+        let mut r = rib();
+        let now = Instant::now();
+        let b = vtep("198.18.2.1");
+        r.remote_mac(b, route(4), false, now);
+        let fx = r.local_mac(key(), false, now);
+        assert_eq!(
+            fx,
+            vec![Effect::Advertise(route(5)), Effect::Uninstall(key())]
+        );
+        // B hears ours and outbids it: ours is withdrawn, B's installed.
+        let fx = r.remote_mac(b, route(6), false, now);
+        assert_eq!(
+            fx,
+            vec![
+                Effect::Withdraw(route(5)),
+                Effect::Install {
+                    key: key(),
+                    vtep: b,
+                    seq: 6,
+                    sticky: false
+                }
+            ]
+        );
+        // A stale route of B (lower sequence) does not take it from us.
+        let mut r = rib();
+        r.local_mac(key(), false, now);
+        let fx = r.remote_mac(b, route(0), false, now);
+        assert!(fx.is_empty(), "{fx:?}");
+    }
+
+    #[test]
+    fn equal_sequences_go_to_the_lowest_vtep_address() {
+        let now = Instant::now();
+        let mut r = rib();
+        r.local_mac(key(), false, now);
+        // 198.18.0.9 < us: it wins the tie.
+        let fx = r.remote_mac(vtep("198.18.0.9"), route(0), false, now);
+        assert_eq!(fx[0], Effect::Withdraw(route(0)));
+        let mut r = rib();
+        r.local_mac(key(), false, now);
+        assert!(
+            r.remote_mac(vtep("198.18.9.9"), route(0), false, now)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn sticky_macs_never_move() {
+        let now = Instant::now();
+        let mut r = rib();
+        let fx = r.local_mac(key(), true, now);
+        assert_eq!(
+            fx,
+            vec![Effect::Advertise(MacRoute {
+                sticky: true,
+                ..route(0)
+            })]
+        );
+        assert!(
+            r.remote_mac(vtep("198.18.0.9"), route(9), false, now)
+                .is_empty()
+        );
+        // A MAC sticky elsewhere is not advertised from here.
+        let mut r = rib();
+        let sticky = MacRoute {
+            sticky: true,
+            ..route(0)
+        };
+        r.remote_mac(vtep("198.18.2.1"), sticky, false, now);
+        assert!(r.local_mac(key(), false, now).is_empty());
+    }
+
+    #[test]
+    fn a_mac_moving_too_often_is_frozen_then_thawed() {
+        let now = Instant::now();
+        let mut r = rib();
+        let b = vtep("198.18.2.1");
+        let mut seq = 0;
+        let mut frozen = false;
+        for _ in 0..3 {
+            r.remote_mac(b, route(seq), false, now);
+            let fx = r.local_mac(key(), false, now);
+            seq += 2;
+            frozen |= fx.contains(&Effect::Frozen(key()));
+        }
+        assert!(frozen, "3 takeovers with a limit of 2 freeze the MAC");
+        assert_eq!(r.counts().3, 1);
+        assert!(r.advertised().is_empty(), "a frozen MAC is not advertised");
+        let later = now + Duration::from_secs(181);
+        assert!(!r.thaw(later).is_empty());
+        assert_eq!(r.counts().3, 0);
+    }
+
+    #[test]
+    fn a_reread_table_sweeps_what_is_gone() {
+        let now = Instant::now();
+        let mut r = rib();
+        let b = vtep("198.18.2.1");
+        let vni = key().0;
+        r.seed_installed(
+            key(),
+            Installed {
+                vtep: b,
+                seq: 0,
+                sticky: false,
+            },
+        );
+        r.remote_flood(b, vni, false);
+        let fx = r.replace_remote(Vec::new(), Vec::new(), now);
+        assert!(fx.contains(&Effect::Uninstall(key())));
+        assert!(fx.contains(&Effect::Flood(vni)));
+        assert!(r.flood(vni).is_empty());
+    }
+
+    #[test]
+    fn ip_bindings_follow_the_routes() {
+        let now = Instant::now();
+        let mut r = rib();
+        let b = vtep("198.18.2.1");
+        let ip: UnicastIp = "198.19.0.1".parse().unwrap();
+        let with_ip = MacRoute {
+            ip: Some(ip),
+            ..route(0)
+        };
+        let fx = r.remote_mac(b, with_ip, false, now);
+        assert!(fx.contains(&Effect::Bind(key(), ip)));
+        let fx = r.remote_mac(b, with_ip, true, now);
+        assert!(fx.contains(&Effect::Unbind(key(), ip)));
+        // A local MAC's address is advertised with it.
+        r.local_mac(key(), false, now);
+        assert_eq!(r.local_ip(key(), ip), vec![Effect::Advertise(with_ip)]);
+        assert_eq!(r.advertised().len(), 2);
+    }
+}
