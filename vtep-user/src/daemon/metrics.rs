@@ -85,7 +85,8 @@ where
     L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
 {
     let f = Family::<L, Counter>::default();
-    r.register(name, help, f.clone());
+    // The crate ends the help text with a full stop itself.
+    r.register(name, help.trim_end_matches('.'), f.clone());
     f
 }
 
@@ -95,7 +96,7 @@ where
     L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
 {
     let f = Family::<L, Gauge>::default();
-    r.register(name, help, f.clone());
+    r.register(name, help.trim_end_matches('.'), f.clone());
     f
 }
 

@@ -8,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
 use gobgp_api as api;
 use log::{info, warn};
 use tokio::sync::watch;
@@ -65,6 +64,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often what is local is read again from the tables (aged and
 /// configured MACs, bound addresses, VNIs) and peers are polled.
 const REFRESH: Duration = Duration::from_secs(2);
+/// How often gobgpd's whole table is read again (anti-entropy: a
+/// change lost between the watch and a read is caught by the next one).
+const RELIST: Duration = Duration::from_secs(30);
 /// Paths per AddPathStream request.
 const PATHS_PER_REQUEST: usize = 1000;
 
@@ -179,11 +181,59 @@ impl<'a> Agent<'a> {
         g.configure(&self.plan, &self.local_ip().ip().to_string())
             .await?;
         let mut ring = Ring::open(self.inst, MAP_CONTROL_EVENTS)?;
-        // Watch first, then read the table: nothing falls between.
-        let mut watch = g.watch().await?;
-        let now = Instant::now();
+        // Watch first, then read the table: what changes meanwhile comes
+        // through both. (gobgpd does not confirm a watch: what slips
+        // between is caught by the table read again every RELIST.)
+        let mut watch = g.watch();
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let h = here(&domain::read(self.inst)?)?;
         self.vnis = slots(&h);
+        let (paths, own) = self.relist(&mut g).await?;
+        let now = Instant::now();
+        let fx = self.refresh_local(&h, now);
+        self.apply(&mut g, fx).await?;
+        self.readvertise(&mut g, own).await?;
+        info!(
+            "EVPN: gobgpd at {} configured (AS {}, {} peers), table read ({paths} paths)",
+            self.plan.gobgp,
+            self.plan.asn,
+            self.plan.peers.len(),
+        );
+        self.status.borrow_mut().connected = true;
+        let mut tick = tokio::time::interval(REFRESH);
+        let mut relist = tokio::time::interval(RELIST);
+        relist.reset();
+        loop {
+            tokio::select! {
+                paths = watch.next() => {
+                    let paths = paths?;
+                    self.received(&mut g, &paths).await?;
+                }
+                r = ring.wait(Duration::from_secs(1)) => {
+                    r?;
+                    let events = ring.drain();
+                    self.events(&mut g, &events).await?;
+                }
+                _ = tick.tick() => {
+                    if !self.refresh(&mut g).await? {
+                        info!("EVPN: the VNIs changed: reading gobgpd's table again");
+                        return Ok(());
+                    }
+                }
+                _ = relist.tick() => {
+                    self.relist(&mut g).await?;
+                }
+                _ = plans.changed() => {
+                    info!("EVPN: configuration changed");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Reads gobgpd's table whole and makes the RIB (and so the tables)
+    /// hold exactly its routes; returns how many paths it has, and ours.
+    async fn relist(&mut self, g: &mut Gobgp) -> anyhow::Result<(usize, Vec<(Route, api::Path)>)> {
         let paths = g.paths().await?;
         let mut macs = Vec::new();
         let mut floods = Vec::new();
@@ -202,46 +252,9 @@ impl<'a> Agent<'a> {
                 None => {}
             }
         }
-        let fx = self.rib.replace_remote(macs, floods, now);
-        self.apply(&mut g, fx).await?;
-        let fx = self.refresh_local(&h, now);
-        self.apply(&mut g, fx).await?;
-        self.readvertise(&mut g, own).await?;
-        info!(
-            "EVPN: gobgpd at {} configured (AS {}, {} peers), table read ({} paths)",
-            self.plan.gobgp,
-            self.plan.asn,
-            self.plan.peers.len(),
-            paths.len()
-        );
-        self.status.borrow_mut().connected = true;
-        let mut tick = tokio::time::interval(REFRESH);
-        loop {
-            tokio::select! {
-                msg = watch.message() => {
-                    let msg = msg.context("gobgpd's watch stream")?
-                        .context("gobgpd closed its watch stream")?;
-                    if let Some(api::watch_event_response::Event::Table(t)) = msg.event {
-                        self.received(&mut g, &t.paths).await?;
-                    }
-                }
-                r = ring.wait(Duration::from_secs(1)) => {
-                    r?;
-                    let events = ring.drain();
-                    self.events(&mut g, &events).await?;
-                }
-                _ = tick.tick() => {
-                    if !self.refresh(&mut g).await? {
-                        info!("EVPN: the VNIs changed: reading gobgpd's table again");
-                        return Ok(());
-                    }
-                }
-                _ = plans.changed() => {
-                    info!("EVPN: configuration changed");
-                    return Ok(());
-                }
-            }
-        }
+        let fx = self.rib.replace_remote(macs, floods, Instant::now());
+        self.apply(g, fx).await?;
+        Ok((paths.len(), own))
     }
 
     /// Decodes a path, counting what is not used.

@@ -44,6 +44,30 @@ pub struct Gobgp {
     client: GobgpApiClient<Channel>,
 }
 
+/// gobgpd's best-path changes, as they come; the reading task stops
+/// when this is dropped.
+pub struct Watch {
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<api::Path>, GobgpError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    /// The paths of the next change.
+    pub async fn next(&mut self) -> Result<Vec<api::Path>, GobgpError> {
+        self.rx.recv().await.unwrap_or_else(|| {
+            Err(call("WatchEvent")(tonic::Status::unavailable(
+                "the watch task ended",
+            )))
+        })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// A peer as gobgpd reports it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PeerRow {
@@ -164,7 +188,10 @@ impl Gobgp {
     pub async fn peers(&mut self) -> Result<Vec<PeerRow>, GobgpError> {
         let mut stream = self
             .client
-            .list_peer(api::ListPeerRequest::default())
+            .list_peer(api::ListPeerRequest {
+                address: String::new(),
+                enable_advertised: true,
+            })
             .await
             .map_err(call("ListPeer"))?
             .into_inner();
@@ -216,23 +243,46 @@ impl Gobgp {
         Ok(out)
     }
 
-    /// Best-path changes from now on.
-    pub async fn watch(&mut self) -> Result<tonic::Streaming<api::WatchEventResponse>, GobgpError> {
-        let req = api::WatchEventRequest {
-            peer: None,
-            table: Some(api::watch_event_request::Table {
-                filters: vec![api::watch_event_request::table::Filter {
-                    r#type: api::watch_event_request::table::filter::Type::Best as i32,
-                    init: false,
-                }],
-            }),
-        };
-        Ok(self
-            .client
-            .watch_event(req)
-            .await
-            .map_err(call("WatchEvent"))?
-            .into_inner())
+    /// Best-path changes from now on, read by a task of their own:
+    /// gobgpd answers a watch only with its first event.
+    pub fn watch(&self) -> Watch {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let mut client = self.client.clone();
+        let task = tokio::spawn(async move {
+            let req = api::WatchEventRequest {
+                peer: None,
+                table: Some(api::watch_event_request::Table {
+                    filters: vec![api::watch_event_request::table::Filter {
+                        r#type: api::watch_event_request::table::filter::Type::Best as i32,
+                        init: false,
+                    }],
+                }),
+            };
+            let mut stream = match client.watch_event(req).await {
+                Ok(s) => s.into_inner(),
+                Err(e) => {
+                    let _ = tx.send(Err(call("WatchEvent")(e))).await;
+                    return;
+                }
+            };
+            loop {
+                let item = match stream.message().await {
+                    Ok(Some(m)) => match m.event {
+                        Some(api::watch_event_response::Event::Table(t)) => Ok(t.paths),
+                        _ => continue,
+                    },
+                    Ok(None) => Err(call("WatchEvent")(tonic::Status::unavailable(
+                        "gobgpd closed the watch stream",
+                    ))),
+                    Err(e) => Err(call("WatchEvent")(e)),
+                };
+                let end = item.is_err();
+                if tx.send(item).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Watch { rx, task }
     }
 
     /// Adds (or withdraws, as each path says) `paths` in one stream.

@@ -335,7 +335,8 @@ pub fn decode(
             .and_then(|m| UnicastMac::try_from(m).ok())
             .ok_or(Rejected::Malformed)?;
         let ip = match r.ip_address.as_str() {
-            "" | "0.0.0.0" => None,
+            // GoBGP says "<nil>" for a MAC-only route.
+            "" | "<nil>" | "0.0.0.0" => None,
             s => match s.parse::<UnicastIp>() {
                 Ok(ip) => Some(ip),
                 // An IPv6 binding: the MAC part still counts.
