@@ -67,6 +67,9 @@ const REFRESH: Duration = Duration::from_secs(2);
 /// How often gobgpd's whole table is read again (anti-entropy: a
 /// change lost between the watch and a read is caught by the next one).
 const RELIST: Duration = Duration::from_secs(30);
+/// The longest a reconnect waits for its peers before sweeping stale
+/// routes.
+const SWEEP_AFTER: Duration = Duration::from_secs(60);
 /// Paths per AddPathStream request.
 const PATHS_PER_REQUEST: usize = 1000;
 
@@ -188,7 +191,12 @@ impl<'a> Agent<'a> {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let h = here(&domain::read(self.inst)?)?;
         self.vnis = slots(&h);
-        let (paths, own) = self.relist(&mut g).await?;
+        // No sweep yet: gobgpd may have just started, its peers not yet
+        // sent their routes. The sweep comes once every peer is up (or
+        // after SWEEP_AFTER).
+        let (paths, own) = self.relist(&mut g, false).await?;
+        let started = Instant::now();
+        let mut swept = false;
         let now = Instant::now();
         let fx = self.refresh_local(&h, now);
         self.apply(&mut g, fx).await?;
@@ -215,13 +223,20 @@ impl<'a> Agent<'a> {
                     self.events(&mut g, &events).await?;
                 }
                 _ = tick.tick() => {
-                    if !self.refresh(&mut g).await? {
+                    let Some(all_up) = self.refresh(&mut g).await? else {
                         info!("EVPN: the VNIs changed: reading gobgpd's table again");
                         return Ok(());
+                    };
+                    if !swept && (all_up || started.elapsed() > SWEEP_AFTER) {
+                        // One more round for the routes of the last peer up.
+                        tokio::time::sleep(REFRESH).await;
+                        let (n, _) = self.relist(&mut g, true).await?;
+                        info!("EVPN: stale routes swept ({n} paths in gobgpd's table)");
+                        swept = true;
                     }
                 }
                 _ = relist.tick() => {
-                    self.relist(&mut g).await?;
+                    self.relist(&mut g, swept).await?;
                 }
                 _ = plans.changed() => {
                     info!("EVPN: configuration changed");
@@ -233,7 +248,11 @@ impl<'a> Agent<'a> {
 
     /// Reads gobgpd's table whole and makes the RIB (and so the tables)
     /// hold exactly its routes; returns how many paths it has, and ours.
-    async fn relist(&mut self, g: &mut Gobgp) -> anyhow::Result<(usize, Vec<(Route, api::Path)>)> {
+    async fn relist(
+        &mut self,
+        g: &mut Gobgp,
+        sweep: bool,
+    ) -> anyhow::Result<(usize, Vec<(Route, api::Path)>)> {
         let paths = g.paths().await?;
         let mut macs = Vec::new();
         let mut floods = Vec::new();
@@ -252,7 +271,7 @@ impl<'a> Agent<'a> {
                 None => {}
             }
         }
-        let fx = self.rib.replace_remote(macs, floods, Instant::now());
+        let fx = self.rib.replace_remote(macs, floods, sweep, Instant::now());
         self.apply(g, fx).await?;
         Ok((paths.len(), own))
     }
@@ -324,18 +343,19 @@ impl<'a> Agent<'a> {
         self.apply(g, fx).await
     }
 
-    /// Reads what is local again; `false` if the VNIs changed (the table
-    /// must be read again).
-    async fn refresh(&mut self, g: &mut Gobgp) -> anyhow::Result<bool> {
+    /// Reads what is local again and polls the peers; whether every peer
+    /// is up, `None` if the VNIs changed (the table must be read again).
+    async fn refresh(&mut self, g: &mut Gobgp) -> anyhow::Result<Option<bool>> {
         let now = Instant::now();
         let h = here(&domain::read(self.inst)?)?;
         if slots(&h) != self.vnis {
-            return Ok(false);
+            return Ok(None);
         }
         let mut fx = self.refresh_local(&h, now);
         fx.extend(self.rib.thaw(now));
         self.apply(g, fx).await?;
         let peers = g.peers().await?;
+        let all_up = peers.iter().all(PeerRow::is_up);
         let (received, installed, local, frozen) = self.rib.counts();
         let mut s = self.status.borrow_mut();
         s.peers = peers;
@@ -343,7 +363,7 @@ impl<'a> Agent<'a> {
         s.installed = installed;
         s.local = local;
         s.frozen = frozen;
-        Ok(true)
+        Ok(Some(all_up))
     }
 
     /// Brings the local MACs of the RIB in line with the tables.

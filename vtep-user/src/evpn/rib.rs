@@ -217,16 +217,22 @@ impl Rib {
         }
     }
 
-    /// Replaces every remote route by `macs` and `floods` (GoBGP's table
-    /// read whole after a reconnect): what is gone is removed.
+    /// Takes GoBGP's table read whole: `macs` and `floods` are added and,
+    /// if `sweep`, every other remote route is removed (and so are the
+    /// entries installed from it). A table read right after a reconnect
+    /// is not swept: the peers have not sent their routes yet.
     pub fn replace_remote(
         &mut self,
         macs: Vec<(PeerVtep, MacRoute)>,
         floods: Vec<(PeerVtep, Vni)>,
+        sweep: bool,
         now: Instant,
     ) -> Vec<Effect> {
         let mut out = Vec::new();
         let old_floods = std::mem::take(&mut self.floods);
+        if !sweep {
+            self.floods.clone_from(&old_floods);
+        }
         for (vtep, vni) in floods {
             self.floods.entry(vni).or_default().insert(vtep);
         }
@@ -241,6 +247,9 @@ impl Rib {
             }
         }
         let old = std::mem::take(&mut self.remote);
+        if !sweep {
+            self.remote.clone_from(&old);
+        }
         for (vtep, r) in macs {
             self.remote
                 .entry((r.vni, r.mac))
@@ -249,7 +258,10 @@ impl Rib {
         }
         let mut keys: BTreeSet<MacKey> = old.keys().copied().collect();
         keys.extend(self.remote.keys().copied());
-        keys.extend(self.installed.keys().copied());
+        if sweep {
+            // Entries installed before a restart that no route backs.
+            keys.extend(self.installed.keys().copied());
+        }
         for key in keys {
             self.resolve(key, now, &mut out);
             let ips = |m: Option<&BTreeMap<(PeerVtep, Option<UnicastIp>), MacRoute>>| -> BTreeSet<UnicastIp> {
@@ -618,7 +630,12 @@ mod tests {
             },
         );
         r.remote_flood(b, vni, false);
-        let fx = r.replace_remote(Vec::new(), Vec::new(), now);
+        assert!(
+            r.replace_remote(Vec::new(), Vec::new(), false, now).is_empty(),
+            "a read without sweep removes nothing"
+        );
+        assert_eq!(r.flood(vni), vec![b]);
+        let fx = r.replace_remote(Vec::new(), Vec::new(), true, now);
         assert!(fx.contains(&Effect::Uninstall(key())));
         assert!(fx.contains(&Effect::Flood(vni)));
         assert!(r.flood(vni).is_empty());
