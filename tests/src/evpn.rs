@@ -100,7 +100,13 @@ impl Frr {
         // theirs.
         let run_dir = format!("/var/run/frr/{}", host.ns.name);
         crate::ok(&["mkdir", "-p", &run_dir]);
-        crate::ok(&["chown", "-R", "frr:frr", &run_dir, dir.to_str().expect("utf-8")]);
+        crate::ok(&[
+            "chown",
+            "-R",
+            "frr:frr",
+            &run_dir,
+            dir.to_str().expect("utf-8"),
+        ]);
         let daemon = |bin: &str, conf: &PathBuf, pid: &str| {
             host.ns.spawn(&[
                 bin,
@@ -117,7 +123,8 @@ impl Frr {
         let zebra = daemon("/usr/lib/frr/zebra", &zebra, "zebra.pid");
         let zserv = format!("{run_dir}/zserv.api");
         assert!(
-            wait_until(Duration::from_secs(10), || std::path::Path::new(&zserv).exists()),
+            wait_until(Duration::from_secs(10), || std::path::Path::new(&zserv)
+                .exists()),
             "zebra did not start in {}",
             host.ns.name
         );
@@ -132,7 +139,9 @@ impl Frr {
 
     /// `vtysh -c COMMAND` (a `... json` show command), parsed.
     pub fn json(&self, command: &str) -> serde_json::Value {
-        let out = crate::run(&["ip", "netns", "exec", &self.ns, "vtysh", "-N", &self.ns, "-c", command]);
+        let out = crate::run(&[
+            "ip", "netns", "exec", &self.ns, "vtysh", "-N", &self.ns, "-c", command,
+        ]);
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
     }
 
@@ -177,5 +186,10 @@ pub fn garp(ns: &Netns, dev: &str, mac: &str, ip: &str) {
     arp.extend_from_slice(&ip.octets());
     arp.extend_from_slice(&[0; 6]);
     arp.extend_from_slice(&ip.octets());
-    send_raw(ns, dev, &frames::eth([0xff; 6], mac, frames::ETH_ARP, &arp), 1);
+    send_raw(
+        ns,
+        dev,
+        &frames::eth([0xff; 6], mac, frames::ETH_ARP, &arp),
+        1,
+    );
 }

@@ -6,6 +6,7 @@
 //! colliding. Addresses: underlays from 198.18.0.0/16, tenants from
 //! 198.19.0.0/16, only inside namespaces made here, with no route out.
 
+pub mod evpn;
 pub mod frames;
 pub mod http;
 pub mod raw;

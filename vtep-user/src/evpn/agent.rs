@@ -60,7 +60,7 @@ pub struct Status {
 pub type Shared = Rc<RefCell<Status>>;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
 /// How often what is local is read again from the tables (aged and
 /// configured MACs, bound addresses, VNIs) and peers are polled.
 const REFRESH: Duration = Duration::from_secs(2);
@@ -70,6 +70,10 @@ const RELIST: Duration = Duration::from_secs(30);
 /// The longest a reconnect waits for its peers before sweeping stale
 /// routes.
 const SWEEP_AFTER: Duration = Duration::from_secs(60);
+/// How long the routes of a neighbor whose session was lost are kept
+/// (as a graceful-restart helper keeps them: RFC 4724 §4.2, the restart
+/// time GoBGP and FRR default to).
+const STALE_KEEP: Duration = Duration::from_secs(120);
 /// Paths per AddPathStream request.
 const PATHS_PER_REQUEST: usize = 1000;
 
@@ -123,8 +127,61 @@ async fn wait(plans: &mut watch::Receiver<Option<EvpnPlan>>, backoff: &mut Durat
     *backoff = (*backoff * 2).min(MAX_BACKOFF);
 }
 
+/// When the remote routes held but no longer in gobgpd's table (kept
+/// across a reconnect to gobgpd, or across a neighbor's session loss) are
+/// swept: one tick after every peer is up (their routes have come in
+/// meanwhile), or at the deadline.
+#[derive(Clone, Copy, Debug)]
+struct Sweep {
+    pending: bool,
+    ready: bool,
+    deadline: Instant,
+}
+
+impl Sweep {
+    /// A sweep due at `deadline` at the latest.
+    fn by(deadline: Instant) -> Self {
+        Self {
+            pending: true,
+            ready: false,
+            deadline,
+        }
+    }
+
+    /// Routes are kept until `until` at the latest (and until the peers
+    /// are all up again).
+    fn keep(&mut self, until: Instant) {
+        let deadline = if self.pending {
+            self.deadline.max(until)
+        } else {
+            until
+        };
+        *self = Self::by(deadline);
+    }
+
+    fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Called every tick: whether to sweep now.
+    fn due(&mut self, all_up: bool, now: Instant) -> bool {
+        if !self.pending {
+            return false;
+        }
+        if self.ready {
+            self.pending = false;
+            return true;
+        }
+        self.ready = all_up || now >= self.deadline;
+        false
+    }
+}
+
 struct Agent<'a> {
     inst: &'a Instance,
+    sweep: Sweep,
+    /// Neighbors whose lost session's routes are kept until the sweep.
+    lost: BTreeSet<String>,
     plan: EvpnPlan,
     origin: Origin,
     rib: Rib,
@@ -161,6 +218,8 @@ impl<'a> Agent<'a> {
         };
         Ok(Self {
             inst,
+            sweep: Sweep::by(Instant::now() + SWEEP_AFTER),
+            lost: BTreeSet::new(),
             plan,
             origin,
             rib,
@@ -181,7 +240,7 @@ impl<'a> Agent<'a> {
         plans: &mut watch::Receiver<Option<EvpnPlan>>,
     ) -> anyhow::Result<()> {
         let mut g = Gobgp::connect(self.plan.gobgp, Duration::from_secs(3)).await?;
-        g.configure(&self.plan, &self.local_ip().ip().to_string())
+        g.start(&self.plan, &self.local_ip().ip().to_string())
             .await?;
         let mut ring = Ring::open(self.inst, MAP_CONTROL_EVENTS)?;
         // Watch first, then read the table: what changes meanwhile comes
@@ -195,12 +254,14 @@ impl<'a> Agent<'a> {
         // sent their routes. The sweep comes once every peer is up (or
         // after SWEEP_AFTER).
         let (paths, own) = self.relist(&mut g, false).await?;
-        let started = Instant::now();
-        let mut swept = false;
+        self.sweep = Sweep::by(Instant::now() + SWEEP_AFTER);
         let now = Instant::now();
         let fx = self.refresh_local(&h, now);
         self.apply(&mut g, fx).await?;
         self.readvertise(&mut g, own).await?;
+        // Peers last: our routes are in gobgpd before its first update to
+        // them.
+        g.set_peers(&self.plan).await?;
         info!(
             "EVPN: gobgpd at {} configured (AS {}, {} peers), table read ({paths} paths)",
             self.plan.gobgp,
@@ -227,16 +288,15 @@ impl<'a> Agent<'a> {
                         info!("EVPN: the VNIs changed: reading gobgpd's table again");
                         return Ok(());
                     };
-                    if !swept && (all_up || started.elapsed() > SWEEP_AFTER) {
-                        // One more round for the routes of the last peer up.
-                        tokio::time::sleep(REFRESH).await;
+                    if self.sweep.due(all_up, Instant::now()) {
+                        self.lost.clear();
                         let (n, _) = self.relist(&mut g, true).await?;
                         info!("EVPN: stale routes swept ({n} paths in gobgpd's table)");
-                        swept = true;
                     }
                 }
                 _ = relist.tick() => {
-                    self.relist(&mut g, swept).await?;
+                    let sweep = !self.sweep.pending();
+                    self.relist(&mut g, sweep).await?;
                 }
                 _ = plans.changed() => {
                     info!("EVPN: configuration changed");
@@ -291,8 +351,34 @@ impl<'a> Agent<'a> {
     /// Best-path changes from gobgpd.
     async fn received(&mut self, g: &mut Gobgp, paths: &[api::Path]) -> anyhow::Result<()> {
         let now = Instant::now();
+        // Withdrawals from a neighbor whose session just went are kept
+        // (stale) for a while: gobgpd drops a lost peer's routes at once,
+        // and the peer is most likely a gobgpd or FRR restarting while
+        // its data plane forwards on (a graceful-restart helper of our
+        // own, RFC 4724 §4.2: GoBGP 3.10 crashes as one when it has local
+        // MAC routes, so its own is off). They go at the next sweep, once
+        // the neighbor is back and has sent its routes again.
+        let mut lost: BTreeMap<&str, bool> = BTreeMap::new();
+        for p in paths
+            .iter()
+            .filter(|p| p.is_withdraw && !p.neighbor_ip.is_empty())
+        {
+            if !lost.contains_key(p.neighbor_ip.as_str()) {
+                let up = g.peer_up(&p.neighbor_ip).await?;
+                lost.insert(p.neighbor_ip.as_str(), !up);
+            }
+        }
+        for (n, _) in lost.iter().filter(|(_, l)| **l) {
+            if self.lost.insert((*n).to_owned()) {
+                info!("EVPN: session with {n} lost: its routes are kept for up to {STALE_KEEP:?}");
+                self.sweep.keep(now + STALE_KEEP);
+            }
+        }
         let mut fx = Vec::new();
         for p in paths {
+            if p.is_withdraw && lost.get(p.neighbor_ip.as_str()) == Some(&true) {
+                continue;
+            }
             let Some(r) = self.decode(p) else { continue };
             let Some(vtep) = r.from else {
                 *self
@@ -304,6 +390,11 @@ impl<'a> Agent<'a> {
                 continue;
             };
             self.status.borrow_mut().updates_in += 1;
+            log::debug!(
+                "EVPN: from {vtep}: {:?} withdrawn={}",
+                r.route,
+                p.is_withdraw
+            );
             fx.extend(match r.route {
                 Route::Mac(m) => self.rib.remote_mac(vtep, m, p.is_withdraw, now),
                 Route::Flood(vni) => self.rib.remote_flood(vtep, vni, p.is_withdraw),
@@ -325,6 +416,14 @@ impl<'a> Agent<'a> {
                 continue;
             }
             let key = (vni, mac);
+            log::debug!(
+                "EVPN: event {} VNI {vni} {mac}: {}/{} -> {}/{}",
+                ev.kind,
+                ev.old_remote,
+                ev.old_ifindex,
+                ev.new_remote,
+                ev.new_ifindex
+            );
             match MacEventKind::from_u32(ev.kind) {
                 Some(MacEventKind::Learned | MacEventKind::Moved) if ev.new_ifindex != 0 => {
                     fx.extend(self.rib.local_mac(key, false, now));
@@ -356,6 +455,13 @@ impl<'a> Agent<'a> {
         self.apply(g, fx).await?;
         let peers = g.peers().await?;
         let all_up = peers.iter().all(PeerRow::is_up);
+        if !all_up {
+            let states: Vec<String> = peers
+                .iter()
+                .map(|p| format!("{} {}", p.address, p.state))
+                .collect();
+            log::debug!("EVPN: peers not all up: {}", states.join(", "));
+        }
         let (received, installed, local, frozen) = self.rib.counts();
         let mut s = self.status.borrow_mut();
         s.peers = peers;
@@ -430,6 +536,7 @@ impl<'a> Agent<'a> {
         if fx.is_empty() {
             return Ok(());
         }
+        log::debug!("EVPN: {fx:?}");
         let mut paths = Vec::new();
         let mut edits = Vec::new();
         for f in fx {

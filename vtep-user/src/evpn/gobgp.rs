@@ -106,10 +106,9 @@ impl Gobgp {
         })
     }
 
-    /// Starts BGP with our AS and router id listening on `listen` (unless
-    /// it runs already with the same AS), and makes its peers the plan's:
-    /// missing ones added with the L2VPN EVPN family, others removed.
-    pub async fn configure(&mut self, plan: &EvpnPlan, listen: &str) -> Result<(), GobgpError> {
+    /// Starts BGP with our AS and router id listening on `listen`, unless
+    /// it runs already with the same AS.
+    pub async fn start(&mut self, plan: &EvpnPlan, listen: &str) -> Result<(), GobgpError> {
         let (asn, router_id) = self.global().await?;
         if asn == 0 {
             self.client
@@ -124,13 +123,24 @@ impl Gobgp {
                 })
                 .await
                 .map_err(call("StartBgp"))?;
-        } else if asn != plan.asn {
+            return Ok(());
+        }
+        if asn != plan.asn {
             return Err(GobgpError::OtherAs {
                 running: asn,
                 router_id,
                 wanted: plan.asn,
             });
         }
+        Ok(())
+    }
+
+    /// Makes gobgpd's peers the plan's: missing ones added with the L2VPN
+    /// EVPN family, others removed. Not with graceful restart: GoBGP 3.10
+    /// dereferences a nil pointer (`handleMacMobility`) when it marks a
+    /// lost peer's MAC routes stale while it holds local MAC routes, which
+    /// every VTEP does; the agent keeps a lost neighbor's routes itself.
+    pub async fn set_peers(&mut self, plan: &EvpnPlan) -> Result<(), GobgpError> {
         let have: Vec<String> = self.peers().await?.into_iter().map(|p| p.address).collect();
         for p in &plan.peers {
             let address = p.address.to_string();
@@ -182,6 +192,25 @@ impl Gobgp {
             .global
             .unwrap_or_default();
         Ok((g.asn, g.router_id))
+    }
+
+    /// Whether the session with neighbor `address` is established.
+    pub async fn peer_up(&mut self, address: &str) -> Result<bool, GobgpError> {
+        let mut stream = self
+            .client
+            .list_peer(api::ListPeerRequest {
+                address: address.to_owned(),
+                enable_advertised: false,
+            })
+            .await
+            .map_err(call("ListPeer"))?
+            .into_inner();
+        let mut up = false;
+        while let Some(r) = stream.message().await.map_err(call("ListPeer"))? {
+            let state = r.peer.and_then(|p| p.state).map_or(0, |s| s.session_state);
+            up |= session_state(state) == "established";
+        }
+        Ok(up)
     }
 
     /// The peers and their sessions.

@@ -20,6 +20,11 @@ use std::{
 use super::routes::MacRoute;
 use crate::values::{PeerVtep, UnicastIp, UnicastMac, Vni};
 
+/// Withdrawn sequence numbers kept, at most (then forgotten at once: the
+/// worst is a move advertised with too low a number, which the old VTEP
+/// then wins and re-learning corrects).
+const MAX_WITHDRAWN: usize = 1 << 20;
+
 /// A MAC within a VNI.
 pub type MacKey = (Vni, UnicastMac);
 
@@ -76,6 +81,10 @@ pub struct Rib {
     floods: BTreeMap<Vni, BTreeSet<PeerVtep>>,
     local: HashMap<MacKey, Local>,
     installed: HashMap<MacKey, Installed>,
+    /// The sequence numbers of MACs whose remote routes were all
+    /// withdrawn: a MAC learned here just after its old VTEP withdrew it
+    /// (it saw the VM's first frame too) still outbids that route.
+    withdrawn_seq: HashMap<MacKey, u32>,
     /// Takeovers within the window, per MAC.
     moves: HashMap<MacKey, VecDeque<Instant>>,
     frozen: HashMap<MacKey, Instant>,
@@ -91,6 +100,7 @@ impl Rib {
             floods: BTreeMap::new(),
             local: HashMap::new(),
             installed: HashMap::new(),
+            withdrawn_seq: HashMap::new(),
             moves: HashMap::new(),
             frozen: HashMap::new(),
         }
@@ -182,6 +192,11 @@ impl Rib {
             routes.remove(&(vtep, r.ip));
             if routes.is_empty() {
                 self.remote.remove(&key);
+                if self.withdrawn_seq.len() >= MAX_WITHDRAWN {
+                    self.withdrawn_seq.clear();
+                }
+                let seq = self.withdrawn_seq.entry(key).or_default();
+                *seq = (*seq).max(r.seq);
             }
         } else {
             routes.insert((vtep, r.ip), r);
@@ -296,11 +311,16 @@ impl Rib {
             );
             return out;
         }
-        let seq = match best {
-            Some((_, r)) if !sticky => r.seq.saturating_add(1),
+        let seen = best
+            .map(|(_, r)| r.seq)
+            .into_iter()
+            .chain(self.withdrawn_seq.remove(&key))
+            .max();
+        let seq = match seen {
+            Some(s) if !sticky => s.saturating_add(1),
             _ => self.local.get(&key).map_or(0, |l| l.seq),
         };
-        if best.is_some() && !sticky && self.moved(key, now) {
+        if seen.is_some() && !sticky && self.moved(key, now) {
             out.push(Effect::Frozen(key));
         }
         // Our routes keep their keys (RD, MAC, IP): advertising them again
@@ -553,6 +573,17 @@ mod tests {
     }
 
     #[test]
+    fn a_mac_withdrawn_just_before_it_is_learned_here_still_counts() {
+        let mut r = rib();
+        let now = Instant::now();
+        let b = vtep("198.18.2.1");
+        r.remote_mac(b, route(3), false, now);
+        r.remote_mac(b, route(3), true, now);
+        let fx = r.local_mac(key(), false, now);
+        assert_eq!(fx[0], Effect::Advertise(route(4)));
+    }
+
+    #[test]
     fn equal_sequences_go_to_the_lowest_vtep_address() {
         let now = Instant::now();
         let mut r = rib();
@@ -631,7 +662,8 @@ mod tests {
         );
         r.remote_flood(b, vni, false);
         assert!(
-            r.replace_remote(Vec::new(), Vec::new(), false, now).is_empty(),
+            r.replace_remote(Vec::new(), Vec::new(), false, now)
+                .is_empty(),
             "a read without sweep removes nothing"
         );
         assert_eq!(r.flood(vni), vec![b]);
@@ -655,9 +687,13 @@ mod tests {
         assert!(fx.contains(&Effect::Bind(key(), ip)));
         let fx = r.remote_mac(b, with_ip, true, now);
         assert!(fx.contains(&Effect::Unbind(key(), ip)));
-        // A local MAC's address is advertised with it.
+        // A local MAC's address is advertised with it (with the sequence
+        // that outbids B's withdrawn route).
         r.local_mac(key(), false, now);
-        assert_eq!(r.local_ip(key(), ip), vec![Effect::Advertise(with_ip)]);
+        assert_eq!(
+            r.local_ip(key(), ip),
+            vec![Effect::Advertise(MacRoute { seq: 1, ..with_ip })]
+        );
         assert_eq!(r.advertised().len(), 2);
     }
 }
