@@ -370,7 +370,7 @@ impl TablesMut {
             .fdb
             .lookup(&key)
             .map_err(TableError::map("read", "FDB"))?;
-        if !old.is_some_and(|o| o.flags & FDB_F_EVPN != 0) {
+        if old.is_none_or(|o| o.flags & FDB_F_EVPN == 0) {
             return Ok(false);
         }
         self.fdb_del(vni, mac)?;
