@@ -44,6 +44,7 @@ use vtep_user::{datapath::EBPF_OBJECT, generation::Generation, instance::coarse_
 mod cache;
 mod decap;
 mod encap;
+mod learn;
 mod reference;
 
 const XDP_DROP: u32 = 1;
