@@ -81,6 +81,16 @@ impl<'a> Edit<'a> {
         }))
     }
 
+    /// A change on tables open already, waiting for the lock.
+    pub fn with(inst: &'a Instance, tables: Tables) -> anyhow::Result<Self> {
+        inst.require_up()?;
+        let lock = inst.lock()?;
+        Ok(Self {
+            inst,
+            t: TablesMut::new(tables, lock),
+        })
+    }
+
     /// The tables, the lock let go.
     pub fn into_tables(self) -> Tables {
         self.t.into_tables()

@@ -29,7 +29,10 @@ use crate::{
         plan::EvpnPlan,
     },
     instance::Instance,
-    tables::fdb::{self, EvpnRoute},
+    tables::{
+        Tables,
+        fdb::{self, EvpnRoute},
+    },
     values::{LocalIp, Mac, UnicastMac, Vni},
 };
 
@@ -179,6 +182,8 @@ impl Sweep {
 
 struct Agent<'a> {
     inst: &'a Instance,
+    /// The instance's tables, kept open between changes.
+    tables: Option<Tables>,
     sweep: Sweep,
     /// Neighbors whose lost session's routes are kept until the sweep.
     lost: BTreeSet<String>,
@@ -218,6 +223,7 @@ impl<'a> Agent<'a> {
         };
         Ok(Self {
             inst,
+            tables: Some(t),
             sweep: Sweep::by(Instant::now() + SWEEP_AFTER),
             lost: BTreeSet::new(),
             plan,
@@ -248,7 +254,7 @@ impl<'a> Agent<'a> {
         // between is caught by the table read again every RELIST.)
         let mut watch = g.watch();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let h = here(&domain::read(self.inst)?)?;
+        let h = self.here()?;
         self.vnis = slots(&h);
         // No sweep yet: gobgpd may have just started, its peers not yet
         // sent their routes. The sweep comes once every peer is up (or
@@ -334,6 +340,22 @@ impl<'a> Agent<'a> {
         let fx = self.rib.replace_remote(macs, floods, sweep, Instant::now());
         self.apply(g, fx).await?;
         Ok((paths.len(), own))
+    }
+
+    /// The tables, reopened if the instance was brought up anew.
+    fn open_tables(&mut self) -> anyhow::Result<Tables> {
+        match self.tables.take() {
+            Some(t) if t.is_current(self.inst) => Ok(t),
+            _ => domain::read(self.inst),
+        }
+    }
+
+    /// What is here now.
+    fn here(&mut self) -> anyhow::Result<Here> {
+        let t = self.open_tables()?;
+        let h = here(&t);
+        self.tables = Some(t);
+        Ok(h?)
     }
 
     /// Decodes a path, counting what is not used.
@@ -446,7 +468,7 @@ impl<'a> Agent<'a> {
     /// is up, `None` if the VNIs changed (the table must be read again).
     async fn refresh(&mut self, g: &mut Gobgp) -> anyhow::Result<Option<bool>> {
         let now = Instant::now();
-        let h = here(&domain::read(self.inst)?)?;
+        let h = self.here()?;
         if slots(&h) != self.vnis {
             return Ok(None);
         }
@@ -555,12 +577,13 @@ impl<'a> Agent<'a> {
             }
         }
         if !edits.is_empty() {
-            let mut e = Edit::begin(self.inst)?;
+            let mut e = Edit::with(self.inst, self.open_tables()?)?;
             for f in edits {
                 if let Err(err) = self.edit(&mut e, &f) {
                     warn!("EVPN: {f:?}: {err}");
                 }
             }
+            self.tables = Some(e.into_tables());
         }
         self.send(g, paths).await
     }

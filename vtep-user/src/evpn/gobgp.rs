@@ -49,16 +49,36 @@ pub struct Gobgp {
 pub struct Watch {
     rx: tokio::sync::mpsc::Receiver<Result<Vec<api::Path>, GobgpError>>,
     task: tokio::task::JoinHandle<()>,
+    /// An error that came after paths still to be handed out.
+    failed: Option<GobgpError>,
 }
 
+/// Paths handed out at once, at most (a batch is installed under one
+/// lock of the instance).
+const BATCH: usize = 4096;
+
 impl Watch {
-    /// The paths of the next change.
+    /// The paths of the next changes: waits for one, takes those queued
+    /// behind it too.
     pub async fn next(&mut self) -> Result<Vec<api::Path>, GobgpError> {
-        self.rx.recv().await.unwrap_or_else(|| {
-            Err(call("WatchEvent")(tonic::Status::unavailable(
-                "the watch task ended",
-            )))
-        })
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let ended = || {
+            call("WatchEvent")(tonic::Status::unavailable("the watch task ended"))
+        };
+        let mut paths = self.rx.recv().await.unwrap_or_else(|| Err(ended()))?;
+        while paths.len() < BATCH {
+            match self.rx.try_recv() {
+                Ok(Ok(more)) => paths.extend(more),
+                Ok(Err(e)) => {
+                    self.failed = Some(e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(paths)
     }
 }
 
@@ -311,7 +331,11 @@ impl Gobgp {
                 }
             }
         });
-        Watch { rx, task }
+        Watch {
+            rx,
+            task,
+            failed: None,
+        }
     }
 
     /// Adds (or withdraws, as each path says) `paths` in one stream.

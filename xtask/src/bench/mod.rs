@@ -4,12 +4,14 @@
 //! Packet rates (decap and encap; the `xdp-drop` and `xdp-redirect`
 //! ceilings for decap) are measured in interleaved rounds (`pps`); then
 //! program cost (`cost`), FDB scale (`scale`), control-plane rate
-//! (`control`), latency (`latency`) and TCP throughput (`tcp`), one
+//! (`control`), EVPN scale (`evpn`), latency (`latency`) and TCP
+//! throughput (`tcp`), one
 //! module each; `report` is the typed report and its Markdown. See
 //! BENCHMARKS.md for a run.
 
 mod control;
 mod cost;
+mod evpn;
 mod frames;
 mod latency;
 mod pps;
@@ -237,6 +239,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         program_cost_ns,
         fdb_scale: None,
         control_plane: None,
+        evpn: None,
         latency_us: None,
         tcp_gbps: None,
     };
@@ -251,6 +254,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         report.fdb_scale = Some(scale::fdb_scale(uncached, opts.smoke, packets)?);
         drop(benches);
         report.control_plane = Some(control::control_plane(&vtep_bin, opts.smoke)?);
+        report.evpn = Some(evpn::evpn_scale(&vtep_bin, opts.smoke)?);
         report.latency_us = Some(latency::latency(&vtep_bin, opts.smoke)?);
         report.tcp_gbps = Some(tcp::tcp(&vtep_bin, opts.smoke)?);
     }

@@ -135,6 +135,25 @@ pub struct ControlPlane {
     pub entries_per_second: f64,
 }
 
+/// EVPN scale: MACs advertised by one host, installed by another.
+#[derive(Serialize)]
+pub struct EvpnScale {
+    pub macs: u32,
+    pub vnis: u32,
+    /// FDB entries installed from routes per second (first to last).
+    pub installed_per_second: f64,
+    /// From the advertiser's gobgpd holding every route to the last FDB
+    /// entry installed.
+    pub last_advertisement_to_last_entry_s: f64,
+    /// From the receiver's gobgpd holding every route to the last FDB
+    /// entry: the receiving agent's own share.
+    pub received_to_last_entry_s: f64,
+    /// From `vtep fdb load` on the advertiser to the last FDB entry on
+    /// the receiver (the advertiser's daemon picks configured MACs up
+    /// within its 2 s refresh).
+    pub load_to_last_entry_s: f64,
+}
+
 /// Ping RTTs of one variant, µs.
 #[derive(Debug, Serialize)]
 pub struct Rtt {
@@ -183,6 +202,7 @@ pub struct Report {
     pub program_cost_ns: BTreeMap<String, ProgCost>,
     pub fdb_scale: Option<FdbScale>,
     pub control_plane: Option<ControlPlane>,
+    pub evpn: Option<EvpnScale>,
     pub latency_us: Option<Latency>,
     pub tcp_gbps: Option<Tcp>,
 }
@@ -238,6 +258,10 @@ impl Report {
             (
                 "fdb load entries/s",
                 self.control_plane.as_ref().map(|c| c.entries_per_second),
+            ),
+            (
+                "EVPN installed/s",
+                self.evpn.as_ref().map(|e| e.installed_per_second),
             ),
             ("RTT vtep p50", lat.map(|l| l.vtep.p50)),
             ("RTT vtep p99", lat.map(|l| l.vtep.p99)),
@@ -343,6 +367,21 @@ impl Report {
                 s,
                 "\n## Control plane\n\n`vtep fdb load` of {} entries: {:.2} s, {:.0} entries/s\n",
                 c.entries, c.seconds, c.entries_per_second
+            )?;
+        }
+        if let Some(e) = &self.evpn {
+            writeln!(
+                s,
+                "## EVPN scale\n\n{} MACs on {} VNIs advertised by one host (its daemon and \
+                 gobgpd), installed from BGP by another: {:.0} MACs/s; {:.2} s from the last \
+                 advertisement to the last FDB entry, of which {:.2} s after the receiver's \
+                 gobgpd had them all ({:.2} s from `vtep fdb load` on the advertiser)\n",
+                e.macs,
+                e.vnis,
+                e.installed_per_second,
+                e.last_advertisement_to_last_entry_s,
+                e.received_to_last_entry_s,
+                e.load_to_last_entry_s
             )?;
         }
         if let Some(l) = &self.latency_us {
