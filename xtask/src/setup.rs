@@ -98,6 +98,45 @@ pub fn needs(need: Need) -> Vec<Prereq> {
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
+/// Packages whose Debian scripts enable and start a system service. The
+/// set-up installs them for the tests and the bench, which run their
+/// daemons inside test namespaces: the host must neither run nor enable
+/// them (gobgpd's unit would serve an unauthenticated API on every
+/// address). Starting is denied during the install (policy-rc.d), and
+/// the units are disabled again after it (`systemctl disable` works on
+/// the unit files, with or without a running systemd).
+const SERVICES: &[(&str, &str)] = &[("frr", "frr.service"), ("gobgpd", "gobgpd.service")];
+
+/// Where Debian's maintainer scripts ask whether a service may start.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// Denies service starts while it lives, unless the host has a policy of
+/// its own (then that one rules).
+struct NoServiceStarts(bool);
+
+impl NoServiceStarts {
+    fn new() -> anyhow::Result<Self> {
+        let path = std::path::Path::new(POLICY_RC_D);
+        if path.exists() {
+            return Ok(Self(false));
+        }
+        std::fs::write(
+            path,
+            "#!/bin/sh\n# cargo xtask setup: no service starts while it installs\nexit 101\n",
+        )?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        Ok(Self(true))
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = std::fs::remove_file(POLICY_RC_D);
+        }
+    }
+}
+
 /// The commands that install `missing` (a subset of some [`needs`]), as
 /// argument vectors.
 pub fn plan(missing: &[Prereq]) -> Vec<Vec<String>> {
@@ -115,6 +154,11 @@ pub fn plan(missing: &[Prereq]) -> Vec<Vec<String>> {
         let mut install = owned(&["apt-get", "install", "-y", "-q", "--no-install-recommends"]);
         install.extend(packages.iter().map(|p| (*p).to_owned()));
         steps.push(install);
+        for (pkg, unit) in SERVICES {
+            if packages.contains(pkg) {
+                steps.push(owned(&["systemctl", "disable", unit]));
+            }
+        }
     }
     for p in missing {
         match p {
@@ -191,6 +235,12 @@ pub fn run(need: Need) -> anyhow::Result<()> {
             lines.join("\n  ")
         );
     }
+    let installs = steps.iter().any(|s| s[0] == "apt-get" && s[1] == "install");
+    let _no_starts = if installs {
+        Some(NoServiceStarts::new()?)
+    } else {
+        None
+    };
     for step in &steps {
         let mut cmd = Command::new(&step[0]);
         cmd.args(&step[1..]);
@@ -198,6 +248,8 @@ pub fn run(need: Need) -> anyhow::Result<()> {
             "apt-get" => {
                 cmd.env("DEBIAN_FRONTEND", "noninteractive");
             }
+            // No systemd, no unit to leave enabled.
+            "systemctl" if !found("systemctl") => continue,
             "cargo" if step.iter().any(|a| a == "bpf-linker") => {
                 eprintln!("xtask setup: building bpf-linker against LLVM 22 (about two minutes)");
                 cmd.env("LLVM_PREFIX", LLVM_PREFIX);
@@ -277,5 +329,18 @@ mod tests {
                 .any(|a| a == "tshark" || a == "cargo-fuzz"),
             "{demo:?}"
         );
+    }
+
+    #[test]
+    fn services_installed_for_the_tests_are_left_disabled() {
+        let test = plan(&needs(Need::Test));
+        for unit in ["frr.service", "gobgpd.service"] {
+            let disabled = test
+                .iter()
+                .any(|s| s[0] == "systemctl" && s[1] == "disable" && s[2] == unit);
+            assert!(disabled, "{unit} stays enabled: {test:?}");
+        }
+        let demo = plan(&needs(Need::Demo));
+        assert!(!demo.iter().any(|s| s[0] == "systemctl"), "{demo:?}");
     }
 }

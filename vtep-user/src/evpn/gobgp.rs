@@ -64,9 +64,7 @@ impl Watch {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
-        let ended = || {
-            call("WatchEvent")(tonic::Status::unavailable("the watch task ended"))
-        };
+        let ended = || call("WatchEvent")(tonic::Status::unavailable("the watch task ended"));
         let mut paths = self.rx.recv().await.unwrap_or_else(|| Err(ended()))?;
         while paths.len() < BATCH {
             match self.rx.try_recv() {

@@ -54,7 +54,16 @@ fn entries(v: &Vtep, name: &str) -> anyhow::Result<u64> {
 
 /// Paths in the EVPN table of the gobgpd in `ns`.
 fn gobgp_paths(ns: &Netns) -> u64 {
-    let out = ns.run(&["gobgp", "-u", "127.0.0.1", "global", "rib", "summary", "-a", "evpn"]);
+    let out = ns.run(&[
+        "gobgp",
+        "-u",
+        "127.0.0.1",
+        "global",
+        "rib",
+        "summary",
+        "-a",
+        "evpn",
+    ]);
     String::from_utf8_lossy(&out.stdout)
         .split("Path:")
         .nth(1)
