@@ -41,6 +41,26 @@ fn the_unit_file_verifies() {
 }
 
 #[test]
+fn the_gobgpd_unit_verifies_and_keeps_the_api_on_loopback() {
+    let unit = std::fs::read_to_string(dist("gobgpd-vtep.service")).unwrap();
+    assert!(
+        unit.contains("--api-hosts 127.0.0.1:50051"),
+        "gobgpd's API must stay on loopback: {unit}"
+    );
+    let out = run(&[
+        "systemd-analyze",
+        "verify",
+        "--man=no",
+        dist("gobgpd-vtep.service").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn completions_man_page_and_version() {
     let bin = vtep_bin();
     let vtep = bin.to_str().unwrap();
