@@ -31,8 +31,8 @@ enum Peering {
 struct Ours {
     vtep: Vtep,
     gobgpd: Gobgpd,
-    _daemon: Bg,
-    _config: ConfigFile,
+    daemon: Bg,
+    config: ConfigFile,
 }
 
 /// Hosts A and B ours, C FRR + kernel vxlan (and the RR on host 4).
@@ -141,8 +141,8 @@ impl Fabric {
             ours.push(Ours {
                 vtep,
                 gobgpd,
-                _daemon: daemon,
-                _config: config,
+                daemon,
+                config,
             });
         }
         Fabric {
@@ -255,6 +255,17 @@ fn routes_alone_build_the_overlay_with_frr() {
     };
     assert_eq!(flood(100), vec!["198.18.2.1", "198.18.3.1"]);
     assert_eq!(flood(200), vec!["198.18.3.1"]);
+    // B binds A's VM's address from A's MAC/IP route (ARP suppression).
+    let bound = wait_until(CONVERGE, || {
+        let out = f.ours[1].vtep.ok(&["neigh", "show", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        rows.as_array().is_some_and(|r| {
+            r.iter().any(|n| {
+                n["ip"] == f.vms[0].ip.as_str() && n["mac"] == mac(100, 0) && n["origin"] == "evpn"
+            })
+        })
+    });
+    assert!(bound, "B has no EVPN binding for A's VM's address");
     let show = f.ours[0].vtep.ok(&["evpn", "show", "--json"]);
     let show: serde_json::Value = serde_json::from_str(&show).expect("evpn show --json");
     assert_eq!(show["peers"].as_array().map(Vec::len), Some(2), "{show}");
@@ -305,9 +316,58 @@ fn a_vm_moves_from_a_to_b_under_ping_from_frr() {
         .entry(0, 100, &moving.mac)
         .expect("the moved VM in A's FDB");
     assert_eq!(e["remote"], b.ip.as_str(), "{e}");
-    // Target: what FRR + kernel lose on the same move (3-4 pings here);
-    // the bound leaves room for a loaded machine.
-    assert!(lost <= 25, "{lost} pings lost in the move");
+    drop(f);
+    let frr_lost = frr_moves_a_vm();
+    println!("the same move between two FRR + kernel hosts: {frr_lost} pings lost");
+    // Target: no more than FRR + kernel lose on the same move; the margin
+    // is for a loaded machine (a ping is 10 ms).
+    assert!(
+        lost <= frr_lost + 5,
+        "{lost} pings lost in the move, FRR + kernel lost {frr_lost}"
+    );
+}
+
+/// The same move between two FRR + kernel hosts (pinged from a third):
+/// how many pings FRR loses.
+fn frr_moves_a_vm() -> u64 {
+    let net = RoutedUnderlay::new(3);
+    let ips: Vec<String> = net.hosts.iter().map(|h| h.ip.clone()).collect();
+    let moving = vm(&net.hosts[0].ns, "mv", "198.19.0.1/24", &mac(100, 0));
+    let still = vm(&net.hosts[2].ns, "p100", "198.19.0.3/24", &mac(100, 2));
+    let frrs: Vec<Frr> = (0..3)
+        .map(|i| {
+            let peers: Vec<&str> = (0..3)
+                .filter(|j| *j != i)
+                .map(|j| ips[j].as_str())
+                .collect();
+            let port: &[&str] = match i {
+                0 => &["mv"],
+                1 => &[],
+                _ => &["p100"],
+            };
+            Frr::start(&net.hosts[i], ASN, &peers, &[(100, port)])
+        })
+        .collect();
+    assert!(
+        still.ns.ping_until(&moving.ip, CONVERGE),
+        "FRR-only fabric: no ping"
+    );
+    let (a, b) = (&net.hosts[0], &net.hosts[1]);
+    let secs = 6;
+    let train = ping_train(&still.ns, &moving.ip, secs);
+    std::thread::sleep(Duration::from_secs(2));
+    a.ns.ok(&["ip", "link", "set", "mv", "nomaster"]);
+    a.ns.ok(&["ip", "link", "set", "mv", "netns", &b.ns.name]);
+    b.ns.ok(&["ip", "link", "set", "mv", "master", "br100", "up"]);
+    garp(&moving.ns, "eth0", &moving.mac, &moving.ip);
+    let (_, lost) = lost(train, secs);
+    let at_b = wait_until(Duration::from_secs(10), || {
+        frrs[2]
+            .mac(100, &moving.mac)
+            .is_some_and(|(_, vtep, _)| vtep == b.ip)
+    });
+    assert!(at_b, "FRR-only fabric: the move never reached C");
+    lost
 }
 
 #[test]
@@ -346,6 +406,35 @@ fn traffic_survives_a_gobgpd_restart_and_stale_routes_are_swept() {
         .entry(0, 100, &mac(100, 2))
         .expect("C's VM back in A's FDB");
     assert_eq!(e["origin"], "evpn", "{e}");
+}
+
+#[test]
+fn sighup_changes_peers_and_vnis() {
+    let f = Fabric::new(Peering::FullMesh);
+    f.converge();
+    let a = &f.net.hosts[0];
+    let text = our_config(
+        a,
+        &[100, 200, 300],
+        &[("mv", 100), ("p200", 200)],
+        &[f.net.hosts[1].ip.clone()],
+    );
+    f.ours[0].config.write(&text);
+    vtep_tests::ok(&["kill", "-HUP", &f.ours[0].daemon.id().to_string()]);
+    let show = || -> serde_json::Value {
+        let out = f.ours[0].vtep.ok(&["evpn", "show", "--json"]);
+        serde_json::from_str(&out).unwrap_or_default()
+    };
+    let applied = wait_until(CONVERGE, || {
+        let v = show();
+        let peers = v["peers"].as_array().map_or(0, Vec::len);
+        let vni300 = v["vnis"]
+            .as_array()
+            .and_then(|a| a.iter().find(|n| n["vni"] == 300))
+            .is_some_and(|n| n["advertised"].as_u64() >= Some(1));
+        peers == 1 && vni300
+    });
+    assert!(applied, "SIGHUP: peers or VNIs not applied: {}", show());
 }
 
 #[test]
