@@ -192,6 +192,23 @@ fn ping_train(from: &Netns, to: &str, secs: u32) -> Bg {
     from.spawn(&["ping", "-i", "0.01", "-c", &count, "-W", "1", "-q", to])
 }
 
+/// How long after now the kernel vxlan of FRR host `ns` points `mac` at
+/// `vtep` (polled every few ms, for at most 10 s).
+fn repointed(ns: &Netns, mac: &str, vtep: &str) -> Duration {
+    let start = Instant::now();
+    let wanted = format!("{mac} dst {vtep} ");
+    while start.elapsed() < Duration::from_secs(10) {
+        if ns
+            .ok(&["bridge", "fdb", "show", "dev", "vx100"])
+            .contains(&wanted)
+        {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("{mac} never pointed at {vtep} in {}", ns.name);
+}
+
 /// Pings lost by a finished [`ping_train`].
 fn lost(train: Bg, secs: u32) -> (u64, u64) {
     let out = train.finish(Duration::from_secs(u64::from(secs) + 15));
@@ -295,10 +312,12 @@ fn a_vm_moves_from_a_to_b_under_ping_from_frr() {
     f.ours[1].vtep.ok(&["port", "add", "mv", "--vni", "100"]);
     garp(&moving.ns, "eth0", &moving.mac, &moving.ip);
     let moved_in = start.elapsed();
+    let converged = repointed(&f.net.hosts[2].ns, &moving.mac, &b.ip);
     let (sent, lost) = lost(train, secs);
     println!(
         "EVPN move A -> B under a 10 ms ping from FRR's VM: {lost} of {sent} pings lost \
-         (the move itself took {moved_in:?})"
+         (the move itself took {moved_in:?}; FRR's kernel re-pointed the MAC {converged:?} \
+         after the VM's announcement)"
     );
     assert!(sent > 0);
     let frr_view = f.frr.mac(100, &moving.mac);
@@ -360,6 +379,8 @@ fn frr_moves_a_vm() -> u64 {
     a.ns.ok(&["ip", "link", "set", "mv", "netns", &b.ns.name]);
     b.ns.ok(&["ip", "link", "set", "mv", "master", "br100", "up"]);
     garp(&moving.ns, "eth0", &moving.mac, &moving.ip);
+    let converged = repointed(&net.hosts[2].ns, &moving.mac, &b.ip);
+    println!("FRR + kernel: C's kernel re-pointed the MAC {converged:?} after the announcement");
     let (_, lost) = lost(train, secs);
     let at_b = wait_until(Duration::from_secs(10), || {
         frrs[2]

@@ -72,6 +72,12 @@ pub const DEFAULT_LEARNED_CAPACITY: u32 = 1 << 18;
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Size of the events ring buffer, bytes.
 pub const EVENTS_BYTES: u32 = 1 << 20;
+/// MACs re-pointed by EVPN routes, for `vtep events` (a queue the
+/// daemon's EVPN agent pushes to; the kernel programs never touch it).
+pub const MAP_EVPN_EVENTS: &str = "EVPN_EVENTS";
+/// Capacity of the EVPN events queue (what `vtep events` has not read
+/// when it is full is not reported).
+pub const EVPN_EVENTS_CAPACITY: u32 = 4096;
 /// The same events for the daemon (its EVPN agent advertises local MACs
 /// from them): a ring of its own, so that `vtep events` and the daemon
 /// never take records from each other.

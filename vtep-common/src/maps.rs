@@ -165,6 +165,10 @@ pub enum MacEventKind {
     Aged = 3,
     /// Moved more than the limit within the window: frozen.
     Frozen = 4,
+    /// Re-pointed by a BGP EVPN route (another VTEP advertised it with a
+    /// higher sequence number); written by the daemon's EVPN agent into
+    /// `EVPN_EVENTS`.
+    Evpn = 5,
 }
 
 impl MacEventKind {
@@ -175,6 +179,7 @@ impl MacEventKind {
             2 => Some(Self::Moved),
             3 => Some(Self::Aged),
             4 => Some(Self::Frozen),
+            5 => Some(Self::Evpn),
             _ => None,
         }
     }
@@ -186,6 +191,7 @@ impl MacEventKind {
             Self::Moved => "moved",
             Self::Aged => "aged",
             Self::Frozen => "frozen",
+            Self::Evpn => "evpn-moved",
         }
     }
 }

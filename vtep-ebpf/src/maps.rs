@@ -7,19 +7,19 @@ use aya_ebpf::{
     Global,
     bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
 };
 use vtep_common::{
     consts::{
-        DECAP_CACHE_CAPACITY, DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES, FDB_CAPACITY,
-        NEIGHS_CAPACITY, NEXTHOPS_CAPACITY, PEERS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY,
-        VNIS_CAPACITY, VXLAN_PORT,
+        DECAP_CACHE_CAPACITY, DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES,
+        EVPN_EVENTS_CAPACITY, FDB_CAPACITY, NEIGHS_CAPACITY, NEXTHOPS_CAPACITY, PEERS_CAPACITY,
+        PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
         BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, Decision,
-        FdbEntry, FdbKey, InstanceInfo, LearnedEntry, NeighEntry, NeighKey, NextHopKey, PeerInfo,
-        PeerStats, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        FdbEntry, FdbKey, InstanceInfo, LearnedEntry, MacEvent, NeighEntry, NeighKey, NextHopKey,
+        PeerInfo, PeerStats, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
 };
 
@@ -55,6 +55,12 @@ pub static LEARNED: LruHashMap<FdbKey, LearnedEntry> =
 /// Learned, moved and frozen MACs, read by `vtep events`.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
+
+/// MACs re-pointed by EVPN routes (see `MAP_EVPN_EVENTS`): declared here
+/// so that it is created and pinned with the others; only userspace
+/// pushes and pops.
+#[map]
+pub static EVPN_EVENTS: Queue<MacEvent> = Queue::pinned(EVPN_EVENTS_CAPACITY, 0);
 
 /// The same records for the daemon (see `MAP_CONTROL_EVENTS`).
 #[map]

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aya::maps::{MapData, RingBuf};
+use aya::maps::{MapData, Queue, RingBuf};
 use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 use vtep_common::{
-    consts::MAP_EVENTS,
+    consts::{MAP_EVENTS, MAP_EVPN_EVENTS},
     maps::{MacEvent, MacEventKind},
 };
 
@@ -16,7 +16,7 @@ use super::Edit;
 use crate::{
     instance::{Instance, coarse_now_ns},
     tables::{Location, views::At},
-    values::{Mac, Vni},
+    values::{Mac, PeerVtep, Vni, ip_to_map},
 };
 
 /// One event, as `vtep events` shows it.
@@ -104,10 +104,43 @@ impl Ring {
     }
 }
 
+/// The queue of MACs re-pointed by EVPN routes: the daemon's agent
+/// pushes, `vtep events` pops (one reader at a time, as for the ring).
+pub struct EvpnEvents(Queue<MapData, MacEvent>);
+
+impl EvpnEvents {
+    pub fn open(inst: &Instance) -> anyhow::Result<Self> {
+        Ok(Self(inst.map(MAP_EVPN_EVENTS)?))
+    }
+
+    /// Reports `mac` of `vni` re-pointed from `old` to `new` by a route;
+    /// when nobody reads and the queue is full, it is not reported.
+    pub fn push(&mut self, vni: Vni, mac: Mac, old: Location, new: PeerVtep) {
+        let (old_remote, old_ifindex) = old.raw();
+        let ev = MacEvent {
+            ts_ns: coarse_now_ns(),
+            kind: MacEventKind::Evpn as u32,
+            vni: vni.get(),
+            mac: mac.0,
+            old_remote,
+            old_ifindex,
+            new_remote: ip_to_map(new.ip()),
+            ..MacEvent::default()
+        };
+        let _ = self.0.push(ev, 0);
+    }
+
+    /// Everything queued.
+    fn drain(&mut self) -> Vec<MacEvent> {
+        std::iter::from_fn(|| self.0.pop(0).ok()).collect()
+    }
+}
+
 /// The reader of one instance's events (`vtep events`).
 pub struct Events<'a> {
     inst: &'a Instance,
     ring: Ring,
+    evpn: EvpnEvents,
     last_reap: Instant,
 }
 
@@ -120,6 +153,7 @@ impl<'a> Events<'a> {
         Ok(Self {
             inst,
             ring: Ring::open(inst, MAP_EVENTS)?,
+            evpn: EvpnEvents::open(inst)?,
             last_reap: Instant::now(),
         })
     }
@@ -129,7 +163,13 @@ impl<'a> Events<'a> {
     /// removed and reported as aged. Waits up to [`WAIT`] for the ring
     /// buffer when there is nothing.
     pub async fn next_batch(&mut self) -> anyhow::Result<Vec<EventRow>> {
-        let mut out: Vec<EventRow> = self.ring.drain().iter().filter_map(EventRow::of).collect();
+        let mut out: Vec<EventRow> = self
+            .ring
+            .drain()
+            .iter()
+            .chain(&self.evpn.drain())
+            .filter_map(EventRow::of)
+            .collect();
         if self.last_reap.elapsed() >= Duration::from_secs(1) {
             let now = coarse_now_ns();
             // Another command holding the instance: reap at the next round.

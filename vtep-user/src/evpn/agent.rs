@@ -24,7 +24,7 @@ use super::{
 use crate::{
     domain::{
         self, Edit,
-        events::Ring,
+        events::{EvpnEvents, Ring},
         evpn::{Here, here},
         plan::EvpnPlan,
     },
@@ -184,6 +184,8 @@ struct Agent<'a> {
     inst: &'a Instance,
     /// The instance's tables, kept open between changes.
     tables: Option<Tables>,
+    /// Where MACs re-pointed by routes are reported (`vtep events`).
+    events: Option<EvpnEvents>,
     sweep: Sweep,
     /// Neighbors whose lost session's routes are kept until the sweep.
     lost: BTreeSet<String>,
@@ -224,6 +226,9 @@ impl<'a> Agent<'a> {
         Ok(Self {
             inst,
             tables: Some(t),
+            events: EvpnEvents::open(inst)
+                .map_err(|e| warn!("EVPN: moves will not be reported to `vtep events`: {e:#}"))
+                .ok(),
             sweep: Sweep::by(Instant::now() + SWEEP_AFTER),
             lost: BTreeSet::new(),
             plan,
@@ -578,17 +583,24 @@ impl<'a> Agent<'a> {
         }
         if !edits.is_empty() {
             let mut e = Edit::with(self.inst, self.open_tables()?)?;
+            let mut events = self.events.take();
             for f in edits {
-                if let Err(err) = self.edit(&mut e, &f) {
+                if let Err(err) = self.edit(&mut e, events.as_mut(), &f) {
                     warn!("EVPN: {f:?}: {err}");
                 }
             }
+            self.events = events;
             self.tables = Some(e.into_tables());
         }
         self.send(g, paths).await
     }
 
-    fn edit(&self, e: &mut Edit<'_>, f: &Effect) -> Result<(), crate::tables::TableError> {
+    fn edit(
+        &self,
+        e: &mut Edit<'_>,
+        events: Option<&mut EvpnEvents>,
+        f: &Effect,
+    ) -> Result<(), crate::tables::TableError> {
         let rejected = |why| *self.status.borrow_mut().rejected.entry(why).or_default() += 1;
         match f {
             Effect::Install {
@@ -601,8 +613,16 @@ impl<'a> Agent<'a> {
                     seq: *seq,
                     sticky: *sticky,
                 };
-                if e.evpn_install(*vni, *mac, *vtep, route)? == fdb::Installed::StaticWins {
-                    rejected(Rejected::StaticWins);
+                match e.evpn_install(*vni, *mac, *vtep, route)? {
+                    fdb::Installed::StaticWins => rejected(Rejected::StaticWins),
+                    fdb::Installed::Yes {
+                        moved_from: Some(old),
+                    } => {
+                        if let Some(q) = events {
+                            q.push(*vni, mac.mac(), old, *vtep);
+                        }
+                    }
+                    fdb::Installed::Yes { moved_from: None } => {}
                 }
             }
             Effect::Uninstall((vni, mac)) => e.evpn_uninstall(*vni, *mac)?,

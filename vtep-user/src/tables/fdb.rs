@@ -58,8 +58,9 @@ pub struct EvpnRoute {
 /// What became of an EVPN route offered to the FDB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Installed {
-    /// Written (or already there as given).
-    Yes,
+    /// Written (or already there as given); `moved_from`: where the MAC
+    /// was before, if somewhere else (an FDB or a learned entry).
+    Yes { moved_from: Option<Location> },
     /// A configured (static) entry holds the MAC: static entries win.
     StaticWins,
 }
@@ -351,15 +352,24 @@ impl TablesMut {
             ..FdbEntry::default()
         };
         if old.is_some_and(|o| FdbEntry { peer: 0, ..o } == entry) {
-            return Ok(Installed::Yes);
+            return Ok(Installed::Yes { moved_from: None });
         }
+        let learned = self
+            .learned
+            .lookup(&key)
+            .map_err(TableError::map("read", "learned MAC"))?;
         let at = EntryAt {
             vni,
             mac,
             at: Location::Remote(remote),
         };
-        self.fdb_put(&at, entry, &info)?;
-        Ok(Installed::Yes)
+        let replaced = self.fdb_put(&at, entry, &info)?;
+        let was = replaced
+            .map(|o| Location::of(o.remote, o.ifindex))
+            .or(learned.map(|l| Location::of(l.remote, l.ifindex)));
+        Ok(Installed::Yes {
+            moved_from: was.filter(|w| *w != at.at),
+        })
     }
 
     /// Removes the EVPN entry of `mac` in `vni`, if it is one; returns

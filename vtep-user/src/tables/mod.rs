@@ -137,6 +137,14 @@ impl Location {
             Location::Remote(PeerVtep::recorded(ip_from_map(remote)))
         }
     }
+
+    /// As a map entry's `remote` (on-wire IPv4) and `ifindex` fields.
+    pub fn raw(self) -> (u32, u32) {
+        match self {
+            Location::Remote(ip) => (crate::values::ip_to_map(ip.ip()), 0),
+            Location::Port(ifindex) => (0, ifindex),
+        }
+    }
 }
 
 type Hash<K, V> = HashMap<MapData, K, V>;
@@ -252,7 +260,7 @@ impl Tables {
 /// when the instance comes up).
 fn shapes(inst: &Instance) -> anyhow::Result<BTreeMap<&'static str, MapShape>> {
     let mut out = BTreeMap::new();
-    for name in views::DUMPABLE.iter().chain(views::RINGS) {
+    for name in views::DUMPABLE.iter().chain(views::EVENT_MAPS) {
         let path = inst.pin(name);
         let info = MapData::from_pin(&path)
             .and_then(|m| m.info())

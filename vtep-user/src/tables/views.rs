@@ -8,8 +8,8 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 use vtep_common::{
     consts::{
-        MAP_BUM_BUCKETS, MAP_CONTROL_EVENTS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_FDB,
-        MAP_GENERATION, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PEERS,
+        MAP_BUM_BUCKETS, MAP_CONTROL_EVENTS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_EVPN_EVENTS,
+        MAP_FDB, MAP_GENERATION, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PEERS,
         MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS,
     },
     maps::{
@@ -33,8 +33,8 @@ use crate::{
     values::{Mac, PeerVtep, Vni, ip_from_map},
 };
 
-/// The ring buffers: listed by `vtep maps`, never dumped.
-pub const RINGS: &[&str] = &[MAP_EVENTS, MAP_CONTROL_EVENTS];
+/// The event rings and queue: listed by `vtep maps`, never dumped.
+pub const EVENT_MAPS: &[&str] = &[MAP_EVENTS, MAP_CONTROL_EVENTS, MAP_EVPN_EVENTS];
 
 /// Names of the maps `vtep maps dump` decodes.
 pub const DUMPABLE: &[&str] = &[
@@ -525,7 +525,7 @@ pub struct MapRow {
     pub map_type: String,
     pub key_size: u32,
     pub value_size: u32,
-    /// Entries in use (`None` for the events ring buffer).
+    /// Entries in use (`None` for the event rings and queue).
     pub entries: Option<usize>,
     pub capacity: u32,
 }
@@ -534,11 +534,11 @@ impl Tables {
     /// Every map: kind, sizes, use.
     pub fn map_rows(&self) -> Result<Vec<MapRow>, DumpError> {
         let mut rows = Vec::new();
-        for name in DUMPABLE.iter().chain(RINGS) {
+        for name in DUMPABLE.iter().chain(EVENT_MAPS) {
             let Some(shape) = self.shape(name) else {
                 continue;
             };
-            let entries = if RINGS.contains(name) {
+            let entries = if EVENT_MAPS.contains(name) {
                 None
             } else {
                 Some(self.count(name)?)
