@@ -346,6 +346,13 @@ pub fn vtep_bin() -> PathBuf {
     dir.join("vtep")
 }
 
+/// `RUST_LOG=` the test's `VTEP_TEST_LOG`, if it has one.
+static TEST_LOG: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
+    std::env::var("VTEP_TEST_LOG")
+        .ok()
+        .map(|l| format!("RUST_LOG={l}"))
+});
+
 /// One `vtep` instance run inside a namespace with its own pin root.
 pub struct Vtep {
     pub ns: String,
@@ -372,7 +379,9 @@ impl Vtep {
 
     fn argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
         // With a PATH that finds nothing: the product runs no other
-        // program (no `ip`: it speaks netlink itself).
+        // program (no `ip`: it speaks netlink itself). VTEP_TEST_LOG
+        // becomes its RUST_LOG (to debug a test: the daemons' logs are in
+        // their guards' output).
         let mut v = vec![
             "ip",
             "netns",
@@ -380,12 +389,15 @@ impl Vtep {
             self.ns.as_str(),
             "env",
             "PATH=/nonexistent",
+        ];
+        v.extend(TEST_LOG.as_deref());
+        v.extend([
             self.bin.to_str().expect("utf-8 path"),
             "--pin-root",
             self.pin_root.to_str().expect("utf-8 path"),
             "--instance",
             self.instance.as_str(),
-        ];
+        ]);
         v.extend_from_slice(args);
         v
     }

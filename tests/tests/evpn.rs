@@ -430,6 +430,78 @@ fn traffic_survives_a_gobgpd_restart_and_stale_routes_are_swept() {
 }
 
 #[test]
+fn a_vm_moving_from_frr_to_us_is_re_pointed_and_reported() {
+    let f = Fabric::new(Peering::FullMesh);
+    f.converge();
+    let (b, c) = (&f.net.hosts[1], &f.net.hosts[2]);
+    let moving = &f.vms[2];
+    // FRR has advertised its VM (what pings do not wait for).
+    for host in [0, 1] {
+        let known = wait_until(CONVERGE, || {
+            f.entry(host, 100, &moving.mac)
+                .is_some_and(|e| e["origin"] == "evpn")
+        });
+        assert!(known, "FRR's VM never installed from its route");
+    }
+    let events = f.ours[0].vtep.spawn(&["events", "--json"]);
+    // C's VM moves to B (its port renamed: B has a p100 of its own) and
+    // talks to B's VM only: A sees no frame of it, only B's route.
+    c.ns.ok(&["ip", "link", "set", "p100", "nomaster"]);
+    c.ns.ok(&["ip", "link", "set", "p100", "down"]);
+    c.ns.ok(&["ip", "link", "set", "p100", "name", "mv2"]);
+    c.ns.ok(&["ip", "link", "set", "mv2", "netns", &b.ns.name]);
+    b.ns.ok(&["ip", "link", "set", "mv2", "up"]);
+    f.ours[1].vtep.ok(&["port", "add", "mv2", "--vni", "100"]);
+    let to_b = vtep_tests::frames::eth(
+        parse_mac(&mac(100, 1)),
+        parse_mac(&moving.mac),
+        0x0800,
+        &[0; 46],
+    );
+    vtep_tests::raw::send_raw(&moving.ns, "eth0", &to_b, 1);
+    let at_b = wait_until(CONVERGE, || {
+        f.entry(0, 100, &moving.mac).is_some_and(|e| {
+            e["origin"] == "evpn" && e["remote"] == b.ip.as_str() && e["seq"].as_u64() >= Some(1)
+        })
+    });
+    assert!(
+        at_b,
+        "A never re-pointed {} at B: {:?}",
+        moving.mac,
+        f.fdb(0)
+    );
+    // `vtep events` reads the queue every 200 ms.
+    std::thread::sleep(Duration::from_secs(1));
+    let out = events.interrupt();
+    let reported = String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+        v["event"] == "evpn-moved"
+            && v["mac"] == moving.mac.as_str()
+            && v["old"]["remote"] == c.ip.as_str()
+            && v["new"]["remote"] == b.ip.as_str()
+    });
+    assert!(
+        reported,
+        "vtep events did not report the move: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let frr_sees_b = wait_until(CONVERGE, || {
+        f.frr
+            .mac(100, &moving.mac)
+            .is_some_and(|(kind, vtep, _)| kind == "remote" && vtep == b.ip)
+    });
+    assert!(frr_sees_b, "FRR does not have its former VM at B");
+}
+
+fn parse_mac(s: &str) -> [u8; 6] {
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+        .collect();
+    v.try_into().expect("6 bytes")
+}
+
+#[test]
 fn sighup_changes_peers_and_vnis() {
     let f = Fabric::new(Peering::FullMesh);
     f.converge();

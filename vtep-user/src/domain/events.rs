@@ -127,7 +127,9 @@ impl EvpnEvents {
             new_remote: ip_to_map(new.ip()),
             ..MacEvent::default()
         };
-        let _ = self.0.push(ev, 0);
+        if let Err(e) = self.0.push(ev, 0) {
+            log::debug!("EVPN events queue: {e}");
+        }
     }
 
     /// Everything queued.

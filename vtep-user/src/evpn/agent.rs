@@ -30,7 +30,7 @@ use crate::{
     },
     instance::Instance,
     tables::{
-        Tables,
+        Location, Tables,
         fdb::{self, EvpnRoute},
     },
     values::{LocalIp, Mac, UnicastMac, Vni},
@@ -608,6 +608,7 @@ impl<'a> Agent<'a> {
                 vtep,
                 seq,
                 sticky,
+                from,
             } => {
                 let route = EvpnRoute {
                     seq: *seq,
@@ -615,14 +616,14 @@ impl<'a> Agent<'a> {
                 };
                 match e.evpn_install(*vni, *mac, *vtep, route)? {
                     fdb::Installed::StaticWins => rejected(Rejected::StaticWins),
-                    fdb::Installed::Yes {
-                        moved_from: Some(old),
-                    } => {
-                        if let Some(q) = events {
+                    fdb::Installed::Yes { moved_from } => {
+                        // Where the routes said it was, else where the
+                        // tables had it (learned here or elsewhere).
+                        let old = from.map(Location::Remote).or(moved_from);
+                        if let (Some(old), Some(q)) = (old, events) {
                             q.push(*vni, mac.mac(), old, *vtep);
                         }
                     }
-                    fdb::Installed::Yes { moved_from: None } => {}
                 }
             }
             Effect::Uninstall((vni, mac)) => e.evpn_uninstall(*vni, *mac)?,

@@ -35,12 +35,14 @@ pub enum Effect {
     Advertise(MacRoute),
     /// Withdraw our route.
     Withdraw(MacRoute),
-    /// Point the MAC's FDB entry at `vtep`.
+    /// Point the MAC's FDB entry at `vtep`; `from`: the other VTEP whose
+    /// route it was before (a move, reported), if any.
     Install {
         key: MacKey,
         vtep: PeerVtep,
         seq: u32,
         sticky: bool,
+        from: Option<PeerVtep>,
     },
     /// Remove the MAC's EVPN FDB entry.
     Uninstall(MacKey),
@@ -81,10 +83,11 @@ pub struct Rib {
     floods: BTreeMap<Vni, BTreeSet<PeerVtep>>,
     local: HashMap<MacKey, Local>,
     installed: HashMap<MacKey, Installed>,
-    /// The sequence numbers of MACs whose remote routes were all
-    /// withdrawn: a MAC learned here just after its old VTEP withdrew it
-    /// (it saw the VM's first frame too) still outbids that route.
-    withdrawn_seq: HashMap<MacKey, u32>,
+    /// The sequence numbers and VTEPs of MACs whose remote routes were
+    /// all withdrawn: a MAC learned here just after its old VTEP withdrew
+    /// it (it saw the VM's first frame too) still outbids that route, and
+    /// a MAC that reappears elsewhere is a move.
+    withdrawn: HashMap<MacKey, (u32, PeerVtep)>,
     /// Takeovers within the window, per MAC.
     moves: HashMap<MacKey, VecDeque<Instant>>,
     frozen: HashMap<MacKey, Instant>,
@@ -100,7 +103,7 @@ impl Rib {
             floods: BTreeMap::new(),
             local: HashMap::new(),
             installed: HashMap::new(),
-            withdrawn_seq: HashMap::new(),
+            withdrawn: HashMap::new(),
             moves: HashMap::new(),
             frozen: HashMap::new(),
         }
@@ -192,11 +195,13 @@ impl Rib {
             routes.remove(&(vtep, r.ip));
             if routes.is_empty() {
                 self.remote.remove(&key);
-                if self.withdrawn_seq.len() >= MAX_WITHDRAWN {
-                    self.withdrawn_seq.clear();
+                if self.withdrawn.len() >= MAX_WITHDRAWN {
+                    self.withdrawn.clear();
                 }
-                let seq = self.withdrawn_seq.entry(key).or_default();
-                *seq = (*seq).max(r.seq);
+                let w = self.withdrawn.entry(key).or_insert((r.seq, vtep));
+                if r.seq >= w.0 {
+                    *w = (r.seq, vtep);
+                }
             }
         } else {
             routes.insert((vtep, r.ip), r);
@@ -314,7 +319,7 @@ impl Rib {
         let seen = best
             .map(|(_, r)| r.seq)
             .into_iter()
-            .chain(self.withdrawn_seq.remove(&key))
+            .chain(self.withdrawn.remove(&key).map(|(seq, _)| seq))
             .max();
         let seq = match seen {
             Some(s) if !sticky => s.saturating_add(1),
@@ -450,12 +455,16 @@ impl Rib {
                     sticky: r.sticky,
                 };
                 if self.installed.get(&key) != Some(&want) {
-                    self.installed.insert(key, want);
+                    let before = match self.installed.insert(key, want) {
+                        Some(i) => Some(i.vtep),
+                        None => self.withdrawn.remove(&key).map(|(_, v)| v),
+                    };
                     out.push(Effect::Install {
                         key,
                         vtep,
                         seq: r.seq,
                         sticky: r.sticky,
+                        from: before.filter(|b| *b != vtep),
                     });
                 }
             }
@@ -527,7 +536,8 @@ mod tests {
                 key: key(),
                 vtep: b,
                 seq: 0,
-                sticky: false
+                sticky: false,
+                from: None
             }]
         );
         assert!(
@@ -561,7 +571,8 @@ mod tests {
                     key: key(),
                     vtep: b,
                     seq: 6,
-                    sticky: false
+                    sticky: false,
+                    from: None
                 }
             ]
         );
@@ -581,6 +592,29 @@ mod tests {
         r.remote_mac(b, route(3), true, now);
         let fx = r.local_mac(key(), false, now);
         assert_eq!(fx[0], Effect::Advertise(route(4)));
+    }
+
+    #[test]
+    fn a_mac_withdrawn_by_one_vtep_and_advertised_by_another_moved() {
+        let mut r = rib();
+        let now = Instant::now();
+        let (b, c) = (vtep("198.18.2.1"), vtep("198.18.3.1"));
+        r.remote_mac(c, route(0), false, now);
+        r.remote_mac(c, route(0), true, now);
+        let fx = r.remote_mac(b, route(1), false, now);
+        assert_eq!(
+            fx,
+            vec![Effect::Install {
+                key: key(),
+                vtep: b,
+                seq: 1,
+                sticky: false,
+                from: Some(c)
+            }]
+        );
+        // Re-pointed without a withdrawal in between: a move too.
+        let fx = r.remote_mac(c, route(2), false, now);
+        assert!(matches!(fx[0], Effect::Install { from: Some(f), .. } if f == b));
     }
 
     #[test]
