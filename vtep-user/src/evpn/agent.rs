@@ -20,6 +20,7 @@ use super::{
     gobgp::{Gobgp, PeerRow},
     rib::{Effect, Installed, Rib},
     routes::{Origin, Received, Rejected, Route, decode},
+    sweep::Sweep,
 };
 use crate::{
     domain::{
@@ -128,56 +129,6 @@ async fn wait(plans: &mut watch::Receiver<Option<EvpnPlan>>, backoff: &mut Durat
         _ = plans.changed() => {}
     }
     *backoff = (*backoff * 2).min(MAX_BACKOFF);
-}
-
-/// When the remote routes held but no longer in gobgpd's table (kept
-/// across a reconnect to gobgpd, or across a neighbor's session loss) are
-/// swept: one tick after every peer is up (their routes have come in
-/// meanwhile), or at the deadline.
-#[derive(Clone, Copy, Debug)]
-struct Sweep {
-    pending: bool,
-    ready: bool,
-    deadline: Instant,
-}
-
-impl Sweep {
-    /// A sweep due at `deadline` at the latest.
-    fn by(deadline: Instant) -> Self {
-        Self {
-            pending: true,
-            ready: false,
-            deadline,
-        }
-    }
-
-    /// Routes are kept until `until` at the latest (and until the peers
-    /// are all up again).
-    fn keep(&mut self, until: Instant) {
-        let deadline = if self.pending {
-            self.deadline.max(until)
-        } else {
-            until
-        };
-        *self = Self::by(deadline);
-    }
-
-    fn pending(&self) -> bool {
-        self.pending
-    }
-
-    /// Called every tick: whether to sweep now.
-    fn due(&mut self, all_up: bool, now: Instant) -> bool {
-        if !self.pending {
-            return false;
-        }
-        if self.ready {
-            self.pending = false;
-            return true;
-        }
-        self.ready = all_up || now >= self.deadline;
-        false
-    }
 }
 
 struct Agent<'a> {
