@@ -25,17 +25,24 @@ fn the_unit_file_verifies() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("vtep.service");
     std::fs::write(&path, unit).unwrap();
-    // --man=no: the manual page is installed with the binary, not here.
+    verify(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `systemd-analyze verify` finds nothing to say about the unit at
+/// `path` (--man=no: the manual page is installed with the binary, not
+/// here).
+fn verify(path: &std::path::Path) {
     let out = run(&[
         "systemd-analyze",
         "verify",
         "--man=no",
         path.to_str().unwrap(),
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success() && out.stderr.is_empty(),
-        "systemd-analyze verify: {}",
+        "systemd-analyze verify {}: {}",
+        path.display(),
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -47,17 +54,7 @@ fn the_gobgpd_unit_verifies_and_keeps_the_api_on_loopback() {
         unit.contains("--api-hosts 127.0.0.1:50051"),
         "gobgpd's API must stay on loopback: {unit}"
     );
-    let out = run(&[
-        "systemd-analyze",
-        "verify",
-        "--man=no",
-        dist("gobgpd-vtep.service").to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "systemd-analyze verify: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    verify(&dist("gobgpd-vtep.service"));
 }
 
 #[test]
