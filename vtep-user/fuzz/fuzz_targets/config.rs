@@ -60,4 +60,13 @@ fuzz_target!(|data: &[u8]| {
             ),
         }
     }
+    if let Some(e) = &plan.evpn {
+        assert_ne!(e.asn, 0, "EVPN with AS 0");
+        assert!(!e.router_id.is_unspecified() && !e.router_id.is_multicast());
+        let peers: BTreeSet<_> = e.peers.iter().map(|p| p.address).collect();
+        assert_eq!(peers.len(), e.peers.len(), "a BGP peer configured twice");
+        for p in &e.peers {
+            assert_ne!(p.address.ip(), local, "ourselves as a BGP peer");
+        }
+    }
 });
