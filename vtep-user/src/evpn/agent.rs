@@ -18,7 +18,7 @@ use vtep_common::{
 
 use super::{
     gobgp::{Gobgp, PeerRow},
-    rib::{Effect, Installed, Rib},
+    rib::{Effect, Installed, MacKey, Rib},
     routes::{Origin, Received, Rejected, Route, decode},
     sweep::Sweep,
 };
@@ -34,7 +34,7 @@ use crate::{
         Location, Tables,
         fdb::{self, EvpnRoute},
     },
-    values::{LocalIp, Mac, UnicastMac, Vni},
+    values::{LocalIp, Mac, UnicastIp, UnicastMac, Vni},
 };
 
 /// What the agent reports (metrics, logs).
@@ -463,8 +463,13 @@ impl<'a> Agent<'a> {
                 fx.extend(self.rib.local_gone(key, now));
             }
         }
+        let mut ips: BTreeMap<MacKey, BTreeSet<UnicastIp>> = BTreeMap::new();
         for (vni, mac, ip) in &h.ips {
-            fx.extend(self.rib.local_ip((*vni, *mac), *ip));
+            ips.entry((*vni, *mac)).or_default().insert(*ip);
+        }
+        for key in self.rib.local_keys() {
+            let bound = ips.remove(&key).unwrap_or_default();
+            fx.extend(self.rib.local_ips(key, &bound));
         }
         fx
     }

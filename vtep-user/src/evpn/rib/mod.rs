@@ -362,22 +362,34 @@ impl Rib {
         out
     }
 
-    /// `ip` is bound to a local MAC (ARP snooping or configuration).
-    pub fn local_ip(&mut self, key: MacKey, ip: UnicastIp) -> Vec<Effect> {
+    /// The addresses bound to a local MAC now (ARP snooping or
+    /// configuration): a MAC/IP route advertised for each new one,
+    /// withdrawn for each gone.
+    pub fn local_ips(&mut self, key: MacKey, ips: &BTreeSet<UnicastIp>) -> Vec<Effect> {
         let frozen = self.frozen.contains_key(&key);
         let Some(l) = self.local.get_mut(&key) else {
             return Vec::new();
         };
-        if !l.ips.insert(ip) || frozen {
+        if l.ips == *ips {
             return Vec::new();
         }
-        vec![Effect::Advertise(MacRoute {
+        let route = |ip: &UnicastIp| MacRoute {
             vni: key.0,
             mac: key.1,
-            ip: Some(ip),
+            ip: Some(*ip),
             seq: l.seq,
             sticky: l.sticky,
-        })]
+        };
+        let out = if frozen {
+            Vec::new()
+        } else {
+            ips.difference(&l.ips)
+                .map(|ip| Effect::Advertise(route(ip)))
+                .chain(l.ips.difference(ips).map(|ip| Effect::Withdraw(route(ip))))
+                .collect()
+        };
+        l.ips.clone_from(ips);
+        out
     }
 
     /// Lets frozen MACs whose window has passed go (they are advertised

@@ -229,11 +229,16 @@ fn ip_bindings_follow_the_routes() {
     let fx = r.remote_mac(b, with_ip, true, now);
     assert!(fx.contains(&Effect::Unbind(key(), ip)));
     // A local MAC's address is advertised with it (with the sequence
-    // that outbids B's withdrawn route).
+    // that outbids B's withdrawn route), and withdrawn when unbound.
     r.local_mac(key(), false, now);
-    assert_eq!(
-        r.local_ip(key(), ip),
-        vec![Effect::Advertise(MacRoute { seq: 1, ..with_ip })]
-    );
+    let bound = BTreeSet::from([ip]);
+    let ours = MacRoute { seq: 1, ..with_ip };
+    assert_eq!(r.local_ips(key(), &bound), vec![Effect::Advertise(ours)]);
+    assert!(r.local_ips(key(), &bound).is_empty());
     assert_eq!(r.advertised().len(), 2);
+    assert_eq!(
+        r.local_ips(key(), &BTreeSet::new()),
+        vec![Effect::Withdraw(ours)]
+    );
+    assert_eq!(r.advertised().len(), 1);
 }
