@@ -84,7 +84,10 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
         return malformed;
     }
     let udp_len = usize::from(be16(frame, udp + 4));
-    if udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN || udp_len > end - udp || tot_len < ihl + udp_len
+    if udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN
+        || udp_len > end - udp
+        || tot_len < ihl + udp_len
+        || tot_len > end - ETH_HLEN
     {
         return malformed;
     }

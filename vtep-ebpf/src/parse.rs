@@ -190,9 +190,14 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
     }
     let udp_len = usize::from(u16::from_be_bytes(udp.len));
     let avail = end - (c.pos() - UDP_HLEN);
+    // Lengths that lie are malformed: a UDP length beyond the frame, or
+    // beyond the IPv4 total length, and a total length claiming more than
+    // the frame holds (shorter is Ethernet padding: fine).
+    let tot_len = usize::from(ip.tot_len());
     if udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN
         || udp_len > avail
-        || usize::from(ip.tot_len()) < ihl + udp_len
+        || tot_len < ihl + udp_len
+        || tot_len > end - (data + ETH_HLEN)
     {
         return Err(malformed);
     }

@@ -213,6 +213,13 @@ fn decap_table() {
             bump: drop(DropReason::Malformed),
         },
         Case {
+            what: "IPv4 total length longer than the frame (1400 on a short frame)",
+            input: damaged(&[(16, 0x05), (17, 0x78)]),
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::Malformed),
+        },
+        Case {
             what: "UDP length too short for an inner Ethernet header",
             input: damaged(&[(38, 0), (39, 8 + 8 + 13)]),
             action: XDP_DROP,
