@@ -175,11 +175,7 @@ impl Drop for Frr {
 /// A gratuitous ARP from `mac` for `ip` out of `dev` in `ns`, as a
 /// hypervisor sends for a VM it has just moved.
 pub fn garp(ns: &Netns, dev: &str, mac: &str, ip: &str) {
-    let mac: Vec<u8> = mac
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).expect("hex MAC"))
-        .collect();
-    let mac: [u8; 6] = mac.try_into().expect("6-byte MAC");
+    let mac = frames::mac(mac);
     let ip: std::net::Ipv4Addr = ip.parse().expect("IPv4");
     let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
     arp.extend_from_slice(&mac);

@@ -21,6 +21,15 @@ pub const IPV4_DF: u16 = 0x4000;
 pub const PROTO_UDP: u8 = 17;
 
 /// An Ethernet frame: `dst`, `src`, `ethertype`, then `payload`.
+/// A MAC address as `ip` and `vtep` print it ("02:00:00:00:00:01").
+pub fn mac(s: &str) -> [u8; 6] {
+    let bytes: Vec<u8> = s
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap_or_else(|_| panic!("bad MAC {s}")))
+        .collect();
+    bytes.try_into().unwrap_or_else(|_| panic!("bad MAC {s}"))
+}
+
 pub fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(ETH_HLEN + payload.len());
     f.extend_from_slice(&dst);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use vtep_tests::{
     Bg, BpfFs, ConfigFile, Netns, Vtep,
     evpn::{Frr, Gobgpd, garp},
-    ping_summary,
+    frames, ping_summary,
     topo::{Host, RoutedUnderlay, Vm, vm},
     wait_until,
 };
@@ -454,9 +454,9 @@ fn a_vm_moving_from_frr_to_us_is_re_pointed_and_reported() {
     c.ns.ok(&["ip", "link", "set", "mv2", "netns", &b.ns.name]);
     b.ns.ok(&["ip", "link", "set", "mv2", "up"]);
     f.ours[1].vtep.ok(&["port", "add", "mv2", "--vni", "100"]);
-    let to_b = vtep_tests::frames::eth(
-        parse_mac(&mac(100, 1)),
-        parse_mac(&moving.mac),
+    let to_b = frames::eth(
+        frames::mac(&mac(100, 1)),
+        frames::mac(&moving.mac),
         0x0800,
         &[0; 46],
     );
@@ -493,14 +493,6 @@ fn a_vm_moving_from_frr_to_us_is_re_pointed_and_reported() {
             .is_some_and(|(kind, vtep, _)| kind == "remote" && vtep == b.ip)
     });
     assert!(frr_sees_b, "FRR does not have its former VM at B");
-}
-
-fn parse_mac(s: &str) -> [u8; 6] {
-    let v: Vec<u8> = s
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
-        .collect();
-    v.try_into().expect("6 bytes")
 }
 
 #[test]

@@ -465,12 +465,7 @@ fn stats_count_traffic_per_remote_vtep() {
     // A broadcast goes to both remotes: one copy each.
     let b = v0.stats();
     let mut frame = vec![0xff; 6];
-    frame.extend(
-        o.vm(0, 0)
-            .mac
-            .split(':')
-            .map(|h| u8::from_str_radix(h, 16).unwrap()),
-    );
+    frame.extend(vtep_tests::frames::mac(&o.vm(0, 0).mac));
     frame.extend_from_slice(&[0x88, 0xb5]);
     frame.extend_from_slice(&[0u8; 46]);
     vtep_tests::topo::send_raw(a, "eth0", &frame, 3);

@@ -191,14 +191,20 @@ impl UnicastIp {
     }
 }
 
+impl TryFrom<Ipv4Addr> for UnicastIp {
+    type Error = ValueError;
+    fn try_from(ip: Ipv4Addr) -> Result<Self, Self::Error> {
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+            return Err(ValueError::NotUnicast(ip.to_string()));
+        }
+        Ok(UnicastIp(ip))
+    }
+}
+
 impl FromStr for UnicastIp {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let ip = parse_ipv4(s)?;
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-            return Err(ValueError::NotUnicast(s.to_owned()));
-        }
-        Ok(UnicastIp(ip))
+        Self::try_from(parse_ipv4(s)?)
     }
 }
 

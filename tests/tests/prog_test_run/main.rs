@@ -390,15 +390,9 @@ fn sh(cmd: &str) -> String {
 fn link(dev: &str) -> (u32, [u8; 6]) {
     let v: serde_json::Value =
         serde_json::from_str(&sh(&format!("ip -j link show {dev}"))).unwrap();
-    let mac: Vec<u8> = v[0]["address"]
-        .as_str()
-        .unwrap()
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
     (
         v[0]["ifindex"].as_u64().unwrap() as u32,
-        mac.try_into().unwrap(),
+        frames::mac(v[0]["address"].as_str().unwrap()),
     )
 }
 

@@ -76,7 +76,7 @@ pub fn here(t: &Tables) -> Result<Here, TableError> {
         if e.flags & NEIGH_F_EVPN != 0 {
             continue;
         }
-        let ip = ip_from_map(k.ip).to_string().parse::<UnicastIp>();
+        let ip = UnicastIp::try_from(ip_from_map(k.ip));
         if let (Ok(mac), Ok(ip)) = (UnicastMac::try_from(crate::values::Mac(e.mac)), ip) {
             h.ips.push((Vni::recorded(k.vni), mac, ip));
         }

@@ -54,7 +54,8 @@ pub struct MacRow {
     pub sticky: bool,
 }
 
-/// Asks gobgpd at `addr` (with AS `asn`, for the route targets).
+/// Asks gobgpd at `addr` (its AS gives the route targets) and reads the
+/// instance's tables.
 pub async fn show(inst: &Instance, addr: SocketAddr) -> anyhow::Result<EvpnView> {
     let t = domain::read(inst)?;
     let h = here(&t)?;
