@@ -1,8 +1,8 @@
 //! Building frames byte by byte, for the tests' fixtures and the bench's
-//! generator alike: Ethernet, IPv4 (with a correct header checksum), UDP,
-//! and a VXLAN packet around an inner frame.
+//! generator alike: Ethernet, IPv4 (with a correct header checksum), IPv6,
+//! UDP, and a VXLAN packet (over either) around an inner frame.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use vtep_common::{
     consts::{ETH_HLEN, IPV4_HLEN, UDP_HLEN},
@@ -13,6 +13,8 @@ use vtep_common::{
 pub const ETH_IPV4: u16 = 0x0800;
 /// EtherType ARP.
 pub const ETH_ARP: u16 = 0x0806;
+/// EtherType IPv6.
+pub const ETH_IPV6: u16 = 0x86dd;
 /// EtherType 802.1Q.
 pub const ETH_8021Q: u16 = 0x8100;
 /// IPv4 flags and fragment offset with DF set.
@@ -68,6 +70,18 @@ pub fn ipv4(
     p
 }
 
+/// An IPv6 header (traffic class and flow label 0, hop limit 64; RFC
+/// 8200 §3) with next header `next`, then `payload`.
+pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[next, 64]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
 /// A UDP header (checksum zero) whose length field is `len_delta` off the
 /// true one, then `payload`.
 pub fn udp(sport: u16, dport: u16, len_delta: i32, payload: &[u8]) -> Vec<u8> {
@@ -113,8 +127,9 @@ pub fn ipv4_udp(
 pub struct Tunnel {
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    /// The outer addresses: both IPv4 or both IPv6.
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
     /// The first four bytes of the VXLAN header (flags and reserved).
@@ -125,19 +140,24 @@ pub struct Tunnel {
 /// The VXLAN flags word with only the I flag (RFC 7348 §5).
 pub const VXLAN_I: [u8; 4] = [0x08, 0, 0, 0];
 
-/// `inner` in VXLAN as `t` says (outer IPv4 with DF, UDP checksum zero).
+/// `inner` in VXLAN as `t` says (outer IPv4 with DF, or IPv6; UDP
+/// checksum zero).
 pub fn vxlan(t: &Tunnel, inner: &[u8]) -> Vec<u8> {
     let v = t.vni.to_be_bytes();
     let mut hdr = t.flags.to_vec();
     hdr.extend_from_slice(&[v[1], v[2], v[3], 0]);
     hdr.extend_from_slice(inner);
-    let outer_ip = ipv4(
-        t.src,
-        t.dst,
-        PROTO_UDP,
-        IPV4_DF,
-        &[],
-        &udp(t.sport, t.dport, 0, &hdr),
-    );
-    eth(t.dst_mac, t.src_mac, ETH_IPV4, &outer_ip)
+    let udp = udp(t.sport, t.dport, 0, &hdr);
+    match (t.src, t.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth(
+            t.dst_mac,
+            t.src_mac,
+            ETH_IPV4,
+            &ipv4(s, d, PROTO_UDP, IPV4_DF, &[], &udp),
+        ),
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            eth(t.dst_mac, t.src_mac, ETH_IPV6, &ipv6(s, d, PROTO_UDP, &udp))
+        }
+        _ => panic!("tunnel of mixed families: {t:?}"),
+    }
 }

@@ -22,6 +22,14 @@ pub const VXLAN_HLEN: usize = 8;
 pub const ENCAP_LEN: usize = ETH_HLEN + IPV4_HLEN + UDP_HLEN + VXLAN_HLEN;
 /// Bytes from the start of the outer IPv4 header to the inner Ethernet header.
 pub const ENCAP_L3_LEN: usize = IPV4_HLEN + UDP_HLEN + VXLAN_HLEN;
+/// IPv6 header length (no extension headers).
+pub const IPV6_HLEN: usize = 40;
+/// Outer headers added by encapsulation over IPv6: Ethernet, IPv6, UDP,
+/// VXLAN.
+pub const ENCAP6_LEN: usize = ETH_HLEN + IPV6_HLEN + UDP_HLEN + VXLAN_HLEN;
+/// Bytes from the start of the outer IPv6 header to the inner Ethernet
+/// header.
+pub const ENCAP6_L3_LEN: usize = IPV6_HLEN + UDP_HLEN + VXLAN_HLEN;
 
 /// EtherType IPv4 (host order).
 pub const ETH_P_IP: u16 = 0x0800;

@@ -6,6 +6,7 @@
 //! the flow hash) lives here so it can be unit-tested on the host.
 #![no_std]
 
+pub mod addr;
 pub mod consts;
 pub mod counters;
 pub mod icmp;

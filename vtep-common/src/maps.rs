@@ -1,25 +1,28 @@
 //! Keys and values of the BPF maps, and the load-time configuration.
 //!
-//! Byte order: IPv4 addresses are `u32`s holding the on-wire bytes
-//! (`u32::from_ne_bytes(addr.octets())`), so the kernel programs compare them
-//! to packet fields without swapping. VNIs, ifindexes, flags and counters are
+//! Byte order: addresses are [`Addr`]s (16 on-wire bytes, IPv4 as
+//! IPv4-mapped IPv6), so the kernel programs compare them to packet fields
+//! without swapping. VNIs, ifindexes, flags and counters are
 //! host order. Every type is `#[repr(C)]` with explicit `_pad` fields and no
 //! implicit padding, which is what makes the `aya::Pod` impls sound.
 
-use crate::consts::{MAX_FLOOD, MAX_VNI_PORTS};
+use crate::{
+    addr::Addr,
+    consts::{MAX_FLOOD, MAX_VNI_PORTS},
+};
 
 /// Load-time settings, written into the `CONFIG` global before the programs
 /// are loaded (read-only to the kernel programs).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Our underlay IPv4 address (on-wire bytes).
-    pub local_ip: u32,
+    /// Our underlay address: its family is the instance's underlay family.
+    pub local_ip: Addr,
     /// The underlay interface: VXLAN leaves through it.
     pub underlay_ifindex: u32,
     /// VXLAN UDP port (host order).
     pub udp_port: u16,
-    /// Outer IPv4 TTL.
+    /// Outer IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
     /// `CONFIG_F_*` bits.
     pub flags: u8,
@@ -30,6 +33,8 @@ pub struct Config {
     pub move_limit: u32,
     /// The move-counting window (seconds; RFC 7432 §15.1: 180).
     pub move_window_s: u32,
+    /// Always zero.
+    pub _pad: u32,
 }
 
 /// Default ageing time, as the kernel bridge's (seconds).
@@ -60,7 +65,7 @@ pub struct InstanceInfo {
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
@@ -89,14 +94,14 @@ impl FdbKey {
     }
 }
 
-/// Where a MAC lives: behind a remote VTEP (`remote != 0`) or on a local
-/// port (`ifindex != 0`); exactly one of the two is set. Written by an
+/// Where a MAC lives: behind a remote VTEP (`remote` not none) or on a
+/// local port (`ifindex != 0`); exactly one of the two is set. Written by an
 /// operator (`FDB_F_STATIC`) or by the EVPN agent (`FDB_F_EVPN`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FdbEntry {
-    /// Remote VTEP IPv4 (on-wire bytes), or 0.
-    pub remote: u32,
+    /// Remote VTEP, or none.
+    pub remote: Addr,
     /// Local port ifindex, or 0.
     pub ifindex: u32,
     /// `FDB_F_*` bits.
@@ -107,8 +112,6 @@ pub struct FdbEntry {
     /// `FDB_F_EVPN` entries: the MAC-mobility sequence number of the route
     /// (RFC 7432 §7.7); 0 otherwise.
     pub seq: u32,
-    /// Always zero.
-    pub _pad: u32,
 }
 
 /// Configured by an operator (never aged, never overwritten by learning).
@@ -127,14 +130,17 @@ pub const FDB_F_STICKY: u32 = 8;
 pub const FDB_F_XDP: u32 = 2;
 
 /// A MAC the datapath learned (value of `LEARNED`, an LRU hash keyed by
-/// [`FdbKey`]): behind a remote VTEP (`remote != 0`) or on a local port.
+/// [`FdbKey`]): behind a remote VTEP (`remote` not none) or on a local
+/// port.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LearnedEntry {
-    /// Remote VTEP IPv4 (on-wire bytes), or 0.
-    pub remote: u32,
+    /// Remote VTEP, or none.
+    pub remote: Addr,
     /// Local port ifindex, or 0.
     pub ifindex: u32,
+    /// Always zero.
+    pub _pad: u32,
     /// When the MAC was last seen here (CLOCK_MONOTONIC_COARSE, ns).
     pub seen_ns: u64,
     /// Start of the current move-counting window (same clock).
@@ -210,11 +216,11 @@ pub struct MacEvent {
     pub mac: [u8; 6],
     /// Always zero.
     pub _pad: [u8; 2],
-    /// Where it was (both 0: nowhere).
-    pub old_remote: u32,
+    /// Where it was (none and 0: nowhere).
+    pub old_remote: Addr,
+    /// Where it is now (none and 0: gone).
+    pub new_remote: Addr,
     pub old_ifindex: u32,
-    /// Where it is now (both 0: gone).
-    pub new_remote: u32,
     pub new_ifindex: u32,
 }
 
@@ -237,7 +243,7 @@ pub struct PortInfo {
 /// Only devices that accept XDP frames may have it: a veth whose peer has
 /// neither an XDP program nor GRO drops redirected frames silently.
 pub const PORT_F_XDP: u32 = 1;
-/// `vtep port add` turned IPv4 forwarding on for this port (the encap
+/// `vtep port add` turned forwarding (of the underlay family) on for this port (the encap
 /// program's FIB lookup needs it); `vtep port del` turns it off again.
 pub const PORT_F_FWD_SET: u32 = 2;
 /// Learn source MACs of frames from this port (its VNI learns).
@@ -267,8 +273,8 @@ pub struct VniInfo {
     pub n_remotes: u32,
     /// Number of valid entries in `ports`.
     pub n_ports: u32,
-    /// Remote VTEPs (on-wire IPv4) that receive this VNI's BUM traffic.
-    pub remotes: [u32; MAX_FLOOD],
+    /// Remote VTEPs that receive this VNI's BUM traffic.
+    pub remotes: [Addr; MAX_FLOOD],
     /// Local port ifindexes bound to this VNI.
     pub ports: [u32; MAX_VNI_PORTS],
     /// `PEER_STATS` slot of each entry of `remotes` (same index).
@@ -286,7 +292,7 @@ impl Default for VniInfo {
             _pad: 0,
             n_remotes: 0,
             n_ports: 0,
-            remotes: [0; MAX_FLOOD],
+            remotes: [Addr::NONE; MAX_FLOOD],
             ports: [0; MAX_VNI_PORTS],
             peers: [0; MAX_FLOOD],
         }
@@ -304,14 +310,14 @@ pub struct BumBucket {
     pub last_ns: u64,
 }
 
-/// Key of the ARP-suppression table: an IPv4 address within one VNI.
+/// Key of the ARP/ND-suppression table: a tenant address within one VNI.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NeighKey {
     /// VNI (host order).
     pub vni: u32,
-    /// Tenant IPv4 (on-wire bytes).
-    pub ip: u32,
+    /// Tenant address.
+    pub ip: Addr,
 }
 
 /// The MAC that owns a tenant IPv4 address (value of `NEIGHS`).
@@ -337,8 +343,8 @@ pub struct NeighEntry {
 pub struct NextHopKey {
     /// The interface the neighbour is on.
     pub ifindex: u32,
-    /// The next hop's IPv4 (on-wire bytes).
-    pub ip: u32,
+    /// The next hop's address.
+    pub ip: Addr,
 }
 
 /// Configured by an operator: never replaced by what ARP says.
@@ -356,8 +362,8 @@ pub const VNI_F_NO_LEARNING: u32 = 1;
 pub struct RemoteKey {
     /// VNI (host order).
     pub vni: u32,
-    /// Remote VTEP IPv4 (on-wire bytes).
-    pub ip: u32,
+    /// Remote VTEP.
+    pub ip: Addr,
 }
 
 /// A remote VTEP allowed to send one VNI (value of `REMOTES`).
@@ -375,8 +381,8 @@ pub struct RemoteInfo {
     pub peer: u32,
 }
 
-/// A remote VTEP, whatever its VNIs (value of `PEERS`, keyed by its on-wire
-/// IPv4; written and read by userspace only).
+/// A remote VTEP, whatever its VNIs (value of `PEERS`, keyed by its
+/// [`Addr`]; written and read by userspace only).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeerInfo {
@@ -471,12 +477,12 @@ pub struct Decision {
     pub expires: u64,
     /// `GENERATION` when the decision was made.
     pub generation: u64,
-    /// Key: outer source IPv4 (on-wire bytes).
-    pub saddr: u32,
-    /// Key: VNI.
-    pub vni: u32,
     /// Key: inner destination and source MACs.
     pub macs: Macs,
+    /// Key: outer source.
+    pub saddr: Addr,
+    /// Key: VNI.
+    pub vni: u32,
     /// The port.
     pub ifindex: u32,
     /// Largest inner frame (Ethernet header included) the port takes.
@@ -487,30 +493,30 @@ pub struct Decision {
     pub peer: u32,
     /// `FDB_F_XDP` if the port takes frames from XDP.
     pub flags: u32,
-    /// Always zero.
-    pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<Config>() == 24);
-const _: () = assert!(size_of::<InstanceInfo>() == 32);
-const _: () = assert!(size_of::<LearnedEntry>() == 40);
-const _: () = assert!(size_of::<MacEvent>() == 40);
+const _: () = assert!(size_of::<Addr>() == 16);
+const _: () = assert!(size_of::<Config>() == 40);
+const _: () = assert!(size_of::<InstanceInfo>() == 48);
+const _: () = assert!(size_of::<LearnedEntry>() == 56);
+const _: () = assert!(size_of::<MacEvent>() == 64);
 const _: () = assert!(size_of::<FdbKey>() == 12);
-const _: () = assert!(size_of::<FdbEntry>() == 24);
+const _: () = assert!(size_of::<FdbEntry>() == 32);
 const _: () = assert!(size_of::<PortInfo>() == 16);
-const _: () = assert!(size_of::<VniInfo>() == 32 + 4 * (2 * MAX_FLOOD + MAX_VNI_PORTS));
+const _: () =
+    assert!(size_of::<VniInfo>() == 32 + 16 * MAX_FLOOD + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
 const _: () = assert!(size_of::<PeerInfo>() == 8);
 const _: () = assert!(size_of::<PeerStats>() == 32);
 const _: () = assert!(size_of::<BumBucket>() == 16);
-const _: () = assert!(size_of::<NeighKey>() == 8);
-const _: () = assert!(size_of::<NextHopKey>() == 8);
+const _: () = assert!(size_of::<NeighKey>() == 20);
+const _: () = assert!(size_of::<NextHopKey>() == 20);
 const _: () = assert!(size_of::<NeighEntry>() == 24);
 const _: () = assert!(size_of::<RemoteInfo>() == 16);
-const _: () = assert!(size_of::<RemoteKey>() == 8);
+const _: () = assert!(size_of::<RemoteKey>() == 20);
 const _: () = assert!(size_of::<VniStats>() == 40);
 const _: () = assert!(size_of::<DecapMeta>() == 16);
 const _: () = assert!(size_of::<Macs>() == 16);
-const _: () = assert!(size_of::<Decision>() == 64);
+const _: () = assert!(size_of::<Decision>() == 72);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -518,6 +524,8 @@ mod pod {
     // SAFETY: each type is #[repr(C)], made only of integers and integer
     // arrays, with every gap filled by an explicit `_pad` field (the size
     // assertions above pin the layouts), so any bit pattern is valid.
+    unsafe impl aya::Pod for Addr {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for InstanceInfo {}

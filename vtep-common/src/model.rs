@@ -8,20 +8,22 @@
 //! ARP bindings, no BUM limit).
 
 use crate::{
+    addr::Addr,
     consts::{
-        ENCAP_L3_LEN, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP,
-        IPPROTO_UDP, IPV4_HLEN, MAX_FLOOD, MAX_VNI_PORTS, UDP_HLEN, VLAN_HLEN, VXLAN_HLEN,
+        ENCAP_L3_LEN, ENCAP6_L3_LEN, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
+        IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, MAX_FLOOD, MAX_VNI_PORTS, UDP_HLEN,
+        VLAN_HLEN, VXLAN_HLEN,
     },
     counters::DropReason,
     icmp::{FRAG_NEEDED_LEN, frag_needed},
     maps::{CONFIG_F_DF, Config, FDB_F_XDP, FdbEntry, PortInfo, VniInfo},
-    vxlan::{FlowKey, Outer, OuterWords, VXLAN_FLAG_I, flow_hash, outer_headers, src_port},
+    vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr, src_port},
 };
 
 /// What the model needs to look up.
 pub trait DecapTables {
     /// Whether `ip` may send `vni` (a REMOTES entry).
-    fn remote_allowed(&self, vni: u32, ip: [u8; 4]) -> bool;
+    fn remote_allowed(&self, vni: u32, ip: Addr) -> bool;
     /// The number of local ports of `vni`, if it is configured.
     fn vni_ports(&self, vni: u32) -> Option<u32>;
     /// The FDB entry of (`vni`, `mac`).
@@ -56,41 +58,87 @@ fn is_group(mac: &[u8]) -> bool {
     mac[0] & 1 != 0
 }
 
+/// The outer IPv4 or IPv6 header of `frame` if it carries UDP to our
+/// address and port (the family of our address): the sender and the
+/// offset of the UDP header; `Err` for a verdict reached on the way.
+fn outer(frame: &[u8], cfg: &Config) -> Result<(Addr, usize), Verdict> {
+    let end = frame.len();
+    if end < ETH_HLEN {
+        return Err(Verdict::Pass);
+    }
+    let ty = be16(frame, 12);
+    let ip = &frame[ETH_HLEN..];
+    let malformed = Verdict::Drop(DropReason::Malformed);
+    if ty == ETH_P_IP && cfg.local_ip.is_v4() && end >= ETH_HLEN + IPV4_HLEN {
+        let (vihl, ttl, proto) = (ip[0], ip[8], ip[9]);
+        let frags = be16(ip, 6);
+        let saddr = Addr::v4(ne32(ip, 12));
+        if vihl >> 4 != 4
+            || Addr::v4(ne32(ip, 16)) != cfg.local_ip
+            || proto != IPPROTO_UDP
+            || frags & 0x1fff != 0
+        {
+            return Err(Verdict::Pass);
+        }
+        let ihl = usize::from(vihl & 0x0f) * 4;
+        let udp = ETH_HLEN + ihl;
+        if ihl < IPV4_HLEN || udp + UDP_HLEN > end || be16(frame, udp + 2) != cfg.udp_port {
+            return Err(Verdict::Pass);
+        }
+        let tot_len = usize::from(be16(ip, 2));
+        let udp_len = usize::from(be16(frame, udp + 4));
+        if frags & 0x2000 != 0
+            || ttl == 0
+            || bad_udp_len(udp_len, end - udp)
+            || tot_len < ihl + udp_len
+            || tot_len > end - ETH_HLEN
+        {
+            return Err(malformed);
+        }
+        return Ok((saddr, udp));
+    }
+    if ty == ETH_P_IPV6 && !cfg.local_ip.is_v4() && end >= ETH_HLEN + IPV6_HLEN {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&ip[24..40]);
+        let udp = ETH_HLEN + IPV6_HLEN;
+        // No extension headers: anything but UDP right after the header
+        // is the kernel's.
+        if ip[0] >> 4 != 6
+            || Addr::v6(a) != cfg.local_ip
+            || ip[6] != IPPROTO_UDP
+            || udp + UDP_HLEN > end
+            || be16(frame, udp + 2) != cfg.udp_port
+        {
+            return Err(Verdict::Pass);
+        }
+        a.copy_from_slice(&ip[8..24]);
+        let payload_len = usize::from(be16(ip, 4));
+        let udp_len = usize::from(be16(frame, udp + 4));
+        if ip[7] == 0
+            || bad_udp_len(udp_len, end - udp)
+            || payload_len < udp_len
+            || payload_len > end - udp
+        {
+            return Err(malformed);
+        }
+        return Ok((Addr::v6(a), udp));
+    }
+    Err(Verdict::Pass)
+}
+
+/// A UDP length that lies: shorter than VXLAN with an inner Ethernet
+/// header, or longer than the `avail` bytes from the UDP header on.
+fn bad_udp_len(udp_len: usize, avail: usize) -> bool {
+    udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN || udp_len > avail
+}
+
 /// The model of `vtep_decap` on `frame`.
 pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
     let end = frame.len();
-    if end < ETH_HLEN || be16(frame, 12) != ETH_P_IP || end < ETH_HLEN + IPV4_HLEN {
-        return Verdict::Pass;
-    }
-    let ip = &frame[ETH_HLEN..];
-    let (vihl, ttl, proto) = (ip[0], ip[8], ip[9]);
-    let frags = be16(ip, 6);
-    let tot_len = usize::from(be16(ip, 2));
-    let saddr = [ip[12], ip[13], ip[14], ip[15]];
-    let daddr = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
-    if vihl >> 4 != 4 || daddr != cfg.local_ip || proto != IPPROTO_UDP || frags & 0x1fff != 0 {
-        return Verdict::Pass;
-    }
-    let ihl = usize::from(vihl & 0x0f) * 4;
-    let udp = ETH_HLEN + ihl;
-    if ihl < IPV4_HLEN || udp + UDP_HLEN > end {
-        return Verdict::Pass;
-    }
-    if be16(frame, udp + 2) != cfg.udp_port {
-        return Verdict::Pass;
-    }
-    let malformed = Verdict::Drop(DropReason::Malformed);
-    if frags & 0x2000 != 0 || ttl == 0 {
-        return malformed;
-    }
-    let udp_len = usize::from(be16(frame, udp + 4));
-    if udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN
-        || udp_len > end - udp
-        || tot_len < ihl + udp_len
-        || tot_len > end - ETH_HLEN
-    {
-        return malformed;
-    }
+    let (saddr, udp) = match outer(frame, cfg) {
+        Ok(o) => o,
+        Err(v) => return v,
+    };
     let vx = udp + UDP_HLEN;
     if frame[vx] & VXLAN_FLAG_I == 0 {
         return Verdict::Drop(DropReason::NoIFlag);
@@ -160,9 +208,9 @@ pub trait EncapTables {
     fn vni(&self, vni: u32) -> Option<VniInfo>;
     /// The FDB entry of (`vni`, `mac`).
     fn fdb(&self, vni: u32, mac: [u8; 6]) -> Option<FdbEntry>;
-    /// The kernel FIB's next hop towards `remote` (on-wire IPv4); `None`
-    /// when there is no route.
-    fn next_hop(&self, remote: u32) -> Option<NextHop>;
+    /// The kernel FIB's next hop towards `remote`; `None` when there is no
+    /// route.
+    fn next_hop(&self, remote: Addr) -> Option<NextHop>;
     /// The MTU of device `ifindex` (0: no such device).
     fn mtu(&self, ifindex: u32) -> u32;
 }
@@ -191,7 +239,7 @@ pub enum EncapVerdict {
     Unicast {
         ifindex: u32,
         resolved: bool,
-        outer: OuterWords,
+        outer: OuterHeaders,
     },
     /// Too big for the underlay once encapsulated, IPv4 with DF: the frame
     /// becomes this ICMP fragmentation-needed reply, sent back out of the
@@ -227,7 +275,7 @@ pub struct Flood {
     pub no_route: u32,
     /// The outer headers of the last copy sent: what the frame left behind
     /// carries.
-    pub last: Option<OuterWords>,
+    pub last: Option<OuterHeaders>,
 }
 
 fn ne32(f: &[u8], at: usize) -> u32 {
@@ -238,7 +286,24 @@ fn ne32(f: &[u8], at: usize) -> u32 {
 pub fn flow_key(frame: &[u8]) -> FlowKey {
     let mut k = FlowKey::default();
     k.macs.copy_from_slice(&frame[..12]);
-    if be16(frame, 12) != ETH_P_IP || frame.len() < ETH_HLEN + IPV4_HLEN {
+    let ty = be16(frame, 12);
+    if ty == ETH_P_IPV6 && frame.len() >= ETH_HLEN + IPV6_HLEN {
+        let addr = |at: usize| {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&frame[at..at + 16]);
+            fold_addr(&a)
+        };
+        k.saddr = addr(22);
+        k.daddr = addr(38);
+        let next = frame[20];
+        k.proto = u32::from(next);
+        let l4 = ETH_HLEN + IPV6_HLEN;
+        if (next == IPPROTO_TCP || next == IPPROTO_UDP) && l4 + 4 <= frame.len() {
+            k.ports = ne32(frame, l4);
+        }
+        return k;
+    }
+    if ty != ETH_P_IP || frame.len() < ETH_HLEN + IPV4_HLEN {
         return k;
     }
     k.saddr = ne32(frame, 26);
@@ -303,22 +368,24 @@ pub fn encap(
     (verdict, none)
 }
 
-fn outer_for(frame: &[u8], vni: u32, remote: u32, hop: &NextHop, cfg: &Config) -> OuterWords {
+fn outer_for(frame: &[u8], vni: u32, remote: Addr, hop: &NextHop, cfg: &Config) -> OuterHeaders {
     let df = cfg.flags & CONFIG_F_DF != 0;
+    let hash = flow_hash(&flow_key(frame));
     let o = Outer {
         src_mac: hop.src_mac,
         dst_mac: hop.dst_mac,
         src_ip: cfg.local_ip,
         dst_ip: remote,
-        src_port: src_port(flow_hash(&flow_key(frame))),
+        src_port: src_port(hash),
         dst_port: cfg.udp_port,
         vni,
         ttl: cfg.ttl,
         df,
         // Random without DF: the model only covers DF.
         ip_id: 0,
+        flow_label: hash,
     };
-    outer_headers(&o, frame.len() as u32)
+    OuterHeaders::new(&o, frame.len() as u32)
 }
 
 /// Whether `frame` fits a device of MTU `mtu` (0: unknown, not judged),
@@ -328,12 +395,22 @@ fn fits(frame: &[u8], mtu: u32) -> bool {
     mtu == 0 || frame.len() <= mtu as usize + ETH_HLEN + VLAN_HLEN
 }
 
-fn too_big(frame: &[u8], mtu: u32) -> bool {
-    mtu != 0 && frame.len() + ENCAP_L3_LEN > mtu as usize
+/// Outer bytes from the outer IP header to the inner Ethernet header, for
+/// the instance's family.
+fn encap_l3_len(cfg: &Config) -> usize {
+    if cfg.local_ip.is_v4() {
+        ENCAP_L3_LEN
+    } else {
+        ENCAP6_L3_LEN
+    }
+}
+
+fn too_big(frame: &[u8], mtu: u32, cfg: &Config) -> bool {
+    mtu != 0 && frame.len() + encap_l3_len(cfg) > mtu as usize
 }
 
 /// RFC 7348 §4.3 (no fragmentation), RFC 1191 (the reply).
-fn answer_too_big(frame: &[u8], mtu: u32) -> EncapVerdict {
+fn answer_too_big(frame: &[u8], mtu: u32, cfg: &Config) -> EncapVerdict {
     let drop = EncapVerdict::Drop(DropReason::TooBig);
     if be16(frame, 12) != ETH_P_IP || frame.len() < ETH_HLEN + IPV4_HLEN {
         return drop;
@@ -348,7 +425,7 @@ fn answer_too_big(frame: &[u8], mtu: u32) -> EncapVerdict {
     if frame.len() >= l4_at + 8 {
         l4.copy_from_slice(&frame[l4_at..l4_at + 8]);
     }
-    let inner_mtu = mtu.saturating_sub((ENCAP_L3_LEN + ETH_HLEN) as u32) as u16;
+    let inner_mtu = mtu.saturating_sub((encap_l3_len(cfg) + ETH_HLEN) as u32) as u16;
     let words = frag_needed(&ip, &l4, inner_mtu);
     let mut reply = [0u8; ETH_HLEN + FRAG_NEEDED_LEN];
     reply[..6].copy_from_slice(&frame[6..12]);
@@ -363,7 +440,7 @@ fn answer_too_big(frame: &[u8], mtu: u32) -> EncapVerdict {
 fn encap_unicast(
     frame: &[u8],
     vni: u32,
-    remote: u32,
+    remote: Addr,
     cfg: &Config,
     t: &impl EncapTables,
 ) -> EncapVerdict {
@@ -375,8 +452,8 @@ fn encap_unicast(
         return EncapVerdict::Drop(DropReason::NoNeighbour);
     }
     let mtu = t.mtu(hop.ifindex);
-    if too_big(frame, mtu) {
-        return answer_too_big(frame, mtu);
+    if too_big(frame, mtu, cfg) {
+        return answer_too_big(frame, mtu, cfg);
     }
     EncapVerdict::Unicast {
         ifindex: hop.ifindex,
@@ -423,8 +500,8 @@ fn encap_flood(
         return (EncapVerdict::Flood(flood), copies);
     }
     let mtu = t.mtu(cfg.underlay_ifindex);
-    if too_big(frame, mtu) {
-        return (answer_too_big(frame, mtu), copies);
+    if too_big(frame, mtu, cfg) {
+        return (answer_too_big(frame, mtu, cfg), copies);
     }
     flood.grown = true;
     for remote in &info.remotes[..n_remotes] {

@@ -4,8 +4,12 @@
 //! fields they have read from the packet, the tests call them directly.
 //! Everything returned is in on-wire byte order.
 
-use crate::consts::{
-    ENCAP_LEN, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, SRC_PORT_MIN, UDP_HLEN, VNI_MAX, VXLAN_HLEN,
+use crate::{
+    addr::Addr,
+    consts::{
+        ENCAP_LEN, ENCAP6_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, IPV4_HLEN, SRC_PORT_MIN,
+        UDP_HLEN, VNI_MAX, VXLAN_HLEN,
+    },
 };
 
 /// The I flag: "MUST be set to 1 for a valid VXLAN Network ID" (RFC 7348 §5).
@@ -19,14 +23,30 @@ pub const VXLAN_FLAG_I: u8 = 0x08;
 pub struct FlowKey {
     /// Inner destination then source MAC.
     pub macs: [u8; 12],
-    /// Inner IPv4 source (on-wire bytes) or 0.
+    /// Inner IPv4 source (on-wire bytes), an inner IPv6 source folded by
+    /// [`fold_addr`], or 0.
     pub saddr: u32,
-    /// Inner IPv4 destination (on-wire bytes) or 0.
+    /// Inner destination, as `saddr`.
     pub daddr: u32,
     /// Inner L4 source and destination ports, as the 4 on-wire bytes, or 0.
     pub ports: u32,
-    /// Inner IP protocol or 0.
+    /// Inner IP protocol (IPv6: next header) or 0.
     pub proto: u32,
+}
+
+/// An inner IPv6 address as one flow-key word: its four words XORed
+/// (on-wire bytes). Flows differing in one address keep differing.
+#[inline(always)]
+pub fn fold_addr(a: &[u8; 16]) -> u32 {
+    let w = |i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+    w(0) ^ w(4) ^ w(8) ^ w(12)
+}
+
+/// The outer IPv6 flow label for a flow hash (RFC 6438: the same label for
+/// every packet of a flow, 20 bits).
+#[inline(always)]
+pub fn flow_label(hash: u32) -> u32 {
+    hash & 0x000f_ffff
 }
 
 #[inline(always)]
@@ -90,22 +110,25 @@ pub struct Outer {
     pub src_mac: [u8; 6],
     /// Outer destination MAC (the next hop towards the remote VTEP).
     pub dst_mac: [u8; 6],
-    /// Our underlay IPv4 (on-wire bytes).
-    pub src_ip: u32,
-    /// Remote VTEP IPv4 (on-wire bytes).
-    pub dst_ip: u32,
+    /// Our underlay address (the family of both addresses picks the
+    /// builder: [`outer_headers`] or [`outer_headers_v6`]).
+    pub src_ip: Addr,
+    /// The remote VTEP.
+    pub dst_ip: Addr,
     /// Outer UDP source port (host order), see [`src_port`].
     pub src_port: u16,
     /// Outer UDP destination port (host order), normally 4789.
     pub dst_port: u16,
     /// The VNI (24 bits).
     pub vni: u32,
-    /// Outer IPv4 TTL.
+    /// Outer IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
     /// Set DF in the outer IPv4 header.
     pub df: bool,
     /// Outer IPv4 identification (host order).
     pub ip_id: u16,
+    /// Outer IPv6 flow label (20 bits), see [`flow_label`].
+    pub flow_label: u32,
 }
 
 /// The outer Ethernet, IPv4, UDP and VXLAN headers (50 bytes) as 16-bit
@@ -119,20 +142,29 @@ const fn w(a: u8, b: u8) -> u16 {
 }
 
 /// The outer headers for an inner frame of `inner_len` bytes (inner
-/// Ethernet header included), built word by word (no memset or memcpy,
-/// which cost the BPF verifier a loop each).
+/// Ethernet header included), as [`emit_outer`] writes them.
+#[inline(always)]
+pub fn outer_headers(o: &Outer, inner_len: u32) -> OuterWords {
+    let mut out = [0; ENCAP_LEN / 2];
+    emit_outer(o, inner_len, &mut |i, v| out[i] = v);
+    out
+}
+
+/// Emits the outer Ethernet, IPv4, UDP and VXLAN headers (50 bytes) for an
+/// inner frame of `inner_len` bytes as `put(word index, word)`, each word
+/// as soon as it is known: the kernel program writes them straight into
+/// the packet, with no block on its stack and no values held in registers
+/// (no memset or memcpy either, which cost the BPF verifier a loop each).
 ///
 /// RFC 7348 §5: I flag set, reserved bits zero; UDP checksum zero ("SHOULD
 /// be transmitted as zero"). Lengths saturate at 65535: a GSO super-packet
 /// gets correct lengths per segment from the kernel's segmentation.
 #[inline(always)]
-pub fn outer_headers(o: &Outer, inner_len: u32) -> OuterWords {
-    let d = o.dst_mac;
-    let s = o.src_mac;
+pub fn emit_outer(o: &Outer, inner_len: u32, put: &mut impl FnMut(usize, u16)) {
     let udp_len = sat16(inner_len + (UDP_HLEN + VXLAN_HLEN) as u32);
     let ip_len = sat16(u32::from(udp_len) + IPV4_HLEN as u32);
-    let src = o.src_ip.to_ne_bytes();
-    let dst = o.dst_ip.to_ne_bytes();
+    let src = o.src_ip.v4_word().to_ne_bytes();
+    let dst = o.dst_ip.v4_word().to_ne_bytes();
     let ip = [
         w(0x45, 0),
         ip_len.to_be(),
@@ -155,34 +187,115 @@ pub fn outer_headers(o: &Outer, inner_len: u32) -> OuterWords {
         + u32::from(u16::from_be(ip[6]))
         + u32::from(u16::from_be(ip[7]))
         + u32::from(u16::from_be(ip[8]));
+    emit_eth(o, ETH_P_IP, put);
+    put(7, ip[0]);
+    put(8, ip[1]);
+    put(9, ip[2]);
+    put(10, ip[3]);
+    put(11, ip[4]);
+    put(12, fold_checksum(sum).to_be());
+    put(13, ip[5]);
+    put(14, ip[6]);
+    put(15, ip[7]);
+    put(16, ip[8]);
+    emit_udp_vxlan(o, udp_len, 17, put);
+}
+
+/// The outer Ethernet header (words 0 to 6).
+#[inline(always)]
+fn emit_eth(o: &Outer, ether_type: u16, put: &mut impl FnMut(usize, u16)) {
+    let (d, s) = (o.dst_mac, o.src_mac);
+    put(0, w(d[0], d[1]));
+    put(1, w(d[2], d[3]));
+    put(2, w(d[4], d[5]));
+    put(3, w(s[0], s[1]));
+    put(4, w(s[2], s[3]));
+    put(5, w(s[4], s[5]));
+    put(6, ether_type.to_be());
+}
+
+/// The outer UDP and VXLAN headers, from word `at` on (8 words).
+#[inline(always)]
+fn emit_udp_vxlan(o: &Outer, udp_len: u16, at: usize, put: &mut impl FnMut(usize, u16)) {
     let vni = (o.vni & VNI_MAX).to_be_bytes();
-    [
-        w(d[0], d[1]),
-        w(d[2], d[3]),
-        w(d[4], d[5]),
-        w(s[0], s[1]),
-        w(s[2], s[3]),
-        w(s[4], s[5]),
-        ETH_P_IP.to_be(),
-        ip[0],
-        ip[1],
-        ip[2],
-        ip[3],
-        ip[4],
-        fold_checksum(sum).to_be(),
-        ip[5],
-        ip[6],
-        ip[7],
-        ip[8],
-        o.src_port.to_be(),
-        o.dst_port.to_be(),
-        udp_len.to_be(),
-        0,
-        w(VXLAN_FLAG_I, 0),
-        0,
-        w(vni[1], vni[2]),
-        w(vni[3], 0),
-    ]
+    put(at, o.src_port.to_be());
+    put(at + 1, o.dst_port.to_be());
+    put(at + 2, udp_len.to_be());
+    put(at + 3, 0);
+    put(at + 4, w(VXLAN_FLAG_I, 0));
+    put(at + 5, 0);
+    put(at + 6, w(vni[1], vni[2]));
+    put(at + 7, w(vni[3], 0));
+}
+
+/// An address's 8 words from word `at` on.
+#[inline(always)]
+fn emit_addr(a: &Addr, at: usize, put: &mut impl FnMut(usize, u16)) {
+    let mut i = 0;
+    while i < 4 {
+        let b = a.w[i].to_ne_bytes();
+        put(at + 2 * i, w(b[0], b[1]));
+        put(at + 2 * i + 1, w(b[2], b[3]));
+        i += 1;
+    }
+}
+
+/// The outer Ethernet, IPv6, UDP and VXLAN headers (70 bytes), as
+/// [`OuterWords`] are for IPv4.
+pub type Outer6Words = [u16; ENCAP6_LEN / 2];
+
+/// The outer headers over an IPv6 underlay, as [`emit_outer_v6`] writes
+/// them.
+#[inline(always)]
+pub fn outer_headers_v6(o: &Outer, inner_len: u32) -> Outer6Words {
+    let mut out = [0; ENCAP6_LEN / 2];
+    emit_outer_v6(o, inner_len, &mut |i, v| out[i] = v);
+    out
+}
+
+/// Emits the outer headers over an IPv6 underlay (70 bytes) as
+/// [`emit_outer`] does: traffic class 0, the flow label of `o`, hop limit
+/// `o.ttl`, no extension headers. The UDP checksum is zero (RFC 6935 §5
+/// allows it for tunnel protocols; RFC 6936 §5: receivers must be
+/// configured for it, as the kernel's vxlan is with `udp6zerocsumrx`).
+#[inline(always)]
+pub fn emit_outer_v6(o: &Outer, inner_len: u32, put: &mut impl FnMut(usize, u16)) {
+    let udp_len = sat16(inner_len + (UDP_HLEN + VXLAN_HLEN) as u32);
+    let label = flow_label(o.flow_label);
+    emit_eth(o, ETH_P_IPV6, put);
+    put(7, (0x6000 | (label >> 16) as u16).to_be());
+    put(8, (label as u16).to_be());
+    put(9, udp_len.to_be());
+    put(10, w(IPPROTO_UDP, o.ttl));
+    emit_addr(&o.src_ip, 11, put);
+    emit_addr(&o.dst_ip, 19, put);
+    emit_udp_vxlan(o, udp_len, 27, put);
+}
+
+/// The outer headers of either family (host-side: the models and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OuterHeaders {
+    V4(OuterWords),
+    V6(Outer6Words),
+}
+
+impl OuterHeaders {
+    /// The headers for the family of `o.dst_ip`.
+    pub fn new(o: &Outer, inner_len: u32) -> Self {
+        if o.dst_ip.is_v4() {
+            OuterHeaders::V4(outer_headers(o, inner_len))
+        } else {
+            OuterHeaders::V6(outer_headers_v6(o, inner_len))
+        }
+    }
+
+    /// The words, as on the wire.
+    pub fn words(&self) -> &[u16] {
+        match self {
+            OuterHeaders::V4(w) => w,
+            OuterHeaders::V6(w) => w,
+        }
+    }
 }
 
 #[inline(always)]
@@ -215,14 +328,15 @@ mod tests {
         Outer {
             src_mac: [2, 0, 0, 0, 0, 1],
             dst_mac: [2, 0, 0, 0, 0, 2],
-            src_ip: u32::from_ne_bytes([198, 18, 1, 1]),
-            dst_ip: u32::from_ne_bytes([198, 18, 2, 1]),
+            src_ip: Addr::v4(u32::from_ne_bytes([198, 18, 1, 1])),
+            dst_ip: Addr::v4(u32::from_ne_bytes([198, 18, 2, 1])),
             src_port: 50000,
             dst_port: VXLAN_PORT,
             vni: 0x12_3456,
             ttl: 64,
             df: true,
             ip_id: 0,
+            flow_label: 0,
         }
     }
 
@@ -230,8 +344,8 @@ mod tests {
     fn checksum_matches_known_header() {
         // A well-known example header whose checksum is 0xb861.
         let o = Outer {
-            src_ip: u32::from_ne_bytes([0xc0, 0xa8, 0x00, 0x01]),
-            dst_ip: u32::from_ne_bytes([0xc0, 0xa8, 0x00, 0xc7]),
+            src_ip: Addr::v4(u32::from_ne_bytes([0xc0, 0xa8, 0x00, 0x01])),
+            dst_ip: Addr::v4(u32::from_ne_bytes([0xc0, 0xa8, 0x00, 0xc7])),
             ttl: 0x40,
             df: true,
             ..Outer::default()
@@ -274,8 +388,8 @@ mod tests {
     fn checksum_holds_for_many_headers() {
         for i in 0..5000u32 {
             let o = Outer {
-                dst_ip: i.wrapping_mul(0x9e37_79b9),
-                src_ip: i,
+                dst_ip: Addr::v4(i.wrapping_mul(0x9e37_79b9)),
+                src_ip: Addr::v4(i),
                 ip_id: i as u16,
                 ttl: i as u8,
                 df: i % 2 == 0,
@@ -284,6 +398,38 @@ mod tests {
             let h = bytes(&outer_headers(&o, i * 13));
             assert!(header_sums_to_ffff(&h[14..34]), "{o:?}");
         }
+    }
+
+    #[test]
+    fn ipv6_outer_headers_follow_rfc7348_and_rfc8200() {
+        let o = Outer {
+            src_ip: Addr::v6([0x20, 1, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]),
+            dst_ip: Addr::v6([0x20, 1, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1]),
+            flow_label: 0xfab_cdef,
+            ..sample()
+        };
+        let h: std::vec::Vec<u8> = outer_headers_v6(&o, 98)
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect();
+        assert_eq!(h.len(), ENCAP6_LEN);
+        assert_eq!(&h[0..6], &o.dst_mac);
+        assert_eq!(&h[12..14], &[0x86, 0xdd]);
+        // Version 6, traffic class 0, the hash's low 20 bits as label.
+        assert_eq!(&h[14..18], &[0x60, 0x0b, 0xcd, 0xef]);
+        assert_eq!(
+            u16::from_be_bytes([h[18], h[19]]),
+            98 + 16,
+            "payload length"
+        );
+        assert_eq!((h[20], h[21]), (17, 64), "next header UDP, hop limit");
+        assert_eq!(&h[22..38], &o.src_ip.octets());
+        assert_eq!(&h[38..54], &o.dst_ip.octets());
+        assert_eq!(u16::from_be_bytes([h[54], h[55]]), 50000);
+        assert_eq!(u16::from_be_bytes([h[56], h[57]]), 4789);
+        assert_eq!(u16::from_be_bytes([h[58], h[59]]), 98 + 16);
+        assert_eq!(&h[60..62], &[0, 0], "UDP checksum zero");
+        assert_eq!(&h[62..70], &[0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0]);
     }
 
     #[test]

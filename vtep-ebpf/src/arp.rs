@@ -3,12 +3,10 @@
 //! requests for a known binding answered by the VTEP itself instead of
 //! being flooded across the overlay.
 
-use aya_ebpf::{
-    helpers::{bpf_ktime_get_coarse_ns, bpf_redirect},
-    programs::TcContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
 use network_types::{arp::ArpHdr, eth::EtherType};
 use vtep_common::{
+    addr::Addr,
     consts::{ARP_REPLY, ARP_REQUEST, ETH_HLEN},
     counters::Counter,
     maps::{Config, NEIGH_F_EVPN, NEIGH_F_STATIC, NeighEntry, NeighKey},
@@ -32,14 +30,18 @@ pub fn is_ipv4_ether(arp: &ArpHdr) -> bool {
 const REFRESH_NS: u64 = 1_000_000_000;
 
 /// Learns from an ARP packet's sender that `spa` belongs to `sha` in `vni`;
-/// static bindings are never replaced.
-#[inline(always)]
+/// static bindings are never replaced. Not inlined, for the reason
+/// [`answer`] is not.
+#[inline(never)]
 pub fn learn(vni: u32, arp: &ArpHdr) {
     let ip = u32::from_ne_bytes(arp.spa);
     if ip == 0 || is_group(&arp.sha) {
         return;
     }
-    let key = NeighKey { vni, ip };
+    let key = NeighKey {
+        vni,
+        ip: Addr::v4(ip),
+    };
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     if let Some(e) = NEIGHS.get_ptr_mut(key) {
@@ -71,31 +73,36 @@ pub fn learn(vni: u32, arp: &ArpHdr) {
 
 /// Answers an ARP request from port `from` if the binding is known (static,
 /// or learned and seen within the ageing time): the frame is rewritten into
-/// the reply and sent back out of `from`. Returns the TC action, or `None`
-/// when the request must go on (flooded) as it is.
-#[inline(always)]
-pub fn answer(ctx: &TcContext, from: u32, vni: u32, arp: &ArpHdr, cfg: &Config) -> Option<i32> {
+/// the reply, for the caller to send back out of the port it came in
+/// through. `false` when the request must go on (flooded) as it is.
+///
+/// Not inlined: the reply it builds gets a stack frame of its own (the
+/// encap program's is tight).
+#[inline(never)]
+pub fn answer(ctx: &TcContext, vni: u32, arp: &ArpHdr, cfg: &Config) -> bool {
     // Gratuitous ARP (sender = target) announces; it is not a question.
     if u16::from_be_bytes(arp.oper) != ARP_REQUEST || arp.spa == arp.tpa {
-        return None;
+        return false;
     }
     let key = NeighKey {
         vni,
-        ip: u32::from_ne_bytes(arp.tpa),
+        ip: Addr::v4(u32::from_ne_bytes(arp.tpa)),
     };
-    let e = NEIGHS.get_ptr(key)?;
+    let Some(e) = NEIGHS.get_ptr(key) else {
+        return false;
+    };
     // SAFETY: map values stay valid for the duration of the program.
     let e = unsafe { &*e };
     if e.flags & (NEIGH_F_STATIC | NEIGH_F_EVPN) == 0 {
         // SAFETY: plain helper call.
         let age = unsafe { bpf_ktime_get_coarse_ns() }.saturating_sub(e.seen_ns);
         if age > u64::from(cfg.ageing_s) * 1_000_000_000 {
-            return None;
+            return false;
         }
     }
     // Never tell a host its own address is taken (a re-probing VM).
     if e.mac == arp.sha {
-        return None;
+        return false;
     }
     let mut eth = [0u8; ETH_HLEN];
     eth[..6].copy_from_slice(&arp.sha);
@@ -110,9 +117,8 @@ pub fn answer(ctx: &TcContext, from: u32, vni: u32, arp: &ArpHdr, cfg: &Config) 
         ..*arp
     };
     if ctx.store(0, &eth, 0).is_err() || ctx.store(ETH_HLEN, &reply, 0).is_err() {
-        return None;
+        return false;
     }
     count(Counter::ArpSuppressed);
-    // SAFETY: plain helper call: back out of the port the request came in.
-    Some(unsafe { bpf_redirect(from, 0) } as i32)
+    true
 }

@@ -1,7 +1,8 @@
 //! The decap decision cache: what the tables decided for one conversation,
 //! kept per CPU so that the frames after it skip the table lookups.
 //!
-//! Key: the outer source IPv4, the VNI, the inner destination and source
+//! Key: the outer source address (IPv4-mapped for IPv4, so the families
+//! never collide), the VNI, the inner destination and source
 //! MACs. Value: the port and how it takes frames (XDP or skb), the VNI's
 //! and the remote VTEP's stats slots, and the largest inner frame the port
 //! takes. A direct-mapped per-CPU array (`DECAP_CACHE_CAPACITY` entries
@@ -34,6 +35,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::helpers::bpf_jiffies64;
 use vtep_common::{
+    addr::Addr,
     consts::DECAP_CACHE_CAPACITY,
     maps::{Decision, Macs},
 };
@@ -103,10 +105,12 @@ pub fn bump() {
 }
 
 /// The entry (saddr, vni, macs) hashes to (Fibonacci hashing of the key
-/// folded into one word).
+/// folded into one word; an IPv4 sender's mapped prefix folds to a
+/// constant).
 #[inline(always)]
-fn index(saddr: u32, vni: u32, macs: Macs) -> u32 {
-    let k = macs.lo ^ (u64::from(macs.hi) << 21) ^ (u64::from(saddr) << 32) ^ u64::from(vni);
+fn index(saddr: &Addr, vni: u32, macs: Macs) -> u32 {
+    let a = saddr.w[0] ^ saddr.w[1] ^ saddr.w[2] ^ saddr.w[3];
+    let k = macs.lo ^ (u64::from(macs.hi) << 21) ^ (u64::from(a) << 32) ^ u64::from(vni);
     (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32 & (DECAP_CACHE_CAPACITY - 1)
 }
 
@@ -114,12 +118,12 @@ fn index(saddr: u32, vni: u32, macs: Macs) -> u32 {
 /// The reference is into this CPU's entry: use it before the program
 /// writes the cache.
 #[inline(always)]
-pub fn get<'a>(saddr: u32, vni: u32, macs: Macs) -> Option<&'a Decision> {
+pub fn get<'a>(saddr: &Addr, vni: u32, macs: Macs) -> Option<&'a Decision> {
     let e = DECAP_CACHE.get_ptr(index(saddr, vni, macs))?;
     // SAFETY: a per-CPU value, valid for the program's run; only this CPU
     // writes it, never while we run.
     let e = unsafe { &*e };
-    (e.saddr == saddr
+    (e.saddr == *saddr
         && e.vni == vni
         && same(&e.macs, &macs)
         && e.generation == generation()
@@ -130,7 +134,7 @@ pub fn get<'a>(saddr: u32, vni: u32, macs: Macs) -> Option<&'a Decision> {
 /// Caches `d` (its key fields name the conversation).
 #[inline(always)]
 pub fn put(d: &Decision) {
-    if let Some(e) = DECAP_CACHE.get_ptr_mut(index(d.saddr, d.vni, d.macs)) {
+    if let Some(e) = DECAP_CACHE.get_ptr_mut(index(&d.saddr, d.vni, d.macs)) {
         // SAFETY: as in `get`.
         unsafe { *e = *d };
     }

@@ -58,7 +58,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
     };
     let macs = cache_key(&pkt, &cfg);
     if let Some(macs) = macs
-        && let Some(d) = cache::get(pkt.saddr, pkt.vni, macs)
+        && let Some(d) = cache::get(&pkt.saddr, pkt.vni, macs)
     {
         return deliver(ctx, d, &pkt);
     }
@@ -95,7 +95,6 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
         slot: sender.slot,
         peer: sender.peer,
         flags: entry.flags & FDB_F_XDP,
-        _pad: 0,
     };
     // An unknown port (max_len 0: the redirect fails) is not cached.
     if macs.is_some() && d.max_len != 0 {
@@ -177,7 +176,9 @@ fn learn_from(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender, cfg: &Config) {
         peer: sender.peer,
     };
     // SAFETY: `eth` is within the packet (checked by the parse).
-    learn(ctx, pkt.vni, unsafe { (*pkt.eth).src_addr }, &at, cfg);
+    if learn(ctx, pkt.vni, unsafe { (*pkt.eth).src_addr }, &at, cfg) {
+        cache::bump();
+    }
     if is(pkt.inner_type, EtherType::Arp)
         && let Some(a) = pkt.rest.peek::<ArpHdr>()
     {

@@ -21,9 +21,9 @@ use core::{
 
 use aya_ebpf::{
     bindings::{
-        BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
-        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS,
-        TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC,
+        BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L3_IPV6,
+        BPF_F_ADJ_ROOM_ENCAP_L4_UDP, BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NO_NEIGH,
+        BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC,
         bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED, bpf_fib_lookup as FibParams,
     },
     helpers::{
@@ -39,15 +39,19 @@ use network_types::{
     ip::{IpProto, Ipv4Hdr},
 };
 use vtep_common::{
-    consts::{ENCAP_L3_LEN, ENCAP_LEN, ETH_HLEN, IPV4_HLEN, MAX_FLOOD, MAX_VNI_PORTS, VLAN_HLEN},
+    addr::Addr,
+    consts::{
+        ENCAP_L3_LEN, ENCAP_LEN, ENCAP6_L3_LEN, ENCAP6_LEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN,
+        MAX_FLOOD, MAX_VNI_PORTS, VLAN_HLEN,
+    },
     counters::{Counter, DropReason},
     icmp::{FRAG_NEEDED_LEN, frag_needed},
     maps::{CONFIG_F_DF, Config, FDB_F_XDP, PORT_F_LEARN, PORT_F_XDP, VniInfo},
-    vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
+    vxlan::{FlowKey, Outer, emit_outer, emit_outer_v6, flow_hash, src_port},
 };
 
 use crate::{
-    arp,
+    arp, cache,
     learn::{Location, learn, lookup},
     maps::{CONFIG, Dropped, PORTS, VNIS, count, count_drop, count_tx},
     parse::{IPV4_DF, IPV4_MF, is, is_group, is_vlan, read},
@@ -70,6 +74,7 @@ impl Ingress {
 }
 
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 
 const _: () = assert!(size_of::<FibParams>() == 64);
 const _: () = assert!(
@@ -119,7 +124,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     let learning = port_flags & PORT_F_LEARN != 0;
     if learning {
         let at = Location {
-            remote: 0,
+            remote: Addr::NONE,
             ifindex: from,
             flags: if port_flags & PORT_F_XDP != 0 {
                 FDB_F_XDP
@@ -128,7 +133,9 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
             },
             peer: 0,
         };
-        learn(ctx, ing.vni, eth.src_addr, &at, &cfg);
+        if learn(ctx, ing.vni, eth.src_addr, &at, &cfg) {
+            cache::bump();
+        }
     }
     if is(eth.ether_type, EtherType::Arp)
         && let Some(a) = read::<ArpHdr>(ctx, ETH_HLEN)
@@ -137,10 +144,10 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         if learning {
             arp::learn(ing.vni, &a);
         }
-        if is_group(&eth.dst_addr)
-            && let Some(action) = arp::answer(ctx, from, ing.vni, &a, &cfg)
-        {
-            return Ok(action);
+        if is_group(&eth.dst_addr) && arp::answer(ctx, ing.vni, &a, &cfg) {
+            // SAFETY: plain helper call: back out of the port the request
+            // came in.
+            return Ok(unsafe { bpf_redirect(from, 0) } as i32);
         }
     }
 
@@ -179,7 +186,7 @@ fn switch_local(ctx: &TcContext, ing: &Ingress, to: u32) -> Result<i32, Dropped>
 #[inline(always)]
 fn unicast(ctx: &TcContext, ing: &Ingress, to: &Location, eth: &EthHdr) -> Result<i32, Dropped> {
     let cfg = CONFIG.load();
-    let hop = next_hop(ctx, &cfg, ing.port, to.remote).map_err(|r| ing.drop(r))?;
+    let hop = next_hop(ctx, &cfg, ing.port, &to.remote).map_err(|r| ing.drop(r))?;
     let is_ip = is_ip(eth);
     if !hop.resolved && !is_ip {
         // Only IP packets can wait for the neighbour in bpf_redirect_neigh.
@@ -190,16 +197,12 @@ fn unicast(ctx: &TcContext, ing: &Ingress, to: &Location, eth: &EthHdr) -> Resul
     } else {
         device_mtu(ctx, hop.ifindex)
     };
-    if too_big(ctx, eth, dev_mtu) {
-        return answer_too_big(ctx, ing, eth, dev_mtu);
+    if too_big(ctx, eth, dev_mtu, &cfg) {
+        return answer_too_big(ctx, ing, eth, inner_mtu(dev_mtu, &cfg));
     }
-    let tunnel = Tunnel {
-        vni: ing.vni,
-        sport: src_port(flow_hash(&flow_key(ctx, eth))),
-        inner_len: ctx.len(),
-    };
-    grow(ctx, eth, is_ip).map_err(|r| ing.drop(r))?;
-    write_outer(ctx, &cfg, &tunnel, to.remote, &hop).map_err(|r| ing.drop(r))?;
+    let tunnel = Tunnel::new(ctx, ing.vni, eth);
+    grow(ctx, eth, is_ip, &cfg).map_err(|r| ing.drop(r))?;
+    write_outer(ctx, &cfg, &tunnel, &to.remote, &hop).map_err(|r| ing.drop(r))?;
     count_tx(ing.slot, to.peer, u64::from(tunnel.inner_len));
     count(Counter::EncapUnicast);
     if hop.resolved {
@@ -240,22 +243,18 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr) -> Result<i32, Dropped> {
     }
     let cfg = CONFIG.load();
     let dev_mtu = device_mtu(ctx, cfg.underlay_ifindex);
-    if too_big(ctx, eth, dev_mtu) {
-        return answer_too_big(ctx, ing, eth, dev_mtu);
+    if too_big(ctx, eth, dev_mtu, &cfg) {
+        return answer_too_big(ctx, ing, eth, inner_mtu(dev_mtu, &cfg));
     }
     let is_ip = is_ip(eth);
-    let tunnel = Tunnel {
-        vni: ing.vni,
-        sport: src_port(flow_hash(&flow_key(ctx, eth))),
-        inner_len: ctx.len(),
-    };
-    grow(ctx, eth, is_ip).map_err(|r| ing.drop(r))?;
+    let tunnel = Tunnel::new(ctx, ing.vni, eth);
+    grow(ctx, eth, is_ip, &cfg).map_err(|r| ing.drop(r))?;
     count(Counter::EncapFlood);
     for i in 0..MAX_FLOOD {
         if i >= n_remotes {
             break;
         }
-        let (remote, peer) = (info.remotes[i], info.peers[i]);
+        let (remote, peer) = (&info.remotes[i], info.peers[i]);
         match next_hop(ctx, &cfg, ing.port, remote) {
             Ok(hop) if hop.resolved => {
                 if write_outer(ctx, &cfg, &tunnel, remote, &hop).is_ok()
@@ -333,20 +332,40 @@ fn inner_ipv4(ctx: &TcContext, eth: &EthHdr) -> Option<Ipv4Hdr> {
     read::<Ipv4Hdr>(ctx, ETH_HLEN)
 }
 
+/// Outer bytes from the outer IP header to the inner Ethernet header: 36
+/// over an IPv4 underlay, 56 over IPv6.
+#[inline(always)]
+fn encap_l3_len(cfg: &Config) -> u32 {
+    if cfg.local_ip.is_v4() {
+        ENCAP_L3_LEN as u32
+    } else {
+        ENCAP6_L3_LEN as u32
+    }
+}
+
+/// The MTU left for the inner packet on an underlay device of MTU
+/// `dev_mtu`: 50 bytes less over IPv4 (outer IPv4, UDP, VXLAN and the
+/// inner Ethernet header), 70 over IPv6.
+#[inline(always)]
+fn inner_mtu(dev_mtu: u32, cfg: &Config) -> u16 {
+    dev_mtu.saturating_sub(encap_l3_len(cfg) + ETH_HLEN as u32) as u16
+}
+
 /// Whether the frame no longer fits `mtu` once encapsulated; for a GSO
 /// packet, whether its segments would not (inner IPv4 and TCP headers plus
-/// `gso_size`: only TCP segmentation comes from VMs).
-#[inline(always)]
-fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32) -> bool {
+/// `gso_size`: only TCP segmentation comes from VMs). Not inlined, for
+/// the reason [`flow_key`] is not.
+#[inline(never)]
+fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32, cfg: &Config) -> bool {
     if mtu == 0 {
         return false;
     }
     // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
     let gso_size = unsafe { (*ctx.skb.skb).gso_size };
     if gso_size == 0 {
-        // The frame with its Ethernet header, plus the 50 bytes, against
-        // the MTU plus the outer Ethernet header.
-        return ctx.len() + ENCAP_L3_LEN as u32 > mtu;
+        // The frame with its Ethernet header, plus the outer headers,
+        // against the MTU plus the outer Ethernet header.
+        return ctx.len() + encap_l3_len(cfg) > mtu;
     }
     let Some(ip) = inner_ipv4(ctx, eth) else {
         return false;
@@ -361,7 +380,7 @@ fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32) -> bool {
         return false;
     };
     let segment = ihl as u32 + u32::from(doff >> 4) * 4 + gso_size;
-    segment + (ENCAP_L3_LEN + ETH_HLEN) as u32 > mtu
+    segment + encap_l3_len(cfg) + ETH_HLEN as u32 > mtu
 }
 
 /// A frame too big for the underlay once encapsulated: VTEPs MUST NOT
@@ -369,13 +388,11 @@ fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32) -> bool {
 /// vxlan does, with ICMP "fragmentation needed" (RFC 1191) naming the MTU
 /// left for the inner packet, sent back out of the port; anything else is
 /// dropped. Counted as a `too_big` drop either way.
-#[inline(always)]
-fn answer_too_big(
-    ctx: &TcContext,
-    ing: &Ingress,
-    eth: &EthHdr,
-    dev_mtu: u32,
-) -> Result<i32, Dropped> {
+///
+/// Not inlined: a rare path whose reply block would otherwise sit in the
+/// encap program's stack frame (512 bytes at most, with its callees).
+#[inline(never)]
+fn answer_too_big(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, mtu: u16) -> Result<i32, Dropped> {
     let drop = ing.drop(DropReason::TooBig);
     let ip = inner_ipv4(ctx, eth).ok_or(drop)?;
     // A 20-byte header with DF: what the quoted copy and PMTU need.
@@ -386,7 +403,6 @@ fn answer_too_big(
     // padding, no invalid values): the header as on the wire.
     let ip: [u8; IPV4_HLEN] = unsafe { core::mem::transmute(ip) };
     let l4: [u8; 8] = read(ctx, ETH_HLEN + IPV4_HLEN).unwrap_or([0; 8]);
-    let mtu = dev_mtu.saturating_sub((ENCAP_L3_LEN + ETH_HLEN) as u32) as u16;
     let reply = frag_needed(&ip, &l4, mtu);
     // SAFETY: plain helper call on our skb.
     if unsafe { bpf_skb_change_tail(ctx.skb.skb, (ETH_HLEN + FRAG_NEEDED_LEN) as u32, 0) } != 0 {
@@ -419,38 +435,53 @@ struct Hop {
 }
 
 /// Asks the kernel FIB (and neighbour table) for the next hop towards
-/// `remote`, from our underlay address.
+/// `remote`, from our underlay address (the family of both).
 ///
 /// The lookup is a forwarding lookup as if the packet had arrived on `port`
-/// (the ingress port): `bpf_fib_lookup` refuses interfaces without IPv4
-/// forwarding, and the port is the one interface whose forwarding flag
-/// changes nothing else, since this program consumes every frame entering
-/// it. `vtep port add` sets the flag.
-#[inline(always)]
-fn next_hop(ctx: &TcContext, cfg: &Config, port: u32, remote: u32) -> Result<Hop, DropReason> {
+/// (the ingress port): `bpf_fib_lookup` refuses interfaces without
+/// forwarding for the family, and the port is the one interface whose
+/// forwarding flag changes nothing else, since this program consumes every
+/// frame entering it. `vtep port add` sets the flag. Not inlined, for
+/// the reason [`write_outer`] is not.
+#[inline(never)]
+fn next_hop(ctx: &TcContext, cfg: &Config, port: u32, remote: &Addr) -> Result<Hop, DropReason> {
     // The 64-byte parameter block written as eight volatile u64 stores: a
     // struct literal (or any run of zero stores LLVM can merge) compiles to
     // a memset call, which the verifier walks byte by byte in every
     // iteration of the flood loop. Little-endian layout of `struct
     // bpf_fib_lookup`: family, l4_protocol, sport, dport, tot_len | ifindex,
-    // tos | ipv4_src (16 bytes) | ipv4_dst (16 bytes) | tbid, smac, dmac.
+    // tos/flowinfo | source (16 bytes: ipv4_src or ipv6_src) | destination
+    // (16 bytes) | tbid, smac, dmac.
     let mut block = MaybeUninit::<[u64; 8]>::uninit();
     let w = block.as_mut_ptr() as *mut u64;
-    let values = [
-        u64::from(AF_INET) | (u64::from(IpProto::Udp as u8) << 8),
-        u64::from(port),
-        u64::from(cfg.local_ip),
-        u64::from(remote),
-    ];
+    let (src, dst) = (&cfg.local_ip, remote);
+    let pair = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    let values = if src.is_v4() {
+        [
+            u64::from(AF_INET) | (u64::from(IpProto::Udp as u8) << 8),
+            u64::from(src.v4_word()),
+            0,
+            u64::from(dst.v4_word()),
+            0,
+        ]
+    } else {
+        [
+            u64::from(AF_INET6) | (u64::from(IpProto::Udp as u8) << 8),
+            pair(src.w[0], src.w[1]),
+            pair(src.w[2], src.w[3]),
+            pair(dst.w[0], dst.w[1]),
+            pair(dst.w[2], dst.w[3]),
+        ]
+    };
     // SAFETY: `w` points at 8 writable u64 slots of `block`; each index
     // below is in 0..8.
     unsafe {
         w.write_volatile(values[0]);
-        w.add(1).write_volatile(values[1]);
-        w.add(2).write_volatile(values[2]);
-        w.add(3).write_volatile(0);
+        w.add(1).write_volatile(u64::from(port));
+        w.add(2).write_volatile(values[1]);
+        w.add(3).write_volatile(values[2]);
         w.add(4).write_volatile(values[3]);
-        w.add(5).write_volatile(0);
+        w.add(5).write_volatile(values[4]);
         w.add(6).write_volatile(0);
         w.add(7).write_volatile(0);
     }
@@ -501,8 +532,10 @@ fn is_ip(eth: &EthHdr) -> bool {
     is(eth.ether_type, EtherType::Ipv4) || is(eth.ether_type, EtherType::Ipv6)
 }
 
-/// The inner fields hashed into the outer UDP source port.
-#[inline(always)]
+/// The inner fields hashed into the outer UDP source port (and the IPv6
+/// flow label). Not inlined: the inner header bytes it reads would
+/// otherwise sit spilled in the encap program's stack frame.
+#[inline(never)]
 fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
     let (d, s) = (eth.dst_addr, eth.src_addr);
     let mut k = FlowKey {
@@ -514,6 +547,21 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
         ports: 0,
         proto: 0,
     };
+    if is(eth.ether_type, EtherType::Ipv6) {
+        // Word by word: the 40-byte header copied out would cost the
+        // stack what it does not have.
+        let word = |at: usize| read::<u32>(ctx, ETH_HLEN + at).unwrap_or(0);
+        let Some(next) = read::<u8>(ctx, ETH_HLEN + 6) else {
+            return k;
+        };
+        k.saddr = word(8) ^ word(12) ^ word(16) ^ word(20);
+        k.daddr = word(24) ^ word(28) ^ word(32) ^ word(36);
+        k.proto = u32::from(next);
+        if next == IpProto::Tcp as u8 || next == IpProto::Udp as u8 {
+            k.ports = word(IPV6_HLEN);
+        }
+        return k;
+    }
     let Some(ip) = inner_ipv4(ctx, eth) else {
         return k;
     };
@@ -530,25 +578,29 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
     k
 }
 
-/// Makes room for the outer headers in front of the inner frame.
+/// Makes room for the outer headers (of the instance's family) in front
+/// of the inner frame.
 #[inline(always)]
-fn grow(ctx: &TcContext, eth: &EthHdr, is_ip: bool) -> Result<(), DropReason> {
+fn grow(ctx: &TcContext, eth: &EthHdr, is_ip: bool, cfg: &Config) -> Result<(), DropReason> {
+    let (l3, len) = if cfg.local_ip.is_v4() {
+        (BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, ENCAP_LEN)
+    } else {
+        (BPF_F_ADJ_ROOM_ENCAP_L3_IPV6, ENCAP6_LEN)
+    };
     if is_ip {
         // Room goes after the MAC header: [eth][room][L3...]; the original
-        // Ethernet header becomes the inner one at offset ENCAP_LEN.
-        let flags = u64::from(
-            BPF_F_ADJ_ROOM_ENCAP_L3_IPV4
-                | BPF_F_ADJ_ROOM_ENCAP_L4_UDP
-                | BPF_F_ADJ_ROOM_ENCAP_L2_ETH,
-        ) | ((ETH_HLEN as u64) << 56);
-        ctx.adjust_room((ENCAP_L3_LEN + ETH_HLEN) as i32, BPF_ADJ_ROOM_MAC, flags)
+        // Ethernet header becomes the inner one at offset `len`. The
+        // kernel sets skb->protocol to the outer family.
+        let flags = u64::from(l3 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH)
+            | ((ETH_HLEN as u64) << 56);
+        ctx.adjust_room(len as i32, BPF_ADJ_ROOM_MAC, flags)
             .map_err(|_| DropReason::KernelRefused)?;
         return ctx
-            .store(ENCAP_LEN, eth, 0)
+            .store(len, eth, 0)
             .map_err(|_| DropReason::KernelRefused);
     }
     // SAFETY: plain helper call on our skb.
-    if unsafe { bpf_skb_change_head(ctx.skb.skb, ENCAP_LEN as u32, 0) } != 0 {
+    if unsafe { bpf_skb_change_head(ctx.skb.skb, len as u32, 0) } != 0 {
         return Err(DropReason::KernelRefused);
     }
     Ok(())
@@ -557,20 +609,38 @@ fn grow(ctx: &TcContext, eth: &EthHdr, is_ip: bool) -> Result<(), DropReason> {
 /// What every copy of an encapsulated frame shares.
 struct Tunnel {
     vni: u32,
-    /// The outer UDP source port (the inner flow's hash).
-    sport: u16,
+    /// The inner flow's hash: the outer UDP source port and IPv6 flow
+    /// label come from it.
+    hash: u32,
     /// The inner frame's length, Ethernet header included.
     inner_len: u32,
 }
 
-/// Writes the outer Ethernet/IPv4/UDP/VXLAN headers of `tunnel` for
+impl Tunnel {
+    /// The tunnel of the frame in `ctx` (read before it grows), in `vni`.
+    #[inline(always)]
+    fn new(ctx: &TcContext, vni: u32, eth: &EthHdr) -> Self {
+        Tunnel {
+            vni,
+            hash: flow_hash(&flow_key(ctx, eth)),
+            inner_len: ctx.len(),
+        }
+    }
+}
+
+/// Writes the outer Ethernet/IP/UDP/VXLAN headers of `tunnel` for
 /// `remote` (reached through `hop`) into the room `grow` made.
-#[inline(always)]
+///
+/// Not inlined: inlined into the flood loop, LLVM hoists the parts of the
+/// headers every copy shares out of the loop and keeps them spilled on
+/// the stack, which took the encap program over its 512 bytes with the
+/// IPv6 header (tried); a call is a barrier to that.
+#[inline(never)]
 fn write_outer(
     ctx: &TcContext,
     cfg: &Config,
     tunnel: &Tunnel,
-    remote: u32,
+    remote: &Addr,
     hop: &Hop,
 ) -> Result<(), DropReason> {
     let df = cfg.flags & CONFIG_F_DF != 0;
@@ -578,8 +648,8 @@ fn write_outer(
         src_mac: hop.src_mac,
         dst_mac: hop.dst_mac,
         src_ip: cfg.local_ip,
-        dst_ip: remote,
-        src_port: tunnel.sport,
+        dst_ip: *remote,
+        src_port: src_port(tunnel.hash),
         dst_port: cfg.udp_port,
         vni: tunnel.vni,
         ttl: cfg.ttl,
@@ -591,7 +661,27 @@ fn write_outer(
         } else {
             (unsafe { bpf_get_prandom_u32() }) as u16
         },
+        flow_label: tunnel.hash,
     };
-    ctx.store(0, &outer_headers(&outer, tunnel.inner_len), 0)
-        .map_err(|_| DropReason::KernelRefused)
+    let v4 = cfg.local_ip.is_v4();
+    let len = if v4 { ENCAP_LEN } else { ENCAP6_LEN };
+    // Straight into packet memory, word by word as they are known: the
+    // room `grow` made is in the linear data (pushed into the headroom).
+    // Built on the stack and stored by `bpf_skb_store_bytes`, the IPv6
+    // block and its spills took the encap program over its 512-byte
+    // stack, tried.
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + len > end {
+        return Err(DropReason::KernelRefused);
+    }
+    let at = data as *mut u16;
+    // SAFETY: `emit_*` write words 0..len/2, which lie within the linear
+    // data checked just above; the writes are unaligned.
+    let mut put = |i: usize, v: u16| unsafe { at.add(i).write_unaligned(v) };
+    if v4 {
+        emit_outer(&outer, tunnel.inner_len, &mut put);
+    } else {
+        emit_outer_v6(&outer, tunnel.inner_len, &mut put);
+    }
+    Ok(())
 }

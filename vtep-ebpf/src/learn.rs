@@ -19,6 +19,7 @@
 use aya_ebpf::{EbpfContext, helpers::bpf_ktime_get_coarse_ns};
 use aya_log_ebpf::warn;
 use vtep_common::{
+    addr::Addr,
     counters::Counter,
     maps::{
         Config, FDB_F_EVPN, FDB_F_STICKY, FDB_F_XDP, FdbKey, LEARNED_F_FROZEN, LearnedEntry,
@@ -27,8 +28,7 @@ use vtep_common::{
 };
 
 use crate::{
-    cache,
-    maps::{CONTROL_EVENTS, EVENTS, FDB, LEARNED, count},
+    maps::{CONTROL_EVENTS, EVENT_SCRATCH, EVENTS, FDB, LEARNED, count},
     parse::is_group,
 };
 
@@ -36,11 +36,11 @@ use crate::{
 /// again must not write its entry for every frame.
 const REFRESH_NS: u64 = 1_000_000_000;
 
-/// Where a MAC lives, as the FDB says: a remote VTEP (on-wire IPv4) or a
-/// local port (ifindex); one of the two is 0. `flags`: `FDB_F_XDP` if the
+/// Where a MAC lives, as the FDB says: a remote VTEP or a local port
+/// (ifindex); one of the two is none/0. `flags`: `FDB_F_XDP` if the
 /// port takes frames from XDP. `peer`: the remote's `PEER_STATS` slot.
 pub struct Location {
-    pub remote: u32,
+    pub remote: Addr,
     pub ifindex: u32,
     pub flags: u32,
     pub peer: u32,
@@ -105,35 +105,52 @@ pub fn lookup_until(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<(Location, u
 }
 
 #[inline(always)]
-fn report(kind: MacEventKind, key: &FdbKey, old: (u32, u32), new: (u32, u32), ts_ns: u64) {
-    let ev = MacEvent {
+fn report(kind: MacEventKind, key: &FdbKey, old: (Addr, u32), new: (Addr, u32), ts_ns: u64) {
+    let Some(ev) = EVENT_SCRATCH.get_ptr_mut(0) else {
+        count(Counter::EventLost);
+        return;
+    };
+    // SAFETY: a per-CPU value, valid for the program's run; only this CPU
+    // uses it, never while another run of ours is on this CPU.
+    let ev = unsafe { &mut *ev };
+    *ev = MacEvent {
         ts_ns,
         kind: kind as u32,
         vni: key.vni,
         mac: key.mac,
         _pad: [0; 2],
         old_remote: old.0,
-        old_ifindex: old.1,
         new_remote: new.0,
+        old_ifindex: old.1,
         new_ifindex: new.1,
     };
-    if EVENTS.output::<MacEvent>(&ev, 0).is_err() {
+    if EVENTS.output::<MacEvent>(&*ev, 0).is_err() {
         count(Counter::EventLost);
     }
-    if CONTROL_EVENTS.output::<MacEvent>(&ev, 0).is_err() {
+    if CONTROL_EVENTS.output::<MacEvent>(&*ev, 0).is_err() {
         count(Counter::ControlEventLost);
     }
 }
 
 /// Learns that `mac` of `vni` is `at` (only `FDB_F_XDP` of its flags is
 /// kept). `ctx` is for the log record of a freeze (rare: never per packet).
-/// A MAC learned or moved bumps the tables' generation (a refresh does
-/// not: it changes no decision).
-#[inline(always)]
-pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg: &Config) {
+///
+/// Returns whether the tables changed (the MAC learned or moved): the
+/// caller then bumps the tables' generation (a refresh changes no
+/// decision, and bumps nothing).
+///
+/// Not inlined: its entries and event records get a stack frame of their
+/// own, outside the 512 bytes the encap and decap paths need (with
+/// 16-byte addresses, inlined, the encap program went over, tried). Its
+/// result must be used: LLVM turns an unused result into none, and a
+/// subprogram returning nothing may exit with a stack pointer left in
+/// R0, which the verifier refuses ("cannot return stack pointer to the
+/// caller", seen).
+#[inline(never)]
+pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg: &Config) -> bool {
     let (remote, ifindex, xdp) = (at.remote, at.ifindex, at.flags & FDB_F_XDP);
     if is_group(&mac) {
-        return;
+        return false;
     }
     let key = FdbKey::new(vni, mac);
     let ts = now();
@@ -147,10 +164,10 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
                 if ts.saturating_sub(e.seen_ns) > REFRESH_NS {
                     e.seen_ns = ts;
                 }
-                return;
+                return false;
             }
             if e.flags & LEARNED_F_FROZEN != 0 {
-                return;
+                return false;
             }
             if ts.saturating_sub(e.window_ns) > u64::from(cfg.move_window_s) * 1_000_000_000 {
                 e.window_ns = ts;
@@ -164,7 +181,6 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
             e.seen_ns = ts;
             e.window_moves += 1;
             e.moves += 1;
-            cache::bump();
             if e.window_moves > cfg.move_limit {
                 e.flags |= LEARNED_F_FROZEN;
                 count(Counter::MacFrozen);
@@ -181,11 +197,11 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
                 count(Counter::MacMoved);
                 report(MacEventKind::Moved, &key, old, (remote, ifindex), ts);
             }
-            return;
+            return true;
         }
         // Stale: learned afresh below.
     }
-    let mut old = (0, 0);
+    let mut old = (Addr::NONE, 0);
     let mut kind = MacEventKind::Learned;
     if let Some(f) = FDB.get_ptr(key) {
         // SAFETY: map values stay valid for the duration of the program.
@@ -193,7 +209,7 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         if f.flags & (FDB_F_EVPN | FDB_F_STICKY) != FDB_F_EVPN
             || (f.remote == remote && f.ifindex == ifindex)
         {
-            return;
+            return false;
         }
         old = (f.remote, f.ifindex);
         kind = MacEventKind::Moved;
@@ -203,6 +219,7 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
     let e = LearnedEntry {
         remote,
         ifindex,
+        _pad: 0,
         seen_ns: ts,
         window_ns: ts,
         window_moves: 0,
@@ -211,14 +228,14 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         peer: at.peer,
     };
     if LEARNED.insert(key, e, 0).is_ok() {
-        cache::bump();
         count(match kind {
             MacEventKind::Moved => Counter::MacMoved,
             _ => Counter::MacLearned,
         });
         report(kind, &key, old, (remote, ifindex), ts);
-    } else if kind == MacEventKind::Moved {
-        // The FDB entry is gone: the decisions made from it too.
-        cache::bump();
+        return true;
     }
+    // The FDB entry is gone even if the MAC could not be learned: the
+    // decisions made from it too.
+    kind == MacEventKind::Moved
 }

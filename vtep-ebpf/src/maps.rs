@@ -10,6 +10,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
 };
 use vtep_common::{
+    addr::Addr,
     consts::{
         DECAP_CACHE_CAPACITY, DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES,
         EVPN_EVENTS_CAPACITY, FDB_CAPACITY, NEIGHS_CAPACITY, NEXTHOPS_CAPACITY, PEERS_CAPACITY,
@@ -29,7 +30,7 @@ pub type Dropped = (DropReason, Option<u32>);
 /// Load-time settings (read-only), see [`Config`].
 #[unsafe(no_mangle)]
 pub static CONFIG: Global<Config> = Global::new(Config {
-    local_ip: 0,
+    local_ip: Addr::NONE,
     underlay_ifindex: 0,
     udp_port: VXLAN_PORT,
     ttl: DEFAULT_TTL,
@@ -37,6 +38,7 @@ pub static CONFIG: Global<Config> = Global::new(Config {
     ageing_s: DEFAULT_AGEING_S,
     move_limit: DEFAULT_MOVE_LIMIT,
     move_window_s: DEFAULT_MOVE_WINDOW_S,
+    _pad: 0,
 });
 
 /// The instance record: written and read by userspace only, pinned with the
@@ -100,13 +102,19 @@ pub static GENERATION: Array<u64> = Array::pinned(1, BPF_F_MMAPABLE);
 pub static DECAP_CACHE: PerCpuArray<Decision> =
     PerCpuArray::with_max_entries(DECAP_CACHE_CAPACITY, 0);
 
+/// Where a MAC event is built before it is copied into the rings (one
+/// per CPU; not pinned): 64 bytes the learning path's stack frame cannot
+/// spare (with its callers, 512 bytes at most).
+#[map]
+pub static EVENT_SCRATCH: PerCpuArray<MacEvent> = PerCpuArray::with_max_entries(1, 0);
+
 #[map]
 pub static VNI_STATS: PerCpuArray<VniStats> = PerCpuArray::pinned(VNIS_CAPACITY, 0);
 
 /// Remote VTEPs and their `PEER_STATS` slots (written and read by
 /// userspace only; pinned so that every command finds them).
 #[map]
-pub static PEERS: HashMap<u32, PeerInfo> = HashMap::pinned(PEERS_CAPACITY, BPF_F_NO_PREALLOC);
+pub static PEERS: HashMap<Addr, PeerInfo> = HashMap::pinned(PEERS_CAPACITY, BPF_F_NO_PREALLOC);
 
 #[map]
 pub static PEER_STATS: PerCpuArray<PeerStats> = PerCpuArray::pinned(PEERS_CAPACITY, 0);

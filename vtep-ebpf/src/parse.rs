@@ -1,8 +1,8 @@
 //! Bounds-checked header parsing over packet memory (XDP and TC direct
 //! packet access), on `network-types` headers: a cursor that advances one
 //! header at a time, reads at an offset of an skb, and the parse of a
-//! whole VXLAN packet for us (outer Ethernet, IPv4, UDP, VXLAN, inner
-//! Ethernet) in one place.
+//! whole VXLAN packet for us (outer Ethernet, IPv4 or IPv6, UDP, VXLAN,
+//! inner Ethernet) in one place.
 //!
 //! Byte order: EtherTypes are compared on-wire (`EtherType::X as u16` is
 //! the on-wire value); addresses stay in on-wire bytes.
@@ -12,12 +12,13 @@ use core::mem::size_of;
 use aya_ebpf::programs::TcContext;
 use network_types::{
     eth::{EthHdr, EtherType},
-    ip::{IpProto, Ipv4Hdr},
+    ip::{IpProto, Ipv4Hdr, Ipv6Hdr},
     udp::UdpHdr,
     vxlan::{VXLAN_I_FLAG_MASK, VxlanHdr},
 };
 use vtep_common::{
-    consts::{ETH_HLEN, IPV4_HLEN, UDP_HLEN, VXLAN_HLEN},
+    addr::Addr,
+    consts::{ETH_HLEN, IPV4_HLEN, IPV6_HLEN, UDP_HLEN, VXLAN_HLEN},
     counters::DropReason,
     maps::Config,
 };
@@ -120,8 +121,8 @@ pub const IPV4_DF: u8 = 2;
 
 /// A VXLAN packet for this VTEP, parsed up to its inner Ethernet header.
 pub struct Vxlan {
-    /// The outer IPv4 source (on-wire bytes): the sending VTEP.
-    pub saddr: u32,
+    /// The outer source address: the sending VTEP.
+    pub saddr: Addr,
     /// The VNI.
     pub vni: u32,
     /// The inner Ethernet header (its 14 bytes are within the packet).
@@ -137,30 +138,78 @@ pub struct Vxlan {
 }
 
 /// Parses the packet in `[data, end)` as VXLAN to this VTEP (`cfg`):
-/// `Ok(None)` for anything else (left to the kernel: not IPv4, not to our
-/// address or UDP port, a later fragment, headers cut short before the
-/// UDP port), a counted drop for VXLAN to us that is wrong (RFC 7348
-/// §4.3, §5).
+/// `Ok(None)` for anything else (left to the kernel: not of our underlay
+/// family, not to our address or UDP port, a later IPv4 fragment, an IPv6
+/// extension header, headers cut short before the UDP port), a counted
+/// drop for VXLAN to us that is wrong (RFC 7348 §4.3, §5).
 #[inline(always)]
 pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dropped> {
     let mut c = Cursor::new(data, end);
     let Some(eth) = c.next::<EthHdr>() else {
         return Ok(None);
     };
-    // SAFETY: `next` checked that the header lies within the packet; so
-    // for every header read below.
-    if !is(unsafe { (*eth).ether_type }, EtherType::Ipv4) {
+    // SAFETY: `next` checked that the header lies within the packet.
+    let ty = unsafe { (*eth).ether_type };
+    let saddr = if cfg.local_ip.is_v4() {
+        if !is(ty, EtherType::Ipv4) {
+            return Ok(None);
+        }
+        ipv4_udp(&mut c, data, cfg)?
+    } else {
+        if !is(ty, EtherType::Ipv6) {
+            return Ok(None);
+        }
+        ipv6_udp(&mut c, data, cfg)?
+    };
+    let Some(saddr) = saddr else {
         return Ok(None);
+    };
+    // VXLAN for us from here on: the UDP length was checked to cover the
+    // VXLAN and inner Ethernet headers within the packet.
+    let malformed = (DropReason::Malformed, None);
+    let vx = c.next::<VxlanHdr>().ok_or(malformed)?;
+    // SAFETY: as above.
+    let vx = unsafe { &*vx };
+    // RFC 7348 §5: the I flag MUST be set; reserved bits are ignored on
+    // receipt.
+    if vx.flags & VXLAN_I_FLAG_MASK == 0 {
+        return Err((DropReason::NoIFlag, None));
     }
+    let vni = vx.vni();
+    // The check is for the verifier.
+    let inner = c.next::<EthHdr>().ok_or(malformed)?;
+    let inner_start = c.pos() - ETH_HLEN;
+    Ok(Some(Vxlan {
+        saddr,
+        vni,
+        eth: inner,
+        // SAFETY: as above.
+        inner_type: unsafe { (*inner).ether_type },
+        strip: inner_start - data,
+        inner_len: (end - inner_start) as u32,
+        rest: c,
+    }))
+}
+
+/// Whether a UDP length lies: shorter than VXLAN with an inner Ethernet
+/// header, or longer than the `avail` bytes from the UDP header on.
+#[inline(always)]
+fn bad_udp_len(udp_len: usize, avail: usize) -> bool {
+    udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN || udp_len > avail
+}
+
+/// The outer IPv4 and UDP headers at `c` (just after the outer Ethernet
+/// header of the packet at `data`): the sender if they carry UDP to our
+/// address and port, the cursor then after the UDP header.
+#[inline(always)]
+fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, Dropped> {
     let Some(ip) = c.next::<Ipv4Hdr>() else {
         return Ok(None);
     };
-    // SAFETY: as above.
+    // SAFETY: `next` checked that the header lies within the packet; so
+    // for the UDP header below.
     let ip = unsafe { &*ip };
-    let (saddr, daddr) = (
-        u32::from_ne_bytes(ip.src_addr),
-        u32::from_ne_bytes(ip.dst_addr),
-    );
+    let daddr = Addr::v4(u32::from_ne_bytes(ip.dst_addr));
     if ip.version() != 4 || daddr != cfg.local_ip || ip.proto != IpProto::Udp as u8 {
         return Ok(None);
     }
@@ -180,48 +229,61 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
     if udp.dst != cfg.udp_port.to_be_bytes() {
         return Ok(None);
     }
-
-    // VXLAN for us from here on: anything wrong is a counted drop.
-    let malformed = (DropReason::Malformed, None);
     // A first fragment (MF set): VTEPs never fragment (RFC 7348 §4.3), and
     // we do not reassemble. TTL 0 never arrives from a real sender.
-    if ip.frag_flags() & IPV4_MF != 0 || ip.ttl == 0 {
-        return Err(malformed);
-    }
-    let udp_len = usize::from(u16::from_be_bytes(udp.len));
-    let avail = end - (c.pos() - UDP_HLEN);
-    // Lengths that lie are malformed: a UDP length beyond the frame, or
+    // Lengths that lie are malformed: a UDP length beyond the frame or
     // beyond the IPv4 total length, and a total length claiming more than
     // the frame holds (shorter is Ethernet padding: fine).
+    let udp_len = usize::from(u16::from_be_bytes(udp.len));
     let tot_len = usize::from(ip.tot_len());
-    if udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN
-        || udp_len > avail
+    if ip.frag_flags() & IPV4_MF != 0
+        || ip.ttl == 0
+        || bad_udp_len(udp_len, c.end - (c.pos() - UDP_HLEN))
         || tot_len < ihl + udp_len
-        || tot_len > end - (data + ETH_HLEN)
+        || tot_len > c.end - (data + ETH_HLEN)
     {
-        return Err(malformed);
+        return Err((DropReason::Malformed, None));
     }
-    let vx = c.next::<VxlanHdr>().ok_or(malformed)?;
+    Ok(Some(Addr::v4(u32::from_ne_bytes(ip.src_addr))))
+}
+
+/// As [`ipv4_udp`] for an outer IPv6 header (RFC 8200). Only UDP right
+/// after the fixed header is ours: a packet with extension headers is
+/// passed to the kernel untouched. The UDP checksum is not verified (zero
+/// is what tunnels send, RFC 6935 §5; a non-zero one is not checked, as
+/// for IPv4).
+#[inline(always)]
+fn ipv6_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, Dropped> {
+    let Some(ip) = c.next::<Ipv6Hdr>() else {
+        return Ok(None);
+    };
+    // SAFETY: as in `ipv4_udp`.
+    let ip = unsafe { &*ip };
+    if ip.version() != 6
+        || ip.next_hdr != IpProto::Udp as u8
+        || Addr::v6(ip.dst_addr) != cfg.local_ip
+    {
+        return Ok(None);
+    }
+    let Some(udp) = c.next::<UdpHdr>() else {
+        return Ok(None);
+    };
     // SAFETY: as above.
-    let vx = unsafe { &*vx };
-    // RFC 7348 §5: the I flag MUST be set; reserved bits are ignored on
-    // receipt.
-    if vx.flags & VXLAN_I_FLAG_MASK == 0 {
-        return Err((DropReason::NoIFlag, None));
+    let udp = unsafe { &*udp };
+    if udp.dst != cfg.udp_port.to_be_bytes() {
+        return Ok(None);
     }
-    let vni = vx.vni();
-    // udp_len >= 30 and within the packet, checked above: the inner
-    // Ethernet header is there; the check is for the verifier.
-    let inner = c.next::<EthHdr>().ok_or(malformed)?;
-    let inner_start = c.pos() - ETH_HLEN;
-    Ok(Some(Vxlan {
-        saddr,
-        vni,
-        eth: inner,
-        // SAFETY: as above.
-        inner_type: unsafe { (*inner).ether_type },
-        strip: inner_start - data,
-        inner_len: (end - inner_start) as u32,
-        rest: c,
-    }))
+    // Hop limit 0 never arrives from a real sender; lengths that lie (a
+    // payload length claiming more than the frame holds included) are
+    // malformed.
+    let udp_len = usize::from(u16::from_be_bytes(udp.len));
+    let payload_len = usize::from(u16::from_be_bytes(ip.payload_len));
+    if ip.hop_limit == 0
+        || bad_udp_len(udp_len, c.end - (c.pos() - UDP_HLEN))
+        || payload_len < udp_len
+        || payload_len > c.end - (data + ETH_HLEN + IPV6_HLEN)
+    {
+        return Err((DropReason::Malformed, None));
+    }
+    Ok(Some(Addr::v6(ip.src_addr)))
 }

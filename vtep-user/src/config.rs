@@ -43,7 +43,7 @@
 //! asn = 65000              # optional: ours (iBGP)
 //! ```
 
-use std::{collections::BTreeSet, path::Path};
+use std::{collections::BTreeSet, net::IpAddr, path::Path};
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
@@ -106,9 +106,18 @@ fn evpn_plan(e: EvpnSection, local_ip: LocalIp) -> anyhow::Result<EvpnPlan> {
     if e.asn == 0 {
         bail!("evpn: asn must not be 0");
     }
-    let router_id = match e.router_id {
-        Some(r) => r.parse::<UnicastIp>().context("evpn router_id")?.ip(),
-        None => local_ip.ip(),
+    // A BGP identifier is 32 bits (RFC 6286 §2.1): an IPv4 address.
+    let router_id = match (e.router_id, local_ip.ip()) {
+        (Some(r), _) => match r.parse::<UnicastIp>().context("evpn router_id")?.ip() {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => {
+                bail!("evpn router_id {r}: a BGP identifier is an IPv4 address (RFC 6286)")
+            }
+        },
+        (None, IpAddr::V4(v4)) => v4,
+        (None, IpAddr::V6(_)) => bail!(
+            "evpn: router_id is required with an IPv6 local_ip (a BGP identifier is an IPv4 address, RFC 6286): add router_id = \"198.18.x.y\" to [evpn]"
+        ),
     };
     let gobgp = match e.gobgp {
         Some(g) => g.parse().map_err(|_| {

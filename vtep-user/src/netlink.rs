@@ -11,7 +11,7 @@
 //! resolved, so `bpf_fib_lookup` always finds its MAC. An entry the host
 //! already has is left alone.
 
-use std::{io, net::Ipv4Addr};
+use std::{io, net::IpAddr};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
@@ -121,18 +121,19 @@ impl Rtnl {
     /// interface the kernel routes `remote` through from `local`.
     pub fn route_to(
         &mut self,
-        remote: Ipv4Addr,
-        local: Ipv4Addr,
-    ) -> Result<(Ipv4Addr, u32), NetlinkError> {
+        remote: IpAddr,
+        local: IpAddr,
+    ) -> Result<(IpAddr, u32), NetlinkError> {
         let what = format!("route to remote VTEP {remote} from {local}");
         let mut m = RouteMessage::default();
-        m.header.address_family = AddressFamily::Inet;
-        m.header.destination_prefix_length = 32;
-        m.header.source_prefix_length = 32;
+        let full = if remote.is_ipv4() { 32 } else { 128 };
+        m.header.address_family = family(remote);
+        m.header.destination_prefix_length = full;
+        m.header.source_prefix_length = full;
         m.attributes
-            .push(RouteAttribute::Destination(RouteAddress::Inet(remote)));
+            .push(RouteAttribute::Destination(route_address(remote)));
         m.attributes
-            .push(RouteAttribute::Source(RouteAddress::Inet(local)));
+            .push(RouteAttribute::Source(route_address(local)));
         let answers = self.request(RouteNetlinkMessage::GetRoute(m), 0, false, &what)?;
         let route = answers
             .into_iter()
@@ -148,7 +149,8 @@ impl Rtnl {
         let mut oif = None;
         for a in route.attributes {
             match a {
-                RouteAttribute::Gateway(RouteAddress::Inet(g)) => hop = g,
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => hop = g.into(),
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => hop = g.into(),
                 RouteAttribute::Oif(i) => oif = Some(i),
                 _ => {}
             }
@@ -161,33 +163,32 @@ impl Rtnl {
     }
 
     /// Whether `hop` has a neighbour entry on interface `ifindex`.
-    pub fn has_neighbour(&mut self, hop: Ipv4Addr, ifindex: u32) -> Result<bool, NetlinkError> {
+    pub fn has_neighbour(&mut self, hop: IpAddr, ifindex: u32) -> Result<bool, NetlinkError> {
         let mut m = NeighbourMessage::default();
-        m.header.family = AddressFamily::Inet;
+        m.header.family = family(hop);
         let what = format!("neighbours of {}", sys::ifname(ifindex));
         let answers = self.request(RouteNetlinkMessage::GetNeighbour(m), 0, true, &what)?;
         Ok(answers.into_iter().any(|a| match a {
             RouteNetlinkMessage::NewNeighbour(n) => {
                 n.header.ifindex == ifindex
-                    && n.attributes.contains(&NeighbourAttribute::Destination(
-                        NeighbourAddress::Inet(hop),
-                    ))
+                    && n.attributes
+                        .contains(&NeighbourAttribute::Destination(neighbour_address(hop)))
             }
             _ => false,
         }))
     }
 
-    fn neighbour(hop: Ipv4Addr, ifindex: u32) -> NeighbourMessage {
+    fn neighbour(hop: IpAddr, ifindex: u32) -> NeighbourMessage {
         let mut m = NeighbourMessage::default();
-        m.header.family = AddressFamily::Inet;
+        m.header.family = family(hop);
         m.header.ifindex = ifindex;
         m.attributes
-            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(hop)));
+            .push(NeighbourAttribute::Destination(neighbour_address(hop)));
         m
     }
 
     /// Makes a managed neighbour entry for `hop` on `ifindex`.
-    pub fn add_managed(&mut self, hop: Ipv4Addr, ifindex: u32) -> Result<(), NetlinkError> {
+    pub fn add_managed(&mut self, hop: IpAddr, ifindex: u32) -> Result<(), NetlinkError> {
         let mut m = Self::neighbour(hop, ifindex);
         m.header.state = NeighbourState::None;
         m.attributes
@@ -206,7 +207,7 @@ impl Rtnl {
     }
 
     /// Removes the neighbour entry of `hop` on `ifindex`.
-    pub fn delete_neighbour(&mut self, hop: Ipv4Addr, ifindex: u32) -> Result<(), NetlinkError> {
+    pub fn delete_neighbour(&mut self, hop: IpAddr, ifindex: u32) -> Result<(), NetlinkError> {
         let what = format!("neighbour entry of {hop} on {}", sys::ifname(ifindex));
         self.request(
             RouteNetlinkMessage::DelNeighbour(Self::neighbour(hop, ifindex)),
@@ -215,5 +216,28 @@ impl Rtnl {
             &what,
         )
         .map(drop)
+    }
+}
+
+/// The netlink address family of `ip`.
+fn family(ip: IpAddr) -> AddressFamily {
+    if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+fn route_address(ip: IpAddr) -> RouteAddress {
+    match ip {
+        IpAddr::V4(v4) => RouteAddress::Inet(v4),
+        IpAddr::V6(v6) => RouteAddress::Inet6(v6),
+    }
+}
+
+fn neighbour_address(ip: IpAddr) -> NeighbourAddress {
+    match ip {
+        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
     }
 }

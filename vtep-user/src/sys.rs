@@ -1,7 +1,7 @@
 //! Thin wrappers over the OS: interface names and indexes, bpffs,
 //! forwarding switches, capabilities.
 
-use std::{ffi::CString, io, os::unix::ffi::OsStrExt as _, path::Path};
+use std::{ffi::CString, io, net::IpAddr, os::unix::ffi::OsStrExt as _, path::Path};
 
 use anyhow::{Context as _, bail};
 
@@ -92,10 +92,11 @@ fn mount_bpffs(target: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Sets IPv4 forwarding on `iface` (this network namespace); returns the
-/// previous setting.
-pub fn set_forwarding(iface: &str, on: bool) -> anyhow::Result<bool> {
-    let path = format!("/proc/sys/net/ipv4/conf/{iface}/forwarding");
+/// Sets forwarding of the family of `ip` (IPv4 or IPv6) on `iface` (this
+/// network namespace); returns the previous setting.
+pub fn set_forwarding(iface: &str, ip: IpAddr, on: bool) -> anyhow::Result<bool> {
+    let family = if ip.is_ipv4() { "ipv4" } else { "ipv6" };
+    let path = format!("/proc/sys/net/{family}/conf/{iface}/forwarding");
     let old = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {path}"))?
         .trim()

@@ -6,9 +6,16 @@
 //! address) are the constructors of [`PeerVtep`], reachable only through
 //! [`LocalIp::peer`] and [`LocalIp::flood`].
 
-use std::{fmt, net::Ipv4Addr, str::FromStr};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr},
+    str::FromStr,
+};
 
-use vtep_common::consts::{MAX_FLOOD, MAX_VNI_PORTS, VNI_MAX};
+use vtep_common::{
+    addr::Addr,
+    consts::{MAX_FLOOD, MAX_VNI_PORTS, VNI_MAX},
+};
 
 /// A value that is refused, with what was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -21,14 +28,22 @@ pub enum ValueError {
         "MAC {0} is a group (multicast/broadcast) address: FDB entries and bindings are for unicast MACs"
     )]
     GroupMac(Mac),
-    #[error("invalid IPv4 address '{0}': expected dotted quad like 198.18.0.1")]
-    Ipv4(String),
-    #[error("invalid IPv4 address '{0}': a VTEP or tenant address must be unicast")]
+    #[error("invalid IP address '{0}': expected IPv4 like 198.18.0.1 or IPv6 like 2001:2::1")]
+    Ip(String),
+    #[error("invalid address '{0}': a VTEP or tenant address must be unicast")]
     NotUnicast(String),
+    #[error("{0} is an IPv4-mapped IPv6 address: write the IPv4 address ({1}) instead")]
+    Mapped(IpAddr, Ipv4Addr),
     #[error(
         "{0} is this VTEP's own address: a remote VTEP is another host (local MACs take --port IFACE)"
     )]
-    OwnAddress(Ipv4Addr),
+    OwnAddress(IpAddr),
+    #[error(
+        "remote VTEP {peer} is {}, but this instance's local address {local} is {}: one instance carries one underlay family (bring up a second instance for the other)",
+        family(*peer),
+        family(*local)
+    )]
+    MixedFamily { peer: IpAddr, local: IpAddr },
     #[error("the flood list has {0} remote VTEPs, at most {MAX_FLOOD} are supported")]
     FloodTooLong(usize),
     #[error("VNI {0} already has {MAX_VNI_PORTS} ports, the most supported")]
@@ -172,39 +187,62 @@ impl fmt::Display for UnicastMac {
     }
 }
 
-/// An IPv4 address typed by a user.
-pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, ValueError> {
-    s.trim()
-        .parse::<Ipv4Addr>()
-        .map_err(|_| ValueError::Ipv4(s.to_owned()))
+/// "IPv4" or "IPv6".
+pub fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
 
-/// A unicast IPv4 address (not 0.0.0.0, broadcast or multicast;
-/// multicast underlays are not supported).
+/// An IP address typed by a user.
+pub fn parse_ip(s: &str) -> Result<IpAddr, ValueError> {
+    s.trim()
+        .parse::<IpAddr>()
+        .map_err(|_| ValueError::Ip(s.to_owned()))
+}
+
+/// A unicast address: IPv4 not 0.0.0.0, broadcast or multicast; IPv6 not
+/// `::`, multicast or IPv4-mapped (RFC 4291 §2.5.5.2: those are IPv4
+/// addresses, and written as such). Multicast underlays are not
+/// supported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UnicastIp(Ipv4Addr);
+pub struct UnicastIp(IpAddr);
 
 impl UnicastIp {
     /// The address.
-    pub const fn ip(self) -> Ipv4Addr {
+    pub const fn ip(self) -> IpAddr {
         self.0
     }
 }
 
-impl TryFrom<Ipv4Addr> for UnicastIp {
+impl TryFrom<IpAddr> for UnicastIp {
     type Error = ValueError;
-    fn try_from(ip: Ipv4Addr) -> Result<Self, Self::Error> {
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+    fn try_from(ip: IpAddr) -> Result<Self, Self::Error> {
+        let unicast = match ip {
+            IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()),
+            IpAddr::V6(v6) => {
+                if let Some(v4) = v6.to_ipv4_mapped() {
+                    return Err(ValueError::Mapped(ip, v4));
+                }
+                !(v6.is_unspecified() || v6.is_multicast())
+            }
+        };
+        if !unicast {
             return Err(ValueError::NotUnicast(ip.to_string()));
         }
         Ok(UnicastIp(ip))
     }
 }
 
+impl TryFrom<Ipv4Addr> for UnicastIp {
+    type Error = ValueError;
+    fn try_from(ip: Ipv4Addr) -> Result<Self, Self::Error> {
+        Self::try_from(IpAddr::V4(ip))
+    }
+}
+
 impl FromStr for UnicastIp {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::try_from(parse_ipv4(s)?)
+        Self::try_from(parse_ip(s)?)
     }
 }
 
@@ -259,26 +297,34 @@ impl FromStr for FloodList {
     }
 }
 
-/// This VTEP's own underlay address (unicast).
+/// This VTEP's own underlay address (unicast); its family is the
+/// instance's underlay family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LocalIp(Ipv4Addr);
+pub struct LocalIp(IpAddr);
 
 impl LocalIp {
     /// The address.
-    pub const fn ip(self) -> Ipv4Addr {
+    pub const fn ip(self) -> IpAddr {
         self.0
     }
 
     /// The address an instance was brought up with (checked then).
-    pub(crate) const fn recorded(ip: Ipv4Addr) -> Self {
+    pub(crate) const fn recorded(ip: IpAddr) -> Self {
         LocalIp(ip)
     }
 
     /// `ip` as a remote VTEP of this one: refused if it is our own
-    /// address.
+    /// address or of the other family (one instance, one underlay family:
+    /// the one rule that keeps families apart in every table).
     pub fn peer(self, ip: UnicastIp) -> Result<PeerVtep, ValueError> {
         if ip.0 == self.0 {
             return Err(ValueError::OwnAddress(ip.0));
+        }
+        if ip.0.is_ipv4() != self.0.is_ipv4() {
+            return Err(ValueError::MixedFamily {
+                peer: ip.0,
+                local: self.0,
+            });
         }
         Ok(PeerVtep(ip.0))
     }
@@ -310,17 +356,17 @@ impl From<UnicastIp> for LocalIp {
 /// A remote VTEP: a unicast address that is not this VTEP's own. Made by
 /// [`LocalIp::peer`], or read back from the instance's own tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerVtep(Ipv4Addr);
+pub struct PeerVtep(IpAddr);
 
 impl PeerVtep {
     /// The address.
-    pub const fn ip(self) -> Ipv4Addr {
+    pub const fn ip(self) -> IpAddr {
         self.0
     }
 
     /// A remote VTEP the tables already hold (they only ever hold checked
     /// ones).
-    pub(crate) const fn recorded(ip: Ipv4Addr) -> Self {
+    pub(crate) const fn recorded(ip: IpAddr) -> Self {
         PeerVtep(ip)
     }
 }
@@ -391,14 +437,16 @@ pub fn port_room(vni: Vni, bound: usize) -> Result<(), ValueError> {
     Ok(())
 }
 
-/// An IPv4 address as the BPF maps store it (on-wire bytes in a u32).
-pub fn ip_to_map(ip: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(ip.octets())
+/// An address as the BPF maps store it.
+pub fn ip_to_map(ip: IpAddr) -> Addr {
+    Addr::from(ip)
 }
 
-/// The inverse of [`ip_to_map`].
-pub fn ip_from_map(v: u32) -> Ipv4Addr {
-    Ipv4Addr::from(v.to_ne_bytes())
+/// The inverse of [`ip_to_map`] (`::` for "no address", which the
+/// callers tell apart first).
+pub fn ip_from_map(a: Addr) -> IpAddr {
+    a.ip()
+        .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
 }
 
 #[cfg(test)]
@@ -465,7 +513,9 @@ mod tests {
         let list: FloodList = "198.18.0.2,198.18.0.1".parse().unwrap();
         assert_eq!(
             local.flood(&list),
-            Err(ValueError::OwnAddress(Ipv4Addr::new(198, 18, 0, 1)))
+            Err(ValueError::OwnAddress(IpAddr::V4(Ipv4Addr::new(
+                198, 18, 0, 1
+            ))))
         );
         let ok: FloodList = "198.18.0.2,198.18.0.3".parse().unwrap();
         assert_eq!(local.flood(&ok).unwrap().peers().len(), 2);
@@ -477,9 +527,39 @@ mod tests {
 
     #[test]
     fn map_byte_order() {
-        let ip = Ipv4Addr::new(198, 18, 1, 2);
+        let ip = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
         assert_eq!(ip_from_map(ip_to_map(ip)), ip);
-        assert_eq!(ip_to_map(ip).to_ne_bytes(), [198, 18, 1, 2]);
+        assert_eq!(ip_to_map(ip).v4_word().to_ne_bytes(), [198, 18, 1, 2]);
+        let v6: IpAddr = "2001:2::1".parse().unwrap();
+        assert_eq!(ip_from_map(ip_to_map(v6)), v6);
+    }
+
+    #[test]
+    fn ipv6_addresses_and_one_family_per_instance() {
+        let ip = |s: &str| s.parse::<UnicastIp>();
+        assert!(ip("2001:2:0:1::1").is_ok());
+        assert!(ip("fe80::1").is_ok());
+        for bad in ["::", "ff02::1", "2001:2::1::2"] {
+            assert!(ip(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            ip("::ffff:198.18.0.1"),
+            Err(ValueError::Mapped(_, v4)) if v4 == Ipv4Addr::new(198, 18, 0, 1)
+        ));
+        let local6: LocalIp = "2001:2:0:1::1".parse().unwrap();
+        let local4: LocalIp = "198.18.0.1".parse().unwrap();
+        assert!(local6.peer(ip("2001:2:0:2::1").unwrap()).is_ok());
+        let mixed = local6.peer(ip("198.18.0.2").unwrap()).unwrap_err();
+        assert!(matches!(mixed, ValueError::MixedFamily { .. }));
+        assert_eq!(
+            mixed.to_string(),
+            "remote VTEP 198.18.0.2 is IPv4, but this instance's local address 2001:2:0:1::1 is IPv6: one instance carries one underlay family (bring up a second instance for the other)"
+        );
+        assert!(local4.peer(ip("2001:2::2").unwrap()).is_err());
+        assert!(matches!(
+            local6.peer(ip("2001:2:0:1::1").unwrap()),
+            Err(ValueError::OwnAddress(_))
+        ));
     }
 
     #[test]

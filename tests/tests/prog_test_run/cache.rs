@@ -35,7 +35,7 @@ fn decap_cache_follows_the_tables() {
         let mut m: HashMap<_, FdbKey, FdbEntry> =
             HashMap::try_from(l.ebpf.map_mut(MAP_FDB).unwrap()).unwrap();
         let e = FdbEntry {
-            remote: 0,
+            remote: Addr::NONE,
             ifindex: p3,
             flags: FDB_F_STATIC,
             peer: 0,

@@ -26,8 +26,8 @@ fn decap_table() {
     fragment[20] = 0x20; // MF set, DF clear
     let options = {
         let outer_ip = ipv4(
-            REMOTE,
-            LOCAL,
+            v4_addr(REMOTE),
+            v4_addr(LOCAL),
             17,
             0,
             &[1, 1, 1, 0], // NOP, NOP, NOP, EOL

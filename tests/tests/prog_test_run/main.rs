@@ -12,7 +12,10 @@
 //! the private namespace); the tests are in `decap`, `encap`, `cache` and
 //! `reference` (both programs against the reference models).
 
-use std::{net::Ipv4Addr, process::Command};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    process::Command,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -21,6 +24,7 @@ use aya::{
     util::nr_cpus,
 };
 use vtep_common::{
+    addr::Addr,
     consts::{
         GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_LEARNED,
         MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
@@ -33,11 +37,11 @@ use vtep_common::{
         REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
     model,
-    vxlan::{FlowKey, Outer, flow_hash, outer_headers, src_port},
+    vxlan::{FlowKey, Outer, OuterHeaders, flow_hash, src_port},
 };
 use vtep_tests::{
     BpfFs,
-    frames::{self, Tunnel, VXLAN_I, eth, ipv4, udp},
+    frames::{self, Tunnel, VXLAN_I, eth, ipv4, ipv6, udp},
 };
 use vtep_user::{datapath::EBPF_OBJECT, generation::Generation, instance::coarse_now_ns};
 
@@ -53,11 +57,61 @@ const XDP_REDIRECT: u32 = 4;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 
-const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const REMOTE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const STRANGER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 7);
-const REMOTE_UNRESOLVED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
-const REMOTE_UNROUTED: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 9);
+const fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+const fn v6(net: u16, host: u16) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0x2001, 2, net, 0, 0, 0, 0, host))
+}
+
+const LOCAL: IpAddr = v4(198, 18, 0, 1);
+const REMOTE: IpAddr = v4(198, 18, 0, 2);
+const STRANGER: IpAddr = v4(198, 18, 0, 7);
+const REMOTE_UNRESOLVED: IpAddr = v4(198, 18, 0, 3);
+const REMOTE_UNROUTED: IpAddr = v4(198, 18, 9, 9);
+
+/// The same roles over an IPv6 underlay (2001:2::/64; unrouted: another
+/// /64).
+const LOCAL6: IpAddr = v6(0, 1);
+const REMOTE6: IpAddr = v6(0, 2);
+const STRANGER6: IpAddr = v6(0, 7);
+const REMOTE6_UNRESOLVED: IpAddr = v6(0, 3);
+const REMOTE6_UNROUTED: IpAddr = v6(9, 9);
+
+/// One underlay family's addresses, for the tests that run over both.
+#[derive(Clone, Copy, Debug)]
+struct Family {
+    local: IpAddr,
+    remote: IpAddr,
+    stranger: IpAddr,
+    unresolved: IpAddr,
+    unrouted: IpAddr,
+}
+
+const V4: Family = Family {
+    local: LOCAL,
+    remote: REMOTE,
+    stranger: STRANGER,
+    unresolved: REMOTE_UNRESOLVED,
+    unrouted: REMOTE_UNROUTED,
+};
+
+const V6: Family = Family {
+    local: LOCAL6,
+    remote: REMOTE6,
+    stranger: STRANGER6,
+    unresolved: REMOTE6_UNRESOLVED,
+    unrouted: REMOTE6_UNROUTED,
+};
+
+/// The IPv4 address of an IPv4 constant.
+fn v4_addr(a: IpAddr) -> Ipv4Addr {
+    match a {
+        IpAddr::V4(v) => v,
+        IpAddr::V6(v) => panic!("{v} is not IPv4"),
+    }
+}
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
 const MAC_SKB_PORT: [u8; 6] = [2, 0, 0, 0, 1, 1];
@@ -68,16 +122,22 @@ const MAC_UNKNOWN: [u8; 6] = [2, 0, 0, 0, 9, 9];
 const BROADCAST: [u8; 6] = [0xff; 6];
 
 /// The `PEER_STATS` slot the tables give remote VTEP `a`: its last octet
-/// (distinct for every remote here).
-fn peer_slot(a: Ipv4Addr) -> u32 {
-    u32::from(a.octets()[3])
+/// (distinct for every remote of one family here).
+fn peer_slot(a: IpAddr) -> u32 {
+    u32::from(ip(a).octets()[15])
 }
 
-/// The load-time settings of every test here: local address LOCAL,
-/// underlay `underlay_ifindex`, DF set, defaults otherwise.
+/// The load-time settings of the IPv4-underlay tests: local address
+/// LOCAL, underlay `underlay_ifindex`, DF set, defaults otherwise.
 fn config(underlay_ifindex: u32) -> Config {
+    config_at(LOCAL, underlay_ifindex)
+}
+
+/// As [`config`], with local address `local` (its family is the
+/// underlay's).
+fn config_at(local: IpAddr, underlay_ifindex: u32) -> Config {
     Config {
-        local_ip: ip(LOCAL),
+        local_ip: ip(local),
         underlay_ifindex,
         udp_port: VXLAN_PORT,
         ttl: 64,
@@ -85,11 +145,12 @@ fn config(underlay_ifindex: u32) -> Config {
         ageing_s: 300,
         move_limit: 5,
         move_window_s: 180,
+        _pad: 0,
     }
 }
 
-fn ip(a: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(a.octets())
+fn ip(a: IpAddr) -> Addr {
+    Addr::from(a)
 }
 
 /// The programs, loaded with `config`, their maps pinned in a private
@@ -126,7 +187,7 @@ impl Loaded {
     }
 
     /// Configures `vni`; its stats slot is the VNI number itself.
-    fn vni(&mut self, vni: u32, remotes: &[Ipv4Addr], ports: &[u32]) {
+    fn vni(&mut self, vni: u32, remotes: &[IpAddr], ports: &[u32]) {
         assert!(remotes.len() <= MAX_FLOOD && ports.len() <= MAX_VNI_PORTS);
         let mut info = VniInfo {
             slot: vni,
@@ -180,7 +241,7 @@ impl Loaded {
         m.insert(ifindex, p, 0).unwrap();
     }
 
-    fn fdb(&mut self, vni: u32, mac: [u8; 6], remote: Option<Ipv4Addr>, ifindex: u32) {
+    fn fdb(&mut self, vni: u32, mac: [u8; 6], remote: Option<IpAddr>, ifindex: u32) {
         self.fdb_flags(vni, mac, remote, ifindex, FDB_F_STATIC);
     }
 
@@ -188,14 +249,14 @@ impl Loaded {
         &mut self,
         vni: u32,
         mac: [u8; 6],
-        remote: Option<Ipv4Addr>,
+        remote: Option<IpAddr>,
         ifindex: u32,
         flags: u32,
     ) {
         let mut m: HashMap<_, FdbKey, FdbEntry> =
             HashMap::try_from(self.ebpf.map_mut(MAP_FDB).unwrap()).unwrap();
         let e = FdbEntry {
-            remote: remote.map_or(0, ip),
+            remote: remote.map_or(Addr::NONE, ip),
             ifindex,
             flags,
             peer: remote.map_or(0, peer_slot),
@@ -211,7 +272,7 @@ impl Loaded {
         (0..n).map(|i| m.get(&i, 0).unwrap().iter().sum()).collect()
     }
 
-    fn peer_stats(&self, remote: Ipv4Addr) -> PeerStats {
+    fn peer_stats(&self, remote: IpAddr) -> PeerStats {
         let m: PerCpuArray<&MapData, PeerStats> =
             PerCpuArray::try_from(self.ebpf.map(MAP_PEER_STATS).unwrap()).unwrap();
         m.get(&peer_slot(remote), 0)
@@ -318,13 +379,14 @@ fn arp_frame(dst: [u8; 6]) -> Vec<u8> {
     eth(dst, MAC_A, 0x0806, &arp)
 }
 
-/// A VXLAN packet as a remote VTEP sends it.
-fn vxlan(src: Ipv4Addr, dport: u16, flags: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
+/// A VXLAN packet as a remote VTEP sends it (to LOCAL, or LOCAL6 from an
+/// IPv6 `src`).
+fn vxlan(src: IpAddr, dport: u16, flags: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
     let t = Tunnel {
         src_mac: [2, 0xee, 0, 0, 0, 2],
         dst_mac: [2, 0xee, 0, 0, 0, 1],
         src,
-        dst: LOCAL,
+        dst: if src.is_ipv4() { LOCAL } else { LOCAL6 },
         sport: 50000,
         dport,
         flags,
@@ -347,16 +409,23 @@ const P_XDP: u32 = 1002;
 const P_200: u32 = 1003;
 
 fn decap_loaded() -> Loaded {
-    let mut l = Loaded::new(config(1));
-    l.vni(100, &[REMOTE], &[P_SKB, P_XDP]);
-    l.vni(200, &[REMOTE], &[P_200]);
-    l.vni(300, &[REMOTE], &[]);
+    decap_loaded_at(V4)
+}
+
+/// The decap fixture over the underlay of `f`: VNIs 100 (ports P_SKB and
+/// P_XDP), 200 (P_200) and 300 (no port), all from `f.remote`;
+/// MAC_BEHIND_REMOTE behind `f.unresolved`.
+fn decap_loaded_at(f: Family) -> Loaded {
+    let mut l = Loaded::new(config_at(f.local, 1));
+    l.vni(100, &[f.remote], &[P_SKB, P_XDP]);
+    l.vni(200, &[f.remote], &[P_200]);
+    l.vni(300, &[f.remote], &[]);
     l.port(P_SKB, 100, 0);
     l.port(P_XDP, 100, PORT_F_XDP);
     l.port(P_200, 200, 0);
     l.fdb(100, MAC_SKB_PORT, None, P_SKB);
     l.fdb_flags(100, MAC_XDP_PORT, None, P_XDP, FDB_F_STATIC | FDB_F_XDP);
-    l.fdb(100, MAC_BEHIND_REMOTE, Some(REMOTE_UNRESOLVED), 0);
+    l.fdb(100, MAC_BEHIND_REMOTE, Some(f.unresolved), 0);
     l
 }
 
@@ -401,9 +470,10 @@ fn ifindex(dev: &str) -> u32 {
 }
 
 /// Moves this thread into a new network namespace with an underlay `ul0`
-/// (198.18.0.1/24, REMOTE resolved, REMOTE_UNRESOLVED not), and ports
-/// p1 to p6 (forwarding on, as `vtep port add` sets it; MTU 1500 but
-/// p2's, [`P2_MTU`]).
+/// (198.18.0.1/24 and 2001:2::1/64; REMOTE and REMOTE6 resolved, the
+/// unresolved ones not), and ports p1 to p6 (forwarding on for both
+/// families, as `vtep port add` sets it; MTU 1500 but p2's,
+/// [`P2_MTU`]).
 /// Returns the underlay's ifindex and MAC.
 fn private_netns() -> (u32, [u8; 6]) {
     // SAFETY: plain syscall; affects only this thread.
@@ -416,11 +486,15 @@ fn private_netns() -> (u32, [u8; 6]) {
     sh("ip link add ul0 type veth peer name ul1 && ip link set ul0 up && ip link set ul1 up");
     sh("ip addr add 198.18.0.1/24 dev ul0");
     sh("ip neigh replace 198.18.0.2 dev ul0 lladdr 02:ee:00:00:00:02 nud permanent");
+    sh("ip addr add 2001:2::1/64 dev ul0 nodad");
+    sh("ip neigh replace 2001:2::2 dev ul0 lladdr 02:ee:00:00:00:02 nud permanent");
     for p in ["p1", "p2", "p3", "p4", "p5", "p6"] {
         sh(&format!(
             "ip link add {p} type veth peer name {p}v && ip link set {p} up && ip link set {p}v up"
         ));
-        sh(&format!("sysctl -qw net.ipv4.conf.{p}.forwarding=1"));
+        sh(&format!(
+            "sysctl -qw net.ipv4.conf.{p}.forwarding=1 net.ipv6.conf.{p}.forwarding=1"
+        ));
     }
     sh(&format!(
         "ip link set p2 mtu {P2_MTU} && ip link set p2v mtu {P2_MTU}"
@@ -457,36 +531,49 @@ fn try_run_tc(
     Ok((r.return_value, r.data_size_out as usize))
 }
 
-/// The frame `inner` encapsulated as we expect it towards `remote`.
+/// The frame `inner` encapsulated as we expect it towards `remote` (from
+/// LOCAL or LOCAL6, by the family of `remote`): the flow key written out
+/// here, independently of the model's.
 fn encapsulated(
     inner: &[u8],
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
-    remote: Ipv4Addr,
+    remote: IpAddr,
     vni: u32,
 ) -> Vec<u8> {
+    let ne = |at: usize| u32::from_ne_bytes(inner[at..at + 4].try_into().unwrap());
     let mut k = FlowKey::default();
     k.macs.copy_from_slice(&inner[..12]);
     if inner[12..14] == [8, 0] {
-        k.saddr = u32::from_ne_bytes(inner[26..30].try_into().unwrap());
-        k.daddr = u32::from_ne_bytes(inner[30..34].try_into().unwrap());
+        k.saddr = ne(26);
+        k.daddr = ne(30);
         k.proto = u32::from(inner[23]);
-        k.ports = u32::from_ne_bytes(inner[34..38].try_into().unwrap());
+        k.ports = ne(34);
+    } else if inner[12..14] == [0x86, 0xdd] {
+        k.saddr = ne(22) ^ ne(26) ^ ne(30) ^ ne(34);
+        k.daddr = ne(38) ^ ne(42) ^ ne(46) ^ ne(50);
+        k.proto = u32::from(inner[20]);
+        k.ports = ne(54);
     }
+    let hash = flow_hash(&k);
     let o = Outer {
         src_mac,
         dst_mac,
-        src_ip: ip(LOCAL),
+        src_ip: ip(if remote.is_ipv4() { LOCAL } else { LOCAL6 }),
         dst_ip: ip(remote),
-        src_port: src_port(flow_hash(&k)),
+        src_port: src_port(hash),
         dst_port: VXLAN_PORT,
         vni,
         ttl: 64,
         df: true,
         ip_id: 0,
+        flow_label: hash,
     };
-    let words = outer_headers(&o, inner.len() as u32);
-    let mut f: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let mut f: Vec<u8> = OuterHeaders::new(&o, inner.len() as u32)
+        .words()
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .collect();
     f.extend_from_slice(inner);
     f
 }
@@ -517,6 +604,22 @@ impl Rng {
     fn pick<T: Copy>(&mut self, v: &[T]) -> T {
         v[self.below(v.len() as u64) as usize]
     }
+}
+
+/// Tenant IPv6 addresses of the inner frames.
+const T6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0x100, 0, 0, 0, 0, 1);
+const T6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0x100, 0, 0, 0, 0, 2);
+
+/// An IPv6/UDP frame of `len` bytes (padded) from T6_A:1000 to
+/// T6_B:2000.
+fn sized_frame6(dst: [u8; 6], len: usize) -> Vec<u8> {
+    let payload = vec![0x6b; len.saturating_sub(14 + 40 + 8)];
+    eth(
+        dst,
+        MAC_A,
+        0x86dd,
+        &ipv6(T6_A, T6_B, 17, &udp(1000, 2000, 0, &payload)),
+    )
 }
 
 /// An IPv4/UDP frame of `len` bytes (padded), DF set or not.

@@ -1,5 +1,5 @@
 //! Both programs against their reference models (vtep-common `model`)
-//! on random and damaged frames.
+//! on random and damaged frames, over each underlay family.
 
 use super::*;
 
@@ -10,11 +10,12 @@ struct FixtureTables {
     skb: u32,
     xdp: u32,
     p2: u32,
+    f: Family,
 }
 
 impl model::DecapTables for FixtureTables {
-    fn remote_allowed(&self, vni: u32, ip: [u8; 4]) -> bool {
-        matches!(vni, 100 | 200 | 300) && ip == REMOTE.octets()
+    fn remote_allowed(&self, vni: u32, sender: Addr) -> bool {
+        matches!(vni, 100 | 200 | 300) && sender == ip(self.f.remote)
     }
     fn vni_ports(&self, vni: u32) -> Option<u32> {
         match vni {
@@ -25,8 +26,8 @@ impl model::DecapTables for FixtureTables {
         }
     }
     fn fdb(&self, vni: u32, mac: [u8; 6]) -> Option<FdbEntry> {
-        let e = |ifindex, remote: Option<Ipv4Addr>, flags| FdbEntry {
-            remote: remote.map_or(0, ip),
+        let e = |ifindex, remote: Option<IpAddr>, flags| FdbEntry {
+            remote: remote.map_or(Addr::NONE, ip),
             ifindex,
             flags,
             peer: remote.map_or(0, peer_slot),
@@ -35,7 +36,7 @@ impl model::DecapTables for FixtureTables {
         match (vni, mac) {
             (100, MAC_SKB_PORT) => Some(e(self.skb, None, FDB_F_STATIC)),
             (100, MAC_XDP_PORT) => Some(e(self.xdp, None, FDB_F_STATIC | FDB_F_XDP)),
-            (100, MAC_BEHIND_REMOTE) => Some(e(0, Some(REMOTE_UNRESOLVED), FDB_F_STATIC)),
+            (100, MAC_BEHIND_REMOTE) => Some(e(0, Some(self.f.unresolved), FDB_F_STATIC)),
             _ => None,
         }
     }
@@ -44,8 +45,10 @@ impl model::DecapTables for FixtureTables {
     }
 }
 
-/// A VXLAN frame built from random choices, then randomly damaged.
-fn random_frame(r: &mut Rng) -> Vec<u8> {
+/// A VXLAN frame over the underlay of `fam` built from random choices,
+/// then randomly damaged; now and then one over the other family (left
+/// to the kernel).
+fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
     let dst = match r.below(6) {
         0 => MAC_SKB_PORT,
         1 => MAC_XDP_PORT,
@@ -67,14 +70,19 @@ fn random_frame(r: &mut Rng) -> Vec<u8> {
     inner.truncate(14 + r.below(inner.len() as u64 - 13) as usize);
     let any_vni = (r.next() & 0xff_ffff) as u32;
     let vni = r.pick(&[100, 100, 100, 200, 300, 4242, any_vni]);
-    let sender = if r.below(6) == 0 { STRANGER } else { REMOTE };
+    let sender = match r.below(12) {
+        0 | 1 => fam.stranger,
+        2 => other_family(fam).remote,
+        _ => fam.remote,
+    };
     let flags = if r.below(8) == 0 {
         [r.next() as u8, 0, 0, 0]
     } else {
         I
     };
     let mut f = vxlan(sender, VXLAN_PORT, flags, vni, &inner);
-    let header = f.len().min(96);
+    let v4 = sender.is_ipv4();
+    let header = f.len().min(if v4 { 96 } else { 116 });
     match r.below(10) {
         0..=3 => {}
         4 | 5 => {
@@ -84,10 +92,17 @@ fn random_frame(r: &mut Rng) -> Vec<u8> {
             }
         }
         6 => f.truncate(14 + r.below(f.len() as u64 - 13) as usize),
-        7 => f[14] = 0x40 | (r.next() as u8 & 0x0f),
+        // Version and IHL, or version and traffic class.
+        7 if v4 => f[14] = 0x40 | (r.next() as u8 & 0x0f),
+        7 => f[14] = r.next() as u8,
         8 => {
-            // UDP length, IPv4 total length or fragment bits.
-            let at = r.pick(&[38usize, 39, 16, 17, 20, 21, 22]);
+            // IPv4: UDP length, total length or fragment bits and TTL;
+            // IPv6: payload length, next header, hop limit, UDP length.
+            let at = if v4 {
+                r.pick(&[38usize, 39, 16, 17, 20, 21, 22])
+            } else {
+                r.pick(&[18usize, 19, 20, 21, 58, 59])
+            };
             f[at] = r.next() as u8;
         }
         _ => f[12..14].copy_from_slice(&(r.next() as u16).to_be_bytes()),
@@ -95,11 +110,27 @@ fn random_frame(r: &mut Rng) -> Vec<u8> {
     f
 }
 
+/// The fixture addresses of the family `fam` is not.
+fn other_family(fam: Family) -> Family {
+    if fam.local.is_ipv4() { V6 } else { V4 }
+}
+
 #[test]
 fn decap_matches_the_reference_model_on_random_frames() {
+    decap_differential(V4);
+}
+
+#[test]
+fn decap_over_ipv6_matches_the_reference_model_on_random_frames() {
+    decap_differential(V6);
+}
+
+/// 100,000 random frames through the decap program over the underlay of
+/// `fam`, each checked against the model.
+fn decap_differential(fam: Family) {
     private_netns();
     let (p1, p2, p3) = (ifindex("p1"), ifindex("p2"), ifindex("p3"));
-    let mut l = decap_loaded();
+    let mut l = decap_loaded_at(fam);
     l.port(p1, 100, PORT_F_XDP);
     l.port(p2, 100, 0);
     l.port(p3, 100, 0);
@@ -109,8 +140,9 @@ fn decap_matches_the_reference_model_on_random_frames() {
         skb: p2,
         xdp: p1,
         p2,
+        f: fam,
     };
-    let cfg = config(1);
+    let cfg = config_at(fam.local, 1);
     let seed = std::env::var("VTEP_MODEL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -127,7 +159,7 @@ fn decap_matches_the_reference_model_on_random_frames() {
             tables.skb = if tables.skb == p2 { p3 } else { p2 };
             l.fdb(100, MAC_SKB_PORT, None, tables.skb);
         }
-        let frame = random_frame(&mut rng);
+        let frame = random_frame(&mut rng, fam);
         let want = model::decap(&frame, &cfg, &tables);
         let mut out = vec![0u8; frame.len() + 64];
         let (action, len) = run(&l, &frame, &mut out);
@@ -135,7 +167,7 @@ fn decap_matches_the_reference_model_on_random_frames() {
         let fail = |what: &str| -> ! {
             let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
             panic!(
-                "frame {i} (seed {seed}): {what}\nmodel: {want:?}\nprogram: action {action}, output {len} bytes\nframe: {hex}"
+                "frame {i} over {fam:?} (seed {seed}): {what}\nmodel: {want:?}\nprogram: action {action}, output {len} bytes\nframe: {hex}"
             )
         };
         let key = match want {
@@ -202,8 +234,9 @@ fn decap_matches_the_reference_model_on_random_frames() {
     let fills = c[Counter::DecapCacheFill as usize];
     let delivered = c[Counter::DecapXdp as usize] + c[Counter::DecapSkb as usize];
     println!(
-        "decap vs reference model, seed {seed}: 100000 frames, no mismatch: {seen:?}; \
-         {delivered} deliveries, {fills} decided from the tables, the rest from the cache"
+        "decap vs reference model over {}, seed {seed}: 100000 frames, no mismatch: {seen:?}; \
+         {delivered} deliveries, {fills} decided from the tables, the rest from the cache",
+        vtep_user::values::family(fam.local),
     );
     assert!(
         fills > 0 && delivered > 2 * fills,
@@ -232,6 +265,7 @@ fn decap_matches_the_reference_model_on_random_frames() {
 /// The tables of the encap differential test, as the model sees them (the
 /// same contents are written into the BPF maps).
 struct EncapFixture {
+    f: Family,
     ports: std::collections::BTreeMap<u32, PortInfo>,
     vnis: std::collections::BTreeMap<u32, VniInfo>,
     fdb: std::collections::BTreeMap<(u32, [u8; 6]), FdbEntry>,
@@ -250,7 +284,7 @@ impl model::EncapTables for EncapFixture {
     fn fdb(&self, vni: u32, mac: [u8; 6]) -> Option<FdbEntry> {
         self.fdb.get(&(vni, mac)).copied()
     }
-    fn next_hop(&self, remote: u32) -> Option<model::NextHop> {
+    fn next_hop(&self, remote: Addr) -> Option<model::NextHop> {
         // As private_netns sets the underlay up.
         let hop = |resolved, dst_mac| model::NextHop {
             ifindex: self.ul0,
@@ -258,10 +292,12 @@ impl model::EncapTables for EncapFixture {
             src_mac: if resolved { self.ul0_mac } else { [0; 6] },
             dst_mac,
         };
-        match Ipv4Addr::from(remote.to_ne_bytes()) {
-            REMOTE => Some(hop(true, [2, 0xee, 0, 0, 0, 2])),
-            REMOTE_UNRESOLVED => Some(hop(false, [0; 6])),
-            _ => None,
+        if remote == ip(self.f.remote) {
+            Some(hop(true, [2, 0xee, 0, 0, 0, 2]))
+        } else if remote == ip(self.f.unresolved) {
+            Some(hop(false, [0; 6]))
+        } else {
+            None
         }
     }
     fn mtu(&self, ifindex: u32) -> u32 {
@@ -282,16 +318,13 @@ fn random_port_frame(r: &mut Rng) -> Vec<u8> {
         7 => [0x33, 0x33, 0, 0, 0, r.next() as u8],
         _ => [r.next() as u8 & 0xfe, 0, 0, 0, 0, r.next() as u8],
     };
-    let mut f = match r.below(12) {
+    let mut f = match r.below(13) {
         0..=4 => inner_frame(dst),
         5..=7 => arp_frame(dst),
         8 => vlan_frame(dst),
         9 => sized_frame(dst, 1400 + r.below(200) as usize, r.below(4) != 0),
-        10 => {
-            let mut ip6 = inner_frame(dst);
-            ip6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-            ip6
-        }
+        10 => sized_frame6(dst, 60 + r.below(60) as usize),
+        11 => sized_frame6(dst, 1400 + r.below(200) as usize),
         _ => sized_frame(dst, 60 + r.below(60) as usize, true),
     };
     if r.below(8) == 0 {
@@ -315,11 +348,22 @@ fn random_port_frame(r: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn encap_matches_the_reference_model_on_random_frames() {
+    encap_differential(V4);
+}
+
+#[test]
+fn encap_over_ipv6_matches_the_reference_model_on_random_frames() {
+    encap_differential(V6);
+}
+
+/// 100,000 random frames from ports through the encap program over the
+/// underlay of `fam`, each checked against the model.
+fn encap_differential(fam: Family) {
     let (ul0, ul0_mac) = private_netns();
     let (p1, p2, p3, p4) = (ifindex("p1"), ifindex("p2"), ifindex("p3"), ifindex("p4"));
     let (p5, p6) = (ifindex("p5"), ifindex("p6"));
     let unbound = ul0;
-    let cfg = config(ul0);
+    let cfg = config_at(fam.local, ul0);
     let mut l = Loaded::new(cfg);
     // VNI 100: two ports, a resolved, an unresolved and an unrouted remote;
     // VNI 200: one port, one remote; VNI 300: one port, nothing else;
@@ -332,19 +376,19 @@ fn encap_matches_the_reference_model_on_random_frames() {
         (p5, 400),
         (p6, 400),
     ];
-    let flood_100 = [REMOTE, REMOTE_UNRESOLVED, REMOTE_UNROUTED];
+    let flood_100 = [fam.remote, fam.unresolved, fam.unrouted];
     l.vni(100, &flood_100, &[p1, p2]);
-    l.vni(200, &[REMOTE], &[p3]);
+    l.vni(200, &[fam.remote], &[p3]);
     l.vni(300, &[], &[p4]);
     l.vni(400, &[], &[p5, p6]);
     for (p, vni) in bindings {
         l.port(p, vni, 0);
     }
     let fdb = [
-        (100, MAC_BEHIND_REMOTE, Some(REMOTE), 0),
-        (200, MAC_BEHIND_REMOTE, Some(REMOTE), 0),
-        (100, MAC_UNKNOWN, Some(REMOTE_UNRESOLVED), 0),
-        (100, MAC_A, Some(REMOTE_UNROUTED), 0),
+        (100, MAC_BEHIND_REMOTE, Some(fam.remote), 0),
+        (200, MAC_BEHIND_REMOTE, Some(fam.remote), 0),
+        (100, MAC_UNKNOWN, Some(fam.unresolved), 0),
+        (100, MAC_A, Some(fam.unrouted), 0),
         (100, MAC_SKB_PORT, None, p2),
         (100, MAC_XDP_PORT, None, p1),
         (100, MAC_OTHER_VNI_PORT, None, p3),
@@ -353,7 +397,7 @@ fn encap_matches_the_reference_model_on_random_frames() {
     for (vni, mac, remote, port) in fdb {
         l.fdb(vni, mac, remote, port);
     }
-    let vni_info = |remotes: &[Ipv4Addr], ports: &[u32]| {
+    let vni_info = |remotes: &[IpAddr], ports: &[u32]| {
         let mut i = VniInfo {
             slot: 0,
             n_remotes: remotes.len() as u32,
@@ -373,13 +417,14 @@ fn encap_matches_the_reference_model_on_random_frames() {
         _pad: 0,
     };
     let tables = EncapFixture {
+        f: fam,
         ports: bindings
             .into_iter()
             .map(|(p, v)| (p, port_info(v)))
             .collect(),
         vnis: [
             (100, vni_info(&flood_100, &[p1, p2])),
-            (200, vni_info(&[REMOTE], &[p3])),
+            (200, vni_info(&[fam.remote], &[p3])),
             (300, vni_info(&[], &[p4])),
             (400, vni_info(&[], &[p5, p6])),
         ]
@@ -389,7 +434,7 @@ fn encap_matches_the_reference_model_on_random_frames() {
             .iter()
             .map(|(vni, mac, remote, port)| {
                 let e = FdbEntry {
-                    remote: remote.map_or(0, ip),
+                    remote: remote.map_or(Addr::NONE, ip),
                     ifindex: *port,
                     flags: FDB_F_STATIC,
                     peer: 0,
@@ -443,7 +488,7 @@ fn encap_matches_the_reference_model_on_random_frames() {
         let fail = |what: &str| -> ! {
             let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
             panic!(
-                "frame {i} from ifindex {from} (seed {seed}): {what}\nmodel: {want:?}\nprogram: action {action}, output {len} bytes\nframe: {hex}"
+                "frame {i} from ifindex {from} over {fam:?} (seed {seed}): {what}\nmodel: {want:?}\nprogram: action {action}, output {len} bytes\nframe: {hex}"
             )
         };
         let with_outer = |outer: &[u16]| -> Vec<u8> {
@@ -468,7 +513,7 @@ fn encap_matches_the_reference_model_on_random_frames() {
             model::EncapVerdict::Unicast {
                 resolved, outer, ..
             } => {
-                if action != TC_ACT_REDIRECT || got != &with_outer(&outer)[..] {
+                if action != TC_ACT_REDIRECT || got != &with_outer(outer.words())[..] {
                     fail("expected the frame encapsulated");
                 }
                 if resolved {
@@ -491,7 +536,7 @@ fn encap_matches_the_reference_model_on_random_frames() {
                 }
                 let want_out = match (f.grown, f.last) {
                     (false, _) => Some(frame.clone()),
-                    (true, Some(outer)) => Some(with_outer(&outer)),
+                    (true, Some(outer)) => Some(with_outer(outer.words())),
                     (true, None) => None,
                 };
                 if want_out.is_some_and(|w| got != &w[..]) {
@@ -515,7 +560,10 @@ fn encap_matches_the_reference_model_on_random_frames() {
     }
     let got = counted(&l);
     assert_eq!(got, expected, "drop counters (seed {seed})");
-    println!("encap vs reference model, seed {seed}: 100000 frames, no mismatch: {seen:?}");
+    println!(
+        "encap vs reference model over {}, seed {seed}: 100000 frames, no mismatch: {seen:?}",
+        vtep_user::values::family(fam.local)
+    );
     for kind in [
         "switch",
         "unicast",

@@ -34,8 +34,13 @@ fuzz_target!(|data: &[u8]| {
         );
         for ip in flood {
             let ip = ip.ip();
-            assert!(!ip.is_unspecified() && !ip.is_broadcast() && !ip.is_multicast());
+            assert!(!ip.is_unspecified() && !ip.is_multicast());
             assert_ne!(ip, local);
+            assert_eq!(
+                ip.is_ipv4(),
+                local.is_ipv4(),
+                "a remote of the other family"
+            );
         }
     }
     let mut names = BTreeSet::new();
@@ -53,7 +58,14 @@ fuzz_target!(|data: &[u8]| {
         );
         assert!(!f.mac.mac().is_group(), "a group MAC in the FDB");
         match &f.at {
-            Target::Remote(ip) => assert_ne!(ip.ip(), local),
+            Target::Remote(ip) => {
+                assert_ne!(ip.ip(), local);
+                assert_eq!(
+                    ip.ip().is_ipv4(),
+                    local.is_ipv4(),
+                    "a remote of the other family"
+                );
+            }
             Target::Port(p) => assert!(
                 plan.ports.iter().any(|q| q.iface == *p && q.vni == f.vni),
                 "an FDB entry on a port not bound to its VNI"
@@ -67,6 +79,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(peers.len(), e.peers.len(), "a BGP peer configured twice");
         for p in &e.peers {
             assert_ne!(p.address.ip(), local, "ourselves as a BGP peer");
+            assert_eq!(
+                p.address.ip().is_ipv4(),
+                local.is_ipv4(),
+                "a BGP peer of the other family"
+            );
         }
     }
 });

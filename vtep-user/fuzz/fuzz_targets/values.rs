@@ -1,12 +1,24 @@
 //! The values users type on the command line and in the config file:
-//! VNIs, MACs, IPv4 addresses and flood lists. Anything either is refused
+//! VNIs, MACs, IPv4 and IPv6 addresses and flood lists. Anything either is refused
 //! or parses to a value that keeps its type's promise and prints back to
 //! something that parses to it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::net::IpAddr;
 use vtep_common::consts::{MAX_FLOOD, VNI_MAX};
-use vtep_user::values::{FloodList, Mac, UnicastIp, UnicastMac, Vni, parse_ipv4};
+
+use vtep_user::values::{FloodList, Mac, UnicastIp, UnicastMac, Vni, parse_ip};
+
+/// The unicast promise, per family.
+fn unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()),
+        IpAddr::V6(v6) => {
+            !(v6.is_unspecified() || v6.is_multicast() || v6.to_ipv4_mapped().is_some())
+        }
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
@@ -23,12 +35,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(!m.mac().is_group());
         assert_eq!(m.to_string().parse::<UnicastMac>(), Ok(m));
     }
-    if let Ok(ip) = parse_ipv4(s) {
-        assert_eq!(parse_ipv4(&ip.to_string()), Ok(ip));
+    if let Ok(ip) = parse_ip(s) {
+        assert_eq!(parse_ip(&ip.to_string()), Ok(ip));
     }
     if let Ok(ip) = s.parse::<UnicastIp>() {
-        let ip = ip.ip();
-        assert!(!ip.is_unspecified() && !ip.is_broadcast() && !ip.is_multicast());
+        assert!(unicast(ip.ip()), "{ip} is not unicast");
+        assert_eq!(ip.to_string().parse::<UnicastIp>(), Ok(ip));
     }
     if let Ok(list) = s.parse::<FloodList>() {
         assert!(list.ips().len() <= MAX_FLOOD);

@@ -1,12 +1,12 @@
 //! `vtep neigh add|del|show`: the ARP-suppression table.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::{
     domain::{self, Edit},
     instance::Instance,
     tables::views::NeighShowRow,
-    values::{UnicastIp, UnicastMac, Vni, parse_ipv4},
+    values::{UnicastIp, UnicastMac, Vni, parse_ip},
 };
 
 #[derive(clap::Subcommand)]
@@ -32,8 +32,8 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Del {
         /// Tenant IPv4 address.
-        #[arg(value_parser = parse_ipv4)]
-        ip: Ipv4Addr,
+        #[arg(value_parser = parse_ip)]
+        ip: IpAddr,
         /// VNI of the address.
         #[arg(long)]
         vni: Vni,

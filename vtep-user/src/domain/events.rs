@@ -8,6 +8,7 @@ use aya::maps::{MapData, Queue, RingBuf};
 use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 use vtep_common::{
+    addr::Addr,
     consts::{MAP_EVENTS, MAP_EVPN_EVENTS},
     maps::{MacEvent, MacEventKind},
 };
@@ -34,8 +35,8 @@ pub struct EventRow {
 }
 
 /// Where a `MacEvent` says a MAC is, if anywhere.
-fn at(remote: u32, ifindex: u32) -> Option<At> {
-    (remote != 0 || ifindex != 0).then(|| Location::of(remote, ifindex).into())
+fn at(remote: Addr, ifindex: u32) -> Option<At> {
+    (!remote.is_none() || ifindex != 0).then(|| Location::of(remote, ifindex).into())
 }
 
 impl EventRow {

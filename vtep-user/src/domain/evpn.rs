@@ -3,7 +3,7 @@
 //! flood-list members of origin `evpn` (to install from routes). Static
 //! entries always win over EVPN ones.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use vtep_common::maps::NEIGH_F_EVPN;
 
@@ -113,12 +113,7 @@ impl Edit<'_> {
     }
 
     /// Removes the EVPN binding of `ip` to `mac`.
-    pub fn evpn_unbind(
-        &mut self,
-        vni: Vni,
-        mac: UnicastMac,
-        ip: Ipv4Addr,
-    ) -> Result<(), TableError> {
+    pub fn evpn_unbind(&mut self, vni: Vni, mac: UnicastMac, ip: IpAddr) -> Result<(), TableError> {
         self.t.neigh_evpn_del(vni, ip, mac)
     }
 

@@ -15,7 +15,7 @@ mod reconcile;
 mod status;
 mod up;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use anyhow::Context as _;
 
@@ -185,7 +185,7 @@ impl<'a> Edit<'a> {
     }
 
     /// Removes the binding of `ip` in `vni`.
-    pub fn neigh_del(&mut self, vni: Vni, ip: Ipv4Addr) -> anyhow::Result<()> {
+    pub fn neigh_del(&mut self, vni: Vni, ip: IpAddr) -> anyhow::Result<()> {
         Ok(self.t.neigh_del(vni, ip)?)
     }
 

@@ -2,7 +2,7 @@
 //! VNIs, ports and static FDB. A config file is parsed into one; `vtep up`
 //! without a file makes one with no VNIs.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use vtep_common::{
     consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, FDB_CAPACITY, VXLAN_PORT},
@@ -97,6 +97,7 @@ impl Underlay {
             ageing_s: self.learning.ageing_s,
             move_limit: self.learning.move_limit,
             move_window_s: self.learning.move_window_s,
+            _pad: 0,
         }
     }
 }
@@ -180,7 +181,7 @@ pub struct EvpnPlan {
     /// Our autonomous system; route targets are `asn:VNI`.
     pub asn: u32,
     /// BGP router id, and the address in our route distinguishers.
-    pub router_id: Ipv4Addr,
+    pub router_id: std::net::Ipv4Addr,
     /// gobgpd's gRPC API.
     pub gobgp: SocketAddr,
     /// BGP neighbours (route reflectors are just peers).
@@ -190,7 +191,7 @@ pub struct EvpnPlan {
 /// gobgpd's default gRPC address (keep it on loopback: the API has no
 /// authentication).
 pub const DEFAULT_GOBGP: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 50051);
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 50051);
 
 /// One BGP neighbour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

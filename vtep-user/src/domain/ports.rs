@@ -17,8 +17,10 @@ impl Edit<'_> {
         let ifindex = sys::ifindex(iface)?;
         self.t.port_check(iface, ifindex, vni)?;
         // The encap program's FIB lookup is a forwarding lookup from the
-        // port (see vtep-ebpf/src/encap.rs, `next_hop`).
-        let fwd_was_on = sys::set_forwarding(iface, true)?;
+        // port, in the underlay's family (see vtep-ebpf/src/encap.rs,
+        // `next_hop`).
+        let family = self.t.local_ip().ip();
+        let fwd_was_on = sys::set_forwarding(iface, family, true)?;
         let mut flags = match deliver {
             Deliver::Xdp => PORT_F_XDP,
             Deliver::Skb => 0,
@@ -37,7 +39,7 @@ impl Edit<'_> {
                 })
         });
         if result.is_err() && !fwd_was_on {
-            sys::set_forwarding(iface, false)?;
+            sys::set_forwarding(iface, family, false)?;
         }
         result
     }
@@ -64,7 +66,7 @@ impl Edit<'_> {
         datapath::detach_port(self.inst, ifindex)?;
         if port.flags & PORT_F_FWD_SET != 0 {
             let iface = sys::ifname(ifindex);
-            if let Err(e) = sys::set_forwarding(&iface, false) {
+            if let Err(e) = sys::set_forwarding(&iface, self.t.local_ip().ip(), false) {
                 log::warn!("port '{iface}' unbound, but forwarding stays on: {e:#}");
             }
         }

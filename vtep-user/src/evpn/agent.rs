@@ -395,11 +395,11 @@ impl<'a> Agent<'a> {
             }
             let key = (vni, mac);
             log::debug!(
-                "EVPN: event {} VNI {vni} {mac}: {}/{} -> {}/{}",
+                "EVPN: event {} VNI {vni} {mac}: {:?}/{} -> {:?}/{}",
                 ev.kind,
-                ev.old_remote,
+                ev.old_remote.ip(),
                 ev.old_ifindex,
-                ev.new_remote,
+                ev.new_remote.ip(),
                 ev.new_ifindex
             );
             match MacEventKind::from_u32(ev.kind) {

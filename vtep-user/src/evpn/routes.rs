@@ -13,13 +13,13 @@
 //! tunnel attribute of type 6, ingress replication, carrying our address
 //! and the VNI (RFC 8365 §5.1.3).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use gobgp_api as api;
 use prost::Message;
 use prost_types::Any;
 
-use crate::values::{LocalIp, Mac, PeerVtep, UnicastIp, UnicastMac, Vni};
+use crate::values::{LocalIp, Mac, PeerVtep, UnicastIp, UnicastMac, ValueError, Vni};
 
 /// BGP ORIGIN IGP.
 const ORIGIN_IGP: u32 = 0;
@@ -240,7 +240,12 @@ impl Origin {
                 flags: 0,
                 r#type: PMSI_INGRESS_REPLICATION,
                 label: vni.get(),
-                id: ip.octets().to_vec(),
+                // RFC 6514 §5: the tunnel identifier is the endpoint's
+                // address, 4 or 16 bytes.
+                id: match ip {
+                    IpAddr::V4(v4) => v4.octets().to_vec(),
+                    IpAddr::V6(v6) => v6.octets().to_vec(),
+                },
             },
         ));
         api::Path {
@@ -310,7 +315,13 @@ pub fn decode(
             .ok_or(Rejected::NextHop)?
             .parse()
             .map_err(|_| Rejected::NextHop)?;
-        Ok(local_ip.peer(ip).ok())
+        // Our own route: `None`; a next hop of the other underlay family
+        // is of no use to this instance.
+        match local_ip.peer(ip) {
+            Ok(p) => Ok(Some(p)),
+            Err(ValueError::OwnAddress(_)) => Ok(None),
+            Err(_) => Err(Rejected::NextHop),
+        }
     };
     // The route target says which VNI (what FRR derives: asn:VNI); the
     // label, which must agree, is checked below.
@@ -386,7 +397,7 @@ mod tests {
         let local_ip: LocalIp = ip.parse().unwrap();
         Origin {
             local_ip,
-            router_id: local_ip.ip(),
+            router_id: ip.parse().unwrap(),
             asn: 65000,
         }
     }

@@ -19,11 +19,12 @@ pub mod stats;
 pub mod views;
 pub mod vnis;
 
-use std::{collections::BTreeMap, net::Ipv4Addr, rc::Rc};
+use std::{collections::BTreeMap, net::IpAddr, rc::Rc};
 
 use anyhow::{Context as _, bail};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use vtep_common::{
+    addr::Addr,
     consts::{
         MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_INSTANCE,
         MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES,
@@ -100,9 +101,9 @@ pub enum TableError {
     #[error("no FDB entry for {mac} in VNI {vni} (see `vtep fdb show --vni {vni}`)")]
     NoFdbEntry { vni: Vni, mac: Mac },
     #[error("ARP table full adding {ip} in VNI {vni}")]
-    NeighsFull { vni: Vni, ip: Ipv4Addr },
+    NeighsFull { vni: Vni, ip: IpAddr },
     #[error("no binding for {ip} in VNI {vni} (see `vtep neigh show`)")]
-    NoNeigh { vni: Vni, ip: Ipv4Addr },
+    NoNeigh { vni: Vni, ip: IpAddr },
     #[error("nothing loaded ({given} entries given, {taken} written and undone)")]
     NothingLoaded {
         given: usize,
@@ -128,9 +129,9 @@ pub enum Location {
 }
 
 impl Location {
-    /// From a map entry's `remote` (on-wire IPv4) and `ifindex` fields,
-    /// one of which is 0.
-    pub fn of(remote: u32, ifindex: u32) -> Self {
+    /// From a map entry's `remote` and `ifindex` fields, one of which is
+    /// none/0.
+    pub fn of(remote: Addr, ifindex: u32) -> Self {
         if ifindex != 0 {
             Location::Port(ifindex)
         } else {
@@ -138,11 +139,11 @@ impl Location {
         }
     }
 
-    /// As a map entry's `remote` (on-wire IPv4) and `ifindex` fields.
-    pub fn raw(self) -> (u32, u32) {
+    /// As a map entry's `remote` and `ifindex` fields.
+    pub fn raw(self) -> (Addr, u32) {
         match self {
             Location::Remote(ip) => (crate::values::ip_to_map(ip.ip()), 0),
-            Location::Port(ifindex) => (0, ifindex),
+            Location::Port(ifindex) => (Addr::NONE, ifindex),
         }
     }
 }
@@ -151,7 +152,7 @@ type Hash<K, V> = HashMap<MapData, K, V>;
 /// The remote-VTEP tables as pinned.
 type PinnedRemotes = Remotes<
     Watched<Hash<RemoteKey, RemoteInfo>>,
-    Hash<u32, PeerInfo>,
+    Hash<Addr, PeerInfo>,
     PerCpuArray<MapData, PeerStats>,
 >;
 

@@ -1,7 +1,7 @@
 //! The ARP-suppression table: which MAC owns a tenant IPv4 address in a
 //! VNI (configured, or learned by the datapath from ARP).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use vtep_common::maps::{NEIGH_F_EVPN, NEIGH_F_STATIC, NeighEntry, NeighKey};
 
@@ -9,9 +9,9 @@ use super::{
     TableError, Tables, TablesMut,
     map::{KvMap, MapFault},
 };
-use crate::values::{UnicastIp, UnicastMac, Vni, ip_to_map};
+use crate::values::{UnicastIp, UnicastMac, Vni, ip_from_map, ip_to_map};
 
-fn key(vni: Vni, ip: Ipv4Addr) -> NeighKey {
+fn key(vni: Vni, ip: IpAddr) -> NeighKey {
     NeighKey {
         vni: vni.get(),
         ip: ip_to_map(ip),
@@ -28,7 +28,7 @@ impl Tables {
             .into_iter()
             .filter(|(k, _)| vni.is_none_or(|f| f.get() == k.vni))
             .collect();
-        v.sort_by_key(|(k, _)| (k.vni, u32::from_be(k.ip)));
+        v.sort_by_key(|(k, _)| (k.vni, ip_from_map(k.ip)));
         Ok(v)
     }
 }
@@ -86,7 +86,7 @@ impl TablesMut {
     pub fn neigh_evpn_del(
         &mut self,
         vni: Vni,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         mac: UnicastMac,
     ) -> Result<(), TableError> {
         let k = key(vni, ip);
@@ -103,7 +103,7 @@ impl TablesMut {
     }
 
     /// Removes the binding of `ip` in `vni`; refused if there is none.
-    pub fn neigh_del(&mut self, vni: Vni, ip: Ipv4Addr) -> Result<(), TableError> {
+    pub fn neigh_del(&mut self, vni: Vni, ip: IpAddr) -> Result<(), TableError> {
         if !self
             .neighs
             .delete(&key(vni, ip))

@@ -3,7 +3,7 @@
 //! [`crate::netlink`]), and the entries made are recorded in `NEXTHOPS`,
 //! so that `vtep down` removes exactly those.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use aya::maps::{HashMap, MapData};
 use vtep_common::maps::NextHopKey;
@@ -41,7 +41,7 @@ impl KernelNeighbours {
     fn ensure(
         &mut self,
         remote: PeerVtep,
-        local: Ipv4Addr,
+        local: IpAddr,
     ) -> Result<Option<NextHopKey>, NetlinkError> {
         let rtnl = self.rtnl()?;
         let (hop, ifindex) = rtnl.route_to(remote.ip(), local)?;
@@ -57,7 +57,7 @@ impl KernelNeighbours {
 }
 
 impl Neighbours for KernelNeighbours {
-    fn keep_resolved(&mut self, remote: PeerVtep, local: Ipv4Addr) -> Result<(), NeighbourError> {
+    fn keep_resolved(&mut self, remote: PeerVtep, local: IpAddr) -> Result<(), NeighbourError> {
         let made = self
             .ensure(remote, local)
             .map_err(|e| NeighbourError::Unroutable(e.to_string()))?;

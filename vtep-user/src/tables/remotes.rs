@@ -13,9 +13,10 @@
 //! The maps and the neighbour side effect are passed in, so the rules are
 //! unit-tested on tables in memory.
 
-use std::{collections::BTreeSet, net::Ipv4Addr};
+use std::{collections::BTreeSet, net::IpAddr};
 
 use vtep_common::{
+    addr::Addr,
     consts::PEERS_CAPACITY,
     maps::{PeerInfo, RemoteInfo, RemoteKey},
 };
@@ -34,7 +35,7 @@ pub trait Neighbours {
     /// address) stays resolved. A remote the underlay cannot route is
     /// [`NeighbourError::Unroutable`]: its traffic is dropped (`no_route`)
     /// until the underlay routes it, which is no reason to refuse it.
-    fn keep_resolved(&mut self, remote: PeerVtep, local: Ipv4Addr) -> Result<(), NeighbourError>;
+    fn keep_resolved(&mut self, remote: PeerVtep, local: IpAddr) -> Result<(), NeighbourError>;
     /// Removes every neighbour entry made for this instance.
     fn forget_all(&mut self);
 }
@@ -80,13 +81,13 @@ pub struct Remotes<R, P, S> {
     resolved: BTreeSet<PeerVtep>,
     pub(super) neighbours: Box<dyn Neighbours>,
     /// Our own address, for next-hop lookups.
-    local: Ipv4Addr,
+    local: IpAddr,
 }
 
 impl<R, P, S> Remotes<R, P, S>
 where
     R: KvMap<RemoteKey, RemoteInfo>,
-    P: KvMap<u32, PeerInfo>,
+    P: KvMap<Addr, PeerInfo>,
     S: SlotCounters,
 {
     pub fn new(
@@ -94,7 +95,7 @@ where
         peers: P,
         peer_stats: S,
         neighbours: Box<dyn Neighbours>,
-        local: Ipv4Addr,
+        local: IpAddr,
     ) -> Self {
         Self {
             remotes,
@@ -199,7 +200,7 @@ where
     }
 
     /// Every `PEERS` entry (keyed by on-wire IPv4).
-    pub fn peer_entries(&self) -> Result<Vec<(u32, PeerInfo)>, TableError> {
+    pub fn peer_entries(&self) -> Result<Vec<(Addr, PeerInfo)>, TableError> {
         self.peers
             .entries()
             .map_err(TableError::map("read", "remote VTEP stats"))
@@ -293,10 +294,10 @@ mod tests {
     use crate::{tables::map::MemMap, values::LocalIp};
 
     /// Remembers which remotes it was asked about.
-    struct Recorder(Rc<RefCell<Vec<Ipv4Addr>>>, bool);
+    struct Recorder(Rc<RefCell<Vec<IpAddr>>>, bool);
 
     impl Neighbours for Recorder {
-        fn keep_resolved(&mut self, remote: PeerVtep, _: Ipv4Addr) -> Result<(), NeighbourError> {
+        fn keep_resolved(&mut self, remote: PeerVtep, _: IpAddr) -> Result<(), NeighbourError> {
             self.0.borrow_mut().push(remote.ip());
             if self.1 {
                 return Err(NeighbourError::Unroutable("no route".into()));
@@ -316,11 +317,11 @@ mod tests {
         }
     }
 
-    type Mem = Remotes<MemMap<RemoteKey, RemoteInfo>, MemMap<u32, PeerInfo>, Resets>;
+    type Mem = Remotes<MemMap<RemoteKey, RemoteInfo>, MemMap<Addr, PeerInfo>, Resets>;
 
-    const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 1));
 
-    fn remotes(capacity: usize, unroutable: bool) -> (Mem, Rc<RefCell<Vec<Ipv4Addr>>>) {
+    fn remotes(capacity: usize, unroutable: bool) -> (Mem, Rc<RefCell<Vec<IpAddr>>>) {
         let asked = Rc::new(RefCell::new(Vec::new()));
         let r = Remotes::new(
             MemMap::new(capacity),

@@ -3,7 +3,7 @@
 //! `status`, `stats`, `fdb show`, `neigh show` and the daemon's metrics all
 //! render these; none of them reads back what another printed.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Serialize;
 use vtep_common::{
@@ -90,7 +90,7 @@ pub struct InstanceView {
     pub layout_version: u32,
     pub xdp_mode: &'static str,
     pub underlay: String,
-    pub local_ip: Ipv4Addr,
+    pub local_ip: IpAddr,
     pub udp_port: u16,
     pub ttl: u8,
     pub df: bool,
@@ -163,7 +163,7 @@ pub struct LearnedView {
 #[derive(Clone, Debug, Serialize)]
 pub struct NeighView {
     pub vni: u32,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: Mac,
     #[serde(rename = "static")]
     pub is_static: bool,
@@ -499,7 +499,7 @@ impl From<&FdbRow> for FdbShowRow {
 #[derive(Clone, Debug, Serialize)]
 pub struct NeighShowRow {
     pub vni: u32,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: Mac,
     pub origin: &'static str,
     pub age_s: Option<u64>,

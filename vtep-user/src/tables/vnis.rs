@@ -2,6 +2,7 @@
 //! storm-control settings.
 
 use vtep_common::{
+    addr::Addr,
     consts::{MAX_FLOOD, VNIS_CAPACITY},
     maps::{BumBucket, PORT_F_LEARN, REMOTE_F_LEARN, VNI_F_NO_LEARNING, VniInfo},
 };
@@ -185,7 +186,7 @@ impl TablesMut {
                 }
             }
         }
-        info.remotes = [0; MAX_FLOOD];
+        info.remotes = [Addr::NONE; MAX_FLOOD];
         info.peers = [0; MAX_FLOOD];
         info.configured = 0;
         info.evpn = 0;

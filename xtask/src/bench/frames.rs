@@ -3,7 +3,7 @@
 //! encap. Checksums are correct (the kernel's stack checks the outer IPv4
 //! header).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use vtep_common::consts::{ETH_HLEN, IPV4_HLEN, VXLAN_PORT};
 use vtep_tests::frames::{self, Tunnel, VXLAN_I};
@@ -23,8 +23,8 @@ pub fn vxlan(
     inner: &[u8],
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
-    src_ip: Ipv4Addr,
-    dst_ip: Ipv4Addr,
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
     vni: u32,
 ) -> Vec<u8> {
     let t = Tunnel {

@@ -185,8 +185,8 @@ impl Topology {
                     &inner,
                     [2, 0xee, 0, 0, 0, 2],
                     self.ul0_mac,
-                    PEER_IP,
-                    DUT_IP,
+                    PEER_IP.into(),
+                    DUT_IP.into(),
                     100,
                 );
                 (f, (50 + frames::INNER_SPORT) as u32)

@@ -13,7 +13,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
-    net::Ipv4Addr,
+    net::IpAddr,
     time::{Duration, Instant},
 };
 
@@ -74,7 +74,7 @@ pub struct Installed {
 
 /// The agent's state.
 pub struct Rib {
-    local_ip: Ipv4Addr,
+    local_ip: IpAddr,
     move_limit: u32,
     move_window: Duration,
     /// Other VTEPs' type-2 routes, per MAC, by (VTEP, IP).
@@ -94,7 +94,7 @@ pub struct Rib {
 }
 
 impl Rib {
-    pub fn new(local_ip: Ipv4Addr, move_limit: u32, move_window: Duration) -> Self {
+    pub fn new(local_ip: IpAddr, move_limit: u32, move_window: Duration) -> Self {
         Self {
             local_ip,
             move_limit,

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const US: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+const US: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 1, 1));
 
 fn vtep(s: &str) -> PeerVtep {
     crate::values::LocalIp::from(US.to_string().parse::<UnicastIp>().unwrap())
