@@ -135,6 +135,30 @@ impl Netns {
         ns
     }
 
+    /// A new namespace with `lo` up and IPv6 on, quietly: addresses
+    /// usable at once (no duplicate address detection), no router
+    /// solicitations. Interfaces made in it afterwards inherit that.
+    pub fn with_ipv6(tag: &str) -> Self {
+        let ns = Netns { name: unique(tag) };
+        ok(&["ip", "netns", "add", &ns.name]);
+        ns.ok(&["ip", "link", "set", "lo", "up"]);
+        for conf in ["all", "default"] {
+            for (key, value) in [
+                ("disable_ipv6", "0"),
+                ("accept_dad", "0"),
+                ("router_solicitations", "0"),
+                ("accept_ra", "0"),
+            ] {
+                ns.ok(&[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{conf}.{key}={value}"),
+                ]);
+            }
+        }
+        ns
+    }
+
     fn argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
         let mut v = vec!["ip", "netns", "exec", self.name.as_str()];
         v.extend_from_slice(args);
@@ -471,8 +495,21 @@ impl Drop for Vtep {
 /// stderr goes to.
 pub struct Capture(Bg, TempFile);
 
-/// A file removed on drop.
-struct TempFile(PathBuf);
+/// A file in the temporary directory, removed on drop (also when a test
+/// fails).
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    /// A unique path named after `tag`, ending in `ext` (nothing there yet).
+    pub fn new(tag: &str, ext: &str) -> Self {
+        TempFile(std::env::temp_dir().join(format!("{}{ext}", unique(tag))))
+    }
+
+    /// The path, as an argument.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
 
 /// A configuration file for `vtep up --config` / `vtep daemon --config`
 /// in a directory of its own, removed on drop.
@@ -530,7 +567,7 @@ impl Capture {
     /// Starts tcpdump and waits until it captures (it says "listening on"
     /// once its socket and filter are in place).
     pub fn start(ns: &Netns, args: &[&str]) -> Self {
-        let log = TempFile(std::env::temp_dir().join(unique("cap")));
+        let log = TempFile::new("cap", "");
         let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
         let cmd = format!(
             "exec tcpdump -nn -l {} 2>'{}'",

@@ -9,51 +9,101 @@ use crate::{Netns, veth};
 /// driver's default too).
 pub const VM_MTU: &str = "1450";
 
+/// The underlay's address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// 198.18.0.0/16.
+    V4,
+    /// 2001:2::/48 (the hosts' /64s are 2001:2:0:i::/64).
+    V6,
+}
+
+impl Family {
+    /// The VM MTU that fits the underlay once encapsulated: 1500 less 50
+    /// bytes over IPv4, 70 over IPv6 (RFC 7348 §4.3: no fragmentation).
+    pub fn vm_mtu(self) -> &'static str {
+        match self {
+            Family::V4 => VM_MTU,
+            Family::V6 => "1430",
+        }
+    }
+
+    fn netns(self, tag: &str) -> Netns {
+        match self {
+            Family::V4 => Netns::new(tag),
+            Family::V6 => Netns::with_ipv6(tag),
+        }
+    }
+}
+
 /// A host on the underlay.
 pub struct Host {
     pub ns: Netns,
     /// Underlay interface name in `ns`.
     pub dev: String,
-    /// Underlay IPv4 address (no prefix).
+    /// Underlay address (no prefix).
     pub ip: String,
 }
 
-/// Hosts each in their own underlay subnet, joined by a router:
-/// host i has 198.18.i.1/24 on `ul0`, its gateway is 198.18.i.254.
+/// Hosts each in their own underlay subnet, joined by a router: host i
+/// has 198.18.i.1/24 on `ul0` and its gateway is 198.18.i.254, or over
+/// IPv6 2001:2:0:i::1/64 and 2001:2:0:i::fe.
 pub struct RoutedUnderlay {
     pub router: Netns,
     pub hosts: Vec<Host>,
+    pub family: Family,
 }
 
 impl RoutedUnderlay {
     pub fn new(n: u8) -> Self {
-        let router = Netns::new("rt");
-        router.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        Self::of(Family::V4, n)
+    }
+
+    /// `n` hosts on an underlay of `family`.
+    pub fn of(family: Family, n: u8) -> Self {
+        let router = family.netns("rt");
+        let (forwarding, net, prefix, len, gw) = match family {
+            Family::V4 => (
+                "net.ipv4.ip_forward=1",
+                "198.18.0.0/16",
+                "198.18.",
+                24,
+                "254",
+            ),
+            Family::V6 => (
+                "net.ipv6.conf.all.forwarding=1",
+                "2001:2::/48",
+                "2001:2:0:",
+                64,
+                "fe",
+            ),
+        };
+        router.ok(&["sysctl", "-qw", forwarding]);
         let mut hosts = Vec::new();
         for i in 1..=n {
-            let ns = Netns::new(&format!("h{i}"));
+            let ns = family.netns(&format!("h{i}"));
             let r_dev = format!("r{i}");
             veth(&router, &r_dev, &ns, "ul0");
-            router.addr(&r_dev, &format!("198.18.{i}.254/24"));
+            let (ip, gw) = match family {
+                Family::V4 => (format!("{prefix}{i}.1"), format!("{prefix}{i}.{gw}")),
+                Family::V6 => (format!("{prefix}{i}::1"), format!("{prefix}{i}::{gw}")),
+            };
+            router.addr(&r_dev, &format!("{gw}/{len}"));
             router.wire(&r_dev);
-            let ip = format!("198.18.{i}.1");
-            ns.addr("ul0", &format!("{ip}/24"));
+            ns.addr("ul0", &format!("{ip}/{len}"));
             ns.wire("ul0");
-            ns.ok(&[
-                "ip",
-                "route",
-                "add",
-                "198.18.0.0/16",
-                "via",
-                &format!("198.18.{i}.254"),
-            ]);
+            ns.ok(&["ip", "route", "add", net, "via", &gw]);
             hosts.push(Host {
                 ns,
                 dev: "ul0".into(),
                 ip,
             });
         }
-        RoutedUnderlay { router, hosts }
+        RoutedUnderlay {
+            router,
+            hosts,
+            family,
+        }
     }
 }
 
@@ -63,22 +113,51 @@ pub struct Vm {
     pub ns: Netns,
     /// Tenant IPv4 address (no prefix).
     pub ip: String,
+    /// Tenant IPv6 address (no prefix), for VMs of an IPv6 overlay.
+    pub ip6: Option<String>,
     pub mac: String,
 }
 
 /// A VM behind port `port` on `host`, with tenant address `cidr` and `mac`.
 pub fn vm(host: &Netns, port: &str, cidr: &str, mac: &str) -> Vm {
-    let ns = Netns::new("vm");
+    vm_on(Family::V4, host, port, cidr, mac)
+}
+
+/// As [`vm`], for an overlay over `family`: over IPv6 the VM also has
+/// IPv6 (its MTU fits the underlay either way).
+fn vm_on(family: Family, host: &Netns, port: &str, cidr: &str, mac: &str) -> Vm {
+    let ns = family.netns("vm");
     veth(host, port, &ns, "eth0");
     host.ok(&["ip", "link", "set", port, "up"]);
-    ns.ok(&["ip", "link", "set", "eth0", "address", mac, "mtu", VM_MTU]);
+    ns.ok(&[
+        "ip",
+        "link",
+        "set",
+        "eth0",
+        "address",
+        mac,
+        "mtu",
+        family.vm_mtu(),
+    ]);
     ns.addr("eth0", cidr);
+    let ip = cidr.split('/').next().unwrap_or(cidr).to_owned();
+    let ip6 = (family == Family::V6).then(|| {
+        let host_part = ip.rsplit('.').next().unwrap_or("1");
+        let ip6 = format!("{TENANT6}{host_part}");
+        ns.ok(&["ip", "addr", "add", &format!("{ip6}/64"), "dev", "eth0"]);
+        ip6
+    });
     Vm {
         ns,
-        ip: cidr.split('/').next().unwrap_or(cidr).to_owned(),
+        ip,
+        ip6,
         mac: mac.to_owned(),
     }
 }
+
+/// The tenant IPv6 prefix of VMs on an IPv6 overlay: VM i at
+/// 2001:2:0:100::<i+1>/64, as its IPv4 address is 198.19.0.<i+1>.
+pub const TENANT6: &str = "2001:2:0:100::";
 
 /// Makes `host` a VTEP with the Linux kernel's vxlan driver and a bridge:
 /// VNI `vni` (device `vx<vni>`, bridge `br<vni>`), no data-plane learning
@@ -89,7 +168,8 @@ pub fn kernel_vtep(host: &Host, vni: u32, flood: &[&str], ports: &[&str]) {
     let br = format!("br{vni}");
     let ns = &host.ns;
     ns.ok(&["ip", "link", "add", &br, "type", "bridge"]);
-    ns.ok(&[
+    let vni_s = vni.to_string();
+    let mut add = vec![
         "ip",
         "link",
         "add",
@@ -97,7 +177,7 @@ pub fn kernel_vtep(host: &Host, vni: u32, flood: &[&str], ports: &[&str]) {
         "type",
         "vxlan",
         "id",
-        &vni.to_string(),
+        &vni_s,
         "local",
         &host.ip,
         "dstport",
@@ -105,7 +185,13 @@ pub fn kernel_vtep(host: &Host, vni: u32, flood: &[&str], ports: &[&str]) {
         "dev",
         &host.dev,
         "nolearning",
-    ]);
+    ];
+    // Over IPv6 a VTEP sends UDP checksum zero (RFC 6935), which the
+    // kernel's vxlan only takes when told to (RFC 6936 §5).
+    if host.ip.contains(':') {
+        add.push("udp6zerocsumrx");
+    }
+    ns.ok(&add);
     ns.ok(&["ip", "link", "set", &vx, "master", &br]);
     for remote in flood {
         ns.ok(&[
@@ -160,8 +246,18 @@ impl Overlay {
 
     /// As [`Overlay::new`], with extra `vtep up` arguments for our VTEPs.
     pub fn with_up_args(kinds: &[Kind], vtep_bin: &std::path::Path, up_args: &[&str]) -> Self {
+        Self::over(Family::V4, kinds, vtep_bin, up_args)
+    }
+
+    /// As [`Overlay::with_up_args`], over an underlay of `family`.
+    pub fn over(
+        family: Family,
+        kinds: &[Kind],
+        vtep_bin: &std::path::Path,
+        up_args: &[&str],
+    ) -> Self {
         let bpffs = crate::BpfFs::new();
-        let net = RoutedUnderlay::new(kinds.len() as u8);
+        let net = RoutedUnderlay::of(family, kinds.len() as u8);
         let mut vteps = Vec::new();
         let mut vms = Vec::new();
         for (i, host) in net.hosts.iter().enumerate() {
@@ -175,7 +271,8 @@ impl Overlay {
             let guests: Vec<Vm> = TENANTS
                 .iter()
                 .map(|(vni, mac)| {
-                    vm(
+                    vm_on(
+                        family,
                         &host.ns,
                         &format!("p{vni}"),
                         &format!("198.19.0.{}/24", i + 1),
@@ -251,13 +348,18 @@ impl Overlay {
 /// Bytes one TCP transfer of `secs` seconds moves from `client` to
 /// `server` (iperf3).
 pub fn tcp_bytes(server: &Vm, client: &Vm, secs: u32) -> u64 {
-    let _srv = server.ns.spawn(&["iperf3", "-s", "-1", "-B", &server.ip]);
+    tcp_bytes_to(server, &server.ip, client, secs)
+}
+
+/// As [`tcp_bytes`], to the server's address `addr` (IPv4 or IPv6).
+pub fn tcp_bytes_to(server: &Vm, addr: &str, client: &Vm, secs: u32) -> u64 {
+    let _srv = server.ns.spawn(&["iperf3", "-s", "-1", "-B", addr]);
     let secs = secs.to_string();
     for _ in 0..50 {
         let out = client.ns.run(&[
             "iperf3",
             "-c",
-            &server.ip,
+            addr,
             "-t",
             &secs,
             "-J",
@@ -274,7 +376,7 @@ pub fn tcp_bytes(server: &Vm, client: &Vm, secs: u32) -> u64 {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    panic!("iperf3 from {} to {} never connected", client.ip, server.ip);
+    panic!("iperf3 from {} to {addr} never connected", client.ip);
 }
 
 pub use crate::raw::{flood_raw, send_raw};

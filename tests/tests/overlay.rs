@@ -129,8 +129,8 @@ fn tenant_b_sees_none_of_tenant_a() {
 fn wire_format_follows_rfc7348() {
     let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
     o.static_fdb(0);
-    let pcap = std::env::temp_dir().join(format!("{}.pcap", vtep_tests::unique("wire")));
-    let pcap_s = pcap.to_str().expect("utf-8 path").to_owned();
+    let pcap = vtep_tests::TempFile::new("wire", ".pcap");
+    let pcap_s = pcap.arg().to_owned();
     let router = &o.net.router;
     let cap = Capture::start(
         router,
@@ -170,7 +170,6 @@ fn wire_format_follows_rfc7348() {
         "-e",
         "udp.payload",
     ]);
-    let _ = std::fs::remove_file(&pcap);
     let ours = &o.net.hosts[0].ip;
     let mut ports = std::collections::BTreeSet::new();
     let mut n = 0;

@@ -61,8 +61,9 @@ const fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
 
+/// 2001:2:0:`net`::`host`, inside the benchmarking range 2001:2::/48.
 const fn v6(net: u16, host: u16) -> IpAddr {
-    IpAddr::V6(Ipv6Addr::new(0x2001, 2, net, 0, 0, 0, 0, host))
+    IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, net, 0, 0, 0, host))
 }
 
 const LOCAL: IpAddr = v4(198, 18, 0, 1);
@@ -607,8 +608,8 @@ impl Rng {
 }
 
 /// Tenant IPv6 addresses of the inner frames.
-const T6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0x100, 0, 0, 0, 0, 1);
-const T6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0x100, 0, 0, 0, 0, 2);
+const T6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0x100, 0, 0, 0, 1);
+const T6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0x100, 0, 0, 0, 2);
 
 /// An IPv6/UDP frame of `len` bytes (padded) from T6_A:1000 to
 /// T6_B:2000.

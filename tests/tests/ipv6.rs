@@ -1,0 +1,219 @@
+//! An IPv6 underlay end to end (issue 15), in network namespaces: our VTEP
+//! against the kernel's vxlan (with `udp6zerocsumrx`) and against itself
+//! across an IPv6 router, tenants speaking IPv4 and IPv6, what goes on
+//! the wire, and one underlay family per instance.
+
+use std::time::Duration;
+
+use vtep_tests::{
+    Bg, Capture,
+    topo::{Family, Kind, Overlay, TENANTS, tcp_bytes_to},
+    vtep_bin,
+};
+
+/// Pings both ways in both tenants over IPv4 (each VM resolving its own
+/// tenant's peer) and in tenant 100 over IPv6 (neighbour discovery through
+/// flooding), and TCP both ways over both.
+fn check_overlay(o: &Overlay) {
+    for (t, (vni, _)) in TENANTS.iter().enumerate() {
+        for h in 0..2 {
+            let (vm, peer) = (o.vm(h, t), o.vm(1 - h, t));
+            let mut targets = vec![peer.ip.as_str()];
+            if t == 0 {
+                targets.push(
+                    peer.ip6
+                        .as_deref()
+                        .expect("VMs of an IPv6 overlay have IPv6"),
+                );
+            }
+            for dst in targets {
+                assert!(
+                    vm.ns.ping_until(dst, Duration::from_secs(5)) && vm.ns.ping(dst, 3),
+                    "VNI {vni}: ping {} -> {dst} failed",
+                    vm.ip
+                );
+            }
+            let neigh = vm.ns.ok(&["ip", "neigh", "show", &peer.ip]);
+            assert!(
+                neigh.contains(peer.mac.as_str()),
+                "VNI {vni}: {} resolved {} to '{}', expected its own tenant's {}",
+                vm.ip,
+                peer.ip,
+                neigh.trim(),
+                peer.mac
+            );
+        }
+    }
+    for (server, client) in [(1, 0), (0, 1)] {
+        let (s, c) = (o.vm(server, 0), o.vm(client, 0));
+        for addr in [s.ip.as_str(), s.ip6.as_deref().expect("IPv6")] {
+            let bytes = tcp_bytes_to(s, addr, c, 2);
+            // As over IPv4: a broken checksum or segmentation path moves
+            // next to nothing, a working one far more than 10 MB.
+            assert!(
+                bytes > 10_000_000,
+                "TCP {} -> {addr} moved only {bytes} bytes",
+                c.ip
+            );
+        }
+    }
+}
+
+/// What tshark decodes of the VXLAN packets in `pcap`, one row per packet:
+/// IPv6 source, flow label, hop limit, UDP source and destination port,
+/// UDP checksum, VNI, UDP payload.
+fn decode(pcap: &str) -> Vec<Vec<String>> {
+    let fields = vtep_tests::ok(&[
+        "tshark",
+        "-r",
+        pcap,
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+        "-E",
+        "separator=,",
+        "-e",
+        "ipv6.src",
+        "-e",
+        "ipv6.flow",
+        "-e",
+        "ipv6.hlim",
+        "-e",
+        "udp.srcport",
+        "-e",
+        "udp.dstport",
+        "-e",
+        "udp.checksum",
+        "-e",
+        "vxlan.vni",
+        "-e",
+        "udp.payload",
+    ]);
+    fields
+        .lines()
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn ipv6_underlay_interoperates_with_kernel_vxlan_across_a_router() {
+    let o = Overlay::over(Family::V6, &[Kind::Ours, Kind::Kernel], &vtep_bin(), &[]);
+    let pcap = vtep_tests::TempFile::new("wire6", ".pcap");
+    let pcap_s = pcap.arg().to_owned();
+    check_overlay(&o);
+    // Many inner flows: 8 parallel TCP connections over IPv6, at a rate
+    // that keeps the capture small (headers only).
+    let (a, b) = (o.vm(0, 0), o.vm(1, 0));
+    let b6 = b.ip6.as_deref().expect("IPv6");
+    let _srv: Bg = b.ns.spawn(&["iperf3", "-s", "-1", "-B", b6]);
+    b.ns.wait_listening(5201);
+    let cap = Capture::start(
+        &o.net.router,
+        &[
+            "-i", "r1", "-U", "-s", "128", "-w", &pcap_s, "udp", "port", "4789",
+        ],
+    );
+    a.ns.ok(&[
+        "iperf3", "-c", b6, "-t", "1", "-P", "8", "-l", "1000", "-b", "4M",
+    ]);
+    cap.stop();
+    let rows = decode(&pcap_s);
+    let ours = &o.net.hosts[0].ip;
+    let (mut ports, mut labels, mut n) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+        0,
+    );
+    for f in rows.iter().filter(|f| f[0] == *ours) {
+        let line = f.join(",");
+        assert_eq!(f.len(), 8, "{line}");
+        assert_eq!(f[4], "4789", "to the VXLAN port: {line}");
+        assert_eq!(f[2], "64", "hop limit = --ttl's default: {line}");
+        assert_eq!(f[5], "0x0000", "UDP checksum zero (RFC 6935): {line}");
+        assert!(f[6] == "100" || f[6] == "200", "VNI: {line}");
+        // The raw VXLAN header (RFC 7348 §5): I flag only, reserved zero.
+        let payload = f[7].replace(':', "");
+        assert_eq!(&payload[..8], "08000000", "VXLAN flags: {line}");
+        let port: u16 = f[3].parse().expect("UDP source port");
+        assert!(port >= 49152, "source port {port} below 49152: {line}");
+        ports.insert(port);
+        labels.insert(f[1].clone());
+        n += 1;
+    }
+    assert!(
+        n > 100,
+        "only {n} VXLAN packets over IPv6 from our VTEP captured"
+    );
+    assert!(
+        ports.len() >= 5,
+        "only {} source ports: {ports:?}",
+        ports.len()
+    );
+    assert!(
+        labels.len() >= 5,
+        "flow labels follow the inner flows: only {labels:?}"
+    );
+    let v = o.vteps[0].as_ref().expect("host 0 runs our VTEP");
+    let s = v.stats();
+    for vni in s["vnis"].as_array().expect("vnis") {
+        assert!(vni["rx_packets"].as_u64() > Some(0), "{vni}");
+        assert!(vni["tx_packets"].as_u64() > Some(0), "{vni}");
+    }
+    let remotes = s["remotes"].as_array().expect("stats per remote VTEP");
+    assert!(
+        remotes.iter().any(
+            |r| r["remote"] == o.net.hosts[1].ip.as_str() && r["rx_packets"].as_u64() > Some(0)
+        ),
+        "stats name the IPv6 remote: {remotes:?}"
+    );
+}
+
+#[test]
+fn two_of_ours_interoperate_over_ipv6() {
+    let o = Overlay::over(Family::V6, &[Kind::Ours, Kind::Ours], &vtep_bin(), &[]);
+    // Tenant 100 with static FDB entries (unicast encap/decap, IPv6
+    // remotes), tenant 200 with flooding only.
+    o.static_fdb(0);
+    check_overlay(&o);
+    for v in o.vteps.iter().flatten() {
+        assert!(v.counter("counters", "encap_unicast") > 0);
+        assert!(v.counter("counters", "decap_cache_fill") > 0);
+        let fdb = v.ok(&["fdb", "show", "--vni", "100"]);
+        assert!(fdb.contains("2001:2:0:"), "IPv6 remotes in the FDB: {fdb}");
+    }
+}
+
+#[test]
+fn one_instance_carries_one_underlay_family() {
+    let o = Overlay::over(Family::V6, &[Kind::Ours], &vtep_bin(), &[]);
+    let v = o.vteps[0].as_ref().expect("ours");
+    let local = &o.net.hosts[0].ip;
+    let want = format!(
+        "remote VTEP 198.18.2.1 is IPv4, but this instance's local address {local} is IPv6: one instance carries one underlay family (bring up a second instance for the other)"
+    );
+    for args in [
+        &["vni", "add", "300", "--flood", "2001:2:0:2::1,198.18.2.1"][..],
+        &[
+            "fdb",
+            "add",
+            "02:00:00:00:00:99",
+            "--vni",
+            "100",
+            "--remote",
+            "198.18.2.1",
+        ][..],
+    ] {
+        let err = v.fails(args);
+        assert!(err.contains(&want), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    let vnis = v.stats()["vnis"].clone();
+    assert!(
+        vnis.as_array()
+            .expect("vnis")
+            .iter()
+            .all(|n| n["vni"] != 300),
+        "nothing half-applied: {vnis}"
+    );
+}
