@@ -217,3 +217,55 @@ fn one_instance_carries_one_underlay_family() {
         "nothing half-applied: {vnis}"
     );
 }
+
+#[test]
+fn vms_find_the_path_mtu_over_an_ipv6_underlay() {
+    let o = Overlay::over(Family::V6, &[Kind::Ours, Kind::Ours], &vtep_bin(), &[]);
+    o.static_fdb(0);
+    let (a, b) = (o.vm(0, 0), o.vm(1, 0));
+    let b6 = b.ip6.as_deref().expect("IPv6");
+    // 1500-byte packets + 14 + 70 exceed the 1500-byte underlay.
+    a.ns.ok(&["ip", "link", "set", "eth0", "mtu", "1500"]);
+    assert!(a.ns.ping_until(b6, Duration::from_secs(5)));
+    let v = o.vteps[0].as_ref().expect("ours");
+    // IPv6: Packet Too Big, and the VM's route cache holds the MTU.
+    let big = a.ns.run(&["ping", "-c", "1", "-W", "1", "-s", "1452", b6]);
+    let text = String::from_utf8_lossy(&big.stdout);
+    assert!(!big.status.success(), "{text}");
+    assert!(
+        text.contains("Packet too big: mtu=1430"),
+        "no Packet Too Big answer: {text}"
+    );
+    assert!(v.counter("counters", "icmp_packet_too_big") >= 1);
+    let route = a.ns.ok(&["ip", "-6", "route", "get", b6]);
+    assert!(route.contains("mtu 1430"), "{route}");
+    // What fits goes through (the kernel fragments a larger ping now).
+    assert!(a.ns.ping(b6, 2));
+    let fits =
+        a.ns.run(&["ping", "-c", "2", "-i", "0.2", "-M", "do", "-s", "1382", b6]);
+    assert!(
+        fits.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fits.stdout)
+    );
+    // IPv4 with DF over the IPv6 underlay: fragmentation needed, MTU 1430.
+    let big4 = a.ns.run(&[
+        "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1472", &b.ip,
+    ]);
+    let text = String::from_utf8_lossy(&big4.stdout);
+    assert!(
+        text.contains("mtu = 1430"),
+        "no fragmentation needed: {text}"
+    );
+    let route = a.ns.ok(&["ip", "route", "get", &b.ip]);
+    assert!(route.contains("mtu 1430"), "{route}");
+    // TCP from a VM of MTU 1500 (TSO super-packets whose segments are too
+    // big) finds the path MTU over both families instead of black-holing.
+    for addr in [b6, b.ip.as_str()] {
+        let bytes = tcp_bytes_to(b, addr, a, 2);
+        assert!(
+            bytes > 10_000_000,
+            "TCP to {addr} over a too-small path moved only {bytes} bytes"
+        );
+    }
+}

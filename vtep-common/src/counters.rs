@@ -125,6 +125,9 @@ counted! {
         /// A decap decision made from the tables and kept in the decap cache
         /// (the frames after it of the same conversation take the cache).
         DecapCacheFill = "decap_cache_fill",
+        /// A VM told "packet too big" (ICMPv6) for an IPv6 packet too big
+        /// to carry.
+        IcmpPacketTooBig = "icmp_packet_too_big",
     }
 }
 

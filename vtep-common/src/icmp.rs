@@ -1,9 +1,14 @@
-//! ICMP "fragmentation needed" for a frame too large for the underlay once
-//! encapsulated (RFC 792 type 3 code 4, with the next-hop MTU of
-//! RFC 1191 §4), built the way `vxlan::outer_headers` is: as 16-bit words
-//! whose bytes are on-wire order, no memset or memcpy.
+//! The answers to a frame too large for the underlay once encapsulated:
+//! ICMP "fragmentation needed" for IPv4 (RFC 792 type 3 code 4, with the
+//! next-hop MTU of RFC 1191 §4) and ICMPv6 Packet Too Big for IPv6 (RFC
+//! 4443 §3.2, for path MTU discovery, RFC 8201), built the way
+//! `vxlan::outer_headers` is: as 16-bit words whose bytes are on-wire
+//! order, no memset or memcpy.
 
-use crate::{consts::IPV4_HLEN, vxlan::fold_checksum};
+use crate::{
+    consts::{IPV4_HLEN, IPV6_HLEN},
+    vxlan::fold_checksum,
+};
 
 /// IPv4 header + ICMP header + the quoted IPv4 header and 8 bytes.
 pub const FRAG_NEEDED_LEN: usize = IPV4_HLEN + 8 + IPV4_HLEN + 8;
@@ -81,6 +86,92 @@ pub fn frag_needed(
     ]
 }
 
+/// What a Packet Too Big quotes of the packet that invoked it: its IPv6
+/// header and the 8 bytes after it (the ports: enough for the sender's
+/// stack to find the flow whose path MTU shrinks).
+pub const PTB_QUOTE: usize = IPV6_HLEN + 8;
+/// A Packet Too Big message: IPv6 header, ICMPv6 header with the MTU, the
+/// quoted packet.
+pub const PACKET_TOO_BIG_LEN: usize = IPV6_HLEN + 8 + PTB_QUOTE;
+/// ICMPv6 next header value (RFC 4443 §1).
+const IPPROTO_ICMPV6: u8 = 58;
+
+/// Whether the IPv6 packet whose first [`PTB_QUOTE`] bytes are the words
+/// `q(0..24)` may be answered with an ICMPv6 error (RFC 4443 §2.4 (e)):
+/// not when its source is unspecified or multicast, nor when it is itself
+/// an ICMPv6 error message (type below 128, with no extension headers
+/// in between: the ones we quote).
+#[inline(always)]
+pub fn may_answer_v6(q: impl Fn(usize) -> u16) -> bool {
+    let first = |i: usize| q(i).to_ne_bytes()[0];
+    let unspecified = q(4) | q(5) | q(6) | q(7) | q(8) | q(9) | q(10) | q(11) == 0;
+    let multicast = first(4) == 0xff;
+    let icmp_error = first(3) == IPPROTO_ICMPV6 && first(20) < 128;
+    !(unspecified || multicast || icmp_error)
+}
+
+/// The share of quoted word `i` (`w`) in a Packet Too Big's checksum:
+/// the quoted packet is in the ICMPv6 message, and its two addresses
+/// (words 4 to 19) are in the pseudo-header too, swapped (RFC 8200 §8.1).
+/// Summed over the quote, word by word as it is copied.
+#[inline(always)]
+pub fn quote_sum(i: usize, w: u16) -> u32 {
+    let weight = if (4..20).contains(&i) { 2 } else { 1 };
+    weight * u32::from(u16::from_be(w))
+}
+
+/// Emits the IPv6 and ICMPv6 headers (24 words, the first 48 bytes of a
+/// Packet Too Big) through `put(word index, word)`, answering the IPv6
+/// packet whose first [`PTB_QUOTE`] bytes are the words `q(0..24)`, whose
+/// [`quote_sum`]s add up to `quoted`: from its destination (as the
+/// kernel's tunnels answer, for the path) to its source, hop limit 64,
+/// "packet too big, MTU `mtu`", with the ICMPv6 checksum. The quoted
+/// bytes follow these words in the message; the caller puts them there.
+#[inline(always)]
+pub fn emit_packet_too_big(
+    q: impl Fn(usize) -> u16,
+    quoted: u32,
+    mtu: u32,
+    put: &mut impl FnMut(usize, u16),
+) {
+    let icmp_len = (8 + PTB_QUOTE) as u32;
+    let (type_code, mtu_hi, mtu_lo) = (
+        u16::from_ne_bytes([2, 0]),
+        ((mtu >> 16) as u16).to_be(),
+        (mtu as u16).to_be(),
+    );
+    let v = |x: u16| u32::from(u16::from_be(x));
+    // Pseudo-header length and next header, the ICMPv6 header, the quote.
+    let sum = icmp_len + u32::from(IPPROTO_ICMPV6) + v(type_code) + v(mtu_hi) + v(mtu_lo) + quoted;
+    put(0, u16::from_ne_bytes([0x60, 0]));
+    put(1, 0);
+    put(2, (icmp_len as u16).to_be());
+    put(3, u16::from_ne_bytes([IPPROTO_ICMPV6, 64]));
+    // Source: the original destination (words 12..20); destination: the
+    // original source (words 4..12).
+    for i in 0..8 {
+        put(4 + i, q(12 + i));
+        put(12 + i, q(4 + i));
+    }
+    put(20, type_code);
+    put(21, fold_checksum(sum).to_be());
+    put(22, mtu_hi);
+    put(23, mtu_lo);
+}
+
+/// The whole Packet Too Big message for `quoted` (host side: the models
+/// and tests), as [`emit_packet_too_big`] and the quote make it.
+pub fn packet_too_big(quoted: &[u8; PTB_QUOTE], mtu: u32) -> [u16; PACKET_TOO_BIG_LEN / 2] {
+    let q = |i: usize| u16::from_ne_bytes([quoted[2 * i], quoted[2 * i + 1]]);
+    let sum = (0..PTB_QUOTE / 2).map(|i| quote_sum(i, q(i))).sum();
+    let mut out = [0u16; PACKET_TOO_BIG_LEN / 2];
+    emit_packet_too_big(q, sum, mtu, &mut |i, w| out[i] = w);
+    for i in 0..PTB_QUOTE / 2 {
+        out[24 + i] = q(i);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +216,55 @@ mod tests {
         assert!(sums_to_ffff(&b[20..]), "ICMP checksum");
         assert_eq!(&b[28..48], &orig);
         assert_eq!(&b[48..56], &l4);
+    }
+
+    #[test]
+    fn packet_too_big_follows_rfc4443() {
+        let mut orig = [0u8; PTB_QUOTE];
+        orig[0] = 0x60;
+        orig[4..6].copy_from_slice(&1400u16.to_be_bytes());
+        orig[6] = 6; // TCP
+        orig[7] = 64;
+        let a: [u8; 16] = [0x20, 1, 0, 2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let mut b = a;
+        b[15] = 2;
+        orig[8..24].copy_from_slice(&a);
+        orig[24..40].copy_from_slice(&b);
+        orig[40..48].copy_from_slice(&[0xc3, 0x50, 0x14, 0x51, 1, 2, 3, 4]);
+        let words = packet_too_big(&orig, 1430);
+        let m: std::vec::Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert_eq!(m.len(), PACKET_TOO_BIG_LEN);
+        assert_eq!(m[0] >> 4, 6);
+        assert_eq!(u16::from_be_bytes([m[4], m[5]]), 56, "payload length");
+        assert_eq!((m[6], m[7]), (58, 64), "ICMPv6, hop limit 64");
+        assert_eq!(&m[8..24], &b, "from the original destination");
+        assert_eq!(&m[24..40], &a, "to the original source");
+        assert_eq!((m[40], m[41]), (2, 0), "packet too big");
+        assert_eq!(u32::from_be_bytes([m[44], m[45], m[46], m[47]]), 1430);
+        assert_eq!(&m[48..], &orig, "the quoted packet");
+        // The checksum with the pseudo-header (RFC 8200 §8.1) sums to
+        // 0xffff.
+        let mut pseudo = std::vec::Vec::new();
+        pseudo.extend_from_slice(&m[8..40]);
+        pseudo.extend_from_slice(&[0, 0, 0, 56, 0, 0, 0, 58]);
+        pseudo.extend_from_slice(&m[40..]);
+        assert!(sums_to_ffff(&pseudo), "ICMPv6 checksum");
+        let q = |o: &[u8; PTB_QUOTE]| {
+            let o = *o;
+            move |i: usize| u16::from_ne_bytes([o[2 * i], o[2 * i + 1]])
+        };
+        assert!(may_answer_v6(q(&orig)));
+        let mut error = orig;
+        error[6] = 58;
+        error[40] = 2;
+        assert!(!may_answer_v6(q(&error)), "never an error for an error");
+        error[40] = 128;
+        assert!(may_answer_v6(q(&error)), "an echo request is answered");
+        let mut multicast = orig;
+        multicast[8] = 0xff;
+        assert!(!may_answer_v6(q(&multicast)));
+        let mut unspecified = orig;
+        unspecified[8..24].fill(0);
+        assert!(!may_answer_v6(q(&unspecified)));
     }
 }

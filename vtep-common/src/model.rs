@@ -15,7 +15,9 @@ use crate::{
         VLAN_HLEN, VXLAN_HLEN,
     },
     counters::DropReason,
-    icmp::{FRAG_NEEDED_LEN, frag_needed},
+    icmp::{
+        FRAG_NEEDED_LEN, PACKET_TOO_BIG_LEN, PTB_QUOTE, frag_needed, may_answer_v6, packet_too_big,
+    },
     maps::{CONFIG_F_DF, Config, FDB_F_XDP, FdbEntry, PortInfo, VniInfo},
     vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr, src_port},
 };
@@ -247,6 +249,11 @@ pub enum EncapVerdict {
     FragNeeded {
         reply: [u8; ETH_HLEN + FRAG_NEEDED_LEN],
     },
+    /// Too big, IPv6: the frame becomes this ICMPv6 Packet Too Big, sent
+    /// back out of the port (and counted as a `too_big` drop).
+    PacketTooBig {
+        reply: [u8; ETH_HLEN + PACKET_TOO_BIG_LEN],
+    },
     /// BUM or unknown unicast: copies to the VNI's other ports and remote
     /// VTEPs, the original consumed.
     Flood(Flood),
@@ -409,9 +416,38 @@ fn too_big(frame: &[u8], mtu: u32, cfg: &Config) -> bool {
     mtu != 0 && frame.len() + encap_l3_len(cfg) > mtu as usize
 }
 
-/// RFC 7348 §4.3 (no fragmentation), RFC 1191 (the reply).
+/// The reply's Ethernet header: back to the sender, as `ether_type`.
+fn reply_eth(frame: &[u8], ether_type: u16, reply: &mut [u8]) {
+    reply[..6].copy_from_slice(&frame[6..12]);
+    reply[6..12].copy_from_slice(&frame[..6]);
+    reply[12..14].copy_from_slice(&ether_type.to_be_bytes());
+}
+
+/// RFC 7348 §4.3 (no fragmentation), RFC 1191 and RFC 4443 §3.2 (the
+/// replies).
 fn answer_too_big(frame: &[u8], mtu: u32, cfg: &Config) -> EncapVerdict {
     let drop = EncapVerdict::Drop(DropReason::TooBig);
+    let inner_mtu = mtu.saturating_sub((encap_l3_len(cfg) + ETH_HLEN) as u32) as u16;
+    if be16(frame, 12) == ETH_P_IPV6 {
+        if frame.len() < ETH_HLEN + PTB_QUOTE || frame[ETH_HLEN] >> 4 != 6 {
+            return drop;
+        }
+        let mut quoted = [0u8; PTB_QUOTE];
+        quoted.copy_from_slice(&frame[ETH_HLEN..ETH_HLEN + PTB_QUOTE]);
+        let q = |i: usize| u16::from_ne_bytes([quoted[2 * i], quoted[2 * i + 1]]);
+        if !may_answer_v6(q) {
+            return drop;
+        }
+        let mut reply = [0u8; ETH_HLEN + PACKET_TOO_BIG_LEN];
+        reply_eth(frame, ETH_P_IPV6, &mut reply);
+        for (i, w) in packet_too_big(&quoted, u32::from(inner_mtu))
+            .iter()
+            .enumerate()
+        {
+            reply[ETH_HLEN + 2 * i..ETH_HLEN + 2 * i + 2].copy_from_slice(&w.to_ne_bytes());
+        }
+        return EncapVerdict::PacketTooBig { reply };
+    }
     if be16(frame, 12) != ETH_P_IP || frame.len() < ETH_HLEN + IPV4_HLEN {
         return drop;
     }
@@ -425,12 +461,9 @@ fn answer_too_big(frame: &[u8], mtu: u32, cfg: &Config) -> EncapVerdict {
     if frame.len() >= l4_at + 8 {
         l4.copy_from_slice(&frame[l4_at..l4_at + 8]);
     }
-    let inner_mtu = mtu.saturating_sub((encap_l3_len(cfg) + ETH_HLEN) as u32) as u16;
     let words = frag_needed(&ip, &l4, inner_mtu);
     let mut reply = [0u8; ETH_HLEN + FRAG_NEEDED_LEN];
-    reply[..6].copy_from_slice(&frame[6..12]);
-    reply[6..12].copy_from_slice(&frame[..6]);
-    reply[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+    reply_eth(frame, ETH_P_IP, &mut reply);
     for (i, w) in words.iter().enumerate() {
         reply[ETH_HLEN + 2 * i..ETH_HLEN + 2 * i + 2].copy_from_slice(&w.to_ne_bytes());
     }

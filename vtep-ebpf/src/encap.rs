@@ -45,7 +45,10 @@ use vtep_common::{
         MAX_FLOOD, MAX_VNI_PORTS, VLAN_HLEN,
     },
     counters::{Counter, DropReason},
-    icmp::{FRAG_NEEDED_LEN, frag_needed},
+    icmp::{
+        FRAG_NEEDED_LEN, PACKET_TOO_BIG_LEN, PTB_QUOTE, emit_packet_too_big, frag_needed,
+        may_answer_v6, quote_sum,
+    },
     maps::{CONFIG_F_DF, Config, FDB_F_XDP, PORT_F_LEARN, PORT_F_XDP, VniInfo},
     vxlan::{FlowKey, Outer, emit_outer, emit_outer_v6, flow_hash, src_port},
 };
@@ -352,9 +355,9 @@ fn inner_mtu(dev_mtu: u32, cfg: &Config) -> u16 {
 }
 
 /// Whether the frame no longer fits `mtu` once encapsulated; for a GSO
-/// packet, whether its segments would not (inner IPv4 and TCP headers plus
-/// `gso_size`: only TCP segmentation comes from VMs). Not inlined, for
-/// the reason [`flow_key`] is not.
+/// packet, whether its segments would not (inner IPv4 or IPv6 and TCP
+/// headers plus `gso_size`: only TCP segmentation comes from VMs). Not
+/// inlined, for the reason [`flow_key`] is not.
 #[inline(never)]
 fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32, cfg: &Config) -> bool {
     if mtu == 0 {
@@ -367,13 +370,22 @@ fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32, cfg: &Config) -> bool {
         // against the MTU plus the outer Ethernet header.
         return ctx.len() + encap_l3_len(cfg) > mtu;
     }
-    let Some(ip) = inner_ipv4(ctx, eth) else {
-        return false;
+    // The inner IP header's length, if TCP follows it.
+    let ihl = if is(eth.ether_type, EtherType::Ipv6) {
+        // TCP right after the fixed header (no extension headers).
+        match read::<u8>(ctx, ETH_HLEN + 6) {
+            Some(next) if next == IpProto::Tcp as u8 => IPV6_HLEN,
+            _ => return false,
+        }
+    } else {
+        let Some(ip) = inner_ipv4(ctx, eth) else {
+            return false;
+        };
+        if ip.version() != 4 || ip.proto != IpProto::Tcp as u8 {
+            return false;
+        }
+        usize::from(ip.ihl())
     };
-    if ip.version() != 4 || ip.proto != IpProto::Tcp as u8 {
-        return false;
-    }
-    let ihl = usize::from(ip.ihl());
     // Through the helper: the verifier refuses a direct read at this
     // offset ("R1 offset is outside of the packet"), tried.
     let Ok(doff) = ctx.load::<u8>(ETH_HLEN + ihl + 12) else {
@@ -384,15 +396,30 @@ fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32, cfg: &Config) -> bool {
 }
 
 /// A frame too big for the underlay once encapsulated: VTEPs MUST NOT
-/// fragment (RFC 7348 §4.3). IPv4 with DF is answered, as the kernel's
-/// vxlan does, with ICMP "fragmentation needed" (RFC 1191) naming the MTU
-/// left for the inner packet, sent back out of the port; anything else is
-/// dropped. Counted as a `too_big` drop either way.
+/// fragment (RFC 7348 §4.3). As the kernel's vxlan does, the sender is
+/// told the MTU `mtu` left for the inner packet, back out of the port:
+/// IPv4 with DF by ICMP "fragmentation needed", IPv6 by ICMPv6 Packet Too
+/// Big; anything else is dropped. Counted as a `too_big` drop either way.
+#[inline(always)]
+fn answer_too_big(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, mtu: u16) -> Result<i32, Dropped> {
+    if is(eth.ether_type, EtherType::Ipv6) {
+        answer_packet_too_big(ctx, ing, eth, mtu)
+    } else {
+        answer_frag_needed(ctx, ing, eth, mtu)
+    }
+}
+
+/// IPv4 with DF too big: ICMP "fragmentation needed" (RFC 1191).
 ///
 /// Not inlined: a rare path whose reply block would otherwise sit in the
 /// encap program's stack frame (512 bytes at most, with its callees).
 #[inline(never)]
-fn answer_too_big(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, mtu: u16) -> Result<i32, Dropped> {
+fn answer_frag_needed(
+    ctx: &TcContext,
+    ing: &Ingress,
+    eth: &EthHdr,
+    mtu: u16,
+) -> Result<i32, Dropped> {
     let drop = ing.drop(DropReason::TooBig);
     let ip = inner_ipv4(ctx, eth).ok_or(drop)?;
     // A 20-byte header with DF: what the quoted copy and PMTU need.
@@ -418,6 +445,74 @@ fn answer_too_big(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, mtu: u16) -> Res
     }
     count_drop(DropReason::TooBig, Some(ing.slot));
     count(Counter::IcmpFragNeeded);
+    // SAFETY: plain helper call: back out of the port the frame came in.
+    Ok(unsafe { bpf_redirect(ing.port, 0) } as i32)
+}
+
+/// IPv6 too big: ICMPv6 Packet Too Big (RFC 4443 §3.2), so that path MTU
+/// discovery works through the overlay (RFC 8201), unless RFC 4443 §2.4
+/// (e) forbids an answer. Built in place: the frame is cut to the reply's
+/// length, its first [`PTB_QUOTE`] bytes copied to where the quote goes,
+/// and the headers written in front of them from that copy (no block on
+/// the stack).
+///
+/// Not inlined, as [`answer_frag_needed`].
+#[inline(never)]
+fn answer_packet_too_big(
+    ctx: &TcContext,
+    ing: &Ingress,
+    eth: &EthHdr,
+    mtu: u16,
+) -> Result<i32, Dropped> {
+    const IP: usize = ETH_HLEN;
+    const QUOTE: usize = ETH_HLEN + IPV6_HLEN + 8;
+    const REPLY: usize = ETH_HLEN + PACKET_TOO_BIG_LEN;
+    let drop = ing.drop(DropReason::TooBig);
+    // Judged before anything changes: a frame dropped stays as it was.
+    let first = |i: usize| read::<u16>(ctx, IP + 2 * i).unwrap_or(0);
+    if ctx.len() < (ETH_HLEN + PTB_QUOTE) as u32
+        || first(0).to_ne_bytes()[0] >> 4 != 6
+        || !may_answer_v6(first)
+    {
+        return Err(drop);
+    }
+    // SAFETY: plain helper call on our skb (it is longer than the reply:
+    // this cuts it).
+    if unsafe { bpf_skb_change_tail(ctx.skb.skb, REPLY as u32, 0) } != 0 {
+        return Err(drop);
+    }
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + REPLY > end {
+        return Err(drop);
+    }
+    // SAFETY (all packet accesses below): [data, data + REPLY) lies within
+    // the linear data, checked just above, and every offset is a constant
+    // within it; the accesses are unaligned.
+    let word =
+        |at: usize, i: usize| unsafe { ((data + at + 2 * i) as *const u16).read_unaligned() };
+    // SAFETY: as above.
+    let put = |at: usize, i: usize, v: u16| unsafe {
+        ((data + at + 2 * i) as *mut u16).write_unaligned(v)
+    };
+    // Copied and summed word by word: no word is kept for later.
+    let mut sum = 0;
+    for i in 0..PTB_QUOTE / 2 {
+        let w = word(IP, i);
+        put(QUOTE, i, w);
+        sum += quote_sum(i, w);
+    }
+    emit_packet_too_big(|i| word(QUOTE, i), sum, u32::from(mtu), &mut |i, v| {
+        put(IP, i, v)
+    });
+    let back = EthHdr {
+        dst_addr: eth.src_addr,
+        src_addr: eth.dst_addr,
+        ether_type: EtherType::Ipv6 as u16,
+    };
+    // SAFETY: as above: the Ethernet header's 14 bytes at `data`.
+    unsafe { (data as *mut EthHdr).write_unaligned(back) };
+    count_drop(DropReason::TooBig, Some(ing.slot));
+    count(Counter::IcmpPacketTooBig);
     // SAFETY: plain helper call: back out of the port the frame came in.
     Ok(unsafe { bpf_redirect(ing.port, 0) } as i32)
 }

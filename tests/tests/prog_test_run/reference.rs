@@ -530,6 +530,13 @@ fn encap_differential(fam: Family) {
                 expected[DropReason::TooBig as usize] += 1;
                 "icmp frag needed".to_owned()
             }
+            model::EncapVerdict::PacketTooBig { reply } => {
+                if action != TC_ACT_REDIRECT || got != &reply[..] {
+                    fail("expected an ICMPv6 packet-too-big reply");
+                }
+                expected[DropReason::TooBig as usize] += 1;
+                "icmp packet too big".to_owned()
+            }
             model::EncapVerdict::Flood(f) => {
                 if action != TC_ACT_SHOT {
                     fail("expected the original consumed by a flood");
@@ -569,6 +576,7 @@ fn encap_differential(fam: Family) {
         "unicast",
         "unicast via neighbour",
         "icmp frag needed",
+        "icmp packet too big",
         "flood to 0 remotes",
         "flood to 1 remotes",
         "drop unbound_port",
