@@ -49,6 +49,8 @@ pub const ARP_REPLY: u16 = 2;
 pub const IPPROTO_UDP: u8 = 17;
 /// IP protocol number of TCP.
 pub const IPPROTO_TCP: u8 = 6;
+/// IPv6 next header value of ICMPv6 (RFC 4443 §1).
+pub const IPPROTO_ICMPV6: u8 = 58;
 
 /// Largest VNI: the field is 24 bits wide (RFC 7348 §5).
 pub const VNI_MAX: u32 = 0x00ff_ffff;

@@ -118,7 +118,7 @@ counted! {
         ControlEventLost = "control_event_lost",
         /// An ARP request answered by the VTEP itself (never flooded).
         ArpSuppressed = "arp_suppressed",
-        /// An IPv4-to-MAC binding learned from ARP.
+        /// A tenant address binding learned from ARP or Neighbor Discovery.
         NeighLearned = "neigh_learned",
         /// A VM told "fragmentation needed" for a frame too big to carry.
         IcmpFragNeeded = "icmp_frag_needed",
@@ -128,6 +128,9 @@ counted! {
         /// A VM told "packet too big" (ICMPv6) for an IPv6 packet too big
         /// to carry.
         IcmpPacketTooBig = "icmp_packet_too_big",
+        /// A Neighbor Solicitation answered by the VTEP itself (never
+        /// flooded).
+        NdSuppressed = "nd_suppressed",
     }
 }
 

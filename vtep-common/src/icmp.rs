@@ -6,7 +6,7 @@
 //! order, no memset or memcpy.
 
 use crate::{
-    consts::{IPV4_HLEN, IPV6_HLEN},
+    consts::{IPPROTO_ICMPV6, IPV4_HLEN, IPV6_HLEN},
     vxlan::fold_checksum,
 };
 
@@ -93,8 +93,6 @@ pub const PTB_QUOTE: usize = IPV6_HLEN + 8;
 /// A Packet Too Big message: IPv6 header, ICMPv6 header with the MTU, the
 /// quoted packet.
 pub const PACKET_TOO_BIG_LEN: usize = IPV6_HLEN + 8 + PTB_QUOTE;
-/// ICMPv6 next header value (RFC 4443 §1).
-const IPPROTO_ICMPV6: u8 = 58;
 
 /// Whether the IPv6 packet whose first [`PTB_QUOTE`] bytes are the words
 /// `q(0..24)` may be answered with an ICMPv6 error (RFC 4443 §2.4 (e)):

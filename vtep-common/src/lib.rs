@@ -12,6 +12,7 @@ pub mod counters;
 pub mod icmp;
 pub mod maps;
 pub mod model;
+pub mod nd;
 pub mod vxlan;
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use crate::{
     encap::copy_to_ports,
     learn::{Location, learn, lookup_until, now},
     maps::{CONFIG, Dropped, REMOTES, VNIS, count, count_drop, count_rx},
+    nd,
     parse::{self, Vxlan, is, is_group, is_vlan},
 };
 
@@ -106,13 +107,16 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
 }
 
 /// The cache key's MACs, if this frame may be decided from the cache: not
-/// with the cache off, and never for ARP frames (ARP snooping learns from
-/// each) or tagged ones (dropped by the tables, charged to their VNI).
+/// with the cache off, and never for ARP or Neighbor Discovery frames
+/// (snooping learns from each) or tagged ones (dropped by the tables,
+/// charged to their VNI).
 #[inline(always)]
 fn cache_key(pkt: &Vxlan, cfg: &Config) -> Option<Macs> {
+    let end = pkt.rest.end();
     let cached = cfg.flags & CONFIG_F_NO_DECAP_CACHE == 0
         && !is(pkt.inner_type, EtherType::Arp)
-        && !is_vlan(pkt.inner_type);
+        && !is_vlan(pkt.inner_type)
+        && !(is(pkt.inner_type, EtherType::Ipv6) && nd::is_nd(pkt.eth as usize, end));
     // SAFETY: the 12 bytes of MACs are within the inner header parsed.
     cached.then(|| unsafe { cache::macs_at(pkt.eth as usize) })
 }
@@ -187,6 +191,11 @@ fn learn_from(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender, cfg: &Config) {
         if arp::is_ipv4_ether(&a) {
             arp::learn(pkt.vni, &a);
         }
+    }
+    if is(pkt.inner_type, EtherType::Ipv6)
+        && nd::from_remote(pkt.vni, pkt.eth as usize, pkt.rest.end())
+    {
+        count(Counter::NeighLearned);
     }
 }
 

@@ -57,6 +57,7 @@ use crate::{
     arp, cache,
     learn::{Location, learn, lookup},
     maps::{CONFIG, Dropped, PORTS, VNIS, count, count_drop, count_tx},
+    nd,
     parse::{IPV4_DF, IPV4_MF, is, is_group, is_vlan, read},
     storm,
 };
@@ -138,6 +139,16 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         };
         if learn(ctx, ing.vni, eth.src_addr, &at, &cfg) {
             cache::bump();
+        }
+    }
+    if is(eth.ether_type, EtherType::Ipv6) && nd::is_icmpv6(ctx) {
+        if learning && nd::learn_from_port(ctx, ing.vni) {
+            count(Counter::NeighLearned);
+        }
+        if is_group(&eth.dst_addr) && nd::answer(ctx, ing.vni, &cfg) {
+            // SAFETY: plain helper call: back out of the port the
+            // solicitation came in.
+            return Ok(unsafe { bpf_redirect(from, 0) } as i32);
         }
     }
     if is(eth.ether_type, EtherType::Arp)

@@ -25,6 +25,8 @@ mod decap;
 mod encap;
 mod learn;
 mod maps;
+mod nd;
+mod neigh;
 mod parse;
 mod storm;
 

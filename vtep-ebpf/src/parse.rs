@@ -60,6 +60,12 @@ impl Cursor {
         self.pos
     }
 
+    /// The packet's end (`data_end`).
+    #[inline(always)]
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
     /// The next header as `T`, or `None` if the packet ends before it.
     /// Precondition: `T` is a `#[repr(C)]` header type; the pointer may be
     /// unaligned, read fields through it only (no references to wider
@@ -94,6 +100,18 @@ impl Cursor {
         self.pos += len;
         Some(())
     }
+}
+
+/// The 4 bytes at `at` as an on-wire word, if they lie before `end`
+/// (direct packet access; the read is unaligned).
+#[inline(always)]
+pub fn word_at(at: usize, end: usize) -> Option<u32> {
+    if at + 4 > end {
+        return None;
+    }
+    // SAFETY: [at, at + 4) lies before the packet's end, checked just
+    // above, and `at` is at or after its start (the caller's header).
+    Some(unsafe { (at as *const u32).read_unaligned() })
 }
 
 /// Whether a MAC is a group (broadcast or multicast) address: the I/G bit.

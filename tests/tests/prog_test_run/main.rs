@@ -26,15 +26,15 @@ use aya::{
 use vtep_common::{
     addr::Addr,
     consts::{
-        GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_LEARNED,
+        GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_LEARNED, MAP_NEIGHS,
         MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
         PROG_DECAP_XDP, PROG_ENCAP_TC, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
         CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey,
-        LearnedEntry, META_ACTION_DELIVER, META_ACTION_FLOOD, PORT_F_XDP, PeerStats, PortInfo,
-        REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        LearnedEntry, META_ACTION_DELIVER, META_ACTION_FLOOD, NEIGH_F_STATIC, NeighEntry, NeighKey,
+        PORT_F_XDP, PeerStats, PortInfo, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
     model,
     vxlan::{FlowKey, Outer, OuterHeaders, flow_hash, src_port},
@@ -49,6 +49,7 @@ mod cache;
 mod decap;
 mod encap;
 mod learn;
+mod nd;
 mod reference;
 
 const XDP_DROP: u32 = 1;
@@ -228,6 +229,27 @@ impl Loaded {
             .unwrap();
         }
         self.generation.bump();
+    }
+
+    /// A configured binding of `ip` to `mac` in `vni`.
+    fn neigh(&mut self, vni: u32, addr: IpAddr, mac: [u8; 6]) {
+        let mut m: HashMap<_, NeighKey, NeighEntry> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_NEIGHS).unwrap()).unwrap();
+        let e = NeighEntry {
+            mac,
+            flags: NEIGH_F_STATIC,
+            ..NeighEntry::default()
+        };
+        m.insert(NeighKey { vni, ip: ip(addr) }, e, 0).unwrap();
+    }
+
+    /// The MAC bound to `ip` in `vni`, if any.
+    fn bound(&self, vni: u32, addr: IpAddr) -> Option<[u8; 6]> {
+        let m: HashMap<&MapData, NeighKey, NeighEntry> =
+            HashMap::try_from(self.ebpf.map(MAP_NEIGHS).unwrap()).unwrap();
+        m.get(&NeighKey { vni, ip: ip(addr) }, 0)
+            .ok()
+            .map(|e| e.mac)
     }
 
     fn port(&mut self, ifindex: u32, vni: u32, flags: u32) {
@@ -554,7 +576,9 @@ fn encapsulated(
         k.saddr = ne(22) ^ ne(26) ^ ne(30) ^ ne(34);
         k.daddr = ne(38) ^ ne(42) ^ ne(46) ^ ne(50);
         k.proto = u32::from(inner[20]);
-        k.ports = ne(54);
+        if matches!(inner[20], 6 | 17) {
+            k.ports = ne(54);
+        }
     }
     let hash = flow_hash(&k);
     let o = Outer {
