@@ -269,3 +269,118 @@ fn vms_find_the_path_mtu_over_an_ipv6_underlay() {
         );
     }
 }
+
+/// Neighbor Solicitations in VXLAN over IPv6 that our VTEP on host 0 sends:
+/// a capture on its underlay for inner EtherType IPv6 (offsets from the
+/// outer IPv6 header: UDP at 40, VXLAN at 48, inner Ethernet at 56),
+/// next header ICMPv6 and ICMPv6 type 135.
+fn ns_capture(o: &Overlay) -> Capture {
+    let ours = format!("{}", o.net.hosts[0].ip);
+    Capture::start(
+        &o.net.hosts[0].ns,
+        &[
+            "-i",
+            "ul0",
+            "src",
+            "host",
+            &ours,
+            "and",
+            "udp",
+            "port",
+            "4789",
+            "and",
+            "ip6[68:2]",
+            "=",
+            "0x86dd",
+            "and",
+            "ip6[76]",
+            "=",
+            "58",
+            "and",
+            "ip6[110]",
+            "=",
+            "135",
+        ],
+    )
+}
+
+/// Tenant 100's VM on host 0 forgets its IPv6 neighbours and pings host
+/// 1's VM over IPv6 (the kernel solicits its MAC).
+fn solicit(o: &Overlay) -> bool {
+    let vm = &o.vm(0, 0).ns;
+    vm.ok(&["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    let peer = o.vm(1, 0).ip6.as_deref().expect("IPv6");
+    vm.ping_until(peer, Duration::from_secs(5))
+}
+
+#[test]
+fn neighbor_solicitations_for_a_known_binding_are_answered_locally() {
+    let o = Overlay::over(Family::V6, &[Kind::Ours, Kind::Ours], &vtep_bin(), &[]);
+    let v = o.vteps[0].as_ref().expect("ours");
+    let peer = o.vm(1, 0);
+    let peer6 = peer.ip6.as_deref().expect("IPv6");
+    let flood = o.net.hosts[1].ip.clone();
+
+    // Control: no binding, learning off: the solicitation crosses the
+    // overlay (the capture's filter matches it).
+    v.ok(&["vni", "add", "100", "--flood", &flood, "--no-learning"]);
+    let cap = ns_capture(&o);
+    assert!(solicit(&o));
+    assert!(
+        cap.stop().matched >= 1,
+        "the capture saw no solicitation leave without a binding"
+    );
+
+    // A static binding: answered by the VTEP, nothing leaves for it.
+    v.ok(&["neigh", "add", peer6, "--vni", "100", "--mac", &peer.mac]);
+    let before = v.counter("counters", "nd_suppressed");
+    let cap = ns_capture(&o);
+    assert!(solicit(&o));
+    let seen = cap.stop();
+    assert_eq!(
+        seen.matched, 0,
+        "solicitations crossed the overlay despite the binding: {:?}",
+        seen.lines
+    );
+    assert!(v.counter("counters", "nd_suppressed") > before);
+    let neigh = o.vm(0, 0).ns.ok(&["ip", "-6", "neigh", "show", peer6]);
+    assert!(neigh.contains(&peer.mac), "wrong answer: {neigh}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&v.ok(&["neigh", "show", "--json"])).expect("JSON");
+    assert!(
+        shown
+            .as_array()
+            .expect("bindings")
+            .iter()
+            .any(|b| b["ip"] == peer6 && b["origin"] == "static"),
+        "{shown}"
+    );
+
+    // A duplicate address detection probe for a bound address is never
+    // answered: the VM that probes keeps the address.
+    let probe = "2001:2:0:100::99";
+    v.ok(&[
+        "neigh",
+        "add",
+        probe,
+        "--vni",
+        "100",
+        "--mac",
+        "02:00:00:00:00:99",
+    ]);
+    let before = v.counter("counters", "nd_suppressed");
+    let vm = &o.vm(0, 0).ns;
+    vm.ok(&["sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=1"]);
+    vm.ok(&["ip", "addr", "add", &format!("{probe}/64"), "dev", "eth0"]);
+    // Probing (a second, RFC 4862 §5.1's RetransTimer): the check below
+    // is not vacuous.
+    let probing = vm.ok(&["ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(probing.contains("tentative"), "no DAD under way: {probing}");
+    let settled = vtep_tests::wait_until(Duration::from_secs(5), || {
+        !vm.ok(&["ip", "-6", "addr", "show", "dev", "eth0"])
+            .contains("tentative")
+    });
+    let addrs = vm.ok(&["ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(settled && !addrs.contains("dadfailed"), "{addrs}");
+    assert_eq!(v.counter("counters", "nd_suppressed"), before);
+}
