@@ -178,7 +178,12 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     };
 
     let mut benches = Vec::new();
-    let mut decap = vec![Variant::Kernel, Variant::Vtep];
+    let mut decap = vec![
+        Variant::Kernel,
+        Variant::Vtep,
+        Variant::KernelIpv6,
+        Variant::VtepIpv6,
+    ];
     let mut encap = decap.clone();
     decap.push(Variant::VtepUncached);
     if baseline_bin.is_some() {

@@ -8,7 +8,7 @@
 //! drops). The rate is what the sink counted over the generator's run.
 
 use std::{
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
     time::{Duration, Instant},
 };
@@ -34,6 +34,9 @@ const REMOTE_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const LOCAL_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// The same over the IPv6 underlay (2001:2::/64).
+const DUT_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+const PEER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dir {
@@ -52,6 +55,11 @@ pub enum Variant {
     Baseline,
     XdpDrop,
     XdpRedirect,
+    /// The kernel's vxlan over an IPv6 underlay (`udp6zerocsumrx`, UDP
+    /// checksums computed on transmit: its default).
+    KernelIpv6,
+    /// This project's VTEP over an IPv6 underlay.
+    VtepIpv6,
 }
 
 impl Variant {
@@ -63,6 +71,16 @@ impl Variant {
             Variant::Baseline => "baseline",
             Variant::XdpDrop => "xdp-drop",
             Variant::XdpRedirect => "xdp-redirect",
+            Variant::KernelIpv6 => "kernel-ipv6",
+            Variant::VtepIpv6 => "vtep-ipv6",
+        }
+    }
+
+    /// The underlay's addresses: ours and the peer's.
+    fn underlay(self) -> (IpAddr, IpAddr) {
+        match self {
+            Variant::KernelIpv6 | Variant::VtepIpv6 => (DUT_IP6.into(), PEER_IP6.into()),
+            _ => (DUT_IP.into(), PEER_IP.into()),
         }
     }
 }
@@ -140,13 +158,25 @@ struct Topology {
     /// The port's ifindex on the DUT.
     p0: u32,
     ul0_mac: [u8; 6],
+    /// The underlay's addresses, the DUT's and the peer's (the far end's
+    /// for encap, the generator's for decap).
+    dut_ip: IpAddr,
+    peer_ip: IpAddr,
 }
 
 impl Topology {
-    fn new(dir: Dir) -> anyhow::Result<Self> {
-        let gen_ns = Netns::new("bg");
-        let dut = Netns::new("bd");
-        let far = Netns::new("bf");
+    fn new(dir: Dir, variant: Variant) -> anyhow::Result<Self> {
+        let (dut_ip, peer_ip) = variant.underlay();
+        let netns = |tag| {
+            if dut_ip.is_ipv4() {
+                Netns::new(tag)
+            } else {
+                Netns::with_ipv6(tag)
+            }
+        };
+        let gen_ns = netns("bg");
+        let dut = netns("bd");
+        let far = netns("bf");
         let (gen_side, far_side) = match dir {
             Dir::Decap => ("ul0", "p0"),
             Dir::Encap => ("p0", "ul0"),
@@ -161,7 +191,7 @@ impl Topology {
         ] {
             ns.ok(&["ip", "link", "set", dev, "up"]);
         }
-        dut.addr("ul0", "198.18.0.1/24");
+        dut.addr("ul0", &cidr(dut_ip));
         dut.wire("ul0");
         Ok(Topology {
             gen_ifindex: ifindex(&gen_ns, "eth0")?,
@@ -170,6 +200,8 @@ impl Topology {
             gen_ns,
             dut,
             far,
+            dut_ip,
+            peer_ip,
         })
     }
 
@@ -180,19 +212,22 @@ impl Topology {
             Dir::Decap => {
                 self.far
                     .ok(&["ip", "link", "set", "eth0", "address", "02:00:00:00:00:02"]);
+                // The same inner frame over both families: the outer
+                // headers take 50 or 70 bytes.
                 let inner = frames::inner(VM_MAC, LOCAL_VM_MAC, DECAP_FRAME - 50);
                 let f = frames::vxlan(
                     &inner,
                     [2, 0xee, 0, 0, 0, 2],
                     self.ul0_mac,
-                    PEER_IP.into(),
-                    DUT_IP.into(),
+                    self.peer_ip,
+                    self.dut_ip,
                     100,
                 );
-                (f, (50 + frames::INNER_SPORT) as u32)
+                let outer = f.len() - inner.len();
+                (f, (outer + frames::INNER_SPORT) as u32)
             }
             Dir::Encap => {
-                self.far.addr("eth0", "198.18.0.2/24");
+                self.far.addr("eth0", &cidr(self.peer_ip));
                 (
                     frames::inner(REMOTE_VM_MAC, LOCAL_VM_MAC, 64),
                     frames::INNER_SPORT as u32,
@@ -212,12 +247,22 @@ fn vtep_dut(
     vtep_bin: &Path,
 ) -> anyhow::Result<Vtep> {
     let v = Vtep::with_bin(&t.dut, &bpffs.dir, vtep_bin.to_owned());
-    let mut up = UP_NATIVE.to_vec();
+    let (local, peer) = (t.dut_ip.to_string(), t.peer_ip.to_string());
+    let mut up: Vec<&str> = UP_NATIVE
+        .iter()
+        .map(|a| {
+            if *a == "198.18.0.1" {
+                local.as_str()
+            } else {
+                a
+            }
+        })
+        .collect();
     if variant == Variant::VtepUncached {
         up.push("--no-decap-cache");
     }
     v.ok(&up);
-    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    v.ok(&["vni", "add", "100", "--flood", &peer]);
     match dir {
         Dir::Decap => {
             // The VM's eth0 has the sink's XDP program: the port accepts
@@ -242,7 +287,7 @@ fn vtep_dut(
                 "--vni",
                 "100",
                 "--remote",
-                "198.18.0.2",
+                &peer,
             ]);
             t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
         }
@@ -253,7 +298,7 @@ fn vtep_dut(
 impl Bench {
     pub fn new(dir: Dir, variant: Variant, obj: &[u8], vtep_bin: &Path) -> anyhow::Result<Self> {
         let bpffs = BpfFs::new();
-        let t = Topology::new(dir)?;
+        let t = Topology::new(dir, variant)?;
         let (frame, offset) = t.frame(dir);
         // The sink: in the VM for decap (and for every encap variant, the
         // far end of the underlay); on the DUT's underlay for xdp-drop.
@@ -271,13 +316,13 @@ impl Bench {
         let mut vtep = None;
         let mut ceiling = None;
         match (dir, variant) {
-            (_, Variant::Kernel) => {
-                kernel_dut(&t.dut, dir)?;
+            (_, Variant::Kernel | Variant::KernelIpv6) => {
+                kernel_dut(&t, dir)?;
                 // veth accepts the generator's XDP frames once GRO is on.
                 let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
                 t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
             }
-            (_, Variant::Vtep | Variant::VtepUncached | Variant::Baseline) => {
+            (_, Variant::Vtep | Variant::VtepUncached | Variant::Baseline | Variant::VtepIpv6) => {
                 vtep = Some(vtep_dut(&t, dir, variant, &bpffs, vtep_bin)?);
             }
             (Dir::Decap, Variant::XdpRedirect) => {
@@ -295,7 +340,7 @@ impl Bench {
                 "ip",
                 "neigh",
                 "replace",
-                "198.18.0.2",
+                &t.peer_ip.to_string(),
                 "dev",
                 "ul0",
                 "lladdr",
@@ -359,10 +404,17 @@ impl Bench {
     }
 }
 
-/// The kernel's vxlan + bridge on the DUT: learning off, static FDB.
-fn kernel_dut(dut: &Netns, dir: Dir) -> anyhow::Result<()> {
+/// A /24 or /64 around `ip`.
+fn cidr(ip: IpAddr) -> String {
+    format!("{ip}/{}", if ip.is_ipv4() { 24 } else { 64 })
+}
+
+/// The kernel's vxlan + bridge on the DUT: learning off, static FDB; over
+/// IPv6 it takes the zero UDP checksums VTEPs send (`udp6zerocsumrx`).
+fn kernel_dut(t: &Topology, dir: Dir) -> anyhow::Result<()> {
+    let (dut, local, peer) = (&t.dut, t.dut_ip.to_string(), t.peer_ip.to_string());
     dut.ok(&["ip", "link", "add", "br0", "type", "bridge"]);
-    dut.ok(&[
+    let mut add = vec![
         "ip",
         "link",
         "add",
@@ -372,13 +424,17 @@ fn kernel_dut(dut: &Netns, dir: Dir) -> anyhow::Result<()> {
         "id",
         "100",
         "local",
-        "198.18.0.1",
+        &local,
         "dstport",
         "4789",
         "dev",
         "ul0",
         "nolearning",
-    ]);
+    ];
+    if t.dut_ip.is_ipv6() {
+        add.push("udp6zerocsumrx");
+    }
+    dut.ok(&add);
     for dev in ["vx0", "p0"] {
         dut.ok(&["ip", "link", "set", dev, "master", "br0"]);
         dut.ok(&[
@@ -426,7 +482,7 @@ fn kernel_dut(dut: &Netns, dir: Dir) -> anyhow::Result<()> {
                 "dev",
                 "vx0",
                 "dst",
-                "198.18.0.2",
+                &peer,
                 "self",
                 "static",
             ]);

@@ -57,6 +57,9 @@ pub struct Derived {
     pub vtep_uncached_over_xdp_redirect: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_over_baseline: Option<f64>,
+    /// Over an IPv6 underlay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_ipv6_over_kernel_ipv6: Option<f64>,
     /// Per variant: ns per packet more than the xdp-drop ceiling.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ns_per_packet_above_xdp_drop: BTreeMap<&'static str, f64>,
@@ -98,6 +101,7 @@ impl DirReport {
             vtep_over_xdp_redirect: ratio(Variant::Vtep, Variant::XdpRedirect),
             vtep_uncached_over_xdp_redirect: ratio(Variant::VtepUncached, Variant::XdpRedirect),
             vtep_over_baseline: ratio(Variant::Vtep, Variant::Baseline),
+            vtep_ipv6_over_kernel_ipv6: ratio(Variant::VtepIpv6, Variant::KernelIpv6),
             ns_per_packet_above_xdp_drop,
         };
         DirReport { variants, derived }
@@ -243,11 +247,19 @@ impl Report {
                 "decap vtep-uncached/xdp-redirect",
                 d.and_then(|d| d.derived.vtep_uncached_over_xdp_redirect),
             ),
+            (
+                "decap vtep-ipv6/kernel-ipv6",
+                d.and_then(|d| d.derived.vtep_ipv6_over_kernel_ipv6),
+            ),
             ("encap kernel", e.and_then(|e| e.median(Variant::Kernel))),
             ("encap vtep", e.and_then(|e| e.median(Variant::Vtep))),
             (
                 "encap vtep/kernel",
                 e.and_then(|e| e.derived.vtep_over_kernel),
+            ),
+            (
+                "encap vtep-ipv6/kernel-ipv6",
+                e.and_then(|e| e.derived.vtep_ipv6_over_kernel_ipv6),
             ),
             ("cost vtep_decap", cost("vtep_decap")),
             ("cost vtep_encap", cost("vtep_encap")),
@@ -432,6 +444,9 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
     )?;
     if let Some(b) = d.vtep_over_baseline {
         write!(s, "; vtep/baseline = {b:.3}")?;
+    }
+    if let Some(x) = d.vtep_ipv6_over_kernel_ipv6 {
+        write!(s, "; over an IPv6 underlay, vtep-ipv6/kernel-ipv6 = {x:.3}")?;
     }
     if let Some(u) = d.vtep_uncached_over_xdp_redirect {
         write!(
