@@ -125,7 +125,7 @@ pub fn vm(host: &Netns, port: &str, cidr: &str, mac: &str) -> Vm {
 
 /// As [`vm`], for an overlay over `family`: over IPv6 the VM also has
 /// IPv6 (its MTU fits the underlay either way).
-fn vm_on(family: Family, host: &Netns, port: &str, cidr: &str, mac: &str) -> Vm {
+pub fn vm_on(family: Family, host: &Netns, port: &str, cidr: &str, mac: &str) -> Vm {
     let ns = family.netns("vm");
     veth(host, port, &ns, "eth0");
     host.ok(&["ip", "link", "set", port, "up"]);

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use vtep_tests::{
-    Bg, Capture,
-    topo::{Family, Kind, Overlay, TENANTS, tcp_bytes_to},
+    Bg, Capture, ConfigFile, Vtep,
+    evpn::Gobgpd,
+    topo::{Family, Kind, Overlay, RoutedUnderlay, TENANTS, tcp_bytes_to, vm_on},
     vtep_bin,
 };
 
@@ -275,7 +276,6 @@ fn vms_find_the_path_mtu_over_an_ipv6_underlay() {
 /// outer IPv6 header: UDP at 40, VXLAN at 48, inner Ethernet at 56),
 /// next header ICMPv6 and ICMPv6 type 135.
 fn ns_capture(o: &Overlay) -> Capture {
-    let ours = format!("{}", o.net.hosts[0].ip);
     Capture::start(
         &o.net.hosts[0].ns,
         &[
@@ -283,7 +283,7 @@ fn ns_capture(o: &Overlay) -> Capture {
             "ul0",
             "src",
             "host",
-            &ours,
+            &o.net.hosts[0].ip,
             "and",
             "udp",
             "port",
@@ -383,4 +383,65 @@ fn neighbor_solicitations_for_a_known_binding_are_answered_locally() {
     let addrs = vm.ok(&["ip", "-6", "addr", "show", "dev", "eth0"]);
     assert!(settled && !addrs.contains("dadfailed"), "{addrs}");
     assert_eq!(v.counter("counters", "nd_suppressed"), before);
+}
+
+#[test]
+fn evpn_routes_alone_build_an_ipv6_overlay() {
+    let bpffs = vtep_tests::BpfFs::new();
+    let net = RoutedUnderlay::of(Family::V6, 2);
+    let vms: Vec<_> = (0..2)
+        .map(|i| {
+            vm_on(
+                Family::V6,
+                &net.hosts[i].ns,
+                "p100",
+                &format!("198.19.0.{}/24", i + 1),
+                &format!("02:00:00:64:00:{:02x}", i + 1),
+            )
+        })
+        .collect();
+    let mut ours = Vec::new();
+    for (i, host) in net.hosts.iter().enumerate() {
+        // No flood list, no FDB entry: only routes. An IPv6 local address
+        // needs an explicit (IPv4) router id.
+        let config = ConfigFile::new(&format!(
+            "underlay = \"ul0\"\nlocal_ip = \"{}\"\n[[vni]]\nvni = 100\n\
+             [[port]]\niface = \"p100\"\nvni = 100\n\
+             [evpn]\nasn = 65000\nrouter_id = \"198.18.{}.1\"\n\
+             [[evpn.peer]]\naddress = \"{}\"\n",
+            host.ip,
+            i + 1,
+            net.hosts[1 - i].ip
+        ));
+        let gobgpd = Gobgpd::start(&host.ns);
+        let vtep = Vtep::new(&host.ns, &bpffs);
+        let daemon = vtep.spawn(&["daemon", "--config", config.arg()]);
+        ours.push((vtep, gobgpd, daemon, config));
+    }
+    for (a, b) in [(0, 1), (1, 0)] {
+        let peer = &vms[b];
+        for dst in [peer.ip.as_str(), peer.ip6.as_deref().expect("IPv6")] {
+            assert!(
+                vms[a].ns.ping_until(dst, Duration::from_secs(60)),
+                "VM {} never reached {dst} from routes alone",
+                vms[a].ip
+            );
+        }
+    }
+    let fdb: serde_json::Value =
+        serde_json::from_str(&ours[0].0.ok(&["fdb", "show", "--json"])).expect("JSON");
+    let entry = fdb
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["mac"] == vms[1].mac.as_str())
+        .unwrap_or_else(|| panic!("no entry for B's VM: {fdb}"));
+    assert_eq!(entry["origin"], "evpn", "{entry}");
+    assert_eq!(entry["remote"], net.hosts[1].ip.as_str(), "{entry}");
+    let show: serde_json::Value =
+        serde_json::from_str(&ours[0].0.ok(&["evpn", "show", "--json"])).expect("JSON");
+    assert!(
+        show.to_string().contains(&net.hosts[1].ip),
+        "evpn show names the IPv6 peer: {show}"
+    );
 }

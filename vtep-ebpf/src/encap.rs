@@ -24,11 +24,10 @@ use aya_ebpf::{
         BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L3_IPV6,
         BPF_F_ADJ_ROOM_ENCAP_L4_UDP, BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC,
-        bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED, bpf_fib_lookup as FibParams,
+        bpf_fib_lookup as FibParams,
     },
     helpers::{
-        bpf_check_mtu, bpf_fib_lookup, bpf_get_prandom_u32, bpf_redirect, bpf_redirect_neigh,
-        bpf_skb_change_head, bpf_skb_change_tail,
+        bpf_fib_lookup, bpf_get_prandom_u32, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head,
     },
     programs::TcContext,
 };
@@ -36,19 +35,12 @@ use aya_log_ebpf::warn;
 use network_types::{
     arp::ArpHdr,
     eth::{EthHdr, EtherType},
-    ip::{IpProto, Ipv4Hdr},
+    ip::IpProto,
 };
 use vtep_common::{
     addr::Addr,
-    consts::{
-        ENCAP_L3_LEN, ENCAP_LEN, ENCAP6_L3_LEN, ENCAP6_LEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN,
-        MAX_FLOOD, MAX_VNI_PORTS, VLAN_HLEN,
-    },
+    consts::{ENCAP_LEN, ENCAP6_LEN, ETH_HLEN, IPV6_HLEN, MAX_FLOOD, MAX_VNI_PORTS},
     counters::{Counter, DropReason},
-    icmp::{
-        FRAG_NEEDED_LEN, PACKET_TOO_BIG_LEN, PTB_QUOTE, emit_packet_too_big, frag_needed,
-        may_answer_v6, quote_sum,
-    },
     maps::{CONFIG_F_DF, Config, FDB_F_XDP, PORT_F_LEARN, PORT_F_XDP, VniInfo},
     vxlan::{FlowKey, Outer, emit_outer, emit_outer_v6, flow_hash, src_port},
 };
@@ -57,8 +49,8 @@ use crate::{
     arp, cache,
     learn::{Location, learn, lookup},
     maps::{CONFIG, Dropped, PORTS, VNIS, count, count_drop, count_tx},
-    nd,
-    parse::{IPV4_DF, IPV4_MF, is, is_group, is_vlan, read},
+    mtu, nd,
+    parse::{IPV4_MF, inner_ipv4, is, is_group, is_vlan, read},
     storm,
 };
 
@@ -188,7 +180,7 @@ fn switch_local(ctx: &TcContext, ing: &Ingress, to: u32) -> Result<i32, Dropped>
     if unsafe { (*port).vni } != ing.vni {
         return Err(ing.drop(DropReason::VniMismatch));
     }
-    if !fits(ctx, to) {
+    if !mtu::fits(ctx, to) {
         return Err(ing.drop(DropReason::TooBig));
     }
     count(Counter::LocalSwitch);
@@ -209,10 +201,10 @@ fn unicast(ctx: &TcContext, ing: &Ingress, to: &Location, eth: &EthHdr) -> Resul
     let dev_mtu = if hop.mtu != 0 {
         hop.mtu
     } else {
-        device_mtu(ctx, hop.ifindex)
+        mtu::device_mtu(ctx, hop.ifindex)
     };
-    if too_big(ctx, eth, dev_mtu, &cfg) {
-        return answer_too_big(ctx, ing, eth, inner_mtu(dev_mtu, &cfg));
+    if mtu::too_big(ctx, eth, dev_mtu, &cfg) {
+        return answer_too_big(ctx, ing, eth, mtu::inner_mtu(dev_mtu, &cfg));
     }
     let tunnel = Tunnel::new(ctx, ing.vni, eth);
     grow(ctx, eth, is_ip, &cfg).map_err(|r| ing.drop(r))?;
@@ -256,9 +248,9 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr) -> Result<i32, Dropped> {
         return Ok(TC_ACT_SHOT);
     }
     let cfg = CONFIG.load();
-    let dev_mtu = device_mtu(ctx, cfg.underlay_ifindex);
-    if too_big(ctx, eth, dev_mtu, &cfg) {
-        return answer_too_big(ctx, ing, eth, inner_mtu(dev_mtu, &cfg));
+    let dev_mtu = mtu::device_mtu(ctx, cfg.underlay_ifindex);
+    if mtu::too_big(ctx, eth, dev_mtu, &cfg) {
+        return answer_too_big(ctx, ing, eth, mtu::inner_mtu(dev_mtu, &cfg));
     }
     let is_ip = is_ip(eth);
     let tunnel = Tunnel::new(ctx, ing.vni, eth);
@@ -298,7 +290,7 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
         }
         let port = info.ports[i];
         if port != except && ctx.clone_redirect(port, 0).is_err() {
-            let reason = if fits(ctx, port) {
+            let reason = if mtu::fits(ctx, port) {
                 DropReason::KernelRefused
             } else {
                 DropReason::TooBig
@@ -308,222 +300,14 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
     }
 }
 
-/// `bpf_check_mtu` of this skb, `len_diff` bytes longer, against device
-/// `ifindex`: whether it fits (a GSO packet does: its segments are checked
-/// where it is segmented; an unknown ifindex is not judged) and the
-/// device's MTU (0 if it cannot be had).
+/// A frame too big for the underlay once encapsulated (`left`: the MTU
+/// left for the inner packet): answered back out of the port as
+/// [`mtu::answer`] says, or dropped; a `too_big` drop either way.
 #[inline(always)]
-fn check_mtu(ctx: &TcContext, ifindex: u32, len_diff: i32) -> (bool, u32) {
-    let mut mtu = 0u32;
-    // SAFETY: `mtu` is writable for the call; 0 in means "this skb".
-    let rc = unsafe { bpf_check_mtu(ctx.skb.skb as *mut c_void, ifindex, &mut mtu, len_diff, 0) };
-    (rc != i64::from(BPF_MTU_CHK_RET_FRAG_NEEDED), mtu)
-}
-
-/// Whether the frame, as it is, fits device `ifindex`: its MTU plus its
-/// Ethernet header plus a VLAN tag's 4 bytes, as the kernel's forwarding
-/// check allows.
-#[inline(always)]
-fn fits(ctx: &TcContext, ifindex: u32) -> bool {
-    check_mtu(ctx, ifindex, -(VLAN_HLEN as i32)).0
-}
-
-/// The MTU of device `ifindex` (0 if it cannot be had). The unicast path
-/// gets it for free from its FIB lookup; this is for the others.
-#[inline(always)]
-fn device_mtu(ctx: &TcContext, ifindex: u32) -> u32 {
-    check_mtu(ctx, ifindex, 0).1
-}
-
-/// The inner IPv4 header of a frame whose EtherType says IPv4, if the
-/// frame is long enough for one (the one place encap reads it; its
-/// version is for the caller to judge).
-#[inline(always)]
-fn inner_ipv4(ctx: &TcContext, eth: &EthHdr) -> Option<Ipv4Hdr> {
-    if !is(eth.ether_type, EtherType::Ipv4) {
-        return None;
-    }
-    read::<Ipv4Hdr>(ctx, ETH_HLEN)
-}
-
-/// Outer bytes from the outer IP header to the inner Ethernet header: 36
-/// over an IPv4 underlay, 56 over IPv6.
-#[inline(always)]
-fn encap_l3_len(cfg: &Config) -> u32 {
-    if cfg.local_ip.is_v4() {
-        ENCAP_L3_LEN as u32
-    } else {
-        ENCAP6_L3_LEN as u32
-    }
-}
-
-/// The MTU left for the inner packet on an underlay device of MTU
-/// `dev_mtu`: 50 bytes less over IPv4 (outer IPv4, UDP, VXLAN and the
-/// inner Ethernet header), 70 over IPv6.
-#[inline(always)]
-fn inner_mtu(dev_mtu: u32, cfg: &Config) -> u16 {
-    dev_mtu.saturating_sub(encap_l3_len(cfg) + ETH_HLEN as u32) as u16
-}
-
-/// Whether the frame no longer fits `mtu` once encapsulated; for a GSO
-/// packet, whether its segments would not (inner IPv4 or IPv6 and TCP
-/// headers plus `gso_size`: only TCP segmentation comes from VMs). Not
-/// inlined, for the reason [`flow_key`] is not.
-#[inline(never)]
-fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32, cfg: &Config) -> bool {
-    if mtu == 0 {
-        return false;
-    }
-    // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
-    let gso_size = unsafe { (*ctx.skb.skb).gso_size };
-    if gso_size == 0 {
-        // The frame with its Ethernet header, plus the outer headers,
-        // against the MTU plus the outer Ethernet header.
-        return ctx.len() + encap_l3_len(cfg) > mtu;
-    }
-    // The inner IP header's length, if TCP follows it.
-    let ihl = if is(eth.ether_type, EtherType::Ipv6) {
-        // TCP right after the fixed header (no extension headers).
-        match read::<u8>(ctx, ETH_HLEN + 6) {
-            Some(next) if next == IpProto::Tcp as u8 => IPV6_HLEN,
-            _ => return false,
-        }
-    } else {
-        let Some(ip) = inner_ipv4(ctx, eth) else {
-            return false;
-        };
-        if ip.version() != 4 || ip.proto != IpProto::Tcp as u8 {
-            return false;
-        }
-        usize::from(ip.ihl())
-    };
-    // Through the helper: the verifier refuses a direct read at this
-    // offset ("R1 offset is outside of the packet"), tried.
-    let Ok(doff) = ctx.load::<u8>(ETH_HLEN + ihl + 12) else {
-        return false;
-    };
-    let segment = ihl as u32 + u32::from(doff >> 4) * 4 + gso_size;
-    segment + encap_l3_len(cfg) + ETH_HLEN as u32 > mtu
-}
-
-/// A frame too big for the underlay once encapsulated: VTEPs MUST NOT
-/// fragment (RFC 7348 §4.3). As the kernel's vxlan does, the sender is
-/// told the MTU `mtu` left for the inner packet, back out of the port:
-/// IPv4 with DF by ICMP "fragmentation needed", IPv6 by ICMPv6 Packet Too
-/// Big; anything else is dropped. Counted as a `too_big` drop either way.
-#[inline(always)]
-fn answer_too_big(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, mtu: u16) -> Result<i32, Dropped> {
-    if is(eth.ether_type, EtherType::Ipv6) {
-        answer_packet_too_big(ctx, ing, eth, mtu)
-    } else {
-        answer_frag_needed(ctx, ing, eth, mtu)
-    }
-}
-
-/// IPv4 with DF too big: ICMP "fragmentation needed" (RFC 1191).
-///
-/// Not inlined: a rare path whose reply block would otherwise sit in the
-/// encap program's stack frame (512 bytes at most, with its callees).
-#[inline(never)]
-fn answer_frag_needed(
-    ctx: &TcContext,
-    ing: &Ingress,
-    eth: &EthHdr,
-    mtu: u16,
-) -> Result<i32, Dropped> {
-    let drop = ing.drop(DropReason::TooBig);
-    let ip = inner_ipv4(ctx, eth).ok_or(drop)?;
-    // A 20-byte header with DF: what the quoted copy and PMTU need.
-    if ip.version() != 4 || usize::from(ip.ihl()) != IPV4_HLEN || ip.frag_flags() & IPV4_DF == 0 {
-        return Err(drop);
-    }
-    // SAFETY: Ipv4Hdr is #[repr(C)], 20 bytes of u8 and byte arrays (no
-    // padding, no invalid values): the header as on the wire.
-    let ip: [u8; IPV4_HLEN] = unsafe { core::mem::transmute(ip) };
-    let l4: [u8; 8] = read(ctx, ETH_HLEN + IPV4_HLEN).unwrap_or([0; 8]);
-    let reply = frag_needed(&ip, &l4, mtu);
-    // SAFETY: plain helper call on our skb.
-    if unsafe { bpf_skb_change_tail(ctx.skb.skb, (ETH_HLEN + FRAG_NEEDED_LEN) as u32, 0) } != 0 {
-        return Err(drop);
-    }
-    let back = EthHdr {
-        dst_addr: eth.src_addr,
-        src_addr: eth.dst_addr,
-        ether_type: EtherType::Ipv4 as u16,
-    };
-    if ctx.store(0, &back, 0).is_err() || ctx.store(ETH_HLEN, &reply, 0).is_err() {
-        return Err(drop);
-    }
+fn answer_too_big(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, left: u16) -> Result<i32, Dropped> {
+    let answered = mtu::answer(ctx, eth, left).ok_or(ing.drop(DropReason::TooBig))?;
     count_drop(DropReason::TooBig, Some(ing.slot));
-    count(Counter::IcmpFragNeeded);
-    // SAFETY: plain helper call: back out of the port the frame came in.
-    Ok(unsafe { bpf_redirect(ing.port, 0) } as i32)
-}
-
-/// IPv6 too big: ICMPv6 Packet Too Big (RFC 4443 §3.2), so that path MTU
-/// discovery works through the overlay (RFC 8201), unless RFC 4443 §2.4
-/// (e) forbids an answer. Built in place: the frame is cut to the reply's
-/// length, its first [`PTB_QUOTE`] bytes copied to where the quote goes,
-/// and the headers written in front of them from that copy (no block on
-/// the stack).
-///
-/// Not inlined, as [`answer_frag_needed`].
-#[inline(never)]
-fn answer_packet_too_big(
-    ctx: &TcContext,
-    ing: &Ingress,
-    eth: &EthHdr,
-    mtu: u16,
-) -> Result<i32, Dropped> {
-    const IP: usize = ETH_HLEN;
-    const QUOTE: usize = ETH_HLEN + IPV6_HLEN + 8;
-    const REPLY: usize = ETH_HLEN + PACKET_TOO_BIG_LEN;
-    let drop = ing.drop(DropReason::TooBig);
-    // Judged before anything changes: a frame dropped stays as it was.
-    let first = |i: usize| read::<u16>(ctx, IP + 2 * i).unwrap_or(0);
-    if ctx.len() < (ETH_HLEN + PTB_QUOTE) as u32
-        || first(0).to_ne_bytes()[0] >> 4 != 6
-        || !may_answer_v6(first)
-    {
-        return Err(drop);
-    }
-    // SAFETY: plain helper call on our skb (it is longer than the reply:
-    // this cuts it).
-    if unsafe { bpf_skb_change_tail(ctx.skb.skb, REPLY as u32, 0) } != 0 {
-        return Err(drop);
-    }
-    let (data, end) = (ctx.data(), ctx.data_end());
-    if data + REPLY > end {
-        return Err(drop);
-    }
-    // SAFETY (all packet accesses below): [data, data + REPLY) lies within
-    // the linear data, checked just above, and every offset is a constant
-    // within it; the accesses are unaligned.
-    let word =
-        |at: usize, i: usize| unsafe { ((data + at + 2 * i) as *const u16).read_unaligned() };
-    // SAFETY: as above.
-    let put = |at: usize, i: usize, v: u16| unsafe {
-        ((data + at + 2 * i) as *mut u16).write_unaligned(v)
-    };
-    // Copied and summed word by word: no word is kept for later.
-    let mut sum = 0;
-    for i in 0..PTB_QUOTE / 2 {
-        let w = word(IP, i);
-        put(QUOTE, i, w);
-        sum += quote_sum(i, w);
-    }
-    emit_packet_too_big(|i| word(QUOTE, i), sum, u32::from(mtu), &mut |i, v| {
-        put(IP, i, v)
-    });
-    let back = EthHdr {
-        dst_addr: eth.src_addr,
-        src_addr: eth.dst_addr,
-        ether_type: EtherType::Ipv6 as u16,
-    };
-    // SAFETY: as above: the Ethernet header's 14 bytes at `data`.
-    unsafe { (data as *mut EthHdr).write_unaligned(back) };
-    count_drop(DropReason::TooBig, Some(ing.slot));
-    count(Counter::IcmpPacketTooBig);
+    count(answered);
     // SAFETY: plain helper call: back out of the port the frame came in.
     Ok(unsafe { bpf_redirect(ing.port, 0) } as i32)
 }

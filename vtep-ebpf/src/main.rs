@@ -25,6 +25,7 @@ mod decap;
 mod encap;
 mod learn;
 mod maps;
+mod mtu;
 mod nd;
 mod neigh;
 mod parse;

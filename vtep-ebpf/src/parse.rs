@@ -132,6 +132,18 @@ pub fn is_vlan(ether_type: u16) -> bool {
     is(ether_type, EtherType::Ieee8021q) || is(ether_type, EtherType::Ieee8021ad)
 }
 
+/// The inner IPv4 header of a frame whose EtherType says IPv4, if the
+/// frame is long enough for one (the one place it is read, for the
+/// flow hash, the GSO size check and the ICMP answer; its
+/// version is for the caller to judge).
+#[inline(always)]
+pub fn inner_ipv4(ctx: &TcContext, eth: &EthHdr) -> Option<Ipv4Hdr> {
+    if !is(eth.ether_type, EtherType::Ipv4) {
+        return None;
+    }
+    read::<Ipv4Hdr>(ctx, ETH_HLEN)
+}
+
 /// IPv4 "more fragments" flag, in `Ipv4Hdr::frag_flags` (RFC 791 §3.1).
 pub const IPV4_MF: u8 = 1;
 /// IPv4 "don't fragment" flag, in `Ipv4Hdr::frag_flags`.
