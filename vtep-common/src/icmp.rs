@@ -10,80 +10,74 @@ use crate::{
     vxlan::fold_checksum,
 };
 
+/// What "fragmentation needed" quotes of the packet that invoked it: its
+/// IPv4 header (20 bytes: one with options is not answered) and the 8
+/// bytes after it (RFC 792).
+pub const FRAG_QUOTE: usize = IPV4_HLEN + 8;
 /// IPv4 header + ICMP header + the quoted IPv4 header and 8 bytes.
-pub const FRAG_NEEDED_LEN: usize = IPV4_HLEN + 8 + IPV4_HLEN + 8;
+pub const FRAG_NEEDED_LEN: usize = IPV4_HLEN + 8 + FRAG_QUOTE;
 
-/// The IPv4 packet (as words) answering `orig_ip` (a 20-byte IPv4 header,
-/// no options) whose payload starts with `orig_l4`: from its destination
-/// to its source, "fragmentation needed, next-hop MTU `mtu`".
+/// The share of a quoted word `w` in the ICMP checksum of a
+/// "fragmentation needed" (the quote is in the message once). Summed over
+/// the quote, word by word as it is copied.
 #[inline(always)]
-pub fn frag_needed(
-    orig_ip: &[u8; IPV4_HLEN],
-    orig_l4: &[u8; 8],
+pub fn frag_quote_sum(w: u16) -> u32 {
+    u32::from(u16::from_be(w))
+}
+
+/// Emits the IPv4 and ICMP headers (14 words, the first 28 bytes) of the
+/// "fragmentation needed, next-hop MTU `mtu`" answering the IPv4 packet
+/// whose first [`FRAG_QUOTE`] bytes are the words `q(0..14)` and whose
+/// [`frag_quote_sum`]s add up to `quoted`, through `put(word index,
+/// word)`: from its destination (the VTEP answers for the path, as an
+/// unnumbered router would) to its source, TTL 64, both checksums. The
+/// quoted bytes follow these words; the caller puts them there.
+#[inline(always)]
+pub fn emit_frag_needed(
+    q: impl Fn(usize) -> u16,
+    quoted: u32,
     mtu: u16,
-) -> [u16; FRAG_NEEDED_LEN / 2] {
-    let w = |i: usize| u16::from_ne_bytes([orig_ip[i], orig_ip[i + 1]]);
-    let l = |i: usize| u16::from_ne_bytes([orig_l4[i], orig_l4[i + 1]]);
-    let quoted = [
-        w(0),
-        w(2),
-        w(4),
-        w(6),
-        w(8),
-        w(10),
-        w(12),
-        w(14),
-        w(16),
-        w(18),
-        l(0),
-        l(2),
-        l(4),
-        l(6),
-    ];
-    let icmp = [u16::from_ne_bytes([3, 4]), 0, 0, mtu.to_be()];
-    // Sums written out: a loop over a stack array is a variable-offset
-    // stack read, which the BPF verifier refuses.
+    put: &mut impl FnMut(usize, u16),
+) {
     let v = |x: u16| u32::from(u16::from_be(x));
-    let q = &quoted;
-    let sum = v(icmp[0])
-        + v(icmp[3])
-        + v(q[0])
-        + v(q[1])
-        + v(q[2])
-        + v(q[3])
-        + v(q[4])
-        + v(q[5])
-        + v(q[6])
-        + v(q[7])
-        + v(q[8])
-        + v(q[9])
-        + v(q[10])
-        + v(q[11])
-        + v(q[12])
-        + v(q[13]);
-    let icmp_csum = fold_checksum(sum).to_be();
-    let total = (FRAG_NEEDED_LEN as u16).to_be();
-    // From the original destination (the VTEP answers for the path, as an
-    // unnumbered router would), to the original source.
-    let ip = [
+    let (vers, total, ttl_proto) = (
         u16::from_ne_bytes([0x45, 0xc0]),
-        total,
-        0,
-        0,
+        (FRAG_NEEDED_LEN as u16).to_be(),
         u16::from_ne_bytes([64, 1]),
-        0,
-        w(16),
-        w(18),
-        w(12),
-        w(14),
-    ];
-    let isum = v(ip[0]) + v(ip[1]) + v(ip[4]) + v(ip[6]) + v(ip[7]) + v(ip[8]) + v(ip[9]);
-    let ip_csum = fold_checksum(isum).to_be();
-    [
-        ip[0], ip[1], ip[2], ip[3], ip[4], ip_csum, ip[6], ip[7], ip[8], ip[9], icmp[0], icmp_csum,
-        icmp[2], icmp[3], quoted[0], quoted[1], quoted[2], quoted[3], quoted[4], quoted[5],
-        quoted[6], quoted[7], quoted[8], quoted[9], quoted[10], quoted[11], quoted[12], quoted[13],
-    ]
+    );
+    // Source: the original destination (words 8, 9); destination: the
+    // original source (words 6, 7).
+    let (s0, s1, d0, d1) = (q(8), q(9), q(6), q(7));
+    let isum = v(vers) + v(total) + v(ttl_proto) + v(s0) + v(s1) + v(d0) + v(d1);
+    let (type_code, mtu_be) = (u16::from_ne_bytes([3, 4]), mtu.to_be());
+    let icmp_sum = v(type_code) + v(mtu_be) + quoted;
+    put(0, vers);
+    put(1, total);
+    put(2, 0);
+    put(3, 0);
+    put(4, ttl_proto);
+    put(5, fold_checksum(isum).to_be());
+    put(6, s0);
+    put(7, s1);
+    put(8, d0);
+    put(9, d1);
+    put(10, type_code);
+    put(11, fold_checksum(icmp_sum).to_be());
+    put(12, 0);
+    put(13, mtu_be);
+}
+
+/// The whole "fragmentation needed" for `quoted` (host side: the models
+/// and tests), as [`emit_frag_needed`] and the quote make it.
+pub fn frag_needed(quoted: &[u8; FRAG_QUOTE], mtu: u16) -> [u16; FRAG_NEEDED_LEN / 2] {
+    let q = |i: usize| u16::from_ne_bytes([quoted[2 * i], quoted[2 * i + 1]]);
+    let sum = (0..FRAG_QUOTE / 2).map(|i| frag_quote_sum(q(i))).sum();
+    let mut out = [0u16; FRAG_NEEDED_LEN / 2];
+    emit_frag_needed(q, sum, mtu, &mut |i, w| out[i] = w);
+    for i in 0..FRAG_QUOTE / 2 {
+        out[14 + i] = q(i);
+    }
+    out
 }
 
 /// What a Packet Too Big quotes of the packet that invoked it: its IPv6
@@ -192,7 +186,10 @@ mod tests {
             2,
         ];
         let l4 = [8, 0, 0x11, 0x22, 0, 1, 0, 1];
-        let words = frag_needed(&orig, &l4, 1450);
+        let mut quoted = [0u8; FRAG_QUOTE];
+        quoted[..20].copy_from_slice(&orig);
+        quoted[20..].copy_from_slice(&l4);
+        let words = frag_needed(&quoted, 1450);
         let b: std::vec::Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         assert_eq!(b.len(), FRAG_NEEDED_LEN);
         assert_eq!(b[0], 0x45);

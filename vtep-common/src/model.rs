@@ -16,7 +16,8 @@ use crate::{
     },
     counters::DropReason,
     icmp::{
-        FRAG_NEEDED_LEN, PACKET_TOO_BIG_LEN, PTB_QUOTE, frag_needed, may_answer_v6, packet_too_big,
+        FRAG_NEEDED_LEN, FRAG_QUOTE, PACKET_TOO_BIG_LEN, PTB_QUOTE, frag_needed, may_answer_v6,
+        packet_too_big,
     },
     maps::{CONFIG_F_DF, Config, FDB_F_XDP, FdbEntry, PortInfo, VniInfo},
     vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr, src_port},
@@ -451,17 +452,16 @@ fn answer_too_big(frame: &[u8], mtu: u32, cfg: &Config) -> EncapVerdict {
     if be16(frame, 12) != ETH_P_IP || frame.len() < ETH_HLEN + IPV4_HLEN {
         return drop;
     }
-    let mut ip = [0u8; IPV4_HLEN];
-    ip.copy_from_slice(&frame[ETH_HLEN..ETH_HLEN + IPV4_HLEN]);
-    if ip[0] != 0x45 || ip[6] & 0x40 == 0 {
+    // A 20-byte header with DF, and the 8 bytes after it to quote.
+    if frame.len() < ETH_HLEN + FRAG_QUOTE
+        || frame[ETH_HLEN] != 0x45
+        || frame[ETH_HLEN + 6] & 0x40 == 0
+    {
         return drop;
     }
-    let l4_at = ETH_HLEN + IPV4_HLEN;
-    let mut l4 = [0u8; 8];
-    if frame.len() >= l4_at + 8 {
-        l4.copy_from_slice(&frame[l4_at..l4_at + 8]);
-    }
-    let words = frag_needed(&ip, &l4, inner_mtu);
+    let mut quoted = [0u8; FRAG_QUOTE];
+    quoted.copy_from_slice(&frame[ETH_HLEN..ETH_HLEN + FRAG_QUOTE]);
+    let words = frag_needed(&quoted, inner_mtu);
     let mut reply = [0u8; ETH_HLEN + FRAG_NEEDED_LEN];
     reply_eth(frame, ETH_P_IP, &mut reply);
     for (i, w) in words.iter().enumerate() {

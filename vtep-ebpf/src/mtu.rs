@@ -19,8 +19,8 @@ use vtep_common::{
     consts::{ENCAP_L3_LEN, ENCAP6_L3_LEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, VLAN_HLEN},
     counters::Counter,
     icmp::{
-        self, FRAG_NEEDED_LEN, PACKET_TOO_BIG_LEN, PTB_QUOTE, emit_packet_too_big, may_answer_v6,
-        quote_sum,
+        FRAG_NEEDED_LEN, FRAG_QUOTE, PACKET_TOO_BIG_LEN, PTB_QUOTE, emit_frag_needed,
+        emit_packet_too_big, frag_quote_sum, may_answer_v6, quote_sum,
     },
     maps::Config,
 };
@@ -129,91 +129,126 @@ pub fn answer(ctx: &TcContext, eth: &EthHdr, mtu: u16) -> Option<Counter> {
     }
 }
 
-/// IPv4 with DF too big: ICMP "fragmentation needed" (RFC 1191).
+/// IPv4 with DF too big: ICMP "fragmentation needed" (RFC 1191), built
+/// in place as [`packet_too_big`] is.
 ///
-/// Not inlined: a rare path whose reply block would otherwise sit in the
-/// encap program's stack frame (512 bytes at most, with its callees).
+/// Not inlined: a rare path kept out of the encap program's stack frame
+/// (512 bytes at most, with its callees).
 #[inline(never)]
 fn frag_needed(ctx: &TcContext, eth: &EthHdr, mtu: u16) -> bool {
+    const QUOTE: usize = ETH_HLEN + IPV4_HLEN + 8;
+    // Judged before anything changes: a 20-byte header with DF, and the
+    // 8 bytes after it to quote.
     let Some(ip) = inner_ipv4(ctx, eth) else {
         return false;
     };
-    // A 20-byte header with DF: what the quoted copy and PMTU need.
-    if ip.version() != 4 || usize::from(ip.ihl()) != IPV4_HLEN || ip.frag_flags() & IPV4_DF == 0 {
+    if ctx.len() < (ETH_HLEN + FRAG_QUOTE) as u32
+        || ip.version() != 4
+        || usize::from(ip.ihl()) != IPV4_HLEN
+        || ip.frag_flags() & IPV4_DF == 0
+    {
         return false;
     }
-    // SAFETY: Ipv4Hdr is #[repr(C)], 20 bytes of u8 and byte arrays (no
-    // padding, no invalid values): the header as on the wire.
-    let ip: [u8; IPV4_HLEN] = unsafe { core::mem::transmute(ip) };
-    let l4: [u8; 8] = read(ctx, ETH_HLEN + IPV4_HLEN).unwrap_or([0; 8]);
-    let reply = icmp::frag_needed(&ip, &l4, mtu);
-    // SAFETY: plain helper call on our skb.
-    if unsafe { bpf_skb_change_tail(ctx.skb.skb, (ETH_HLEN + FRAG_NEEDED_LEN) as u32, 0) } != 0 {
+    let Some((data, sum)) = make_room(ctx, FRAG_NEEDED_LEN, QUOTE, FRAG_QUOTE, |_, w| {
+        frag_quote_sum(w)
+    }) else {
         return false;
-    }
-    let back = EthHdr {
-        dst_addr: eth.src_addr,
-        src_addr: eth.dst_addr,
-        ether_type: EtherType::Ipv4 as u16,
     };
-    ctx.store(0, &back, 0).is_ok() && ctx.store(ETH_HLEN, &reply, 0).is_ok()
+    emit_frag_needed(|i| word(data + QUOTE, i), sum, mtu, &mut |i, v| {
+        put(data + ETH_HLEN, i, v)
+    });
+    send_back(data, eth, EtherType::Ipv4);
+    true
 }
 
 /// IPv6 too big: ICMPv6 Packet Too Big (RFC 4443 §3.2), so that path MTU
 /// discovery works through the overlay (RFC 8201), unless RFC 4443 §2.4
-/// (e) forbids an answer. Built in place: the frame is cut to the reply's
-/// length, its first [`PTB_QUOTE`] bytes copied to where the quote goes,
-/// and the headers written in front of them from that copy (no block on
-/// the stack).
+/// (e) forbids an answer. Built in place ([`make_room`]): no block on the
+/// stack.
 ///
 /// Not inlined, as [`frag_needed`].
 #[inline(never)]
 fn packet_too_big(ctx: &TcContext, eth: &EthHdr, mtu: u16) -> bool {
-    const IP: usize = ETH_HLEN;
     const QUOTE: usize = ETH_HLEN + IPV6_HLEN + 8;
-    const REPLY: usize = ETH_HLEN + PACKET_TOO_BIG_LEN;
     // Judged before anything changes: a frame dropped stays as it was.
-    let first = |i: usize| read::<u16>(ctx, IP + 2 * i).unwrap_or(0);
+    let first = |i: usize| read::<u16>(ctx, ETH_HLEN + 2 * i).unwrap_or(0);
     if ctx.len() < (ETH_HLEN + PTB_QUOTE) as u32
         || first(0).to_ne_bytes()[0] >> 4 != 6
         || !may_answer_v6(first)
     {
         return false;
     }
-    // SAFETY: plain helper call on our skb (it is longer than the reply:
-    // this cuts it).
-    if unsafe { bpf_skb_change_tail(ctx.skb.skb, REPLY as u32, 0) } != 0 {
+    let Some((data, sum)) = make_room(ctx, PACKET_TOO_BIG_LEN, QUOTE, PTB_QUOTE, quote_sum) else {
         return false;
+    };
+    emit_packet_too_big(
+        |i| word(data + QUOTE, i),
+        sum,
+        u32::from(mtu),
+        &mut |i, v| put(data + ETH_HLEN, i, v),
+    );
+    send_back(data, eth, EtherType::Ipv6);
+    true
+}
+
+/// Makes the frame the room of an ICMP answer of `len` bytes after the
+/// Ethernet header: cut to that length, the first `quote` bytes of the
+/// packet copied to `at`, where the answer quotes them, and summed word
+/// by word by `sum` (no word kept for later: nothing spilled). Returns
+/// the linear data's start, the answer's `ETH_HLEN + len` bytes all
+/// within it, and the sum; `None` if the kernel refuses.
+#[inline(always)]
+fn make_room(
+    ctx: &TcContext,
+    len: usize,
+    at: usize,
+    quote: usize,
+    sum: impl Fn(usize, u16) -> u32,
+) -> Option<(usize, u32)> {
+    // SAFETY: plain helper call on our skb (longer than the answer: this
+    // cuts it).
+    if unsafe { bpf_skb_change_tail(ctx.skb.skb, (ETH_HLEN + len) as u32, 0) } != 0 {
+        return None;
     }
     let (data, end) = (ctx.data(), ctx.data_end());
-    if data + REPLY > end {
-        return false;
+    if data + ETH_HLEN + len > end {
+        return None;
     }
-    // SAFETY (all packet accesses below): [data, data + REPLY) lies within
-    // the linear data, checked just above, and every offset is a constant
-    // within it; the accesses are unaligned.
-    let word =
-        |at: usize, i: usize| unsafe { ((data + at + 2 * i) as *const u16).read_unaligned() };
-    // SAFETY: as above.
-    let put = |at: usize, i: usize, v: u16| unsafe {
-        ((data + at + 2 * i) as *mut u16).write_unaligned(v)
-    };
-    // Copied and summed word by word: no word is kept for later.
-    let mut sum = 0;
-    for i in 0..PTB_QUOTE / 2 {
-        let w = word(IP, i);
-        put(QUOTE, i, w);
-        sum += quote_sum(i, w);
+    let mut total = 0;
+    for i in 0..quote / 2 {
+        let w = word(data + ETH_HLEN, i);
+        put(data + at, i, w);
+        total += sum(i, w);
     }
-    emit_packet_too_big(|i| word(QUOTE, i), sum, u32::from(mtu), &mut |i, v| {
-        put(IP, i, v)
-    });
+    Some((data, total))
+}
+
+/// Word `i` at packet address `base`.
+///
+/// Precondition (of it and [`put`]): the caller checked that the word
+/// lies within the linear data ([`make_room`]'s bounds).
+#[inline(always)]
+fn word(base: usize, i: usize) -> u16 {
+    // SAFETY: within the linear data, by the precondition; unaligned.
+    unsafe { ((base + 2 * i) as *const u16).read_unaligned() }
+}
+
+/// Writes word `i` at packet address `base` (precondition: [`word`]'s).
+#[inline(always)]
+fn put(base: usize, i: usize, v: u16) {
+    // SAFETY: as in `word`.
+    unsafe { ((base + 2 * i) as *mut u16).write_unaligned(v) }
+}
+
+/// The answer's Ethernet header at `data`: back to the sender of `eth`,
+/// as `ether_type` (precondition: [`word`]'s).
+#[inline(always)]
+fn send_back(data: usize, eth: &EthHdr, ether_type: EtherType) {
     let back = EthHdr {
         dst_addr: eth.src_addr,
         src_addr: eth.dst_addr,
-        ether_type: EtherType::Ipv6 as u16,
+        ether_type: ether_type as u16,
     };
-    // SAFETY: as above: the Ethernet header's 14 bytes at `data`.
+    // SAFETY: the 14 bytes at `data`, within the linear data.
     unsafe { (data as *mut EthHdr).write_unaligned(back) };
-    true
 }
