@@ -47,7 +47,7 @@ use vtep_common::{
 
 use crate::{
     arp, cache,
-    learn::{Location, learn, lookup},
+    learn::{Location, known_at, learn, lookup},
     maps::{CONFIG, Dropped, PORTS, VNIS, count, count_drop, count_tx},
     mtu, nd,
     parse::{IPV4_MF, inner_ipv4, is, is_group, is_vlan, read},
@@ -129,7 +129,9 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
             },
             peer: 0,
         };
-        if learn(ctx, ing.vni, eth.src_addr, &at, &cfg) {
+        if !known_at(ing.vni, eth.src_addr, &at, &cfg)
+            && learn(ctx, ing.vni, eth.src_addr, &at, &cfg)
+        {
             cache::bump();
         }
     }

@@ -132,6 +132,23 @@ fn report(kind: MacEventKind, key: &FdbKey, old: (Addr, u32), new: (Addr, u32), 
     }
 }
 
+/// Whether `mac` of `vni` is already learned at `at` and was seen
+/// recently enough that [`learn`] would change nothing: the test on every
+/// frame, inlined, so that the call is made only when it has work to do.
+#[inline(always)]
+pub fn known_at(vni: u32, mac: [u8; 6], at: &Location, cfg: &Config) -> bool {
+    let Some(e) = LEARNED.get_ptr(FdbKey::new(vni, mac)) else {
+        return false;
+    };
+    // SAFETY: map values stay valid for the duration of the program.
+    let e = unsafe { &*e };
+    let ts = now();
+    e.remote == at.remote
+        && e.ifindex == at.ifindex
+        && !stale(e, ts, cfg)
+        && ts.saturating_sub(e.seen_ns) <= REFRESH_NS
+}
+
 /// Learns that `mac` of `vni` is `at` (only `FDB_F_XDP` of its flags is
 /// kept). `ctx` is for the log record of a freeze (rare: never per packet).
 ///

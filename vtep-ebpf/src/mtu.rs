@@ -75,9 +75,8 @@ pub fn inner_mtu(dev_mtu: u32, cfg: &Config) -> u16 {
 
 /// Whether the frame no longer fits `mtu` once encapsulated; for a GSO
 /// packet, whether its segments would not (inner IPv4 or IPv6 and TCP
-/// headers plus `gso_size`: only TCP segmentation comes from VMs). Not
-/// inlined, for the reason [`flow_key`] is not.
-#[inline(never)]
+/// headers plus `gso_size`: only TCP segmentation comes from VMs).
+#[inline(always)]
 pub fn too_big(ctx: &TcContext, eth: &EthHdr, mtu: u32, cfg: &Config) -> bool {
     if mtu == 0 {
         return false;
