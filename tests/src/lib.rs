@@ -491,6 +491,23 @@ impl Drop for Vtep {
     }
 }
 
+/// The `fields` tshark decodes of each packet in `pcap` (`options`: its
+/// `-o` preferences), one row per packet, the first occurrence of each.
+pub fn tshark_fields(pcap: &str, options: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
+    let mut argv = vec!["tshark", "-r", pcap];
+    for o in options {
+        argv.extend(["-o", o]);
+    }
+    argv.extend(["-T", "fields", "-E", "occurrence=f", "-E", "separator=,"]);
+    for f in fields {
+        argv.extend(["-e", f]);
+    }
+    ok(&argv)
+        .lines()
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
 /// A running `tcpdump -nn -l ARGS` in a namespace, and the file its
 /// stderr goes to.
 pub struct Capture(Bg, TempFile);

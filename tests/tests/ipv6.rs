@@ -60,43 +60,6 @@ fn check_overlay(o: &Overlay) {
     }
 }
 
-/// What tshark decodes of the VXLAN packets in `pcap`, one row per packet:
-/// IPv6 source, flow label, hop limit, UDP source and destination port,
-/// UDP checksum, VNI, UDP payload.
-fn decode(pcap: &str) -> Vec<Vec<String>> {
-    let fields = vtep_tests::ok(&[
-        "tshark",
-        "-r",
-        pcap,
-        "-T",
-        "fields",
-        "-E",
-        "occurrence=f",
-        "-E",
-        "separator=,",
-        "-e",
-        "ipv6.src",
-        "-e",
-        "ipv6.flow",
-        "-e",
-        "ipv6.hlim",
-        "-e",
-        "udp.srcport",
-        "-e",
-        "udp.dstport",
-        "-e",
-        "udp.checksum",
-        "-e",
-        "vxlan.vni",
-        "-e",
-        "udp.payload",
-    ]);
-    fields
-        .lines()
-        .map(|l| l.split(',').map(str::to_owned).collect())
-        .collect()
-}
-
 #[test]
 fn ipv6_underlay_interoperates_with_kernel_vxlan_across_a_router() {
     let o = Overlay::over(Family::V6, &[Kind::Ours, Kind::Kernel], &vtep_bin(), &[]);
@@ -119,7 +82,22 @@ fn ipv6_underlay_interoperates_with_kernel_vxlan_across_a_router() {
         "iperf3", "-c", b6, "-t", "1", "-P", "8", "-l", "1000", "-b", "4M",
     ]);
     cap.stop();
-    let rows = decode(&pcap_s);
+    // IPv6 source, flow label, hop limit, UDP source and destination port,
+    // UDP checksum, VNI, UDP payload.
+    let rows = vtep_tests::tshark_fields(
+        &pcap_s,
+        &[],
+        &[
+            "ipv6.src",
+            "ipv6.flow",
+            "ipv6.hlim",
+            "udp.srcport",
+            "udp.dstport",
+            "udp.checksum",
+            "vxlan.vni",
+            "udp.payload",
+        ],
+    );
     let ours = &o.net.hosts[0].ip;
     let (mut ports, mut labels, mut n) = (
         std::collections::BTreeSet::new(),

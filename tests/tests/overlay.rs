@@ -143,38 +143,24 @@ fn wire_format_follows_rfc7348() {
     o.vm(1, 0).ns.wait_listening(5201);
     a.ns.ok(&["iperf3", "-c", PEER[0], "-t", "1", "-P", "8", "-l", "1000"]);
     cap.stop();
-    let fields = vtep_tests::ok(&[
-        "tshark",
-        "-r",
+    let rows = vtep_tests::tshark_fields(
         &pcap_s,
-        "-o",
-        "ip.check_checksum:TRUE",
-        "-T",
-        "fields",
-        "-E",
-        "occurrence=f",
-        "-E",
-        "separator=,",
-        "-e",
-        "ip.src",
-        "-e",
-        "ip.flags.df",
-        "-e",
-        "ip.checksum.status",
-        "-e",
-        "udp.srcport",
-        "-e",
-        "udp.checksum",
-        "-e",
-        "vxlan.vni",
-        "-e",
-        "udp.payload",
-    ]);
+        &["ip.check_checksum:TRUE"],
+        &[
+            "ip.src",
+            "ip.flags.df",
+            "ip.checksum.status",
+            "udp.srcport",
+            "udp.checksum",
+            "vxlan.vni",
+            "udp.payload",
+        ],
+    );
     let ours = &o.net.hosts[0].ip;
     let mut ports = std::collections::BTreeSet::new();
     let mut n = 0;
-    for line in fields.lines() {
-        let f: Vec<&str> = line.split(',').collect();
+    for f in &rows {
+        let line = f.join(",");
         assert_eq!(f.len(), 7, "{line}");
         assert_eq!(f[5], "100", "tshark decodes VXLAN with VNI 100: {line}");
         // The raw VXLAN header (RFC 7348 §5): flags 0x08 (I set, R bits
@@ -185,7 +171,7 @@ fn wire_format_follows_rfc7348() {
         assert_eq!(f[2], "1", "IPv4 header checksum good: {line}");
         let port: u16 = f[3].parse().expect("UDP source port");
         assert!(port >= 49152, "source port {port} below 49152: {line}");
-        if f[0] == ours {
+        if f[0] == *ours {
             assert_eq!(f[1], "1", "DF set by default: {line}");
             ports.insert(port);
             n += 1;

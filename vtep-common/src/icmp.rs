@@ -167,17 +167,7 @@ pub fn packet_too_big(quoted: &[u8; PTB_QUOTE], mtu: u32) -> [u16; PACKET_TOO_BI
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sums_to_ffff(b: &[u8]) -> bool {
-        let mut s: u32 = b
-            .chunks(2)
-            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-            .sum();
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        s == 0xffff
-    }
+    use crate::vxlan::sums_to_ffff;
 
     #[test]
     fn answers_the_sender_with_the_mtu() {

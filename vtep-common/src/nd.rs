@@ -165,6 +165,7 @@ pub fn emit_neighbor_advert(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vxlan::sums_to_ffff;
 
     fn v6(s: &str) -> Addr {
         Addr::from(s.parse::<core::net::Ipv6Addr>().unwrap())
@@ -188,17 +189,6 @@ mod tests {
             f.get(o..o + 4)
                 .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         }
-    }
-
-    fn sums_to_ffff(b: &[u8]) -> bool {
-        let mut s: u32 = b
-            .chunks(2)
-            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-            .sum();
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        s == 0xffff
     }
 
     #[test]

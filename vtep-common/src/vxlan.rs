@@ -303,6 +303,20 @@ fn sat16(v: u32) -> u16 {
     if v > 0xffff { 0xffff } else { v as u16 }
 }
 
+/// RFC 1071 check (for the tests of every builder here): bytes with a
+/// correct checksum sum to 0xffff.
+#[cfg(test)]
+pub(crate) fn sums_to_ffff(b: &[u8]) -> bool {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s == 0xffff
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,18 +324,6 @@ mod tests {
 
     fn bytes(words: &OuterWords) -> std::vec::Vec<u8> {
         words.iter().flat_map(|w| w.to_ne_bytes()).collect()
-    }
-
-    /// RFC 1071 check: a header with a correct checksum sums to 0xffff.
-    fn header_sums_to_ffff(h: &[u8]) -> bool {
-        let mut sum = 0u32;
-        for c in h.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        sum == 0xffff
     }
 
     fn sample() -> Outer {
@@ -374,7 +376,7 @@ mod tests {
         assert_eq!(h[20], 0x40, "DF");
         assert_eq!(h[22], 64);
         assert_eq!(h[23], 17);
-        assert!(header_sums_to_ffff(&h[14..34]));
+        assert!(sums_to_ffff(&h[14..34]));
         assert_eq!(&h[26..30], &[198, 18, 1, 1]);
         assert_eq!(&h[30..34], &[198, 18, 2, 1]);
         assert_eq!(u16::from_be_bytes([h[34], h[35]]), 50000);
@@ -396,7 +398,7 @@ mod tests {
                 ..sample()
             };
             let h = bytes(&outer_headers(&o, i * 13));
-            assert!(header_sums_to_ffff(&h[14..34]), "{o:?}");
+            assert!(sums_to_ffff(&h[14..34]), "{o:?}");
         }
     }
 

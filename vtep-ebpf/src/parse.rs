@@ -221,6 +221,16 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
     }))
 }
 
+/// The UDP header at `c`: its length if it is to our port (the cursor
+/// then after it), `None` otherwise.
+#[inline(always)]
+fn udp_to_us(c: &mut Cursor, cfg: &Config) -> Option<usize> {
+    let udp = c.next::<UdpHdr>()?;
+    // SAFETY: `next` checked that the header lies within the packet.
+    let udp = unsafe { &*udp };
+    (udp.dst == cfg.udp_port.to_be_bytes()).then(|| usize::from(u16::from_be_bytes(udp.len)))
+}
+
 /// Whether a UDP length lies: shorter than VXLAN with an inner Ethernet
 /// header, or longer than the `avail` bytes from the UDP header on.
 #[inline(always)]
@@ -236,8 +246,7 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     let Some(ip) = c.next::<Ipv4Hdr>() else {
         return Ok(None);
     };
-    // SAFETY: `next` checked that the header lies within the packet; so
-    // for the UDP header below.
+    // SAFETY: `next` checked that the header lies within the packet.
     let ip = unsafe { &*ip };
     let daddr = Addr::v4(u32::from_ne_bytes(ip.dst_addr));
     if ip.version() != 4 || daddr != cfg.local_ip || ip.proto != IpProto::Udp as u8 {
@@ -251,20 +260,14 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     if ihl < IPV4_HLEN || c.skip(ihl - IPV4_HLEN).is_none() {
         return Ok(None);
     }
-    let Some(udp) = c.next::<UdpHdr>() else {
+    let Some(udp_len) = udp_to_us(c, cfg) else {
         return Ok(None);
     };
-    // SAFETY: as above.
-    let udp = unsafe { &*udp };
-    if udp.dst != cfg.udp_port.to_be_bytes() {
-        return Ok(None);
-    }
     // A first fragment (MF set): VTEPs never fragment (RFC 7348 §4.3), and
     // we do not reassemble. TTL 0 never arrives from a real sender.
     // Lengths that lie are malformed: a UDP length beyond the frame or
     // beyond the IPv4 total length, and a total length claiming more than
     // the frame holds (shorter is Ethernet padding: fine).
-    let udp_len = usize::from(u16::from_be_bytes(udp.len));
     let tot_len = usize::from(ip.tot_len());
     if ip.frag_flags() & IPV4_MF != 0
         || ip.ttl == 0
@@ -295,18 +298,12 @@ fn ipv6_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     {
         return Ok(None);
     }
-    let Some(udp) = c.next::<UdpHdr>() else {
+    let Some(udp_len) = udp_to_us(c, cfg) else {
         return Ok(None);
     };
-    // SAFETY: as above.
-    let udp = unsafe { &*udp };
-    if udp.dst != cfg.udp_port.to_be_bytes() {
-        return Ok(None);
-    }
     // Hop limit 0 never arrives from a real sender; lengths that lie (a
     // payload length claiming more than the frame holds included) are
     // malformed.
-    let udp_len = usize::from(u16::from_be_bytes(udp.len));
     let payload_len = usize::from(u16::from_be_bytes(ip.payload_len));
     if ip.hop_limit == 0
         || bad_udp_len(udp_len, c.end - (c.pos() - UDP_HLEN))
