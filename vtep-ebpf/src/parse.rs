@@ -248,8 +248,9 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     };
     // SAFETY: `next` checked that the header lies within the packet.
     let ip = unsafe { &*ip };
-    let daddr = Addr::v4(u32::from_ne_bytes(ip.dst_addr));
-    if ip.version() != 4 || daddr != cfg.local_ip || ip.proto != IpProto::Udp as u8 {
+    // Our address is IPv4 (the caller checked): one word to compare.
+    let daddr = u32::from_ne_bytes(ip.dst_addr);
+    if ip.version() != 4 || daddr != cfg.local_ip.v4_word() || ip.proto != IpProto::Udp as u8 {
         return Ok(None);
     }
     // A later fragment carries no UDP header: the kernel's business.

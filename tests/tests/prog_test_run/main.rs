@@ -47,6 +47,7 @@ use vtep_user::{datapath::EBPF_OBJECT, generation::Generation, instance::coarse_
 
 mod cache;
 mod decap;
+mod decap6;
 mod encap;
 mod learn;
 mod nd;
