@@ -1,9 +1,14 @@
 //! Benchmark-only programs (`cargo xtask bench`); `vtep` never loads them.
 //!
 //! - `bench_gen`: the traffic generator. Run by BPF_PROG_TEST_RUN with
-//!   BPF_F_TEST_XDP_LIVE_FRAMES (as xdp-trafficgen does): each run rewrites
-//!   a 16-bit field of the template frame to one of `FLOWS` values (many
-//!   inner flows, not one) and redirects the frame out of `TARGET`.
+//!   BPF_F_TEST_XDP_LIVE_FRAMES (as xdp-trafficgen does): each run puts
+//!   the frame's first `HEADER_WORDS` words back as they were (`HEADER`),
+//!   rewrites a 16-bit field to one of `FLOWS` values (many inner flows,
+//!   not one) and redirects the frame out of `TARGET`. The live-frames
+//!   mode recycles its pages without rewriting their data, and whatever
+//!   received a frame may have written into it (decap writes its XDP
+//!   metadata over the outer headers it strips): without the restore, only
+//!   the first batch would be the frame the bench means.
 //! - `bench_sink`: counts and drops (the sink in the VM, and the
 //!   `xdp-drop` ceiling on the underlay).
 //! - `bench_strip_redirect`: the `xdp-redirect` ceiling: strips the 50
@@ -30,6 +35,17 @@ static FLOWS: Global<u32> = Global::new(1);
 /// Byte offset of the 16-bit field the generator varies.
 #[unsafe(no_mangle)]
 static FLOW_OFFSET: Global<u32> = Global::new(0);
+/// The frame's first bytes, as the generator restores them.
+#[unsafe(no_mangle)]
+static HEADER: Global<[u64; HEADER_MAX]> = Global::new([0; HEADER_MAX]);
+/// How many words of `HEADER` the generator restores (at most
+/// `HEADER_MAX`, and the frame holds them).
+#[unsafe(no_mangle)]
+static HEADER_WORDS: Global<u32> = Global::new(0);
+
+/// The most words the generator restores: 96 bytes, the outer headers
+/// over IPv6 and the inner Ethernet header with room to spare.
+const HEADER_MAX: usize = 12;
 
 /// Slot 0: frames counted by `bench_sink`; slot 1: the generator's sequence.
 #[map]
@@ -45,6 +61,16 @@ pub fn bench_gen(ctx: XdpContext) -> u32 {
         *seq += 1;
         *seq
     };
+    let (data, end) = (ctx.data(), ctx.data_end());
+    let (header, words) = (HEADER.load(), HEADER_WORDS.load() as usize);
+    for (i, w) in header.iter().enumerate() {
+        let at = data + 8 * i;
+        if i >= words || at + 8 > end {
+            break;
+        }
+        // SAFETY: [at, at + 8) was checked to lie within the frame.
+        unsafe { (at as *mut u64).write_unaligned(*w) };
+    }
     let off = (FLOW_OFFSET.load() & 0xff) as usize;
     let field = ctx.data() + off;
     if field + 2 > ctx.data_end() {

@@ -185,7 +185,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         Variant::VtepIpv6,
     ];
     let mut encap = decap.clone();
-    decap.push(Variant::VtepUncached);
+    decap.extend([Variant::VtepUncached, Variant::VtepSkb]);
     if baseline_bin.is_some() {
         decap.push(Variant::Baseline);
         encap.push(Variant::Baseline);

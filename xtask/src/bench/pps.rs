@@ -60,6 +60,10 @@ pub enum Variant {
     KernelIpv6,
     /// This project's VTEP over an IPv6 underlay.
     VtepIpv6,
+    /// This project's VTEP delivering decapsulated frames as skbs from TC
+    /// (`port add` without `--deliver`: the default; `vtep` delivers from
+    /// XDP).
+    VtepSkb,
 }
 
 impl Variant {
@@ -73,6 +77,7 @@ impl Variant {
             Variant::XdpRedirect => "xdp-redirect",
             Variant::KernelIpv6 => "kernel-ipv6",
             Variant::VtepIpv6 => "vtep-ipv6",
+            Variant::VtepSkb => "vtep-skb",
         }
     }
 
@@ -85,13 +90,30 @@ impl Variant {
     }
 }
 
-/// Loads one of the bench programs with its globals, attaches it to `dev`
-/// in `ns` (native XDP) unless it is the generator.
-fn bench_prog(obj: &[u8], prog: &str, target: u32, offset: u32) -> anyhow::Result<Ebpf> {
+/// Words of a frame's start the generator restores before each send.
+const HEADER_MAX: usize = 12;
+
+/// Loads one of the bench programs with its globals: `target` to redirect
+/// to; for the generator, the flow field's `offset` and the `frame` whose
+/// start it restores (empty for the others).
+fn bench_prog(
+    obj: &[u8],
+    prog: &str,
+    target: u32,
+    offset: u32,
+    frame: &[u8],
+) -> anyhow::Result<Ebpf> {
+    let mut header = [0u64; HEADER_MAX];
+    let words = (frame.len() / 8).min(HEADER_MAX);
+    for (i, w) in header.iter_mut().take(words).enumerate() {
+        *w = u64::from_ne_bytes(frame[8 * i..8 * i + 8].try_into()?);
+    }
     let mut ebpf = EbpfLoader::new()
         .override_global("TARGET", &target, true)
         .override_global("FLOWS", &FLOWS, true)
         .override_global("FLOW_OFFSET", &offset, true)
+        .override_global("HEADER", &header, true)
+        .override_global("HEADER_WORDS", &(words as u32), true)
         .load(obj)
         .context("cannot load the bench object")?;
     let p: &mut Xdp = ebpf
@@ -266,8 +288,13 @@ fn vtep_dut(
     match dir {
         Dir::Decap => {
             // The VM's eth0 has the sink's XDP program: the port accepts
-            // XDP frames, use the fastest path.
-            v.ok(&["port", "add", "p0", "--vni", "100", "--deliver", "xdp"]);
+            // XDP frames, use the fastest path (but for `vtep-skb`).
+            let deliver = if variant == Variant::VtepSkb {
+                "skb"
+            } else {
+                "xdp"
+            };
+            v.ok(&["port", "add", "p0", "--vni", "100", "--deliver", deliver]);
             v.ok(&[
                 "fdb",
                 "add",
@@ -308,7 +335,7 @@ impl Bench {
             (&t.far, "eth0")
         };
         let sink = attach(
-            bench_prog(obj, "bench_sink", 0, 0)?,
+            bench_prog(obj, "bench_sink", 0, 0, &[])?,
             "bench_sink",
             sink_ns,
             sink_dev,
@@ -322,11 +349,18 @@ impl Bench {
                 let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
                 t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
             }
-            (_, Variant::Vtep | Variant::VtepUncached | Variant::Baseline | Variant::VtepIpv6) => {
+            (
+                _,
+                Variant::Vtep
+                | Variant::VtepUncached
+                | Variant::Baseline
+                | Variant::VtepIpv6
+                | Variant::VtepSkb,
+            ) => {
                 vtep = Some(vtep_dut(&t, dir, variant, &bpffs, vtep_bin)?);
             }
             (Dir::Decap, Variant::XdpRedirect) => {
-                let prog = bench_prog(obj, "bench_strip_redirect", t.p0, 0)?;
+                let prog = bench_prog(obj, "bench_strip_redirect", t.p0, 0, &[])?;
                 ceiling = Some(attach(prog, "bench_strip_redirect", &t.dut, "ul0")?);
             }
             (Dir::Decap, Variant::XdpDrop) => {}
@@ -349,7 +383,7 @@ impl Bench {
                 "permanent",
             ]);
         }
-        let generator = bench_prog(obj, "bench_gen", t.gen_ifindex, offset)?;
+        let generator = bench_prog(obj, "bench_gen", t.gen_ifindex, offset, &frame)?;
         Ok(Bench {
             dir,
             variant,

@@ -60,6 +60,9 @@ pub struct Derived {
     /// Over an IPv6 underlay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_ipv6_over_kernel_ipv6: Option<f64>,
+    /// Delivering as skbs (the default port path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_skb_over_kernel: Option<f64>,
     /// Per variant: ns per packet more than the xdp-drop ceiling.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ns_per_packet_above_xdp_drop: BTreeMap<&'static str, f64>,
@@ -102,6 +105,7 @@ impl DirReport {
             vtep_uncached_over_xdp_redirect: ratio(Variant::VtepUncached, Variant::XdpRedirect),
             vtep_over_baseline: ratio(Variant::Vtep, Variant::Baseline),
             vtep_ipv6_over_kernel_ipv6: ratio(Variant::VtepIpv6, Variant::KernelIpv6),
+            vtep_skb_over_kernel: ratio(Variant::VtepSkb, Variant::Kernel),
             ns_per_packet_above_xdp_drop,
         };
         DirReport { variants, derived }
@@ -246,6 +250,11 @@ impl Report {
             (
                 "decap vtep-uncached/xdp-redirect",
                 d.and_then(|d| d.derived.vtep_uncached_over_xdp_redirect),
+            ),
+            ("decap vtep-skb", d.and_then(|d| d.median(Variant::VtepSkb))),
+            (
+                "decap vtep-skb/kernel",
+                d.and_then(|d| d.derived.vtep_skb_over_kernel),
             ),
             (
                 "decap vtep-ipv6/kernel-ipv6",
@@ -445,6 +454,9 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
     if let Some(b) = d.vtep_over_baseline {
         write!(s, "; vtep/baseline = {b:.3}")?;
     }
+    if let Some(x) = d.vtep_skb_over_kernel {
+        write!(s, "; vtep-skb/kernel = {x:.3}")?;
+    }
     if let Some(x) = d.vtep_ipv6_over_kernel_ipv6 {
         write!(s, "; over an IPv6 underlay, vtep-ipv6/kernel-ipv6 = {x:.3}")?;
     }
@@ -454,7 +466,9 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
             "; vtep-uncached/xdp-redirect = {u:.3}\n\n`vtep` decides the frames of a conversation \
              after its first from a per-CPU decision cache; `vtep-uncached` \
              (`vtep up --no-decap-cache`) decides every frame from the tables: VNI and \
-             sender check, learning, FDB lookup, port MTU."
+             sender check, learning, FDB lookup, port MTU. Both deliver from XDP (`port add \
+             --deliver xdp`); `vtep-skb` delivers as the default port does, as skbs from TC \
+             on the underlay."
         )?;
     }
     writeln!(s, "\n")
