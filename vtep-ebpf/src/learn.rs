@@ -143,10 +143,20 @@ pub fn known_at(vni: u32, mac: [u8; 6], at: &Location, cfg: &Config) -> bool {
     // SAFETY: map values stay valid for the duration of the program.
     let e = unsafe { &*e };
     let ts = now();
-    e.remote == at.remote
-        && e.ifindex == at.ifindex
-        && !stale(e, ts, cfg)
-        && ts.saturating_sub(e.seen_ns) <= REFRESH_NS
+    is_at(e, &at.remote, at.ifindex) && !stale(e, ts, cfg) && !refresh_due(e, ts)
+}
+
+/// Whether learned entry `e` says the MAC is at (`remote`, `ifindex`).
+#[inline(always)]
+fn is_at(e: &LearnedEntry, remote: &Addr, ifindex: u32) -> bool {
+    e.remote == *remote && e.ifindex == ifindex
+}
+
+/// Whether a fresh entry seen at its location again is due a new seen
+/// time at `ts` ([`REFRESH_NS`] since the last).
+#[inline(always)]
+fn refresh_due(e: &LearnedEntry, ts: u64) -> bool {
+    ts.saturating_sub(e.seen_ns) > REFRESH_NS
 }
 
 /// Learns that `mac` of `vni` is `at` (only `FDB_F_XDP` of its flags is
@@ -177,8 +187,8 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         // and counts, which stay plausible.
         let e = unsafe { &mut *e };
         if !stale(e, ts, cfg) {
-            if e.remote == remote && e.ifindex == ifindex {
-                if ts.saturating_sub(e.seen_ns) > REFRESH_NS {
+            if is_at(e, &remote, ifindex) {
+                if refresh_due(e, ts) {
                     e.seen_ns = ts;
                 }
                 return false;

@@ -1,5 +1,6 @@
 //! Decap (XDP) tables: every verdict and counter, frames cut short at
-//! every length, inner frames too big for their port.
+//! every length (over both underlay families), inner frames too big for
+//! their port.
 
 use super::*;
 
@@ -262,31 +263,36 @@ fn decap_table() {
 
 #[test]
 fn decap_truncated_at_every_length() {
-    let l = decap_loaded();
-    let full = vxlan(REMOTE, VXLAN_PORT, I, 100, &inner_frame(MAC_SKB_PORT));
-    // Up to the end of the UDP header nothing says the packet is VXLAN for
-    // us: it goes to the kernel. From there on it is ours and malformed.
-    let cases = (14..full.len())
-        .map(|cut| {
-            let ours = cut >= 14 + 20 + 8;
-            Case {
-                what: if ours {
-                    "truncated VXLAN"
-                } else {
-                    "truncated before the UDP port"
-                },
-                input: full[..cut].to_vec(),
-                action: if ours { XDP_DROP } else { XDP_PASS },
-                output: None,
-                bump: if ours {
-                    Bump::Drop(DropReason::Malformed)
-                } else {
-                    Bump::Event(Counter::PassToKernel)
-                },
-            }
-        })
-        .collect();
-    check(&l, cases, run_xdp(&l));
+    for fam in [V4, V6] {
+        let l = decap_loaded_at(fam);
+        let full = vxlan(fam.remote, VXLAN_PORT, I, 100, &inner_frame(MAC_SKB_PORT));
+        let ip_hlen = if fam.local.is_ipv4() { 20 } else { 40 };
+        // Up to the end of the UDP header nothing says the packet is VXLAN
+        // for us: it goes to the kernel. From there on it is ours and
+        // malformed (its IP and UDP lengths claim more than the frame
+        // holds).
+        let cases = (14..full.len())
+            .map(|cut| {
+                let ours = cut >= 14 + ip_hlen + 8;
+                Case {
+                    what: if ours {
+                        "truncated VXLAN"
+                    } else {
+                        "truncated before the UDP port"
+                    },
+                    input: full[..cut].to_vec(),
+                    action: if ours { XDP_DROP } else { XDP_PASS },
+                    output: None,
+                    bump: if ours {
+                        Bump::Drop(DropReason::Malformed)
+                    } else {
+                        Bump::Event(Counter::PassToKernel)
+                    },
+                }
+            })
+            .collect();
+        check(&l, cases, run_xdp(&l));
+    }
 }
 
 #[test]
