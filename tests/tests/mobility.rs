@@ -321,8 +321,12 @@ fn a_mac_explosion_stays_within_the_learned_capacity() {
     );
     let e = entry(v, 100, "02:00:00:00:5a:5a").expect("static entry evicted");
     assert_eq!(e["origin"], "static");
-    // Oldest first: what is left of the explosion is its newest MACs (the
-    // LRU evicts in batches, so fewer than 64 may be left).
+    // Oldest first: what is left of the explosion is mostly its newest MACs.
+    // The kernel's LRU is LRU per CPU, not global: it evicts in batches (so
+    // fewer than 64 may be left), and entries a frame on the other CPU
+    // created wait in that CPU's pending list, out of reach of this CPU's
+    // eviction (seen: 8 of 48 survivors from ~380 MACs earlier). Random
+    // eviction would leave ~6% of the survivors among the newest 128.
     let survivors: Vec<u64> = fdb(v, 100)
         .iter()
         .filter_map(|e| {
@@ -334,9 +338,10 @@ fn a_mac_explosion_stays_within_the_learned_capacity() {
         .map(|tail| u64::from_str_radix(&tail.replace(':', ""), 16).unwrap())
         .collect();
     assert!(!survivors.is_empty());
+    let recent = survivors.iter().filter(|i| **i >= 2000 - 128).count();
     assert!(
-        survivors.iter().all(|i| *i >= 2000 - 64),
-        "an old MAC outlived newer ones: {survivors:?}"
+        recent * 4 >= survivors.len() * 3,
+        "old MACs outlived newer ones: {survivors:?}"
     );
     assert!(
         survivors.contains(&1999),
