@@ -672,3 +672,49 @@ fn full_tables_give_clear_errors_and_nothing_half_applied() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ports_get_the_delivery_their_device_takes() {
+    let s = setup();
+    let v = &s.vtep;
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    // A veth in the host namespace at both ends, and a tap.
+    s.host.ok(&[
+        "ip", "link", "add", "p3", "type", "veth", "peer", "name", "p3b",
+    ]);
+    s.host
+        .ok(&["ip", "tuntap", "add", "dev", "t0", "mode", "tap"]);
+    for dev in ["p3", "p3b", "t0"] {
+        s.host.ok(&["ip", "link", "set", dev, "up"]);
+    }
+    let deliver = |port: &str| {
+        v.map_dump("PORTS")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == port)
+            .map(|p| p["deliver"].as_str().unwrap().to_owned())
+    };
+    // auto: into the peer for a veth whose peer is in another namespace,
+    // from XDP for a tap, out of the device otherwise.
+    for p in ["p1", "p3", "t0"] {
+        v.ok(&["port", "add", p, "--vni", "100"]);
+    }
+    assert_eq!(deliver("p1").as_deref(), Some("peer"));
+    assert_eq!(deliver("p3").as_deref(), Some("skb"));
+    assert_eq!(deliver("t0").as_deref(), Some("xdp"));
+    v.ok(&["port", "del", "p3"]);
+    refused(
+        v,
+        &["port", "add", "p3", "--vni", "100", "--deliver", "peer"],
+        "port 'p3' cannot take frames into its peer",
+    );
+    assert_eq!(deliver("p3"), None, "a refused port add left a port");
+    // An explicit choice stands.
+    v.ok(&["port", "add", "p2", "--vni", "100", "--deliver", "skb"]);
+    assert_eq!(deliver("p2").as_deref(), Some("skb"));
+    v.ok(&["port", "del", "p2"]);
+    v.ok(&["port", "add", "p2", "--vni", "100", "--deliver", "peer"]);
+    assert_eq!(deliver("p2").as_deref(), Some("peer"));
+}

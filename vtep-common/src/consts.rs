@@ -135,11 +135,23 @@ pub const MAP_INSTANCE: &str = "INSTANCE";
 /// `NextHopKey` -> 1, so that `down` removes exactly those (userspace
 /// only).
 pub const MAP_NEXTHOPS: &str = "NEXTHOPS";
-/// The tables' generation (one `u64`, mmapable): bumped after every change
-/// to a table the decap decision cache reads, by the kernel programs and by
-/// userspace, atomically. A cached decision is valid only at the generation
-/// it was made in.
+/// The tables' generations (one `u64` per VNI slot, see
+/// [`generation_slot`]; mmapable): a VNI's slot is bumped after every
+/// change to a table entry of that VNI the decap decision cache reads, by
+/// the kernel programs and by userspace, atomically. A cached decision is
+/// valid only at the generation of its VNI's slot it was made in, so that
+/// changes in one VNI (a flood of new MACs) leave the others' decisions
+/// cached.
 pub const MAP_GENERATION: &str = "GENERATION";
+/// Slots of `GENERATION` (a power of two): VNIs share a slot when their
+/// low bits are equal, which only costs them each other's invalidations.
+pub const GENERATION_SLOTS: u32 = 4096;
+
+/// The `GENERATION` slot of `vni`.
+#[inline(always)]
+pub const fn generation_slot(vni: u32) -> u32 {
+    vni & (GENERATION_SLOTS - 1)
+}
 /// Entries of the decap decision cache, per CPU (a power of two). The cache
 /// is not pinned: each load of the programs starts with an empty one.
 pub const DECAP_CACHE_CAPACITY: u32 = 4096;

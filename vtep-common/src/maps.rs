@@ -65,7 +65,7 @@ pub struct InstanceInfo {
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 8;
+pub const LAYOUT_VERSION: u32 = 9;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
@@ -128,6 +128,26 @@ pub const FDB_F_STICKY: u32 = 8;
 /// port entries for ports of the entry's VNI and removes them with the
 /// port, which is what keeps decap within the tenant.
 pub const FDB_F_XDP: u32 = 2;
+/// The entry's port takes frames from TC into its veth peer (a copy of its
+/// `PORT_F_PEER`).
+pub const FDB_F_PEER: u32 = 16;
+/// The bits of an entry (FDB or learned) that say how its port takes
+/// frames: copied from the port's flags by [`fdb_delivery`].
+pub const FDB_F_DELIVERY: u32 = FDB_F_XDP | FDB_F_PEER;
+
+/// The `FDB_F_*` delivery bits of an entry on a port with `PORT_F_*` bits
+/// `port_flags`.
+#[inline(always)]
+pub const fn fdb_delivery(port_flags: u32) -> u32 {
+    let mut f = 0;
+    if port_flags & PORT_F_XDP != 0 {
+        f |= FDB_F_XDP;
+    }
+    if port_flags & PORT_F_PEER != 0 {
+        f |= FDB_F_PEER;
+    }
+    f
+}
 
 /// A MAC the datapath learned (value of `LEARNED`, an LRU hash keyed by
 /// [`FdbKey`]): behind a remote VTEP (`remote` not none) or on a local
@@ -248,6 +268,13 @@ pub const PORT_F_XDP: u32 = 1;
 pub const PORT_F_FWD_SET: u32 = 2;
 /// Learn source MACs of frames from this port (its VNI learns).
 pub const PORT_F_LEARN: u32 = 4;
+/// The port is a veth whose peer is in another network namespace: frames
+/// for it are handed from TC straight to the peer's ingress
+/// (`bpf_redirect_peer`: no transmit through the veth, no backlog queue)
+/// instead of being redirected out of the port. The kernel drops them
+/// instead if the peer is moved into the port's own namespace (it refuses
+/// a peer redirect within one namespace).
+pub const PORT_F_PEER: u32 = 8;
 
 /// A VNI's configuration: its flood list and its local ports.
 #[repr(C)]
@@ -453,6 +480,20 @@ pub const DECAP_META_MAGIC: u32 = 0x5654_4550;
 pub const META_ACTION_DELIVER: u32 = 1;
 /// Flood to every local port of `DecapMeta::vni`.
 pub const META_ACTION_FLOOD: u32 = 2;
+/// Deliver into the veth peer of port `DecapMeta::ifindex`
+/// ([`PORT_F_PEER`]).
+pub const META_ACTION_DELIVER_PEER: u32 = 3;
+
+/// The `META_ACTION_*` that delivers a frame to the port of an entry with
+/// `FDB_F_*` bits `fdb_flags`.
+#[inline(always)]
+pub const fn deliver_action(fdb_flags: u32) -> u32 {
+    if fdb_flags & FDB_F_PEER != 0 {
+        META_ACTION_DELIVER_PEER
+    } else {
+        META_ACTION_DELIVER
+    }
+}
 
 /// Inner destination and source MACs (12 bytes, as on the wire) as two
 /// words, for comparing: part of a [`Decision`]'s key.
@@ -491,7 +532,7 @@ pub struct Decision {
     pub slot: u32,
     /// The remote VTEP's stats slot.
     pub peer: u32,
-    /// `FDB_F_XDP` if the port takes frames from XDP.
+    /// The entry's `FDB_F_DELIVERY` bits: how the port takes frames.
     pub flags: u32,
 }
 

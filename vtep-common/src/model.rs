@@ -19,7 +19,10 @@ use crate::{
         FRAG_NEEDED_LEN, FRAG_QUOTE, PACKET_TOO_BIG_LEN, PTB_QUOTE, frag_needed, may_answer_v6,
         packet_too_big,
     },
-    maps::{CONFIG_F_DF, Config, FDB_F_XDP, FdbEntry, PortInfo, VniInfo},
+    maps::{
+        CONFIG_F_DF, Config, FDB_F_XDP, FdbEntry, META_ACTION_FLOOD, PortInfo, VniInfo,
+        deliver_action,
+    },
     vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr, src_port},
 };
 
@@ -44,12 +47,13 @@ pub enum Verdict {
     Drop(DropReason),
     /// Decapsulated and redirected from XDP to `ifindex`.
     Redirect { strip: usize, ifindex: u32 },
-    /// Decapsulated and passed up with metadata: deliver to `ifindex`
-    /// (flood when `ifindex` is 0).
+    /// Decapsulated and passed up with metadata: `action`
+    /// (`META_ACTION_*`) to `ifindex` (0 for a flood).
     Up {
         strip: usize,
         vni: u32,
         ifindex: u32,
+        action: u32,
     },
 }
 
@@ -177,6 +181,7 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
                 strip: inner,
                 vni,
                 ifindex: 0,
+                action: META_ACTION_FLOOD,
             }
         };
     };
@@ -199,6 +204,7 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
             strip: inner,
             vni,
             ifindex: e.ifindex,
+            action: deliver_action(e.flags),
         }
     }
 }

@@ -9,22 +9,34 @@
 //!   received a frame may have written into it (decap writes its XDP
 //!   metadata over the outer headers it strips): without the restore, only
 //!   the first batch would be the frame the bench means.
-//! - `bench_sink`: counts and drops (the sink in the VM, and the
-//!   `xdp-drop` ceiling on the underlay).
+//! - `bench_sink`: counts and drops in XDP (the `xdp-drop` ceiling on the
+//!   underlay, and the far end of encap's underlay).
+//! - `bench_sink_tc`: counts and drops in TC ingress: the sink in the VM
+//!   for every decap variant, so each ends where a VM's stack would take
+//!   the frame (an skb), whichever way it was delivered.
+//! - `bench_pass`: `XDP_PASS`, for a veth that must take the generator's
+//!   XDP frames with GRO off (the `kernel-nogro` variant).
 //! - `bench_strip_redirect`: the `xdp-redirect` ceiling: strips the 50
 //!   bytes of VXLAN encapsulation and redirects to `TARGET`, no lookups.
+//! - `bench_encap_ceiling`: the `encap-ceiling` variant (TC on the port):
+//!   makes room for 50 bytes of outer headers, writes the fixed ones in
+//!   `HEADER` (a frame of the generator's size) and redirects to `TARGET`:
+//!   what encapsulation costs without lookups.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     Global,
-    bindings::xdp_action,
+    bindings::{
+        BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
+        TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action,
+    },
     helpers::{bpf_redirect, bpf_xdp_adjust_head},
-    macros::{map, xdp},
+    macros::{classifier, map, xdp},
     maps::PerCpuArray,
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
 };
-use vtep_common::consts::ENCAP_LEN;
+use vtep_common::consts::{ENCAP_LEN, ETH_HLEN};
 
 /// Interface to redirect to.
 #[unsafe(no_mangle)]
@@ -83,13 +95,55 @@ pub fn bench_gen(ctx: XdpContext) -> u32 {
     unsafe { bpf_redirect(TARGET.load(), 0) as u32 }
 }
 
-#[xdp]
-pub fn bench_sink(_ctx: XdpContext) -> u32 {
+/// Counts one frame at the sink.
+#[inline(always)]
+fn sink() {
     if let Some(c) = BENCH.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU touches it while we run.
         unsafe { *c += 1 };
     }
+}
+
+#[xdp]
+pub fn bench_sink(_ctx: XdpContext) -> u32 {
+    sink();
     xdp_action::XDP_DROP
+}
+
+#[classifier]
+pub fn bench_sink_tc(_ctx: TcContext) -> i32 {
+    sink();
+    TC_ACT_SHOT
+}
+
+#[xdp]
+pub fn bench_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[classifier]
+pub fn bench_encap_ceiling(ctx: TcContext) -> i32 {
+    let flags = u64::from(
+        BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH,
+    ) | ((ETH_HLEN as u64) << 56);
+    if ctx
+        .adjust_room(ENCAP_LEN as i32, BPF_ADJ_ROOM_MAC, flags)
+        .is_err()
+    {
+        return TC_ACT_SHOT;
+    }
+    let (data, end) = (ctx.data(), ctx.data_end());
+    let (header, words) = (HEADER.load(), HEADER_WORDS.load() as usize);
+    for (i, w) in header.iter().enumerate() {
+        let at = data + 8 * i;
+        if i >= words || at + 8 > end {
+            break;
+        }
+        // SAFETY: [at, at + 8) was checked to lie within the linear data.
+        unsafe { (at as *mut u64).write_unaligned(*w) };
+    }
+    // SAFETY: plain helper call.
+    unsafe { bpf_redirect(TARGET.load(), 0) as i32 }
 }
 
 #[xdp]

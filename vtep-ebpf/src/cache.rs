@@ -12,11 +12,13 @@
 //! snooping learns from each of them) always go through the tables.
 //!
 //! Validity:
-//! - An entry holds the `GENERATION` read before its decision was made.
-//!   Every change to a table a decision reads (FDB, LEARNED, REMOTES) bumps
-//!   the generation after the change, whether userspace made it or learning
-//!   in the programs did: a decision made before a change never matches
-//!   after it.
+//! - An entry holds the generation of its VNI (its `GENERATION` slot)
+//!   read before its decision was made. Every change to a table entry a
+//!   decision reads (FDB, LEARNED, REMOTES: each keyed by VNI) bumps its
+//!   VNI's generation after the change, whether userspace made it or
+//!   learning in the programs did: a decision made before a change never
+//!   matches after it, and a change in one VNI (a MAC explosion) leaves
+//!   the other VNIs' decisions alone (but for VNIs sharing the slot).
 //! - An entry expires `TTL_NS` after it was made, and no later than the
 //!   learned entry of its destination goes stale. What no table tells (the
 //!   port's MTU) is read again at least that often, and the sender's
@@ -36,7 +38,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use aya_ebpf::helpers::bpf_jiffies64;
 use vtep_common::{
     addr::Addr,
-    consts::DECAP_CACHE_CAPACITY,
+    consts::{DECAP_CACHE_CAPACITY, generation_slot},
     maps::{Decision, Macs},
 };
 
@@ -84,19 +86,22 @@ pub unsafe fn macs_at(eth: usize) -> Macs {
     }
 }
 
-/// The tables' generation now. Read it before reading the tables for a
-/// decision that will be cached.
+/// The generation of `vni`'s tables now. Read it before reading the
+/// tables for a decision that will be cached.
 #[inline(always)]
-pub fn generation() -> u64 {
-    // SAFETY: a one-entry array; the value is a plain u64 that other CPUs
-    // and userspace only add to atomically.
-    GENERATION.get_ptr(0).map_or(0, |g| unsafe { *g })
+pub fn generation(vni: u32) -> u64 {
+    // SAFETY: an array value; a plain u64 that other CPUs and userspace
+    // only add to atomically.
+    GENERATION
+        .get_ptr(generation_slot(vni))
+        .map_or(0, |g| unsafe { *g })
 }
 
-/// Marks every cached decision out of date. Call after changing a table.
+/// Marks every cached decision of `vni` out of date. Call after changing
+/// a table entry of `vni`.
 #[inline(always)]
-pub fn bump() {
-    if let Some(g) = GENERATION.get_ptr_mut(0) {
+pub fn bump(vni: u32) {
+    if let Some(g) = GENERATION.get_ptr_mut(generation_slot(vni)) {
         // SAFETY: the map value is an 8-byte aligned u64 that lives as long
         // as the map; every writer adds atomically (BPF_ATOMIC | BPF_ADD:
         // core's AtomicU64 has no read-modify-write on this target).
@@ -126,7 +131,7 @@ pub fn get<'a>(saddr: &Addr, vni: u32, macs: Macs) -> Option<&'a Decision> {
     (e.saddr == *saddr
         && e.vni == vni
         && same(&e.macs, &macs)
-        && e.generation == generation()
+        && e.generation == generation(vni)
         && jiffies() < e.expires)
         .then_some(e)
 }

@@ -20,8 +20,9 @@ use vtep_common::{
     consts::{ETH_HLEN, VLAN_HLEN},
     counters::{Counter, DropReason},
     maps::{
-        CONFIG_F_NO_DECAP_CACHE, Config, DECAP_META_MAGIC, DecapMeta, Decision, FDB_F_XDP,
-        META_ACTION_DELIVER, META_ACTION_FLOOD, Macs, REMOTE_F_LEARN, RemoteKey,
+        CONFIG_F_NO_DECAP_CACHE, Config, DECAP_META_MAGIC, DecapMeta, Decision, FDB_F_DELIVERY,
+        FDB_F_XDP, META_ACTION_DELIVER, META_ACTION_DELIVER_PEER, META_ACTION_FLOOD, Macs,
+        PORT_F_PEER, REMOTE_F_LEARN, RemoteKey, deliver_action,
     },
 };
 
@@ -32,6 +33,7 @@ use crate::{
     maps::{CONFIG, Dropped, REMOTES, VNIS, count, count_drop, count_rx},
     nd,
     parse::{self, Vxlan, is, is_group, is_vlan},
+    port,
 };
 
 /// XDP entry: see the module docs.
@@ -66,7 +68,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
     // Read before the tables: a change after this makes the decision out
     // of date at once.
     let generation = if macs.is_some() {
-        cache::generation()
+        cache::generation(pkt.vni)
     } else {
         0
     };
@@ -95,7 +97,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
         max_len: max_frame(ctx, entry.ifindex),
         slot: sender.slot,
         peer: sender.peer,
-        flags: entry.flags & FDB_F_XDP,
+        flags: entry.flags & FDB_F_DELIVERY,
     };
     // An unknown port (max_len 0: the redirect fails) is not cached.
     if macs.is_some() && d.max_len != 0 {
@@ -181,7 +183,7 @@ fn learn_from(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender, cfg: &Config) {
     };
     // SAFETY: `eth` is within the packet (checked by the parse).
     if learn(ctx, pkt.vni, unsafe { (*pkt.eth).src_addr }, &at, cfg) {
-        cache::bump();
+        cache::bump(pkt.vni);
     }
     if is(pkt.inner_type, EtherType::Arp)
         && let Some(a) = pkt.rest.peek::<ArpHdr>()
@@ -238,7 +240,7 @@ fn deliver(ctx: &XdpContext, d: &Decision, pkt: &Vxlan) -> Result<u32, Dropped> 
     count(Counter::DecapSkb);
     let meta = DecapMeta {
         magic: DECAP_META_MAGIC,
-        action: META_ACTION_DELIVER,
+        action: deliver_action(d.flags),
         vni: d.vni,
         ifindex: d.ifindex,
     };
@@ -309,8 +311,8 @@ pub fn tc(ctx: &TcContext) -> i32 {
         return TC_ACT_OK;
     }
     match m.action {
-        // SAFETY: plain helper call.
-        META_ACTION_DELIVER => unsafe { bpf_redirect(m.ifindex, 0) as i32 },
+        META_ACTION_DELIVER => port::to_port(m.ifindex, 0),
+        META_ACTION_DELIVER_PEER => port::to_port(m.ifindex, PORT_F_PEER),
         META_ACTION_FLOOD => {
             if let Some(info) = VNIS.get_ptr(m.vni) {
                 // SAFETY: map values stay valid for the duration of the

@@ -41,7 +41,7 @@ use vtep_common::{
     addr::Addr,
     consts::{ENCAP_LEN, ENCAP6_LEN, ETH_HLEN, IPV6_HLEN, MAX_FLOOD, MAX_VNI_PORTS},
     counters::{Counter, DropReason},
-    maps::{CONFIG_F_DF, Config, FDB_F_XDP, PORT_F_LEARN, PORT_F_XDP, VniInfo},
+    maps::{CONFIG_F_DF, Config, PORT_F_LEARN, VniInfo, fdb_delivery},
     vxlan::{FlowKey, Outer, emit_outer, emit_outer_v6, flow_hash, src_port},
 };
 
@@ -51,12 +51,14 @@ use crate::{
     maps::{CONFIG, Dropped, PORTS, VNIS, count, count_drop, count_tx},
     mtu, nd,
     parse::{IPV4_MF, inner_ipv4, is, is_group, is_vlan, read},
-    storm,
+    port, storm,
 };
 
-/// Where a frame came in: the port, its VNI and the VNI's stats slot.
+/// Where a frame came in: the port and its `PORT_F_*` bits, its VNI and
+/// the VNI's stats slot.
 struct Ingress {
     port: u32,
+    flags: u32,
     vni: u32,
     slot: u32,
 }
@@ -100,14 +102,12 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     let port = PORTS.get_ptr(from).ok_or((DropReason::UnboundPort, None))?;
     // SAFETY: map values stay valid for the duration of the program.
     let port = unsafe { &*port };
-    let (port_flags, ing) = (
-        port.flags,
-        Ingress {
-            port: from,
-            vni: port.vni,
-            slot: port.slot,
-        },
-    );
+    let ing = Ingress {
+        port: from,
+        flags: port.flags,
+        vni: port.vni,
+        slot: port.slot,
+    };
     let eth: EthHdr = read(ctx, 0).ok_or(ing.drop(DropReason::InnerTooShort))?;
     // RFC 7348 §6.1: no inner VLAN tags on tunnel packets.
     if is_vlan(eth.ether_type) {
@@ -117,22 +117,18 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         return Err(ing.drop(DropReason::GroupSourceMac));
     }
     let cfg = CONFIG.load();
-    let learning = port_flags & PORT_F_LEARN != 0;
+    let learning = ing.flags & PORT_F_LEARN != 0;
     if learning {
         let at = Location {
             remote: Addr::NONE,
             ifindex: from,
-            flags: if port_flags & PORT_F_XDP != 0 {
-                FDB_F_XDP
-            } else {
-                0
-            },
+            flags: fdb_delivery(ing.flags),
             peer: 0,
         };
         if !known_at(ing.vni, eth.src_addr, &at, &cfg)
             && learn(ctx, ing.vni, eth.src_addr, &at, &cfg)
         {
-            cache::bump();
+            cache::bump(ing.vni);
         }
     }
     if is(eth.ether_type, EtherType::Ipv6) && nd::is_icmpv6(ctx) {
@@ -140,9 +136,8 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
             count(Counter::NeighLearned);
         }
         if is_group(&eth.dst_addr) && nd::answer(ctx, ing.vni, &cfg) {
-            // SAFETY: plain helper call: back out of the port the
-            // solicitation came in.
-            return Ok(unsafe { bpf_redirect(from, 0) } as i32);
+            // Back to the VM that asked.
+            return Ok(port::to_port(from, ing.flags));
         }
     }
     if is(eth.ether_type, EtherType::Arp)
@@ -153,9 +148,8 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
             arp::learn(ing.vni, &a);
         }
         if is_group(&eth.dst_addr) && arp::answer(ctx, ing.vni, &a, &cfg) {
-            // SAFETY: plain helper call: back out of the port the request
-            // came in.
-            return Ok(unsafe { bpf_redirect(from, 0) } as i32);
+            // Back to the VM that asked.
+            return Ok(port::to_port(from, ing.flags));
         }
     }
 
@@ -179,15 +173,15 @@ fn switch_local(ctx: &TcContext, ing: &Ingress, to: u32) -> Result<i32, Dropped>
     }
     let port = PORTS.get_ptr(to).ok_or(ing.drop(DropReason::VniMismatch))?;
     // SAFETY: map values stay valid for the duration of the program.
-    if unsafe { (*port).vni } != ing.vni {
+    let port = unsafe { &*port };
+    if port.vni != ing.vni {
         return Err(ing.drop(DropReason::VniMismatch));
     }
     if !mtu::fits(ctx, to) {
         return Err(ing.drop(DropReason::TooBig));
     }
     count(Counter::LocalSwitch);
-    // SAFETY: plain helper call.
-    Ok(unsafe { bpf_redirect(to, 0) } as i32)
+    Ok(port::to_port(to, port.flags))
 }
 
 /// Known unicast to one remote VTEP (`to.remote`).
@@ -310,8 +304,8 @@ fn answer_too_big(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, left: u16) -> Re
     let answered = mtu::answer(ctx, eth, left).ok_or(ing.drop(DropReason::TooBig))?;
     count_drop(DropReason::TooBig, Some(ing.slot));
     count(answered);
-    // SAFETY: plain helper call: back out of the port the frame came in.
-    Ok(unsafe { bpf_redirect(ing.port, 0) } as i32)
+    // Back to the VM that sent it.
+    Ok(port::to_port(ing.port, ing.flags))
 }
 
 /// Where to send a packet for `remote`: the egress interface, and the MACs

@@ -22,7 +22,7 @@ use vtep_common::{
     addr::Addr,
     counters::Counter,
     maps::{
-        Config, FDB_F_EVPN, FDB_F_STICKY, FDB_F_XDP, FdbKey, LEARNED_F_FROZEN, LearnedEntry,
+        Config, FDB_F_DELIVERY, FDB_F_EVPN, FDB_F_STICKY, FdbKey, LEARNED_F_FROZEN, LearnedEntry,
         MacEvent, MacEventKind,
     },
 };
@@ -37,8 +37,8 @@ use crate::{
 const REFRESH_NS: u64 = 1_000_000_000;
 
 /// Where a MAC lives, as the FDB says: a remote VTEP or a local port
-/// (ifindex); one of the two is none/0. `flags`: `FDB_F_XDP` if the
-/// port takes frames from XDP. `peer`: the remote's `PEER_STATS` slot.
+/// (ifindex); one of the two is none/0. `flags`: the `FDB_F_DELIVERY`
+/// bits of the port. `peer`: the remote's `PEER_STATS` slot.
 pub struct Location {
     pub remote: Addr,
     pub ifindex: u32,
@@ -98,7 +98,7 @@ pub fn lookup_until(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<(Location, u
     let at = Location {
         remote: e.remote,
         ifindex: e.ifindex,
-        flags: e.flags & FDB_F_XDP,
+        flags: e.flags & FDB_F_DELIVERY,
         peer: e.peer,
     };
     Some((at, stale_at(e, cfg)))
@@ -159,8 +159,8 @@ fn refresh_due(e: &LearnedEntry, ts: u64) -> bool {
     ts.saturating_sub(e.seen_ns) > REFRESH_NS
 }
 
-/// Learns that `mac` of `vni` is `at` (only `FDB_F_XDP` of its flags is
-/// kept). `ctx` is for the log record of a freeze (rare: never per packet).
+/// Learns that `mac` of `vni` is `at` (only the `FDB_F_DELIVERY` bits of
+/// its flags are kept). `ctx` is for the log record of a freeze (rare: never per packet).
 ///
 /// Returns whether the tables changed (the MAC learned or moved): the
 /// caller then bumps the tables' generation (a refresh changes no
@@ -175,7 +175,7 @@ fn refresh_due(e: &LearnedEntry, ts: u64) -> bool {
 /// caller", seen).
 #[inline(never)]
 pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg: &Config) -> bool {
-    let (remote, ifindex, xdp) = (at.remote, at.ifindex, at.flags & FDB_F_XDP);
+    let (remote, ifindex, delivery) = (at.remote, at.ifindex, at.flags & FDB_F_DELIVERY);
     if is_group(&mac) {
         return false;
     }
@@ -203,7 +203,7 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
             let old = (e.remote, e.ifindex);
             e.remote = remote;
             e.ifindex = ifindex;
-            e.flags = (e.flags & !FDB_F_XDP) | xdp;
+            e.flags = (e.flags & !FDB_F_DELIVERY) | delivery;
             e.peer = at.peer;
             e.seen_ns = ts;
             e.window_moves += 1;
@@ -251,7 +251,7 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         window_ns: ts,
         window_moves: 0,
         moves: 0,
-        flags: xdp,
+        flags: delivery,
         peer: at.peer,
     };
     if LEARNED.insert(key, e, 0).is_ok() {

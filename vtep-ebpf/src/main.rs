@@ -29,6 +29,7 @@ mod mtu;
 mod nd;
 mod neigh;
 mod parse;
+mod port;
 mod storm;
 
 use aya_ebpf::{

@@ -13,8 +13,8 @@ use vtep_common::{
     addr::Addr,
     consts::{
         DECAP_CACHE_CAPACITY, DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES,
-        EVPN_EVENTS_CAPACITY, FDB_CAPACITY, NEIGHS_CAPACITY, NEXTHOPS_CAPACITY, PEERS_CAPACITY,
-        PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
+        EVPN_EVENTS_CAPACITY, FDB_CAPACITY, GENERATION_SLOTS, NEIGHS_CAPACITY, NEXTHOPS_CAPACITY,
+        PEERS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
@@ -92,10 +92,10 @@ pub static VNIS: HashMap<u32, VniInfo> = HashMap::pinned(VNIS_CAPACITY, BPF_F_NO
 pub static REMOTES: HashMap<RemoteKey, RemoteInfo> =
     HashMap::pinned(REMOTES_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// The tables' generation: see `cache`. Userspace maps it into memory to
-/// add to it atomically.
+/// The tables' generations, one per VNI slot: see `cache`. Userspace maps
+/// it into memory to add to it atomically.
 #[map]
-pub static GENERATION: Array<u64> = Array::pinned(1, BPF_F_MMAPABLE);
+pub static GENERATION: Array<u64> = Array::pinned(GENERATION_SLOTS, BPF_F_MMAPABLE);
 
 /// The decap decision cache (see `cache`); not pinned.
 #[map]

@@ -260,7 +260,7 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
         ports.push(PortPlan {
             iface: p.iface,
             vni,
-            deliver: p.deliver.unwrap_or(Deliver::Skb),
+            deliver: p.deliver.unwrap_or(Deliver::Auto),
         });
     }
 
@@ -351,7 +351,7 @@ mod tests {
             vec![PortPlan {
                 iface: "vm1".into(),
                 vni,
-                deliver: Deliver::Skb
+                deliver: Deliver::Auto
             }]
         );
         assert_eq!(p.fdb.len(), 2);

@@ -1,11 +1,12 @@
-//! The tables' generation, from userspace: the one-`u64` `GENERATION` map,
-//! mapped into this process so that a bump is an atomic add on the very
-//! memory the kernel programs add to (a map update could undo a
-//! concurrent bump by the datapath).
+//! The tables' generations, from userspace: the `GENERATION` map (one
+//! `u64` per VNI slot), mapped into this process so that a bump is an
+//! atomic add on the very memory the kernel programs add to (a map update
+//! could undo a concurrent bump by the datapath).
 //!
 //! The decap decision cache (vtep-ebpf `cache`) keeps a decision only for
-//! the generation it was made in; every change to a table a decision reads
-//! (FDB, LEARNED, REMOTES) is followed by a [`Generation::bump`].
+//! the generation of its VNI it was made in; every change to a table entry
+//! a decision reads (FDB, LEARNED, REMOTES) is followed by a
+//! [`Generation::bump`] of the entry's VNI.
 
 use std::{
     os::fd::{AsFd, AsRawFd},
@@ -15,6 +16,7 @@ use std::{
 };
 
 use aya::maps::MapData;
+use vtep_common::consts::{GENERATION_SLOTS, generation_slot};
 
 /// Why the generation could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +38,7 @@ pub enum GenerationError {
 
 /// The `GENERATION` map of an instance, mapped.
 pub struct Generation {
-    value: NonNull<AtomicU64>,
+    slots: NonNull<AtomicU64>,
     len: usize,
     _map: MapData,
 }
@@ -50,9 +52,11 @@ impl Generation {
             source,
         })?;
         // SAFETY: sysconf has no preconditions.
-        let len = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        // SAFETY: a fresh shared mapping of the map's first page (an
-        // array's values start at offset 0); the result is checked.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let len = (GENERATION_SLOTS as usize * size_of::<u64>()).next_multiple_of(page);
+        // SAFETY: a fresh shared mapping of the map's values (an array's
+        // values start at offset 0, 8 bytes apart for a u64); the result
+        // is checked.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -70,33 +74,36 @@ impl Generation {
             });
         }
         Ok(Self {
-            value: NonNull::new(p.cast()).expect("mmap never returns null on success"),
+            slots: NonNull::new(p.cast()).expect("mmap never returns null on success"),
             len,
             _map: map,
         })
     }
 
-    fn atomic(&self) -> &AtomicU64 {
+    /// The generation of `vni`'s slot.
+    fn atomic(&self, vni: u32) -> &AtomicU64 {
         // SAFETY: the mapping is page-aligned, lives as long as `self`, and
-        // its first 8 bytes are the u64, which every writer (kernel programs
-        // and userspace) only changes atomically.
-        unsafe { self.value.as_ref() }
+        // holds GENERATION_SLOTS u64s, of which `generation_slot` picks
+        // one; every writer (kernel programs and userspace) only changes
+        // them atomically.
+        unsafe { &*self.slots.as_ptr().add(generation_slot(vni) as usize) }
     }
 
-    /// Marks every cached decision out of date. Call after a table change.
-    pub fn bump(&self) {
-        self.atomic().fetch_add(1, Ordering::SeqCst);
+    /// Marks every cached decision of `vni` out of date. Call after a
+    /// change to a table entry of `vni`.
+    pub fn bump(&self, vni: u32) {
+        self.atomic(vni).fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The generation now.
-    pub fn get(&self) -> u64 {
-        self.atomic().load(Ordering::SeqCst)
+    /// The generation of `vni` now.
+    pub fn get(&self, vni: u32) -> u64 {
+        self.atomic(vni).load(Ordering::SeqCst)
     }
 }
 
 impl Drop for Generation {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `open`.
-        unsafe { libc::munmap(self.value.as_ptr().cast(), self.len) };
+        unsafe { libc::munmap(self.slots.as_ptr().cast(), self.len) };
     }
 }

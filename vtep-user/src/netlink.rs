@@ -1,4 +1,5 @@
-//! The host's routing and neighbour tables over rtnetlink
+//! The host's routing and neighbour tables (and what kind of device a
+//! port is) over rtnetlink
 //! (`netlink-packet-route` messages on a `netlink-sys` socket, one
 //! request at a time, synchronously): the next hop towards a remote VTEP,
 //! whether it has a neighbour entry, and managed entries (`NTF_EXT_MANAGED`,
@@ -18,6 +19,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
+    link::{InfoKind, LinkAttribute, LinkInfo, LinkLayerType, LinkMessage},
     neighbour::{
         NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage, NeighbourState,
     },
@@ -40,6 +42,17 @@ pub enum NetlinkError {
     Decode { what: String, reason: String },
     #[error("{what}: the kernel's answer has no {missing}")]
     Missing { what: String, missing: &'static str },
+}
+
+/// A port's kind of device, as far as delivering frames to it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortKind {
+    /// A tap (a tun device carrying Ethernet).
+    Tap,
+    /// A veth; `peer_elsewhere`: its peer is in another network namespace.
+    Veth { peer_elsewhere: bool },
+    /// Anything else.
+    Other,
 }
 
 /// A route-netlink socket.
@@ -160,6 +173,46 @@ impl Rtnl {
             missing: "output interface",
         })?;
         Ok((hop, oif))
+    }
+
+    /// What kind of device interface `ifindex` is, as far as delivering
+    /// frames to it goes.
+    pub fn port_kind(&mut self, ifindex: u32) -> Result<PortKind, NetlinkError> {
+        let mut m = LinkMessage::default();
+        m.header.index = ifindex;
+        let what = format!("link {}", sys::ifname(ifindex));
+        let answers = self.request(RouteNetlinkMessage::GetLink(m), 0, false, &what)?;
+        let link = answers
+            .into_iter()
+            .find_map(|a| match a {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })
+            .ok_or(NetlinkError::Missing {
+                what,
+                missing: "link",
+            })?;
+        let kind = link.attributes.iter().find_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                LinkInfo::Kind(k) => Some(k.clone()),
+                _ => None,
+            }),
+            _ => None,
+        });
+        Ok(match kind {
+            Some(InfoKind::Veth) => PortKind::Veth {
+                // IFLA_LINK_NETNSID: only there when the peer is in
+                // another namespace.
+                peer_elsewhere: link
+                    .attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::LinkNetNsId(_))),
+            },
+            Some(InfoKind::Tun) if link.header.link_layer_type == LinkLayerType::Ether => {
+                PortKind::Tap
+            }
+            _ => PortKind::Other,
+        })
     }
 
     /// Whether `hop` has a neighbour entry on interface `ifindex`.

@@ -400,10 +400,19 @@ impl PeerFlood {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Deliver {
-    /// As skbs, from TC: works with every device (the default).
+    /// Chosen by the device when the port is added (the default): `xdp`
+    /// for a tap, `peer` for a veth whose peer is in another network
+    /// namespace (a container's or a VM's), `skb` for anything else.
+    Auto,
+    /// As skbs from TC, out of the port's device: works with every device.
     Skb,
-    /// Straight from XDP (bpf_redirect): fastest, but only for devices that
-    /// accept XDP frames (tap; a veth whose peer has XDP or GRO enabled).
+    /// As skbs from TC, straight into the peer of a veth whose peer is in
+    /// another namespace (`bpf_redirect_peer`): no transmit through the
+    /// veth, no backlog queue. Only for such veths.
+    Peer,
+    /// Straight from XDP (bpf_redirect): only for devices that accept XDP
+    /// frames (a tap; a veth whose peer has XDP or GRO enabled — any other
+    /// veth drops them silently).
     Xdp,
 }
 
@@ -411,7 +420,9 @@ impl Deliver {
     /// As `maps dump` and `status` show it.
     pub const fn name(self) -> &'static str {
         match self {
+            Deliver::Auto => "auto",
             Deliver::Skb => "skb",
+            Deliver::Peer => "peer",
             Deliver::Xdp => "xdp",
         }
     }

@@ -4,8 +4,9 @@ use super::*;
 
 /// The decap decision cache (vtep-ebpf `cache`): the frames of a
 /// conversation after the first are decided from the cache, never after a
-/// table change (the generation moves) and never after the learned entry
-/// of their destination went stale; learning bumps the generation.
+/// table change in their VNI (its generation moves) and never after the
+/// learned entry of their destination went stale; learning bumps the
+/// generation; changes in other VNIs do not touch it.
 #[test]
 fn decap_cache_follows_the_tables() {
     private_netns();
@@ -28,6 +29,15 @@ fn decap_cache_follows_the_tables() {
         assert_eq!(passed_up_to(&l, &to_skb_port), p2);
     }
     assert_eq!(fills(&l), 1, "the frames after it, from the cache");
+    // A change in another VNI (say a flood of new MACs there) leaves this
+    // VNI's decisions cached.
+    l.generation.bump(200);
+    assert_eq!(passed_up_to(&l, &to_skb_port), p2);
+    assert_eq!(
+        fills(&l),
+        1,
+        "a change in VNI 200 dropped VNI 100's decision"
+    );
 
     // The FDB entry changes behind the cache's back (no bump): the cache
     // still answers, which is what makes the generation load-bearing...
@@ -46,7 +56,7 @@ fn decap_cache_follows_the_tables() {
     assert_eq!(passed_up_to(&l, &to_skb_port), p2);
     // ...and once it moves, as after every change `vtep` makes, the next
     // frame follows the table.
-    l.generation.bump();
+    l.generation.bump(100);
     assert_eq!(passed_up_to(&l, &to_skb_port), p3);
     assert_eq!(fills(&l), 2);
 
@@ -64,7 +74,7 @@ fn decap_cache_follows_the_tables() {
         };
         m.insert(FdbKey::new(100, MAC_UNKNOWN), e, 0).unwrap();
     }
-    l.generation.bump();
+    l.generation.bump(100);
     let to_learned = vxlan(REMOTE, VXLAN_PORT, I, 100, &inner_frame(MAC_UNKNOWN));
     assert_eq!(passed_up_to(&l, &to_learned), p3);
     assert_eq!(passed_up_to(&l, &to_learned), p3);
@@ -85,17 +95,17 @@ fn decap_cache_follows_the_tables() {
         info.flags |= REMOTE_F_LEARN;
         r.insert(key, info, 0).unwrap();
     }
-    l.generation.bump();
-    let before = l.generation.get();
+    l.generation.bump(100);
+    let before = l.generation.get(100);
     assert_eq!(passed_up_to(&l, &to_skb_port), p3);
-    let learned = l.generation.get();
+    let learned = l.generation.get(100);
     assert!(
         learned > before,
         "learning MAC_A did not bump the generation"
     );
     assert_eq!(passed_up_to(&l, &to_skb_port), p3);
     assert_eq!(
-        l.generation.get(),
+        l.generation.get(100),
         learned,
         "a second frame changed nothing"
     );

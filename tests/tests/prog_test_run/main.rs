@@ -32,9 +32,10 @@ use vtep_common::{
     },
     counters::{Counter, DropReason},
     maps::{
-        CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_STATIC, FDB_F_XDP, FdbEntry, FdbKey,
-        LearnedEntry, META_ACTION_DELIVER, META_ACTION_FLOOD, NEIGH_F_STATIC, NeighEntry, NeighKey,
-        PORT_F_XDP, PeerStats, PortInfo, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_PEER, FDB_F_STATIC, FDB_F_XDP, FdbEntry,
+        FdbKey, LearnedEntry, META_ACTION_DELIVER, META_ACTION_DELIVER_PEER, META_ACTION_FLOOD,
+        NEIGH_F_STATIC, NeighEntry, NeighKey, PORT_F_PEER, PORT_F_XDP, PeerStats, PortInfo,
+        REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
     model,
     vxlan::{FlowKey, Outer, OuterHeaders, flow_hash, src_port},
@@ -119,6 +120,7 @@ fn v4_addr(a: IpAddr) -> Ipv4Addr {
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
 const MAC_SKB_PORT: [u8; 6] = [2, 0, 0, 0, 1, 1];
 const MAC_XDP_PORT: [u8; 6] = [2, 0, 0, 0, 1, 2];
+const MAC_PEER_PORT: [u8; 6] = [2, 0, 0, 0, 1, 3];
 const MAC_BEHIND_REMOTE: [u8; 6] = [2, 0, 0, 0, 2, 1];
 const MAC_OTHER_VNI_PORT: [u8; 6] = [2, 0, 0, 0, 3, 1];
 const MAC_UNKNOWN: [u8; 6] = [2, 0, 0, 0, 9, 9];
@@ -229,7 +231,7 @@ impl Loaded {
             )
             .unwrap();
         }
-        self.generation.bump();
+        self.generation.bump(vni);
     }
 
     /// A configured binding of `ip` to `mac` in `vni`.
@@ -287,7 +289,7 @@ impl Loaded {
             ..FdbEntry::default()
         };
         m.insert(FdbKey::new(vni, mac), e, 0).unwrap();
-        self.generation.bump();
+        self.generation.bump(vni);
     }
 
     fn counters(&self, name: &str, n: u32) -> Vec<u64> {

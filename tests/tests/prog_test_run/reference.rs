@@ -5,10 +5,12 @@ use super::*;
 
 /// The decap fixture's tables, for the reference model, with its ports
 /// made real in [`private_netns`]: MAC_SKB_PORT behind `skb` (p2, MTU
-/// [`P2_MTU`], or p3, MTU 1500), MAC_XDP_PORT behind `xdp` (p1, 1500).
+/// [`P2_MTU`], or p3, MTU 1500), MAC_XDP_PORT behind `xdp` (p1, 1500),
+/// MAC_PEER_PORT behind `peer` (delivered into a veth's peer from TC).
 struct FixtureTables {
     skb: u32,
     xdp: u32,
+    peer: u32,
     p2: u32,
     f: Family,
 }
@@ -36,6 +38,7 @@ impl model::DecapTables for FixtureTables {
         match (vni, mac) {
             (100, MAC_SKB_PORT) => Some(e(self.skb, None, FDB_F_STATIC)),
             (100, MAC_XDP_PORT) => Some(e(self.xdp, None, FDB_F_STATIC | FDB_F_XDP)),
+            (100, MAC_PEER_PORT) => Some(e(self.peer, None, FDB_F_STATIC | FDB_F_PEER)),
             (100, MAC_BEHIND_REMOTE) => Some(e(0, Some(self.f.unresolved), FDB_F_STATIC)),
             _ => None,
         }
@@ -49,12 +52,13 @@ impl model::DecapTables for FixtureTables {
 /// then randomly damaged; now and then one over the other family (left
 /// to the kernel).
 fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
-    let dst = match r.below(6) {
+    let dst = match r.below(7) {
         0 => MAC_SKB_PORT,
         1 => MAC_XDP_PORT,
         2 => MAC_BEHIND_REMOTE,
         3 => BROADCAST,
         4 => MAC_UNKNOWN,
+        5 => MAC_PEER_PORT,
         _ => [r.next() as u8, 0, 0, 0, 0, r.next() as u8],
     };
     let mut inner = match r.below(4) {
@@ -133,12 +137,14 @@ fn decap_differential(fam: Family) {
     let mut l = decap_loaded_at(fam);
     l.port(p1, 100, PORT_F_XDP);
     l.port(p2, 100, 0);
-    l.port(p3, 100, 0);
+    l.port(p3, 100, PORT_F_PEER);
     l.fdb_flags(100, MAC_XDP_PORT, None, p1, FDB_F_STATIC | FDB_F_XDP);
     l.fdb(100, MAC_SKB_PORT, None, p2);
+    l.fdb_flags(100, MAC_PEER_PORT, None, p3, FDB_F_STATIC | FDB_F_PEER);
     let mut tables = FixtureTables {
         skb: p2,
         xdp: p1,
+        peer: p3,
         p2,
         f: fam,
     };
@@ -194,17 +200,18 @@ fn decap_differential(fam: Family) {
                 strip,
                 vni,
                 ifindex,
+                action: act,
             } => {
-                let act = if ifindex == 0 {
-                    META_ACTION_FLOOD
-                } else {
-                    META_ACTION_DELIVER
-                };
                 let want_out = [meta(act, vni, ifindex), frame[strip..].to_vec()].concat();
                 if action != XDP_PASS || got != &want_out[..] {
                     fail("expected the inner frame passed up with metadata");
                 }
-                if ifindex == 0 { "flood" } else { "deliver" }.to_owned()
+                match act {
+                    META_ACTION_FLOOD => "flood",
+                    META_ACTION_DELIVER_PEER => "deliver to a peer",
+                    _ => "deliver",
+                }
+                .to_owned()
             }
         };
         *seen.entry(key).or_default() += 1;
@@ -247,6 +254,7 @@ fn decap_differential(fam: Family) {
         "pass",
         "redirect",
         "deliver",
+        "deliver to a peer",
         "flood",
         "drop malformed",
         "drop unknown_vni",

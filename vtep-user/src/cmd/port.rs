@@ -20,8 +20,9 @@ pub enum Command {
         /// VNI the port belongs to.
         #[arg(long)]
         vni: Vni,
-        /// How decapsulated frames are delivered to the port.
-        #[arg(long, value_enum, default_value = "skb")]
+        /// How decapsulated frames are delivered to the port (`auto`:
+        /// chosen by the kind of device; `vtep status` shows the choice).
+        #[arg(long, value_enum, default_value = "auto")]
         deliver: Deliver,
     },
     /// Unbind an interface; MACs learned or configured on it are removed.

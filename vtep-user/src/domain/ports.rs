@@ -3,19 +3,47 @@
 //! ones before it.
 
 use anyhow::bail;
-use vtep_common::maps::{PORT_F_FWD_SET, PORT_F_XDP};
+use vtep_common::maps::{PORT_F_FWD_SET, PORT_F_PEER, PORT_F_XDP};
 
 use super::Edit;
 use crate::{
-    datapath, sys,
+    datapath,
+    netlink::{PortKind, Rtnl},
+    sys,
     values::{Deliver, Vni},
 };
+
+/// The delivery port `iface` (`ifindex`) gets when `want` is asked for:
+/// `auto` chosen by its kind of device, `peer` refused where the kernel
+/// could not do it.
+pub(super) fn delivery(iface: &str, ifindex: u32, want: Deliver) -> anyhow::Result<Deliver> {
+    if !matches!(want, Deliver::Auto | Deliver::Peer) {
+        return Ok(want);
+    }
+    let kind = Rtnl::open()?.port_kind(ifindex)?;
+    Ok(match (want, kind) {
+        (
+            _,
+            PortKind::Veth {
+                peer_elsewhere: true,
+            },
+        ) => Deliver::Peer,
+        (Deliver::Peer, _) => bail!(
+            "port '{iface}' cannot take frames into its peer: it is not a veth whose peer is in \
+             another network namespace (the kernel refuses a peer redirect within one); use \
+             --deliver auto or skb"
+        ),
+        (_, PortKind::Tap) => Deliver::Xdp,
+        _ => Deliver::Skb,
+    })
+}
 
 impl Edit<'_> {
     /// Binds `iface` to `vni`, frames delivered as `deliver` says.
     pub fn port_add(&mut self, iface: &str, vni: Vni, deliver: Deliver) -> anyhow::Result<()> {
         let ifindex = sys::ifindex(iface)?;
         self.t.port_check(iface, ifindex, vni)?;
+        let deliver = delivery(iface, ifindex, deliver)?;
         // The encap program's FIB lookup is a forwarding lookup from the
         // port, in the underlay's family (see vtep-ebpf/src/encap.rs,
         // `next_hop`).
@@ -23,7 +51,8 @@ impl Edit<'_> {
         let fwd_was_on = sys::set_forwarding(iface, family, true)?;
         let mut flags = match deliver {
             Deliver::Xdp => PORT_F_XDP,
-            Deliver::Skb => 0,
+            Deliver::Peer => PORT_F_PEER,
+            Deliver::Skb | Deliver::Auto => 0,
         };
         if !fwd_was_on {
             flags |= PORT_F_FWD_SET;

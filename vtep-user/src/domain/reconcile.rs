@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Edit, plan::Plan};
+use super::{Edit, plan::Plan, ports::delivery};
 use crate::{
     sys,
     tables::{Location, ports::deliver_of},
@@ -39,7 +39,10 @@ pub(super) fn reconcile(e: &mut Edit<'_>, plan: &Plan) -> anyhow::Result<Changes
     for (ifindex, p) in e.t.ports()? {
         let name = sys::ifname(ifindex);
         let now = (Vni::recorded(p.vni), deliver_of(&p));
-        if want_ports.get(name.as_str()) == Some(&now) {
+        let want = want_ports
+            .get(name.as_str())
+            .and_then(|(vni, d)| Some((*vni, delivery(&name, ifindex, *d).ok()?)));
+        if want == Some(now) {
             kept.insert(name);
         } else {
             e.unbind(ifindex)?;

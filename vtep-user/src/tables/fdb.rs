@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use vtep_common::maps::{
-    FDB_F_EVPN, FDB_F_STATIC, FDB_F_STICKY, FDB_F_XDP, FdbEntry, FdbKey, LEARNED_F_FROZEN,
-    LearnedEntry, PORT_F_XDP, VniInfo,
+    FDB_F_EVPN, FDB_F_STATIC, FDB_F_STICKY, FdbEntry, FdbKey, LEARNED_F_FROZEN, LearnedEntry,
+    VniInfo, fdb_delivery,
 };
 
 use super::{
@@ -164,14 +164,9 @@ impl Tables {
                         });
                     }
                 };
-                let xdp = if port_flags & PORT_F_XDP != 0 {
-                    FDB_F_XDP
-                } else {
-                    0
-                };
                 FdbEntry {
                     ifindex,
-                    flags: FDB_F_STATIC | xdp,
+                    flags: FDB_F_STATIC | fdb_delivery(port_flags),
                     ..FdbEntry::default()
                 }
             }

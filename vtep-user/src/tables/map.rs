@@ -8,6 +8,8 @@ use aya::{
     maps::{HashMap, MapData, MapError},
 };
 
+use vtep_common::maps::{FdbKey, RemoteKey};
+
 use crate::generation::Generation;
 
 /// Why a map operation failed.
@@ -104,9 +106,27 @@ impl<K: Pod, V: Pod> KvMap<K, V> for HashMap<MapData, K, V> {
     }
 }
 
+/// A key that names its VNI.
+pub trait InVni {
+    fn vni(&self) -> u32;
+}
+
+impl InVni for FdbKey {
+    fn vni(&self) -> u32 {
+        self.vni
+    }
+}
+
+impl InVni for RemoteKey {
+    fn vni(&self) -> u32 {
+        self.vni
+    }
+}
+
 /// A table the decap decision cache reads (FDB, LEARNED, REMOTES): reads
 /// go straight to the map; every change is followed by a bump of the
-/// tables' generation, so that no decision cached before it is used after.
+/// generation of the entry's VNI, so that no decision cached before it is
+/// used after.
 pub struct Watched<M> {
     map: M,
     generation: std::rc::Rc<Generation>,
@@ -119,20 +139,21 @@ impl<M> Watched<M> {
     }
 }
 
-impl<K, V, M: KvMap<K, V>> KvMap<K, V> for Watched<M> {
+impl<K: InVni, V, M: KvMap<K, V>> KvMap<K, V> for Watched<M> {
     fn lookup(&self, key: &K) -> Result<Option<V>, MapFault> {
         self.map.lookup(key)
     }
 
     fn put(&mut self, key: K, value: V) -> Result<(), MapFault> {
+        let vni = key.vni();
         let r = self.map.put(key, value);
-        self.generation.bump();
+        self.generation.bump(vni);
         r
     }
 
     fn delete(&mut self, key: &K) -> Result<bool, MapFault> {
         let r = self.map.delete(key);
-        self.generation.bump();
+        self.generation.bump(key.vni());
         r
     }
 

@@ -3,7 +3,7 @@
 
 use vtep_common::{
     consts::MAX_VNI_PORTS,
-    maps::{PORT_F_LEARN, PORT_F_XDP, PortInfo},
+    maps::{PORT_F_LEARN, PORT_F_PEER, PORT_F_XDP, PortInfo},
 };
 
 use super::{
@@ -17,6 +17,8 @@ use crate::values::{Deliver, ValueError, Vni, port_room};
 pub fn deliver_of(p: &PortInfo) -> Deliver {
     if p.flags & PORT_F_XDP != 0 {
         Deliver::Xdp
+    } else if p.flags & PORT_F_PEER != 0 {
+        Deliver::Peer
     } else {
         Deliver::Skb
     }

@@ -180,17 +180,25 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     let mut benches = Vec::new();
     let mut decap = vec![
         Variant::Kernel,
+        Variant::KernelNoGro,
+        Variant::Vtep,
+        Variant::VtepXdp,
+        Variant::KernelIpv6,
+        Variant::VtepIpv6,
+        Variant::VtepUncached,
+    ];
+    let mut encap = vec![
+        Variant::Kernel,
         Variant::Vtep,
         Variant::KernelIpv6,
         Variant::VtepIpv6,
     ];
-    let mut encap = decap.clone();
-    decap.extend([Variant::VtepUncached, Variant::VtepSkb]);
     if baseline_bin.is_some() {
         decap.push(Variant::Baseline);
         encap.push(Variant::Baseline);
     }
     decap.extend([Variant::XdpDrop, Variant::XdpRedirect]);
+    encap.extend([Variant::XdpDrop, Variant::EncapCeiling]);
     for (dir, variants) in [(Dir::Decap, decap), (Dir::Encap, encap)] {
         if opts.only.is_some_and(|only| only != dir) {
             continue;

@@ -17,7 +17,9 @@ use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::PerCpuArray,
-    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
+    programs::{
+        SchedClassifier, TcAttachType, TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode, tc,
+    },
 };
 use vtep_tests::{BpfFs, Netns, UP_NATIVE, Vtep, veth};
 
@@ -46,12 +48,24 @@ pub enum Dir {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
+    /// The kernel's vxlan + bridge, GRO on the underlay (as NICs have it;
+    /// the kernel then pays vxlan GRO on every frame).
     Kernel,
+    /// The same with GRO off on the underlay (an XDP_PASS program lets
+    /// the veth take the generator's frames).
+    KernelNoGro,
+    /// This project's VTEP, ports added as `port add` adds them (the
+    /// default delivery).
     Vtep,
+    /// Delivering from XDP (`port add --deliver xdp`), to a VM whose side
+    /// of the veth has GRO on (else it cannot take XDP frames).
+    VtepXdp,
     /// This project's VTEP without its decap decision cache
-    /// (`vtep up --no-decap-cache`): every frame decided from the tables.
+    /// (`vtep up --no-decap-cache`): every frame decided from the tables;
+    /// delivered from XDP, as `vtep-xdp`.
     VtepUncached,
-    /// This project's VTEP built from another revision (`--baseline`).
+    /// This project's VTEP built from another revision (`--baseline`), set
+    /// up as `vtep` is.
     Baseline,
     XdpDrop,
     XdpRedirect,
@@ -60,24 +74,25 @@ pub enum Variant {
     KernelIpv6,
     /// This project's VTEP over an IPv6 underlay.
     VtepIpv6,
-    /// This project's VTEP delivering decapsulated frames as skbs from TC
-    /// (`port add` without `--deliver`: the default; `vtep` delivers from
-    /// XDP).
-    VtepSkb,
+    /// Encap without lookups: a TC program on the port that pushes fixed
+    /// outer headers and redirects to the underlay.
+    EncapCeiling,
 }
 
 impl Variant {
     pub fn name(self) -> &'static str {
         match self {
             Variant::Kernel => "kernel",
+            Variant::KernelNoGro => "kernel-nogro",
             Variant::Vtep => "vtep",
+            Variant::VtepXdp => "vtep-xdp",
             Variant::VtepUncached => "vtep-uncached",
             Variant::Baseline => "baseline",
             Variant::XdpDrop => "xdp-drop",
             Variant::XdpRedirect => "xdp-redirect",
             Variant::KernelIpv6 => "kernel-ipv6",
             Variant::VtepIpv6 => "vtep-ipv6",
-            Variant::VtepSkb => "vtep-skb",
+            Variant::EncapCeiling => "encap-ceiling",
         }
     }
 
@@ -88,34 +103,41 @@ impl Variant {
             _ => (DUT_IP.into(), PEER_IP.into()),
         }
     }
+
+    /// Whether decap delivers to the VM from XDP (the VM's side of the
+    /// veth then needs GRO on to take the frames).
+    fn xdp_delivery(self) -> bool {
+        matches!(
+            self,
+            Variant::VtepXdp | Variant::VtepUncached | Variant::XdpRedirect
+        )
+    }
 }
 
 /// Words of a frame's start the generator restores before each send.
 const HEADER_MAX: usize = 12;
 
-/// Loads one of the bench programs with its globals: `target` to redirect
-/// to; for the generator, the flow field's `offset` and the `frame` whose
-/// start it restores (empty for the others).
-fn bench_prog(
-    obj: &[u8],
-    prog: &str,
-    target: u32,
-    offset: u32,
-    frame: &[u8],
-) -> anyhow::Result<Ebpf> {
+/// Loads the bench object with its globals: `target` to redirect to; for
+/// the generator, the flow field's `offset`; the `frame` whose start the
+/// generator restores (or the encap ceiling writes); empty for the others.
+fn bench_obj(obj: &[u8], target: u32, offset: u32, frame: &[u8]) -> anyhow::Result<Ebpf> {
     let mut header = [0u64; HEADER_MAX];
     let words = (frame.len() / 8).min(HEADER_MAX);
     for (i, w) in header.iter_mut().take(words).enumerate() {
         *w = u64::from_ne_bytes(frame[8 * i..8 * i + 8].try_into()?);
     }
-    let mut ebpf = EbpfLoader::new()
+    EbpfLoader::new()
         .override_global("TARGET", &target, true)
         .override_global("FLOWS", &FLOWS, true)
         .override_global("FLOW_OFFSET", &offset, true)
         .override_global("HEADER", &header, true)
         .override_global("HEADER_WORDS", &(words as u32), true)
         .load(obj)
-        .context("cannot load the bench object")?;
+        .context("cannot load the bench object")
+}
+
+/// Loads XDP program `prog` of `ebpf`.
+fn load_xdp(mut ebpf: Ebpf, prog: &str) -> anyhow::Result<Ebpf> {
     let p: &mut Xdp = ebpf
         .program_mut(prog)
         .with_context(|| format!("no program {prog}"))?
@@ -125,12 +147,45 @@ fn bench_prog(
     Ok(ebpf)
 }
 
-fn attach(ebpf: Ebpf, prog: &str, ns: &Netns, dev: &str) -> anyhow::Result<Ebpf> {
+/// Where a bench program is attached.
+#[derive(Clone, Copy)]
+enum Hook {
+    Xdp,
+    /// TC ingress.
+    Tc,
+}
+
+/// Loads bench program `prog` (with the globals of [`bench_obj`]) and
+/// attaches it to `dev` in `ns`.
+fn attach(
+    obj: &[u8],
+    prog: &str,
+    hook: Hook,
+    (target, frame): (u32, &[u8]),
+    (ns, dev): (&Netns, &str),
+) -> anyhow::Result<Ebpf> {
+    let ebpf = bench_obj(obj, target, 0, frame)?;
     vtep_tests::in_netns(&ns.name, move || {
         let mut ebpf = ebpf;
-        let p: &mut Xdp = ebpf.program_mut(prog).context("program")?.try_into()?;
-        p.attach(dev, XdpMode::Driver)
-            .with_context(|| format!("cannot attach {prog} to {dev}"))?;
+        match hook {
+            Hook::Xdp => {
+                let p: &mut Xdp = ebpf.program_mut(prog).context("program")?.try_into()?;
+                p.load()
+                    .with_context(|| format!("the kernel rejected {prog}"))?;
+                p.attach(dev, XdpMode::Driver)
+                    .with_context(|| format!("cannot attach {prog} to {dev}"))?;
+            }
+            Hook::Tc => {
+                // A fresh device: no clsact qdisc yet.
+                tc::qdisc_add_clsact(dev).with_context(|| format!("clsact on {dev}"))?;
+                let p: &mut SchedClassifier =
+                    ebpf.program_mut(prog).context("program")?.try_into()?;
+                p.load()
+                    .with_context(|| format!("the kernel rejected {prog}"))?;
+                p.attach(dev, TcAttachType::Ingress)
+                    .with_context(|| format!("cannot attach {prog} to {dev}"))?;
+            }
+        }
         Ok(ebpf)
     })
 }
@@ -160,7 +215,8 @@ pub struct Bench {
     frame: Vec<u8>,
     generator: Ebpf,
     sink: Ebpf,
-    /// The xdp-redirect ceiling's program, attached while the bench lives.
+    /// The ceiling's program (or kernel-nogro's XDP_PASS), attached while
+    /// the bench lives.
     _ceiling: Option<Ebpf>,
     /// Our VTEP on the DUT (vtep variant), for FDB scale and program cost.
     pub vtep: Option<Vtep>,
@@ -177,8 +233,9 @@ struct Topology {
     dut: Netns,
     far: Netns,
     gen_ifindex: u32,
-    /// The port's ifindex on the DUT.
+    /// The port's and the underlay's ifindex on the DUT.
     p0: u32,
+    ul0: u32,
     ul0_mac: [u8; 6],
     /// The underlay's addresses, the DUT's and the peer's (the far end's
     /// for encap, the generator's for decap).
@@ -218,6 +275,7 @@ impl Topology {
         Ok(Topology {
             gen_ifindex: ifindex(&gen_ns, "eth0")?,
             p0: ifindex(&dut, "p0")?,
+            ul0: ifindex(&dut, "ul0")?,
             ul0_mac: mac(&dut, "ul0")?,
             gen_ns,
             dut,
@@ -287,14 +345,11 @@ fn vtep_dut(
     v.ok(&["vni", "add", "100", "--flood", &peer]);
     match dir {
         Dir::Decap => {
-            // The VM's eth0 has the sink's XDP program: the port accepts
-            // XDP frames, use the fastest path (but for `vtep-skb`).
-            let deliver = if variant == Variant::VtepSkb {
-                "skb"
-            } else {
-                "xdp"
-            };
-            v.ok(&["port", "add", "p0", "--vni", "100", "--deliver", deliver]);
+            let mut port = vec!["port", "add", "p0", "--vni", "100"];
+            if variant.xdp_delivery() {
+                port.extend(["--deliver", "xdp"]);
+            }
+            v.ok(&port);
             v.ok(&[
                 "fdb",
                 "add",
@@ -327,63 +382,79 @@ impl Bench {
         let bpffs = BpfFs::new();
         let t = Topology::new(dir, variant)?;
         let (frame, offset) = t.frame(dir);
-        // The sink: in the VM for decap (and for every encap variant, the
-        // far end of the underlay); on the DUT's underlay for xdp-drop.
-        let (sink_ns, sink_dev) = if variant == Variant::XdpDrop {
-            (&t.dut, "ul0")
-        } else {
-            (&t.far, "eth0")
+        // The device that takes the generator's XDP frames (GRO on, or
+        // an XDP program, lets a veth take them).
+        let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
+        // The sink: an XDP drop where the generator's frames arrive for
+        // xdp-drop (the generator's own cost); in
+        // TC on the VM for every other decap variant (every delivery
+        // ends in an skb there, as a VM's stack takes it); in XDP at the
+        // far end of the underlay for encap.
+        let sink = match (dir, variant) {
+            (_, Variant::XdpDrop) => attach(obj, "bench_sink", Hook::Xdp, (0, &[]), (&t.dut, rx))?,
+            (Dir::Decap, _) => attach(obj, "bench_sink_tc", Hook::Tc, (0, &[]), (&t.far, "eth0"))?,
+            (Dir::Encap, _) => attach(obj, "bench_sink", Hook::Xdp, (0, &[]), (&t.far, "eth0"))?,
         };
-        let sink = attach(
-            bench_prog(obj, "bench_sink", 0, 0, &[])?,
-            "bench_sink",
-            sink_ns,
-            sink_dev,
-        )?;
+        if dir == Dir::Decap && variant.xdp_delivery() {
+            t.far.ok(&["ethtool", "-K", "eth0", "gro", "on"]);
+        }
         let mut vtep = None;
         let mut ceiling = None;
         match (dir, variant) {
             (_, Variant::Kernel | Variant::KernelIpv6) => {
                 kernel_dut(&t, dir)?;
-                // veth accepts the generator's XDP frames once GRO is on.
-                let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
                 t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
+            }
+            (_, Variant::KernelNoGro) => {
+                kernel_dut(&t, dir)?;
+                let pass = attach(obj, "bench_pass", Hook::Xdp, (0, &[]), (&t.dut, rx))?;
+                // Attaching XDP to a veth turns its GRO on.
+                t.dut.ok(&["ethtool", "-K", rx, "gro", "off"]);
+                ceiling = Some(pass);
             }
             (
                 _,
                 Variant::Vtep
+                | Variant::VtepXdp
                 | Variant::VtepUncached
                 | Variant::Baseline
-                | Variant::VtepIpv6
-                | Variant::VtepSkb,
+                | Variant::VtepIpv6,
             ) => {
                 vtep = Some(vtep_dut(&t, dir, variant, &bpffs, vtep_bin)?);
             }
             (Dir::Decap, Variant::XdpRedirect) => {
-                let prog = bench_prog(obj, "bench_strip_redirect", t.p0, 0, &[])?;
-                ceiling = Some(attach(prog, "bench_strip_redirect", &t.dut, "ul0")?);
+                ceiling = Some(attach(
+                    obj,
+                    "bench_strip_redirect",
+                    Hook::Xdp,
+                    (t.p0, &[]),
+                    (&t.dut, "ul0"),
+                )?);
             }
-            (Dir::Decap, Variant::XdpDrop) => {}
-            (Dir::Encap, _) => anyhow::bail!("no {} ceiling for encap", variant.name()),
+            (Dir::Encap, Variant::EncapCeiling) => {
+                let outer = frames::vxlan(
+                    &frame,
+                    t.ul0_mac,
+                    mac(&t.far, "eth0")?,
+                    t.dut_ip,
+                    t.peer_ip,
+                    100,
+                );
+                // The outer headers and the inner destination MAC the
+                // frame already has: whole words.
+                ceiling = Some(attach(
+                    obj,
+                    "bench_encap_ceiling",
+                    Hook::Tc,
+                    (t.ul0, &outer[..56]),
+                    (&t.dut, "p0"),
+                )?);
+                t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
+            }
+            (_, Variant::XdpDrop) => {}
+            _ => anyhow::bail!("no {} variant for {dir:?}", variant.name()),
         }
-        if dir == Dir::Encap {
-            // The far end drops ARP (its XDP sink counts everything): a
-            // permanent neighbour entry stands in for resolution.
-            let far_mac = t.far.mac("eth0");
-            t.dut.ok(&[
-                "ip",
-                "neigh",
-                "replace",
-                &t.peer_ip.to_string(),
-                "dev",
-                "ul0",
-                "lladdr",
-                &far_mac,
-                "nud",
-                "permanent",
-            ]);
-        }
-        let generator = bench_prog(obj, "bench_gen", t.gen_ifindex, offset, &frame)?;
+        let generator = load_xdp(bench_obj(obj, t.gen_ifindex, offset, &frame)?, "bench_gen")?;
         Ok(Bench {
             dir,
             variant,
