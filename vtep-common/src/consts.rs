@@ -143,9 +143,15 @@ pub const MAP_NEXTHOPS: &str = "NEXTHOPS";
 /// changes in one VNI (a flood of new MACs) leave the others' decisions
 /// cached.
 pub const MAP_GENERATION: &str = "GENERATION";
-/// Slots of `GENERATION` (a power of two): VNIs share a slot when their
-/// low bits are equal, which only costs them each other's invalidations.
+/// VNI slots of `GENERATION` (a power of two): VNIs share a slot when
+/// their low bits are equal, which only costs them each other's
+/// invalidations. One more slot follows them: [`ROUTES_GENERATION`].
 pub const GENERATION_SLOTS: u32 = 4096;
+/// The `GENERATION` slot of the host's routes and neighbours: the daemon
+/// bumps it on every change it hears of over rtnetlink, which invalidates
+/// the next hops the encap decision cache holds (without a daemon, they
+/// expire).
+pub const ROUTES_GENERATION: u32 = GENERATION_SLOTS;
 
 /// The `GENERATION` slot of `vni`.
 #[inline(always)]
@@ -155,6 +161,9 @@ pub const fn generation_slot(vni: u32) -> u32 {
 /// Entries of the decap decision cache, per CPU (a power of two). The cache
 /// is not pinned: each load of the programs starts with an empty one.
 pub const DECAP_CACHE_CAPACITY: u32 = 4096;
+/// Entries of the encap decision cache, per CPU (a power of two; not
+/// pinned either).
+pub const ENCAP_CACHE_CAPACITY: u32 = 4096;
 /// Capacity of the next-hop record.
 pub const NEXTHOPS_CAPACITY: u32 = 4096;
 

@@ -131,6 +131,10 @@ counted! {
         /// A Neighbor Solicitation answered by the VTEP itself (never
         /// flooded).
         NdSuppressed = "nd_suppressed",
+        /// An encap decision made from the tables and kept in the encap
+        /// cache (the frames after it of the same conversation take the
+        /// cache).
+        EncapCacheFill = "encap_cache_fill",
     }
 }
 

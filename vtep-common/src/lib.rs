@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod addr;
+pub mod caches;
 pub mod consts;
 pub mod counters;
 pub mod icmp;

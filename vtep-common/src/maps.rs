@@ -495,47 +495,6 @@ pub const fn deliver_action(fdb_flags: u32) -> u32 {
     }
 }
 
-/// Inner destination and source MACs (12 bytes, as on the wire) as two
-/// words, for comparing: part of a [`Decision`]'s key.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Macs {
-    /// Bytes 0..8 of the Ethernet header.
-    pub lo: u64,
-    /// Bytes 8..12.
-    pub hi: u32,
-    /// Always zero.
-    pub _pad: u32,
-}
-
-/// One decision of the decap decision cache (value of `DECAP_CACHE`, a
-/// per-CPU array, not pinned): what the tables decided for one
-/// conversation, keyed by outer source, VNI and inner MACs.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Decision {
-    /// The jiffy from which the entry is not used; 0: empty.
-    pub expires: u64,
-    /// `GENERATION` when the decision was made.
-    pub generation: u64,
-    /// Key: inner destination and source MACs.
-    pub macs: Macs,
-    /// Key: outer source.
-    pub saddr: Addr,
-    /// Key: VNI.
-    pub vni: u32,
-    /// The port.
-    pub ifindex: u32,
-    /// Largest inner frame (Ethernet header included) the port takes.
-    pub max_len: u32,
-    /// The VNI's stats slot.
-    pub slot: u32,
-    /// The remote VTEP's stats slot.
-    pub peer: u32,
-    /// The entry's `FDB_F_DELIVERY` bits: how the port takes frames.
-    pub flags: u32,
-}
-
 const _: () = assert!(size_of::<Addr>() == 16);
 const _: () = assert!(size_of::<Config>() == 40);
 const _: () = assert!(size_of::<InstanceInfo>() == 48);
@@ -556,8 +515,6 @@ const _: () = assert!(size_of::<RemoteInfo>() == 16);
 const _: () = assert!(size_of::<RemoteKey>() == 20);
 const _: () = assert!(size_of::<VniStats>() == 40);
 const _: () = assert!(size_of::<DecapMeta>() == 16);
-const _: () = assert!(size_of::<Macs>() == 16);
-const _: () = assert!(size_of::<Decision>() == 72);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -9,11 +9,11 @@
 //!   received a frame may have written into it (decap writes its XDP
 //!   metadata over the outer headers it strips): without the restore, only
 //!   the first batch would be the frame the bench means.
-//! - `bench_sink`: counts and drops in XDP (the `xdp-drop` ceiling on the
-//!   underlay, and the far end of encap's underlay).
-//! - `bench_sink_tc`: counts and drops in TC ingress: the sink in the VM
-//!   for every decap variant, so each ends where a VM's stack would take
-//!   the frame (an skb), whichever way it was delivered.
+//! - `bench_sink`: counts and drops in XDP (the `xdp-drop` ceiling, where
+//!   the generator's frames arrive).
+//! - `bench_sink_tc`: counts and drops in TC ingress: the sink of every
+//!   other variant (in the VM for decap, so each ends where a VM's stack
+//!   would take the frame, an skb, whichever way it was delivered).
 //! - `bench_pass`: `XDP_PASS`, for a veth that must take the generator's
 //!   XDP frames with GRO off (the `kernel-nogro` variant).
 //! - `bench_strip_redirect`: the `xdp-redirect` ceiling: strips the 50

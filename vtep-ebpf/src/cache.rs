@@ -36,16 +36,17 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::helpers::bpf_jiffies64;
+use network_types::eth::EthHdr;
 use vtep_common::{
     addr::Addr,
-    consts::{DECAP_CACHE_CAPACITY, generation_slot},
-    maps::{Decision, Macs},
+    caches::{Decision, Macs},
+    consts::{DECAP_CACHE_CAPACITY, ROUTES_GENERATION, generation_slot},
 };
 
 use crate::maps::{DECAP_CACHE, GENERATION};
 
 /// How long a cached decision lives at most (ns).
-const TTL_NS: u64 = 500_000_000;
+pub const TTL_NS: u64 = 500_000_000;
 /// The longest jiffy of the kernels we run on (HZ = 100).
 const JIFFY_MAX_NS: u64 = 10_000_000;
 
@@ -65,7 +66,7 @@ pub fn expiry(now_j: u64, valid_ns: u64) -> u64 {
 
 /// Whether two MAC pairs are the same.
 #[inline(always)]
-fn same(a: &Macs, b: &Macs) -> bool {
+pub fn same(a: &Macs, b: &Macs) -> bool {
     a.lo == b.lo && a.hi == b.hi
 }
 
@@ -86,15 +87,37 @@ pub unsafe fn macs_at(eth: usize) -> Macs {
     }
 }
 
+/// The two MACs of an Ethernet header read out of the packet.
+#[inline(always)]
+pub fn macs_of(eth: &EthHdr) -> Macs {
+    let (d, s) = (eth.dst_addr, eth.src_addr);
+    Macs {
+        lo: u64::from_ne_bytes([d[0], d[1], d[2], d[3], d[4], d[5], s[0], s[1]]),
+        hi: u32::from_ne_bytes([s[2], s[3], s[4], s[5]]),
+        _pad: 0,
+    }
+}
+
+/// `GENERATION` slot `slot` now.
+#[inline(always)]
+fn slot_generation(slot: u32) -> u64 {
+    // SAFETY: an array value; a plain u64 that other CPUs and userspace
+    // only add to atomically.
+    GENERATION.get_ptr(slot).map_or(0, |g| unsafe { *g })
+}
+
 /// The generation of `vni`'s tables now. Read it before reading the
 /// tables for a decision that will be cached.
 #[inline(always)]
 pub fn generation(vni: u32) -> u64 {
-    // SAFETY: an array value; a plain u64 that other CPUs and userspace
-    // only add to atomically.
-    GENERATION
-        .get_ptr(generation_slot(vni))
-        .map_or(0, |g| unsafe { *g })
+    slot_generation(generation_slot(vni))
+}
+
+/// The generation of the host's routes and neighbours now. Read it before
+/// a FIB lookup whose answer will be cached.
+#[inline(always)]
+pub fn routes_generation() -> u64 {
+    slot_generation(ROUTES_GENERATION)
 }
 
 /// Marks every cached decision of `vni` out of date. Call after changing

@@ -17,12 +17,13 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use network_types::{arp::ArpHdr, eth::EtherType};
 use vtep_common::{
+    caches::{Decision, Macs},
     consts::{ETH_HLEN, VLAN_HLEN},
     counters::{Counter, DropReason},
     maps::{
-        CONFIG_F_NO_DECAP_CACHE, Config, DECAP_META_MAGIC, DecapMeta, Decision, FDB_F_DELIVERY,
-        FDB_F_XDP, META_ACTION_DELIVER, META_ACTION_DELIVER_PEER, META_ACTION_FLOOD, Macs,
-        PORT_F_PEER, REMOTE_F_LEARN, RemoteKey, deliver_action,
+        CONFIG_F_NO_DECAP_CACHE, Config, DECAP_META_MAGIC, DecapMeta, FDB_F_DELIVERY, FDB_F_XDP,
+        META_ACTION_DELIVER, META_ACTION_DELIVER_PEER, META_ACTION_FLOOD, PORT_F_PEER,
+        REMOTE_F_LEARN, RemoteKey, deliver_action,
     },
 };
 

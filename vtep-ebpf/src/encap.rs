@@ -39,6 +39,7 @@ use network_types::{
 };
 use vtep_common::{
     addr::Addr,
+    caches::EncapDecision,
     consts::{ENCAP_LEN, ENCAP6_LEN, ETH_HLEN, IPV6_HLEN, MAX_FLOOD, MAX_VNI_PORTS},
     counters::{Counter, DropReason},
     maps::{CONFIG_F_DF, Config, PORT_F_LEARN, VniInfo, fdb_delivery},
@@ -46,11 +47,11 @@ use vtep_common::{
 };
 
 use crate::{
-    arp, cache,
-    learn::{Location, known_at, learn, lookup},
+    arp, cache, encap_cache,
+    learn::{Location, known_at, learn, lookup_until, now},
     maps::{CONFIG, Dropped, PORTS, VNIS, count, count_drop, count_tx},
     mtu, nd,
-    parse::{IPV4_MF, inner_ipv4, is, is_group, is_vlan, read},
+    parse::{IPV4_MF, is, is_group, is_vlan, read},
     port, storm,
 };
 
@@ -95,10 +96,19 @@ pub fn tc(ctx: &TcContext) -> i32 {
     }
 }
 
+/// The cache, then the port's binding, the source (learning), snooping,
+/// the lookup, and one of: local switching, unicast to a remote, flood.
 #[inline(always)]
 fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
     let from = unsafe { (*ctx.skb.skb).ifindex };
+    let eth: Option<EthHdr> = read(ctx, 0);
+    let macs = eth.as_ref().and_then(|eth| encap_cache::key(ctx, eth));
+    if let (Some(eth), Some(macs)) = (&eth, macs)
+        && let Some(d) = encap_cache::get(from, macs)
+    {
+        return encapsulate(ctx, d, eth, true, &CONFIG.load());
+    }
     let port = PORTS.get_ptr(from).ok_or((DropReason::UnboundPort, None))?;
     // SAFETY: map values stay valid for the duration of the program.
     let port = unsafe { &*port };
@@ -108,7 +118,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         vni: port.vni,
         slot: port.slot,
     };
-    let eth: EthHdr = read(ctx, 0).ok_or(ing.drop(DropReason::InnerTooShort))?;
+    let eth = eth.ok_or(ing.drop(DropReason::InnerTooShort))?;
     // RFC 7348 §6.1: no inner VLAN tags on tunnel packets.
     if is_vlan(eth.ether_type) {
         return Err(ing.drop(DropReason::InnerVlan));
@@ -153,16 +163,19 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         }
     }
 
+    // Read before the lookup: a change after this makes a decision cached
+    // from it out of date at once.
+    let generation = cache::generation(ing.vni);
     if !is_group(&eth.dst_addr)
-        && let Some(entry) = lookup(ing.vni, eth.dst_addr, &cfg)
+        && let Some((entry, until)) = lookup_until(ing.vni, eth.dst_addr, &cfg)
     {
-        return if entry.ifindex != 0 {
-            switch_local(ctx, &ing, entry.ifindex)
-        } else {
-            unicast(ctx, &ing, &entry, &eth)
-        };
+        if entry.ifindex != 0 {
+            return switch_local(ctx, &ing, entry.ifindex);
+        }
+        let made = Made { generation, until };
+        return unicast(ctx, &ing, &entry, &eth, (&made, &cfg));
     }
-    flood(ctx, &ing, &eth)
+    flood(ctx, &ing, &eth, &cfg)
 }
 
 /// Same host, same VNI: hand the frame to port `to` as it is.
@@ -184,37 +197,91 @@ fn switch_local(ctx: &TcContext, ing: &Ingress, to: u32) -> Result<i32, Dropped>
     Ok(port::to_port(to, port.flags))
 }
 
-/// Known unicast to one remote VTEP (`to.remote`).
+/// What a decision from the tables was made from: the VNI's generation
+/// read before the tables, the time until which the destination's entry
+/// holds.
+struct Made {
+    generation: u64,
+    until: u64,
+}
+
+/// Known unicast to one remote VTEP (`to.remote`), decided from the
+/// tables. The decision is written into this CPU's encap cache entry for
+/// the conversation (as scratch: it is too large for the encap program's
+/// stack) and marked valid when the frame may be decided from the cache
+/// and the next hop is resolved.
 #[inline(always)]
-fn unicast(ctx: &TcContext, ing: &Ingress, to: &Location, eth: &EthHdr) -> Result<i32, Dropped> {
-    let cfg = CONFIG.load();
-    let hop = next_hop(ctx, &cfg, ing.port, &to.remote).map_err(|r| ing.drop(r))?;
+fn unicast(
+    ctx: &TcContext,
+    ing: &Ingress,
+    to: &Location,
+    eth: &EthHdr,
+    (made, cfg): (&Made, &Config),
+) -> Result<i32, Dropped> {
+    let routes = cache::routes_generation();
+    let hop = next_hop(ctx, cfg, ing.port, &to.remote).map_err(|r| ing.drop(r))?;
+    let macs = cache::macs_of(eth);
+    let d = encap_cache::slot(ing.port, macs).ok_or(ing.drop(DropReason::KernelRefused))?;
+    d.expires = 0;
+    if hop.resolved && encap_cache::key(ctx, eth).is_some() {
+        d.expires = cache::expiry(cache::jiffies(), made.until.saturating_sub(now()));
+        count(Counter::EncapCacheFill);
+    }
+    d.generation = made.generation;
+    d.routes = routes;
+    d.macs = macs;
+    d.remote = to.remote;
+    d.port = ing.port;
+    d.vni = ing.vni;
+    d.slot = ing.slot;
+    d.peer = to.peer;
+    d.ifindex = hop.ifindex;
+    d.mtu = hop.mtu;
+    d.eth = hop.eth;
+    d.port_flags = ing.flags;
+    encapsulate(ctx, d, eth, hop.resolved, cfg)
+}
+
+/// Encapsulates the frame as decision `d` says and sends it towards its
+/// next hop: redirected when the hop is `resolved`, else queued in the
+/// kernel until it is (IP only). A frame too big for the underlay is
+/// answered instead.
+#[inline(always)]
+fn encapsulate(
+    ctx: &TcContext,
+    d: &EncapDecision,
+    eth: &EthHdr,
+    resolved: bool,
+    cfg: &Config,
+) -> Result<i32, Dropped> {
+    let drop = |reason| (reason, Some(d.slot));
     let is_ip = is_ip(eth);
-    if !hop.resolved && !is_ip {
+    if !resolved && !is_ip {
         // Only IP packets can wait for the neighbour in bpf_redirect_neigh.
-        return Err(ing.drop(DropReason::NoNeighbour));
+        return Err(drop(DropReason::NoNeighbour));
     }
-    let dev_mtu = if hop.mtu != 0 {
-        hop.mtu
+    let dev_mtu = if d.mtu != 0 {
+        d.mtu
     } else {
-        mtu::device_mtu(ctx, hop.ifindex)
+        mtu::device_mtu(ctx, d.ifindex)
     };
-    if mtu::too_big(ctx, eth, dev_mtu, &cfg) {
-        return answer_too_big(ctx, ing, eth, mtu::inner_mtu(dev_mtu, &cfg));
+    if mtu::too_big(ctx, eth, dev_mtu, cfg) {
+        let back = (d.port, d.port_flags, d.slot);
+        return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
-    let tunnel = Tunnel::new(ctx, ing.vni, eth);
-    grow(ctx, eth, is_ip, &cfg).map_err(|r| ing.drop(r))?;
-    write_outer(ctx, &cfg, &tunnel, &to.remote, &hop).map_err(|r| ing.drop(r))?;
-    count_tx(ing.slot, to.peer, u64::from(tunnel.inner_len));
+    let tunnel = Tunnel::new(ctx, d.vni, eth);
+    grow(ctx, eth, is_ip, cfg).map_err(drop)?;
+    write_outer(ctx, cfg, &tunnel, &d.remote, &d.eth).map_err(drop)?;
+    count_tx(d.slot, d.peer, u64::from(tunnel.inner_len));
     count(Counter::EncapUnicast);
-    if hop.resolved {
+    if resolved {
         // SAFETY: plain helper call.
-        return Ok(unsafe { bpf_redirect(hop.ifindex, 0) } as i32);
+        return Ok(unsafe { bpf_redirect(d.ifindex, 0) } as i32);
     }
     count(Counter::NeighResolve);
     // SAFETY: no next-hop parameters: the kernel routes on the outer
     // destination and queues the packet until the neighbour resolves.
-    Ok(unsafe { bpf_redirect_neigh(hop.ifindex, null_mut(), 0, 0) } as i32)
+    Ok(unsafe { bpf_redirect_neigh(d.ifindex, null_mut(), 0, 0) } as i32)
 }
 
 /// BUM or unknown unicast: a copy to every other local port of the VNI and
@@ -224,7 +291,7 @@ fn unicast(ctx: &TcContext, ing: &Ingress, to: &Location, eth: &EthHdr) -> Resul
 /// (each copy's fate is counted in the maps), so the verifier can prune
 /// them: a counter of copies sent would double its paths per iteration.
 #[inline(always)]
-fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr) -> Result<i32, Dropped> {
+fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i32, Dropped> {
     let info = VNIS
         .get_ptr(ing.vni)
         .ok_or(ing.drop(DropReason::UnknownVni))?;
@@ -243,23 +310,23 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr) -> Result<i32, Dropped> {
     if n_remotes == 0 {
         return Ok(TC_ACT_SHOT);
     }
-    let cfg = CONFIG.load();
     let dev_mtu = mtu::device_mtu(ctx, cfg.underlay_ifindex);
-    if mtu::too_big(ctx, eth, dev_mtu, &cfg) {
-        return answer_too_big(ctx, ing, eth, mtu::inner_mtu(dev_mtu, &cfg));
+    if mtu::too_big(ctx, eth, dev_mtu, cfg) {
+        let back = (ing.port, ing.flags, ing.slot);
+        return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
     let is_ip = is_ip(eth);
     let tunnel = Tunnel::new(ctx, ing.vni, eth);
-    grow(ctx, eth, is_ip, &cfg).map_err(|r| ing.drop(r))?;
+    grow(ctx, eth, is_ip, cfg).map_err(|r| ing.drop(r))?;
     count(Counter::EncapFlood);
     for i in 0..MAX_FLOOD {
         if i >= n_remotes {
             break;
         }
         let (remote, peer) = (&info.remotes[i], info.peers[i]);
-        match next_hop(ctx, &cfg, ing.port, remote) {
+        match next_hop(ctx, cfg, ing.port, remote) {
             Ok(hop) if hop.resolved => {
-                if write_outer(ctx, &cfg, &tunnel, remote, &hop).is_ok()
+                if write_outer(ctx, cfg, &tunnel, remote, &hop.eth).is_ok()
                     && ctx.clone_redirect(hop.ifindex, 0).is_ok()
                 {
                     count_tx(ing.slot, peer, u64::from(tunnel.inner_len));
@@ -297,15 +364,21 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
 }
 
 /// A frame too big for the underlay once encapsulated (`left`: the MTU
-/// left for the inner packet): answered back out of the port as
-/// [`mtu::answer`] says, or dropped; a `too_big` drop either way.
+/// left for the inner packet): answered back out of the port it came in
+/// (`port`, with `PORT_F_*` bits `flags`) as [`mtu::answer`] says, or
+/// dropped; a `too_big` drop either way, charged to the VNI in `slot`.
 #[inline(always)]
-fn answer_too_big(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, left: u16) -> Result<i32, Dropped> {
-    let answered = mtu::answer(ctx, eth, left).ok_or(ing.drop(DropReason::TooBig))?;
-    count_drop(DropReason::TooBig, Some(ing.slot));
+fn answer_too_big(
+    ctx: &TcContext,
+    (port, flags, slot): (u32, u32, u32),
+    eth: &EthHdr,
+    left: u16,
+) -> Result<i32, Dropped> {
+    let answered = mtu::answer(ctx, eth, left).ok_or((DropReason::TooBig, Some(slot)))?;
+    count_drop(DropReason::TooBig, Some(slot));
     count(answered);
     // Back to the VM that sent it.
-    Ok(port::to_port(ing.port, ing.flags))
+    Ok(port::to_port(port, flags))
 }
 
 /// Where to send a packet for `remote`: the egress interface, and the MACs
@@ -313,8 +386,9 @@ fn answer_too_big(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, left: u16) -> Re
 struct Hop {
     ifindex: u32,
     resolved: bool,
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
+    /// The outer Ethernet header's destination (the hop's) and source
+    /// (ours) MACs.
+    eth: [u8; 12],
     /// The egress device's MTU when the lookup gave it (resolved hops),
     /// else 0.
     mtu: u32,
@@ -398,15 +472,16 @@ fn next_hop(ctx: &TcContext, cfg: &Config, port: u32, remote: &Addr) -> Result<H
         BPF_FIB_LKUP_RET_SUCCESS | BPF_FIB_LKUP_RET_FRAG_NEEDED => Ok(Hop {
             ifindex,
             resolved: true,
-            src_mac: smac,
-            dst_mac: dmac,
+            eth: [
+                dmac[0], dmac[1], dmac[2], dmac[3], dmac[4], dmac[5], smac[0], smac[1], smac[2],
+                smac[3], smac[4], smac[5],
+            ],
             mtu: u32::from(mtu),
         }),
         BPF_FIB_LKUP_RET_NO_NEIGH => Ok(Hop {
             ifindex,
             resolved: false,
-            src_mac: [0; 6],
-            dst_mac: [0; 6],
+            eth: [0; 12],
             mtu: 0,
         }),
         _ => Err(DropReason::NoRoute),
@@ -418,11 +493,20 @@ fn is_ip(eth: &EthHdr) -> bool {
     is(eth.ether_type, EtherType::Ipv4) || is(eth.ether_type, EtherType::Ipv6)
 }
 
-/// The inner fields hashed into the outer UDP source port (and the IPv6
-/// flow label). Not inlined: the inner header bytes it reads would
-/// otherwise sit spilled in the encap program's stack frame.
+/// The hash of the inner flow (outer UDP source port, IPv6 flow label).
+/// Not inlined, and hashed here rather than by the caller: only a word
+/// comes back (a key returned through the stack, and the MACs taken
+/// byte by byte from it again, cost ~10 ns a frame, measured).
 #[inline(never)]
+fn inner_flow_hash(ctx: &TcContext, eth: &EthHdr) -> u32 {
+    flow_hash(&flow_key(ctx, eth))
+}
+
+/// The inner fields hashed into the outer UDP source port (and the IPv6
+/// flow label), as vtep-common's `model::flow_key` takes them.
+#[inline(always)]
 fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
+    let ether_type = eth.ether_type;
     let (d, s) = (eth.dst_addr, eth.src_addr);
     let mut k = FlowKey {
         macs: [
@@ -433,9 +517,7 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
         ports: 0,
         proto: 0,
     };
-    if is(eth.ether_type, EtherType::Ipv6) {
-        // Word by word: the 40-byte header copied out would cost the
-        // stack what it does not have.
+    if is(ether_type, EtherType::Ipv6) {
         let word = |at: usize| read::<u32>(ctx, ETH_HLEN + at).unwrap_or(0);
         let Some(next) = read::<u8>(ctx, ETH_HLEN + 6) else {
             return k;
@@ -448,15 +530,27 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
         }
         return k;
     }
-    let Some(ip) = inner_ipv4(ctx, eth) else {
+    if !is(ether_type, EtherType::Ipv4) {
+        return k;
+    }
+    // The whole header, as on-wire bytes in little-endian words:
+    // version/IHL is byte 0 of the first, flags/fragment offset bytes 2..4
+    // of the second, the protocol byte 1 of the third. One read: a read
+    // per word multiplies the paths the verifier walks (tried: over its
+    // million instructions).
+    let Some([w0, w1, w2, saddr, daddr]) = read::<[u32; 5]>(ctx, ETH_HLEN) else {
         return k;
     };
-    k.saddr = u32::from_ne_bytes(ip.src_addr);
-    k.daddr = u32::from_ne_bytes(ip.dst_addr);
-    k.proto = u32::from(ip.proto);
-    let not_fragment = ip.frag_offset() == 0 && ip.frag_flags() & IPV4_MF == 0;
-    if not_fragment && (ip.proto == IpProto::Tcp as u8 || ip.proto == IpProto::Udp as u8) {
-        let l4 = ETH_HLEN + usize::from(ip.ihl());
+    let proto = (w2 >> 8) as u8;
+    k.saddr = saddr;
+    k.daddr = daddr;
+    k.proto = u32::from(proto);
+    // Fragment offset and MF (RFC 791 §3.1): only an unfragmented packet
+    // has its ports where they are looked for.
+    let frag = u16::from_be_bytes([(w1 >> 16) as u8, (w1 >> 24) as u8]);
+    let not_fragment = frag & 0x1fff == 0 && (frag >> 13) as u8 & IPV4_MF == 0;
+    if not_fragment && (proto == IpProto::Tcp as u8 || proto == IpProto::Udp as u8) {
+        let l4 = ETH_HLEN + usize::from(w0 as u8 & 0x0f) * 4;
         if let Some(ports) = read::<u32>(ctx, l4) {
             k.ports = ports;
         }
@@ -481,6 +575,15 @@ fn grow(ctx: &TcContext, eth: &EthHdr, is_ip: bool, cfg: &Config) -> Result<(), 
             | ((ETH_HLEN as u64) << 56);
         ctx.adjust_room(len as i32, BPF_ADJ_ROOM_MAC, flags)
             .map_err(|_| DropReason::KernelRefused)?;
+        // Straight into the room (pushed into the headroom, so in the
+        // linear data, writable): a helper call less per frame.
+        let (data, end) = (ctx.data(), ctx.data_end());
+        if data + len + ETH_HLEN <= end {
+            // SAFETY: [data + len, + 14) lies within the linear data,
+            // checked just above; the write is unaligned.
+            unsafe { ((data + len) as *mut EthHdr).write_unaligned(*eth) };
+            return Ok(());
+        }
         return ctx
             .store(len, eth, 0)
             .map_err(|_| DropReason::KernelRefused);
@@ -508,14 +611,15 @@ impl Tunnel {
     fn new(ctx: &TcContext, vni: u32, eth: &EthHdr) -> Self {
         Tunnel {
             vni,
-            hash: flow_hash(&flow_key(ctx, eth)),
+            hash: inner_flow_hash(ctx, eth),
             inner_len: ctx.len(),
         }
     }
 }
 
 /// Writes the outer Ethernet/IP/UDP/VXLAN headers of `tunnel` for
-/// `remote` (reached through `hop`) into the room `grow` made.
+/// `remote` into the room `grow` made; `macs`: the outer Ethernet
+/// header's destination and source MACs.
 ///
 /// Not inlined: inlined into the flood loop, LLVM hoists the parts of the
 /// headers every copy shares out of the loop and keeps them spilled on
@@ -527,12 +631,13 @@ fn write_outer(
     cfg: &Config,
     tunnel: &Tunnel,
     remote: &Addr,
-    hop: &Hop,
+    macs: &[u8; 12],
 ) -> Result<(), DropReason> {
     let df = cfg.flags & CONFIG_F_DF != 0;
+    let m = macs;
     let outer = Outer {
-        src_mac: hop.src_mac,
-        dst_mac: hop.dst_mac,
+        dst_mac: [m[0], m[1], m[2], m[3], m[4], m[5]],
+        src_mac: [m[6], m[7], m[8], m[9], m[10], m[11]],
         src_ip: cfg.local_ip,
         dst_ip: *remote,
         src_port: src_port(tunnel.hash),

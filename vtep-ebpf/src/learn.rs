@@ -66,13 +66,7 @@ fn stale(e: &LearnedEntry, now: u64, cfg: &Config) -> bool {
 }
 
 /// Where (`vni`, `mac`) lives: its static entry, else its learned entry
-/// unless stale.
-#[inline(always)]
-pub fn lookup(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<Location> {
-    lookup_until(vni, mac, cfg).map(|(at, _)| at)
-}
-
-/// As [`lookup`], with the time (coarse ns) until which the answer holds
+/// unless stale; with the time (coarse ns) until which the answer holds
 /// unless the tables change: `u64::MAX` for a static entry, the time a
 /// learned entry goes stale.
 #[inline(always)]

@@ -23,6 +23,7 @@ mod arp;
 mod cache;
 mod decap;
 mod encap;
+mod encap_cache;
 mod learn;
 mod maps;
 mod mtu;

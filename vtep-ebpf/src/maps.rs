@@ -11,16 +11,18 @@ use aya_ebpf::{
 };
 use vtep_common::{
     addr::Addr,
+    caches::{Decision, EncapDecision},
     consts::{
-        DECAP_CACHE_CAPACITY, DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, EVENTS_BYTES,
-        EVPN_EVENTS_CAPACITY, FDB_CAPACITY, GENERATION_SLOTS, NEIGHS_CAPACITY, NEXTHOPS_CAPACITY,
-        PEERS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
+        DECAP_CACHE_CAPACITY, DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, ENCAP_CACHE_CAPACITY,
+        EVENTS_BYTES, EVPN_EVENTS_CAPACITY, FDB_CAPACITY, GENERATION_SLOTS, NEIGHS_CAPACITY,
+        NEXTHOPS_CAPACITY, PEERS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY,
+        VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
-        BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, Decision,
-        FdbEntry, FdbKey, InstanceInfo, LearnedEntry, MacEvent, NeighEntry, NeighKey, NextHopKey,
-        PeerInfo, PeerStats, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, FdbEntry,
+        FdbKey, InstanceInfo, LearnedEntry, MacEvent, NeighEntry, NeighKey, NextHopKey, PeerInfo,
+        PeerStats, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
 };
 
@@ -92,15 +94,21 @@ pub static VNIS: HashMap<u32, VniInfo> = HashMap::pinned(VNIS_CAPACITY, BPF_F_NO
 pub static REMOTES: HashMap<RemoteKey, RemoteInfo> =
     HashMap::pinned(REMOTES_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// The tables' generations, one per VNI slot: see `cache`. Userspace maps
-/// it into memory to add to it atomically.
+/// The tables' generations, one per VNI slot, and the routes' after them:
+/// see `cache` and `encap_cache`. Userspace maps it into memory to add to
+/// it atomically.
 #[map]
-pub static GENERATION: Array<u64> = Array::pinned(GENERATION_SLOTS, BPF_F_MMAPABLE);
+pub static GENERATION: Array<u64> = Array::pinned(GENERATION_SLOTS + 1, BPF_F_MMAPABLE);
 
 /// The decap decision cache (see `cache`); not pinned.
 #[map]
 pub static DECAP_CACHE: PerCpuArray<Decision> =
     PerCpuArray::with_max_entries(DECAP_CACHE_CAPACITY, 0);
+
+/// The encap decision cache (see `encap_cache`); not pinned.
+#[map]
+pub static ENCAP_CACHE: PerCpuArray<EncapDecision> =
+    PerCpuArray::with_max_entries(ENCAP_CACHE_CAPACITY, 0);
 
 /// Where a MAC event is built before it is copied into the rings (one
 /// per CPU; not pinned): 64 bytes the learning path's stack frame cannot

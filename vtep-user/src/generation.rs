@@ -1,5 +1,5 @@
 //! The tables' generations, from userspace: the `GENERATION` map (one
-//! `u64` per VNI slot), mapped into this process so that a bump is an
+//! `u64` per VNI slot, and the routes'), mapped into this process so that a bump is an
 //! atomic add on the very memory the kernel programs add to (a map update
 //! could undo a concurrent bump by the datapath).
 //!
@@ -16,7 +16,7 @@ use std::{
 };
 
 use aya::maps::MapData;
-use vtep_common::consts::{GENERATION_SLOTS, generation_slot};
+use vtep_common::consts::{ROUTES_GENERATION, generation_slot};
 
 /// Why the generation could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ impl Generation {
         })?;
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        let len = (GENERATION_SLOTS as usize * size_of::<u64>()).next_multiple_of(page);
+        let len = ((ROUTES_GENERATION as usize + 1) * size_of::<u64>()).next_multiple_of(page);
         // SAFETY: a fresh shared mapping of the map's values (an array's
         // values start at offset 0, 8 bytes apart for a u64); the result
         // is checked.
@@ -82,11 +82,23 @@ impl Generation {
 
     /// The generation of `vni`'s slot.
     fn atomic(&self, vni: u32) -> &AtomicU64 {
+        self.slot(generation_slot(vni))
+    }
+
+    /// Slot `slot` (at most `ROUTES_GENERATION`).
+    fn slot(&self, slot: u32) -> &AtomicU64 {
+        assert!(slot <= ROUTES_GENERATION);
         // SAFETY: the mapping is page-aligned, lives as long as `self`, and
-        // holds GENERATION_SLOTS u64s, of which `generation_slot` picks
-        // one; every writer (kernel programs and userspace) only changes
-        // them atomically.
-        unsafe { &*self.slots.as_ptr().add(generation_slot(vni) as usize) }
+        // holds ROUTES_GENERATION + 1 u64s (checked just above); every
+        // writer (kernel programs and userspace) only changes them
+        // atomically.
+        unsafe { &*self.slots.as_ptr().add(slot as usize) }
+    }
+
+    /// Marks every cached next hop out of date. Call after a change to the
+    /// host's routes, neighbours or links.
+    pub fn bump_routes(&self) {
+        self.slot(ROUTES_GENERATION).fetch_add(1, Ordering::SeqCst);
     }
 
     /// Marks every cached decision of `vni` out of date. Call after a

@@ -272,6 +272,42 @@ impl Rtnl {
     }
 }
 
+/// A socket that hears of changes to the host's routes, neighbours and
+/// links (the rtnetlink multicast groups), for what caches their answers.
+pub struct Changes {
+    socket: Socket,
+}
+
+impl Changes {
+    pub fn open() -> Result<Self, NetlinkError> {
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
+        socket.bind_auto().map_err(NetlinkError::Socket)?;
+        for group in [
+            libc::RTNLGRP_LINK,
+            libc::RTNLGRP_NEIGH,
+            libc::RTNLGRP_IPV4_ROUTE,
+            libc::RTNLGRP_IPV6_ROUTE,
+        ] {
+            socket.add_membership(group).map_err(NetlinkError::Socket)?;
+        }
+        Ok(Self { socket })
+    }
+
+    /// Blocks until the kernel tells of a change (or that it dropped some
+    /// for want of room, which is as good as one).
+    pub fn wait(&mut self) -> Result<(), NetlinkError> {
+        let mut buf = vec![0u8; 1 << 16];
+        match self.socket.recv(&mut &mut buf[..], 0) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(()),
+            Err(source) => Err(NetlinkError::Io {
+                what: "route, neighbour and link changes".to_owned(),
+                source,
+            }),
+        }
+    }
+}
+
 /// The netlink address family of `ip`.
 fn family(ip: IpAddr) -> AddressFamily {
     if ip.is_ipv4() {

@@ -579,6 +579,14 @@ fn encap_differential(fam: Family) {
         "encap vs reference model over {}, seed {seed}: 100000 frames, no mismatch: {seen:?}",
         vtep_user::values::family(fam.local)
     );
+    // Most unicast frames were decided from the encap cache, which the
+    // model knows nothing of.
+    let fills = l.counters(MAP_COUNTERS, Counter::COUNT)[Counter::EncapCacheFill as usize];
+    let unicast = u64::from(seen.get("unicast").copied().unwrap_or(0));
+    assert!(
+        fills > 0 && unicast > 2 * fills,
+        "the encap cache was not exercised: {fills} fills for {unicast} unicast frames"
+    );
     for kind in [
         "switch",
         "unicast",

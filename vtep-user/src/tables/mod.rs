@@ -255,6 +255,12 @@ impl Tables {
     pub fn local_ip(&self) -> crate::values::LocalIp {
         crate::values::LocalIp::recorded(ip_from_map(self.info.config.local_ip))
     }
+
+    /// Tells the datapath the host's routes, neighbours or links changed:
+    /// the next hops its encap decision cache holds are out of date.
+    pub fn routes_changed(&self) {
+        self.generation.bump_routes();
+    }
 }
 
 /// The kind and sizes of every map of `inst` (read once: they are set

@@ -91,6 +91,8 @@ impl TablesMut {
             }
             return Err(TableError::map("write", "VNI")(e));
         }
+        // Encap decisions are cached by port: none made before holds.
+        self.generation.bump(vni.get());
         Ok(())
     }
 
@@ -123,6 +125,7 @@ impl TablesMut {
         self.ports
             .delete(&ifindex)
             .map_err(TableError::map("write", "port"))?;
+        self.generation.bump(vni.get());
         Ok(Some(port))
     }
 }

@@ -1,0 +1,88 @@
+//! Entries of the decision caches: per-CPU arrays, not pinned (each load
+//! of the programs starts empty), that let the frames of a conversation
+//! after its first skip the table lookups. Each entry holds the
+//! generation(s) it was made in and an expiry; the programs' `cache` and
+//! `encap_cache` modules say when one may be used.
+
+use core::mem::size_of;
+
+use crate::addr::Addr;
+
+/// Inner destination and source MACs (12 bytes, as on the wire) as two
+/// words, for comparing: part of each cache's key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Macs {
+    /// Bytes 0..8 of the Ethernet header.
+    pub lo: u64,
+    /// Bytes 8..12.
+    pub hi: u32,
+    /// Always zero.
+    pub _pad: u32,
+}
+
+/// One decision of the decap decision cache (value of `DECAP_CACHE`):
+/// what the tables decided for one conversation, keyed by outer source,
+/// VNI and inner MACs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// The jiffy from which the entry is not used; 0: empty.
+    pub expires: u64,
+    /// The VNI's `GENERATION` when the decision was made.
+    pub generation: u64,
+    /// Key: inner destination and source MACs.
+    pub macs: Macs,
+    /// Key: outer source.
+    pub saddr: Addr,
+    /// Key: VNI.
+    pub vni: u32,
+    /// The port.
+    pub ifindex: u32,
+    /// Largest inner frame (Ethernet header included) the port takes.
+    pub max_len: u32,
+    /// The VNI's stats slot.
+    pub slot: u32,
+    /// The remote VTEP's stats slot.
+    pub peer: u32,
+    /// The entry's `FDB_F_DELIVERY` bits: how the port takes frames.
+    pub flags: u32,
+}
+
+/// One decision of the encap decision cache (value of `ENCAP_CACHE`):
+/// known unicast from a port to a remote VTEP whose next hop is resolved,
+/// keyed by the ingress port and the frame's MACs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncapDecision {
+    /// The jiffy from which the entry is not used; 0: empty.
+    pub expires: u64,
+    /// The VNI's `GENERATION` when the decision was made.
+    pub generation: u64,
+    /// `GENERATION`'s routes slot when the next hop was looked up.
+    pub routes: u64,
+    /// Key: inner destination and source MACs.
+    pub macs: Macs,
+    /// The remote VTEP.
+    pub remote: Addr,
+    /// Key: the ingress port.
+    pub port: u32,
+    /// The port's VNI.
+    pub vni: u32,
+    /// The VNI's stats slot.
+    pub slot: u32,
+    /// The remote VTEP's stats slot.
+    pub peer: u32,
+    /// The next hop: egress device and its MTU.
+    pub ifindex: u32,
+    pub mtu: u32,
+    /// The outer Ethernet header's destination (the next hop's) and source
+    /// (ours) MACs.
+    pub eth: [u8; 12],
+    /// The ingress port's `PORT_F_*` bits.
+    pub port_flags: u32,
+}
+
+const _: () = assert!(size_of::<Macs>() == 16);
+const _: () = assert!(size_of::<Decision>() == 72);
+const _: () = assert!(size_of::<EncapDecision>() == 96);
