@@ -718,3 +718,26 @@ fn ports_get_the_delivery_their_device_takes() {
     v.ok(&["port", "add", "p2", "--vni", "100", "--deliver", "peer"]);
     assert_eq!(deliver("p2").as_deref(), Some("peer"));
 }
+
+#[test]
+fn up_turns_gro_on_on_the_underlay_and_down_turns_it_back_off() {
+    let s = setup();
+    let gro = || {
+        s.host
+            .ok(&["ethtool", "-k", "ul0"])
+            .lines()
+            .any(|l| l == "generic-receive-offload: on")
+    };
+    assert!(!gro(), "a veth comes with GRO off");
+    s.vtep
+        .ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    assert!(gro(), "up left GRO off on the underlay");
+    s.vtep.ok(&["down"]);
+    assert!(!gro(), "down left GRO on, which up had turned on");
+    // GRO the host had on stays on.
+    s.host.ok(&["ethtool", "-K", "ul0", "gro", "on"]);
+    s.vtep
+        .ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    s.vtep.ok(&["down"]);
+    assert!(gro(), "down turned off GRO that was on before up");
+}

@@ -61,7 +61,15 @@ pub struct InstanceInfo {
     pub xdp_mode: u32,
     /// The configuration the programs were loaded with.
     pub config: Config,
+    /// `INSTANCE_F_*` bits.
+    pub flags: u32,
+    /// Always zero.
+    pub _pad: u32,
 }
+
+/// `vtep up` turned GRO on on the underlay (it was off, as on a veth):
+/// `vtep down` turns it off again.
+pub const INSTANCE_F_GRO_SET: u32 = 1;
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
@@ -497,7 +505,7 @@ pub const fn deliver_action(fdb_flags: u32) -> u32 {
 
 const _: () = assert!(size_of::<Addr>() == 16);
 const _: () = assert!(size_of::<Config>() == 40);
-const _: () = assert!(size_of::<InstanceInfo>() == 48);
+const _: () = assert!(size_of::<InstanceInfo>() == 56);
 const _: () = assert!(size_of::<LearnedEntry>() == 56);
 const _: () = assert!(size_of::<MacEvent>() == 64);
 const _: () = assert!(size_of::<FdbKey>() == 12);

@@ -1,7 +1,16 @@
 //! Thin wrappers over the OS: interface names and indexes, bpffs,
 //! forwarding switches, capabilities.
 
-use std::{ffi::CString, io, net::IpAddr, os::unix::ffi::OsStrExt as _, path::Path};
+use std::{
+    ffi::CString,
+    io,
+    net::IpAddr,
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _},
+        unix::ffi::OsStrExt as _,
+    },
+    path::Path,
+};
 
 use anyhow::{Context as _, bail};
 
@@ -106,6 +115,57 @@ pub fn set_forwarding(iface: &str, ip: IpAddr, on: bool) -> anyhow::Result<bool>
             .with_context(|| format!("cannot write {path}"))?;
     }
     Ok(old)
+}
+
+/// Turns generic receive offload of `iface` on or off (SIOCETHTOOL,
+/// ETHTOOL_SGRO); whether it was on.
+pub fn set_gro(iface: &str, on: bool) -> anyhow::Result<bool> {
+    /// `struct ethtool_value`.
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    const ETHTOOL_GGRO: u32 = 0x2b;
+    const ETHTOOL_SGRO: u32 = 0x2c;
+    if iface.len() >= libc::IFNAMSIZ {
+        bail!("interface name '{iface}' is too long");
+    }
+    // SAFETY: plain socket call; the result is checked and closed by
+    // OwnedFd.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        bail!("cannot open a socket: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let call = |cmd: u32, data: u32| -> std::io::Result<u32> {
+        let mut value = EthtoolValue { cmd, data };
+        // SAFETY: an all-zero ifreq is valid; the name fits (checked above,
+        // NUL-terminated by the zeroes after it).
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(iface.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = (&raw mut value).cast();
+        // SAFETY: SIOCETHTOOL with an ifreq whose data points at an
+        // ethtool_value that outlives the call.
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(value.data)
+    };
+    let was = call(ETHTOOL_GGRO, 0).with_context(|| format!("cannot read GRO of '{iface}'"))? != 0;
+    if was != on {
+        call(ETHTOOL_SGRO, u32::from(on)).with_context(|| {
+            format!(
+                "cannot turn GRO of '{iface}' {}",
+                if on { "on" } else { "off" }
+            )
+        })?;
+    }
+    Ok(was)
 }
 
 /// Fails with one line naming what is missing unless this process may load

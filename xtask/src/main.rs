@@ -159,5 +159,6 @@ fn test() -> anyhow::Result<()> {
         write: None,
         baseline: None,
         only: None,
+        variants: Vec::new(),
     })
 }

@@ -11,12 +11,15 @@
 
 mod control;
 mod cost;
+mod cpus;
 mod evpn;
 mod frames;
+mod generator;
 mod latency;
 mod pps;
 mod report;
 mod scale;
+mod sections;
 mod tcp;
 
 use std::{
@@ -45,7 +48,8 @@ pub struct Opts {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Write the report as Markdown to this file (e.g. BENCHMARKS.md).
+    /// Write the report as Markdown as this CPU model's section of this
+    /// file (BENCHMARKS.md; the sections live in `benchmarks/` next to it).
     #[arg(long)]
     pub write: Option<PathBuf>,
     /// Also measure the `vtep` of this git revision (e.g. HEAD~1, main)
@@ -58,6 +62,11 @@ pub struct Opts {
     /// `--only decap --baseline HEAD~1`. Not with --write or --smoke.
     #[arg(long, value_enum, conflicts_with_all = ["write", "smoke"])]
     pub only: Option<Dir>,
+    /// With --only: just these variants (by name, e.g. `--variants
+    /// vtep,encap-ceiling,xdp-drop`), for a quick look while trying a
+    /// change.
+    #[arg(long, value_delimiter = ',', requires = "only")]
+    pub variants: Vec<String>,
 }
 
 /// Builds the `vtep` binary of git revision `rev` (in a temporary worktree,
@@ -203,7 +212,9 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         if opts.only.is_some_and(|only| only != dir) {
             continue;
         }
-        for v in variants {
+        let wanted =
+            |v: &Variant| opts.variants.is_empty() || opts.variants.iter().any(|n| n == v.name());
+        for v in variants.into_iter().filter(wanted) {
             let bin = match (&baseline_bin, v) {
                 (Some(b), Variant::Baseline) => b,
                 _ => &vtep_bin,
@@ -251,6 +262,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         encap: dir_report(Dir::Encap),
         program_cost_ns,
         fdb_scale: None,
+        cpus: None,
         control_plane: None,
         evpn: None,
         latency_us: None,
@@ -266,6 +278,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
             .context("no vtep-uncached decap bench")?;
         report.fdb_scale = Some(scale::fdb_scale(uncached, opts.smoke, packets)?);
         drop(benches);
+        report.cpus = Some(cpus::cpus(&obj, &vtep_bin, opts.smoke, packets)?);
         report.control_plane = Some(control::control_plane(&vtep_bin, opts.smoke)?);
         report.evpn = Some(evpn::evpn_scale(&vtep_bin, opts.smoke)?);
         report.latency_us = Some(latency::latency(&vtep_bin, opts.smoke)?);
@@ -278,8 +291,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         print!("{}", report.markdown());
     }
     if let Some(path) = &opts.write {
-        std::fs::write(path, report.markdown())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        sections::write(path, &report.machine.cpu, &report.markdown())?;
     }
     if opts.smoke {
         report.check_complete()?;

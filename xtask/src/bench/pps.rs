@@ -4,26 +4,28 @@
 //! Decap: generator ns `eth0` -> DUT `ul0` (underlay) -> DUT `p0` (port)
 //! -> VM `eth0` (sink). Encap: VM `eth0` (generator) -> DUT `p0` -> DUT
 //! `ul0` -> sink ns `eth0`. The generator is `bench_gen` run with
-//! BPF_F_TEST_XDP_LIVE_FRAMES; the sink is `bench_sink` (XDP, counts and
-//! drops). The rate is what the sink counted over the generator's run.
+//! BPF_F_TEST_XDP_LIVE_FRAMES; the sink is `bench_sink_tc` (TC ingress,
+//! counts and drops; `bench_sink` in XDP for the xdp-drop ceiling). The
+//! rate is what the sink counted over the generator's run.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, anyhow};
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf,
     maps::PerCpuArray,
-    programs::{
-        SchedClassifier, TcAttachType, TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode, tc,
-    },
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
 };
 use vtep_tests::{BpfFs, Netns, UP_NATIVE, Vtep, veth};
 
-use super::frames;
+use super::{
+    frames,
+    generator::{Generator, bench_obj},
+};
 
 /// Inner flows the generator makes.
 pub const FLOWS: u32 = 256;
@@ -114,39 +116,6 @@ impl Variant {
     }
 }
 
-/// Words of a frame's start the generator restores before each send.
-const HEADER_MAX: usize = 12;
-
-/// Loads the bench object with its globals: `target` to redirect to; for
-/// the generator, the flow field's `offset`; the `frame` whose start the
-/// generator restores (or the encap ceiling writes); empty for the others.
-fn bench_obj(obj: &[u8], target: u32, offset: u32, frame: &[u8]) -> anyhow::Result<Ebpf> {
-    let mut header = [0u64; HEADER_MAX];
-    let words = (frame.len() / 8).min(HEADER_MAX);
-    for (i, w) in header.iter_mut().take(words).enumerate() {
-        *w = u64::from_ne_bytes(frame[8 * i..8 * i + 8].try_into()?);
-    }
-    EbpfLoader::new()
-        .override_global("TARGET", &target, true)
-        .override_global("FLOWS", &FLOWS, true)
-        .override_global("FLOW_OFFSET", &offset, true)
-        .override_global("HEADER", &header, true)
-        .override_global("HEADER_WORDS", &(words as u32), true)
-        .load(obj)
-        .context("cannot load the bench object")
-}
-
-/// Loads XDP program `prog` of `ebpf`.
-fn load_xdp(mut ebpf: Ebpf, prog: &str) -> anyhow::Result<Ebpf> {
-    let p: &mut Xdp = ebpf
-        .program_mut(prog)
-        .with_context(|| format!("no program {prog}"))?
-        .try_into()?;
-    p.load()
-        .with_context(|| format!("the kernel rejected {prog}"))?;
-    Ok(ebpf)
-}
-
 /// Where a bench program is attached.
 #[derive(Clone, Copy)]
 enum Hook {
@@ -210,10 +179,7 @@ fn mac(ns: &Netns, dev: &str) -> anyhow::Result<[u8; 6]> {
 pub struct Bench {
     pub dir: Dir,
     pub variant: Variant,
-    gen_ns: String,
-    gen_ifindex: u32,
-    frame: Vec<u8>,
-    generator: Ebpf,
+    pub generator: Generator,
     sink: Ebpf,
     /// The ceiling's program (or kernel-nogro's XDP_PASS), attached while
     /// the bench lives.
@@ -260,7 +226,35 @@ impl Topology {
             Dir::Decap => ("ul0", "p0"),
             Dir::Encap => ("p0", "ul0"),
         };
-        veth(&gen_ns, "eth0", &dut, gen_side);
+        // As many receive queues as CPUs on the generator's link: frames
+        // sent from two CPUs are then taken in by each CPU itself (a veth
+        // picks the queue by the sending CPU), as a NIC's RSS would.
+        let queues = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .to_string();
+        vtep_tests::ok(&[
+            "ip",
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            &gen_ns.name,
+            "numrxqueues",
+            &queues,
+            "numtxqueues",
+            &queues,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            gen_side,
+            "netns",
+            &dut.name,
+            "numrxqueues",
+            &queues,
+            "numtxqueues",
+            &queues,
+        ]);
         veth(&dut, far_side, &far, "eth0");
         for (ns, dev) in [
             (&gen_ns, "eth0"),
@@ -321,10 +315,10 @@ impl Topology {
 /// destination MAC the generator sends to.
 fn vtep_dut(
     t: &Topology,
-    dir: Dir,
-    variant: Variant,
+    (dir, variant): (Dir, Variant),
     bpffs: &BpfFs,
     vtep_bin: &Path,
+    up_args: &[&str],
 ) -> anyhow::Result<Vtep> {
     let v = Vtep::with_bin(&t.dut, &bpffs.dir, vtep_bin.to_owned());
     let (local, peer) = (t.dut_ip.to_string(), t.peer_ip.to_string());
@@ -341,6 +335,7 @@ fn vtep_dut(
     if variant == Variant::VtepUncached {
         up.push("--no-decap-cache");
     }
+    up.extend(up_args);
     v.ok(&up);
     v.ok(&["vni", "add", "100", "--flood", &peer]);
     match dir {
@@ -379,6 +374,17 @@ fn vtep_dut(
 
 impl Bench {
     pub fn new(dir: Dir, variant: Variant, obj: &[u8], vtep_bin: &Path) -> anyhow::Result<Self> {
+        Self::with_up(dir, variant, obj, vtep_bin, &[])
+    }
+
+    /// As [`Bench::new`], our VTEP brought up with `up_args` too.
+    pub fn with_up(
+        dir: Dir,
+        variant: Variant,
+        obj: &[u8],
+        vtep_bin: &Path,
+        up_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let bpffs = BpfFs::new();
         let t = Topology::new(dir, variant)?;
         let (frame, offset) = t.frame(dir);
@@ -386,14 +392,15 @@ impl Bench {
         // an XDP program, lets a veth take them).
         let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
         // The sink: an XDP drop where the generator's frames arrive for
-        // xdp-drop (the generator's own cost); in
-        // TC on the VM for every other decap variant (every delivery
-        // ends in an skb there, as a VM's stack takes it); in XDP at the
-        // far end of the underlay for encap.
-        let sink = match (dir, variant) {
-            (_, Variant::XdpDrop) => attach(obj, "bench_sink", Hook::Xdp, (0, &[]), (&t.dut, rx))?,
-            (Dir::Decap, _) => attach(obj, "bench_sink_tc", Hook::Tc, (0, &[]), (&t.far, "eth0"))?,
-            (Dir::Encap, _) => attach(obj, "bench_sink", Hook::Xdp, (0, &[]), (&t.far, "eth0"))?,
+        // xdp-drop (the generator's own cost); for every other variant a
+        // TC ingress drop at the far end: in the VM for decap (every
+        // delivery ends in an skb there, as a VM's stack takes it), at
+        // the far end of the underlay for encap (an XDP program there
+        // would make each variant's skb an XDP frame again, a copy).
+        let sink = if variant == Variant::XdpDrop {
+            attach(obj, "bench_sink", Hook::Xdp, (0, &[]), (&t.dut, rx))?
+        } else {
+            attach(obj, "bench_sink_tc", Hook::Tc, (0, &[]), (&t.far, "eth0"))?
         };
         if dir == Dir::Decap && variant.xdp_delivery() {
             t.far.ok(&["ethtool", "-K", "eth0", "gro", "on"]);
@@ -420,7 +427,7 @@ impl Bench {
                 | Variant::Baseline
                 | Variant::VtepIpv6,
             ) => {
-                vtep = Some(vtep_dut(&t, dir, variant, &bpffs, vtep_bin)?);
+                vtep = Some(vtep_dut(&t, (dir, variant), &bpffs, vtep_bin, up_args)?);
             }
             (Dir::Decap, Variant::XdpRedirect) => {
                 ceiling = Some(attach(
@@ -440,13 +447,13 @@ impl Bench {
                     t.peer_ip,
                     100,
                 );
-                // The outer headers and the inner destination MAC the
-                // frame already has: whole words.
+                // The outer headers and the inner Ethernet header (its
+                // room's copy: adjust_room leaves the original in front).
                 ceiling = Some(attach(
                     obj,
                     "bench_encap_ceiling",
                     Hook::Tc,
-                    (t.ul0, &outer[..56]),
+                    (t.ul0, &outer[..64]),
                     (&t.dut, "p0"),
                 )?);
                 t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
@@ -454,13 +461,27 @@ impl Bench {
             (_, Variant::XdpDrop) => {}
             _ => anyhow::bail!("no {} variant for {dir:?}", variant.name()),
         }
-        let generator = load_xdp(bench_obj(obj, t.gen_ifindex, offset, &frame)?, "bench_gen")?;
+        if dir == Dir::Encap {
+            // The far end drops ARP (its XDP sink counts everything): a
+            // permanent neighbour entry stands in for resolution.
+            let far_mac = t.far.mac("eth0");
+            t.dut.ok(&[
+                "ip",
+                "neigh",
+                "replace",
+                &t.peer_ip.to_string(),
+                "dev",
+                "ul0",
+                "lladdr",
+                &far_mac,
+                "nud",
+                "permanent",
+            ]);
+        }
+        let generator = Generator::new(obj, (&t.gen_ns.name, t.gen_ifindex), frame, offset)?;
         Ok(Bench {
             dir,
             variant,
-            gen_ns: t.gen_ns.name.clone(),
-            gen_ifindex: t.gen_ifindex,
-            frame,
             generator,
             sink,
             _ceiling: ceiling,
@@ -480,32 +501,41 @@ impl Bench {
     /// Sends `packets` frames; returns the rate the sink saw (packets/s).
     pub fn measure(&self, packets: u32) -> anyhow::Result<f64> {
         let before = self.sink_count()?;
-        let elapsed = vtep_tests::in_netns(&self.gen_ns, || {
-            let prog: &Xdp = self
-                .generator
-                .program("bench_gen")
-                .context("bench_gen")?
-                .try_into()?;
-            // struct xdp_md: data, data_end (= the frame's size),
-            // data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
-            let mut ctx = [0u8; 24];
-            ctx[4..8].copy_from_slice(&(self.frame.len() as u32).to_ne_bytes());
-            ctx[12..16].copy_from_slice(&self.gen_ifindex.to_ne_bytes());
-            let start = Instant::now();
-            prog.test_run(TestRunOptions {
-                data_in: Some(&self.frame),
-                ctx_in: Some(&ctx),
-                repeat: packets,
-                attrs: TestRunAttrs::new().xdp_live_frames(64),
-                ..TestRunOptions::new()
-            })
-            .context("BPF_PROG_TEST_RUN (live frames)")?;
-            Ok(start.elapsed())
-        })?;
+        let elapsed = self.generator.run(packets, None)?;
         // Frames still in a queue reach the sink within a few ms.
         std::thread::sleep(Duration::from_millis(20));
         let seen = self.sink_count()? - before;
         Ok(seen as f64 / elapsed.as_secs_f64())
+    }
+
+    /// Runs every generator of `runs` at once, each on its CPU with its
+    /// count of frames; returns the rate the sink saw while the first ran
+    /// (packets/s), over the longest of the runs `measured` says count.
+    pub fn measure_at_once(
+        &self,
+        runs: &[(&Generator, usize, u32)],
+        measured: usize,
+    ) -> anyhow::Result<f64> {
+        let before = self.sink_count()?;
+        let elapsed = std::thread::scope(|s| {
+            let handles: Vec<_> = runs
+                .iter()
+                .map(|(g, cpu, packets)| s.spawn(move || g.run(*packets, Some(*cpu))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<anyhow::Result<Vec<Duration>>>()
+        })?;
+        std::thread::sleep(Duration::from_millis(20));
+        let seen = self.sink_count()? - before;
+        let longest = elapsed
+            .iter()
+            .take(measured)
+            .max()
+            .copied()
+            .unwrap_or_default();
+        Ok(seen as f64 / longest.as_secs_f64())
     }
 }
 

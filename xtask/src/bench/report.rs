@@ -153,6 +153,23 @@ pub struct FdbScale {
     pub largest_over_smallest: f64,
 }
 
+/// Both CPUs (see `cpus`).
+#[derive(Serialize)]
+pub struct Cpus {
+    pub one_cpu_mpps: f64,
+    pub two_cpus_mpps: f64,
+    pub two_over_one: f64,
+    /// VNI 100's rate on CPU 0 while VNI 200 learns a new MAC per frame on
+    /// CPU 1.
+    pub during_explosion_mpps: f64,
+    pub during_explosion_over_alone: f64,
+    /// Decap cache fills (VNI 100's decisions made again) during such a
+    /// run: VNI 200's frames are never cached.
+    pub refills_during_explosion: f64,
+    pub packets_per_run: u32,
+    pub rounds: usize,
+}
+
 #[derive(Serialize)]
 pub struct ControlPlane {
     pub entries: usize,
@@ -226,6 +243,7 @@ pub struct Report {
     pub encap: Option<DirReport>,
     pub program_cost_ns: BTreeMap<String, ProgCost>,
     pub fdb_scale: Option<FdbScale>,
+    pub cpus: Option<Cpus>,
     pub control_plane: Option<ControlPlane>,
     pub evpn: Option<EvpnScale>,
     pub latency_us: Option<Latency>,
@@ -309,6 +327,11 @@ impl Report {
                 "FDB largest/smallest",
                 self.fdb_scale.as_ref().map(|f| f.largest_over_smallest),
             ),
+            ("two CPUs/one", self.cpus.as_ref().map(|c| c.two_over_one)),
+            (
+                "explosion: VNI 100 during/alone",
+                self.cpus.as_ref().map(|c| c.during_explosion_over_alone),
+            ),
             (
                 "fdb load entries/s",
                 self.control_plane.as_ref().map(|c| c.entries_per_second),
@@ -374,7 +397,7 @@ impl Report {
 
     fn write_markdown(&self, s: &mut String) -> std::fmt::Result {
         let m = &self.machine;
-        writeln!(s, "# Benchmarks\n")?;
+        writeln!(s, "## {}\n", m.cpu)?;
         match &self.baseline {
             Some(rev) => writeln!(
                 s,
@@ -411,10 +434,10 @@ impl Report {
              (`--no-decap-cache`). Ceilings: `xdp-drop` drops where the generator's frames \
              arrive (the generator's own cost: costs are given above it); `xdp-redirect` strips \
              50 bytes and redirects, no lookups; `encap-ceiling` is a TC program on the port \
-             that pushes fixed outer headers and redirects, no lookups. Every decap variant \
-             ends at the same sink, a TC ingress drop on the VM's side of its port (where the \
-             VM's stack takes an skb); encap's is an XDP drop at the far end of the \
-             underlay.\n"
+             that pushes fixed outer headers and redirects, no lookups. Every variant but \
+             `xdp-drop` ends at the same sink, a TC ingress drop: on the VM's side of its port \
+             for decap (where the VM's stack takes an skb), at the far end of the underlay for \
+             encap.\n"
         )?;
         for (dir, r) in [("decap", &self.decap), ("encap", &self.encap)] {
             if let Some(r) = r {
@@ -423,7 +446,7 @@ impl Report {
         }
         writeln!(
             s,
-            "## Program cost (kernel.bpf_stats_enabled, ns per run)\n"
+            "### Program cost (kernel.bpf_stats_enabled, ns per run)\n"
         )?;
         for (name, c) in &self.program_cost_ns {
             writeln!(s, "- {name}: {:.1} ns ({} runs)", c.ns_per_run, c.runs)?;
@@ -431,24 +454,42 @@ impl Report {
         if let Some(f) = &self.fdb_scale {
             writeln!(
                 s,
-                "\n## FDB scale (vtep-uncached decap, every frame looked up, Mpps)\n"
+                "\n### FDB scale (vtep-uncached decap, every frame looked up, Mpps)\n"
             )?;
             for p in &f.points {
                 writeln!(s, "- {} entries: {:.3}", p.entries, p.mpps_median)?;
             }
             writeln!(s, "- largest/smallest: {:.3}", f.largest_over_smallest)?;
         }
+        if let Some(c) = &self.cpus {
+            writeln!(
+                s,
+                "\n### Both CPUs (decap, `vtep`, Mpps)\n\n- one generator on CPU 0: {:.3}; one on \
+                 each CPU: {:.3} ({:.2}x)\n- VNI 100 on CPU 0 while a MAC explosion in VNI 200 \
+                 learns a new MAC per frame on CPU 1: {:.3} ({:.2} of its rate alone), {:.0} \
+                 of its decisions made again from the tables (decap cache fills) in a run of \
+                 {} frames\n\nMedians of {} rounds.",
+                c.one_cpu_mpps,
+                c.two_cpus_mpps,
+                c.two_over_one,
+                c.during_explosion_mpps,
+                c.during_explosion_over_alone,
+                c.refills_during_explosion,
+                c.packets_per_run,
+                c.rounds
+            )?;
+        }
         if let Some(c) = &self.control_plane {
             writeln!(
                 s,
-                "\n## Control plane\n\n`vtep fdb load` of {} entries: {:.2} s, {:.0} entries/s\n",
+                "\n### Control plane\n\n`vtep fdb load` of {} entries: {:.2} s, {:.0} entries/s\n",
                 c.entries, c.seconds, c.entries_per_second
             )?;
         }
         if let Some(e) = &self.evpn {
             writeln!(
                 s,
-                "## EVPN scale\n\n{} MACs on {} VNIs advertised by one host (its daemon and \
+                "### EVPN scale\n\n{} MACs on {} VNIs advertised by one host (its daemon and \
                  gobgpd), installed from BGP by another: {:.0} MACs/s; {:.2} s from the last \
                  advertisement to the last FDB entry, of which {:.2} s after the receiver's \
                  gobgpd had them all ({:.2} s from `vtep fdb load` on the advertiser)\n",
@@ -463,7 +504,7 @@ impl Report {
         if let Some(l) = &self.latency_us {
             writeln!(
                 s,
-                "## Latency, VM to VM through two VTEPs (µs, ping RTT)\n\n| variant | p50 | p99 |\n| --- | --- | --- |"
+                "### Latency, VM to VM through two VTEPs (µs, ping RTT)\n\n| variant | p50 | p99 |\n| --- | --- | --- |"
             )?;
             for (name, r) in [("vtep", &l.vtep), ("kernel", &l.kernel)] {
                 writeln!(s, "| {name} | {:.3} | {:.3} |", r.p50, r.p99)?;
@@ -483,7 +524,7 @@ impl Report {
 
 /// One direction's rate table and ratios.
 fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
-    writeln!(s, "## {dir}: packet rate (Mpps)\n")?;
+    writeln!(s, "### {dir}: packet rate (Mpps)\n")?;
     writeln!(
         s,
         "| variant | median | min | max | ns/packet above xdp-drop |\n| --- | --- | --- | --- | --- |"
@@ -524,7 +565,7 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
 fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
     writeln!(
         s,
-        "\n## TCP VM to VM (iperf3, Gbit/s)\n\n| variant | offloads on | offloads off |\n| --- | --- | --- |"
+        "\n### TCP VM to VM (iperf3, Gbit/s)\n\n| variant | offloads on | offloads off |\n| --- | --- | --- |"
     )?;
     for (name, f) in [
         ("vtep", &t.vtep),
