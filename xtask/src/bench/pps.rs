@@ -106,6 +106,14 @@ impl Variant {
         }
     }
 
+    /// Whether this is the kernel's vxlan.
+    fn is_kernel(self) -> bool {
+        matches!(
+            self,
+            Variant::Kernel | Variant::KernelNoGro | Variant::KernelIpv6
+        )
+    }
+
     /// Whether decap delivers to the VM from XDP (the VM's side of the
     /// veth then needs GRO on to take the frames).
     fn xdp_delivery(self) -> bool {
@@ -186,7 +194,7 @@ pub struct Bench {
     _ceiling: Option<Ebpf>,
     /// Our VTEP on the DUT (vtep variant), for FDB scale and program cost.
     pub vtep: Option<Vtep>,
-    _dut: Netns,
+    dut: Netns,
     _ns: Vec<Netns>,
     _bpffs: BpfFs,
 }
@@ -461,6 +469,10 @@ impl Bench {
             (_, Variant::XdpDrop) => {}
             _ => anyhow::bail!("no {} variant for {dir:?}", variant.name()),
         }
+        if variant.is_kernel() {
+            // Up only while measured (see `kernel_vxlan_up`).
+            t.dut.ok(&["ip", "link", "set", "vx0", "down"]);
+        }
         if dir == Dir::Encap {
             // The far end drops ARP (its XDP sink counts everything): a
             // permanent neighbour entry stands in for resolution.
@@ -486,7 +498,7 @@ impl Bench {
             sink,
             _ceiling: ceiling,
             vtep,
-            _dut: t.dut,
+            dut: t.dut,
             _ns: vec![t.gen_ns, t.far],
             _bpffs: bpffs,
         })
@@ -500,12 +512,26 @@ impl Bench {
 
     /// Sends `packets` frames; returns the rate the sink saw (packets/s).
     pub fn measure(&self, packets: u32) -> anyhow::Result<f64> {
+        let _up = self.kernel_vxlan_up();
         let before = self.sink_count()?;
         let elapsed = self.generator.run(packets, None)?;
         // Frames still in a queue reach the sink within a few ms.
         std::thread::sleep(Duration::from_millis(20));
         let seen = self.sink_count()? - before;
         Ok(seen as f64 / elapsed.as_secs_f64())
+    }
+
+    /// A kernel variant's vxlan device up while the guard lives (none for
+    /// the other variants). Up, it has a UDP tunnel socket, and while any
+    /// such socket exists GRO looks up a socket for every UDP packet on
+    /// the host: the kernel variants' devices are up only while they are
+    /// measured, so that the other variants run on a host without a
+    /// foreign tunnel socket, as a host running only this VTEP is.
+    fn kernel_vxlan_up(&self) -> Option<KernelVxlanUp<'_>> {
+        self.variant.is_kernel().then(|| {
+            self.dut.ok(&["ip", "link", "set", "vx0", "up"]);
+            KernelVxlanUp(&self.dut)
+        })
     }
 
     /// Runs every generator of `runs` at once, each on its CPU with its
@@ -536,6 +562,15 @@ impl Bench {
             .copied()
             .unwrap_or_default();
         Ok(seen as f64 / longest.as_secs_f64())
+    }
+}
+
+/// Takes the kernel variant's vxlan device down again when dropped.
+struct KernelVxlanUp<'a>(&'a Netns);
+
+impl Drop for KernelVxlanUp<'_> {
+    fn drop(&mut self) {
+        self.0.ok(&["ip", "link", "set", "vx0", "down"]);
     }
 }
 

@@ -426,7 +426,10 @@ impl Report {
             s,
             "Variants: `kernel` is the kernel's vxlan + bridge with GRO on the underlay (as NICs \
              have it: it then pays vxlan GRO on every frame), `kernel-nogro` the same with GRO \
-             off; ratios to \"kernel\" take the cheaper of the two. `vtep` adds ports as `vtep \
+             off; ratios to \"kernel\" take the cheaper of the two. The kernel variants' vxlan \
+             devices are up only while they are measured: while any kernel UDP tunnel socket \
+             exists, GRO looks up a UDP socket for every UDP packet on the host (some 40 ns a \
+             frame for the others). `vtep` adds ports as `vtep \
              port add` does by default (`--deliver auto`: a veth whose peer is in another \
              namespace gets frames from TC with `bpf_redirect_peer`), `vtep-xdp` with \
              `--deliver xdp` (the VM's side of the veth has GRO on, else it cannot take XDP \
@@ -583,15 +586,20 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
     writeln!(
         s,
         "\nMedians of {} runs per variant, the variants taking turns. \
-         vtep/kernel = {:.2}; vtep-xdp-gro/kernel = {:.2} (offloads on). \
-         With XDP on the underlay veth, its peer cannot hand it GSO packets: \
-         TCP arrives in MTU-sized frames, where the kernel's vxlan (no XDP) gets \
-         whole GSO packets through the veth. `vtep-xdp-gro` delivers from XDP \
-         (`vtep port add IFACE --deliver xdp`) to a VM whose side of the veth has GRO \
-         on (`ethtool -K eth0 gro on` in the VM or container), which puts the segments \
-         back together before its TCP stack.",
+         vtep/kernel = {:.2} with the VMs' offloads on, {} with them off; \
+         vtep-xdp-gro/kernel = {:.2}. `vtep` is ports as `port add` makes them (into the \
+         peer of the VM's veth, which is as it comes: neither GRO nor XDP on it). XDP on \
+         the underlay veth keeps its peer from handing it GSO packets, so TCP arrives in \
+         MTU-sized frames where the kernel's vxlan gets whole GSO packets through the veth; \
+         GRO on the underlay (`vtep up` turns it on) puts each flow's inner segments back \
+         together before they reach the port. `vtep-xdp-gro` delivers from XDP (`--deliver \
+         xdp`) to a VM whose side of the veth has GRO on.",
         t.runs,
         t.vtep.offloads_on / k,
+        match (t.vtep.offloads_off, t.kernel.offloads_off) {
+            (Some(v), Some(k)) => format!("{:.2}", v / k),
+            _ => "–".to_owned(),
+        },
         t.vtep_xdp_gro.offloads_on / k
     )
 }
