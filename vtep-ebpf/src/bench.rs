@@ -73,16 +73,7 @@ pub fn bench_gen(ctx: XdpContext) -> u32 {
         *seq += 1;
         *seq
     };
-    let (data, end) = (ctx.data(), ctx.data_end());
-    let (header, words) = (HEADER.load(), HEADER_WORDS.load() as usize);
-    for (i, w) in header.iter().enumerate() {
-        let at = data + 8 * i;
-        if i >= words || at + 8 > end {
-            break;
-        }
-        // SAFETY: [at, at + 8) was checked to lie within the frame.
-        unsafe { (at as *mut u64).write_unaligned(*w) };
-    }
+    write_header(ctx.data(), ctx.data_end());
     let off = (FLOW_OFFSET.load() & 0xff) as usize;
     let field = ctx.data() + off;
     if field + 2 > ctx.data_end() {
@@ -93,6 +84,22 @@ pub fn bench_gen(ctx: XdpContext) -> u32 {
     unsafe { (field as *mut [u8; 2]).write_unaligned((1024 + flow).to_be_bytes()) };
     // SAFETY: plain helper call.
     unsafe { bpf_redirect(TARGET.load(), 0) as u32 }
+}
+
+/// Writes the first `HEADER_WORDS` words of `HEADER` at `data`, as far as
+/// the packet memory up to `end` holds them.
+#[inline(always)]
+fn write_header(data: usize, end: usize) {
+    let (header, words) = (HEADER.load(), HEADER_WORDS.load() as usize);
+    for (i, w) in header.iter().enumerate() {
+        let at = data + 8 * i;
+        if i >= words || at + 8 > end {
+            break;
+        }
+        // SAFETY: [at, at + 8) was checked to lie within the packet's
+        // (linear) data.
+        unsafe { (at as *mut u64).write_unaligned(*w) };
+    }
 }
 
 /// Counts one frame at the sink.
@@ -132,16 +139,7 @@ pub fn bench_encap_ceiling(ctx: TcContext) -> i32 {
     {
         return TC_ACT_SHOT;
     }
-    let (data, end) = (ctx.data(), ctx.data_end());
-    let (header, words) = (HEADER.load(), HEADER_WORDS.load() as usize);
-    for (i, w) in header.iter().enumerate() {
-        let at = data + 8 * i;
-        if i >= words || at + 8 > end {
-            break;
-        }
-        // SAFETY: [at, at + 8) was checked to lie within the linear data.
-        unsafe { (at as *mut u64).write_unaligned(*w) };
-    }
+    write_header(ctx.data(), ctx.data_end());
     // SAFETY: plain helper call.
     unsafe { bpf_redirect(TARGET.load(), 0) as i32 }
 }
