@@ -154,3 +154,33 @@ fn metrics_parse_equal_stats_and_health_follows_the_instance() {
     assert_eq!(h.status, 503, "{h:?}");
     assert!(h.body.contains("not up"), "{h:?}");
 }
+
+#[test]
+fn the_daemon_tells_the_encap_cache_of_route_changes() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    let v0 = o.vteps[0].as_ref().unwrap();
+    let ns = &o.net.hosts[0].ns;
+    // Slot 4096 of GENERATION: the routes' generation.
+    let routes = || {
+        v0.map_dump("GENERATION")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["slot"] == 4096)
+            .map_or(0, |g| g["generation"].as_u64().unwrap())
+    };
+    ns.ok(&["ip", "route", "add", "198.18.98.0/24", "dev", "ul0"]);
+    assert_eq!(
+        routes(),
+        0,
+        "without a daemon nothing tells of route changes"
+    );
+    let _daemon = v0.spawn(&["daemon"]);
+    assert_eq!(get_when_up(ns, "/healthz").status, 200);
+    let before = routes();
+    ns.ok(&["ip", "route", "add", "198.18.99.0/24", "dev", "ul0"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || routes() > before),
+        "a route added did not move the routes' generation"
+    );
+}

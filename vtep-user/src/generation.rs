@@ -111,6 +111,11 @@ impl Generation {
     pub fn get(&self, vni: u32) -> u64 {
         self.atomic(vni).load(Ordering::SeqCst)
     }
+
+    /// Slot `slot` now (`ROUTES_GENERATION` is the routes').
+    pub fn slot_value(&self, slot: u32) -> u64 {
+        self.slot(slot).load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Generation {

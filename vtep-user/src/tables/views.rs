@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 use vtep_common::{
     consts::{
-        GENERATION_SLOTS, MAP_BUM_BUCKETS, MAP_CONTROL_EVENTS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS,
-        MAP_EVPN_EVENTS, MAP_FDB, MAP_GENERATION, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS,
-        MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS,
+        MAP_BUM_BUCKETS, MAP_CONTROL_EVENTS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_EVPN_EVENTS,
+        MAP_FDB, MAP_GENERATION, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PEERS,
+        MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, ROUTES_GENERATION,
     },
     maps::{
         CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, FDB_F_STATIC, FDB_F_XDP, LEARNED_F_FROZEN,
@@ -187,7 +187,8 @@ pub struct DropView {
     pub packets: u64,
 }
 
-/// A `GENERATION` slot that moved (the VNIs whose low bits are `slot`).
+/// A `GENERATION` slot that moved: the VNIs whose low bits are `slot`, or
+/// (slot 4096) the host's routes and neighbours.
 #[derive(Clone, Debug, Serialize)]
 pub struct GenerationView {
     pub slot: u32,
@@ -434,10 +435,10 @@ impl Tables {
                     .collect(),
             ),
             MAP_GENERATION => Dump::Generation(
-                (0..GENERATION_SLOTS)
+                (0..=ROUTES_GENERATION)
                     .map(|slot| GenerationView {
                         slot,
-                        generation: self.generation.get(slot),
+                        generation: self.generation.slot_value(slot),
                     })
                     .filter(|g| g.generation != 0)
                     .collect(),
