@@ -1,5 +1,7 @@
 //! The decap decision cache: what the tables decided for one conversation,
-//! kept per CPU so that the frames after it skip the table lookups.
+//! kept per CPU so that the frames after it skip the table lookups. Also
+//! the generations (per VNI, and the routes') that both decision caches
+//! check, and what they share (jiffies, expiry, the MAC pair).
 //!
 //! Key: the outer source address (IPv4-mapped for IPv4, so the families
 //! never collide), the VNI, the inner destination and source

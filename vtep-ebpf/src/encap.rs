@@ -5,7 +5,9 @@
 //! towards the next hop the kernel FIB gives; known unicast to a local port
 //! of the same VNI is switched without encapsulation; BUM and unknown
 //! unicast are copied to every other local port of the VNI and to every
-//! remote VTEP in its flood list (head-end replication).
+//! remote VTEP in its flood list (head-end replication). Known unicast to
+//! a remote is decided once per conversation and CPU, then taken from the
+//! encap decision cache (`encap_cache`): `try_encap` looks there first.
 //!
 //! Growing the packet: IPv4 and IPv6 frames use `bpf_skb_adjust_room` with
 //! the encap flags, so GSO super-packets and CHECKSUM_PARTIAL survive (the

@@ -25,6 +25,7 @@
 //!   learned entry is refreshed through the tables at least that often),
 //!   and no later than the destination's learned entry goes stale.
 
+use aya_ebpf::programs::TcContext;
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::IpProto,
@@ -43,7 +44,7 @@ use crate::{
 /// The frame's MACs, if the frame may be decided from the cache: IPv4, or
 /// IPv6 but not ICMPv6.
 #[inline(always)]
-pub fn key(ctx: &aya_ebpf::programs::TcContext, eth: &EthHdr) -> Option<Macs> {
+pub fn key(ctx: &TcContext, eth: &EthHdr) -> Option<Macs> {
     let ok = is(eth.ether_type, EtherType::Ipv4)
         || (is(eth.ether_type, EtherType::Ipv6)
             && read::<u8>(ctx, ETH_HLEN + 6).is_some_and(|next| next != IpProto::Ipv6Icmp as u8));

@@ -284,10 +284,6 @@ impl Report {
                 d.and_then(|d| d.derived.vtep_over_kernel),
             ),
             (
-                "decap kernel cost/vtep cost",
-                d.and_then(|d| d.derived.kernel_cost_over_vtep),
-            ),
-            (
                 "decap vtep-xdp/xdp-redirect",
                 d.and_then(|d| d.derived.vtep_xdp_over_xdp_redirect),
             ),
@@ -308,10 +304,6 @@ impl Report {
             (
                 "encap vtep/kernel",
                 e.and_then(|e| e.derived.vtep_over_kernel),
-            ),
-            (
-                "encap kernel cost/vtep cost",
-                e.and_then(|e| e.derived.kernel_cost_over_vtep),
             ),
             (
                 "encap vtep/encap-ceiling",
@@ -356,8 +348,9 @@ impl Report {
     }
 
     /// Fails unless every figure is there, finite and above zero; the ns
-    /// per packet above the drop ceiling (a difference of two rates, which
-    /// a short noisy run may make negative) need only be there and finite.
+    /// per packet above the drop ceiling and the cost ratios made of them
+    /// (differences of two rates, which a short noisy run may make
+    /// negative) need only be there and finite.
     pub fn check_complete(&self) -> anyhow::Result<()> {
         for (name, x) in self.figures() {
             match x {
@@ -365,23 +358,53 @@ impl Report {
                 other => bail!("bench figure {name} is missing or out of range: {other:?}"),
             }
         }
-        for v in [
-            Variant::Vtep,
-            Variant::VtepXdp,
-            Variant::Kernel,
-            Variant::KernelNoGro,
-        ] {
-            let x = self.decap.as_ref().and_then(|d| {
-                d.derived
+        // Figures from differences of rates: there and finite.
+        let above = |r: Option<&DirReport>, v: Variant| {
+            r.and_then(|r| {
+                r.derived
                     .ns_per_packet_above_xdp_drop
                     .get(v.name())
                     .copied()
-            });
+            })
+        };
+        let (d, e) = (self.decap.as_ref(), self.encap.as_ref());
+        let differences = [
+            (
+                "decap vtep ns/packet above xdp-drop",
+                above(d, Variant::Vtep),
+            ),
+            (
+                "decap vtep-xdp ns/packet above xdp-drop",
+                above(d, Variant::VtepXdp),
+            ),
+            (
+                "decap kernel ns/packet above xdp-drop",
+                above(d, Variant::Kernel),
+            ),
+            (
+                "decap kernel-nogro ns/packet above xdp-drop",
+                above(d, Variant::KernelNoGro),
+            ),
+            (
+                "encap vtep ns/packet above xdp-drop",
+                above(e, Variant::Vtep),
+            ),
+            (
+                "encap kernel ns/packet above xdp-drop",
+                above(e, Variant::Kernel),
+            ),
+            (
+                "decap kernel cost/vtep cost",
+                d.and_then(|d| d.derived.kernel_cost_over_vtep),
+            ),
+            (
+                "encap kernel cost/vtep cost",
+                e.and_then(|e| e.derived.kernel_cost_over_vtep),
+            ),
+        ];
+        for (name, x) in differences {
             if !x.is_some_and(f64::is_finite) {
-                bail!(
-                    "bench figure decap ns/packet above xdp-drop of {} is missing: {x:?}",
-                    v.name()
-                );
+                bail!("bench figure {name} is missing: {x:?}");
             }
         }
         Ok(())
