@@ -48,7 +48,7 @@ use vtep_common::{
 use crate::maps::{DECAP_CACHE, GENERATION};
 
 /// How long a cached decision lives at most (ns).
-pub const TTL_NS: u64 = 500_000_000;
+const TTL_NS: u64 = 500_000_000;
 /// The longest jiffy of the kernels we run on (HZ = 100).
 const JIFFY_MAX_NS: u64 = 10_000_000;
 
@@ -140,8 +140,21 @@ pub fn bump(vni: u32) {
 #[inline(always)]
 fn index(saddr: &Addr, vni: u32, macs: Macs) -> u32 {
     let a = saddr.w[0] ^ saddr.w[1] ^ saddr.w[2] ^ saddr.w[3];
-    let k = macs.lo ^ (u64::from(macs.hi) << 21) ^ (u64::from(a) << 32) ^ u64::from(vni);
-    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32 & (DECAP_CACHE_CAPACITY - 1)
+    entry_index(
+        macs,
+        (u64::from(a) << 32) ^ u64::from(vni),
+        DECAP_CACHE_CAPACITY,
+    )
+}
+
+/// The entry of a direct-mapped cache of `capacity` entries (a power of
+/// two) that a key of `macs` and the rest of the key folded into `rest`
+/// hashes to: Fibonacci hashing of the key folded into one word. Both
+/// decision caches index with it.
+#[inline(always)]
+pub fn entry_index(macs: Macs, rest: u64, capacity: u32) -> u32 {
+    let k = macs.lo ^ (u64::from(macs.hi) << 21) ^ rest;
+    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32 & (capacity - 1)
 }
 
 /// The cached decision for (saddr, vni, macs), if there is a valid one.

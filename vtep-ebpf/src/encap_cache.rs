@@ -20,10 +20,11 @@
 //!   port is another key, decided (and learned) from the tables.
 //! - The routes' generation (`ROUTES_GENERATION`), which the daemon bumps
 //!   on every route, neighbour or link change rtnetlink tells it of.
-//! - An expiry: `cache::TTL_NS` at most (what the routes' generation does
-//!   not cover without a daemon is picked up that often; the source's
-//!   learned entry is refreshed through the tables at least that often),
-//!   and no later than the destination's learned entry goes stale.
+//! - An expiry: the decap cache's 0.5 s at most (what the routes'
+//!   generation does not cover without a daemon is picked up that often;
+//!   the source's learned entry is refreshed through the tables at least
+//!   that often), and no later than the destination's learned entry goes
+//!   stale.
 
 use aya_ebpf::programs::TcContext;
 use network_types::{
@@ -51,12 +52,10 @@ pub fn key(ctx: &TcContext, eth: &EthHdr) -> Option<Macs> {
     ok.then(|| cache::macs_of(eth))
 }
 
-/// Entry index of (port, macs): Fibonacci hashing of the key folded into
-/// one word.
+/// Entry index of (port, macs).
 #[inline(always)]
 fn index(port: u32, macs: Macs) -> u32 {
-    let k = macs.lo ^ (u64::from(macs.hi) << 21) ^ (u64::from(port) << 40);
-    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32 & (ENCAP_CACHE_CAPACITY - 1)
+    cache::entry_index(macs, u64::from(port) << 40, ENCAP_CACHE_CAPACITY)
 }
 
 /// The cached decision for (port, macs), if there is a valid one. The
