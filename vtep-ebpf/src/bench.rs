@@ -18,6 +18,12 @@
 //!   XDP frames with GRO off (the `kernel-nogro` variant).
 //! - `bench_strip_redirect`: the `xdp-redirect` ceiling: strips the 50
 //!   bytes of VXLAN encapsulation and redirects to `TARGET`, no lookups.
+//! - `bench_strip_peer`: the `tc-peer` ceiling (TC on the underlay): saves
+//!   the inner Ethernet header, removes the 50 bytes behind the outer one
+//!   (`bpf_skb_adjust_room`, MAC mode), writes the inner header over the
+//!   outer and hands the skb to `TARGET`'s peer (`bpf_redirect_peer`).
+//!   Only for the bench's IPv4-in-IPv4 frames: `skb->protocol` stays the
+//!   outer header's.
 //! - `bench_encap_ceiling`: the `encap-ceiling` variant (TC on the port):
 //!   makes room for 50 bytes of outer headers, writes the fixed ones in
 //!   `HEADER` (a frame of the generator's size) and redirects to `TARGET`:
@@ -31,7 +37,7 @@ use aya_ebpf::{
         BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
         TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action,
     },
-    helpers::{bpf_redirect, bpf_xdp_adjust_head},
+    helpers::{bpf_redirect, bpf_redirect_peer, bpf_xdp_adjust_head},
     macros::{classifier, map, xdp},
     maps::PerCpuArray,
     programs::{TcContext, XdpContext},
@@ -152,6 +158,24 @@ pub fn bench_strip_redirect(ctx: XdpContext) -> u32 {
     }
     // SAFETY: plain helper call.
     unsafe { bpf_redirect(TARGET.load(), 0) as u32 }
+}
+
+#[classifier]
+pub fn bench_strip_peer(ctx: TcContext) -> i32 {
+    let Ok(inner) = ctx.load::<[u8; ETH_HLEN]>(ENCAP_LEN) else {
+        return TC_ACT_SHOT;
+    };
+    if ctx
+        .adjust_room(-(ENCAP_LEN as i32), BPF_ADJ_ROOM_MAC, 0)
+        .is_err()
+    {
+        return TC_ACT_SHOT;
+    }
+    if ctx.store(0, &inner, 0).is_err() {
+        return TC_ACT_SHOT;
+    }
+    // SAFETY: plain helper call.
+    unsafe { bpf_redirect_peer(TARGET.load(), 0) as i32 }
 }
 
 #[cfg(not(test))]

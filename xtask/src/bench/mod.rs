@@ -206,7 +206,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         decap.push(Variant::Baseline);
         encap.push(Variant::Baseline);
     }
-    decap.extend([Variant::XdpDrop, Variant::XdpRedirect]);
+    decap.extend([Variant::XdpDrop, Variant::XdpRedirect, Variant::TcPeer]);
     encap.extend([Variant::XdpDrop, Variant::EncapCeiling]);
     for (dir, variants) in [(Dir::Decap, decap), (Dir::Encap, encap)] {
         if opts.only.is_some_and(|only| only != dir) {

@@ -71,6 +71,11 @@ pub enum Variant {
     Baseline,
     XdpDrop,
     XdpRedirect,
+    /// Decap without lookups in TC alone: the frame shrunk by 50 bytes on
+    /// the underlay's TC ingress and handed to the VM's side of the port
+    /// with `bpf_redirect_peer` (what the default delivery would cost
+    /// without XDP in front).
+    TcPeer,
     /// The kernel's vxlan over an IPv6 underlay (`udp6zerocsumrx`, UDP
     /// checksums computed on transmit: its default).
     KernelIpv6,
@@ -92,6 +97,7 @@ impl Variant {
             Variant::Baseline => "baseline",
             Variant::XdpDrop => "xdp-drop",
             Variant::XdpRedirect => "xdp-redirect",
+            Variant::TcPeer => "tc-peer",
             Variant::KernelIpv6 => "kernel-ipv6",
             Variant::VtepIpv6 => "vtep-ipv6",
             Variant::EncapCeiling => "encap-ceiling",
@@ -445,6 +451,16 @@ impl Bench {
                     (t.p0, &[]),
                     (&t.dut, "ul0"),
                 )?);
+            }
+            (Dir::Decap, Variant::TcPeer) => {
+                ceiling = Some(attach(
+                    obj,
+                    "bench_strip_peer",
+                    Hook::Tc,
+                    (t.p0, &[]),
+                    (&t.dut, "ul0"),
+                )?);
+                t.dut.ok(&["ethtool", "-K", "ul0", "gro", "on"]);
             }
             (Dir::Encap, Variant::EncapCeiling) => {
                 let outer = frames::vxlan(

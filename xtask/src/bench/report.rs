@@ -59,8 +59,15 @@ pub struct Derived {
     pub kernel_cost_over_vtep: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_cost_over_vtep_xdp: Option<f64>,
+    /// The bare strip-and-redirect's: how far below the kernel's cost
+    /// any decap delivering an skb can go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_cost_over_xdp_redirect: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_xdp_over_xdp_redirect: Option<f64>,
+    /// The default path over a bare TC decap into the peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_over_tc_peer: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_uncached_over_xdp_redirect: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,7 +125,9 @@ impl DirReport {
             vtep_over_kernel: kernel.and_then(|k| ratio(Variant::Vtep, k)),
             kernel_cost_over_vtep: cost_ratio(Variant::Vtep),
             kernel_cost_over_vtep_xdp: cost_ratio(Variant::VtepXdp),
+            kernel_cost_over_xdp_redirect: cost_ratio(Variant::XdpRedirect),
             vtep_xdp_over_xdp_redirect: ratio(Variant::VtepXdp, Variant::XdpRedirect),
+            vtep_over_tc_peer: ratio(Variant::Vtep, Variant::TcPeer),
             vtep_uncached_over_xdp_redirect: ratio(Variant::VtepUncached, Variant::XdpRedirect),
             vtep_over_encap_ceiling: ratio(Variant::Vtep, Variant::EncapCeiling),
             vtep_over_baseline: ratio(Variant::Vtep, Variant::Baseline),
@@ -279,6 +288,7 @@ impl Report {
                 "decap vtep-uncached",
                 d.and_then(|d| d.median(Variant::VtepUncached)),
             ),
+            ("decap tc-peer", d.and_then(|d| d.median(Variant::TcPeer))),
             (
                 "decap vtep/kernel",
                 d.and_then(|d| d.derived.vtep_over_kernel),
@@ -459,7 +469,10 @@ impl Report {
              frames); `vtep-uncached` is `vtep-xdp` without the decap decision cache \
              (`--no-decap-cache`). Ceilings: `xdp-drop` drops where the generator's frames \
              arrive (the generator's own cost: costs are given above it); `xdp-redirect` strips \
-             50 bytes and redirects, no lookups; `encap-ceiling` is a TC program on the port \
+             50 bytes and redirects, no lookups; `tc-peer` is the same in TC on the underlay \
+             (no XDP: the frame shrunk by 50 bytes, the inner Ethernet header put back, \
+             `bpf_redirect_peer` into the VM's side), the other way to hand a VM an skb; \
+             `encap-ceiling` is a TC program on the port \
              that pushes fixed outer headers and redirects, no lookups. Every variant but \
              `xdp-drop` ends at the same sink, a TC ingress drop: on the VM's side of its port \
              for decap (where the VM's stack takes an skb), at the far end of the underlay for \
@@ -571,7 +584,12 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
         ("vtep/kernel", d.vtep_over_kernel),
         ("kernel cost/vtep cost", d.kernel_cost_over_vtep),
         ("kernel cost/vtep-xdp cost", d.kernel_cost_over_vtep_xdp),
+        (
+            "kernel cost/xdp-redirect cost",
+            d.kernel_cost_over_xdp_redirect,
+        ),
         ("vtep-xdp/xdp-redirect", d.vtep_xdp_over_xdp_redirect),
+        ("vtep/tc-peer", d.vtep_over_tc_peer),
         (
             "vtep-uncached/xdp-redirect",
             d.vtep_uncached_over_xdp_redirect,
