@@ -47,6 +47,10 @@ pub struct Decision {
     pub peer: u32,
     /// The entry's `FDB_F_DELIVERY` bits: how the port takes frames.
     pub flags: u32,
+    /// The port's VLAN binding: the tag to push (0: none).
+    pub vid: u32,
+    /// Always zero.
+    pub _pad: u32,
 }
 
 /// One decision of the encap decision cache (value of `ENCAP_CACHE`):
@@ -67,6 +71,10 @@ pub struct EncapDecision {
     pub remote: Addr,
     /// Key: the ingress port.
     pub port: u32,
+    /// Key: the VLAN the frame came in with (0: untagged).
+    pub vid: u32,
+    /// Always zero.
+    pub _pad: u32,
     /// The port's VNI.
     pub vni: u32,
     /// The VNI's stats slot.
@@ -84,5 +92,5 @@ pub struct EncapDecision {
 }
 
 const _: () = assert!(size_of::<Macs>() == 16);
-const _: () = assert!(size_of::<Decision>() == 72);
-const _: () = assert!(size_of::<EncapDecision>() == 96);
+const _: () = assert!(size_of::<Decision>() == 80);
+const _: () = assert!(size_of::<EncapDecision>() == 104);

@@ -12,6 +12,11 @@ pub const ETH_HLEN: usize = 14;
 /// An 802.1Q tag: the kernel lets a frame this much over a device's MTU
 /// plus Ethernet header through its forwarding check.
 pub const VLAN_HLEN: usize = 4;
+/// Largest 802.1Q VLAN ID a binding may have (4095 is reserved, IEEE
+/// 802.1Q §9.6; 0 means untagged here).
+pub const VID_MAX: u16 = 4094;
+/// The VID bits of a tag's TCI.
+pub const VID_MASK: u16 = 0x0fff;
 /// IPv4 header length without options.
 pub const IPV4_HLEN: usize = 20;
 /// UDP header length.

@@ -56,8 +56,12 @@ counted! {
         RemoteToRemote = "remote_to_remote",
         /// An FDB entry points at a port bound to another VNI (isolation guard).
         VniMismatch = "vni_mismatch",
-        /// Frame from a port that has no VNI binding.
-        UnboundPort = "unbound_port",
+        /// Frame from a port with no binding for its VLAN (a VID not bound
+        /// on that port, or untagged on a port without an untagged binding).
+        UnboundVlan = "unbound_vlan",
+        /// Frame from a port with an 802.1ad (QinQ, TPID 0x88a8) outer tag:
+        /// bindings are 802.1Q VLANs.
+        Qinq = "qinq",
         /// Frame whose destination is the port it came from.
         Hairpin = "hairpin",
         /// No route to the remote VTEP in the kernel FIB.

@@ -73,7 +73,7 @@ pub const INSTANCE_F_GRO_SET: u32 = 1;
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 9;
+pub const LAYOUT_VERSION: u32 = 10;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
@@ -120,6 +120,11 @@ pub struct FdbEntry {
     /// `FDB_F_EVPN` entries: the MAC-mobility sequence number of the route
     /// (RFC 7432 §7.7); 0 otherwise.
     pub seq: u32,
+    /// The port's VLAN binding the MAC is behind (802.1Q VID; 0: the
+    /// port's untagged frames, and always 0 for a remote).
+    pub vid: u16,
+    /// Always zero.
+    pub _pad: u16,
 }
 
 /// Configured by an operator (never aged, never overwritten by learning).
@@ -167,8 +172,10 @@ pub struct LearnedEntry {
     pub remote: Addr,
     /// Local port ifindex, or 0.
     pub ifindex: u32,
+    /// The port's VLAN binding (VID; 0: untagged, and for a remote).
+    pub vid: u16,
     /// Always zero.
-    pub _pad: u32,
+    pub _pad: u16,
     /// When the MAC was last seen here (CLOCK_MONOTONIC_COARSE, ns).
     pub seen_ns: u64,
     /// Start of the current move-counting window (same clock).
@@ -250,13 +257,42 @@ pub struct MacEvent {
     pub new_remote: Addr,
     pub old_ifindex: u32,
     pub new_ifindex: u32,
+    /// The VLAN bindings of the two ports (0: untagged).
+    pub old_vid: u16,
+    pub new_vid: u16,
+    /// Always zero.
+    pub _pad2: u32,
 }
 
-/// A port's binding.
+/// Key of `PORTS`: a port and one 802.1Q VLAN on it, a binding (as a
+/// `vlan_bindings` entry of OVSDB's `hardware_vtep` port). VID 0 stands for
+/// the port's untagged frames.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortKey {
+    pub ifindex: u32,
+    /// 1-4094, or 0: untagged.
+    pub vid: u16,
+    /// Always zero (part of the hash key).
+    pub _pad: u16,
+}
+
+impl PortKey {
+    /// The key of VLAN `vid` (0: untagged) on port `ifindex`.
+    pub const fn new(ifindex: u32, vid: u16) -> Self {
+        Self {
+            ifindex,
+            vid,
+            _pad: 0,
+        }
+    }
+}
+
+/// A binding of a port (untagged, or one VLAN of a trunk) to a VNI.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortInfo {
-    /// The VNI every frame from this port is carried in.
+    /// The VNI every frame of this binding is carried in.
     pub vni: u32,
     /// `PORT_F_*` bits.
     pub flags: u32,
@@ -314,6 +350,9 @@ pub struct VniInfo {
     pub ports: [u32; MAX_VNI_PORTS],
     /// `PEER_STATS` slot of each entry of `remotes` (same index).
     pub peers: [u32; MAX_FLOOD],
+    /// The VLAN each entry of `ports` is bound with (same index; 0:
+    /// untagged). One port may appear more than once, with other VLANs.
+    pub vids: [u16; MAX_VNI_PORTS],
 }
 
 impl Default for VniInfo {
@@ -330,6 +369,7 @@ impl Default for VniInfo {
             remotes: [Addr::NONE; MAX_FLOOD],
             ports: [0; MAX_VNI_PORTS],
             peers: [0; MAX_FLOOD],
+            vids: [0; MAX_VNI_PORTS],
         }
     }
 }
@@ -480,6 +520,8 @@ pub struct DecapMeta {
     pub vni: u32,
     /// Target port for [`META_ACTION_DELIVER`].
     pub ifindex: u32,
+    /// The VLAN tag to push towards it (0: none).
+    pub vid: u32,
 }
 
 /// Marks metadata written by our XDP program ("VTEP" in ASCII).
@@ -507,12 +549,16 @@ const _: () = assert!(size_of::<Addr>() == 16);
 const _: () = assert!(size_of::<Config>() == 40);
 const _: () = assert!(size_of::<InstanceInfo>() == 56);
 const _: () = assert!(size_of::<LearnedEntry>() == 56);
-const _: () = assert!(size_of::<MacEvent>() == 64);
+const _: () = assert!(size_of::<MacEvent>() == 72);
 const _: () = assert!(size_of::<FdbKey>() == 12);
-const _: () = assert!(size_of::<FdbEntry>() == 32);
+const _: () = assert!(size_of::<FdbEntry>() == 36);
 const _: () = assert!(size_of::<PortInfo>() == 16);
-const _: () =
-    assert!(size_of::<VniInfo>() == 32 + 16 * MAX_FLOOD + 4 * (MAX_FLOOD + MAX_VNI_PORTS));
+const _: () = assert!(size_of::<PortKey>() == 8);
+const _: () = assert!(size_of::<DecapMeta>() == 20);
+const _: () = assert!(
+    size_of::<VniInfo>()
+        == 32 + 16 * MAX_FLOOD + 4 * (MAX_FLOOD + MAX_VNI_PORTS) + 2 * MAX_VNI_PORTS
+);
 const _: () = assert!(size_of::<PeerInfo>() == 8);
 const _: () = assert!(size_of::<PeerStats>() == 32);
 const _: () = assert!(size_of::<BumBucket>() == 16);
@@ -522,7 +568,6 @@ const _: () = assert!(size_of::<NeighEntry>() == 24);
 const _: () = assert!(size_of::<RemoteInfo>() == 16);
 const _: () = assert!(size_of::<RemoteKey>() == 20);
 const _: () = assert!(size_of::<VniStats>() == 40);
-const _: () = assert!(size_of::<DecapMeta>() == 16);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -541,6 +586,8 @@ mod pod {
     unsafe impl aya::Pod for FdbEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for PortInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for PortKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for VniInfo {}
     // SAFETY: as above.

@@ -12,7 +12,7 @@ use crate::{
     consts::{
         ENCAP_L3_LEN, ENCAP6_L3_LEN, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
         IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, MAX_FLOOD, MAX_VNI_PORTS, UDP_HLEN,
-        VLAN_HLEN, VXLAN_HLEN,
+        VID_MASK, VLAN_HLEN, VXLAN_HLEN,
     },
     counters::DropReason,
     icmp::{
@@ -20,7 +20,7 @@ use crate::{
         packet_too_big,
     },
     maps::{
-        CONFIG_F_DF, Config, FDB_F_XDP, FdbEntry, META_ACTION_FLOOD, PortInfo, VniInfo,
+        CONFIG_F_DF, Config, FDB_F_XDP, FdbEntry, META_ACTION_FLOOD, PortInfo, PortKey, VniInfo,
         deliver_action,
     },
     vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr, src_port},
@@ -45,15 +45,21 @@ pub enum Verdict {
     Pass,
     /// Dropped, for this reason.
     Drop(DropReason),
-    /// Decapsulated and redirected from XDP to `ifindex`.
-    Redirect { strip: usize, ifindex: u32 },
+    /// Decapsulated and redirected from XDP to `ifindex`; with a `vid`
+    /// (not 0) the inner frame tagged with it (802.1Q, behind its MACs).
+    Redirect {
+        strip: usize,
+        ifindex: u32,
+        vid: u16,
+    },
     /// Decapsulated and passed up with metadata: `action`
-    /// (`META_ACTION_*`) to `ifindex` (0 for a flood).
+    /// (`META_ACTION_*`) to `ifindex` (0 for a flood), tagged `vid` there.
     Up {
         strip: usize,
         vni: u32,
         ifindex: u32,
         action: u32,
+        vid: u16,
     },
 }
 
@@ -182,22 +188,27 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
                 vni,
                 ifindex: 0,
                 action: META_ACTION_FLOOD,
+                vid: 0,
             }
         };
     };
     if e.ifindex == 0 {
         return Verdict::Drop(DropReason::RemoteToRemote);
     }
+    let xdp = e.flags & FDB_F_XDP != 0;
+    // A tag pushed in XDP is part of the frame the port must take.
+    let tag = if xdp && e.vid != 0 { VLAN_HLEN } else { 0 };
     // The port would drop it silently: count it.
     if t.port_mtu(e.ifindex)
-        .is_some_and(|mtu| end - inner > mtu as usize + ETH_HLEN + VLAN_HLEN)
+        .is_some_and(|mtu| end - inner + tag > mtu as usize + ETH_HLEN + VLAN_HLEN)
     {
         return Verdict::Drop(DropReason::TooBig);
     }
-    if e.flags & FDB_F_XDP != 0 {
+    if xdp {
         Verdict::Redirect {
             strip: inner,
             ifindex: e.ifindex,
+            vid: e.vid,
         }
     } else {
         Verdict::Up {
@@ -205,14 +216,15 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
             vni,
             ifindex: e.ifindex,
             action: deliver_action(e.flags),
+            vid: e.vid,
         }
     }
 }
 
 /// What the encap model needs to look up.
 pub trait EncapTables {
-    /// The binding of port `ifindex`.
-    fn port(&self, ifindex: u32) -> Option<PortInfo>;
+    /// The binding (port, VLAN) of `key`.
+    fn port(&self, key: PortKey) -> Option<PortInfo>;
     /// The configuration of `vni`.
     fn vni(&self, vni: u32) -> Option<VniInfo>;
     /// The FDB entry of (`vni`, `mac`).
@@ -240,8 +252,9 @@ pub struct NextHop {
 pub enum EncapVerdict {
     /// Dropped (unchanged), for this reason.
     Drop(DropReason),
-    /// Switched, unchanged, to local port `ifindex`.
-    Switch { ifindex: u32 },
+    /// Switched to local port `ifindex`, untagged as every frame from a
+    /// port is, tagged `vid` there (an skb tag: not in the frame).
+    Switch { ifindex: u32, vid: u16 },
     /// Encapsulated: `outer` in front of the frame, redirected out of
     /// `ifindex` (through the neighbour subsystem when not `resolved`,
     /// with zero MACs).
@@ -334,6 +347,42 @@ pub fn flow_key(frame: &[u8]) -> FlowKey {
     k
 }
 
+/// The largest frame the encap model takes (a jumbo frame).
+pub const MODEL_FRAME_MAX: usize = 9216 + ETH_HLEN + VLAN_HLEN;
+
+/// The frame from a port as the rest of the encap program sees it: its
+/// 802.1Q tag, if it has one, removed (copied into `out`, which must hold
+/// the frame); the VID (0: untagged or priority tagged) and the length.
+/// An 802.1ad tag is refused (`qinq`), a second tag is RFC 7348 §6.1's
+/// inner tag (`inner_vlan`). A refusal says how many tags the kernel
+/// already took off the frame (its pop takes a second tag with the first).
+pub fn untag(frame: &[u8], out: &mut [u8]) -> Result<(u16, usize), (DropReason, usize)> {
+    if frame.len() < ETH_HLEN {
+        return Err((DropReason::InnerTooShort, 0));
+    }
+    let (vid, body) = match be16(frame, 12) {
+        ETH_P_8021Q if frame.len() < ETH_HLEN + 2 => return Err((DropReason::InnerTooShort, 0)),
+        // The kernel's pop wants the whole tagged header writable.
+        ETH_P_8021Q if frame.len() < ETH_HLEN + VLAN_HLEN => {
+            return Err((DropReason::KernelRefused, 0));
+        }
+        ETH_P_8021Q => (be16(frame, 14) & VID_MASK, &frame[16..]),
+        ETH_P_8021AD => return Err((DropReason::Qinq, 0)),
+        _ => (0, &frame[12..]),
+    };
+    out[..12].copy_from_slice(&frame[..12]);
+    out[12..12 + body.len()].copy_from_slice(body);
+    let len = 12 + body.len();
+    if body.len() < frame.len() - 12 && matches!(be16(out, 12), ETH_P_8021Q | ETH_P_8021AD) {
+        return Err(if len < ETH_HLEN + VLAN_HLEN {
+            (DropReason::KernelRefused, 1)
+        } else {
+            (DropReason::InnerVlan, 2)
+        });
+    }
+    Ok((vid, len))
+}
+
 /// The model of `vtep_encap` on `frame`, arriving on port `from`: the
 /// verdict, and the copies made to local ports on the way.
 pub fn encap(
@@ -342,16 +391,22 @@ pub fn encap(
     cfg: &Config,
     t: &impl EncapTables,
 ) -> (EncapVerdict, PortCopies) {
+    assert!(
+        frame.len() <= MODEL_FRAME_MAX,
+        "the model takes frames up to {MODEL_FRAME_MAX} bytes"
+    );
     let none = PortCopies::default();
-    let Some(port) = t.port(from) else {
-        return (EncapVerdict::Drop(DropReason::UnboundPort), none);
+    let mut buf = [0u8; MODEL_FRAME_MAX];
+    let (vid, len) = match untag(frame, &mut buf) {
+        Ok(v) => v,
+        Err((reason, _)) => return (EncapVerdict::Drop(reason), none),
+    };
+    let frame = &buf[..len];
+    let Some(port) = t.port(PortKey::new(from, vid)) else {
+        return (EncapVerdict::Drop(DropReason::UnboundVlan), none);
     };
     if frame.len() < ETH_HLEN {
         return (EncapVerdict::Drop(DropReason::InnerTooShort), none);
-    }
-    let ty = be16(frame, 12);
-    if ty == ETH_P_8021Q || ty == ETH_P_8021AD {
-        return (EncapVerdict::Drop(DropReason::InnerVlan), none);
     }
     if is_group(&frame[6..12]) {
         return (EncapVerdict::Drop(DropReason::GroupSourceMac), none);
@@ -366,18 +421,24 @@ pub fn encap(
     };
     let verdict = match entry {
         Some(e) if e.ifindex != 0 => {
-            if e.ifindex == from {
+            if (e.ifindex, e.vid) == (from, vid) {
                 EncapVerdict::Drop(DropReason::Hairpin)
-            } else if t.port(e.ifindex).is_none_or(|p| p.vni != vni) {
+            } else if t
+                .port(PortKey::new(e.ifindex, e.vid))
+                .is_none_or(|p| p.vni != vni)
+            {
                 EncapVerdict::Drop(DropReason::VniMismatch)
             } else if !fits(frame, t.mtu(e.ifindex)) {
                 EncapVerdict::Drop(DropReason::TooBig)
             } else {
-                EncapVerdict::Switch { ifindex: e.ifindex }
+                EncapVerdict::Switch {
+                    ifindex: e.ifindex,
+                    vid: e.vid,
+                }
             }
         }
         Some(e) => encap_unicast(frame, vni, e.remote, cfg, t),
-        None => return encap_flood(frame, from, vni, cfg, t),
+        None => return encap_flood(frame, (from, vid), vni, cfg, t),
     };
     (verdict, none)
 }
@@ -503,7 +564,7 @@ fn encap_unicast(
 
 fn encap_flood(
     frame: &[u8],
-    from: u32,
+    from: (u32, u16),
     vni: u32,
     cfg: &Config,
     t: &impl EncapTables,
@@ -522,8 +583,14 @@ fn encap_flood(
             PortCopies::default(),
         );
     }
-    let targets = info.ports[..n_ports].iter().filter(|p| **p != from);
-    let oversize = targets.clone().filter(|p| !fits(frame, t.mtu(**p))).count() as u32;
+    let targets = info.ports[..n_ports]
+        .iter()
+        .zip(&info.vids[..n_ports])
+        .filter(|(p, v)| (**p, **v) != from);
+    let oversize = targets
+        .clone()
+        .filter(|(p, _)| !fits(frame, t.mtu(**p)))
+        .count() as u32;
     let copies = PortCopies {
         sent: targets.count() as u32 - oversize,
         too_big: oversize,

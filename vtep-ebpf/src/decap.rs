@@ -18,7 +18,7 @@ use aya_log_ebpf::warn;
 use network_types::{arp::ArpHdr, eth::EtherType};
 use vtep_common::{
     caches::{Decision, Macs},
-    consts::{ETH_HLEN, VLAN_HLEN},
+    consts::{ETH_HLEN, ETH_P_8021Q, VLAN_HLEN},
     counters::{Counter, DropReason},
     maps::{
         CONFIG_F_NO_DECAP_CACHE, Config, DECAP_META_MAGIC, DecapMeta, FDB_F_DELIVERY, FDB_F_XDP,
@@ -99,6 +99,8 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
         slot: sender.slot,
         peer: sender.peer,
         flags: entry.flags & FDB_F_DELIVERY,
+        vid: entry.vid.into(),
+        _pad: 0,
     };
     // An unknown port (max_len 0: the redirect fails) is not cached.
     if macs.is_some() && d.max_len != 0 {
@@ -179,6 +181,7 @@ fn learn_from(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender, cfg: &Config) {
     let at = Location {
         remote: pkt.saddr,
         ifindex: 0,
+        vid: 0,
         flags: 0,
         peer: sender.peer,
     };
@@ -220,6 +223,7 @@ fn flood(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender) -> Result<u32, Dropped>
         action: META_ACTION_FLOOD,
         vni: pkt.vni,
         ifindex: 0,
+        vid: 0,
     };
     pass_up(ctx, pkt.strip, &meta, sender.slot)
 }
@@ -228,12 +232,23 @@ fn flood(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender) -> Result<u32, Dropped>
 /// XDP, or passed up to TC.
 #[inline(always)]
 fn deliver(ctx: &XdpContext, d: &Decision, pkt: &Vxlan) -> Result<u32, Dropped> {
-    if d.max_len != 0 && pkt.inner_len > d.max_len {
+    // A tag pushed here (XDP delivery) counts: the check below is the
+    // kernel's for a tagged frame.
+    let tag_len = if d.vid != 0 && d.flags & FDB_F_XDP != 0 {
+        VLAN_HLEN as u32
+    } else {
+        0
+    };
+    if d.max_len != 0 && pkt.inner_len + tag_len > d.max_len {
         return Err((DropReason::TooBig, Some(d.slot)));
     }
     count_rx(d.slot, d.peer, pkt.inner_len.into());
     if d.flags & FDB_F_XDP != 0 {
-        strip_outer(ctx, pkt.strip, d.slot)?;
+        if d.vid != 0 {
+            strip_and_tag(ctx, pkt, d.vid as u16, d.slot)?;
+        } else {
+            strip_outer(ctx, pkt.strip, d.slot)?;
+        }
         count(Counter::DecapXdp);
         // SAFETY: plain helper call; an unknown ifindex fails the redirect.
         return Ok(unsafe { bpf_redirect(d.ifindex, 0) } as u32);
@@ -244,6 +259,7 @@ fn deliver(ctx: &XdpContext, d: &Decision, pkt: &Vxlan) -> Result<u32, Dropped> 
         action: deliver_action(d.flags),
         vni: d.vni,
         ifindex: d.ifindex,
+        vid: d.vid,
     };
     pass_up(ctx, pkt.strip, &meta, d.slot)
 }
@@ -272,6 +288,29 @@ fn strip_outer(ctx: &XdpContext, len: usize, slot: u32) -> Result<(), Dropped> {
     // that the new head stays within the buffer.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, len as i32) } != 0 {
         return Err((DropReason::KernelRefused, Some(slot)));
+    }
+    Ok(())
+}
+
+/// Strips the outer headers but 4 bytes, and turns the inner frame into
+/// one tagged with `vid` (802.1Q): its MACs moved 4 bytes forward, the
+/// tag written behind them, in front of the inner EtherType.
+#[inline(always)]
+fn strip_and_tag(ctx: &XdpContext, pkt: &Vxlan, vid: u16, slot: u32) -> Result<(), Dropped> {
+    // SAFETY: the 12 bytes of MACs are within the inner header parsed.
+    let macs = unsafe { (pkt.eth as *const [u8; 12]).read_unaligned() };
+    strip_outer(ctx, pkt.strip - VLAN_HLEN, slot)?;
+    // Pointers are re-derived after the head adjustment.
+    let at = ctx.data();
+    if at + 2 * 6 + VLAN_HLEN > ctx.data_end() {
+        return Err((DropReason::KernelRefused, Some(slot)));
+    }
+    let tpid = ETH_P_8021Q.to_be_bytes();
+    let tci = vid.to_be_bytes();
+    // SAFETY: [at, at + 16) lies within the frame, checked just above.
+    unsafe {
+        (at as *mut [u8; 12]).write_unaligned(macs);
+        ((at + 12) as *mut [u8; 4]).write_unaligned([tpid[0], tpid[1], tci[0], tci[1]]);
     }
     Ok(())
 }
@@ -311,17 +350,21 @@ pub fn tc(ctx: &TcContext) -> i32 {
     if m.magic != DECAP_META_MAGIC {
         return TC_ACT_OK;
     }
-    match m.action {
-        META_ACTION_DELIVER => port::to_port(m.ifindex, 0),
-        META_ACTION_DELIVER_PEER => port::to_port(m.ifindex, PORT_F_PEER),
+    let to = match m.action {
+        META_ACTION_DELIVER => 0,
+        META_ACTION_DELIVER_PEER => PORT_F_PEER,
         META_ACTION_FLOOD => {
             if let Some(info) = VNIS.get_ptr(m.vni) {
                 // SAFETY: map values stay valid for the duration of the
                 // program.
-                copy_to_ports(ctx, unsafe { &*info }, 0);
+                copy_to_ports(ctx, unsafe { &*info }, (0, 0));
             }
-            TC_ACT_SHOT
+            return TC_ACT_SHOT;
         }
-        _ => TC_ACT_OK,
-    }
+        _ => return TC_ACT_OK,
+    };
+    port::to_binding(ctx, m.ifindex, m.vid as u16, to).unwrap_or_else(|reason| {
+        count_drop(reason, None);
+        TC_ACT_SHOT
+    })
 }

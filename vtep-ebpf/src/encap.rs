@@ -1,6 +1,8 @@
 //! Encapsulation, local switching and flooding: TC ingress on each port.
 //!
-//! The port's VNI comes from its binding, never from the frame. Known
+//! The frame's VNI comes from its port binding (the port, and on a trunk
+//! the 802.1Q VLAN it came in with, its tag then removed: `vlan`), never
+//! from the frame. Known
 //! unicast to a remote VTEP is encapsulated and sent out of the underlay
 //! towards the next hop the kernel FIB gives; known unicast to a local port
 //! of the same VNI is switched without encapsulation; BUM and unknown
@@ -44,23 +46,25 @@ use vtep_common::{
     caches::EncapDecision,
     consts::{ENCAP_LEN, ENCAP6_LEN, ETH_HLEN, IPV6_HLEN, MAX_FLOOD, MAX_VNI_PORTS},
     counters::{Counter, DropReason},
-    maps::{CONFIG_F_DF, Config, PORT_F_LEARN, VniInfo, fdb_delivery},
+    maps::{CONFIG_F_DF, Config, PORT_F_LEARN, PortKey, VniInfo, fdb_delivery},
     vxlan::{FlowKey, Outer, emit_outer, emit_outer_v6, flow_hash, src_port},
 };
 
 use crate::{
-    arp, cache, encap_cache,
+    arp, cache,
+    encap_cache::{self, Binding},
     learn::{Location, known_at, learn, lookup_until, now},
     maps::{CONFIG, Dropped, PORTS, VNIS, count, count_drop, count_tx},
     mtu, nd,
-    parse::{IPV4_MF, is, is_group, is_vlan, read},
-    port, storm,
+    parse::{IPV4_MF, is, is_group, read},
+    port, storm, vlan,
 };
 
-/// Where a frame came in: the port and its `PORT_F_*` bits, its VNI and
-/// the VNI's stats slot.
+/// Where a frame came in: the port, the VLAN (0: untagged) and the
+/// binding's `PORT_F_*` bits, its VNI and the VNI's stats slot.
 struct Ingress {
     port: u32,
+    vid: u16,
     flags: u32,
     vni: u32,
     slot: u32,
@@ -104,36 +108,37 @@ pub fn tc(ctx: &TcContext) -> i32 {
 fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
     let from = unsafe { (*ctx.skb.skb).ifindex };
+    let vid = vlan::take_ingress(ctx).map_err(|r| (r, None))?;
+    let cfg = CONFIG.load();
     let eth: Option<EthHdr> = read(ctx, 0);
     let macs = eth.as_ref().and_then(|eth| encap_cache::key(ctx, eth));
     if let (Some(eth), Some(macs)) = (&eth, macs)
-        && let Some(d) = encap_cache::get(from, macs)
+        && let Some(d) = encap_cache::get((from, vid), macs)
     {
-        return encapsulate(ctx, d, eth, true, &CONFIG.load());
+        return encapsulate(ctx, d, eth, true, &cfg);
     }
-    let port = PORTS.get_ptr(from).ok_or((DropReason::UnboundPort, None))?;
+    let port = PORTS
+        .get_ptr(PortKey::new(from, vid))
+        .ok_or((DropReason::UnboundVlan, None))?;
     // SAFETY: map values stay valid for the duration of the program.
     let port = unsafe { &*port };
     let ing = Ingress {
         port: from,
+        vid,
         flags: port.flags,
         vni: port.vni,
         slot: port.slot,
     };
     let eth = eth.ok_or(ing.drop(DropReason::InnerTooShort))?;
-    // RFC 7348 §6.1: no inner VLAN tags on tunnel packets.
-    if is_vlan(eth.ether_type) {
-        return Err(ing.drop(DropReason::InnerVlan));
-    }
     if is_group(&eth.src_addr) {
         return Err(ing.drop(DropReason::GroupSourceMac));
     }
-    let cfg = CONFIG.load();
     let learning = ing.flags & PORT_F_LEARN != 0;
     if learning {
         let at = Location {
             remote: Addr::NONE,
             ifindex: from,
+            vid,
             flags: fdb_delivery(ing.flags),
             peer: 0,
         };
@@ -149,7 +154,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         }
         if is_group(&eth.dst_addr) && nd::answer(ctx, ing.vni, &cfg) {
             // Back to the VM that asked.
-            return Ok(port::to_port(from, ing.flags));
+            return port::to_binding(ctx, from, vid, ing.flags).map_err(|r| ing.drop(r));
         }
     }
     if is(eth.ether_type, EtherType::Arp)
@@ -161,7 +166,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         }
         if is_group(&eth.dst_addr) && arp::answer(ctx, ing.vni, &a, &cfg) {
             // Back to the VM that asked.
-            return Ok(port::to_port(from, ing.flags));
+            return port::to_binding(ctx, from, vid, ing.flags).map_err(|r| ing.drop(r));
         }
     }
 
@@ -172,7 +177,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         && let Some((entry, until)) = lookup_until(ing.vni, eth.dst_addr, &cfg)
     {
         if entry.ifindex != 0 {
-            return switch_local(ctx, &ing, entry.ifindex);
+            return switch_local(ctx, &ing, (entry.ifindex, entry.vid));
         }
         let made = Made { generation, until };
         return unicast(ctx, &ing, &entry, &eth, (&made, &cfg));
@@ -180,13 +185,17 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     flood(ctx, &ing, &eth, &cfg)
 }
 
-/// Same host, same VNI: hand the frame to port `to` as it is.
+/// Same host, same VNI: hand the frame to binding `to` as it is (tagged
+/// with the binding's VLAN, if it has one).
 #[inline(always)]
-fn switch_local(ctx: &TcContext, ing: &Ingress, to: u32) -> Result<i32, Dropped> {
-    if to == ing.port {
+fn switch_local(ctx: &TcContext, ing: &Ingress, to: Binding) -> Result<i32, Dropped> {
+    if to == (ing.port, ing.vid) {
         return Err(ing.drop(DropReason::Hairpin));
     }
-    let port = PORTS.get_ptr(to).ok_or(ing.drop(DropReason::VniMismatch))?;
+    let (to, vid) = to;
+    let port = PORTS
+        .get_ptr(PortKey::new(to, vid))
+        .ok_or(ing.drop(DropReason::VniMismatch))?;
     // SAFETY: map values stay valid for the duration of the program.
     let port = unsafe { &*port };
     if port.vni != ing.vni {
@@ -196,7 +205,7 @@ fn switch_local(ctx: &TcContext, ing: &Ingress, to: u32) -> Result<i32, Dropped>
         return Err(ing.drop(DropReason::TooBig));
     }
     count(Counter::LocalSwitch);
-    Ok(port::to_port(to, port.flags))
+    port::to_binding(ctx, to, vid, port.flags).map_err(|r| ing.drop(r))
 }
 
 /// What a decision from the tables was made from: the VNI's generation
@@ -223,7 +232,8 @@ fn unicast(
     let routes = cache::routes_generation();
     let hop = next_hop(ctx, cfg, ing.port, &to.remote).map_err(|r| ing.drop(r))?;
     let macs = cache::macs_of(eth);
-    let d = encap_cache::slot(ing.port, macs).ok_or(ing.drop(DropReason::KernelRefused))?;
+    let d =
+        encap_cache::slot((ing.port, ing.vid), macs).ok_or(ing.drop(DropReason::KernelRefused))?;
     d.expires = 0;
     if hop.resolved && encap_cache::key(ctx, eth).is_some() {
         d.expires = cache::expiry(cache::jiffies(), made.until.saturating_sub(now()));
@@ -234,6 +244,7 @@ fn unicast(
     d.macs = macs;
     d.remote = to.remote;
     d.port = ing.port;
+    d.vid = ing.vid.into();
     d.vni = ing.vni;
     d.slot = ing.slot;
     d.peer = to.peer;
@@ -268,7 +279,7 @@ fn encapsulate(
         mtu::device_mtu(ctx, d.ifindex)
     };
     if mtu::too_big(ctx, eth, dev_mtu, cfg) {
-        let back = (d.port, d.port_flags, d.slot);
+        let back = ((d.port, d.vid as u16), d.port_flags, d.slot);
         return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
     let tunnel = Tunnel::new(ctx, d.vni, eth);
@@ -308,13 +319,13 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i
     if info.bum_pps != 0 && !storm::allow(ing.slot, info.bum_pps) {
         return Err(ing.drop(DropReason::StormControl));
     }
-    copy_to_ports(ctx, info, ing.port);
+    copy_to_ports(ctx, info, (ing.port, ing.vid));
     if n_remotes == 0 {
         return Ok(TC_ACT_SHOT);
     }
     let dev_mtu = mtu::device_mtu(ctx, cfg.underlay_ifindex);
     if mtu::too_big(ctx, eth, dev_mtu, cfg) {
-        let back = (ing.port, ing.flags, ing.slot);
+        let back = ((ing.port, ing.vid), ing.flags, ing.slot);
         return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
     let is_ip = is_ip(eth);
@@ -343,19 +354,26 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i
     Ok(TC_ACT_SHOT)
 }
 
-/// Clones the frame, unchanged, to every local port of `info` except
-/// `except` (0: none); a copy the kernel refuses is counted: `too_big` if
-/// the port cannot take a frame that large, else `kernel_refused`.
+/// Clones the frame to every local port binding of `info` except
+/// `except` (port 0: none), each copy tagged with its binding's VLAN; a
+/// copy the kernel refuses is counted: `too_big` if the port cannot take
+/// a frame that large, else `kernel_refused`.
+///
+/// Precondition: the skb has no tag of its own (ingress took it off).
 #[inline(always)]
-pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
+pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: Binding) {
     let n = info.n_ports as usize;
     for i in 0..MAX_VNI_PORTS {
         if i >= n {
             break;
         }
-        let port = info.ports[i];
-        if port != except && ctx.clone_redirect(port, 0).is_err() {
-            let reason = if mtu::fits(ctx, port) {
+        let (port, vid) = (info.ports[i], info.vids[i]);
+        if (port, vid) == except {
+            continue;
+        }
+        let sent = vlan::push(ctx, vid) && ctx.clone_redirect(port, 0).is_ok();
+        if !vlan::pop(ctx, vid) || !sent {
+            let reason = if sent || mtu::fits(ctx, port) {
                 DropReason::KernelRefused
             } else {
                 DropReason::TooBig
@@ -366,13 +384,13 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: u32) {
 }
 
 /// A frame too big for the underlay once encapsulated (`left`: the MTU
-/// left for the inner packet): answered back out of the port it came in
-/// (`port`, with `PORT_F_*` bits `flags`) as [`mtu::answer`] says, or
+/// left for the inner packet): answered back out of the binding it came
+/// in (`at`, with `PORT_F_*` bits `flags`) as [`mtu::answer`] says, or
 /// dropped; a `too_big` drop either way, charged to the VNI in `slot`.
 #[inline(always)]
 fn answer_too_big(
     ctx: &TcContext,
-    (port, flags, slot): (u32, u32, u32),
+    (at, flags, slot): (Binding, u32, u32),
     eth: &EthHdr,
     left: u16,
 ) -> Result<i32, Dropped> {
@@ -380,7 +398,7 @@ fn answer_too_big(
     count_drop(DropReason::TooBig, Some(slot));
     count(answered);
     // Back to the VM that sent it.
-    Ok(port::to_port(port, flags))
+    port::to_binding(ctx, at.0, at.1, flags).map_err(|r| (r, Some(slot)))
 }
 
 /// Where to send a packet for `remote`: the egress interface, and the MACs
@@ -520,6 +538,10 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
         proto: 0,
     };
     if is(ether_type, EtherType::Ipv6) {
+        // A header cut short is hashed by its MACs alone.
+        if (ctx.len() as usize) < ETH_HLEN + IPV6_HLEN {
+            return k;
+        }
         let word = |at: usize| read::<u32>(ctx, ETH_HLEN + at).unwrap_or(0);
         let Some(next) = read::<u8>(ctx, ETH_HLEN + 6) else {
             return k;

@@ -2,15 +2,16 @@
 //! kept per CPU so that the frames of a conversation after its first skip
 //! the source check (learning), the FDB lookup and the FIB lookup.
 //!
-//! Key: the ingress port and the inner destination and source MACs.
+//! Key: the ingress port binding (port and VLAN) and the inner destination
+//! and source MACs.
 //! Value: the VNI and its stats slot, the remote VTEP and its stats slot,
 //! the resolved next hop (egress device, MTU, MACs) and the port's flags.
 //! A direct-mapped per-CPU array (`ENCAP_CACHE_CAPACITY` entries per
 //! CPU): a conversation hashing to a taken entry replaces it.
 //!
 //! Only IPv4 and IPv6 frames other than ICMPv6 are decided from it (ARP
-//! and Neighbor Discovery are snooped from each frame; a VLAN tag is
-//! dropped by the tables), and only decisions with a resolved next hop
+//! and Neighbor Discovery are snooped from each frame; a second VLAN tag
+//! is dropped by the tables), and only decisions with a resolved next hop
 //! are cached.
 //!
 //! Validity (as for the decap cache, `cache`):
@@ -52,22 +53,27 @@ pub fn key(ctx: &TcContext, eth: &EthHdr) -> Option<Macs> {
     ok.then(|| cache::macs_of(eth))
 }
 
-/// Entry index of (port, macs).
+/// A port binding: ifindex and VID (0: untagged).
+pub type Binding = (u32, u16);
+
+/// Entry index of (binding, macs).
 #[inline(always)]
-fn index(port: u32, macs: Macs) -> u32 {
-    cache::entry_index(macs, u64::from(port) << 40, ENCAP_CACHE_CAPACITY)
+fn index((port, vid): Binding, macs: Macs) -> u32 {
+    let rest = (u64::from(port) << 40) | (u64::from(vid) << 24);
+    cache::entry_index(macs, rest, ENCAP_CACHE_CAPACITY)
 }
 
-/// The cached decision for (port, macs), if there is a valid one. The
+/// The cached decision for (binding, macs), if there is a valid one. The
 /// reference is into this CPU's entry: use it before the program writes
 /// the cache.
 #[inline(always)]
-pub fn get<'a>(port: u32, macs: Macs) -> Option<&'a EncapDecision> {
-    let e = ENCAP_CACHE.get_ptr(index(port, macs))?;
+pub fn get<'a>(at: Binding, macs: Macs) -> Option<&'a EncapDecision> {
+    let e = ENCAP_CACHE.get_ptr(index(at, macs))?;
     // SAFETY: a per-CPU value, valid for the program's run; only this CPU
     // writes it, never while we run (TC runs with bottom halves off).
     let e = unsafe { &*e };
-    (e.port == port
+    (e.port == at.0
+        && e.vid == u32::from(at.1)
         && cache::same(&e.macs, &macs)
         && e.generation == cache::generation(e.vni)
         && e.routes == cache::routes_generation()
@@ -75,12 +81,12 @@ pub fn get<'a>(port: u32, macs: Macs) -> Option<&'a EncapDecision> {
         .then_some(e)
 }
 
-/// This CPU's entry for (port, macs), to be written in place (a decision
-/// is too large for the encap program's stack); valid once its `expires`
-/// is set.
+/// This CPU's entry for (binding, macs), to be written in place (a
+/// decision is too large for the encap program's stack); valid once its
+/// `expires` is set.
 #[inline(always)]
-pub fn slot<'a>(port: u32, macs: Macs) -> Option<&'a mut EncapDecision> {
-    let e = ENCAP_CACHE.get_ptr_mut(index(port, macs))?;
+pub fn slot<'a>(at: Binding, macs: Macs) -> Option<&'a mut EncapDecision> {
+    let e = ENCAP_CACHE.get_ptr_mut(index(at, macs))?;
     // SAFETY: as in `get`.
     Some(unsafe { &mut *e })
 }

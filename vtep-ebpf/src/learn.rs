@@ -37,14 +37,19 @@ use crate::{
 const REFRESH_NS: u64 = 1_000_000_000;
 
 /// Where a MAC lives, as the FDB says: a remote VTEP or a local port
-/// (ifindex); one of the two is none/0. `flags`: the `FDB_F_DELIVERY`
-/// bits of the port. `peer`: the remote's `PEER_STATS` slot.
+/// binding (ifindex and VID, 0 for untagged); one of the two is none/0.
+/// `flags`: the `FDB_F_DELIVERY` bits of the port. `peer`: the remote's
+/// `PEER_STATS` slot.
 pub struct Location {
     pub remote: Addr,
     pub ifindex: u32,
+    pub vid: u16,
     pub flags: u32,
     pub peer: u32,
 }
+
+/// Where a MAC was, as its move event reports it: remote, port, VID.
+type Place = (Addr, u32, u16);
 
 /// Coarse monotonic time (ns), the clock of learned entries' times.
 #[inline(always)]
@@ -78,6 +83,7 @@ pub fn lookup_until(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<(Location, u
         let at = Location {
             remote: e.remote,
             ifindex: e.ifindex,
+            vid: e.vid,
             flags: e.flags,
             peer: e.peer,
         };
@@ -92,6 +98,7 @@ pub fn lookup_until(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<(Location, u
     let at = Location {
         remote: e.remote,
         ifindex: e.ifindex,
+        vid: e.vid,
         flags: e.flags & FDB_F_DELIVERY,
         peer: e.peer,
     };
@@ -99,7 +106,7 @@ pub fn lookup_until(vni: u32, mac: [u8; 6], cfg: &Config) -> Option<(Location, u
 }
 
 #[inline(always)]
-fn report(kind: MacEventKind, key: &FdbKey, old: (Addr, u32), new: (Addr, u32), ts_ns: u64) {
+fn report(kind: MacEventKind, key: &FdbKey, old: &Place, new: &Location, ts_ns: u64) {
     let Some(ev) = EVENT_SCRATCH.get_ptr_mut(0) else {
         count(Counter::EventLost);
         return;
@@ -114,9 +121,12 @@ fn report(kind: MacEventKind, key: &FdbKey, old: (Addr, u32), new: (Addr, u32), 
         mac: key.mac,
         _pad: [0; 2],
         old_remote: old.0,
-        new_remote: new.0,
+        new_remote: new.remote,
         old_ifindex: old.1,
-        new_ifindex: new.1,
+        new_ifindex: new.ifindex,
+        old_vid: old.2,
+        new_vid: new.vid,
+        _pad2: 0,
     };
     if EVENTS.output::<MacEvent>(&*ev, 0).is_err() {
         count(Counter::EventLost);
@@ -137,13 +147,13 @@ pub fn known_at(vni: u32, mac: [u8; 6], at: &Location, cfg: &Config) -> bool {
     // SAFETY: map values stay valid for the duration of the program.
     let e = unsafe { &*e };
     let ts = now();
-    is_at(e, &at.remote, at.ifindex) && !stale(e, ts, cfg) && !refresh_due(e, ts)
+    is_at(e, at) && !stale(e, ts, cfg) && !refresh_due(e, ts)
 }
 
-/// Whether learned entry `e` says the MAC is at (`remote`, `ifindex`).
+/// Whether learned entry `e` says the MAC is `at`.
 #[inline(always)]
-fn is_at(e: &LearnedEntry, remote: &Addr, ifindex: u32) -> bool {
-    e.remote == *remote && e.ifindex == ifindex
+fn is_at(e: &LearnedEntry, at: &Location) -> bool {
+    e.remote == at.remote && e.ifindex == at.ifindex && e.vid == at.vid
 }
 
 /// Whether a fresh entry seen at its location again is due a new seen
@@ -169,7 +179,7 @@ fn refresh_due(e: &LearnedEntry, ts: u64) -> bool {
 /// caller", seen).
 #[inline(never)]
 pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg: &Config) -> bool {
-    let (remote, ifindex, delivery) = (at.remote, at.ifindex, at.flags & FDB_F_DELIVERY);
+    let delivery = at.flags & FDB_F_DELIVERY;
     if is_group(&mac) {
         return false;
     }
@@ -181,7 +191,7 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         // and counts, which stay plausible.
         let e = unsafe { &mut *e };
         if !stale(e, ts, cfg) {
-            if is_at(e, &remote, ifindex) {
+            if is_at(e, at) {
                 if refresh_due(e, ts) {
                     e.seen_ns = ts;
                 }
@@ -194,9 +204,10 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
                 e.window_ns = ts;
                 e.window_moves = 0;
             }
-            let old = (e.remote, e.ifindex);
-            e.remote = remote;
-            e.ifindex = ifindex;
+            let old = (e.remote, e.ifindex, e.vid);
+            e.remote = at.remote;
+            e.ifindex = at.ifindex;
+            e.vid = at.vid;
             e.flags = (e.flags & !FDB_F_DELIVERY) | delivery;
             e.peer = at.peer;
             e.seen_ns = ts;
@@ -213,33 +224,34 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
                     e.window_moves,
                     cfg.move_window_s
                 );
-                report(MacEventKind::Frozen, &key, old, (remote, ifindex), ts);
+                report(MacEventKind::Frozen, &key, &old, at, ts);
             } else {
                 count(Counter::MacMoved);
-                report(MacEventKind::Moved, &key, old, (remote, ifindex), ts);
+                report(MacEventKind::Moved, &key, &old, at, ts);
             }
             return true;
         }
         // Stale: learned afresh below.
     }
-    let mut old = (Addr::NONE, 0);
+    let mut old = (Addr::NONE, 0, 0);
     let mut kind = MacEventKind::Learned;
     if let Some(f) = FDB.get_ptr(key) {
         // SAFETY: map values stay valid for the duration of the program.
         let f = unsafe { &*f };
         if f.flags & (FDB_F_EVPN | FDB_F_STICKY) != FDB_F_EVPN
-            || (f.remote == remote && f.ifindex == ifindex)
+            || (f.remote == at.remote && f.ifindex == at.ifindex && f.vid == at.vid)
         {
             return false;
         }
-        old = (f.remote, f.ifindex);
+        old = (f.remote, f.ifindex, f.vid);
         kind = MacEventKind::Moved;
         // Another CPU may have removed it first: either way it is gone.
         let _ = FDB.remove(key);
     }
     let e = LearnedEntry {
-        remote,
-        ifindex,
+        remote: at.remote,
+        ifindex: at.ifindex,
+        vid: at.vid,
         _pad: 0,
         seen_ns: ts,
         window_ns: ts,
@@ -253,7 +265,7 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
             MacEventKind::Moved => Counter::MacMoved,
             _ => Counter::MacLearned,
         });
-        report(kind, &key, old, (remote, ifindex), ts);
+        report(kind, &key, &old, at, ts);
         return true;
     }
     // The FDB entry is gone even if the MAC could not be learned: the

@@ -32,6 +32,7 @@ mod neigh;
 mod parse;
 mod port;
 mod storm;
+mod vlan;
 
 use aya_ebpf::{
     macros::{classifier, xdp},

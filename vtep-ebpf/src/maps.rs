@@ -22,7 +22,7 @@ use vtep_common::{
     maps::{
         BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, FdbEntry,
         FdbKey, InstanceInfo, LearnedEntry, MacEvent, NeighEntry, NeighKey, NextHopKey, PeerInfo,
-        PeerStats, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
 };
 
@@ -84,8 +84,9 @@ pub static NEIGHS: HashMap<NeighKey, NeighEntry> =
 #[map]
 pub static BUM_BUCKETS: Array<BumBucket> = Array::pinned(VNIS_CAPACITY, 0);
 
+/// Port bindings: (port, VID) -> VNI.
 #[map]
-pub static PORTS: HashMap<u32, PortInfo> = HashMap::pinned(PORTS_CAPACITY, 0);
+pub static PORTS: HashMap<PortKey, PortInfo> = HashMap::pinned(PORTS_CAPACITY, 0);
 
 #[map]
 pub static VNIS: HashMap<u32, VniInfo> = HashMap::pinned(VNIS_CAPACITY, BPF_F_NO_PREALLOC);

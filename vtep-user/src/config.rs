@@ -29,10 +29,15 @@
 //! vni = 100
 //! deliver = "skb"          # optional: skb | xdp
 //!
+//! [[port]]                 # a trunk: one entry per VLAN
+//! iface = "trunk0"
+//! vni = 200
+//! vlan = 20                # optional: 802.1Q VLAN (0 or none: untagged)
+//!
 //! [[fdb]]
 //! mac = "02:00:00:00:02:01"
 //! vni = 100
-//! remote = "198.18.2.1"    # or: port = "vm1"
+//! remote = "198.18.2.1"    # or: port = "vm1" (and vlan = 20 for a trunk's VLAN)
 //!
 //! [evpn]                   # optional: BGP EVPN through gobgpd (`vtep daemon`)
 //! asn = 65000
@@ -55,7 +60,8 @@ use crate::{
         VniPlan,
     },
     values::{
-        Deliver, FloodList, LocalIp, UnicastIp, UnicastMac, ValueError, Vni, XdpModeArg, port_room,
+        Deliver, FloodList, LocalIp, UnicastIp, UnicastMac, ValueError, Vid, Vni, XdpModeArg,
+        port_room,
     },
 };
 
@@ -166,6 +172,8 @@ fn yes() -> bool {
 struct PortEntry {
     iface: String,
     vni: u32,
+    /// The 802.1Q VLAN of a trunk binding (absent or 0: untagged).
+    vlan: Option<u16>,
     deliver: Option<Deliver>,
 }
 
@@ -176,6 +184,8 @@ struct FdbEntry {
     vni: u32,
     remote: Option<String>,
     port: Option<String>,
+    /// With `port`: the VLAN binding the MAC is behind.
+    vlan: Option<u16>,
 }
 
 /// Reads and validates `path`.
@@ -241,24 +251,27 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
     }
 
     let mut ports: Vec<PortPlan> = Vec::new();
-    let mut port_names = BTreeSet::new();
+    let mut bindings = BTreeSet::new();
     for p in f.port {
         let vni = Vni::try_from(p.vni)?;
+        let vid = Vid::try_from(p.vlan.unwrap_or(0))?;
         if !seen.contains(&vni) {
             bail!(
-                "port '{}' names VNI {vni}, which has no [[vni]] entry",
-                p.iface
+                "port '{}'{} names VNI {vni}, which has no [[vni]] entry",
+                p.iface,
+                vid.suffix()
             );
         }
         if p.iface == underlay.iface {
             return Err(ValueError::PortIsUnderlay(p.iface).into());
         }
-        if !port_names.insert(p.iface.clone()) {
-            bail!("port '{}' is configured twice", p.iface);
+        if !bindings.insert((p.iface.clone(), vid)) {
+            bail!("port '{}'{} is configured twice", p.iface, vid.suffix());
         }
         port_room(vni, ports.iter().filter(|q| q.vni == vni).count())?;
         ports.push(PortPlan {
             iface: p.iface,
+            vid,
             vni,
             deliver: p.deliver.unwrap_or(Deliver::Auto),
         });
@@ -276,7 +289,7 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
             bail!("FDB entry {mac} in VNI {vni} is configured twice");
         }
         let at = match (e.remote, e.port) {
-            (Some(r), None) => {
+            (Some(r), None) if e.vlan.is_none() => {
                 let ip: UnicastIp = r.parse()?;
                 local_ip
                     .peer(ip)
@@ -284,12 +297,21 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
                 Target::Remote(ip)
             }
             (None, Some(p)) => {
-                if !ports.iter().any(|q| q.iface == p && q.vni == vni) {
-                    bail!("FDB entry {mac}: port '{p}' is not a [[port]] of VNI {vni}");
+                let vid = Vid::try_from(e.vlan.unwrap_or(0))?;
+                if !ports
+                    .iter()
+                    .any(|q| q.iface == p && q.vid == vid && q.vni == vni)
+                {
+                    bail!(
+                        "FDB entry {mac}: port '{p}'{} is not a [[port]] of VNI {vni}",
+                        vid.suffix()
+                    );
                 }
-                Target::Port(p)
+                Target::Port(p, vid)
             }
-            _ => bail!("FDB entry {mac} in VNI {vni}: give exactly one of remote or port"),
+            _ => bail!(
+                "FDB entry {mac} in VNI {vni}: give exactly one of remote or port (vlan goes with port)"
+            ),
         };
         fdb.push(FdbPlan { mac, vni, at });
     }
@@ -350,6 +372,7 @@ mod tests {
             p.ports,
             vec![PortPlan {
                 iface: "vm1".into(),
+                vid: Vid::UNTAGGED,
                 vni,
                 deliver: Deliver::Auto
             }]

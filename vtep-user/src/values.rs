@@ -14,7 +14,7 @@ use std::{
 
 use vtep_common::{
     addr::Addr,
-    consts::{MAX_FLOOD, MAX_VNI_PORTS, VNI_MAX},
+    consts::{MAX_FLOOD, MAX_VNI_PORTS, VID_MAX, VNI_MAX},
 };
 
 /// A value that is refused, with what was expected.
@@ -22,6 +22,10 @@ use vtep_common::{
 pub enum ValueError {
     #[error("invalid VNI '{0}': expected a number from 1 to {VNI_MAX}")]
     Vni(String),
+    #[error(
+        "invalid VLAN '{0}': expected an 802.1Q VLAN ID from 1 to {VID_MAX} (0: the port's untagged frames)"
+    )]
+    Vid(String),
     #[error("invalid MAC address '{0}': expected six hex bytes like 02:00:00:00:00:01")]
     Mac(String),
     #[error(
@@ -100,6 +104,79 @@ impl fmt::Display for Vni {
 impl serde::Serialize for Vni {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u32(self.0)
+    }
+}
+
+/// The 802.1Q VLAN of a port binding: 1 to 4094, or 0 for the port's
+/// untagged frames (as `hardware_vtep`'s `vlan_bindings` key 0; VID 4095
+/// is reserved, IEEE 802.1Q §9.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Vid(u16);
+
+impl Vid {
+    /// The port's untagged frames.
+    pub const UNTAGGED: Vid = Vid(0);
+
+    /// The number (0: untagged).
+    pub const fn get(self) -> u16 {
+        self.0
+    }
+
+    /// A VID the instance's tables hold (they only ever hold checked ones).
+    pub(crate) const fn recorded(v: u16) -> Self {
+        Vid(v)
+    }
+
+    /// What follows a port's name where a binding is meant: " VLAN N",
+    /// nothing for the untagged one.
+    pub fn suffix(self) -> String {
+        match self.0 {
+            0 => String::new(),
+            v => format!(" VLAN {v}"),
+        }
+    }
+
+    /// The option that names this binding in a command: " --vlan N",
+    /// nothing for the untagged one.
+    pub fn arg(self) -> String {
+        match self.0 {
+            0 => String::new(),
+            v => format!(" --vlan {v}"),
+        }
+    }
+}
+
+impl FromStr for Vid {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let v = s
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| ValueError::Vid(s.to_owned()))?;
+        Self::try_from(v)
+    }
+}
+
+impl TryFrom<u16> for Vid {
+    type Error = ValueError;
+    fn try_from(v: u16) -> Result<Self, Self::Error> {
+        if v <= VID_MAX {
+            Ok(Vid(v))
+        } else {
+            Err(ValueError::Vid(v.to_string()))
+        }
+    }
+}
+
+impl fmt::Display for Vid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl serde::Serialize for Vid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.0)
     }
 }
 

@@ -47,11 +47,11 @@ fn encap_table() {
             bump: Bump::Event(Counter::LocalSwitch),
         },
         Case {
-            what: "VLAN-tagged frame from a port (RFC 7348 §6.1)",
+            what: "frame tagged with a VLAN the access port has no binding for",
             input: vlan_frame(MAC_BEHIND_REMOTE),
             action: TC_ACT_SHOT,
-            output: None,
-            bump: drop(DropReason::InnerVlan),
+            output: Some(inner_frame(MAC_BEHIND_REMOTE)),
+            bump: drop(DropReason::UnboundVlan),
         },
         Case {
             what: "frame from a group source MAC",
@@ -128,7 +128,7 @@ fn encap_table() {
         input: inner_frame(MAC_BEHIND_REMOTE),
         action: TC_ACT_SHOT,
         output: None,
-        bump: drop(DropReason::UnboundPort),
+        bump: drop(DropReason::UnboundVlan),
     }];
     check(&l, cases, run_tc(&l, p4));
 }

@@ -9,8 +9,9 @@
 //! neighbour and ports of its own.
 //!
 //! This file holds the fixtures (programs loaded with their maps, frames,
-//! the private namespace); the tests are in `decap`, `encap`, `cache` and
-//! `reference` (both programs against the reference models).
+//! the private namespace); the tests are in `decap`, `encap`, `cache`,
+//! `vlan` (trunk bindings) and `reference` (both programs against the
+//! reference models).
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -28,14 +29,14 @@ use vtep_common::{
     consts::{
         GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_LEARNED, MAP_NEIGHS,
         MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
-        PROG_DECAP_XDP, PROG_ENCAP_TC, VXLAN_PORT,
+        PROG_DECAP_XDP, PROG_ENCAP_TC, VLAN_HLEN, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
         CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_PEER, FDB_F_STATIC, FDB_F_XDP, FdbEntry,
         FdbKey, LearnedEntry, META_ACTION_DELIVER, META_ACTION_DELIVER_PEER, META_ACTION_FLOOD,
         NEIGH_F_STATIC, NeighEntry, NeighKey, PORT_F_PEER, PORT_F_XDP, PeerStats, PortInfo,
-        REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        PortKey, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
     model,
     vxlan::{FlowKey, Outer, OuterHeaders, flow_hash, src_port},
@@ -53,6 +54,7 @@ mod encap;
 mod learn;
 mod nd;
 mod reference;
+mod vlan;
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -124,6 +126,8 @@ const MAC_PEER_PORT: [u8; 6] = [2, 0, 0, 0, 1, 3];
 const MAC_BEHIND_REMOTE: [u8; 6] = [2, 0, 0, 0, 2, 1];
 const MAC_OTHER_VNI_PORT: [u8; 6] = [2, 0, 0, 0, 3, 1];
 const MAC_UNKNOWN: [u8; 6] = [2, 0, 0, 0, 9, 9];
+/// Behind a trunk's VLAN.
+const MAC_TRUNK: [u8; 6] = [2, 0, 0, 0, 4, 1];
 const BROADCAST: [u8; 6] = [0xff; 6];
 
 /// The `PEER_STATS` slot the tables give remote VTEP `a`: its last octet
@@ -191,8 +195,15 @@ impl Loaded {
         }
     }
 
-    /// Configures `vni`; its stats slot is the VNI number itself.
+    /// Configures `vni` with untagged `ports`; its stats slot is the VNI
+    /// number itself.
     fn vni(&mut self, vni: u32, remotes: &[IpAddr], ports: &[u32]) {
+        let bindings: Vec<PortKey> = ports.iter().map(|p| PortKey::new(*p, 0)).collect();
+        self.vni_bindings(vni, remotes, &bindings);
+    }
+
+    /// Configures `vni` with port bindings `ports` (untagged or VLANs).
+    fn vni_bindings(&mut self, vni: u32, remotes: &[IpAddr], ports: &[PortKey]) {
         assert!(remotes.len() <= MAX_FLOOD && ports.len() <= MAX_VNI_PORTS);
         let mut info = VniInfo {
             slot: vni,
@@ -204,7 +215,10 @@ impl Loaded {
             info.remotes[i] = ip(*r);
             info.peers[i] = peer_slot(*r);
         }
-        info.ports[..ports.len()].copy_from_slice(ports);
+        for (i, k) in ports.iter().enumerate() {
+            info.ports[i] = k.ifindex;
+            info.vids[i] = k.vid;
+        }
         let mut m: HashMap<_, u32, VniInfo> =
             HashMap::try_from(self.ebpf.map_mut(MAP_VNIS).unwrap()).unwrap();
         m.insert(vni, info, 0).unwrap();
@@ -256,7 +270,12 @@ impl Loaded {
     }
 
     fn port(&mut self, ifindex: u32, vni: u32, flags: u32) {
-        let mut m: HashMap<_, u32, PortInfo> =
+        self.binding(PortKey::new(ifindex, 0), vni, flags);
+    }
+
+    /// Binds `key` (a port, or one VLAN of it) to `vni`.
+    fn binding(&mut self, key: PortKey, vni: u32, flags: u32) {
+        let mut m: HashMap<_, PortKey, PortInfo> =
             HashMap::try_from(self.ebpf.map_mut(MAP_PORTS).unwrap()).unwrap();
         let p = PortInfo {
             vni,
@@ -264,7 +283,7 @@ impl Loaded {
             slot: vni,
             _pad: 0,
         };
-        m.insert(ifindex, p, 0).unwrap();
+        m.insert(key, p, 0).unwrap();
     }
 
     fn fdb(&mut self, vni: u32, mac: [u8; 6], remote: Option<IpAddr>, ifindex: u32) {
@@ -279,11 +298,17 @@ impl Loaded {
         ifindex: u32,
         flags: u32,
     ) {
+        self.fdb_at(vni, mac, remote, PortKey::new(ifindex, 0), flags);
+    }
+
+    /// An FDB entry for `mac` in `vni` behind `remote` or binding `at`.
+    fn fdb_at(&mut self, vni: u32, mac: [u8; 6], remote: Option<IpAddr>, at: PortKey, flags: u32) {
         let mut m: HashMap<_, FdbKey, FdbEntry> =
             HashMap::try_from(self.ebpf.map_mut(MAP_FDB).unwrap()).unwrap();
         let e = FdbEntry {
             remote: remote.map_or(Addr::NONE, ip),
-            ifindex,
+            ifindex: at.ifindex,
+            vid: at.vid,
             flags,
             peer: remote.map_or(0, peer_slot),
             ..FdbEntry::default()
@@ -383,9 +408,15 @@ fn inner_frame(dst: [u8; 6]) -> Vec<u8> {
 
 /// An 802.1Q-tagged frame (VLAN 100) carrying IPv4.
 fn vlan_frame(dst: [u8; 6]) -> Vec<u8> {
-    let mut tagged = vec![0, 100, 0x08, 0x00];
-    tagged.extend_from_slice(&inner_frame(dst)[14..]);
-    eth(dst, MAC_A, 0x8100, &tagged)
+    tagged(&inner_frame(dst), 0x8100, 100)
+}
+
+/// `frame` with a tag (TPID `tpid`, TCI `tci`) in front of its EtherType.
+fn tagged(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let tag: Vec<u8> = [tpid.to_be_bytes(), tci.to_be_bytes()].concat();
+    f.splice(12..12, tag);
+    f
 }
 
 /// An IPv4 frame whose source MAC is a multicast address.
@@ -424,7 +455,12 @@ fn vxlan(src: IpAddr, dport: u16, flags: [u8; 4], vni: u32, inner: &[u8]) -> Vec
 const I: [u8; 4] = VXLAN_I;
 
 fn meta(action: u32, vni: u32, ifindex: u32) -> Vec<u8> {
-    [DECAP_META_MAGIC, action, vni, ifindex]
+    tagged_meta(action, vni, ifindex, 0)
+}
+
+/// [`meta`] for a binding with VLAN `vid` (the tag TC pushes).
+fn tagged_meta(action: u32, vni: u32, ifindex: u32, vid: u16) -> Vec<u8> {
+    [DECAP_META_MAGIC, action, vni, ifindex, u32::from(vid)]
         .iter()
         .flat_map(|w| w.to_ne_bytes())
         .collect()

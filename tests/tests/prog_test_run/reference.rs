@@ -6,7 +6,9 @@ use super::*;
 /// The decap fixture's tables, for the reference model, with its ports
 /// made real in [`private_netns`]: MAC_SKB_PORT behind `skb` (p2, MTU
 /// [`P2_MTU`], or p3, MTU 1500), MAC_XDP_PORT behind `xdp` (p1, 1500),
-/// MAC_PEER_PORT behind `peer` (delivered into a veth's peer from TC).
+/// MAC_PEER_PORT behind `peer` (delivered into a veth's peer from TC);
+/// trunk bindings: MAC_TRUNK behind VLAN 10 of `xdp`, MAC_A behind VLAN
+/// 20 of p2.
 struct FixtureTables {
     skb: u32,
     xdp: u32,
@@ -35,7 +37,13 @@ impl model::DecapTables for FixtureTables {
             peer: remote.map_or(0, peer_slot),
             ..FdbEntry::default()
         };
+        let tagged = |ifindex, vid, flags| FdbEntry {
+            vid,
+            ..e(ifindex, None, flags)
+        };
         match (vni, mac) {
+            (100, MAC_TRUNK) => Some(tagged(self.xdp, 10, FDB_F_STATIC | FDB_F_XDP)),
+            (100, MAC_A) => Some(tagged(self.p2, 20, FDB_F_STATIC)),
             (100, MAC_SKB_PORT) => Some(e(self.skb, None, FDB_F_STATIC)),
             (100, MAC_XDP_PORT) => Some(e(self.xdp, None, FDB_F_STATIC | FDB_F_XDP)),
             (100, MAC_PEER_PORT) => Some(e(self.peer, None, FDB_F_STATIC | FDB_F_PEER)),
@@ -52,8 +60,10 @@ impl model::DecapTables for FixtureTables {
 /// then randomly damaged; now and then one over the other family (left
 /// to the kernel).
 fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
-    let dst = match r.below(7) {
+    let dst = match r.below(9) {
         0 => MAC_SKB_PORT,
+        7 => MAC_TRUNK,
+        8 => MAC_A,
         1 => MAC_XDP_PORT,
         2 => MAC_BEHIND_REMOTE,
         3 => BROADCAST,
@@ -141,6 +151,16 @@ fn decap_differential(fam: Family) {
     l.fdb_flags(100, MAC_XDP_PORT, None, p1, FDB_F_STATIC | FDB_F_XDP);
     l.fdb(100, MAC_SKB_PORT, None, p2);
     l.fdb_flags(100, MAC_PEER_PORT, None, p3, FDB_F_STATIC | FDB_F_PEER);
+    l.binding(PortKey::new(p1, 10), 100, PORT_F_XDP);
+    l.binding(PortKey::new(p2, 20), 100, 0);
+    l.fdb_at(
+        100,
+        MAC_TRUNK,
+        None,
+        PortKey::new(p1, 10),
+        FDB_F_STATIC | FDB_F_XDP,
+    );
+    l.fdb_at(100, MAC_A, None, PortKey::new(p2, 20), FDB_F_STATIC);
     let mut tables = FixtureTables {
         skb: p2,
         xdp: p1,
@@ -190,19 +210,30 @@ fn decap_differential(fam: Family) {
                 expected_drops += 1;
                 format!("drop {}", reason.name())
             }
-            model::Verdict::Redirect { strip, .. } => {
-                if action != XDP_REDIRECT || got != &frame[strip..] {
+            model::Verdict::Redirect { strip, vid, .. } => {
+                let want_out = match vid {
+                    0 => frame[strip..].to_vec(),
+                    v => tagged(&frame[strip..], 0x8100, v),
+                };
+                if action != XDP_REDIRECT || got != &want_out[..] {
                     fail("expected a redirect of the inner frame");
                 }
-                "redirect".to_owned()
+                if vid == 0 {
+                    "redirect"
+                } else {
+                    "redirect tagged"
+                }
+                .to_owned()
             }
             model::Verdict::Up {
                 strip,
                 vni,
                 ifindex,
                 action: act,
+                vid,
             } => {
-                let want_out = [meta(act, vni, ifindex), frame[strip..].to_vec()].concat();
+                let want_out =
+                    [tagged_meta(act, vni, ifindex, vid), frame[strip..].to_vec()].concat();
                 if action != XDP_PASS || got != &want_out[..] {
                     fail("expected the inner frame passed up with metadata");
                 }
@@ -253,6 +284,7 @@ fn decap_differential(fam: Family) {
     for kind in [
         "pass",
         "redirect",
+        "redirect tagged",
         "deliver",
         "deliver to a peer",
         "flood",
@@ -274,7 +306,7 @@ fn decap_differential(fam: Family) {
 /// same contents are written into the BPF maps).
 struct EncapFixture {
     f: Family,
-    ports: std::collections::BTreeMap<u32, PortInfo>,
+    ports: std::collections::BTreeMap<PortKey, PortInfo>,
     vnis: std::collections::BTreeMap<u32, VniInfo>,
     fdb: std::collections::BTreeMap<(u32, [u8; 6]), FdbEntry>,
     ul0: u32,
@@ -283,8 +315,8 @@ struct EncapFixture {
 }
 
 impl model::EncapTables for EncapFixture {
-    fn port(&self, ifindex: u32) -> Option<PortInfo> {
-        self.ports.get(&ifindex).copied()
+    fn port(&self, key: PortKey) -> Option<PortInfo> {
+        self.ports.get(&key).copied()
     }
     fn vni(&self, vni: u32) -> Option<VniInfo> {
         self.vnis.get(&vni).copied()
@@ -315,8 +347,9 @@ impl model::EncapTables for EncapFixture {
 
 /// A frame from a port, built from random choices, then randomly damaged.
 fn random_port_frame(r: &mut Rng) -> Vec<u8> {
-    let dst = match r.below(9) {
+    let dst = match r.below(10) {
         0 => MAC_BEHIND_REMOTE,
+        8 => MAC_TRUNK,
         1 => MAC_SKB_PORT,
         2 => MAC_XDP_PORT,
         3 => MAC_OTHER_VNI_PORT,
@@ -337,6 +370,24 @@ fn random_port_frame(r: &mut Rng) -> Vec<u8> {
     };
     if r.below(8) == 0 {
         f[6] = r.next() as u8;
+    }
+    // From a trunk: tagged with a bound VLAN, an unbound one, a priority
+    // tag, an 802.1ad tag, or twice.
+    let tag = |f: &mut Vec<u8>, tpid: u16, vid: u16| {
+        let mut t = tpid.to_be_bytes().to_vec();
+        t.extend_from_slice(&vid.to_be_bytes());
+        f.splice(12..12, t);
+    };
+    match r.below(12) {
+        0..=2 => tag(&mut f, 0x8100, [10, 20, 30][r.below(3) as usize]),
+        3 => tag(&mut f, 0x8100, 40 | (r.next() as u16 & 0xf000)),
+        4 => tag(&mut f, 0x8100, 0),
+        5 => tag(&mut f, 0x88a8, 10),
+        6 => {
+            tag(&mut f, 0x8100, 10);
+            tag(&mut f, 0x8100, 20);
+        }
+        _ => {}
     }
     let header = f.len().min(64);
     match r.below(10) {
@@ -375,37 +426,53 @@ fn encap_differential(fam: Family) {
     let mut l = Loaded::new(cfg);
     // VNI 100: two ports, a resolved, an unresolved and an unrouted remote;
     // VNI 200: one port, one remote; VNI 300: one port, nothing else;
-    // VNI 400: two ports, no remote.
+    // VNI 400: two ports, no remote. Trunks: p1 VLAN 10 in VNI 400, p6
+    // VLAN 20 and p2 VLAN 30 in VNI 100 (p2 carries VNI 100 untagged and
+    // tagged: translation on one port).
+    let k = PortKey::new;
     let bindings = [
-        (p1, 100),
-        (p2, 100),
-        (p3, 200),
-        (p4, 300),
-        (p5, 400),
-        (p6, 400),
+        (k(p1, 0), 100),
+        (k(p2, 0), 100),
+        (k(p3, 0), 200),
+        (k(p4, 0), 300),
+        (k(p5, 0), 400),
+        (k(p6, 0), 400),
+        (k(p1, 10), 400),
+        (k(p6, 20), 100),
+        (k(p2, 30), 100),
     ];
+    let members = |vni: u32| -> Vec<PortKey> {
+        bindings
+            .iter()
+            .filter(|(_, v)| *v == vni)
+            .map(|(b, _)| *b)
+            .collect()
+    };
     let flood_100 = [fam.remote, fam.unresolved, fam.unrouted];
-    l.vni(100, &flood_100, &[p1, p2]);
-    l.vni(200, &[fam.remote], &[p3]);
-    l.vni(300, &[], &[p4]);
-    l.vni(400, &[], &[p5, p6]);
-    for (p, vni) in bindings {
-        l.port(p, vni, 0);
+    l.vni_bindings(100, &flood_100, &members(100));
+    l.vni_bindings(200, &[fam.remote], &members(200));
+    l.vni_bindings(300, &[], &members(300));
+    l.vni_bindings(400, &[], &members(400));
+    for (b, vni) in bindings {
+        l.binding(b, vni, 0);
     }
     let fdb = [
-        (100, MAC_BEHIND_REMOTE, Some(fam.remote), 0),
-        (200, MAC_BEHIND_REMOTE, Some(fam.remote), 0),
-        (100, MAC_UNKNOWN, Some(fam.unresolved), 0),
-        (100, MAC_A, Some(fam.unrouted), 0),
-        (100, MAC_SKB_PORT, None, p2),
-        (100, MAC_XDP_PORT, None, p1),
-        (100, MAC_OTHER_VNI_PORT, None, p3),
-        (300, MAC_SKB_PORT, None, unbound),
+        (100, MAC_BEHIND_REMOTE, Some(fam.remote), k(0, 0)),
+        (200, MAC_BEHIND_REMOTE, Some(fam.remote), k(0, 0)),
+        (100, MAC_UNKNOWN, Some(fam.unresolved), k(0, 0)),
+        (100, MAC_A, Some(fam.unrouted), k(0, 0)),
+        (100, MAC_SKB_PORT, None, k(p2, 0)),
+        (100, MAC_XDP_PORT, None, k(p1, 0)),
+        (100, MAC_OTHER_VNI_PORT, None, k(p3, 0)),
+        (300, MAC_SKB_PORT, None, k(unbound, 0)),
+        (100, MAC_TRUNK, None, k(p6, 20)),
+        (400, MAC_TRUNK, None, k(p1, 10)),
+        (400, MAC_SKB_PORT, None, k(p1, 20)),
     ];
-    for (vni, mac, remote, port) in fdb {
-        l.fdb(vni, mac, remote, port);
+    for (vni, mac, remote, at) in fdb {
+        l.fdb_at(vni, mac, remote, at, FDB_F_STATIC);
     }
-    let vni_info = |remotes: &[IpAddr], ports: &[u32]| {
+    let vni_info = |remotes: &[IpAddr], ports: &[PortKey]| {
         let mut i = VniInfo {
             slot: 0,
             n_remotes: remotes.len() as u32,
@@ -415,7 +482,10 @@ fn encap_differential(fam: Family) {
         for (k, r) in remotes.iter().enumerate() {
             i.remotes[k] = ip(*r);
         }
-        i.ports[..ports.len()].copy_from_slice(ports);
+        for (n, b) in ports.iter().enumerate() {
+            i.ports[n] = b.ifindex;
+            i.vids[n] = b.vid;
+        }
         i
     };
     let port_info = |vni| PortInfo {
@@ -431,19 +501,20 @@ fn encap_differential(fam: Family) {
             .map(|(p, v)| (p, port_info(v)))
             .collect(),
         vnis: [
-            (100, vni_info(&flood_100, &[p1, p2])),
-            (200, vni_info(&[fam.remote], &[p3])),
-            (300, vni_info(&[], &[p4])),
-            (400, vni_info(&[], &[p5, p6])),
+            (100, vni_info(&flood_100, &members(100))),
+            (200, vni_info(&[fam.remote], &members(200))),
+            (300, vni_info(&[], &members(300))),
+            (400, vni_info(&[], &members(400))),
         ]
         .into_iter()
         .collect(),
         fdb: fdb
             .iter()
-            .map(|(vni, mac, remote, port)| {
+            .map(|(vni, mac, remote, at)| {
                 let e = FdbEntry {
                     remote: remote.map_or(Addr::NONE, ip),
-                    ifindex: *port,
+                    ifindex: at.ifindex,
+                    vid: at.vid,
                     flags: FDB_F_STATIC,
                     peer: 0,
                     ..FdbEntry::default()
@@ -455,7 +526,7 @@ fn encap_differential(fam: Family) {
         ul0_mac,
         mtus: bindings
             .iter()
-            .map(|(p, _)| (*p, if *p == p2 { P2_MTU } else { 1500 }))
+            .map(|(b, _)| (b.ifindex, if b.ifindex == p2 { P2_MTU } else { 1500 }))
             .chain([(ul0, 1500)])
             .collect(),
     };
@@ -472,11 +543,18 @@ fn encap_differential(fam: Family) {
     };
     let mut expected = vec![0u64; DropReason::COUNT as usize];
     let mut seen = std::collections::BTreeMap::<String, u32>::new();
-    let ports = [p1, p2, p3, p4, p5, p1, p3, unbound];
+    let ports = [p1, p2, p3, p4, p5, p6, p1, p2, p6, p3, unbound];
     for i in 0..100_000u32 {
         let frame = random_port_frame(&mut rng);
         let from = rng.pick(&ports);
         let (want, copies) = model::encap(&frame, from, &cfg, &tables);
+        // The frame as the program leaves it when it has not built
+        // another: without the tags the kernel took off.
+        let tags = match model::untag(&frame, &mut vec![0; frame.len()]) {
+            Ok((_, n)) => (frame.len() - n) / VLAN_HLEN,
+            Err((_, t)) => t,
+        };
+        let body = [&frame[..12], &frame[12 + VLAN_HLEN * tags..]].concat();
         expected[DropReason::TooBig as usize] += u64::from(copies.too_big);
         let mut out = vec![0u8; frame.len() + 256];
         let Ok((action, len)) = try_run_tc(&l, from, &frame, &mut out) else {
@@ -494,29 +572,36 @@ fn encap_differential(fam: Family) {
         };
         let got = &out[..len];
         let fail = |what: &str| -> ! {
-            let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = |f: &[u8]| f.iter().map(|b| format!("{b:02x}")).collect::<String>();
             panic!(
-                "frame {i} from ifindex {from} over {fam:?} (seed {seed}): {what}\nmodel: {want:?}\nprogram: action {action}, output {len} bytes\nframe: {hex}"
+                "frame {i} from ifindex {from} over {fam:?} (seed {seed}): {what}\nmodel: {want:?}\nprogram: action {action}, output {len} bytes: {}\nframe: {}",
+                hex(got),
+                hex(&frame)
             )
         };
         let with_outer = |outer: &[u16]| -> Vec<u8> {
             let mut f: Vec<u8> = outer.iter().flat_map(|w| w.to_ne_bytes()).collect();
-            f.extend_from_slice(&frame);
+            f.extend_from_slice(&body);
             f
         };
         let key = match want {
             model::EncapVerdict::Drop(reason) => {
-                if action != TC_ACT_SHOT || got != &frame[..] {
-                    fail("expected a drop, frame unchanged");
+                if action != TC_ACT_SHOT || got != &body[..] {
+                    fail("expected a drop, frame unchanged but for its tags");
                 }
                 expected[reason as usize] += 1;
                 format!("drop {}", reason.name())
             }
-            model::EncapVerdict::Switch { .. } => {
-                if action != TC_ACT_REDIRECT || got != &frame[..] {
-                    fail("expected the frame switched unchanged");
+            model::EncapVerdict::Switch { vid, .. } => {
+                if action != TC_ACT_REDIRECT || got != &body[..] {
+                    fail("expected the frame switched unchanged but for its tag");
                 }
-                "switch".to_owned()
+                if vid == 0 {
+                    "switch"
+                } else {
+                    "switch to a VLAN"
+                }
+                .to_owned()
             }
             model::EncapVerdict::Unicast {
                 resolved, outer, ..
@@ -550,7 +635,7 @@ fn encap_differential(fam: Family) {
                     fail("expected the original consumed by a flood");
                 }
                 let want_out = match (f.grown, f.last) {
-                    (false, _) => Some(frame.clone()),
+                    (false, _) => Some(body.clone()),
                     (true, Some(outer)) => Some(with_outer(outer.words())),
                     (true, None) => None,
                 };
@@ -589,13 +674,15 @@ fn encap_differential(fam: Family) {
     );
     for kind in [
         "switch",
+        "switch to a VLAN",
         "unicast",
         "unicast via neighbour",
         "icmp frag needed",
         "icmp packet too big",
         "flood to 0 remotes",
         "flood to 1 remotes",
-        "drop unbound_port",
+        "drop unbound_vlan",
+        "drop qinq",
         "drop inner_vlan",
         "drop group_source_mac",
         "drop hairpin",

@@ -23,11 +23,7 @@ pub struct Args {
 
 /// Where a MAC is, as the text lines show it.
 fn place(at: Option<&At>) -> String {
-    match at {
-        None => "-".into(),
-        Some(At::Remote(ip)) => format!("remote {ip}"),
-        Some(At::Port(name)) => format!("port {name}"),
-    }
+    at.map_or_else(|| "-".into(), At::to_string)
 }
 
 fn print(ev: &EventRow, json: bool) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ use crate::{
     domain::{self, Edit, plan::Target},
     instance::Instance,
     tables::views::FdbShowRow,
-    values::{Mac, UnicastIp, UnicastMac, Vni},
+    values::{Mac, UnicastIp, UnicastMac, Vid, Vni},
 };
 
 #[derive(clap::Subcommand)]
@@ -30,6 +30,10 @@ pub enum Command {
         /// Local port the MAC is on.
         #[arg(long)]
         port: Option<String>,
+        /// With --port: the port's VLAN binding the MAC is behind (a
+        /// trunk's; 0, the default: its untagged frames).
+        #[arg(long, requires = "port")]
+        vlan: Option<Vid>,
     },
     /// Remove an FDB entry.
     ///
@@ -43,8 +47,8 @@ pub enum Command {
         vni: Vni,
     },
     /// Add or replace many static entries from a file, one per line:
-    /// `MAC VNI remote IPV4` or `MAC VNI port IFACE` (`#` starts a
-    /// comment). The whole file is checked before anything is written.
+    /// `MAC VNI remote IPV4`, `MAC VNI port IFACE` or `MAC VNI port
+    /// IFACE vlan VID` (`#` starts a comment). The whole file is checked before anything is written.
     ///
     /// Example: vtep fdb load /etc/vtep/fdb.txt
     #[command(verbatim_doc_comment)]
@@ -88,10 +92,11 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             vni,
             remote,
             port,
+            vlan,
         } => {
             let at = match (remote, port) {
                 (Some(ip), _) => Target::Remote(ip),
-                (None, Some(p)) => Target::Port(p),
+                (None, Some(p)) => Target::Port(p, vlan.unwrap_or_default()),
                 (None, None) => anyhow::bail!("give --remote IPV4 or --port IFACE"),
             };
             Edit::begin(inst)?.fdb_add(vni, mac, &at)
@@ -136,13 +141,15 @@ fn parse_lines(text: &str) -> anyhow::Result<Vec<(Vni, UnicastMac, Target)>> {
         }
         let f: Vec<&str> = line.split_whitespace().collect();
         let entry = (|| -> anyhow::Result<_> {
-            let [mac, vni, kind, at] = f[..] else {
-                anyhow::bail!("expected `MAC VNI remote IPV4` or `MAC VNI port IFACE`");
-            };
-            let at = match kind {
-                "remote" => Target::Remote(at.parse()?),
-                "port" => Target::Port(at.to_owned()),
-                _ => anyhow::bail!("'{kind}': expected `remote` or `port`"),
+            let (mac, vni, at) = match f[..] {
+                [mac, vni, "remote", ip] => (mac, vni, Target::Remote(ip.parse()?)),
+                [mac, vni, "port", iface] => (mac, vni, Target::Port(iface.to_owned(), Vid::UNTAGGED)),
+                [mac, vni, "port", iface, "vlan", vid] => {
+                    (mac, vni, Target::Port(iface.to_owned(), vid.parse()?))
+                }
+                _ => anyhow::bail!(
+                    "expected `MAC VNI remote IPV4`, `MAC VNI port IFACE` or `MAC VNI port IFACE vlan VID`"
+                ),
             };
             Ok((vni.parse::<Vni>()?, mac.parse::<UnicastMac>()?, at))
         })()
@@ -155,11 +162,7 @@ fn parse_lines(text: &str) -> anyhow::Result<Vec<(Vni, UnicastMac, Target)>> {
 fn print_table(rows: &[FdbShowRow]) {
     println!("{:<9} {:<18} {:<22} ORIGIN", "VNI", "MAC", "LOCATION");
     for r in rows {
-        let at = match (&r.remote, &r.port) {
-            (Some(ip), _) => format!("remote {ip}"),
-            (None, Some(p)) => format!("port {p}"),
-            (None, None) => String::new(),
-        };
+        let at = r.at.to_string();
         let detail = match (r.age_s, r.seq) {
             (Some(age), _) => format!(
                 " (age {age}s, {} moves{})",

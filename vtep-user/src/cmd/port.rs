@@ -1,37 +1,57 @@
-//! `vtep port add|del`: bind VM-facing interfaces to VNIs.
+//! `vtep port add|del`: bind VM-facing interfaces, and the VLANs of
+//! trunks, to VNIs.
 
 use crate::{
     domain::Edit,
     instance::Instance,
-    values::{Deliver, Vni},
+    values::{Deliver, Vid, Vni},
 };
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Bind an interface (a VM's tap or a container's veth) to a VNI.
+    /// Bind an interface (a VM's tap or a container's veth) to a VNI, or
+    /// one 802.1Q VLAN of a trunk to a legacy VLAN segment.
     ///
-    /// Every frame from the port is carried in that VNI, whatever it says.
+    /// Every frame from the binding is carried in that VNI, whatever it
+    /// says. A trunk has one binding per VLAN (repeat with each --vlan);
+    /// its frames' tags choose the binding and are removed before
+    /// encapsulation (RFC 7348 §6.1), and frames towards it get their
+    /// binding's tag back. One VNI bound to different VLANs on different
+    /// ports joins them (VLAN translation through the VNI).
     ///
-    /// Example: vtep port add vm1 --vni 100
+    /// Examples:
+    ///   vtep port add vm1 --vni 100
+    ///   vtep port add trunk0 --vni 100 --vlan 10
+    ///   vtep port add trunk0 --vni 200 --vlan 20
     #[command(verbatim_doc_comment)]
     Add {
         /// Interface name.
         iface: String,
-        /// VNI the port belongs to.
+        /// VNI the binding belongs to.
         #[arg(long)]
         vni: Vni,
+        /// 802.1Q VLAN ID (1-4094) of a trunk binding; 0 or none: the
+        /// port's untagged frames.
+        #[arg(long, default_value = "0")]
+        vlan: Vid,
         /// How decapsulated frames are delivered to the port (`auto`:
         /// chosen by the kind of device; `vtep status` shows the choice).
         #[arg(long, value_enum, default_value = "auto")]
         deliver: Deliver,
     },
-    /// Unbind an interface; MACs learned or configured on it are removed.
+    /// Unbind an interface (every binding, or one VLAN's); MACs learned
+    /// or configured on what is unbound are removed.
     ///
-    /// Example: vtep port del vm1
+    /// Examples:
+    ///   vtep port del vm1
+    ///   vtep port del trunk0 --vlan 20
     #[command(verbatim_doc_comment)]
     Del {
         /// Interface name.
         iface: String,
+        /// Only this VLAN's binding (0: the untagged one).
+        #[arg(long)]
+        vlan: Option<Vid>,
     },
 }
 
@@ -41,8 +61,9 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Add {
             iface,
             vni,
+            vlan,
             deliver,
-        } => e.port_add(&iface, vni, deliver),
-        Command::Del { iface } => e.port_del(&iface),
+        } => e.port_add(&iface, vlan, vni, deliver),
+        Command::Del { iface, vlan } => e.port_del(&iface, vlan),
     }
 }

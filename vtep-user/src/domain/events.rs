@@ -35,8 +35,8 @@ pub struct EventRow {
 }
 
 /// Where a `MacEvent` says a MAC is, if anywhere.
-fn at(remote: Addr, ifindex: u32) -> Option<At> {
-    (!remote.is_none() || ifindex != 0).then(|| Location::of(remote, ifindex).into())
+fn at(remote: Addr, ifindex: u32, vid: u16) -> Option<At> {
+    (!remote.is_none() || ifindex != 0).then(|| Location::of(remote, ifindex, vid).into())
 }
 
 impl EventRow {
@@ -54,8 +54,8 @@ impl EventRow {
             event: kind.name(),
             vni: Vni::recorded(ev.vni),
             mac: Mac(ev.mac),
-            old: at(ev.old_remote, ev.old_ifindex),
-            new: at(ev.new_remote, ev.new_ifindex),
+            old: at(ev.old_remote, ev.old_ifindex, ev.old_vid),
+            new: at(ev.new_remote, ev.new_ifindex, ev.new_vid),
         })
     }
 }
@@ -117,7 +117,7 @@ impl EvpnEvents {
     /// Reports `mac` of `vni` re-pointed from `old` to `new` by a route;
     /// when nobody reads and the queue is full, it is not reported.
     pub fn push(&mut self, vni: Vni, mac: Mac, old: Location, new: PeerVtep) {
-        let (old_remote, old_ifindex) = old.raw();
+        let (old_remote, old_ifindex, old_vid) = old.raw();
         let ev = MacEvent {
             ts_ns: coarse_now_ns(),
             kind: MacEventKind::Evpn as u32,
@@ -125,6 +125,7 @@ impl EvpnEvents {
             mac: mac.0,
             old_remote,
             old_ifindex,
+            old_vid,
             new_remote: ip_to_map(new.ip()),
             ..MacEvent::default()
         };

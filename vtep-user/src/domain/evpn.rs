@@ -58,7 +58,7 @@ pub fn here(t: &Tables) -> Result<Here, TableError> {
             continue;
         };
         match (row.location, row.evpn) {
-            (Location::Port(_), _) => h.macs.push(LocalMac {
+            (Location::Port(..), _) => h.macs.push(LocalMac {
                 vni: row.vni,
                 mac,
                 sticky: row.is_static,

@@ -106,7 +106,7 @@ impl<'a> Edit<'a> {
     fn location(&self, at: &Target) -> anyhow::Result<Location> {
         Ok(match at {
             Target::Remote(ip) => Location::Remote(self.t.local_ip().peer(*ip)?),
-            Target::Port(name) => Location::Port(sys::ifindex(name)?),
+            Target::Port(name, vid) => Location::Port(sys::ifindex(name)?, *vid),
         })
     }
 

@@ -13,7 +13,7 @@ use vtep_common::{
 };
 
 use crate::values::{
-    Deliver, FloodList, LocalIp, UnicastIp, UnicastMac, Vni, XdpModeArg, ip_to_map,
+    Deliver, FloodList, LocalIp, UnicastIp, UnicastMac, Vid, Vni, XdpModeArg, ip_to_map,
 };
 
 /// Why settings are refused.
@@ -142,11 +142,12 @@ impl Learning {
 }
 
 /// Where a MAC of the plan lives: behind a remote VTEP (checked against
-/// our own address when applied, by [`LocalIp::peer`]) or on a port.
+/// our own address when applied, by [`LocalIp::peer`]) or on a port
+/// binding (the port, and its VLAN: 0 for untagged).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Remote(UnicastIp),
-    Port(String),
+    Port(String, Vid),
 }
 
 /// One VNI of a plan.
@@ -162,6 +163,8 @@ pub struct VniPlan {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortPlan {
     pub iface: String,
+    /// The VLAN of the binding (0: the port's untagged frames).
+    pub vid: Vid,
     pub vni: Vni,
     pub deliver: Deliver,
 }

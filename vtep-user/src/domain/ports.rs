@@ -3,14 +3,14 @@
 //! ones before it.
 
 use anyhow::bail;
-use vtep_common::maps::{PORT_F_FWD_SET, PORT_F_PEER, PORT_F_XDP};
+use vtep_common::maps::{PORT_F_FWD_SET, PORT_F_PEER, PORT_F_XDP, PortKey};
 
 use super::Edit;
 use crate::{
     datapath,
     netlink::{PortKind, Rtnl},
     sys,
-    values::{Deliver, Vni},
+    values::{Deliver, Vid, Vni},
 };
 
 /// The delivery port `iface` (`ifindex`) gets when `want` is asked for:
@@ -39,11 +39,20 @@ pub(super) fn delivery(iface: &str, ifindex: u32, want: Deliver) -> anyhow::Resu
 }
 
 impl Edit<'_> {
-    /// Binds `iface` to `vni`, frames delivered as `deliver` says.
-    pub fn port_add(&mut self, iface: &str, vni: Vni, deliver: Deliver) -> anyhow::Result<()> {
+    /// Binds `iface` (its untagged frames, or VLAN `vid` of it as a trunk)
+    /// to `vni`, frames delivered as `deliver` says. The port's first
+    /// binding attaches the encap program and turns forwarding on.
+    pub fn port_add(
+        &mut self,
+        iface: &str,
+        vid: Vid,
+        vni: Vni,
+        deliver: Deliver,
+    ) -> anyhow::Result<()> {
         let ifindex = sys::ifindex(iface)?;
-        self.t.port_check(iface, ifindex, vni)?;
+        self.t.port_check(iface, (ifindex, vid), vni)?;
         let deliver = delivery(iface, ifindex, deliver)?;
+        let first = self.t.bindings(ifindex)?.is_empty();
         // The encap program's FIB lookup is a forwarding lookup from the
         // port, in the underlay's family (see vtep-ebpf/src/encap.rs,
         // `next_hop`).
@@ -57,12 +66,17 @@ impl Edit<'_> {
         if !fwd_was_on {
             flags |= PORT_F_FWD_SET;
         }
-        let result = datapath::attach_port(self.inst, iface, ifindex).and_then(|()| {
+        let attached = if first {
+            datapath::attach_port(self.inst, iface, ifindex)
+        } else {
+            Ok(())
+        };
+        let result = attached.and_then(|()| {
             self.t
-                .port_add(iface, ifindex, vni, flags)
+                .port_add(iface, (ifindex, vid), vni, flags)
                 .map_err(anyhow::Error::from)
                 .inspect_err(|_| {
-                    if let Err(e) = datapath::detach_port(self.inst, ifindex) {
+                    if first && let Err(e) = datapath::detach_port(self.inst, ifindex) {
                         log::warn!("cannot undo the attachment to '{iface}': {e:#}");
                     }
                 })
@@ -73,28 +87,51 @@ impl Edit<'_> {
         result
     }
 
-    /// Unbinds `iface`: tables first, then the attachment, then the
-    /// forwarding flag `port_add` set.
-    pub fn port_del(&mut self, iface: &str) -> anyhow::Result<()> {
+    /// Unbinds VLAN `vid` of `iface` (0: its untagged frames), or every
+    /// binding of it when `vid` is `None`.
+    pub fn port_del(&mut self, iface: &str, vid: Option<Vid>) -> anyhow::Result<()> {
         let ifindex = sys::ifindex(iface)?;
-        if !self.unbind(ifindex)? {
+        let keys: Vec<PortKey> = match vid {
+            Some(v) => vec![PortKey::new(ifindex, v.get())],
+            None => self
+                .t
+                .bindings(ifindex)?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+        };
+        let mut any = false;
+        for key in keys {
+            any |= self.unbind(key)?;
+        }
+        if !any {
             bail!(
-                "interface '{iface}' is not a port of instance '{}'",
+                "interface '{iface}'{} is not a port of instance '{}'",
+                vid.unwrap_or_default().suffix(),
                 self.inst.name
             );
         }
         Ok(())
     }
 
-    /// Unbinds port `ifindex` (whose interface may be gone); whether it
-    /// was bound.
-    pub(super) fn unbind(&mut self, ifindex: u32) -> anyhow::Result<bool> {
-        let Some(port) = self.t.port_del(ifindex)? else {
+    /// Unbinds `key` (whose interface may be gone); whether it was bound.
+    /// The port's last binding takes the attachment and the forwarding
+    /// flag `port_add` set with it; until then another binding keeps the
+    /// flag's record.
+    pub(super) fn unbind(&mut self, key: PortKey) -> anyhow::Result<bool> {
+        let Some(port) = self.t.port_del(key)? else {
             return Ok(false);
         };
-        datapath::detach_port(self.inst, ifindex)?;
-        if port.flags & PORT_F_FWD_SET != 0 {
-            let iface = sys::ifname(ifindex);
+        let fwd_set = port.flags & PORT_F_FWD_SET != 0;
+        if let Some((other, _)) = self.t.bindings(key.ifindex)?.first() {
+            if fwd_set {
+                self.t.port_flags_add(*other, PORT_F_FWD_SET)?;
+            }
+            return Ok(true);
+        }
+        datapath::detach_port(self.inst, key.ifindex)?;
+        if fwd_set {
+            let iface = sys::ifname(key.ifindex);
             if let Err(e) = sys::set_forwarding(&iface, self.t.local_ip().ip(), false) {
                 log::warn!("port '{iface}' unbound, but forwarding stays on: {e:#}");
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use vtep_common::maps::{
     FDB_F_EVPN, FDB_F_STATIC, FDB_F_STICKY, FdbEntry, FdbKey, LEARNED_F_FROZEN, LearnedEntry,
-    VniInfo, fdb_delivery,
+    PortKey, VniInfo, fdb_delivery,
 };
 
 use super::{
@@ -92,7 +92,7 @@ impl Tables {
                 rows.push(FdbRow {
                     vni: Vni::recorded(k.vni),
                     mac: Mac(k.mac),
-                    location: Location::of(v.remote, v.ifindex),
+                    location: Location::of(v.remote, v.ifindex, v.vid),
                     is_static: v.flags & FDB_F_STATIC != 0,
                     evpn: (v.flags & FDB_F_EVPN != 0).then_some(EvpnRoute {
                         seq: v.seq,
@@ -110,7 +110,7 @@ impl Tables {
                 rows.push(FdbRow {
                     vni: Vni::recorded(k.vni),
                     mac: Mac(k.mac),
-                    location: Location::of(e.remote, e.ifindex),
+                    location: Location::of(e.remote, e.ifindex, e.vid),
                     is_static: false,
                     evpn: None,
                     learned: Some(Learned {
@@ -146,13 +146,14 @@ impl Tables {
                 flags: FDB_F_STATIC,
                 ..FdbEntry::default()
             },
-            Location::Port(ifindex) => {
+            Location::Port(ifindex, vid) => {
                 let name = || sys::ifname(ifindex);
-                let port_flags = match self.port(ifindex)? {
+                let port_flags = match self.port(PortKey::new(ifindex, vid.get()))? {
                     Some(p) if p.vni == e.vni.get() => p.flags,
                     Some(p) => {
                         return Err(TableError::PortOfOtherVni {
                             name: name(),
+                            vid,
                             bound: p.vni,
                             vni: e.vni,
                         });
@@ -160,12 +161,14 @@ impl Tables {
                     None => {
                         return Err(TableError::NotAPort {
                             name: name(),
+                            vid,
                             vni: e.vni,
                         });
                     }
                 };
                 FdbEntry {
                     ifindex,
+                    vid: vid.get(),
                     flags: FDB_F_STATIC | fdb_delivery(port_flags),
                     ..FdbEntry::default()
                 }
@@ -252,7 +255,7 @@ impl TablesMut {
                     for (e, old) in done.into_iter().rev() {
                         let undone = match old {
                             Some(o) => self.fdb_add(&EntryAt {
-                                at: Location::of(o.remote, o.ifindex),
+                                at: Location::of(o.remote, o.ifindex, o.vid),
                                 ..*e
                             }),
                             None => self.fdb_del(e.vni, e.mac.mac()),
@@ -311,7 +314,7 @@ impl TablesMut {
         }
         if let Some(o) = old
             && !same_remote
-            && let Location::Remote(ip) = Location::of(o.remote, o.ifindex)
+            && let Location::Remote(ip) = Location::of(o.remote, o.ifindex, o.vid)
         {
             self.drop_remote(e.vni, ip)?;
         }
@@ -360,8 +363,8 @@ impl TablesMut {
         };
         let replaced = self.fdb_put(&at, entry, &info)?;
         let was = replaced
-            .map(|o| Location::of(o.remote, o.ifindex))
-            .or(learned.map(|l| Location::of(l.remote, l.ifindex)));
+            .map(|o| Location::of(o.remote, o.ifindex, o.vid))
+            .or(learned.map(|l| Location::of(l.remote, l.ifindex, l.vid)));
         Ok(Installed::Yes {
             moved_from: was.filter(|w| *w != at.at),
         })
@@ -393,7 +396,7 @@ impl TablesMut {
         self.fdb
             .delete(&key)
             .map_err(TableError::map("write", "FDB"))?;
-        if let Location::Remote(ip) = Location::of(old.remote, old.ifindex) {
+        if let Location::Remote(ip) = Location::of(old.remote, old.ifindex, old.vid) {
             self.drop_remote(vni, ip)?;
         }
         Ok(())

@@ -32,7 +32,7 @@ use vtep_common::{
     },
     maps::{
         BumBucket, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LearnedEntry, NeighEntry,
-        NeighKey, PeerInfo, PeerStats, PortInfo, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        NeighKey, PeerInfo, PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
 };
 
@@ -45,7 +45,7 @@ use self::{
 use crate::{
     generation::Generation,
     instance::{Instance, InstanceLock},
-    values::{Mac, PeerVtep, ValueError, Vni, ip_from_map},
+    values::{Mac, PeerVtep, ValueError, Vid, Vni, ip_from_map},
 };
 
 /// Why a table operation was refused or failed.
@@ -82,15 +82,27 @@ pub enum TableError {
     )]
     PeersFull(PeerVtep),
     #[error(
-        "port '{name}' is already bound to VNI {vni}: remove it first with `vtep port del {name}`"
+        "port '{name}'{} is already bound to VNI {vni}: remove it first with `vtep port del {name}{}`",
+        .vid.suffix(),
+        .vid.arg()
     )]
-    PortBound { name: String, vni: u32 },
+    PortBound { name: String, vid: Vid, vni: u32 },
     #[error(
-        "port '{name}' is bound to VNI {bound}, not VNI {vni}: a MAC can only live on a port of its own VNI"
+        "port '{name}'{} is bound to VNI {bound}, not VNI {vni}: a MAC can only live on a port of its own VNI",
+        .vid.suffix()
     )]
-    PortOfOtherVni { name: String, bound: u32, vni: Vni },
-    #[error("interface '{name}' is not a port: bind it with `vtep port add {name} --vni {vni}`")]
-    NotAPort { name: String, vni: Vni },
+    PortOfOtherVni {
+        name: String,
+        vid: Vid,
+        bound: u32,
+        vni: Vni,
+    },
+    #[error(
+        "interface '{name}'{} is not a port: bind it with `vtep port add {name} --vni {vni}{}`",
+        .vid.suffix(),
+        .vid.arg()
+    )]
+    NotAPort { name: String, vid: Vid, vni: Vni },
     #[error("port table full binding '{0}'")]
     PortsFull(String),
     #[error(
@@ -124,26 +136,26 @@ impl TableError {
 pub enum Location {
     /// Behind a remote VTEP.
     Remote(PeerVtep),
-    /// On a local port (ifindex).
-    Port(u32),
+    /// On a local port binding: the port's ifindex and VLAN.
+    Port(u32, Vid),
 }
 
 impl Location {
-    /// From a map entry's `remote` and `ifindex` fields, one of which is
-    /// none/0.
-    pub fn of(remote: Addr, ifindex: u32) -> Self {
+    /// From a map entry's `remote`, `ifindex` and `vid` fields (remote
+    /// none, or ifindex 0).
+    pub fn of(remote: Addr, ifindex: u32, vid: u16) -> Self {
         if ifindex != 0 {
-            Location::Port(ifindex)
+            Location::Port(ifindex, Vid::recorded(vid))
         } else {
             Location::Remote(PeerVtep::recorded(ip_from_map(remote)))
         }
     }
 
-    /// As a map entry's `remote` and `ifindex` fields.
-    pub fn raw(self) -> (Addr, u32) {
+    /// As a map entry's `remote`, `ifindex` and `vid` fields.
+    pub fn raw(self) -> (Addr, u32, u16) {
         match self {
-            Location::Remote(ip) => (crate::values::ip_to_map(ip.ip()), 0),
-            Location::Port(ifindex) => (Addr::NONE, ifindex),
+            Location::Remote(ip) => (crate::values::ip_to_map(ip.ip()), 0, 0),
+            Location::Port(ifindex, vid) => (Addr::NONE, ifindex, vid.get()),
         }
     }
 }
@@ -163,7 +175,7 @@ pub struct Tables {
     learned: Watched<Hash<FdbKey, LearnedEntry>>,
     neighs: Hash<NeighKey, NeighEntry>,
     buckets: Array<MapData, BumBucket>,
-    ports: Hash<u32, PortInfo>,
+    ports: Hash<PortKey, PortInfo>,
     vnis: Hash<u32, VniInfo>,
     /// VNI stats slots.
     vni_slots: Slots,

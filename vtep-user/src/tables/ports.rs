@@ -1,17 +1,24 @@
-//! The port table: which VNI each local port (a VM's tap, a container's
-//! veth) belongs to, and how decapsulated frames reach it.
+//! The port table: port bindings, each a local port (a VM's tap, a
+//! container's veth, a trunk to a legacy VLAN segment) or one 802.1Q VLAN
+//! of it, bound to a VNI; and how decapsulated frames reach it.
+//!
+//! A port with bindings for several VLANs is a trunk (OVSDB
+//! `hardware_vtep`'s `vlan_bindings`); VLAN 0 stands for its untagged
+//! frames. One VNI may be bound to different VLANs on different ports (or
+//! on one port): frames cross between them through the VNI, each leaving
+//! with its binding's tag.
 
 use vtep_common::{
     consts::MAX_VNI_PORTS,
-    maps::{PORT_F_LEARN, PORT_F_PEER, PORT_F_XDP, PortInfo},
+    maps::{PORT_F_LEARN, PORT_F_PEER, PORT_F_XDP, PortInfo, PortKey},
 };
 
 use super::{
     TableError, Tables, TablesMut,
     map::KvMap,
-    vnis::{learn_flag, ports_of},
+    vnis::{bindings_of, learn_flag},
 };
-use crate::values::{Deliver, ValueError, Vni, port_room};
+use crate::values::{Deliver, ValueError, Vid, Vni, port_room};
 
 /// How a port's record says frames reach it.
 pub fn deliver_of(p: &PortInfo) -> Deliver {
@@ -25,33 +32,46 @@ pub fn deliver_of(p: &PortInfo) -> Deliver {
 }
 
 impl Tables {
-    /// The binding of port `ifindex`, if it is bound.
-    pub fn port(&self, ifindex: u32) -> Result<Option<PortInfo>, TableError> {
+    /// Binding `key`, if it is bound.
+    pub fn port(&self, key: PortKey) -> Result<Option<PortInfo>, TableError> {
         self.ports
-            .lookup(&ifindex)
+            .lookup(&key)
             .map_err(TableError::map("read", "port"))
     }
 
-    /// Every bound port, by ifindex.
-    pub fn ports(&self) -> Result<Vec<(u32, PortInfo)>, TableError> {
+    /// Every binding, by port then VLAN.
+    pub fn ports(&self) -> Result<Vec<(PortKey, PortInfo)>, TableError> {
         let mut v = self
             .ports
             .entries()
             .map_err(TableError::map("read", "port"))?;
-        v.sort_by_key(|(i, _)| *i);
+        v.sort_by_key(|(k, _)| *k);
         Ok(v)
     }
 
-    /// Checks that `ifindex` (named `name`) can be bound to `vni` without
-    /// changing anything, so the attach step can run before the tables
-    /// change.
-    pub fn port_check(&self, name: &str, ifindex: u32, vni: Vni) -> Result<(), TableError> {
+    /// The bindings of port `ifindex`, by VLAN.
+    pub fn bindings(&self, ifindex: u32) -> Result<Vec<(PortKey, PortInfo)>, TableError> {
+        let mut v = self.ports()?;
+        v.retain(|(k, _)| k.ifindex == ifindex);
+        Ok(v)
+    }
+
+    /// Checks that VLAN `vid` of `ifindex` (named `name`) can be bound to
+    /// `vni` without changing anything, so the attach step can run before
+    /// the tables change. Other VLANs of the port may be bound, to any VNI.
+    pub fn port_check(
+        &self,
+        name: &str,
+        (ifindex, vid): (u32, Vid),
+        vni: Vni,
+    ) -> Result<(), TableError> {
         if ifindex == self.info.config.underlay_ifindex {
             return Err(ValueError::PortIsUnderlay(name.to_owned()).into());
         }
-        if let Some(p) = self.port(ifindex)? {
+        if let Some(p) = self.port(PortKey::new(ifindex, vid.get()))? {
             return Err(TableError::PortBound {
                 name: name.to_owned(),
+                vid,
                 vni: p.vni,
             });
         }
@@ -62,70 +82,86 @@ impl Tables {
 }
 
 impl TablesMut {
-    /// Binds port `ifindex` (named `name`) to `vni` with `PORT_F_*` bits
-    /// `flags` (after [`Tables::port_check`]).
+    /// Binds VLAN `vid` of port `ifindex` (named `name`) to `vni` with
+    /// `PORT_F_*` bits `flags` (after [`Tables::port_check`]).
     pub fn port_add(
         &mut self,
         name: &str,
-        ifindex: u32,
+        (ifindex, vid): (u32, Vid),
         vni: Vni,
         flags: u32,
     ) -> Result<(), TableError> {
         let mut info = self.require_vni(vni)?;
         port_room(vni, info.n_ports as usize)?;
+        let key = PortKey::new(ifindex, vid.get());
         let port = PortInfo {
             vni: vni.get(),
             flags: flags | learn_flag(&info, PORT_F_LEARN),
             slot: info.slot,
             _pad: 0,
         };
-        self.ports.put(ifindex, port).map_err(|e| match e {
+        self.ports.put(key, port).map_err(|e| match e {
             super::map::MapFault::Full => TableError::PortsFull(name.to_owned()),
             e => TableError::map("write", "port")(e),
         })?;
-        info.ports[info.n_ports as usize] = ifindex;
+        let n = info.n_ports as usize;
+        info.ports[n] = ifindex;
+        info.vids[n] = vid.get();
         info.n_ports += 1;
         if let Err(e) = self.vnis.put(vni.get(), info) {
-            if let Err(u) = self.ports.delete(&ifindex) {
+            if let Err(u) = self.ports.delete(&key) {
                 log::warn!("cannot undo the binding of '{name}': {u}");
             }
             return Err(TableError::map("write", "VNI")(e));
         }
-        // Encap decisions are cached by port: none made before holds.
+        // Encap decisions are cached by binding: none made before holds.
         self.generation.bump(vni.get());
         Ok(())
     }
 
-    /// Unbinds port `ifindex` and forgets the MACs that pointed at it;
-    /// returns the binding it had, `None` if it had none.
-    pub fn port_del(&mut self, ifindex: u32) -> Result<Option<PortInfo>, TableError> {
-        let Some(port) = self.port(ifindex)? else {
+    /// Unbinds `key` and forgets the MACs that pointed at it; returns the
+    /// binding it had, `None` if it had none.
+    pub fn port_del(&mut self, key: PortKey) -> Result<Option<PortInfo>, TableError> {
+        let Some(port) = self.port(key)? else {
             return Ok(None);
         };
         let vni = Vni::recorded(port.vni);
         if let Some(mut info) = self.vni(vni)? {
-            let kept: Vec<u32> = ports_of(&info)
-                .iter()
-                .copied()
-                .filter(|p| *p != ifindex)
-                .collect();
+            let kept: Vec<PortKey> = bindings_of(&info).filter(|k| *k != key).collect();
             info.ports = [0; MAX_VNI_PORTS];
-            info.ports[..kept.len()].copy_from_slice(&kept);
+            info.vids = [0; MAX_VNI_PORTS];
+            for (i, k) in kept.iter().enumerate() {
+                info.ports[i] = k.ifindex;
+                info.vids[i] = k.vid;
+            }
             info.n_ports = kept.len() as u32;
             self.vnis
                 .put(vni.get(), info)
                 .map_err(TableError::map("write", "VNI"))?;
         }
+        let here = super::Location::Port(key.ifindex, Vid::recorded(key.vid));
         for row in self.fdb_rows(Some(vni))? {
-            if row.is_static && row.location == super::Location::Port(ifindex) {
+            if row.is_static && row.location == here {
                 self.fdb_del(vni, row.mac)?;
             }
         }
-        self.forget(Some(vni), |e| e.ifindex == ifindex)?;
+        self.forget(Some(vni), |e| e.ifindex == key.ifindex && e.vid == key.vid)?;
         self.ports
-            .delete(&ifindex)
+            .delete(&key)
             .map_err(TableError::map("write", "port"))?;
         self.generation.bump(vni.get());
         Ok(Some(port))
+    }
+
+    /// Sets `PORT_F_*` bits `flags` on binding `key` (no decision depends
+    /// on the ones this is for).
+    pub fn port_flags_add(&mut self, key: PortKey, flags: u32) -> Result<(), TableError> {
+        if let Some(mut p) = self.port(key)? {
+            p.flags |= flags;
+            self.ports
+                .put(key, p)
+                .map_err(TableError::map("write", "port"))?;
+        }
+        Ok(())
     }
 }

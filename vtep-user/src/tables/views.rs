@@ -3,7 +3,7 @@
 //! `status`, `stats`, `fdb show`, `neigh show` and the daemon's metrics all
 //! render these; none of them reads back what another printed.
 
-use std::net::IpAddr;
+use std::{fmt, net::IpAddr};
 
 use serde::Serialize;
 use vtep_common::{
@@ -25,12 +25,12 @@ use super::{
     map::KvMap,
     ports::deliver_of,
     stats::{PeerRow, VniRow},
-    vnis::{flood_of, ports_of},
+    vnis::{binding_name, bindings_of, flood_of},
 };
 use crate::{
     instance::coarse_now_ns,
     sys,
-    values::{Mac, PeerVtep, Vni, ip_from_map},
+    values::{Mac, PeerVtep, Vid, Vni, ip_from_map},
 };
 
 /// The event rings and queue: listed by `vtep maps`, never dumped.
@@ -66,20 +66,47 @@ pub enum DumpError {
     Table(#[from] TableError),
 }
 
-/// Where a MAC lives, as the views show it: `{"remote": IP}` or
-/// `{"port": NAME}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Where a MAC lives, as the views show it: `{"remote": IP}`,
+/// `{"port": NAME}`, or `{"port": NAME, "vlan": VID}` behind a trunk's
+/// VLAN; in text "remote IP", "port NAME", "port NAME vlan VID".
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum At {
     Remote(PeerVtep),
-    Port(String),
+    Port(String, Vid),
 }
 
 impl From<Location> for At {
     fn from(l: Location) -> Self {
         match l {
             Location::Remote(ip) => At::Remote(ip),
-            Location::Port(i) => At::Port(sys::ifname(i)),
+            Location::Port(i, vid) => At::Port(sys::ifname(i), vid),
+        }
+    }
+}
+
+impl Serialize for At {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(None)?;
+        match self {
+            At::Remote(ip) => m.serialize_entry("remote", ip)?,
+            At::Port(name, vid) => {
+                m.serialize_entry("port", name)?;
+                if *vid != Vid::UNTAGGED {
+                    m.serialize_entry("vlan", vid)?;
+                }
+            }
+        }
+        m.end()
+    }
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Remote(ip) => write!(f, "remote {ip}"),
+            At::Port(name, vid) if *vid == Vid::UNTAGGED => write!(f, "port {name}"),
+            At::Port(name, vid) => write!(f, "port {name} vlan {vid}"),
         }
     }
 }
@@ -114,6 +141,8 @@ pub struct VniView {
 pub struct PortView {
     pub port: String,
     pub ifindex: u32,
+    /// The binding's 802.1Q VLAN (0: the port's untagged frames).
+    pub vlan: u16,
     pub vni: u32,
     pub slot: u32,
     pub deliver: &'static str,
@@ -286,9 +315,10 @@ impl Tables {
         Ok(self
             .ports()?
             .into_iter()
-            .map(|(i, p)| PortView {
-                port: sys::ifname(i),
-                ifindex: i,
+            .map(|(k, p)| PortView {
+                port: sys::ifname(k.ifindex),
+                ifindex: k.ifindex,
+                vlan: k.vid,
                 vni: p.vni,
                 slot: p.slot,
                 deliver: deliver_of(&p).name(),
@@ -348,7 +378,7 @@ impl Tables {
                         learning: i.flags & VNI_F_NO_LEARNING == 0,
                         bum_pps: i.bum_pps,
                         flood: flood_of(&i).collect(),
-                        ports: ports_of(&i).iter().map(|p| sys::ifname(*p)).collect(),
+                        ports: bindings_of(&i).map(binding_name).collect(),
                     })
                     .collect(),
             ),
@@ -384,7 +414,7 @@ impl Tables {
                     .map(|(k, e)| FdbView {
                         vni: k.vni,
                         mac: Mac(k.mac),
-                        at: Location::of(e.remote, e.ifindex).into(),
+                        at: Location::of(e.remote, e.ifindex, e.vid).into(),
                         is_static: e.flags & FDB_F_STATIC != 0,
                         xdp: e.flags & FDB_F_XDP != 0,
                     })
@@ -396,7 +426,7 @@ impl Tables {
                     .map(|(k, e)| LearnedView {
                         vni: k.vni,
                         mac: Mac(k.mac),
-                        at: Location::of(e.remote, e.ifindex).into(),
+                        at: Location::of(e.remote, e.ifindex, e.vid).into(),
                         seen_s_ago: secs_ago(now, e.seen_ns),
                         moves: e.moves,
                         moves_in_window: e.window_moves,
@@ -476,6 +506,12 @@ pub struct FdbShowRow {
     pub mac: Mac,
     pub remote: Option<PeerVtep>,
     pub port: Option<String>,
+    /// With `port`: the trunk VLAN the MAC is behind (absent: untagged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<Vid>,
+    /// Where, as text shows it.
+    #[serde(skip)]
+    pub at: At,
     pub origin: &'static str,
     /// EVPN entries: the MAC-mobility sequence number.
     pub seq: Option<u32>,
@@ -486,15 +522,22 @@ pub struct FdbShowRow {
 
 impl From<&FdbRow> for FdbShowRow {
     fn from(r: &FdbRow) -> Self {
-        let (remote, port) = match r.location {
-            Location::Remote(ip) => (Some(ip), None),
-            Location::Port(i) => (None, Some(sys::ifname(i))),
+        let at = At::from(r.location);
+        let (remote, port, vlan) = match &at {
+            At::Remote(ip) => (Some(*ip), None, None),
+            At::Port(name, vid) => (
+                None,
+                Some(name.clone()),
+                (*vid != Vid::UNTAGGED).then_some(*vid),
+            ),
         };
         FdbShowRow {
             vni: r.vni,
             mac: r.mac,
             remote,
             port,
+            vlan,
+            at,
             origin: r.origin(),
             seq: r.evpn.map(|e| e.seq),
             age_s: r.learned.map(|l| l.age_s),

@@ -4,7 +4,7 @@
 use vtep_common::{
     addr::Addr,
     consts::{MAX_FLOOD, VNIS_CAPACITY},
-    maps::{BumBucket, PORT_F_LEARN, REMOTE_F_LEARN, VNI_F_NO_LEARNING, VniInfo},
+    maps::{BumBucket, PORT_F_LEARN, PortKey, REMOTE_F_LEARN, VNI_F_NO_LEARNING, VniInfo},
 };
 
 use super::{
@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     sys,
-    values::{PeerFlood, PeerVtep, Vni, ip_from_map, ip_to_map},
+    values::{PeerFlood, PeerVtep, Vid, Vni, ip_from_map, ip_to_map},
 };
 
 /// What `vni add` sets.
@@ -53,9 +53,23 @@ pub fn flood_with(info: &VniInfo, mask: u32) -> impl Iterator<Item = PeerVtep> +
         .map(|(_, ip)| PeerVtep::recorded(ip_from_map(*ip)))
 }
 
-/// The ports of a VNI's record (ifindexes).
-pub fn ports_of(info: &VniInfo) -> &[u32] {
-    &info.ports[..info.n_ports as usize]
+/// A port binding as messages name it: the port, and its VLAN if tagged
+/// ("tr0 VLAN 10").
+pub fn binding_name(key: PortKey) -> String {
+    format!(
+        "{}{}",
+        sys::ifname(key.ifindex),
+        Vid::recorded(key.vid).suffix()
+    )
+}
+
+/// The port bindings of a VNI's record.
+pub fn bindings_of(info: &VniInfo) -> impl Iterator<Item = PortKey> + '_ {
+    let n = info.n_ports as usize;
+    info.ports[..n]
+        .iter()
+        .zip(&info.vids[..n])
+        .map(|(i, v)| PortKey::new(*i, *v))
 }
 
 impl VniRef {
@@ -235,11 +249,11 @@ impl TablesMut {
     fn set_learning(&mut self, vni: Vni, info: &VniInfo) -> Result<(), TableError> {
         self.remotes
             .set_flags(vni, learn_flag(info, REMOTE_F_LEARN))?;
-        for port in ports_of(info) {
-            if let Some(mut p) = self.port(*port)? {
+        for key in bindings_of(info) {
+            if let Some(mut p) = self.port(key)? {
                 p.flags = (p.flags & !PORT_F_LEARN) | learn_flag(info, PORT_F_LEARN);
                 self.ports
-                    .put(*port, p)
+                    .put(key, p)
                     .map_err(TableError::map("write", "port"))?;
             }
         }
@@ -251,7 +265,7 @@ impl TablesMut {
     pub fn vni_del(&mut self, vni: Vni) -> Result<(), TableError> {
         let info = self.require_vni(vni)?;
         if info.n_ports > 0 {
-            let names: Vec<String> = ports_of(&info).iter().map(|i| sys::ifname(*i)).collect();
+            let names: Vec<String> = bindings_of(&info).map(binding_name).collect();
             return Err(TableError::VniHasPorts {
                 vni,
                 ports: names.join(", "),
