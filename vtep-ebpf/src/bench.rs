@@ -1,4 +1,5 @@
-//! Benchmark-only programs (`cargo xtask bench`); `vtep` never loads them.
+//! Programs of the bench (`cargo xtask bench`) and of the test harness;
+//! `vtep` never loads them.
 //!
 //! - `bench_gen`: the traffic generator. Run by BPF_PROG_TEST_RUN with
 //!   BPF_F_TEST_XDP_LIVE_FRAMES (as xdp-trafficgen does): each run puts
@@ -24,6 +25,10 @@
 //!   outer and hands the skb to `TARGET`'s peer (`bpf_redirect_peer`).
 //!   Only for the bench's IPv4-in-IPv4 frames: `skb->protocol` stays the
 //!   outer header's.
+//! - `vlan_host_egress` / `vlan_host_ingress` (tests, TC on a legacy
+//!   host's interface): an 802.1Q VLAN interface where the kernel has no
+//!   8021q module: frames sent get tag `VID` pushed, frames received are
+//!   taken only with tag `VID` (popped), anything else dropped.
 //! - `bench_encap_ceiling`: the `encap-ceiling` variant (TC on the port):
 //!   makes room for 50 bytes of outer headers, writes the fixed ones in
 //!   `HEADER` (a frame of the generator's size) and redirects to `TARGET`:
@@ -35,14 +40,16 @@ use aya_ebpf::{
     Global,
     bindings::{
         BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
-        TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action,
+        TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action,
     },
-    helpers::{bpf_redirect, bpf_redirect_peer, bpf_xdp_adjust_head},
+    helpers::{
+        bpf_redirect, bpf_redirect_peer, bpf_skb_vlan_pop, bpf_skb_vlan_push, bpf_xdp_adjust_head,
+    },
     macros::{classifier, map, xdp},
     maps::PerCpuArray,
     programs::{TcContext, XdpContext},
 };
-use vtep_common::consts::{ENCAP_LEN, ETH_HLEN};
+use vtep_common::consts::{ENCAP_LEN, ETH_HLEN, ETH_P_8021Q, VID_MASK};
 
 /// Interface to redirect to.
 #[unsafe(no_mangle)]
@@ -60,6 +67,10 @@ static HEADER: Global<[u64; HEADER_MAX]> = Global::new([0; HEADER_MAX]);
 /// `HEADER_MAX`, and the frame holds them).
 #[unsafe(no_mangle)]
 static HEADER_WORDS: Global<u32> = Global::new(0);
+
+/// The VLAN of `vlan_host_*`.
+#[unsafe(no_mangle)]
+static VID: Global<u32> = Global::new(0);
 
 /// The most words the generator restores: 96 bytes, the outer headers
 /// over IPv6 and the inner Ethernet header with room to spare.
@@ -176,6 +187,30 @@ pub fn bench_strip_peer(ctx: TcContext) -> i32 {
     }
     // SAFETY: plain helper call.
     unsafe { bpf_redirect_peer(TARGET.load(), 0) as i32 }
+}
+
+#[classifier]
+pub fn vlan_host_egress(ctx: TcContext) -> i32 {
+    // SAFETY: plain helper call on the skb the kernel passed.
+    if unsafe { bpf_skb_vlan_push(ctx.skb.skb, ETH_P_8021Q.to_be(), VID.load() as u16) } != 0 {
+        return TC_ACT_SHOT;
+    }
+    TC_ACT_OK
+}
+
+#[classifier]
+pub fn vlan_host_ingress(ctx: TcContext) -> i32 {
+    let skb = ctx.skb.skb;
+    // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
+    let (present, tci) = unsafe { ((*skb).vlan_present, (*skb).vlan_tci) };
+    if present == 0 || tci & u32::from(VID_MASK) != VID.load() {
+        return TC_ACT_SHOT;
+    }
+    // SAFETY: as above.
+    if unsafe { bpf_skb_vlan_pop(skb) } != 0 {
+        return TC_ACT_SHOT;
+    }
+    TC_ACT_OK
 }
 
 #[cfg(not(test))]

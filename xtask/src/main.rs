@@ -139,9 +139,11 @@ fn test() -> anyhow::Result<()> {
     sh(cargo()
         .current_dir(&root)
         .args(["build", "--package", "vtep-user"]))?;
+    let harness = bench::build_harness_object(&root)?;
     sh(cargo()
         .current_dir(&root)
         .env("VTEP_BIN", root.join("target/debug/vtep"))
+        .env("VTEP_HARNESS_OBJ", harness)
         .args(["test", "--workspace", "--exclude", "vtep-ebpf"]))?;
     // Short fuzz runs: a crash or a broken promise of a parser fails the
     // test command.

@@ -104,8 +104,9 @@ fn build_baseline(root: &std::path::Path, rev: &str) -> anyhow::Result<PathBuf> 
     Ok(target.join("release/vtep"))
 }
 
-/// Builds the bench-only eBPF object (`vtep-ebpf`'s `vtep-bench` binary).
-fn build_bench_object(root: &Path) -> anyhow::Result<Vec<u8>> {
+/// Builds the eBPF object of the bench and the test harness (`vtep-ebpf`'s
+/// `vtep-bench` binary); its path.
+pub fn build_harness_object(root: &Path) -> anyhow::Result<PathBuf> {
     let target_dir = root.join("target/bench-ebpf");
     let mut rustflags = std::ffi::OsString::new();
     for (i, f) in [
@@ -145,8 +146,7 @@ fn build_bench_object(root: &Path) -> anyhow::Result<Vec<u8>> {
         ])
         .arg("--target-dir")
         .arg(&target_dir))?;
-    let path = target_dir.join("bpfel-unknown-none/release/vtep-bench");
-    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    Ok(target_dir.join("bpfel-unknown-none/release/vtep-bench"))
 }
 
 /// `o`, once a ping crosses it (`name`: the variant, for the error).
@@ -179,7 +179,8 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         Some(rev) => Some(build_baseline(&root, rev)?),
         None => None,
     };
-    let obj = build_bench_object(&root)?;
+    let path = build_harness_object(&root)?;
+    let obj = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let (rounds, packets) = if opts.smoke {
         (1, 20_000)
     } else {
