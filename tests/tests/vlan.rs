@@ -211,6 +211,27 @@ fn legacy_vlans_reach_their_own_tenant_and_nothing_else() {
             server.ip
         );
     }
+    // Each binding counts its own traffic: VLAN 10 carried the TCP.
+    let stats = ours(&o).stats();
+    let binding = |vlan: u16| {
+        stats["bindings"]
+            .as_array()
+            .expect("bindings")
+            .iter()
+            .find(|b| b["port"] == "tr0" && b["vlan"] == vlan)
+            .unwrap_or_else(|| panic!("no binding tr0 VLAN {vlan} in {stats}"))
+            .clone()
+    };
+    let (b10, b20) = (binding(10), binding(20));
+    let n = |b: &serde_json::Value, k: &str| b[k].as_u64().unwrap_or(0);
+    assert!(
+        n(&b10, "rx_bytes") > 10_000_000 && n(&b10, "tx_bytes") > 10_000_000,
+        "VLAN 10: {b10}"
+    );
+    assert!(
+        n(&b20, "rx_packets") > 0 && n(&b20, "tx_packets") > 0 && n(&b20, "rx_bytes") < 1_000_000,
+        "VLAN 20: {b20}"
+    );
     // Each binding is its own location.
     let fdb: serde_json::Value =
         serde_json::from_str(&ours(&o).ok(&["fdb", "show", "--json"])).expect("JSON");

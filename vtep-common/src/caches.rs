@@ -49,8 +49,8 @@ pub struct Decision {
     pub flags: u32,
     /// The port's VLAN binding: the tag to push (0: none).
     pub vid: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// The binding's `BINDING_STATS` slot.
+    pub stats: u32,
 }
 
 /// One decision of the encap decision cache (value of `ENCAP_CACHE`):
@@ -73,8 +73,8 @@ pub struct EncapDecision {
     pub port: u32,
     /// Key: the VLAN the frame came in with (0: untagged).
     pub vid: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// The ingress binding's `BINDING_STATS` slot.
+    pub stats: u32,
     /// The port's VNI.
     pub vni: u32,
     /// The VNI's stats slot.

@@ -123,6 +123,9 @@ pub const PEERS_CAPACITY: u32 = 16384;
 /// Per-remote-VTEP traffic counters: per-CPU array indexed by the remote's
 /// slot (capacity `PEERS_CAPACITY`).
 pub const MAP_PEER_STATS: &str = "PEER_STATS";
+/// Per-port-binding traffic counters: per-CPU array indexed by the
+/// binding's slot (capacity `PORTS_CAPACITY`; slot 0 is never handed out).
+pub const MAP_BINDING_STATS: &str = "BINDING_STATS";
 /// Per-VNI traffic counters: per-CPU array indexed by the VNI's slot
 /// (capacity `VNIS_CAPACITY`).
 pub const MAP_VNI_STATS: &str = "VNI_STATS";

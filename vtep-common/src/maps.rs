@@ -114,8 +114,8 @@ pub struct FdbEntry {
     pub ifindex: u32,
     /// `FDB_F_*` bits.
     pub flags: u32,
-    /// The remote VTEP's slot in `PEER_STATS` (see [`PeerInfo::slot`]);
-    /// 0 for a port.
+    /// The location's stats slot: the remote VTEP's in `PEER_STATS` (see
+    /// [`PeerInfo::slot`]), or the port binding's in `BINDING_STATS`.
     pub peer: u32,
     /// `FDB_F_EVPN` entries: the MAC-mobility sequence number of the route
     /// (RFC 7432 §7.7); 0 otherwise.
@@ -186,8 +186,9 @@ pub struct LearnedEntry {
     pub moves: u32,
     /// `LEARNED_F_*` bits.
     pub flags: u32,
-    /// The remote VTEP's slot in `PEER_STATS`, copied from its `REMOTES`
-    /// entry when learned; 0 for a port.
+    /// The location's stats slot, as [`FdbEntry::peer`]: copied from the
+    /// remote's `REMOTES` entry or the binding's `PORTS` entry when
+    /// learned.
     pub peer: u32,
 }
 
@@ -298,8 +299,8 @@ pub struct PortInfo {
     pub flags: u32,
     /// The VNI's slot in `VNI_STATS` (see [`VniInfo::slot`]).
     pub slot: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// The binding's slot in `BINDING_STATS` (never 0).
+    pub stats: u32,
 }
 
 /// Deliver decapsulated frames to this port straight from XDP
@@ -353,6 +354,8 @@ pub struct VniInfo {
     /// The VLAN each entry of `ports` is bound with (same index; 0:
     /// untagged). One port may appear more than once, with other VLANs.
     pub vids: [u16; MAX_VNI_PORTS],
+    /// The `BINDING_STATS` slot of each entry of `ports` (same index).
+    pub port_stats: [u32; MAX_VNI_PORTS],
 }
 
 impl Default for VniInfo {
@@ -370,6 +373,7 @@ impl Default for VniInfo {
             ports: [0; MAX_VNI_PORTS],
             peers: [0; MAX_FLOOD],
             vids: [0; MAX_VNI_PORTS],
+            port_stats: [0; MAX_VNI_PORTS],
         }
     }
 }
@@ -487,6 +491,12 @@ pub struct PeerStats {
     pub tx_bytes: u64,
 }
 
+/// A port binding's traffic counters (one copy per CPU, value of
+/// `BINDING_STATS`), as the VNI's are counted: rx = frames delivered to
+/// the binding's hosts (decapsulated, or switched from another binding),
+/// tx = frames from them (encapsulated, switched or flooded on).
+pub type BindingStats = PeerStats;
+
 /// Learn inner source MACs of frames from this remote (its VNI learns).
 pub const REMOTE_F_LEARN: u32 = 1;
 
@@ -557,7 +567,7 @@ const _: () = assert!(size_of::<PortKey>() == 8);
 const _: () = assert!(size_of::<DecapMeta>() == 20);
 const _: () = assert!(
     size_of::<VniInfo>()
-        == 32 + 16 * MAX_FLOOD + 4 * (MAX_FLOOD + MAX_VNI_PORTS) + 2 * MAX_VNI_PORTS
+        == 32 + 16 * MAX_FLOOD + 4 * (MAX_FLOOD + 2 * MAX_VNI_PORTS) + 2 * MAX_VNI_PORTS
 );
 const _: () = assert!(size_of::<PeerInfo>() == 8);
 const _: () = assert!(size_of::<PeerStats>() == 32);

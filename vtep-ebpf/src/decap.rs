@@ -31,7 +31,7 @@ use crate::{
     arp, cache,
     encap::copy_to_ports,
     learn::{Location, learn, lookup_until, now},
-    maps::{CONFIG, Dropped, REMOTES, VNIS, count, count_drop, count_rx},
+    maps::{CONFIG, Dropped, REMOTES, VNIS, count, count_binding_rx, count_drop, count_rx},
     nd,
     parse::{self, Vxlan, is, is_group, is_vlan},
     port,
@@ -100,7 +100,7 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
         peer: sender.peer,
         flags: entry.flags & FDB_F_DELIVERY,
         vid: entry.vid.into(),
-        _pad: 0,
+        stats: entry.peer,
     };
     // An unknown port (max_len 0: the redirect fails) is not cached.
     if macs.is_some() && d.max_len != 0 {
@@ -243,6 +243,7 @@ fn deliver(ctx: &XdpContext, d: &Decision, pkt: &Vxlan) -> Result<u32, Dropped> 
         return Err((DropReason::TooBig, Some(d.slot)));
     }
     count_rx(d.slot, d.peer, pkt.inner_len.into());
+    count_binding_rx(d.stats, pkt.inner_len.into());
     if d.flags & FDB_F_XDP != 0 {
         if d.vid != 0 {
             strip_and_tag(ctx, pkt, d.vid as u16, d.slot)?;

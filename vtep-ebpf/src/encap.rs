@@ -54,18 +54,23 @@ use crate::{
     arp, cache,
     encap_cache::{self, Binding},
     learn::{Location, known_at, learn, lookup_until, now},
-    maps::{CONFIG, Dropped, PORTS, VNIS, count, count_drop, count_tx},
+    maps::{
+        CONFIG, Dropped, PORTS, VNIS, count, count_binding_rx, count_binding_tx, count_drop,
+        count_tx,
+    },
     mtu, nd,
     parse::{IPV4_MF, is, is_group, read},
     port, storm, vlan,
 };
 
-/// Where a frame came in: the port, the VLAN (0: untagged) and the
-/// binding's `PORT_F_*` bits, its VNI and the VNI's stats slot.
+/// Where a frame came in: the port, the VLAN (0: untagged), the
+/// binding's `PORT_F_*` bits and stats slot, its VNI and the VNI's stats
+/// slot.
 struct Ingress {
     port: u32,
     vid: u16,
     flags: u32,
+    stats: u32,
     vni: u32,
     slot: u32,
 }
@@ -115,6 +120,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     if let (Some(eth), Some(macs)) = (&eth, macs)
         && let Some(d) = encap_cache::get((from, vid), macs)
     {
+        count_binding_tx(d.stats, ctx.len().into());
         return encapsulate(ctx, d, eth, true, &cfg);
     }
     let port = PORTS
@@ -122,10 +128,12 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         .ok_or((DropReason::UnboundVlan, None))?;
     // SAFETY: map values stay valid for the duration of the program.
     let port = unsafe { &*port };
+    count_binding_tx(port.stats, ctx.len().into());
     let ing = Ingress {
         port: from,
         vid,
         flags: port.flags,
+        stats: port.stats,
         vni: port.vni,
         slot: port.slot,
     };
@@ -140,7 +148,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
             ifindex: from,
             vid,
             flags: fdb_delivery(ing.flags),
-            peer: 0,
+            peer: ing.stats,
         };
         if !known_at(ing.vni, eth.src_addr, &at, &cfg)
             && learn(ctx, ing.vni, eth.src_addr, &at, &cfg)
@@ -205,6 +213,7 @@ fn switch_local(ctx: &TcContext, ing: &Ingress, to: Binding) -> Result<i32, Drop
         return Err(ing.drop(DropReason::TooBig));
     }
     count(Counter::LocalSwitch);
+    count_binding_rx(port.stats, ctx.len().into());
     port::to_binding(ctx, to, vid, port.flags).map_err(|r| ing.drop(r))
 }
 
@@ -245,6 +254,7 @@ fn unicast(
     d.remote = to.remote;
     d.port = ing.port;
     d.vid = ing.vid.into();
+    d.stats = ing.stats;
     d.vni = ing.vni;
     d.slot = ing.slot;
     d.peer = to.peer;
@@ -372,6 +382,9 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: Binding) {
             continue;
         }
         let sent = vlan::push(ctx, vid) && ctx.clone_redirect(port, 0).is_ok();
+        if sent {
+            count_binding_rx(info.port_stats[i], ctx.len().into());
+        }
         if !vlan::pop(ctx, vid) || !sent {
             let reason = if sent || mtu::fits(ctx, port) {
                 DropReason::KernelRefused

@@ -20,9 +20,10 @@ use vtep_common::{
     },
     counters::{Counter, DropReason},
     maps::{
-        BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S, FdbEntry,
-        FdbKey, InstanceInfo, LearnedEntry, MacEvent, NeighEntry, NeighKey, NextHopKey, PeerInfo,
-        PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        BindingStats, BumBucket, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT,
+        DEFAULT_MOVE_WINDOW_S, FdbEntry, FdbKey, InstanceInfo, LearnedEntry, MacEvent, NeighEntry,
+        NeighKey, NextHopKey, PeerInfo, PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey,
+        VniInfo, VniStats,
     },
 };
 
@@ -129,6 +130,9 @@ pub static PEERS: HashMap<Addr, PeerInfo> = HashMap::pinned(PEERS_CAPACITY, BPF_
 pub static PEER_STATS: PerCpuArray<PeerStats> = PerCpuArray::pinned(PEERS_CAPACITY, 0);
 
 #[map]
+pub static BINDING_STATS: PerCpuArray<BindingStats> = PerCpuArray::pinned(PORTS_CAPACITY, 0);
+
+#[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DropReason::COUNT, 0);
 
 #[map]
@@ -175,6 +179,32 @@ pub fn count_rx(slot: u32, peer: u32, bytes: u64) {
         unsafe {
             (*p).rx_packets += 1;
             (*p).rx_bytes += bytes;
+        }
+    }
+}
+
+/// Counts a frame of `bytes` delivered to the hosts of the port binding
+/// whose stats slot is `slot` (`rx`, as for a VNI).
+#[inline(always)]
+pub fn count_binding_rx(slot: u32, bytes: u64) {
+    if let Some(s) = BINDING_STATS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU value, only this CPU writes it while we run.
+        unsafe {
+            (*s).rx_packets += 1;
+            (*s).rx_bytes += bytes;
+        }
+    }
+}
+
+/// Counts a frame of `bytes` from the hosts of the port binding whose
+/// stats slot is `slot` (`tx`, as for a VNI).
+#[inline(always)]
+pub fn count_binding_tx(slot: u32, bytes: u64) {
+    if let Some(s) = BINDING_STATS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU value, only this CPU writes it while we run.
+        unsafe {
+            (*s).tx_packets += 1;
+            (*s).tx_bytes += bytes;
         }
     }
 }

@@ -136,6 +136,12 @@ impl Vid {
         }
     }
 
+    /// A binding of port `port` as tables and lists name it: the port, and
+    /// its VLAN if tagged ("tr0 VLAN 10").
+    pub fn binding(self, port: &str) -> String {
+        format!("{port}{}", self.suffix())
+    }
+
     /// The option that names this binding in a command: " --vlan N",
     /// nothing for the untagged one.
     pub fn arg(self) -> String {

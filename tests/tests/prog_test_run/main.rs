@@ -27,9 +27,9 @@ use aya::{
 use vtep_common::{
     addr::Addr,
     consts::{
-        GLOBAL_CONFIG, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_LEARNED, MAP_NEIGHS,
-        MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, MAX_VNI_PORTS,
-        PROG_DECAP_XDP, PROG_ENCAP_TC, VLAN_HLEN, VXLAN_PORT,
+        GLOBAL_CONFIG, MAP_BINDING_STATS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION,
+        MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS,
+        MAX_FLOOD, MAX_VNI_PORTS, PROG_DECAP_XDP, PROG_ENCAP_TC, VLAN_HLEN, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
@@ -218,6 +218,7 @@ impl Loaded {
         for (i, k) in ports.iter().enumerate() {
             info.ports[i] = k.ifindex;
             info.vids[i] = k.vid;
+            info.port_stats[i] = binding_slot(*k);
         }
         let mut m: HashMap<_, u32, VniInfo> =
             HashMap::try_from(self.ebpf.map_mut(MAP_VNIS).unwrap()).unwrap();
@@ -273,7 +274,8 @@ impl Loaded {
         self.binding(PortKey::new(ifindex, 0), vni, flags);
     }
 
-    /// Binds `key` (a port, or one VLAN of it) to `vni`.
+    /// Binds `key` (a port, or one VLAN of it) to `vni`; its stats slot
+    /// is [`binding_slot`].
     fn binding(&mut self, key: PortKey, vni: u32, flags: u32) {
         let mut m: HashMap<_, PortKey, PortInfo> =
             HashMap::try_from(self.ebpf.map_mut(MAP_PORTS).unwrap()).unwrap();
@@ -281,7 +283,7 @@ impl Loaded {
             vni,
             flags,
             slot: vni,
-            _pad: 0,
+            stats: binding_slot(key),
         };
         m.insert(key, p, 0).unwrap();
     }
@@ -310,7 +312,7 @@ impl Loaded {
             ifindex: at.ifindex,
             vid: at.vid,
             flags,
-            peer: remote.map_or(0, peer_slot),
+            peer: remote.map_or(binding_slot(at), peer_slot),
             ..FdbEntry::default()
         };
         m.insert(FdbKey::new(vni, mac), e, 0).unwrap();
@@ -324,9 +326,19 @@ impl Loaded {
     }
 
     fn peer_stats(&self, remote: IpAddr) -> PeerStats {
+        self.traffic(MAP_PEER_STATS, peer_slot(remote))
+    }
+
+    /// The traffic counters of port binding `key`.
+    fn binding_stats(&self, key: PortKey) -> PeerStats {
+        self.traffic(MAP_BINDING_STATS, binding_slot(key))
+    }
+
+    /// Slot `slot` of traffic counters `map`, summed over CPUs.
+    fn traffic(&self, map: &str, slot: u32) -> PeerStats {
         let m: PerCpuArray<&MapData, PeerStats> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_PEER_STATS).unwrap()).unwrap();
-        m.get(&peer_slot(remote), 0)
+            PerCpuArray::try_from(self.ebpf.map(map).unwrap()).unwrap();
+        m.get(&slot, 0)
             .unwrap()
             .iter()
             .fold(PeerStats::default(), |a, c| PeerStats {
@@ -392,6 +404,12 @@ fn check(l: &Loaded, cases: Vec<Case>, run: impl Fn(&[u8], &mut [u8]) -> (u32, u
             assert_eq!(got, 1, "{}: counter {}", c.what, e.name());
         }
     }
+}
+
+/// The stats slot of binding `key` in these tests (one per port and VLAN
+/// of the fixtures: their ifindexes are small or 1001..1004).
+fn binding_slot(key: PortKey) -> u32 {
+    (key.ifindex % 63) * 64 + u32::from(key.vid % 63) + 1
 }
 
 /// An inner frame: IPv4/UDP from 198.19.0.1:1000 to 198.19.0.2:2000.

@@ -485,20 +485,21 @@ fn encap_differential(fam: Family) {
         for (n, b) in ports.iter().enumerate() {
             i.ports[n] = b.ifindex;
             i.vids[n] = b.vid;
+            i.port_stats[n] = binding_slot(*b);
         }
         i
     };
-    let port_info = |vni| PortInfo {
+    let port_info = |key, vni| PortInfo {
         vni,
         flags: 0,
         slot: vni,
-        _pad: 0,
+        stats: binding_slot(key),
     };
     let tables = EncapFixture {
         f: fam,
         ports: bindings
             .into_iter()
-            .map(|(p, v)| (p, port_info(v)))
+            .map(|(p, v)| (p, port_info(p, v)))
             .collect(),
         vnis: [
             (100, vni_info(&flood_100, &members(100))),

@@ -93,6 +93,14 @@ fn encap_from_a_trunk() {
         },
     ];
     check(&l, cases, run_tc(&l, p1));
+    // From VLAN 10: the frames its binding took (encapsulated, switched,
+    // hairpin; not the QinQ, unbound or double-tagged ones); to p2: the
+    // one switched there.
+    let from10 = l.binding_stats(v10);
+    assert_eq!(from10.tx_packets, 3, "{from10:?}");
+    // (The three frames are the same size untagged.)
+    assert_eq!(from10.tx_bytes, 3 * to_remote.len() as u64, "{from10:?}");
+    assert_eq!(l.binding_stats(PortKey::new(p2, 0)).rx_packets, 1);
     let cases = vec![
         Case {
             what: "priority tagged on an access port: its untagged binding",
@@ -147,9 +155,19 @@ fn decap_to_a_trunk() {
             what: "to VLAN 11 from TC: stripped, the VID in the metadata",
             input: vxlan(REMOTE, VXLAN_PORT, I, 100, &to_skb),
             action: XDP_PASS,
-            output: Some([tagged_meta(META_ACTION_DELIVER, 100, P_TRUNK, 11), to_skb].concat()),
+            output: Some(
+                [
+                    tagged_meta(META_ACTION_DELIVER, 100, P_TRUNK, 11),
+                    to_skb.clone(),
+                ]
+                .concat(),
+            ),
             bump: Bump::Event(Counter::DecapSkb),
         },
     ];
     check(&l, cases, run_xdp(&l));
+    for (key, frame) in [(xdp_trunk, &to_xdp), (skb_trunk, &to_skb)] {
+        let s = l.binding_stats(key);
+        assert_eq!((s.rx_packets, s.rx_bytes), (1, frame.len() as u64), "{s:?}");
+    }
 }

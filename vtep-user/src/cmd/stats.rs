@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::{
     domain,
     instance::Instance,
-    tables::stats::{PeerRow, Stats, Traffic, VniRow},
+    tables::stats::{BindingRow, PeerRow, Stats, Traffic, VniRow},
 };
 
 /// Show the datapath's counters: per VNI and per remote VTEP (rx =
@@ -22,10 +22,12 @@ use crate::{
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// JSON object with `vnis`, `remotes`, `drop_reasons` and `counters`.
+    /// JSON object with `vnis`, `remotes`, `bindings` (per port and VLAN:
+    /// rx delivered to its hosts, tx from them), `drop_reasons` and
+    /// `counters`.
     #[arg(long, conflicts_with = "watch")]
     json: bool,
-    /// Refresh every second with per-VNI and per-remote rates (packets and
+    /// Refresh every second with per-VNI, per-remote and per-binding rates (packets and
     /// bits per second), until interrupted.
     #[arg(long)]
     watch: bool,
@@ -44,6 +46,7 @@ struct Row {
 struct StatsJson<'a> {
     vnis: &'a [VniRow],
     remotes: &'a [PeerRow],
+    bindings: &'a [BindingRow],
     drop_reasons: BTreeMap<&'static str, u64>,
     counters: BTreeMap<&'static str, u64>,
 }
@@ -53,7 +56,7 @@ fn counts(t: &Traffic) -> [u64; 4] {
 }
 
 /// The traffic tables: (first column's title, rows).
-fn tables(s: &Stats) -> [(&'static str, Vec<Row>); 2] {
+fn tables(s: &Stats) -> [(&'static str, Vec<Row>); 3] {
     let vnis = s
         .vnis
         .iter()
@@ -72,7 +75,16 @@ fn tables(s: &Stats) -> [(&'static str, Vec<Row>); 2] {
             drops: None,
         })
         .collect();
-    [("VNI", vnis), ("REMOTE", remotes)]
+    let bindings = s
+        .bindings
+        .iter()
+        .map(|b| Row {
+            name: b.vlan.binding(&b.port),
+            counts: counts(&b.traffic),
+            drops: None,
+        })
+        .collect();
+    [("VNI", vnis), ("REMOTE", remotes), ("PORT", bindings)]
 }
 
 fn header(first: &str, cols: [&str; 5]) {
@@ -134,6 +146,7 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
         let out = StatsJson {
             vnis: &s.vnis,
             remotes: &s.remotes,
+            bindings: &s.bindings,
             drop_reasons: s.drops.iter().map(|(r, n)| (r.name(), *n)).collect(),
             counters: s.counters.iter().map(|(c, n)| (c.name(), *n)).collect(),
         };

@@ -27,6 +27,15 @@ struct RemoteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BindingLabels {
+    instance: String,
+    port: String,
+    /// 802.1Q VLAN; 0: the port's untagged frames.
+    vlan: u16,
+    vni: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     instance: String,
     reason: &'static str,
@@ -67,6 +76,23 @@ const TRAFFIC: [Series; 4] = [
     ("tx_bytes", "Inner bytes encapsulated and sent", |t| {
         t.tx_bytes
     }),
+];
+
+/// The traffic counters of port bindings (the VNI's directions: rx
+/// towards the binding's hosts, tx from them).
+const BINDING_TRAFFIC: [Series; 4] = [
+    (
+        "rx_packets",
+        "Frames delivered to the binding's hosts",
+        |t| t.rx_packets,
+    ),
+    ("rx_bytes", "Bytes delivered to the binding's hosts", |t| {
+        t.rx_bytes
+    }),
+    ("tx_packets", "Frames from the binding's hosts", |t| {
+        t.tx_packets
+    }),
+    ("tx_bytes", "Bytes from the binding's hosts", |t| t.tx_bytes),
 ];
 
 /// The maps whose use and capacity are exported.
@@ -125,6 +151,22 @@ pub fn render(name: &str, t: &Tables, evpn: &evpn::Status) -> anyhow::Result<Str
                 remote: p.remote.to_string(),
             };
             remote.get_or_create(&labels).inc_by(get(&p.traffic));
+        }
+    }
+    for (suffix, help, get) in BINDING_TRAFFIC {
+        let binding = counters::<BindingLabels>(
+            &mut r,
+            &format!("vtep_binding_{suffix}"),
+            &format!("{help}, per port binding (port and VLAN)."),
+        );
+        for b in &stats.bindings {
+            let labels = BindingLabels {
+                instance: instance(),
+                port: b.port.clone(),
+                vlan: b.vlan.get(),
+                vni: b.vni.get(),
+            };
+            binding.get_or_create(&labels).inc_by(get(&b.traffic));
         }
     }
     let drops = counters::<VniLabels>(

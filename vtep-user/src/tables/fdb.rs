@@ -148,8 +148,8 @@ impl Tables {
             },
             Location::Port(ifindex, vid) => {
                 let name = || sys::ifname(ifindex);
-                let port_flags = match self.port(PortKey::new(ifindex, vid.get()))? {
-                    Some(p) if p.vni == e.vni.get() => p.flags,
+                let port = match self.port(PortKey::new(ifindex, vid.get()))? {
+                    Some(p) if p.vni == e.vni.get() => p,
                     Some(p) => {
                         return Err(TableError::PortOfOtherVni {
                             name: name(),
@@ -169,7 +169,8 @@ impl Tables {
                 FdbEntry {
                     ifindex,
                     vid: vid.get(),
-                    flags: FDB_F_STATIC | fdb_delivery(port_flags),
+                    flags: FDB_F_STATIC | fdb_delivery(port.flags),
+                    peer: port.stats,
                     ..FdbEntry::default()
                 }
             }

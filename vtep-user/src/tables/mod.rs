@@ -26,13 +26,14 @@ use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use vtep_common::{
     addr::Addr,
     consts::{
-        MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION, MAP_INSTANCE,
-        MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS, MAP_REMOTES,
-        MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, PEERS_CAPACITY, VNIS_CAPACITY,
+        MAP_BINDING_STATS, MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION,
+        MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS,
+        MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, PEERS_CAPACITY, VNIS_CAPACITY,
     },
     maps::{
-        BumBucket, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LearnedEntry, NeighEntry,
-        NeighKey, PeerInfo, PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        BindingStats, BumBucket, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LearnedEntry,
+        NeighEntry, NeighKey, PeerInfo, PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey,
+        VniInfo, VniStats,
     },
 };
 
@@ -180,6 +181,9 @@ pub struct Tables {
     /// VNI stats slots.
     vni_slots: Slots,
     vni_stats: PerCpuArray<MapData, VniStats>,
+    /// Port binding stats slots.
+    binding_slots: Slots,
+    binding_stats: PerCpuArray<MapData, BindingStats>,
     remotes: PinnedRemotes,
     drops: PerCpuArray<MapData, u64>,
     counters: PerCpuArray<MapData, u64>,
@@ -229,6 +233,8 @@ impl Tables {
             vnis: inst.map(MAP_VNIS)?,
             vni_slots: Slots::default(),
             vni_stats: inst.map(MAP_VNI_STATS)?,
+            binding_slots: Slots::default(),
+            binding_stats: inst.map(MAP_BINDING_STATS)?,
             remotes: Remotes::new(
                 watched(inst, MAP_REMOTES, &generation)?,
                 inst.map(MAP_PEERS)?,
@@ -322,6 +328,7 @@ impl TablesMut {
     /// looked up) is forgotten: another process may have changed them.
     pub fn new(mut tables: Tables, lock: InstanceLock) -> Self {
         tables.vni_slots = Slots::default();
+        tables.binding_slots = Slots::default();
         tables.remotes.forget_cached();
         Self {
             tables,

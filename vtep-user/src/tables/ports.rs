@@ -9,13 +9,14 @@
 //! with its binding's tag.
 
 use vtep_common::{
-    consts::MAX_VNI_PORTS,
+    consts::{MAX_VNI_PORTS, PORTS_CAPACITY},
     maps::{PORT_F_LEARN, PORT_F_PEER, PORT_F_XDP, PortInfo, PortKey},
 };
 
 use super::{
     TableError, Tables, TablesMut,
     map::KvMap,
+    slots::SlotCounters,
     vnis::{bindings_of, learn_flag},
 };
 use crate::values::{Deliver, ValueError, Vid, Vni, port_room};
@@ -82,6 +83,24 @@ impl Tables {
 }
 
 impl TablesMut {
+    /// A stats slot no binding uses (slot 0 never: it stands for none),
+    /// with its counters zeroed; `name` names the port for the error.
+    fn free_binding_slot(&mut self, name: &str) -> Result<u32, TableError> {
+        let t = &mut **self;
+        let ports = &t.ports;
+        let slot = t
+            .binding_slots
+            .take(1..PORTS_CAPACITY, || {
+                Ok(ports.entries()?.into_iter().map(|(_, p)| p.stats).collect())
+            })
+            .map_err(TableError::map("read", "port"))?
+            .ok_or_else(|| TableError::PortsFull(name.to_owned()))?;
+        t.binding_stats
+            .reset(slot)
+            .map_err(TableError::map("reset", "binding stats"))?;
+        Ok(slot)
+    }
+
     /// Binds VLAN `vid` of port `ifindex` (named `name`) to `vni` with
     /// `PORT_F_*` bits `flags` (after [`Tables::port_check`]).
     pub fn port_add(
@@ -94,11 +113,12 @@ impl TablesMut {
         let mut info = self.require_vni(vni)?;
         port_room(vni, info.n_ports as usize)?;
         let key = PortKey::new(ifindex, vid.get());
+        let stats = self.free_binding_slot(name)?;
         let port = PortInfo {
             vni: vni.get(),
             flags: flags | learn_flag(&info, PORT_F_LEARN),
             slot: info.slot,
-            _pad: 0,
+            stats,
         };
         self.ports.put(key, port).map_err(|e| match e {
             super::map::MapFault::Full => TableError::PortsFull(name.to_owned()),
@@ -107,6 +127,7 @@ impl TablesMut {
         let n = info.n_ports as usize;
         info.ports[n] = ifindex;
         info.vids[n] = vid.get();
+        info.port_stats[n] = stats;
         info.n_ports += 1;
         if let Err(e) = self.vnis.put(vni.get(), info) {
             if let Err(u) = self.ports.delete(&key) {
@@ -127,12 +148,17 @@ impl TablesMut {
         };
         let vni = Vni::recorded(port.vni);
         if let Some(mut info) = self.vni(vni)? {
-            let kept: Vec<PortKey> = bindings_of(&info).filter(|k| *k != key).collect();
+            let kept: Vec<(PortKey, u32)> = bindings_of(&info)
+                .zip(info.port_stats)
+                .filter(|(k, _)| *k != key)
+                .collect();
             info.ports = [0; MAX_VNI_PORTS];
             info.vids = [0; MAX_VNI_PORTS];
-            for (i, k) in kept.iter().enumerate() {
+            info.port_stats = [0; MAX_VNI_PORTS];
+            for (i, (k, stats)) in kept.iter().enumerate() {
                 info.ports[i] = k.ifindex;
                 info.vids[i] = k.vid;
+                info.port_stats[i] = *stats;
             }
             info.n_ports = kept.len() as u32;
             self.vnis
@@ -149,6 +175,7 @@ impl TablesMut {
         self.ports
             .delete(&key)
             .map_err(TableError::map("write", "port"))?;
+        self.binding_slots.release(port.stats);
         self.generation.bump(vni.get());
         Ok(Some(port))
     }

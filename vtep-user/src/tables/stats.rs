@@ -1,15 +1,21 @@
 //! The datapath's counters, summed over CPUs: per VNI, per remote VTEP,
-//! drops by reason and other events.
+//! per port binding, drops by reason and other events.
 
 use aya::{
     Pod,
     maps::{MapData, PerCpuArray},
 };
 use serde::Serialize;
-use vtep_common::counters::{Counter, DropReason};
+use vtep_common::{
+    counters::{Counter, DropReason},
+    maps::BindingStats,
+};
 
 use super::{TableError, Tables, map::MapFault};
-use crate::values::{PeerVtep, Vni, ip_from_map};
+use crate::{
+    sys,
+    values::{PeerVtep, Vid, Vni, ip_from_map},
+};
 
 /// Traffic in both directions: rx = decapsulated and delivered, tx =
 /// encapsulated and sent (a flooded frame once per remote it is sent to).
@@ -38,11 +44,25 @@ pub struct PeerRow {
     pub traffic: Traffic,
 }
 
+/// One port binding's counters: rx = frames delivered to its hosts, tx =
+/// frames from them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BindingRow {
+    pub port: String,
+    /// 802.1Q VLAN (0: the port's untagged frames).
+    pub vlan: Vid,
+    pub vni: Vni,
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
 /// Counters of the whole instance.
 pub struct Stats {
     pub vnis: Vec<VniRow>,
     /// Per remote VTEP, by address.
     pub remotes: Vec<PeerRow>,
+    /// Per port binding, by port and VLAN.
+    pub bindings: Vec<BindingRow>,
     pub drops: Vec<(DropReason, u64)>,
     pub counters: Vec<(Counter, u64)>,
 }
@@ -106,6 +126,19 @@ impl Tables {
             });
         }
         remotes.sort_by_key(|r| r.remote);
+        let mut bindings = Vec::new();
+        for (key, p) in self.ports()? {
+            let traffic = sum_slot(&self.binding_stats, p.stats, |t, s: &BindingStats| {
+                add_traffic(t, (s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes));
+            })
+            .map_err(TableError::map("read", "binding stats"))?;
+            bindings.push(BindingRow {
+                port: sys::ifname(key.ifindex),
+                vlan: Vid::recorded(key.vid),
+                vni: Vni::recorded(p.vni),
+                traffic,
+            });
+        }
         let count = |map, i| {
             sum_slot(map, i, |t: &mut u64, v: &u64| *t += v)
                 .map_err(TableError::map("read", "counter"))
@@ -121,6 +154,7 @@ impl Tables {
         Ok(Stats {
             vnis,
             remotes,
+            bindings,
             drops,
             counters,
         })

@@ -53,14 +53,9 @@ pub fn flood_with(info: &VniInfo, mask: u32) -> impl Iterator<Item = PeerVtep> +
         .map(|(_, ip)| PeerVtep::recorded(ip_from_map(*ip)))
 }
 
-/// A port binding as messages name it: the port, and its VLAN if tagged
-/// ("tr0 VLAN 10").
+/// A port binding as lists name it (see [`Vid::binding`]).
 pub fn binding_name(key: PortKey) -> String {
-    format!(
-        "{}{}",
-        sys::ifname(key.ifindex),
-        Vid::recorded(key.vid).suffix()
-    )
+    Vid::recorded(key.vid).binding(&sys::ifname(key.ifindex))
 }
 
 /// The port bindings of a VNI's record.
