@@ -425,6 +425,44 @@ mod tests {
         assert_eq!(p.fdb.len(), 1);
     }
 
+    /// A trunk: VLAN 10 of `tr0` in VNI 100, VLAN 20 of it in VNI 100
+    /// too (translation on one port), a MAC behind VLAN 20.
+    const TRUNK: &str = r#"
+        underlay = "eth1"
+        local_ip = "198.18.1.1"
+        [[vni]]
+        vni = 100
+        flood = ["198.18.2.1"]
+        [[port]]
+        iface = "tr0"
+        vni = 100
+        vlan = 10
+        [[port]]
+        iface = "tr0"
+        vni = 100
+        vlan = 20
+        [[fdb]]
+        mac = "02:00:00:00:01:01"
+        vni = 100
+        port = "tr0"
+        vlan = 20
+    "#;
+
+    #[test]
+    fn trunk_bindings_are_one_port_entry_per_vlan() {
+        let p = parse(TRUNK).unwrap();
+        let bindings: Vec<(&str, u16)> = p
+            .ports
+            .iter()
+            .map(|q| (q.iface.as_str(), q.vid.get()))
+            .collect();
+        assert_eq!(bindings, [("tr0", 10), ("tr0", 20)]);
+        assert_eq!(
+            p.fdb[0].at,
+            Target::Port("tr0".into(), Vid::try_from(20).unwrap())
+        );
+    }
+
     #[test]
     fn bad_configs_name_the_problem() {
         let cases = [
@@ -474,6 +512,25 @@ mod tests {
             (
                 format!("{GOOD}\n[[port]]\niface = \"vm1\"\nvni = 100\n"),
                 "twice",
+            ),
+            (
+                format!("{TRUNK}\n[[port]]\niface = \"tr0\"\nvni = 100\nvlan = 10\n"),
+                "port 'tr0' VLAN 10 is configured twice",
+            ),
+            (
+                TRUNK.replace("vlan = 20", "vlan = 4095"),
+                "invalid VLAN '4095'",
+            ),
+            (
+                TRUNK.replace("port = \"tr0\"\n        vlan = 20", "port = \"tr0\""),
+                "port 'tr0' is not a [[port]] of VNI 100",
+            ),
+            (
+                TRUNK.replace(
+                    "port = \"tr0\"\n        vlan = 20",
+                    "remote = \"198.18.2.1\"\n        vlan = 20",
+                ),
+                "vlan goes with port",
             ),
         ];
         for (text, needle) in cases {

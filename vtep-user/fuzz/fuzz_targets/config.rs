@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use libfuzzer_sys::fuzz_target;
-use vtep_common::consts::{MAX_FLOOD, MAX_VNI_PORTS, VNI_MAX};
+use vtep_common::consts::{MAX_FLOOD, MAX_VNI_PORTS, VID_MAX, VNI_MAX};
 use vtep_user::{config::parse, domain::plan::Target};
 
 fuzz_target!(|data: &[u8]| {
@@ -46,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
     let mut names = BTreeSet::new();
     for p in &plan.ports {
         assert!(vnis.contains(&p.vni.get()), "a port of an unconfigured VNI");
-        assert!(names.insert(p.iface.as_str()), "a port configured twice");
+        assert!(
+            names.insert((p.iface.as_str(), p.vid)),
+            "a port binding configured twice"
+        );
+        assert!(p.vid.get() <= VID_MAX, "a VLAN out of range");
         assert_ne!(p.iface, u.iface, "the underlay as a port");
         let n = plan.ports.iter().filter(|q| q.vni == p.vni).count();
         assert!(n <= MAX_VNI_PORTS);
@@ -66,9 +70,11 @@ fuzz_target!(|data: &[u8]| {
                     "a remote of the other family"
                 );
             }
-            Target::Port(p) => assert!(
-                plan.ports.iter().any(|q| q.iface == *p && q.vni == f.vni),
-                "an FDB entry on a port not bound to its VNI"
+            Target::Port(p, vid) => assert!(
+                plan.ports
+                    .iter()
+                    .any(|q| q.iface == *p && q.vid == *vid && q.vni == f.vni),
+                "an FDB entry on a port binding not bound to its VNI"
             ),
         }
     }
