@@ -1,6 +1,8 @@
 //! The VXLAN <-> VLAN gateway (issue 17), in network namespaces: trunk
 //! ports of our VTEP to legacy segments, whose hosts sit on 802.1Q VLANs
-//! bound to VNIs, against the kernel's vxlan on the other side.
+//! bound to VNIs, against the kernel's vxlan on the other side: each VLAN
+//! its own tenant, tags on the wire, local switching, VLAN translation,
+//! ARP suppression, refused tags, MAC moves, per-binding counters.
 //!
 //! This kernel has no 8021q module, so a legacy host's VLAN interface is
 //! emulated by two small TC programs on its `eth0` (the harness object's
@@ -288,6 +290,27 @@ fn trunks_switch_locally_translate_vlans_and_refuse_what_they_do_not_carry() {
         v.counter("counters", "local_switch") >= switched + 12,
         "local switching not counted"
     );
+
+    // ARP suppression answers a VLAN host, tagged: a bound address nobody
+    // has resolves to its binding's MAC.
+    let suppressed = v.counter("counters", "arp_suppressed");
+    v.ok(&[
+        "neigh",
+        "add",
+        "198.19.0.77",
+        "--vni",
+        "100",
+        "--mac",
+        "02:00:00:00:77:77",
+    ]);
+    h10.ns.run(&["ping", "-c", "1", "-W", "1", "198.19.0.77"]);
+    let neigh = h10.ns.ok(&["ip", "neigh", "show", "198.19.0.77"]);
+    assert!(
+        neigh.contains("02:00:00:00:77:77"),
+        "the VLAN 10 host resolved the bound address to '{}'",
+        neigh.trim()
+    );
+    assert!(v.counter("counters", "arp_suppressed") > suppressed);
 
     // What no binding carries is dropped and counted: a VLAN tr0 does not
     // carry, untagged frames (tr0 has no untagged binding), 802.1ad.

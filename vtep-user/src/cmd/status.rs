@@ -38,7 +38,12 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
         s.vnis, s.fdb.statics, s.fdb.learned
     );
     for p in &s.ports {
-        println!("port {} VNI {} deliver {}", p.port, p.vni, p.deliver);
+        println!(
+            "port {} VNI {} deliver {}",
+            p.vlan.binding(&p.port),
+            p.vni,
+            p.deliver
+        );
     }
     match &s.daemon {
         Some(d) => println!("daemon running (pid {})", d.pid),

@@ -142,7 +142,7 @@ pub struct PortView {
     pub port: String,
     pub ifindex: u32,
     /// The binding's 802.1Q VLAN (0: the port's untagged frames).
-    pub vlan: u16,
+    pub vlan: Vid,
     pub vni: u32,
     pub slot: u32,
     pub deliver: &'static str,
@@ -318,7 +318,7 @@ impl Tables {
             .map(|(k, p)| PortView {
                 port: sys::ifname(k.ifindex),
                 ifindex: k.ifindex,
-                vlan: k.vid,
+                vlan: Vid::recorded(k.vid),
                 vni: p.vni,
                 slot: p.slot,
                 deliver: deliver_of(&p).name(),
