@@ -83,6 +83,10 @@ counted! {
         /// Source MAC is a group (multicast or broadcast) address: no station
         /// sends from one (IEEE 802.3).
         GroupSourceMac = "group_source_mac",
+        /// Outer header marked CE over an inner packet that is not
+        /// ECN-capable: the congestion signal cannot be passed on (RFC 6040
+        /// §4.2: drop).
+        CeNotEct = "ce_not_ect",
         /// Larger than the underlay MTU once encapsulated (VTEPs MUST NOT
         /// fragment, RFC 7348 §4.3); IPv4 with DF gets an ICMP answer.
         TooBig = "too_big",
@@ -135,6 +139,9 @@ counted! {
         /// A Neighbor Solicitation answered by the VTEP itself (never
         /// flooded).
         NdSuppressed = "nd_suppressed",
+        /// A decapsulated packet marked CE: its outer header carried a
+        /// congestion mark of the underlay (RFC 6040 §4.2).
+        EcnCeMarked = "ecn_ce_marked",
         /// An encap decision made from the tables and kept in the encap
         /// cache (the frames after it of the same conversation take the
         /// cache).

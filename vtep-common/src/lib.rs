@@ -10,6 +10,7 @@ pub mod addr;
 pub mod caches;
 pub mod consts;
 pub mod counters;
+pub mod ecn;
 pub mod icmp;
 pub mod maps;
 pub mod model;

@@ -313,6 +313,23 @@ pub const PORT_F_XDP: u32 = 1;
 pub const PORT_F_FWD_SET: u32 = 2;
 /// Learn source MACs of frames from this port (its VNI learns).
 pub const PORT_F_LEARN: u32 = 4;
+/// Where a binding's `flags` hold its VNI's outer TOS setting
+/// (`VniInfo::tos`, 9 bits), copied there as the learning flag is: the
+/// encap program (and its decision cache, which keeps the flags) has it
+/// with the binding, at no extra lookup.
+pub const PORT_TOS_SHIFT: u32 = 16;
+
+/// The VNI's outer TOS setting in binding flags `flags`.
+#[inline(always)]
+pub const fn port_tos(flags: u32) -> u32 {
+    flags >> PORT_TOS_SHIFT
+}
+
+/// Binding flags `flags` with the VNI's outer TOS setting `tos`.
+#[inline(always)]
+pub const fn with_port_tos(flags: u32, tos: u32) -> u32 {
+    (flags & ((1 << PORT_TOS_SHIFT) - 1)) | (tos << PORT_TOS_SHIFT)
+}
 /// The port is a veth whose peer is in another network namespace: frames
 /// for it are handed from TC straight to the peer's ingress
 /// (`bpf_redirect_peer`: no transmit through the veth, no backlog queue)
@@ -339,8 +356,10 @@ pub struct VniInfo {
     /// Bit `i`: `remotes[i]` was learned from an EVPN inclusive-multicast
     /// route (RFC 7432 §7.3). An entry stays while either bit is set.
     pub evpn: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// The outer TOS setting (`ecn::TOS_INHERIT`, or a fixed TOS byte
+    /// whose ECN bits are zero); copied into the VNI's port bindings
+    /// (`port_tos`).
+    pub tos: u32,
     /// Number of valid entries in `remotes`.
     pub n_remotes: u32,
     /// Number of valid entries in `ports`.
@@ -366,7 +385,7 @@ impl Default for VniInfo {
             bum_pps: 0,
             configured: 0,
             evpn: 0,
-            _pad: 0,
+            tos: 0,
             n_remotes: 0,
             n_ports: 0,
             remotes: [Addr::NONE; MAX_FLOOD],

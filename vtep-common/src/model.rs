@@ -15,15 +15,16 @@ use crate::{
         VID_MASK, VLAN_HLEN, VXLAN_HLEN,
     },
     counters::DropReason,
+    ecn::{self, outer_dsfield},
     icmp::{
         FRAG_NEEDED_LEN, FRAG_QUOTE, PACKET_TOO_BIG_LEN, PTB_QUOTE, frag_needed, may_answer_v6,
         packet_too_big,
     },
     maps::{
         CONFIG_F_DF, Config, FDB_F_XDP, FdbEntry, META_ACTION_FLOOD, PortInfo, PortKey, VniInfo,
-        deliver_action,
+        deliver_action, port_tos,
     },
-    vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr, src_port},
+    vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr},
 };
 
 /// What the model needs to look up.
@@ -46,20 +47,24 @@ pub enum Verdict {
     /// Dropped, for this reason.
     Drop(DropReason),
     /// Decapsulated and redirected from XDP to `ifindex`; with a `vid`
-    /// (not 0) the inner frame tagged with it (802.1Q, behind its MACs).
+    /// (not 0) the inner frame tagged with it (802.1Q, behind its MACs);
+    /// `ce`: its IP packet marked CE ([`mark_ce`]).
     Redirect {
         strip: usize,
         ifindex: u32,
         vid: u16,
+        ce: bool,
     },
     /// Decapsulated and passed up with metadata: `action`
-    /// (`META_ACTION_*`) to `ifindex` (0 for a flood), tagged `vid` there.
+    /// (`META_ACTION_*`) to `ifindex` (0 for a flood), tagged `vid` there;
+    /// `ce` as for `Redirect`.
     Up {
         strip: usize,
         vni: u32,
         ifindex: u32,
         action: u32,
         vid: u16,
+        ce: bool,
     },
 }
 
@@ -145,8 +150,40 @@ fn bad_udp_len(udp_len: usize, avail: usize) -> bool {
     udp_len < UDP_HLEN + VXLAN_HLEN + ETH_HLEN || udp_len > avail
 }
 
-/// The model of `vtep_decap` on `frame`.
+/// The model of `vtep_decap` on `frame`: where it goes, then what its
+/// outer ECN does to it (RFC 6040 §4.2, [`ecn::decap`]).
 pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
+    let mut v = decap_to(frame, cfg, t);
+    if let Verdict::Redirect { strip, ce, .. } | Verdict::Up { strip, ce, .. } = &mut v {
+        match ecn::decap(
+            inner_dsfield(frame).unwrap_or(0),
+            inner_dsfield(&frame[*strip..]),
+        ) {
+            ecn::Decap::Keep => {}
+            ecn::Decap::MarkCe => *ce = true,
+            ecn::Decap::Drop => return Verdict::Drop(DropReason::CeNotEct),
+        }
+    }
+    v
+}
+
+/// What decapsulation does to an inner frame whose IP packet is marked
+/// CE: the ECN bits of its dsfield set, the IPv4 header checksum updated.
+/// Precondition: `frame` is IP with a dsfield ([`inner_dsfield`]).
+pub fn mark_ce(frame: &mut [u8]) {
+    if be16(frame, 12) == ETH_P_IP {
+        let old = be16(frame, ETH_HLEN);
+        frame[ETH_HLEN + 1] |= ecn::CE;
+        let check = be16(frame, ETH_HLEN + 10);
+        let new = ecn::checksum_update(check, old, be16(frame, ETH_HLEN));
+        frame[ETH_HLEN + 10..ETH_HLEN + 12].copy_from_slice(&new.to_be_bytes());
+    } else {
+        frame[ETH_HLEN + 1] |= ecn::CE << 4;
+    }
+}
+
+/// Where [`decap`] sends `frame`, before ECN.
+fn decap_to(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
     let end = frame.len();
     let (saddr, udp) = match outer(frame, cfg) {
         Ok(o) => o,
@@ -189,6 +226,7 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
                 ifindex: 0,
                 action: META_ACTION_FLOOD,
                 vid: 0,
+                ce: false,
             }
         };
     };
@@ -209,6 +247,7 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
             strip: inner,
             ifindex: e.ifindex,
             vid: e.vid,
+            ce: false,
         }
     } else {
         Verdict::Up {
@@ -217,6 +256,7 @@ pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
             ifindex: e.ifindex,
             action: deliver_action(e.flags),
             vid: e.vid,
+            ce: false,
         }
     }
 }
@@ -437,13 +477,32 @@ pub fn encap(
                 }
             }
         }
-        Some(e) => encap_unicast(frame, vni, e.remote, cfg, t),
-        None => return encap_flood(frame, (from, vid), vni, cfg, t),
+        Some(e) => encap_unicast(frame, &port, e.remote, cfg, t),
+        None => return encap_flood(frame, (from, vid), &port, cfg, t),
     };
     (verdict, none)
 }
 
-fn outer_for(frame: &[u8], vni: u32, remote: Addr, hop: &NextHop, cfg: &Config) -> OuterHeaders {
+/// The dsfield of `frame`'s IP packet (IPv4 TOS, IPv6 traffic class), if
+/// it is IP with its whole fixed header (a header cut short is not read,
+/// as for the flow key).
+pub fn inner_dsfield(frame: &[u8]) -> Option<u8> {
+    let ipv4 = match be16(frame, 12) {
+        ETH_P_IP if frame.len() >= ETH_HLEN + IPV4_HLEN => true,
+        ETH_P_IPV6 if frame.len() >= ETH_HLEN + IPV6_HLEN => false,
+        _ => return None,
+    };
+    Some(ecn::dsfield(ipv4, [frame[ETH_HLEN], frame[ETH_HLEN + 1]]))
+}
+
+/// The outer headers of `frame` from binding `port` towards `remote`.
+fn outer_for(
+    frame: &[u8],
+    port: &PortInfo,
+    remote: Addr,
+    hop: &NextHop,
+    cfg: &Config,
+) -> OuterHeaders {
     let df = cfg.flags & CONFIG_F_DF != 0;
     let hash = flow_hash(&flow_key(frame));
     let o = Outer {
@@ -451,14 +510,14 @@ fn outer_for(frame: &[u8], vni: u32, remote: Addr, hop: &NextHop, cfg: &Config) 
         dst_mac: hop.dst_mac,
         src_ip: cfg.local_ip,
         dst_ip: remote,
-        src_port: src_port(hash),
         dst_port: cfg.udp_port,
-        vni,
+        vni: port.vni,
         ttl: cfg.ttl,
         df,
         // Random without DF: the model only covers DF.
         ip_id: 0,
-        flow_label: hash,
+        tos: outer_dsfield(port_tos(port.flags), inner_dsfield(frame)),
+        hash,
     };
     OuterHeaders::new(&o, frame.len() as u32)
 }
@@ -539,7 +598,7 @@ fn answer_too_big(frame: &[u8], mtu: u32, cfg: &Config) -> EncapVerdict {
 
 fn encap_unicast(
     frame: &[u8],
-    vni: u32,
+    port: &PortInfo,
     remote: Addr,
     cfg: &Config,
     t: &impl EncapTables,
@@ -558,18 +617,18 @@ fn encap_unicast(
     EncapVerdict::Unicast {
         ifindex: hop.ifindex,
         resolved: hop.resolved,
-        outer: outer_for(frame, vni, remote, &hop, cfg),
+        outer: outer_for(frame, port, remote, &hop, cfg),
     }
 }
 
 fn encap_flood(
     frame: &[u8],
     from: (u32, u16),
-    vni: u32,
+    port: &PortInfo,
     cfg: &Config,
     t: &impl EncapTables,
 ) -> (EncapVerdict, PortCopies) {
-    let Some(info) = t.vni(vni) else {
+    let Some(info) = t.vni(port.vni) else {
         return (
             EncapVerdict::Drop(DropReason::UnknownVni),
             PortCopies::default(),
@@ -614,7 +673,7 @@ fn encap_flood(
         match t.next_hop(*remote) {
             Some(hop) if hop.resolved => {
                 flood.sent += 1;
-                flood.last = Some(outer_for(frame, vni, *remote, &hop, cfg));
+                flood.last = Some(outer_for(frame, port, *remote, &hop, cfg));
             }
             Some(_) => flood.no_neighbour += 1,
             None => flood.no_route += 1,

@@ -115,8 +115,6 @@ pub struct Outer {
     pub src_ip: Addr,
     /// The remote VTEP.
     pub dst_ip: Addr,
-    /// Outer UDP source port (host order), see [`src_port`].
-    pub src_port: u16,
     /// Outer UDP destination port (host order), normally 4789.
     pub dst_port: u16,
     /// The VNI (24 bits).
@@ -127,8 +125,14 @@ pub struct Outer {
     pub df: bool,
     /// Outer IPv4 identification (host order).
     pub ip_id: u16,
-    /// Outer IPv6 flow label (20 bits), see [`flow_label`].
-    pub flow_label: u32,
+    /// The inner flow's hash: the outer UDP source port ([`src_port`])
+    /// and IPv6 flow label ([`flow_label`]) are made from it. (One field
+    /// for both: the encap program builds this struct on a stack that
+    /// has no byte to spare.)
+    pub hash: u32,
+    /// Outer IPv4 TOS or IPv6 traffic class (DSCP and ECN), see
+    /// [`crate::ecn::outer_dsfield`].
+    pub tos: u8,
 }
 
 /// The outer Ethernet, IPv4, UDP and VXLAN headers (50 bytes) as 16-bit
@@ -166,7 +170,7 @@ pub fn emit_outer(o: &Outer, inner_len: u32, put: &mut impl FnMut(usize, u16)) {
     let src = o.src_ip.v4_word().to_ne_bytes();
     let dst = o.dst_ip.v4_word().to_ne_bytes();
     let ip = [
-        w(0x45, 0),
+        w(0x45, o.tos),
         ip_len.to_be(),
         o.ip_id.to_be(),
         w(if o.df { 0x40 } else { 0 }, 0),
@@ -218,7 +222,7 @@ fn emit_eth(o: &Outer, ether_type: u16, put: &mut impl FnMut(usize, u16)) {
 #[inline(always)]
 fn emit_udp_vxlan(o: &Outer, udp_len: u16, at: usize, put: &mut impl FnMut(usize, u16)) {
     let vni = (o.vni & VNI_MAX).to_be_bytes();
-    put(at, o.src_port.to_be());
+    put(at, src_port(o.hash).to_be());
     put(at + 1, o.dst_port.to_be());
     put(at + 2, udp_len.to_be());
     put(at + 3, 0);
@@ -254,16 +258,19 @@ pub fn outer_headers_v6(o: &Outer, inner_len: u32) -> Outer6Words {
 }
 
 /// Emits the outer headers over an IPv6 underlay (70 bytes) as
-/// [`emit_outer`] does: traffic class 0, the flow label of `o`, hop limit
+/// [`emit_outer`] does: traffic class `o.tos`, the flow label of `o`, hop limit
 /// `o.ttl`, no extension headers. The UDP checksum is zero (RFC 6935 §5
 /// allows it for tunnel protocols; RFC 6936 §5: receivers must be
 /// configured for it, as the kernel's vxlan is with `udp6zerocsumrx`).
 #[inline(always)]
 pub fn emit_outer_v6(o: &Outer, inner_len: u32, put: &mut impl FnMut(usize, u16)) {
     let udp_len = sat16(inner_len + (UDP_HLEN + VXLAN_HLEN) as u32);
-    let label = flow_label(o.flow_label);
+    let label = flow_label(o.hash);
     emit_eth(o, ETH_P_IPV6, put);
-    put(7, (0x6000 | (label >> 16) as u16).to_be());
+    put(
+        7,
+        (0x6000 | (u16::from(o.tos) << 4) | (label >> 16) as u16).to_be(),
+    );
     put(8, (label as u16).to_be());
     put(9, udp_len.to_be());
     put(10, w(IPPROTO_UDP, o.ttl));
@@ -332,14 +339,38 @@ mod tests {
             dst_mac: [2, 0, 0, 0, 0, 2],
             src_ip: Addr::v4(u32::from_ne_bytes([198, 18, 1, 1])),
             dst_ip: Addr::v4(u32::from_ne_bytes([198, 18, 2, 1])),
-            src_port: 50000,
             dst_port: VXLAN_PORT,
             vni: 0x12_3456,
             ttl: 64,
             df: true,
             ip_id: 0,
-            flow_label: 0,
+            // Source port 50000.
+            hash: 0x0d40_0000,
+            tos: 0,
         }
+    }
+
+    #[test]
+    fn the_outer_dsfield_is_written_in_both_families() {
+        let o = Outer {
+            tos: 0xba,
+            ..sample()
+        };
+        let b = bytes(&outer_headers(&o, 100));
+        assert_eq!(b[15], 0xba);
+        assert!(sums_to_ffff(&b[14..34]));
+        let v6 = Outer {
+            src_ip: Addr::v6([0x20, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            dst_ip: Addr::v6([0x20, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+            hash: 0xf_ffff,
+            ..o
+        };
+        let w: std::vec::Vec<u8> = outer_headers_v6(&v6, 100)
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect();
+        // Version 6, traffic class 0xba, flow label all ones.
+        assert_eq!(&w[14..18], &[0x6b, 0xaf, 0xff, 0xff]);
     }
 
     #[test]
@@ -407,7 +438,7 @@ mod tests {
         let o = Outer {
             src_ip: Addr::v6([0x20, 1, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]),
             dst_ip: Addr::v6([0x20, 1, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1]),
-            flow_label: 0xfab_cdef,
+            hash: 0xfab_cdef,
             ..sample()
         };
         let h: std::vec::Vec<u8> = outer_headers_v6(&o, 98)
@@ -427,7 +458,7 @@ mod tests {
         assert_eq!((h[20], h[21]), (17, 64), "next header UDP, hop limit");
         assert_eq!(&h[22..38], &o.src_ip.octets());
         assert_eq!(&h[38..54], &o.dst_ip.octets());
-        assert_eq!(u16::from_be_bytes([h[54], h[55]]), 50000);
+        assert_eq!(u16::from_be_bytes([h[54], h[55]]), src_port(o.hash));
         assert_eq!(u16::from_be_bytes([h[56], h[57]]), 4789);
         assert_eq!(u16::from_be_bytes([h[58], h[59]]), 98 + 16);
         assert_eq!(&h[60..62], &[0, 0], "UDP checksum zero");

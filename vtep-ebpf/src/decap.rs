@@ -28,7 +28,7 @@ use vtep_common::{
 };
 
 use crate::{
-    arp, cache,
+    arp, cache, ecn,
     encap::copy_to_ports,
     learn::{Location, learn, lookup_until, now},
     maps::{CONFIG, Dropped, REMOTES, VNIS, count, count_binding_rx, count_drop, count_rx},
@@ -216,6 +216,7 @@ fn flood(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender) -> Result<u32, Dropped>
     if n_ports == 0 {
         return Err((DropReason::NoFloodTarget, Some(sender.slot)));
     }
+    ecn::decap(ctx, pkt).map_err(|r| (r, Some(sender.slot)))?;
     count_rx(sender.slot, sender.peer, pkt.inner_len.into());
     count(Counter::DecapFlood);
     let meta = DecapMeta {
@@ -242,6 +243,7 @@ fn deliver(ctx: &XdpContext, d: &Decision, pkt: &Vxlan) -> Result<u32, Dropped> 
     if d.max_len != 0 && pkt.inner_len + tag_len > d.max_len {
         return Err((DropReason::TooBig, Some(d.slot)));
     }
+    ecn::decap(ctx, pkt).map_err(|r| (r, Some(d.slot)))?;
     count_rx(d.slot, d.peer, pkt.inner_len.into());
     count_binding_rx(d.stats, pkt.inner_len.into());
     if d.flags & FDB_F_XDP != 0 {

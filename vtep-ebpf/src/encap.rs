@@ -46,8 +46,9 @@ use vtep_common::{
     caches::EncapDecision,
     consts::{ENCAP_LEN, ENCAP6_LEN, ETH_HLEN, IPV6_HLEN, MAX_FLOOD, MAX_VNI_PORTS},
     counters::{Counter, DropReason},
-    maps::{CONFIG_F_DF, Config, PORT_F_LEARN, PortKey, VniInfo, fdb_delivery},
-    vxlan::{FlowKey, Outer, emit_outer, emit_outer_v6, flow_hash, src_port},
+    ecn::{dsfield, outer_dsfield},
+    maps::{CONFIG_F_DF, Config, PORT_F_LEARN, PortKey, VniInfo, fdb_delivery, port_tos},
+    vxlan::{FlowKey, Outer, emit_outer, emit_outer_v6, flow_hash},
 };
 
 use crate::{
@@ -56,7 +57,7 @@ use crate::{
     learn::{Location, known_at, learn, lookup_until, now},
     maps::{
         CONFIG, Dropped, PORTS, VNIS, count, count_binding_rx, count_binding_tx, count_drop,
-        count_tx,
+        count_tx, outer_ds, set_outer_ds,
     },
     mtu, nd,
     parse::{IPV4_MF, is, is_group, read},
@@ -292,7 +293,7 @@ fn encapsulate(
         let back = ((d.port, d.vid as u16), d.port_flags, d.slot);
         return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
-    let tunnel = Tunnel::new(ctx, d.vni, eth);
+    let tunnel = Tunnel::new(ctx, (d.vni, d.port_flags), eth);
     grow(ctx, eth, is_ip, cfg).map_err(drop)?;
     write_outer(ctx, cfg, &tunnel, &d.remote, &d.eth).map_err(drop)?;
     count_tx(d.slot, d.peer, u64::from(tunnel.inner_len));
@@ -339,7 +340,7 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i
         return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
     let is_ip = is_ip(eth);
-    let tunnel = Tunnel::new(ctx, ing.vni, eth);
+    let tunnel = Tunnel::new(ctx, (ing.vni, ing.flags), eth);
     grow(ctx, eth, is_ip, cfg).map_err(|r| ing.drop(r))?;
     count(Counter::EncapFlood);
     for i in 0..MAX_FLOOD {
@@ -526,19 +527,27 @@ fn is_ip(eth: &EthHdr) -> bool {
     is(eth.ether_type, EtherType::Ipv4) || is(eth.ether_type, EtherType::Ipv6)
 }
 
-/// The hash of the inner flow (outer UDP source port, IPv6 flow label).
-/// Not inlined, and hashed here rather than by the caller: only a word
-/// comes back (a key returned through the stack, and the MACs taken
-/// byte by byte from it again, cost ~10 ns a frame, measured).
+/// What the outer headers take from the inner packet: the flow's hash
+/// (outer UDP source port, IPv6 flow label), returned, and the outer
+/// dsfield under the VNI's TOS setting `tos` (RFC 6040 §4.1), left in
+/// `OUTER_DS` (see there for why not returned). Not
+/// inlined, and computed here rather than by the caller: only a word
+/// comes back (a key returned through the stack, and the MACs taken byte
+/// by byte from it again, cost ~10 ns a frame, measured).
 #[inline(never)]
-fn inner_flow_hash(ctx: &TcContext, eth: &EthHdr) -> u32 {
-    flow_hash(&flow_key(ctx, eth))
+fn inner_flow(ctx: &TcContext, eth: &EthHdr, tos: u32) -> u32 {
+    let (key, inner_ds) = flow_key(ctx, eth);
+    set_outer_ds(outer_dsfield(tos, inner_ds));
+    flow_hash(&key)
 }
 
 /// The inner fields hashed into the outer UDP source port (and the IPv6
-/// flow label), as vtep-common's `model::flow_key` takes them.
+/// flow label), as vtep-common's `model::flow_key` takes them, and the
+/// inner packet's dsfield as `model::inner_dsfield` (IP with its whole
+/// fixed header; read with the fields, not by a read of its own: each
+/// read multiplies the paths the verifier walks).
 #[inline(always)]
-fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
+fn flow_key(ctx: &TcContext, eth: &EthHdr) -> (FlowKey, Option<u8>) {
     let ether_type = eth.ether_type;
     let (d, s) = (eth.dst_addr, eth.src_addr);
     let mut k = FlowKey {
@@ -553,22 +562,23 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
     if is(ether_type, EtherType::Ipv6) {
         // A header cut short is hashed by its MACs alone.
         if (ctx.len() as usize) < ETH_HLEN + IPV6_HLEN {
-            return k;
+            return (k, None);
         }
         let word = |at: usize| read::<u32>(ctx, ETH_HLEN + at).unwrap_or(0);
-        let Some(next) = read::<u8>(ctx, ETH_HLEN + 6) else {
-            return k;
+        let Some(first) = read::<[u8; 8]>(ctx, ETH_HLEN) else {
+            return (k, None);
         };
+        let next = first[6];
         k.saddr = word(8) ^ word(12) ^ word(16) ^ word(20);
         k.daddr = word(24) ^ word(28) ^ word(32) ^ word(36);
         k.proto = u32::from(next);
         if next == IpProto::Tcp as u8 || next == IpProto::Udp as u8 {
             k.ports = word(IPV6_HLEN);
         }
-        return k;
+        return (k, Some(dsfield(false, [first[0], first[1]])));
     }
     if !is(ether_type, EtherType::Ipv4) {
-        return k;
+        return (k, None);
     }
     // The whole header, as on-wire bytes in little-endian words:
     // version/IHL is byte 0 of the first, flags/fragment offset bytes 2..4
@@ -576,8 +586,9 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
     // per word multiplies the paths the verifier walks (tried: over its
     // million instructions).
     let Some([w0, w1, w2, saddr, daddr]) = read::<[u32; 5]>(ctx, ETH_HLEN) else {
-        return k;
+        return (k, None);
     };
+    let ds = Some(dsfield(true, [w0 as u8, (w0 >> 8) as u8]));
     let proto = (w2 >> 8) as u8;
     k.saddr = saddr;
     k.daddr = daddr;
@@ -592,7 +603,7 @@ fn flow_key(ctx: &TcContext, eth: &EthHdr) -> FlowKey {
             k.ports = ports;
         }
     }
-    k
+    (k, ds)
 }
 
 /// Makes room for the outer headers (of the instance's family) in front
@@ -640,16 +651,22 @@ struct Tunnel {
     hash: u32,
     /// The inner frame's length, Ethernet header included.
     inner_len: u32,
+    /// The outer dsfield (RFC 6040 §4.1: the VNI's DSCP, the inner ECN).
+    tos: u8,
 }
 
 impl Tunnel {
-    /// The tunnel of the frame in `ctx` (read before it grows), in `vni`.
+    /// The tunnel of the frame in `ctx` (read before it grows), from a
+    /// binding with `PORT_F_*` bits `port_flags` (its VNI's TOS setting)
+    /// in `vni`.
     #[inline(always)]
-    fn new(ctx: &TcContext, vni: u32, eth: &EthHdr) -> Self {
+    fn new(ctx: &TcContext, (vni, port_flags): (u32, u32), eth: &EthHdr) -> Self {
+        let hash = inner_flow(ctx, eth, port_tos(port_flags));
         Tunnel {
             vni,
-            hash: inner_flow_hash(ctx, eth),
+            hash,
             inner_len: ctx.len(),
+            tos: outer_ds(),
         }
     }
 }
@@ -677,7 +694,6 @@ fn write_outer(
         src_mac: [m[6], m[7], m[8], m[9], m[10], m[11]],
         src_ip: cfg.local_ip,
         dst_ip: *remote,
-        src_port: src_port(tunnel.hash),
         dst_port: cfg.udp_port,
         vni: tunnel.vni,
         ttl: cfg.ttl,
@@ -689,7 +705,8 @@ fn write_outer(
         } else {
             (unsafe { bpf_get_prandom_u32() }) as u16
         },
-        flow_label: tunnel.hash,
+        hash: tunnel.hash,
+        tos: tunnel.tos,
     };
     let v4 = cfg.local_ip.is_v4();
     let len = if v4 { ENCAP_LEN } else { ENCAP6_LEN };

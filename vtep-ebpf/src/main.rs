@@ -22,6 +22,7 @@
 mod arp;
 mod cache;
 mod decap;
+mod ecn;
 mod encap;
 mod encap_cache;
 mod learn;

@@ -118,6 +118,31 @@ pub static ENCAP_CACHE: PerCpuArray<EncapDecision> =
 #[map]
 pub static EVENT_SCRATCH: PerCpuArray<MacEvent> = PerCpuArray::with_max_entries(1, 0);
 
+/// The outer dsfield of the frame being encapsulated, from
+/// `encap::inner_flow` to its caller (one per CPU; not pinned).
+/// A value a subprogram returns is tracked by the verifier along every
+/// path through it into the caller, which kept its states from merging:
+/// returned, the dsfield took the encap program's verification from
+/// 0.5 M instructions to over the 1 M limit (tried); read back from a map
+/// it is one unknown value on every path.
+#[map]
+static OUTER_DS: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// Leaves `ds` in [`OUTER_DS`].
+#[inline(always)]
+pub fn set_outer_ds(ds: u8) {
+    if let Some(p) = OUTER_DS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU uses it while we run.
+        unsafe { *p = u32::from(ds) };
+    }
+}
+
+/// What [`set_outer_ds`] left.
+#[inline(always)]
+pub fn outer_ds() -> u8 {
+    OUTER_DS.get(0).map_or(0, |v| *v as u8)
+}
+
 #[map]
 pub static VNI_STATS: PerCpuArray<VniStats> = PerCpuArray::pinned(VNIS_CAPACITY, 0);
 

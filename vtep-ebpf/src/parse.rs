@@ -20,6 +20,7 @@ use vtep_common::{
     addr::Addr,
     consts::{ETH_HLEN, IPV4_HLEN, IPV6_HLEN, UDP_HLEN, VXLAN_HLEN},
     counters::DropReason,
+    ecn,
     maps::Config,
 };
 
@@ -165,6 +166,8 @@ pub struct Vxlan {
     pub inner_len: u32,
     /// Just after the inner Ethernet header.
     pub rest: Cursor,
+    /// The outer IP header's dsfield (DSCP and ECN).
+    pub outer_ds: u8,
 }
 
 /// Parses the packet in `[data, end)` as VXLAN to this VTEP (`cfg`):
@@ -206,6 +209,13 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
         return Err((DropReason::NoIFlag, None));
     }
     let vni = vx.vni();
+    // The outer IP header was parsed; the check is for the verifier.
+    if data + ETH_HLEN + 2 > end {
+        return Err(malformed);
+    }
+    // SAFETY: [data + 14, data + 16) lies within the packet, checked.
+    let ip = unsafe { ((data + ETH_HLEN) as *const [u8; 2]).read_unaligned() };
+    let outer_ds = ecn::dsfield(cfg.local_ip.is_v4(), ip);
     // The check is for the verifier.
     let inner = c.next::<EthHdr>().ok_or(malformed)?;
     let inner_start = c.pos() - ETH_HLEN;
@@ -218,6 +228,7 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
         strip: inner_start - data,
         inner_len: (end - inner_start) as u32,
         rest: c,
+        outer_ds,
     }))
 }
 

@@ -32,6 +32,7 @@ use vtep_common::{
         MAX_FLOOD, MAX_VNI_PORTS, PROG_DECAP_XDP, PROG_ENCAP_TC, VLAN_HLEN, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
+    ecn::outer_dsfield,
     maps::{
         CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_PEER, FDB_F_STATIC, FDB_F_XDP, FdbEntry,
         FdbKey, LearnedEntry, META_ACTION_DELIVER, META_ACTION_DELIVER_PEER, META_ACTION_FLOOD,
@@ -39,7 +40,7 @@ use vtep_common::{
         PortKey, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
     model,
-    vxlan::{FlowKey, Outer, OuterHeaders, flow_hash, src_port},
+    vxlan::{FlowKey, Outer, OuterHeaders, flow_hash},
 };
 use vtep_tests::{
     BpfFs,
@@ -621,6 +622,16 @@ fn encapsulated(
     remote: IpAddr,
     vni: u32,
 ) -> Vec<u8> {
+    encapsulated_tos(inner, (src_mac, dst_mac), remote, (vni, 0))
+}
+
+/// [`encapsulated`] in a VNI with outer TOS setting `tos` (`VniInfo::tos`).
+fn encapsulated_tos(
+    inner: &[u8],
+    (src_mac, dst_mac): ([u8; 6], [u8; 6]),
+    remote: IpAddr,
+    (vni, tos): (u32, u32),
+) -> Vec<u8> {
     let ne = |at: usize| u32::from_ne_bytes(inner[at..at + 4].try_into().unwrap());
     let mut k = FlowKey::default();
     k.macs.copy_from_slice(&inner[..12]);
@@ -643,13 +654,13 @@ fn encapsulated(
         dst_mac,
         src_ip: ip(if remote.is_ipv4() { LOCAL } else { LOCAL6 }),
         dst_ip: ip(remote),
-        src_port: src_port(hash),
         dst_port: VXLAN_PORT,
         vni,
         ttl: 64,
         df: true,
         ip_id: 0,
-        flow_label: hash,
+        hash,
+        tos: outer_dsfield(tos, model::inner_dsfield(inner)),
     };
     let mut f: Vec<u8> = OuterHeaders::new(&o, inner.len() as u32)
         .words()

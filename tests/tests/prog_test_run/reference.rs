@@ -56,6 +56,15 @@ impl model::DecapTables for FixtureTables {
     }
 }
 
+/// The inner frame as decap leaves it: marked CE when `ce`.
+fn decapsulated(inner: &[u8], ce: bool) -> Vec<u8> {
+    let mut f = inner.to_vec();
+    if ce {
+        model::mark_ce(&mut f);
+    }
+    f
+}
+
 /// A VXLAN frame over the underlay of `fam` built from random choices,
 /// then randomly damaged; now and then one over the other family (left
 /// to the kernel).
@@ -210,10 +219,11 @@ fn decap_differential(fam: Family) {
                 expected_drops += 1;
                 format!("drop {}", reason.name())
             }
-            model::Verdict::Redirect { strip, vid, .. } => {
+            model::Verdict::Redirect { strip, vid, ce, .. } => {
+                let inner = decapsulated(&frame[strip..], ce);
                 let want_out = match vid {
-                    0 => frame[strip..].to_vec(),
-                    v => tagged(&frame[strip..], 0x8100, v),
+                    0 => inner,
+                    v => tagged(&inner, 0x8100, v),
                 };
                 if action != XDP_REDIRECT || got != &want_out[..] {
                     fail("expected a redirect of the inner frame");
@@ -231,9 +241,13 @@ fn decap_differential(fam: Family) {
                 ifindex,
                 action: act,
                 vid,
+                ce,
             } => {
-                let want_out =
-                    [tagged_meta(act, vni, ifindex, vid), frame[strip..].to_vec()].concat();
+                let want_out = [
+                    tagged_meta(act, vni, ifindex, vid),
+                    decapsulated(&frame[strip..], ce),
+                ]
+                .concat();
                 if action != XDP_PASS || got != &want_out[..] {
                     fail("expected the inner frame passed up with metadata");
                 }
