@@ -60,7 +60,7 @@ use crate::{
         VniPlan,
     },
     values::{
-        Deliver, FloodList, LocalIp, UnicastIp, UnicastMac, ValueError, Vid, Vni, XdpModeArg,
+        Deliver, FloodList, LocalIp, Tos, UnicastIp, UnicastMac, ValueError, Vid, Vni, XdpModeArg,
         port_room,
     },
 };
@@ -161,6 +161,25 @@ struct VniEntry {
     learning: bool,
     #[serde(default)]
     bum_pps: u32,
+    /// "inherit" or a TOS byte, as `vni add --tos`.
+    tos: Option<TosEntry>,
+}
+
+/// A `tos` as a file writes it: a number, or a string ("inherit", "0xb8").
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TosEntry {
+    Number(i64),
+    Text(String),
+}
+
+impl TosEntry {
+    fn value(&self) -> Result<Tos, ValueError> {
+        match self {
+            TosEntry::Number(n) => n.to_string().parse(),
+            TosEntry::Text(s) => s.parse(),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -236,11 +255,19 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
             .and_then(FloodList::try_from)
             .and_then(|list| local_ip.flood(&list).map(|_| list))
             .with_context(|| format!("VNI {vni}"))?;
+        let tos = v
+            .tos
+            .as_ref()
+            .map(TosEntry::value)
+            .transpose()
+            .with_context(|| format!("VNI {vni}"))?
+            .unwrap_or_default();
         vnis.push(VniPlan {
             vni,
             flood,
             learning: v.learning,
             bum_pps: v.bum_pps,
+            tos,
         });
     }
     if vnis.len() > VNIS_CAPACITY as usize {
@@ -364,7 +391,8 @@ mod tests {
                 vni,
                 flood: "198.18.2.1".parse().unwrap(),
                 learning: true,
-                bum_pps: 0
+                bum_pps: 0,
+                tos: Tos::default(),
             }]
         );
         assert_eq!(p.underlay.learning.ageing_s, 300);

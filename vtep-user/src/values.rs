@@ -15,6 +15,7 @@ use std::{
 use vtep_common::{
     addr::Addr,
     consts::{MAX_FLOOD, MAX_VNI_PORTS, VID_MAX, VNI_MAX},
+    ecn::{ECN_MASK, TOS_INHERIT},
 };
 
 /// A value that is refused, with what was expected.
@@ -22,6 +23,10 @@ use vtep_common::{
 pub enum ValueError {
     #[error("invalid VNI '{0}': expected a number from 1 to {VNI_MAX}")]
     Vni(String),
+    #[error(
+        "invalid TOS '{0}': expected `inherit` or a TOS byte from 0 to 255 (184 or 0xb8: DSCP 46) whose two ECN bits are zero (ECN always comes from the inner packet)"
+    )]
+    Tos(String),
     #[error(
         "invalid VLAN '{0}': expected an 802.1Q VLAN ID from 1 to {VID_MAX} (0: the port's untagged frames)"
     )]
@@ -104,6 +109,75 @@ impl fmt::Display for Vni {
 impl serde::Serialize for Vni {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u32(self.0)
+    }
+}
+
+/// The outer DSCP a VNI gives its frames, as the kernel vxlan's `tos`
+/// option: a fixed TOS byte (ECN bits zero; default 0), or `inherit`, the
+/// inner packet's. ECN is always the inner packet's (RFC 6040 §4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tos {
+    Fixed(u8),
+    Inherit,
+}
+
+impl Default for Tos {
+    fn default() -> Self {
+        Tos::Fixed(0)
+    }
+}
+
+impl Tos {
+    /// As the datapath has it (`VniInfo::tos`).
+    pub const fn setting(self) -> u32 {
+        match self {
+            Tos::Fixed(t) => t as u32,
+            Tos::Inherit => TOS_INHERIT,
+        }
+    }
+
+    /// A setting the instance's tables hold (they only ever hold checked
+    /// ones).
+    pub(crate) const fn recorded(setting: u32) -> Self {
+        if setting & TOS_INHERIT != 0 {
+            Tos::Inherit
+        } else {
+            Tos::Fixed(setting as u8)
+        }
+    }
+}
+
+impl FromStr for Tos {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        if t == "inherit" {
+            return Ok(Tos::Inherit);
+        }
+        let v = match t.strip_prefix("0x") {
+            Some(hex) => u8::from_str_radix(hex, 16),
+            None => t.parse::<u8>(),
+        }
+        .map_err(|_| ValueError::Tos(s.to_owned()))?;
+        if v & ECN_MASK != 0 {
+            return Err(ValueError::Tos(s.to_owned()));
+        }
+        Ok(Tos::Fixed(v))
+    }
+}
+
+impl fmt::Display for Tos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tos::Inherit => f.write_str("inherit"),
+            Tos::Fixed(t) => write!(f, "{t:#04x}"),
+        }
+    }
+}
+
+impl serde::Serialize for Tos {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -556,6 +630,23 @@ mod tests {
         }
         assert!(Vni::try_from(0).is_err());
         assert!(Vni::try_from(1 << 24).is_err());
+    }
+
+    #[test]
+    fn vid_and_tos_ranges() {
+        assert_eq!("0".parse::<Vid>(), Ok(Vid::UNTAGGED));
+        assert_eq!("4094".parse::<Vid>().map(Vid::get), Ok(4094));
+        for bad in ["4095", "-1", "", "ten"] {
+            assert!(bad.parse::<Vid>().is_err(), "{bad}");
+        }
+        assert_eq!("inherit".parse::<Tos>(), Ok(Tos::Inherit));
+        assert_eq!("184".parse::<Tos>(), Ok(Tos::Fixed(0xb8)));
+        assert_eq!("0xb8".parse::<Tos>(), Ok(Tos::Fixed(0xb8)));
+        assert_eq!(Tos::Fixed(0xb8).to_string(), "0xb8");
+        assert_eq!(Tos::default().setting(), 0);
+        for bad in ["0xba", "185", "256", "inherits", ""] {
+            assert!(bad.parse::<Tos>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //!
 //! This file holds the fixtures (programs loaded with their maps, frames,
 //! the private namespace); the tests are in `decap`, `encap`, `cache`,
-//! `vlan` (trunk bindings) and `reference` (both programs against the
-//! reference models).
+//! `vlan` (trunk bindings), `ecn_tos` (ECN and DSCP across the tunnel) and
+//! `reference` (both programs against the reference models).
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -32,7 +32,7 @@ use vtep_common::{
         MAX_FLOOD, MAX_VNI_PORTS, PROG_DECAP_XDP, PROG_ENCAP_TC, VLAN_HLEN, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
-    ecn::outer_dsfield,
+    ecn::{self, outer_dsfield},
     maps::{
         CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_PEER, FDB_F_STATIC, FDB_F_XDP, FdbEntry,
         FdbKey, LearnedEntry, META_ACTION_DELIVER, META_ACTION_DELIVER_PEER, META_ACTION_FLOOD,
@@ -51,6 +51,7 @@ use vtep_user::{datapath::EBPF_OBJECT, generation::Generation, instance::coarse_
 mod cache;
 mod decap;
 mod decap6;
+mod ecn_tos;
 mod encap;
 mod learn;
 mod nd;
@@ -428,6 +429,21 @@ fn inner_frame(dst: [u8; 6]) -> Vec<u8> {
 /// An 802.1Q-tagged frame (VLAN 100) carrying IPv4.
 fn vlan_frame(dst: [u8; 6]) -> Vec<u8> {
     tagged(&inner_frame(dst), 0x8100, 100)
+}
+
+/// Sets the dsfield (IPv4 TOS and its header checksum, or IPv6 traffic
+/// class) of the IP header at `ip` in `frame` to `ds`.
+fn set_ds(frame: &mut [u8], ip: usize, ds: u8) {
+    if frame[ip] >> 4 == 4 {
+        let old = u16::from_be_bytes([frame[ip], frame[ip + 1]]);
+        frame[ip + 1] = ds;
+        let check = u16::from_be_bytes([frame[ip + 10], frame[ip + 11]]);
+        let new = ecn::checksum_update(check, old, u16::from_be_bytes([frame[ip], ds]));
+        frame[ip + 10..ip + 12].copy_from_slice(&new.to_be_bytes());
+    } else {
+        frame[ip] = 0x60 | ds >> 4;
+        frame[ip + 1] = (ds << 4) | (frame[ip + 1] & 0x0f);
+    }
 }
 
 /// `frame` with a tag (TPID `tpid`, TCI `tci`) in front of its EtherType.

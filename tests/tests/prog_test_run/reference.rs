@@ -1,6 +1,8 @@
 //! Both programs against their reference models (vtep-common `model`)
 //! on random and damaged frames, over each underlay family.
 
+use vtep_common::{consts::ETH_HLEN, ecn::TOS_INHERIT, maps::with_port_tos};
+
 use super::*;
 
 /// The decap fixture's tables, for the reference model, with its ports
@@ -90,6 +92,10 @@ fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
     if r.below(8) == 0 {
         inner[6] = r.next() as u8;
     }
+    // Any dsfield (ECN: Not-ECT, ECT(1), ECT(0), CE) in most IP packets.
+    if r.below(3) != 0 && model::inner_dsfield(&inner).is_some() {
+        set_ds(&mut inner, ETH_HLEN, r.next() as u8);
+    }
     inner.truncate(14 + r.below(inner.len() as u64 - 13) as usize);
     let any_vni = (r.next() & 0xff_ffff) as u32;
     let vni = r.pick(&[100, 100, 100, 200, 300, 4242, any_vni]);
@@ -104,6 +110,11 @@ fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
         I
     };
     let mut f = vxlan(sender, VXLAN_PORT, flags, vni, &inner);
+    // Congestion marks of the underlay (CE) in many outer headers.
+    if r.below(2) == 0 {
+        let any = r.next() as u8;
+        set_ds(&mut f, ETH_HLEN, r.pick(&[3u8, 3, 0xbb, any]));
+    }
     let v4 = sender.is_ipv4();
     let header = f.len().min(if v4 { 96 } else { 116 });
     match r.below(10) {
@@ -308,6 +319,7 @@ fn decap_differential(fam: Family) {
         "drop no_i_flag",
         "drop inner_vlan",
         "drop remote_to_remote",
+        "drop ce_not_ect",
         "drop no_flood_target",
         "drop group_source_mac",
         "drop too_big",
@@ -382,6 +394,9 @@ fn random_port_frame(r: &mut Rng) -> Vec<u8> {
         11 => sized_frame6(dst, 1400 + r.below(200) as usize),
         _ => sized_frame(dst, 60 + r.below(60) as usize, true),
     };
+    if r.below(2) == 0 && model::inner_dsfield(&f).is_some() {
+        set_ds(&mut f, ETH_HLEN, r.next() as u8);
+    }
     if r.below(8) == 0 {
         f[6] = r.next() as u8;
     }
@@ -455,6 +470,12 @@ fn encap_differential(fam: Family) {
         (k(p6, 20), 100),
         (k(p2, 30), 100),
     ];
+    // Outer TOS settings: VNI 100 inherits, VNI 200 has DSCP 10.
+    let tos_of = |vni: u32| match vni {
+        100 => TOS_INHERIT,
+        200 => 0x28,
+        _ => 0,
+    };
     let members = |vni: u32| -> Vec<PortKey> {
         bindings
             .iter()
@@ -468,7 +489,7 @@ fn encap_differential(fam: Family) {
     l.vni_bindings(300, &[], &members(300));
     l.vni_bindings(400, &[], &members(400));
     for (b, vni) in bindings {
-        l.binding(b, vni, 0);
+        l.binding(b, vni, with_port_tos(0, tos_of(vni)));
     }
     let fdb = [
         (100, MAC_BEHIND_REMOTE, Some(fam.remote), k(0, 0)),
@@ -505,7 +526,7 @@ fn encap_differential(fam: Family) {
     };
     let port_info = |key, vni| PortInfo {
         vni,
-        flags: 0,
+        flags: with_port_tos(0, tos_of(vni)),
         slot: vni,
         stats: binding_slot(key),
     };

@@ -1,14 +1,17 @@
 //! The values users type on the command line and in the config file:
-//! VNIs, MACs, IPv4 and IPv6 addresses and flood lists. Anything either is refused
+//! VNIs, VLANs, TOS settings, MACs, IPv4 and IPv6 addresses and flood lists. Anything either is refused
 //! or parses to a value that keeps its type's promise and prints back to
 //! something that parses to it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
-use vtep_common::consts::{MAX_FLOOD, VNI_MAX};
+use vtep_common::{
+    consts::{MAX_FLOOD, VID_MAX, VNI_MAX},
+    ecn::ECN_MASK,
+};
 
-use vtep_user::values::{FloodList, Mac, UnicastIp, UnicastMac, Vni, parse_ip};
+use vtep_user::values::{FloodList, Mac, Tos, UnicastIp, UnicastMac, Vid, Vni, parse_ip};
 
 /// The unicast promise, per family.
 fn unicast(ip: IpAddr) -> bool {
@@ -27,6 +30,16 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(v) = s.parse::<Vni>() {
         assert!((1..=VNI_MAX).contains(&v.get()));
         assert_eq!(v.to_string().parse::<Vni>(), Ok(v));
+    }
+    if let Ok(v) = s.parse::<Vid>() {
+        assert!(v.get() <= VID_MAX);
+        assert_eq!(v.to_string().parse::<Vid>(), Ok(v));
+    }
+    if let Ok(t) = s.parse::<Tos>() {
+        if let Tos::Fixed(b) = t {
+            assert_eq!(b & ECN_MASK, 0, "a fixed TOS with ECN bits");
+        }
+        assert_eq!(t.to_string().parse::<Tos>(), Ok(t));
     }
     if let Ok(m) = s.parse::<Mac>() {
         assert_eq!(m.to_string().parse::<Mac>(), Ok(m));

@@ -1,9 +1,9 @@
 //! `vtep vni add|del`: the VNIs (tenants) this VTEP carries.
 
 use crate::{
-    domain::Edit,
+    domain::{Edit, plan::VniPlan},
     instance::Instance,
-    values::{FloodList, Vni},
+    values::{FloodList, Tos, Vni},
 };
 
 #[derive(clap::Subcommand)]
@@ -30,6 +30,11 @@ pub enum Command {
         /// multicast frames per second from the VNI's ports (0: no limit).
         #[arg(long, default_value_t = 0)]
         bum_pps: u32,
+        /// The outer IPv4 TOS / IPv6 traffic class: `inherit` (the inner
+        /// packet's DSCP) or a TOS byte (184 or 0xb8: DSCP 46) with its
+        /// two ECN bits zero. ECN is always the inner packet's (RFC 6040).
+        #[arg(long, default_value = "0")]
+        tos: Tos,
     },
     /// Remove a VNI with its FDB entries (refused while ports are bound).
     ///
@@ -49,7 +54,14 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             flood,
             no_learning,
             bum_pps,
-        } => e.vni_add(vni, &flood, !no_learning, bum_pps),
+            tos,
+        } => e.vni_add(&VniPlan {
+            vni,
+            flood,
+            learning: !no_learning,
+            bum_pps,
+            tos,
+        }),
         Command::Del { vni } => e.vni_del(vni),
     }
 }

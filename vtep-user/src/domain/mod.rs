@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 use anyhow::Context as _;
 
-use self::plan::Target;
+use self::plan::{Target, VniPlan};
 pub use self::{
     reconcile::Changes,
     status::{Status, status},
@@ -29,7 +29,7 @@ use crate::{
     instance::Instance,
     sys,
     tables::{Location, Tables, TablesMut, fdb::EntryAt, vnis::VniSettings},
-    values::{FloodList, Mac, UnicastIp, UnicastMac, Vni},
+    values::{Mac, UnicastIp, UnicastMac, Vni},
 };
 
 /// Opens the tables of `inst` to read them (no lock: readers see each
@@ -110,24 +110,19 @@ impl<'a> Edit<'a> {
         })
     }
 
-    /// Adds `vni` or replaces its flood list and settings.
-    pub fn vni_add(
-        &mut self,
-        vni: Vni,
-        flood: &FloodList,
-        learning: bool,
-        bum_pps: u32,
-    ) -> anyhow::Result<()> {
+    /// Adds VNI `v.vni` or replaces its flood list and settings.
+    pub fn vni_add(&mut self, v: &VniPlan) -> anyhow::Result<()> {
         let settings = VniSettings {
             flood: self
                 .t
                 .local_ip()
-                .flood(flood)
-                .with_context(|| format!("VNI {vni}"))?,
-            learning,
-            bum_pps,
+                .flood(&v.flood)
+                .with_context(|| format!("VNI {}", v.vni))?,
+            learning: v.learning,
+            bum_pps: v.bum_pps,
+            tos: v.tos,
         };
-        Ok(self.t.vni_add(vni, &settings)?)
+        Ok(self.t.vni_add(v.vni, &settings)?)
     }
 
     /// Removes `vni` (refused while ports are bound to it).

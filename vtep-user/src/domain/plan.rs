@@ -13,7 +13,7 @@ use vtep_common::{
 };
 
 use crate::values::{
-    Deliver, FloodList, LocalIp, UnicastIp, UnicastMac, Vid, Vni, XdpModeArg, ip_to_map,
+    Deliver, FloodList, LocalIp, Tos, UnicastIp, UnicastMac, Vid, Vni, XdpModeArg, ip_to_map,
 };
 
 /// Why settings are refused.
@@ -157,6 +157,8 @@ pub struct VniPlan {
     pub flood: FloodList,
     pub learning: bool,
     pub bum_pps: u32,
+    /// The outer DSCP (RFC 6040: ECN is always the inner packet's).
+    pub tos: Tos,
 }
 
 /// One port binding of a plan.

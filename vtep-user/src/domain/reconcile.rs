@@ -56,7 +56,7 @@ pub(super) fn reconcile(e: &mut Edit<'_>, plan: &Plan) -> anyhow::Result<Changes
         if !configured.contains(&v.vni) {
             c.vnis_added += 1;
         }
-        e.vni_add(v.vni, &v.flood, v.learning, v.bum_pps)?;
+        e.vni_add(v)?;
     }
     for vni in configured.difference(&want_vnis) {
         e.vni_del(*vni)?;

@@ -10,14 +10,14 @@
 
 use vtep_common::{
     consts::{MAX_VNI_PORTS, PORTS_CAPACITY},
-    maps::{PORT_F_LEARN, PORT_F_PEER, PORT_F_XDP, PortInfo, PortKey},
+    maps::{PORT_F_PEER, PORT_F_XDP, PortInfo, PortKey},
 };
 
 use super::{
     TableError, Tables, TablesMut,
     map::KvMap,
     slots::SlotCounters,
-    vnis::{bindings_of, learn_flag},
+    vnis::{bindings_of, port_flags},
 };
 use crate::values::{Deliver, ValueError, Vid, Vni, port_room};
 
@@ -116,7 +116,7 @@ impl TablesMut {
         let stats = self.free_binding_slot(name)?;
         let port = PortInfo {
             vni: vni.get(),
-            flags: flags | learn_flag(&info, PORT_F_LEARN),
+            flags: port_flags(&info, flags),
             slot: info.slot,
             stats,
         };

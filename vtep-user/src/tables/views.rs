@@ -30,7 +30,7 @@ use super::{
 use crate::{
     instance::coarse_now_ns,
     sys,
-    values::{Mac, PeerVtep, Vid, Vni, ip_from_map},
+    values::{Mac, PeerVtep, Tos, Vid, Vni, ip_from_map},
 };
 
 /// The event rings and queue: listed by `vtep maps`, never dumped.
@@ -133,6 +133,8 @@ pub struct VniView {
     pub slot: u32,
     pub learning: bool,
     pub bum_pps: u32,
+    /// The outer TOS setting: "inherit" or the TOS byte.
+    pub tos: Tos,
     pub flood: Vec<PeerVtep>,
     pub ports: Vec<String>,
 }
@@ -377,6 +379,7 @@ impl Tables {
                         slot: i.slot,
                         learning: i.flags & VNI_F_NO_LEARNING == 0,
                         bum_pps: i.bum_pps,
+                        tos: Tos::recorded(i.tos),
                         flood: flood_of(&i).collect(),
                         ports: bindings_of(&i).map(binding_name).collect(),
                     })

@@ -4,7 +4,9 @@
 use vtep_common::{
     addr::Addr,
     consts::{MAX_FLOOD, VNIS_CAPACITY},
-    maps::{BumBucket, PORT_F_LEARN, PortKey, REMOTE_F_LEARN, VNI_F_NO_LEARNING, VniInfo},
+    maps::{
+        BumBucket, PORT_F_LEARN, PortKey, REMOTE_F_LEARN, VNI_F_NO_LEARNING, VniInfo, with_port_tos,
+    },
 };
 
 use super::{
@@ -15,7 +17,7 @@ use super::{
 };
 use crate::{
     sys,
-    values::{PeerFlood, PeerVtep, Vid, Vni, ip_from_map, ip_to_map},
+    values::{PeerFlood, PeerVtep, Tos, Vid, Vni, ip_from_map, ip_to_map},
 };
 
 /// What `vni add` sets.
@@ -27,6 +29,17 @@ pub struct VniSettings {
     pub learning: bool,
     /// Storm control: BUM frames per second from the ports (0: no limit).
     pub bum_pps: u32,
+    /// The outer DSCP of its frames.
+    pub tos: Tos,
+}
+
+/// Binding flags `flags` with the settings of the VNI `info` copied in:
+/// learning and the outer TOS.
+pub(super) fn port_flags(info: &VniInfo, flags: u32) -> u32 {
+    with_port_tos(
+        (flags & !PORT_F_LEARN) | learn_flag(info, PORT_F_LEARN),
+        info.tos,
+    )
 }
 
 /// `flag` unless the VNI has learning off.
@@ -136,6 +149,8 @@ impl TablesMut {
             },
         };
         let learning_changed = (info.flags & VNI_F_NO_LEARNING == 0) != settings.learning;
+        let tos_changed = info.tos != settings.tos.setting();
+        info.tos = settings.tos.setting();
         if info.bum_pps != settings.bum_pps {
             // A new rate starts with a full bucket's worth of nothing.
             self.buckets
@@ -150,9 +165,9 @@ impl TablesMut {
         }
         let evpn: Vec<PeerVtep> = flood_with(&info, info.evpn).collect();
         self.set_flood(vni, info, settings.flood.peers(), &evpn)?;
-        if existing.is_some() && learning_changed {
+        if existing.is_some() && (learning_changed || tos_changed) {
             let info = self.require_vni(vni)?;
-            self.set_learning(vni, &info)?;
+            self.copy_to_ports(vni, &info)?;
         }
         Ok(())
     }
@@ -239,19 +254,21 @@ impl TablesMut {
         Ok(())
     }
 
-    /// Copies the VNI's learning setting onto its remotes and ports, where
-    /// the datapath reads it.
-    fn set_learning(&mut self, vni: Vni, info: &VniInfo) -> Result<(), TableError> {
+    /// Copies the VNI's learning and TOS settings onto its remotes and
+    /// ports, where the datapath reads them; decisions cached from the
+    /// old ones no longer hold.
+    fn copy_to_ports(&mut self, vni: Vni, info: &VniInfo) -> Result<(), TableError> {
         self.remotes
             .set_flags(vni, learn_flag(info, REMOTE_F_LEARN))?;
         for key in bindings_of(info) {
             if let Some(mut p) = self.port(key)? {
-                p.flags = (p.flags & !PORT_F_LEARN) | learn_flag(info, PORT_F_LEARN);
+                p.flags = port_flags(info, p.flags);
                 self.ports
                     .put(key, p)
                     .map_err(TableError::map("write", "port"))?;
             }
         }
+        self.generation.bump(vni.get());
         Ok(())
     }
 
