@@ -12,57 +12,34 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
-use aya::{
-    Ebpf, EbpfLoader,
-    programs::{SchedClassifier, TcAttachType, tc},
-};
+mod harness;
+
+use aya::programs::TcAttachType;
+use harness::Attached;
 use vtep_tests::{
-    Capture, Netns, TempFile, Vtep, in_netns,
+    Capture, Netns, TempFile, Vtep,
     raw::send_raw,
     topo::{Kind, Overlay, VM_MTU, Vm, tcp_bytes},
     tshark_fields, veth, vtep_bin, wait_until,
 };
 
-/// The harness's eBPF object, which `cargo xtask test` builds and names in
-/// `VTEP_HARNESS_OBJ`.
-fn harness_object() -> Vec<u8> {
-    let path = std::env::var_os("VTEP_HARNESS_OBJ")
-        .expect("VTEP_HARNESS_OBJ names the harness's eBPF object: run through `cargo xtask test`");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"))
-}
-
-/// An emulated 802.1Q VLAN interface: its programs, detached when dropped
-/// (and with the namespace at the latest).
-struct VlanIf {
-    _programs: Ebpf,
-}
-
 /// Makes `dev` in `ns` a member of VLAN `vid`, as a VLAN interface would.
-fn vlan_if(ns: &Netns, dev: &str, vid: u16) -> VlanIf {
-    let obj = harness_object();
-    in_netns(&ns.name, move || {
-        let mut ebpf = EbpfLoader::new()
-            .override_global("VID", &u32::from(vid), true)
-            .load(&obj)?;
-        tc::qdisc_add_clsact(dev).context("clsact")?;
-        for (prog, hook) in [
+fn vlan_if(ns: &Netns, dev: &str, vid: u16) -> Attached {
+    harness::attach(
+        ns,
+        dev,
+        &[
             ("vlan_host_egress", TcAttachType::Egress),
             ("vlan_host_ingress", TcAttachType::Ingress),
-        ] {
-            let p: &mut SchedClassifier = ebpf.program_mut(prog).context(prog)?.try_into()?;
-            p.load()?;
-            p.attach(dev, hook)?;
-        }
-        Ok(VlanIf { _programs: ebpf })
-    })
-    .expect("an emulated VLAN interface")
+        ],
+        vid,
+    )
 }
 
 /// A legacy host on a segment: its namespace and address, as a VM's.
 struct Legacy {
     host: Vm,
-    _vlan: VlanIf,
+    _vlan: Attached,
 }
 
 /// A legacy segment behind trunk `trunk` of `host`: a bridge in a switch

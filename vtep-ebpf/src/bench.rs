@@ -29,6 +29,9 @@
 //!   host's interface): an 802.1Q VLAN interface where the kernel has no
 //!   8021q module: frames sent get tag `VID` pushed, frames received are
 //!   taken only with tag `VID` (popped), anything else dropped.
+//! - `underlay_mark_ce` (tests, TC egress on an underlay router's
+//!   interface): marks every IPv4 VXLAN packet (UDP to 4789) CE, as a
+//!   congested router would (RFC 3168), the header checksum updated.
 //! - `bench_encap_ceiling`: the `encap-ceiling` variant (TC on the port):
 //!   makes room for 50 bytes of outer headers, writes the fixed ones in
 //!   `HEADER` (a frame of the generator's size) and redirects to `TARGET`:
@@ -49,7 +52,13 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::{TcContext, XdpContext},
 };
-use vtep_common::consts::{ENCAP_LEN, ETH_HLEN, ETH_P_8021Q, VID_MASK};
+use vtep_common::{
+    consts::{
+        ENCAP_LEN, ETH_HLEN, ETH_P_8021Q, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VID_MASK,
+        VXLAN_PORT,
+    },
+    ecn,
+};
 
 /// Interface to redirect to.
 #[unsafe(no_mangle)]
@@ -209,6 +218,39 @@ pub fn vlan_host_ingress(ctx: TcContext) -> i32 {
     // SAFETY: as above.
     if unsafe { bpf_skb_vlan_pop(skb) } != 0 {
         return TC_ACT_SHOT;
+    }
+    TC_ACT_OK
+}
+
+#[classifier]
+pub fn underlay_mark_ce(ctx: TcContext) -> i32 {
+    let (data, end) = (ctx.data(), ctx.data_end());
+    let ip = data + ETH_HLEN;
+    if ip + IPV4_HLEN + UDP_HLEN > end {
+        return TC_ACT_OK;
+    }
+    // SAFETY: [data, ip + 28) lies within the packet, checked above.
+    let (ty, h, dport) = unsafe {
+        (
+            ((data + 12) as *const [u8; 2]).read_unaligned(),
+            (ip as *const [u8; IPV4_HLEN]).read_unaligned(),
+            ((ip + IPV4_HLEN + 2) as *const [u8; 2]).read_unaligned(),
+        )
+    };
+    if ty != ETH_P_IP.to_be_bytes()
+        || h[0] != 0x45
+        || h[9] != IPPROTO_UDP
+        || dport != VXLAN_PORT.to_be_bytes()
+    {
+        return TC_ACT_OK;
+    }
+    let old = u16::from_be_bytes([h[0], h[1]]);
+    let new = u16::from_be_bytes([h[0], h[1] | ecn::CE]);
+    let check = ecn::checksum_update(u16::from_be_bytes([h[10], h[11]]), old, new);
+    // SAFETY: as above.
+    unsafe {
+        ((ip + 1) as *mut u8).write(h[1] | ecn::CE);
+        ((ip + 10) as *mut [u8; 2]).write_unaligned(check.to_be_bytes());
     }
     TC_ACT_OK
 }
