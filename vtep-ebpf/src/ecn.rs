@@ -1,7 +1,7 @@
 //! ECN across the tunnel on decap (RFC 6040 §4.2), the XDP side of
 //! `vtep_common::ecn`: the outer congestion mark passed on, or the packet
 //! dropped. (On encap the inner dsfield is read with the flow's fields,
-//! `encap::flow_key`.)
+//! `flow::flow_key`.)
 
 use aya_ebpf::programs::XdpContext;
 use network_types::eth::EtherType;

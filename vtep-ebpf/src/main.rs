@@ -25,6 +25,7 @@ mod decap;
 mod ecn;
 mod encap;
 mod encap_cache;
+mod flow;
 mod learn;
 mod maps;
 mod mtu;

@@ -119,7 +119,7 @@ pub static ENCAP_CACHE: PerCpuArray<EncapDecision> =
 pub static EVENT_SCRATCH: PerCpuArray<MacEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// The outer dsfield of the frame being encapsulated, from
-/// `encap::inner_flow` to its caller (one per CPU; not pinned).
+/// `flow::inner_flow` to its caller (one per CPU; not pinned).
 /// A value a subprogram returns is tracked by the verifier along every
 /// path through it into the caller, which kept its states from merging:
 /// returned, the dsfield took the encap program's verification from
