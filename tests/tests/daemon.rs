@@ -125,6 +125,18 @@ fn metrics_parse_equal_stats_and_health_follows_the_instance() {
                 want
             );
         }
+        // Port bindings (one per port here, untagged): by port name.
+        let bindings = stats["bindings"].as_array().unwrap();
+        assert!(!bindings.is_empty(), "{stats}");
+        for b in bindings {
+            let port = b["port"].as_str().unwrap();
+            let want = b[field].as_u64().unwrap() as f64;
+            assert_eq!(
+                value(&format!("vtep_binding_{field}_total"), "port", port),
+                want,
+                "binding {port} {field}"
+            );
+        }
     }
     for (reason, n) in stats["drop_reasons"].as_object().unwrap() {
         assert_eq!(
