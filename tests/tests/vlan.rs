@@ -380,7 +380,7 @@ fn bindings_refused_in_one_line_with_nothing_applied() {
         ),
         (
             &["port", "add", "tr0", "--vni", "999", "--vlan", "30"][..],
-            "999",
+            "VNI 999 is not configured",
         ),
         (
             &["port", "del", "tr0", "--vlan", "30"][..],

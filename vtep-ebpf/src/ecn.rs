@@ -34,7 +34,8 @@ pub fn decap(ctx: &XdpContext, pkt: &Vxlan) -> Result<(), DropReason> {
     if ip + if v4 { IPV4_HLEN } else { IPV6_HLEN } > ctx.data_end() {
         return Ok(());
     }
-    // SAFETY: [ip, ip + 20) lies within the packet, checked just above.
+    // SAFETY: the fixed header, [ip, ip + 20) at least, lies within the
+    // packet, checked just above.
     let b = unsafe { (ip as *const [u8; 2]).read_unaligned() };
     match ecn::decap(pkt.outer_ds, Some(ecn::dsfield(v4, b))) {
         Decap::Keep => return Ok(()),

@@ -38,8 +38,9 @@ const REFRESH_NS: u64 = 1_000_000_000;
 
 /// Where a MAC lives, as the FDB says: a remote VTEP or a local port
 /// binding (ifindex and VID, 0 for untagged); one of the two is none/0.
-/// `flags`: the `FDB_F_DELIVERY` bits of the port. `peer`: the remote's
-/// `PEER_STATS` slot.
+/// `flags`: the `FDB_F_DELIVERY` bits of the port. `peer`: the location's
+/// stats slot (the remote's in `PEER_STATS`, the binding's in
+/// `BINDING_STATS`).
 pub struct Location {
     pub remote: Addr,
     pub ifindex: u32,

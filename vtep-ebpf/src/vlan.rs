@@ -14,7 +14,7 @@
 //! A VID 0 tag (priority tagged, IEEE 802.1Q §9.6) is the port's untagged
 //! traffic. An 802.1ad (0x88a8) outer tag is refused: bindings are 802.1Q
 //! VLANs (no QinQ). A second tag behind the first is RFC 7348 §6.1's
-//! inner tag and refused by the caller's check.
+//! inner tag, refused here too (`take_ingress`).
 
 use aya_ebpf::{
     helpers::{bpf_skb_vlan_pop, bpf_skb_vlan_push},

@@ -13,7 +13,8 @@ use crate::{
 
 /// Show the datapath's counters: per VNI and per remote VTEP (rx =
 /// decapsulated and delivered, tx = encapsulated and sent; a flooded frame
-/// counts once per remote it is sent to), drops by reason and other events.
+/// counts once per remote it is sent to), per port binding (rx = delivered
+/// to its hosts, tx = from them), drops by reason and other events.
 ///
 /// Examples:
 ///   vtep stats
@@ -27,13 +28,13 @@ pub struct Args {
     /// `counters`.
     #[arg(long, conflicts_with = "watch")]
     json: bool,
-    /// Refresh every second with per-VNI, per-remote and per-binding rates (packets and
-    /// bits per second), until interrupted.
+    /// Refresh every second with per-VNI, per-remote and per-binding
+    /// rates (packets and bits per second), until interrupted.
     #[arg(long)]
     watch: bool,
 }
 
-/// One row of a traffic table: a VNI or a remote VTEP, its rx packets,
+/// One row of a traffic table: a VNI, a remote VTEP or a binding, its rx packets,
 /// rx bytes, tx packets and tx bytes, and its drops (VNIs only).
 struct Row {
     name: String,
@@ -102,7 +103,8 @@ fn line(first: &str, v: [f64; 4], drops: Option<f64>) {
     );
 }
 
-/// Per-VNI and per-remote rates between two readings `secs` apart.
+/// Per-VNI, per-remote and per-binding rates between two readings `secs`
+/// apart.
 fn print_rates(before: &Stats, after: &Stats, secs: f64) {
     let cols = ["RX_PPS", "RX_BPS", "TX_PPS", "TX_BPS", "DROP_PPS"];
     for ((title, rows), (_, old_rows)) in tables(after).into_iter().zip(tables(before)) {
