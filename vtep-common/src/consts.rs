@@ -109,8 +109,21 @@ pub const MAP_PORTS: &str = "PORTS";
 pub const PORTS_CAPACITY: u32 = 4096;
 /// VNIs: VNI -> configuration (flood list, local ports).
 pub const MAP_VNIS: &str = "VNIS";
+/// VM identities: (VNI, MAC) -> `policy::Member`.
+pub const MAP_MEMBERS: &str = "MEMBERS";
+/// Group policy rules (per CPU: their hits).
+pub const MAP_RULES: &str = "RULES";
+/// Rate limits by slot.
+pub const MAP_POLICERS: &str = "POLICERS";
 /// Capacity of the VNI table.
 pub const VNIS_CAPACITY: u32 = 65536;
+/// Capacity of `MEMBERS`: VM identities, (VNI, MAC) -> group.
+pub const MEMBERS_CAPACITY: u32 = 1 << 20;
+/// Capacity of `RULES`: group policy rules, all VNIs together.
+pub const RULES_CAPACITY: u32 = 65536;
+/// Slots of `POLICERS` (slot 0 is never handed out): rate limits of VMs
+/// and VNIs together.
+pub const POLICERS_CAPACITY: u32 = 65536;
 /// Remote VTEPs allowed to send a VNI: (VNI, IPv4) -> `RemoteInfo`.
 pub const MAP_REMOTES: &str = "REMOTES";
 /// Capacity of the allowed-remotes table.

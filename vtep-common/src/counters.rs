@@ -90,6 +90,11 @@ counted! {
         /// Larger than the underlay MTU once encapsulated (VTEPs MUST NOT
         /// fragment, RFC 7348 §4.3); IPv4 with DF gets an ICMP answer.
         TooBig = "too_big",
+        /// Group policy denied the frame (a deny rule, or no rule in a
+        /// `--default-deny` VNI).
+        PolicyDenied = "policy_denied",
+        /// Over a VM's or a VNI's rate limit.
+        RateLimited = "rate_limited",
     }
 }
 

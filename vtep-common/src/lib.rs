@@ -15,6 +15,7 @@ pub mod icmp;
 pub mod maps;
 pub mod model;
 pub mod nd;
+pub mod policy;
 pub mod vxlan;
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ pub const INSTANCE_F_GRO_SET: u32 = 1;
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 10;
+pub const LAYOUT_VERSION: u32 = 11;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
@@ -301,6 +301,10 @@ pub struct PortInfo {
     pub slot: u32,
     /// The binding's slot in `BINDING_STATS` (never 0).
     pub stats: u32,
+    /// The group of what enters the binding from a VM with no membership
+    /// of its own (0: none, "unknown").
+    pub group: u16,
+    pub _pad: u16,
 }
 
 /// Deliver decapsulated frames to this port straight from XDP
@@ -337,6 +341,11 @@ pub const fn with_port_tos(flags: u32, tos: u32) -> u32 {
 /// instead if the peer is moved into the port's own namespace (it refuses
 /// a peer redirect within one namespace).
 pub const PORT_F_PEER: u32 = 8;
+/// The VNI has group policy or rate limits (`VNI_F_POLICY`): the encap
+/// program looks up the sender's identity.
+pub const PORT_F_POLICY: u32 = 16;
+/// The VNI carries group IDs on the wire (`VNI_F_GBP`).
+pub const PORT_F_GBP: u32 = 32;
 
 /// A VNI's configuration: its flood list and its local ports.
 #[repr(C)]
@@ -360,6 +369,14 @@ pub struct VniInfo {
     /// whose ECN bits are zero); copied into the VNI's port bindings
     /// (`port_tos`).
     pub tos: u32,
+    /// `POLICERS` slots of the VNI's aggregate limits: what its ports send
+    /// over the underlay, what arrives for them from it (0: no limit).
+    pub egress: u32,
+    pub ingress: u32,
+    /// Its `MEMBERS` and `RULES` entries (kept by userspace: whether the
+    /// VNI has policy is decided from them).
+    pub members: u32,
+    pub rules: u32,
     /// Number of valid entries in `remotes`.
     pub n_remotes: u32,
     /// Number of valid entries in `ports`.
@@ -386,6 +403,10 @@ impl Default for VniInfo {
             configured: 0,
             evpn: 0,
             tos: 0,
+            egress: 0,
+            ingress: 0,
+            members: 0,
+            rules: 0,
             n_remotes: 0,
             n_ports: 0,
             remotes: [Addr::NONE; MAX_FLOOD],
@@ -453,6 +474,16 @@ pub const NEIGH_F_EVPN: u32 = 2;
 
 /// Data-plane learning is off for this VNI (`vni add --no-learning`).
 pub const VNI_F_NO_LEARNING: u32 = 1;
+/// `vni add --gbp`: group IDs carried in the VXLAN header (VXLAN-GBP).
+pub const VNI_F_GBP: u32 = 2;
+/// `vni add --default-deny`: frames no rule allows are dropped.
+pub const VNI_F_DEFAULT_DENY: u32 = 4;
+/// The VNI has something the programs must look a VM's identity up for
+/// (GBP, rules, a default deny, members, rate limits, port groups): kept
+/// by userspace, copied into its bindings and remotes (`PORT_F_POLICY`,
+/// `REMOTE_F_POLICY`); without it the programs skip every lookup of
+/// this module's tables.
+pub const VNI_F_POLICY: u32 = 8;
 
 /// Key of the allowed-remotes table: a remote VTEP within one VNI.
 #[repr(C)]
@@ -518,6 +549,13 @@ pub type BindingStats = PeerStats;
 
 /// Learn inner source MACs of frames from this remote (its VNI learns).
 pub const REMOTE_F_LEARN: u32 = 1;
+/// The VNI has policy (`VNI_F_POLICY`): decap looks identities up.
+pub const REMOTE_F_POLICY: u32 = 2;
+/// The VNI reads group IDs from the VXLAN header (`VNI_F_GBP`).
+pub const REMOTE_F_GBP: u32 = 4;
+/// Where a decap decision's `flags` keep the sender's `REMOTE_F_POLICY`
+/// and `REMOTE_F_GBP` (above the FDB delivery bits).
+pub const DECISION_REMOTE_SHIFT: u32 = 24;
 
 /// Per-VNI traffic counters (one copy per CPU).
 #[repr(C)]
@@ -581,12 +619,12 @@ const _: () = assert!(size_of::<LearnedEntry>() == 56);
 const _: () = assert!(size_of::<MacEvent>() == 72);
 const _: () = assert!(size_of::<FdbKey>() == 12);
 const _: () = assert!(size_of::<FdbEntry>() == 36);
-const _: () = assert!(size_of::<PortInfo>() == 16);
+const _: () = assert!(size_of::<PortInfo>() == 20);
 const _: () = assert!(size_of::<PortKey>() == 8);
 const _: () = assert!(size_of::<DecapMeta>() == 20);
 const _: () = assert!(
     size_of::<VniInfo>()
-        == 32 + 16 * MAX_FLOOD + 4 * (MAX_FLOOD + 2 * MAX_VNI_PORTS) + 2 * MAX_VNI_PORTS
+        == 48 + 16 * MAX_FLOOD + 4 * (MAX_FLOOD + 2 * MAX_VNI_PORTS) + 2 * MAX_VNI_PORTS
 );
 const _: () = assert!(size_of::<PeerInfo>() == 8);
 const _: () = assert!(size_of::<PeerStats>() == 32);

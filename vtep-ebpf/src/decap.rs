@@ -21,15 +21,18 @@ use vtep_common::{
     consts::{ETH_HLEN, ETH_P_8021Q, VLAN_HLEN},
     counters::{Counter, DropReason},
     maps::{
-        CONFIG_F_NO_DECAP_CACHE, Config, DECAP_META_MAGIC, DecapMeta, FDB_F_DELIVERY, FDB_F_XDP,
-        META_ACTION_DELIVER, META_ACTION_DELIVER_PEER, META_ACTION_FLOOD, PORT_F_PEER,
-        REMOTE_F_LEARN, RemoteKey, deliver_action,
+        CONFIG_F_NO_DECAP_CACHE, Config, DECAP_META_MAGIC, DECISION_REMOTE_SHIFT, DecapMeta,
+        FDB_F_DELIVERY, FDB_F_XDP, META_ACTION_DELIVER, META_ACTION_DELIVER_PEER,
+        META_ACTION_FLOOD, PORT_F_PEER, REMOTE_F_GBP, REMOTE_F_LEARN, REMOTE_F_POLICY, RemoteKey,
+        deliver_action,
     },
+    policy::Gbp,
 };
 
 use crate::{
     arp, cache, ecn,
     encap::copy_to_ports,
+    identity,
     learn::{Location, learn, lookup_until, now},
     maps::{CONFIG, Dropped, REMOTES, VNIS, count, count_binding_rx, count_drop, count_rx},
     nd,
@@ -98,7 +101,8 @@ fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
         max_len: max_frame(ctx, entry.ifindex),
         slot: sender.slot,
         peer: sender.peer,
-        flags: entry.flags & FDB_F_DELIVERY,
+        flags: (entry.flags & FDB_F_DELIVERY)
+            | ((sender.flags & (REMOTE_F_POLICY | REMOTE_F_GBP)) << DECISION_REMOTE_SHIFT),
         vid: entry.vid.into(),
         stats: entry.peer,
     };
@@ -172,10 +176,13 @@ fn authorise(pkt: &Vxlan) -> Result<Sender, Dropped> {
 }
 
 /// Learns the inner source MAC behind the sender, and from an ARP frame
-/// the sender's IPv4 binding, when the VNI learns.
+/// the sender's IPv4 binding, when the VNI learns (and a VXLAN-GBP sender
+/// did not set the D bit: draft-smith-vxlan-group-policy §2.1).
 #[inline(always)]
 fn learn_from(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender, cfg: &Config) {
-    if sender.flags & REMOTE_F_LEARN == 0 {
+    if sender.flags & REMOTE_F_LEARN == 0
+        || (sender.flags & REMOTE_F_GBP != 0 && Gbp::parse(pkt.vx.to_ne_bytes()).dont_learn)
+    {
         return;
     }
     let at = Location {
@@ -209,12 +216,15 @@ fn learn_from(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender, cfg: &Config) {
 /// skb clones), never to another remote VTEP (split horizon).
 #[inline(always)]
 fn flood(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender) -> Result<u32, Dropped> {
-    let n_ports = VNIS.get_ptr(pkt.vni).map_or(0, |info| {
+    let (n_ports, ingress) = VNIS.get_ptr(pkt.vni).map_or((0, 0), |info| {
         // SAFETY: map values stay valid for the duration of the program.
-        unsafe { (*info).n_ports }
+        unsafe { ((*info).n_ports, (*info).ingress) }
     });
     if n_ports == 0 {
         return Err((DropReason::NoFloodTarget, Some(sender.slot)));
+    }
+    if sender.flags & REMOTE_F_POLICY != 0 && !identity::police(ingress, pkt.inner_len) {
+        return Err((DropReason::RateLimited, Some(sender.slot)));
     }
     ecn::decap(ctx, pkt).map_err(|r| (r, Some(sender.slot)))?;
     count_rx(sender.slot, sender.peer, pkt.inner_len.into());
@@ -242,6 +252,22 @@ fn deliver(ctx: &XdpContext, d: &Decision, pkt: &Vxlan) -> Result<u32, Dropped> 
     };
     if d.max_len != 0 && pkt.inner_len + tag_len > d.max_len {
         return Err((DropReason::TooBig, Some(d.slot)));
+    }
+    let remote_flags = d.flags >> DECISION_REMOTE_SHIFT;
+    if remote_flags & REMOTE_F_POLICY != 0 {
+        let vx = if remote_flags & REMOTE_F_GBP != 0 {
+            pkt.vx
+        } else {
+            0
+        };
+        let to = u64::from(d.ifindex) | (u64::from(d.vid) << 32);
+        // SAFETY: `eth` is within the packet (checked by the parse).
+        let dst = unsafe { &(*pkt.eth).dst_addr };
+        let vx_len = u64::from(vx) | (u64::from(pkt.inner_len) << 32);
+        if !identity::from_remote(to, d.vni, d.slot, dst, vx_len) {
+            // Counted by `identity`.
+            return Ok(xdp_action::XDP_DROP);
+        }
     }
     ecn::decap(ctx, pkt).map_err(|r| (r, Some(d.slot)))?;
     count_rx(d.slot, d.peer, pkt.inner_len.into());

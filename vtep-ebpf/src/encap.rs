@@ -44,16 +44,19 @@ use network_types::{
 use vtep_common::{
     addr::Addr,
     caches::EncapDecision,
-    consts::{ENCAP_LEN, ENCAP6_LEN, ETH_HLEN, MAX_FLOOD, MAX_VNI_PORTS},
+    consts::{ENCAP_LEN, ENCAP6_LEN, ETH_HLEN, MAX_FLOOD, MAX_VNI_PORTS, VXLAN_HLEN},
     counters::{Counter, DropReason},
-    maps::{CONFIG_F_DF, Config, PORT_F_LEARN, PortKey, VniInfo, fdb_delivery, port_tos},
+    maps::{
+        CONFIG_F_DF, Config, PORT_F_GBP, PORT_F_LEARN, PORT_F_POLICY, PortKey, VniInfo,
+        fdb_delivery, port_tos,
+    },
     vxlan::{Outer, emit_outer, emit_outer_v6},
 };
 
 use crate::{
     arp, cache,
     encap_cache::{self, Binding},
-    flow,
+    flow, identity,
     learn::{Location, known_at, learn, lookup_until, now},
     maps::{
         CONFIG, Dropped, PORTS, VNIS, count, count_binding_rx, count_binding_tx, count_drop,
@@ -122,6 +125,12 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         && let Some(d) = encap_cache::get((from, vid), macs)
     {
         count_binding_tx(d.stats, ctx.len().into());
+        if d.port_flags & PORT_F_POLICY != 0
+            && !identity::egress(packed(from, vid), d.vni, d.slot, &eth.src_addr, ctx.len())
+        {
+            // Counted by `identity`.
+            return Ok(TC_ACT_SHOT);
+        }
         return encapsulate(ctx, d, eth, true, &cfg);
     }
     let port = PORTS
@@ -141,6 +150,18 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     let eth = eth.ok_or(ing.drop(DropReason::InnerTooShort))?;
     if is_group(&eth.src_addr) {
         return Err(ing.drop(DropReason::GroupSourceMac));
+    }
+    if ing.flags & PORT_F_POLICY != 0
+        && !identity::egress(
+            packed(from, vid),
+            ing.vni,
+            ing.slot,
+            &eth.src_addr,
+            ctx.len(),
+        )
+    {
+        // Counted by `identity`.
+        return Ok(TC_ACT_SHOT);
     }
     let learning = ing.flags & PORT_F_LEARN != 0;
     if learning {
@@ -186,7 +207,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         && let Some((entry, until)) = lookup_until(ing.vni, eth.dst_addr, &cfg)
     {
         if entry.ifindex != 0 {
-            return switch_local(ctx, &ing, (entry.ifindex, entry.vid));
+            return switch_local(ctx, &ing, (entry.ifindex, entry.vid), &eth.dst_addr);
         }
         let made = Made { generation, until };
         return unicast(ctx, &ing, &entry, &eth, (&made, &cfg));
@@ -194,10 +215,22 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     flood(ctx, &ing, &eth, &cfg)
 }
 
-/// Same host, same VNI: hand the frame to binding `to` as it is (tagged
-/// with the binding's VLAN, if it has one).
+/// A binding (port, VID) as one word, for `identity`'s subprograms.
 #[inline(always)]
-fn switch_local(ctx: &TcContext, ing: &Ingress, to: Binding) -> Result<i32, Dropped> {
+fn packed(port: u32, vid: u16) -> u64 {
+    u64::from(port) | (u64::from(vid) << 32)
+}
+
+/// Same host, same VNI: hand the frame for MAC `dst` to binding `to` as
+/// it is (tagged with the binding's VLAN, if it has one), if group policy
+/// lets it.
+#[inline(always)]
+fn switch_local(
+    ctx: &TcContext,
+    ing: &Ingress,
+    to: Binding,
+    dst: &[u8; 6],
+) -> Result<i32, Dropped> {
     if to == (ing.port, ing.vid) {
         return Err(ing.drop(DropReason::Hairpin));
     }
@@ -212,6 +245,12 @@ fn switch_local(ctx: &TcContext, ing: &Ingress, to: Binding) -> Result<i32, Drop
     }
     if !mtu::fits(ctx, to) {
         return Err(ing.drop(DropReason::TooBig));
+    }
+    if ing.flags & PORT_F_POLICY != 0
+        && !identity::to_local(packed(to, vid), ing.vni, ing.slot, dst, ctx.len())
+    {
+        // Counted by `identity`.
+        return Ok(TC_ACT_SHOT);
     }
     count(Counter::LocalSwitch);
     count_binding_rx(port.stats, ctx.len().into());
@@ -294,8 +333,15 @@ fn encapsulate(
         return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
     let tunnel = Tunnel::new(ctx, (d.vni, d.port_flags), eth);
+    if d.port_flags & PORT_F_POLICY != 0 && !identity::to_underlay(d.slot, tunnel.inner_len) {
+        // Counted by `identity`.
+        return Ok(TC_ACT_SHOT);
+    }
     grow(ctx, eth, is_ip, cfg).map_err(drop)?;
     write_outer(ctx, cfg, &tunnel, &d.remote, &d.eth).map_err(drop)?;
+    if d.port_flags & PORT_F_GBP != 0 {
+        stamp_gbp(ctx, cfg).map_err(drop)?;
+    }
     count_tx(d.slot, d.peer, u64::from(tunnel.inner_len));
     count(Counter::EncapUnicast);
     if resolved {
@@ -341,6 +387,10 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i
     }
     let is_ip = is_ip(eth);
     let tunnel = Tunnel::new(ctx, (ing.vni, ing.flags), eth);
+    if ing.flags & PORT_F_POLICY != 0 && !identity::to_underlay(ing.slot, tunnel.inner_len) {
+        // Counted by `identity`.
+        return Ok(TC_ACT_SHOT);
+    }
     grow(ctx, eth, is_ip, cfg).map_err(|r| ing.drop(r))?;
     count(Counter::EncapFlood);
     for i in 0..MAX_FLOOD {
@@ -351,6 +401,7 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i
         match next_hop(ctx, cfg, ing.port, remote) {
             Ok(hop) if hop.resolved => {
                 if write_outer(ctx, cfg, &tunnel, remote, &hop.eth).is_ok()
+                    && (ing.flags & PORT_F_GBP == 0 || stamp_gbp(ctx, cfg).is_ok())
                     && ctx.clone_redirect(hop.ifindex, 0).is_ok()
                 {
                     count_tx(ing.slot, peer, u64::from(tunnel.inner_len));
@@ -590,6 +641,26 @@ impl Tunnel {
             tos: outer_ds(),
         }
     }
+}
+
+/// Writes the first word of the VXLAN header `write_outer` wrote: the G
+/// flag and the sender's group (`identity::stamp`), VXLAN-GBP
+/// (draft-smith-vxlan-group-policy §2).
+#[inline(always)]
+fn stamp_gbp(ctx: &TcContext, cfg: &Config) -> Result<(), DropReason> {
+    let at = if cfg.local_ip.is_v4() {
+        ENCAP_LEN
+    } else {
+        ENCAP6_LEN
+    } - VXLAN_HLEN;
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + at + 4 > end {
+        return Err(DropReason::KernelRefused);
+    }
+    // SAFETY: [data + at, + 4) lies within the linear data, checked just
+    // above; the write is unaligned.
+    unsafe { ((data + at) as *mut u32).write_unaligned(identity::stamp()) };
+    Ok(())
 }
 
 /// Writes the outer Ethernet/IP/UDP/VXLAN headers of `tunnel` for

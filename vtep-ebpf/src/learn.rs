@@ -28,7 +28,7 @@ use vtep_common::{
 };
 
 use crate::{
-    maps::{CONTROL_EVENTS, EVENT_SCRATCH, EVENTS, FDB, LEARNED, count},
+    maps::{CONTROL_EVENTS, EVENT_SCRATCH, EVENTS, FDB, LEARN_SCRATCH, LEARNED, count},
     parse::is_group,
 };
 
@@ -249,7 +249,16 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         // Another CPU may have removed it first: either way it is gone.
         let _ = FDB.remove(key);
     }
-    let e = LearnedEntry {
+    // Built in this CPU's scratch entry, not on the stack: 56 bytes the
+    // frames of the encap and decap paths cannot spare (with group policy
+    // each was 16 bytes over the 512, measured).
+    let Some(e) = LEARN_SCRATCH.get_ptr_mut(0) else {
+        return kind == MacEventKind::Moved;
+    };
+    // SAFETY: a per-CPU value, valid for the program's run; only this CPU
+    // uses it, never while another run of ours is on this CPU.
+    let e = unsafe { &mut *e };
+    *e = LearnedEntry {
         remote: at.remote,
         ifindex: at.ifindex,
         vid: at.vid,
@@ -261,7 +270,7 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         flags: delivery,
         peer: at.peer,
     };
-    if LEARNED.insert(key, e, 0).is_ok() {
+    if LEARNED.insert(key, &*e, 0).is_ok() {
         count(match kind {
             MacEventKind::Moved => Counter::MacMoved,
             _ => Counter::MacLearned,

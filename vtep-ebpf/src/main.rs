@@ -26,6 +26,7 @@ mod ecn;
 mod encap;
 mod encap_cache;
 mod flow;
+mod identity;
 mod learn;
 mod maps;
 mod mtu;

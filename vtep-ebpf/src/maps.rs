@@ -7,16 +7,16 @@ use aya_ebpf::{
     Global,
     bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, Queue, RingBuf},
 };
 use vtep_common::{
     addr::Addr,
     caches::{Decision, EncapDecision},
     consts::{
         DECAP_CACHE_CAPACITY, DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, ENCAP_CACHE_CAPACITY,
-        EVENTS_BYTES, EVPN_EVENTS_CAPACITY, FDB_CAPACITY, GENERATION_SLOTS, NEIGHS_CAPACITY,
-        NEXTHOPS_CAPACITY, PEERS_CAPACITY, PORTS_CAPACITY, REMOTES_CAPACITY, VNIS_CAPACITY,
-        VXLAN_PORT,
+        EVENTS_BYTES, EVPN_EVENTS_CAPACITY, FDB_CAPACITY, GENERATION_SLOTS, MEMBERS_CAPACITY,
+        NEIGHS_CAPACITY, NEXTHOPS_CAPACITY, PEERS_CAPACITY, POLICERS_CAPACITY, PORTS_CAPACITY,
+        REMOTES_CAPACITY, RULES_CAPACITY, VNIS_CAPACITY, VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     maps::{
@@ -25,6 +25,7 @@ use vtep_common::{
         NeighKey, NextHopKey, PeerInfo, PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey,
         VniInfo, VniStats,
     },
+    policy::{Member, Policer, Rule, RuleKey},
 };
 
 /// A drop: why, and the stats slot of the VNI to charge it to once known.
@@ -89,6 +90,19 @@ pub static BUM_BUCKETS: Array<BumBucket> = Array::pinned(VNIS_CAPACITY, 0);
 #[map]
 pub static PORTS: HashMap<PortKey, PortInfo> = HashMap::pinned(PORTS_CAPACITY, 0);
 
+/// Identities: (VNI, MAC) -> group and policers (see `identity`).
+#[map]
+pub static MEMBERS: HashMap<FdbKey, Member> = HashMap::pinned(MEMBERS_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// Group policy rules and their per-CPU hits.
+#[map]
+pub static RULES: PerCpuHashMap<RuleKey, Rule> =
+    PerCpuHashMap::pinned(RULES_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// Rate limits, by slot (0 unused), shared by every CPU.
+#[map]
+pub static POLICERS: Array<Policer> = Array::pinned(POLICERS_CAPACITY, 0);
+
 #[map]
 pub static VNIS: HashMap<u32, VniInfo> = HashMap::pinned(VNIS_CAPACITY, BPF_F_NO_PREALLOC);
 
@@ -117,6 +131,11 @@ pub static ENCAP_CACHE: PerCpuArray<EncapDecision> =
 /// spare (with its callers, 512 bytes at most).
 #[map]
 pub static EVENT_SCRATCH: PerCpuArray<MacEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Where a learned entry is built before it is inserted (one per CPU; not
+/// pinned), for the same reason.
+#[map]
+pub static LEARN_SCRATCH: PerCpuArray<LearnedEntry> = PerCpuArray::with_max_entries(1, 0);
 
 /// The outer dsfield of the frame being encapsulated, from
 /// `flow::inner_flow` to its caller (one per CPU; not pinned).

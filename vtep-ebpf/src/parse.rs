@@ -168,6 +168,9 @@ pub struct Vxlan {
     pub rest: Cursor,
     /// The outer IP header's dsfield (DSCP and ECN).
     pub outer_ds: u8,
+    /// The VXLAN header's first word (flags and, with VXLAN-GBP, the
+    /// group), on-wire bytes.
+    pub vx: u32,
 }
 
 /// Parses the packet in `[data, end)` as VXLAN to this VTEP (`cfg`):
@@ -209,6 +212,12 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
         return Err((DropReason::NoIFlag, None));
     }
     let vni = vx.vni();
+    let vx = u32::from_ne_bytes([
+        vx.flags,
+        vx._reserved1[0],
+        vx._reserved1[1],
+        vx._reserved1[2],
+    ]);
     // The outer IP header was parsed; the check is for the verifier.
     if data + ETH_HLEN + 2 > end {
         return Err(malformed);
@@ -229,6 +238,7 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
         inner_len: (end - inner_start) as u32,
         rest: c,
         outer_ds,
+        vx,
     }))
 }
 

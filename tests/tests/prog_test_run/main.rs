@@ -291,6 +291,7 @@ impl Loaded {
             flags,
             slot: vni,
             stats: binding_slot(key),
+            ..PortInfo::default()
         };
         m.insert(key, p, 0).unwrap();
     }

@@ -207,6 +207,7 @@ fn encap_differential(fam: Family) {
         flags: with_port_tos(0, tos_of(vni)),
         slot: vni,
         stats: binding_slot(key),
+        ..PortInfo::default()
     };
     let tables = EncapFixture {
         f: fam,

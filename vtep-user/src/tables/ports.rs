@@ -119,6 +119,8 @@ impl TablesMut {
             flags: port_flags(&info, flags),
             slot: info.slot,
             stats,
+            group: 0,
+            _pad: 0,
         };
         self.ports.put(key, port).map_err(|e| match e {
             super::map::MapFault::Full => TableError::PortsFull(name.to_owned()),

@@ -1,0 +1,251 @@
+//! Group policy and rate limits: who a VM is (its group and policers,
+//! `MEMBERS` by (VNI, MAC), else its binding's default group), whether a
+//! frame from one group may reach another (`RULES`, the VNI's default),
+//! and the policers (`POLICERS`, GCRA shared by all CPUs:
+//! `vtep_common::policy`).
+//!
+//! Only VNIs with `VNI_F_POLICY` come here (their bindings' and remotes'
+//! flags say so): the others pay nothing.
+//!
+//! Where each is applied:
+//! - The sender's group and egress limit as a frame enters from a port
+//!   ([`egress`]), the group then kept in this CPU's scratch for the GBP
+//!   header ([`stamp`]) and the rules; the VNI's egress limit on frames
+//!   that leave over the underlay ([`to_underlay`]).
+//! - Rules and the receiver's ingress limit where the destination is known
+//!   and local: local switching ([`to_local`], both groups local) and
+//!   decap ([`from_remote`], the sender's group from the VXLAN-GBP header:
+//!   draft-smith-vxlan-group-policy; the A bit means policy was applied by
+//!   the sender and is not applied again), with the VNI's ingress limit.
+//! - Broadcast, multicast and unknown unicast are not filtered by group
+//!   (ARP and ND must reach every VM for allowed unicast to work): only
+//!   rate limits apply to them.
+//!
+//! The subprograms are not inlined (the encap and decap frames, each with
+//! `learn`'s, are at the verifier's 512 bytes), and they return only a
+//! bool: what else they found goes through the per-CPU scratch (see
+//! `maps::OUTER_DS` for why).
+
+use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
+
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::map, maps::PerCpuArray};
+use vtep_common::{
+    counters::DropReason,
+    maps::{FdbKey, PortKey, VNI_F_DEFAULT_DENY},
+    policy::{self, Gbp, RuleKey, gbp_word},
+};
+
+use crate::maps::{MEMBERS, POLICERS, PORTS, RULES, VNIS, count_drop};
+
+/// What [`egress`] found of the frame being encapsulated (one per CPU;
+/// not pinned).
+#[derive(Clone, Copy)]
+pub struct Scratch {
+    /// The sender's group.
+    group: u32,
+    /// The VNI's egress policer slot.
+    vni_egress: u32,
+}
+
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// How often a policer's compare-and-swap is retried when another CPU
+/// changed the bucket in between; a frame that loses every time is
+/// dropped (as over the limit: the bucket was just being drained).
+const CAS_TRIES: usize = 4;
+
+/// Whether a frame of `len` bytes conforms to the policer in `slot` (0 or
+/// an unused slot: no limit); a frame over it is counted against the
+/// policer.
+#[inline(never)]
+pub fn police(slot: u32, len: u32) -> bool {
+    if slot == 0 {
+        return true;
+    }
+    let Some(p) = POLICERS.get_ptr_mut(slot) else {
+        return true;
+    };
+    // SAFETY: map values live as long as the map; userspace rewrites the
+    // settings whole, the programs only `tat_ns` and the drop counters,
+    // atomically.
+    let (cost_fp16, tolerance) = unsafe { ((*p).cost_fp16, (*p).tolerance_ns) };
+    if cost_fp16 == 0 {
+        return true;
+    }
+    let cost = policy::cost(cost_fp16, u64::from(len));
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: as above; an aligned u64 in the map value.
+    let tat = unsafe { &raw mut (*p).tat_ns };
+    // SAFETY: as above (a torn read is impossible for an aligned u64).
+    let mut seen = unsafe { tat.read_volatile() };
+    for _ in 0..CAS_TRIES {
+        let Some(next) = policy::admit(seen, now, cost, tolerance) else {
+            break;
+        };
+        // SAFETY: as above; BPF_ATOMIC | BPF_CMPXCHG on the map value.
+        let (was, ok) = unsafe {
+            atomic_cxchg::<u64, { AtomicOrdering::Relaxed }, { AtomicOrdering::Relaxed }>(
+                tat, seen, next,
+            )
+        };
+        if ok {
+            return true;
+        }
+        seen = was;
+    }
+    // SAFETY: as above; atomic adds.
+    unsafe {
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*p).dropped_packets, 1);
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
+            &raw mut (*p).dropped_bytes,
+            u64::from(len),
+        );
+    }
+    false
+}
+
+/// A frame of `len` bytes from MAC `src` entering binding `at` (port in
+/// the low word, VID above) of `vni`, whose stats slot is `slot`: finds
+/// the sender's group (its membership, else the binding's default) and
+/// the VNI's egress limit for what follows, and polices the sender's
+/// egress. `false`: over the limit (counted).
+#[inline(never)]
+pub fn egress(at: u64, vni: u32, slot: u32, src: &[u8; 6], len: u32) -> bool {
+    let (group, policer) = match MEMBERS.get_ptr(FdbKey::new(vni, *src)) {
+        // SAFETY: map values stay valid for the duration of the program.
+        Some(m) => unsafe { (u32::from((*m).group), (*m).egress) },
+        None => (binding_group(at), 0),
+    };
+    // SAFETY: as above.
+    let vni_egress = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).egress });
+    if let Some(s) = SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU uses it while we run.
+        unsafe { *s = Scratch { group, vni_egress } };
+    }
+    if !police(policer, len) {
+        count_drop(DropReason::RateLimited, Some(slot));
+        return false;
+    }
+    true
+}
+
+/// The default group of binding `at` (port in the low word, VID above).
+#[inline(always)]
+fn binding_group(at: u64) -> u32 {
+    let key = PortKey::new(at as u32, (at >> 32) as u16);
+    // SAFETY: map values stay valid for the duration of the program.
+    PORTS
+        .get_ptr(key)
+        .map_or(0, |p| u32::from(unsafe { (*p).group }))
+}
+
+/// The frame [`egress`] let in leaves over the underlay: polices the
+/// VNI's egress (`slot`: its stats slot). `false`: over the limit
+/// (counted).
+#[inline(never)]
+pub fn to_underlay(slot: u32, len: u32) -> bool {
+    let policer = SCRATCH.get(0).map_or(0, |s| s.vni_egress);
+    if !police(policer, len) {
+        count_drop(DropReason::RateLimited, Some(slot));
+        return false;
+    }
+    true
+}
+
+/// The first word of the VXLAN header for the frame [`egress`] let in
+/// (on-wire): I and G flags and the sender's group.
+#[inline(always)]
+pub fn stamp() -> u32 {
+    let group = SCRATCH.get(0).map_or(0, |s| s.group);
+    u32::from_ne_bytes(gbp_word(group as u16))
+}
+
+/// A frame [`egress`] let in, switched to binding `to` (packed as for
+/// `egress`) of `vni` for MAC `dst`: the rules from the sender's group to
+/// the receiver's, and the receiver's ingress limit. `false`: denied or
+/// over the limit (counted against `slot`).
+#[inline(never)]
+pub fn to_local(to: u64, vni: u32, slot: u32, dst: &[u8; 6], len: u32) -> bool {
+    let from = SCRATCH.get(0).map_or(0, |s| s.group);
+    admit(vni, (from, false), (to, dst), len, slot)
+}
+
+/// A frame decapsulated for MAC `dst` behind binding `to` (packed as for
+/// `egress`) of `vni` (stats slot `slot`), whose VXLAN header word (on-wire
+/// bytes; 0 from a sender whose VNI reads no GBP) and length are packed in
+/// `vx_len` (word low, length high): the rules from the group in the
+/// header to the receiver's, unless the sender applied them (A bit); the
+/// receiver's and the VNI's ingress limits. `false`: denied or over a
+/// limit (counted).
+#[inline(never)]
+pub fn from_remote(to: u64, vni: u32, slot: u32, dst: &[u8; 6], vx_len: u64) -> bool {
+    let gbp = Gbp::parse((vx_len as u32).to_ne_bytes());
+    let len = (vx_len >> 32) as u32;
+    if !admit(
+        vni,
+        (u32::from(gbp.group), gbp.applied),
+        (to, dst),
+        len,
+        slot,
+    ) {
+        return false;
+    }
+    // SAFETY: map values stay valid for the duration of the program.
+    let vni_ingress = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).ingress });
+    if !police(vni_ingress, len) {
+        count_drop(DropReason::RateLimited, Some(slot));
+        return false;
+    }
+    true
+}
+
+/// The rules of `vni` from group `from` (unless `applied` by the sender)
+/// to the receiver (MAC `dst` behind binding `to`), then the receiver's
+/// ingress limit; `false` counted against `slot`.
+#[inline(always)]
+fn admit(
+    vni: u32,
+    (from, applied): (u32, bool),
+    (to, dst): (u64, &[u8; 6]),
+    len: u32,
+    slot: u32,
+) -> bool {
+    let (group, policer) = match MEMBERS.get_ptr(FdbKey::new(vni, *dst)) {
+        // SAFETY: map values stay valid for the duration of the program.
+        Some(m) => unsafe { (u32::from((*m).group), (*m).ingress) },
+        None => (binding_group(to), 0),
+    };
+    if !applied && !rules_allow(vni, from, group, len) {
+        count_drop(DropReason::PolicyDenied, Some(slot));
+        return false;
+    }
+    if !police(policer, len) {
+        count_drop(DropReason::RateLimited, Some(slot));
+        return false;
+    }
+    true
+}
+
+/// Whether the rules of `vni` let a frame of `len` bytes from group
+/// `from` reach group `to`; the deciding rule's hits counted.
+#[inline(always)]
+fn rules_allow(vni: u32, from: u32, to: u32, len: u32) -> bool {
+    let key = RuleKey {
+        vni,
+        from: from as u16,
+        to: to as u16,
+    };
+    let action = RULES.get_ptr_mut(key).map(|r| {
+        // SAFETY: per-CPU value, only this CPU writes it while we run.
+        unsafe {
+            (*r).packets += 1;
+            (*r).bytes += u64::from(len);
+            (*r).action
+        }
+    });
+    // SAFETY: map values stay valid for the duration of the program.
+    let vni_flags = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).flags });
+    policy::allowed(action, vni_flags & VNI_F_DEFAULT_DENY != 0)
+}
