@@ -65,7 +65,8 @@ pub fn gbp_word(group: u16) -> [u8; 4] {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Member {
-    /// Its group (never 0: a member has a group).
+    /// Its group (0: none of its own, its binding's default group applies;
+    /// a member with only rate limits).
     pub group: u16,
     pub _pad: u16,
     /// Its `POLICERS` slot for what it sends (0: no limit).
@@ -132,6 +133,10 @@ pub struct Policer {
     /// atomically by the programs).
     pub dropped_packets: u64,
     pub dropped_bytes: u64,
+    /// The settings as given, for userspace to show (the programs read
+    /// only the two above derived from them).
+    pub rate_bits: u64,
+    pub burst_bytes: u64,
 }
 
 /// Fixed-point shift of `Policer::cost_fp16`.
@@ -149,6 +154,8 @@ impl Policer {
             tolerance_ns: cost(cost_fp16, burst_bytes),
             dropped_packets: 0,
             dropped_bytes: 0,
+            rate_bits,
+            burst_bytes,
         }
     }
 }
@@ -182,7 +189,7 @@ pub fn admit(tat: u64, now: u64, cost: u64, tolerance: u64) -> Option<u64> {
 const _: () = assert!(size_of::<Member>() == 12);
 const _: () = assert!(size_of::<RuleKey>() == 8);
 const _: () = assert!(size_of::<Rule>() == 24);
-const _: () = assert!(size_of::<Policer>() == 40);
+const _: () = assert!(size_of::<Policer>() == 56);
 
 #[cfg(feature = "user")]
 mod pod {

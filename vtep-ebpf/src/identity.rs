@@ -32,7 +32,7 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::map, maps::PerCpuArray};
 use vtep_common::{
     counters::DropReason,
     maps::{FdbKey, PortKey, VNI_F_DEFAULT_DENY},
-    policy::{self, Gbp, RuleKey, gbp_word},
+    policy::{self, Gbp, Member, RuleKey, gbp_word},
 };
 
 use crate::maps::{MEMBERS, POLICERS, PORTS, RULES, VNIS, count_drop};
@@ -113,11 +113,9 @@ pub fn police(slot: u32, len: u32) -> bool {
 /// egress. `false`: over the limit (counted).
 #[inline(never)]
 pub fn egress(at: u64, vni: u32, slot: u32, src: &[u8; 6], len: u32) -> bool {
-    let (group, policer) = match MEMBERS.get_ptr(FdbKey::new(vni, *src)) {
-        // SAFETY: map values stay valid for the duration of the program.
-        Some(m) => unsafe { (u32::from((*m).group), (*m).egress) },
-        None => (binding_group(at), 0),
-    };
+    let m = member(vni, src);
+    let group = group_of(&m, at);
+    let policer = m.egress;
     // SAFETY: as above.
     let vni_egress = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).egress });
     if let Some(s) = SCRATCH.get_ptr_mut(0) {
@@ -131,9 +129,22 @@ pub fn egress(at: u64, vni: u32, slot: u32, src: &[u8; 6], len: u32) -> bool {
     true
 }
 
-/// The default group of binding `at` (port in the low word, VID above).
+/// The identity of `mac` in `vni` (none: group 0, no limits).
 #[inline(always)]
-fn binding_group(at: u64) -> u32 {
+fn member(vni: u32, mac: &[u8; 6]) -> Member {
+    MEMBERS
+        .get_ptr(FdbKey::new(vni, *mac))
+        // SAFETY: map values stay valid for the duration of the program.
+        .map_or(Member::default(), |m| unsafe { *m })
+}
+
+/// The group of member `m` behind binding `at` (port in the low word,
+/// VID above): its own, else the binding's default (0 if none).
+#[inline(always)]
+fn group_of(m: &Member, at: u64) -> u32 {
+    if m.group != 0 {
+        return u32::from(m.group);
+    }
     let key = PortKey::new(at as u32, (at >> 32) as u16);
     // SAFETY: map values stay valid for the duration of the program.
     PORTS
@@ -212,11 +223,9 @@ fn admit(
     len: u32,
     slot: u32,
 ) -> bool {
-    let (group, policer) = match MEMBERS.get_ptr(FdbKey::new(vni, *dst)) {
-        // SAFETY: map values stay valid for the duration of the program.
-        Some(m) => unsafe { (u32::from((*m).group), (*m).ingress) },
-        None => (binding_group(to), 0),
-    };
+    let m = member(vni, dst);
+    let group = group_of(&m, to);
+    let policer = m.ingress;
     if !applied && !rules_allow(vni, from, group, len) {
         count_drop(DropReason::PolicyDenied, Some(slot));
         return false;

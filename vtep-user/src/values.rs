@@ -18,8 +18,12 @@ use vtep_common::{
 };
 
 mod l2;
+mod policy;
 
-pub use self::l2::{Tos, Vid};
+pub use self::{
+    l2::{Tos, Vid},
+    policy::{Action, Burst, Group, Rate},
+};
 
 /// A value that is refused, with what was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,6 +38,20 @@ pub enum ValueError {
         "invalid VLAN '{0}': expected an 802.1Q VLAN ID from 1 to {VID_MAX} (0: the port's untagged frames)"
     )]
     Vid(String),
+    #[error("invalid group '{0}': expected a group policy ID from 1 to 65535 (0: unknown)")]
+    Group(String),
+    #[error(
+        "group 0 is \"unknown\" (what arrives without a group): give a VM or port a group from 1 to 65535"
+    )]
+    UnknownGroup,
+    #[error(
+        "invalid rate '{0}': expected bits per second as tc writes them, from 8kbit to 10tbit (100mbit, 1gbit, 2.5gbit)"
+    )]
+    Rate(String),
+    #[error(
+        "invalid burst '{0}': expected bytes (65536, 64k, 1m) from 64k (one GSO packet: a smaller bucket would drop every TSO packet a VM sends) to 4g"
+    )]
+    Burst(String),
     #[error("invalid MAC address '{0}': expected six hex bytes like 02:00:00:00:00:01")]
     Mac(String),
     #[error(

@@ -7,9 +7,12 @@ mod down;
 mod events;
 mod evpn;
 mod fdb;
+mod group;
 mod maps;
 mod neigh;
+mod policy;
 mod port;
+mod rate;
 mod stats;
 mod status;
 mod up;
@@ -62,6 +65,15 @@ pub enum Command {
     /// ARP suppression: add, remove and show IPv4-to-MAC bindings.
     #[command(subcommand)]
     Neigh(neigh::Command),
+    /// Group policy: which group a VM is in.
+    #[command(subcommand)]
+    Group(group::Command),
+    /// Group policy: the rules between groups of a VNI.
+    #[command(subcommand)]
+    Policy(policy::Command),
+    /// Rate limits of VMs and VNIs.
+    #[command(subcommand)]
+    Rate(rate::Command),
     Stats(stats::Args),
     Events(events::Args),
     /// BGP EVPN (run by `vtep daemon` with an `[evpn]` configuration).
@@ -93,6 +105,9 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Port(c) => port::run(c, inst),
         Command::Fdb(c) => fdb::run(c, inst),
         Command::Neigh(c) => neigh::run(c, inst),
+        Command::Group(c) => group::run(c, inst),
+        Command::Policy(c) => policy::run(c, inst),
+        Command::Rate(c) => rate::run(c, inst),
         Command::Stats(a) => stats::run(a, inst),
         Command::Events(a) => events::run(a, inst),
         Command::Evpn(c) => evpn::run(c, inst),

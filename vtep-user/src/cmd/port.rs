@@ -2,9 +2,9 @@
 //! trunks, to VNIs.
 
 use crate::{
-    domain::Edit,
+    domain::{Edit, plan::PortPlan},
     instance::Instance,
-    values::{Deliver, Vid, Vni},
+    values::{Deliver, Group, Vid, Vni},
 };
 
 #[derive(clap::Subcommand)]
@@ -38,6 +38,10 @@ pub enum Command {
         /// chosen by the kind of device; `vtep status` shows the choice).
         #[arg(long, value_enum, default_value = "auto")]
         deliver: Deliver,
+        /// Group policy group of what enters the binding from VMs without
+        /// one of their own (`vtep group set`); default: none.
+        #[arg(long, default_value = "0")]
+        group: Group,
     },
     /// Unbind an interface (every binding, or one VLAN's); MACs learned
     /// or configured on what is unbound are removed.
@@ -63,7 +67,14 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             vni,
             vlan,
             deliver,
-        } => e.port_add(&iface, vlan, vni, deliver),
+            group,
+        } => e.port_add(&PortPlan {
+            iface,
+            vid: vlan,
+            vni,
+            deliver,
+            group,
+        }),
         Command::Del { iface, vlan } => e.port_del(&iface, vlan),
     }
 }

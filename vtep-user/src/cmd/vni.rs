@@ -35,6 +35,15 @@ pub enum Command {
         /// two ECN bits zero. ECN is always the inner packet's (RFC 6040).
         #[arg(long, default_value = "0")]
         tos: Tos,
+        /// Carry the sending VM's group in the VXLAN header (VXLAN-GBP,
+        /// as the kernel vxlan's `gbp` option; every VTEP of the VNI must
+        /// have it: one without drops these packets).
+        #[arg(long)]
+        gbp: bool,
+        /// Drop frames between groups no `vtep policy` rule allows
+        /// (default: allow them).
+        #[arg(long)]
+        default_deny: bool,
     },
     /// Remove a VNI with its FDB entries (refused while ports are bound).
     ///
@@ -55,12 +64,16 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             no_learning,
             bum_pps,
             tos,
+            gbp,
+            default_deny,
         } => e.vni_add(&VniPlan {
             vni,
             flood,
             learning: !no_learning,
             bum_pps,
             tos,
+            gbp,
+            default_deny,
         }),
         Command::Del { vni } => e.vni_del(vni),
     }

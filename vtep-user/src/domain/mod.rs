@@ -10,6 +10,7 @@
 pub mod events;
 pub mod evpn;
 pub mod plan;
+mod policy;
 mod ports;
 mod reconcile;
 mod status;
@@ -121,6 +122,8 @@ impl<'a> Edit<'a> {
             learning: v.learning,
             bum_pps: v.bum_pps,
             tos: v.tos,
+            gbp: v.gbp,
+            default_deny: v.default_deny,
         };
         Ok(self.t.vni_add(v.vni, &settings)?)
     }

@@ -13,7 +13,8 @@ use vtep_common::{
 };
 
 use crate::values::{
-    Deliver, FloodList, LocalIp, Tos, UnicastIp, UnicastMac, Vid, Vni, XdpModeArg, ip_to_map,
+    Deliver, FloodList, Group, LocalIp, Tos, UnicastIp, UnicastMac, Vid, Vni, XdpModeArg,
+    ip_to_map,
 };
 
 /// Why settings are refused.
@@ -159,6 +160,10 @@ pub struct VniPlan {
     pub bum_pps: u32,
     /// The outer DSCP (RFC 6040: ECN is always the inner packet's).
     pub tos: Tos,
+    /// Group IDs carried in the VXLAN header (VXLAN-GBP).
+    pub gbp: bool,
+    /// Frames no rule allows are dropped.
+    pub default_deny: bool,
 }
 
 /// One port binding of a plan.
@@ -169,6 +174,9 @@ pub struct PortPlan {
     pub vid: Vid,
     pub vni: Vni,
     pub deliver: Deliver,
+    /// The group of what enters the binding from VMs without one of their
+    /// own (`Group::UNKNOWN`: none).
+    pub group: Group,
 }
 
 /// One static FDB entry of a plan.

@@ -5,12 +5,12 @@
 use anyhow::bail;
 use vtep_common::maps::{PORT_F_FWD_SET, PORT_F_PEER, PORT_F_XDP, PortKey};
 
-use super::Edit;
+use super::{Edit, plan::PortPlan};
 use crate::{
     datapath,
     netlink::{PortKind, Rtnl},
     sys,
-    values::{Deliver, Vid, Vni},
+    values::{Deliver, Vid},
 };
 
 /// The delivery port `iface` (`ifindex`) gets when `want` is asked for:
@@ -39,19 +39,15 @@ pub(super) fn delivery(iface: &str, ifindex: u32, want: Deliver) -> anyhow::Resu
 }
 
 impl Edit<'_> {
-    /// Binds `iface` (its untagged frames, or VLAN `vid` of it as a trunk)
-    /// to `vni`, frames delivered as `deliver` says. The port's first
-    /// binding attaches the encap program and turns forwarding on.
-    pub fn port_add(
-        &mut self,
-        iface: &str,
-        vid: Vid,
-        vni: Vni,
-        deliver: Deliver,
-    ) -> anyhow::Result<()> {
+    /// Binds `p.iface` (its untagged frames, or VLAN `p.vid` of it as a
+    /// trunk) to `p.vni`, frames delivered as `p.deliver` says, with
+    /// default group `p.group`. The port's first binding attaches the
+    /// encap program and turns forwarding on.
+    pub fn port_add(&mut self, p: &PortPlan) -> anyhow::Result<()> {
+        let (iface, vid, vni) = (p.iface.as_str(), p.vid, p.vni);
         let ifindex = sys::ifindex(iface)?;
         self.t.port_check(iface, (ifindex, vid), vni)?;
-        let deliver = delivery(iface, ifindex, deliver)?;
+        let deliver = delivery(iface, ifindex, p.deliver)?;
         let first = self.t.bindings(ifindex)?.is_empty();
         // The encap program's FIB lookup is a forwarding lookup from the
         // port, in the underlay's family (see vtep-ebpf/src/encap.rs,
@@ -73,7 +69,7 @@ impl Edit<'_> {
         };
         let result = attached.and_then(|()| {
             self.t
-                .port_add(iface, (ifindex, vid), vni, flags)
+                .port_add(iface, (ifindex, vid), vni, (flags, p.group))
                 .map_err(anyhow::Error::from)
                 .inspect_err(|_| {
                     if first && let Err(e) = datapath::detach_port(self.inst, ifindex) {

@@ -9,7 +9,7 @@ use super::{Edit, plan::Plan, ports::delivery};
 use crate::{
     sys,
     tables::{Location, ports::deliver_of},
-    values::{Deliver, UnicastMac, Vid, Vni},
+    values::{Deliver, Group, UnicastMac, Vid, Vni},
 };
 
 /// What changed, for the log.
@@ -26,23 +26,23 @@ pub struct Changes {
 /// Applies `plan` (its VNIs, ports and FDB) to the instance `e` edits.
 pub(super) fn reconcile(e: &mut Edit<'_>, plan: &Plan) -> anyhow::Result<Changes> {
     let mut c = Changes::default();
-    let want_ports: BTreeMap<(&str, Vid), (Vni, Deliver)> = plan
+    let want_ports: BTreeMap<(&str, Vid), (Vni, Deliver, Group)> = plan
         .ports
         .iter()
-        .map(|p| ((p.iface.as_str(), p.vid), (p.vni, p.deliver)))
+        .map(|p| ((p.iface.as_str(), p.vid), (p.vni, p.deliver, p.group)))
         .collect();
     let want_vnis: BTreeSet<Vni> = plan.vnis.iter().map(|v| v.vni).collect();
 
-    // Ports that go, or change VNI or delivery, first: a VNI can only go
-    // once its ports have.
+    // Ports that go, or change VNI, delivery or group, first: a VNI can
+    // only go once its ports have.
     let mut kept = BTreeSet::new();
     for (key, p) in e.t.ports()? {
         let name = sys::ifname(key.ifindex);
         let vid = Vid::recorded(key.vid);
-        let now = (Vni::recorded(p.vni), deliver_of(&p));
+        let now = (Vni::recorded(p.vni), deliver_of(&p), Group::recorded(p.group));
         let want = want_ports
             .get(&(name.as_str(), vid))
-            .and_then(|(vni, d)| Some((*vni, delivery(&name, key.ifindex, *d).ok()?)));
+            .and_then(|(vni, d, g)| Some((*vni, delivery(&name, key.ifindex, *d).ok()?, *g)));
         if want == Some(now) {
             kept.insert((name, vid));
         } else {
@@ -65,7 +65,7 @@ pub(super) fn reconcile(e: &mut Edit<'_>, plan: &Plan) -> anyhow::Result<Changes
 
     for p in &plan.ports {
         if !kept.contains(&(p.iface.clone(), p.vid)) {
-            e.port_add(&p.iface, p.vid, p.vni, p.deliver)?;
+            e.port_add(p)?;
             c.ports_added += 1;
         }
     }

@@ -9,6 +9,7 @@
 //! and the daemon) never interleave their read-modify-writes.
 
 pub mod fdb;
+pub mod identity;
 pub mod map;
 pub mod neighs;
 pub mod nexthops;
@@ -22,19 +23,22 @@ pub mod vnis;
 use std::{collections::BTreeMap, net::IpAddr, rc::Rc};
 
 use anyhow::{Context as _, bail};
-use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap};
 use vtep_common::{
     addr::Addr,
     consts::{
         MAP_BINDING_STATS, MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION,
-        MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_PORTS,
-        MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, MAX_FLOOD, PEERS_CAPACITY, VNIS_CAPACITY,
+        MAP_INSTANCE, MAP_LEARNED, MAP_MEMBERS, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS,
+        MAP_PEERS, MAP_POLICERS, MAP_PORTS, MAP_REMOTES, MAP_RULES, MAP_VNI_STATS, MAP_VNIS,
+        MAX_FLOOD, MEMBERS_CAPACITY, PEERS_CAPACITY, POLICERS_CAPACITY, RULES_CAPACITY,
+        VNIS_CAPACITY,
     },
     maps::{
         BindingStats, BumBucket, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LearnedEntry,
         NeighEntry, NeighKey, PeerInfo, PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey,
         VniInfo, VniStats,
     },
+    policy::{Member, Policer, Rule, RuleKey},
 };
 
 use self::{
@@ -46,7 +50,7 @@ use self::{
 use crate::{
     generation::Generation,
     instance::{Instance, InstanceLock},
-    values::{Mac, PeerVtep, ValueError, Vid, Vni, ip_from_map},
+    values::{Group, Mac, PeerVtep, ValueError, Vid, Vni, ip_from_map},
 };
 
 /// Why a table operation was refused or failed.
@@ -117,6 +121,23 @@ pub enum TableError {
     NeighsFull { vni: Vni, ip: IpAddr },
     #[error("no binding for {ip} in VNI {vni} (see `vtep neigh show`)")]
     NoNeigh { vni: Vni, ip: IpAddr },
+    #[error(
+        "member table full adding {mac} in VNI {vni}: {MEMBERS_CAPACITY} VM identities (groups and rate limits) is the most supported"
+    )]
+    MembersFull { vni: Vni, mac: Mac },
+    #[error("{mac} has no group in VNI {vni} (see `vtep group show --vni {vni}`)")]
+    NoMember { vni: Vni, mac: Mac },
+    #[error("rule table full adding a rule to VNI {0}: {RULES_CAPACITY} rules is the most supported")]
+    RulesFull(Vni),
+    #[error("VNI {vni} has no rule from group {from} to group {to} (see `vtep policy show --vni {vni}`)")]
+    NoRule { vni: Vni, from: Group, to: Group },
+    #[error(
+        "rate-limit table full: {} limits is the most supported (remove some with `vtep rate del`)",
+        POLICERS_CAPACITY - 1
+    )]
+    PolicersFull,
+    #[error("{0} has no rate limit (see `vtep rate show`)")]
+    NoRate(String),
     #[error("nothing loaded ({given} entries given, {taken} written and undone)")]
     NothingLoaded {
         given: usize,
@@ -178,6 +199,11 @@ pub struct Tables {
     buckets: Array<MapData, BumBucket>,
     ports: Hash<PortKey, PortInfo>,
     vnis: Hash<u32, VniInfo>,
+    members: Hash<FdbKey, Member>,
+    rules: PerCpuHashMap<MapData, RuleKey, Rule>,
+    policers: Array<MapData, Policer>,
+    /// Policer slots.
+    policer_slots: Slots,
     /// VNI stats slots.
     vni_slots: Slots,
     vni_stats: PerCpuArray<MapData, VniStats>,
@@ -231,6 +257,10 @@ impl Tables {
             buckets: inst.map(MAP_BUM_BUCKETS)?,
             ports: inst.map(MAP_PORTS)?,
             vnis: inst.map(MAP_VNIS)?,
+            members: inst.map(MAP_MEMBERS)?,
+            rules: inst.map(MAP_RULES)?,
+            policers: inst.map(MAP_POLICERS)?,
+            policer_slots: Slots::default(),
             vni_slots: Slots::default(),
             vni_stats: inst.map(MAP_VNI_STATS)?,
             binding_slots: Slots::default(),
@@ -329,6 +359,7 @@ impl TablesMut {
     pub fn new(mut tables: Tables, lock: InstanceLock) -> Self {
         tables.vni_slots = Slots::default();
         tables.binding_slots = Slots::default();
+        tables.policer_slots = Slots::default();
         tables.remotes.forget_cached();
         Self {
             tables,

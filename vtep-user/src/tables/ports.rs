@@ -19,7 +19,7 @@ use super::{
     slots::SlotCounters,
     vnis::{bindings_of, port_flags},
 };
-use crate::values::{Deliver, ValueError, Vid, Vni, port_room};
+use crate::values::{Deliver, Group, ValueError, Vid, Vni, port_room};
 
 /// How a port's record says frames reach it.
 pub fn deliver_of(p: &PortInfo) -> Deliver {
@@ -102,13 +102,14 @@ impl TablesMut {
     }
 
     /// Binds VLAN `vid` of port `ifindex` (named `name`) to `vni` with
-    /// `PORT_F_*` bits `flags` (after [`Tables::port_check`]).
+    /// `PORT_F_*` bits `flags` and default group `group` (after
+    /// [`Tables::port_check`]).
     pub fn port_add(
         &mut self,
         name: &str,
         (ifindex, vid): (u32, Vid),
         vni: Vni,
-        flags: u32,
+        (flags, group): (u32, Group),
     ) -> Result<(), TableError> {
         let mut info = self.require_vni(vni)?;
         port_room(vni, info.n_ports as usize)?;
@@ -119,7 +120,7 @@ impl TablesMut {
             flags: port_flags(&info, flags),
             slot: info.slot,
             stats,
-            group: 0,
+            group: group.get(),
             _pad: 0,
         };
         self.ports.put(key, port).map_err(|e| match e {
@@ -139,7 +140,8 @@ impl TablesMut {
         }
         // Encap decisions are cached by binding: none made before holds.
         self.generation.bump(vni.get());
-        Ok(())
+        // A port's group may be the VNI's first reason for policy.
+        self.refresh_policy(vni)
     }
 
     /// Unbinds `key` and forgets the MACs that pointed at it; returns the
@@ -179,6 +181,10 @@ impl TablesMut {
             .map_err(TableError::map("write", "port"))?;
         self.binding_slots.release(port.stats);
         self.generation.bump(vni.get());
+        if port.group != 0 && self.vni(vni)?.is_some() {
+            // It may have been the VNI's last reason for policy.
+            self.refresh_policy(vni)?;
+        }
         Ok(Some(port))
     }
 

@@ -1,11 +1,14 @@
 //! The VNI table: each VNI's stats slot, flood list, ports, learning and
-//! storm-control settings.
+//! storm-control settings, and the policy flags it copies to its ports and
+//! remotes.
 
 use vtep_common::{
     addr::Addr,
     consts::{MAX_FLOOD, VNIS_CAPACITY},
     maps::{
-        BumBucket, PORT_F_LEARN, PortKey, REMOTE_F_LEARN, VNI_F_NO_LEARNING, VniInfo, with_port_tos,
+        BumBucket, PORT_F_GBP, PORT_F_LEARN, PORT_F_POLICY, PortKey, REMOTE_F_GBP, REMOTE_F_LEARN,
+        REMOTE_F_POLICY, VNI_F_DEFAULT_DENY, VNI_F_GBP, VNI_F_NO_LEARNING, VNI_F_POLICY, VniInfo,
+        with_port_tos,
     },
 };
 
@@ -31,19 +34,37 @@ pub struct VniSettings {
     pub bum_pps: u32,
     /// The outer DSCP of its frames.
     pub tos: Tos,
+    /// Group IDs carried in the VXLAN header (VXLAN-GBP).
+    pub gbp: bool,
+    /// Frames no rule allows are dropped.
+    pub default_deny: bool,
 }
 
 /// Binding flags `flags` with the settings of the VNI `info` copied in:
-/// learning and the outer TOS.
+/// learning, policy, GBP and the outer TOS.
 pub(super) fn port_flags(info: &VniInfo, flags: u32) -> u32 {
-    with_port_tos(
-        (flags & !PORT_F_LEARN) | learn_flag(info, PORT_F_LEARN),
-        info.tos,
-    )
+    let copied = PORT_F_LEARN | PORT_F_POLICY | PORT_F_GBP;
+    let set = learn_flag(info, PORT_F_LEARN)
+        | vni_flag(info, VNI_F_POLICY, PORT_F_POLICY)
+        | vni_flag(info, VNI_F_GBP, PORT_F_GBP);
+    with_port_tos((flags & !copied) | set, info.tos)
+}
+
+/// The `REMOTE_F_*` bits the VNI `info` gives its remotes: learning,
+/// policy and GBP.
+pub(super) fn remote_flags(info: &VniInfo) -> u32 {
+    learn_flag(info, REMOTE_F_LEARN)
+        | vni_flag(info, VNI_F_POLICY, REMOTE_F_POLICY)
+        | vni_flag(info, VNI_F_GBP, REMOTE_F_GBP)
+}
+
+/// `flag` if the VNI has `vni_flag`.
+fn vni_flag(info: &VniInfo, vni_flag: u32, flag: u32) -> u32 {
+    if info.flags & vni_flag != 0 { flag } else { 0 }
 }
 
 /// `flag` unless the VNI has learning off.
-pub(super) fn learn_flag(info: &VniInfo, flag: u32) -> u32 {
+fn learn_flag(info: &VniInfo, flag: u32) -> u32 {
     if info.flags & VNI_F_NO_LEARNING == 0 {
         flag
     } else {
@@ -86,7 +107,7 @@ impl VniRef {
         VniRef {
             vni,
             slot: info.slot,
-            flags: learn_flag(info, REMOTE_F_LEARN),
+            flags: remote_flags(info),
         }
     }
 }
@@ -148,8 +169,7 @@ impl TablesMut {
                 ..VniInfo::default()
             },
         };
-        let learning_changed = (info.flags & VNI_F_NO_LEARNING == 0) != settings.learning;
-        let tos_changed = info.tos != settings.tos.setting();
+        let (flags, tos) = (info.flags, info.tos);
         info.tos = settings.tos.setting();
         if info.bum_pps != settings.bum_pps {
             // A new rate starts with a full bucket's worth of nothing.
@@ -158,14 +178,21 @@ impl TablesMut {
                 .map_err(|e| TableError::map("write", "storm control")(e.into()))?;
             info.bum_pps = settings.bum_pps;
         }
-        if settings.learning {
-            info.flags &= !VNI_F_NO_LEARNING;
-        } else {
-            info.flags |= VNI_F_NO_LEARNING;
+        for (on, flag) in [
+            (!settings.learning, VNI_F_NO_LEARNING),
+            (settings.gbp, VNI_F_GBP),
+            (settings.default_deny, VNI_F_DEFAULT_DENY),
+        ] {
+            if on {
+                info.flags |= flag;
+            } else {
+                info.flags &= !flag;
+            }
         }
+        info.flags = self.with_policy_flag(&info)?;
         let evpn: Vec<PeerVtep> = flood_with(&info, info.evpn).collect();
         self.set_flood(vni, info, settings.flood.peers(), &evpn)?;
-        if existing.is_some() && (learning_changed || tos_changed) {
+        if existing.is_some() && (info.flags != flags || info.tos != tos) {
             let info = self.require_vni(vni)?;
             self.copy_to_ports(vni, &info)?;
         }
@@ -254,12 +281,11 @@ impl TablesMut {
         Ok(())
     }
 
-    /// Copies the VNI's learning and TOS settings onto its remotes and
-    /// ports, where the datapath reads them; decisions cached from the
-    /// old ones no longer hold.
-    fn copy_to_ports(&mut self, vni: Vni, info: &VniInfo) -> Result<(), TableError> {
-        self.remotes
-            .set_flags(vni, learn_flag(info, REMOTE_F_LEARN))?;
+    /// Copies the VNI's learning, policy, GBP and TOS settings onto its
+    /// remotes and ports, where the datapath reads them; decisions cached
+    /// from the old ones no longer hold.
+    pub(super) fn copy_to_ports(&mut self, vni: Vni, info: &VniInfo) -> Result<(), TableError> {
+        self.remotes.set_flags(vni, remote_flags(info))?;
         for key in bindings_of(info) {
             if let Some(mut p) = self.port(key)? {
                 p.flags = port_flags(info, p.flags);
@@ -285,6 +311,7 @@ impl TablesMut {
         }
         self.forget(Some(vni), |_| true)?;
         self.neigh_flush(vni)?;
+        self.identity_flush(vni, &info)?;
         for row in self
             .fdb_rows(Some(vni))?
             .into_iter()

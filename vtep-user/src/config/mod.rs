@@ -60,8 +60,8 @@ use crate::{
         VniPlan,
     },
     values::{
-        Deliver, FloodList, LocalIp, Tos, UnicastIp, UnicastMac, ValueError, Vid, Vni, XdpModeArg,
-        port_room,
+        Deliver, FloodList, Group, LocalIp, Tos, UnicastIp, UnicastMac, ValueError, Vid, Vni,
+        XdpModeArg, port_room,
     },
 };
 
@@ -163,6 +163,10 @@ struct VniEntry {
     bum_pps: u32,
     /// "inherit" or a TOS byte, as `vni add --tos`.
     tos: Option<TosEntry>,
+    #[serde(default)]
+    gbp: bool,
+    #[serde(default)]
+    default_deny: bool,
 }
 
 /// A `tos` as a file writes it: a number, or a string ("inherit", "0xb8").
@@ -194,6 +198,8 @@ struct PortEntry {
     /// The 802.1Q VLAN of a trunk binding (absent or 0: untagged).
     vlan: Option<u16>,
     deliver: Option<Deliver>,
+    /// The binding's default policy group.
+    group: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -268,6 +274,8 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
             learning: v.learning,
             bum_pps: v.bum_pps,
             tos,
+            gbp: v.gbp,
+            default_deny: v.default_deny,
         });
     }
     if vnis.len() > VNIS_CAPACITY as usize {
@@ -301,6 +309,10 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
             vid,
             vni,
             deliver: p.deliver.unwrap_or(Deliver::Auto),
+            group: match p.group {
+                Some(g) => Group::from(g).member()?,
+                None => Group::UNKNOWN,
+            },
         });
     }
 
@@ -402,7 +414,8 @@ mod tests {
                 iface: "vm1".into(),
                 vid: Vid::UNTAGGED,
                 vni,
-                deliver: Deliver::Auto
+                deliver: Deliver::Auto,
+                group: Group::UNKNOWN,
             }]
         );
         assert_eq!(p.fdb.len(), 2);
