@@ -164,10 +164,25 @@ pub const TENANT6: &str = "2001:2:0:100::";
 /// on the vxlan device, head-end replication to `flood`, and `ports`
 /// enslaved to the bridge.
 pub fn kernel_vtep(host: &Host, vni: u32, flood: &[&str], ports: &[&str]) {
-    let vx = format!("vx{vni}");
     let br = format!("br{vni}");
     let ns = &host.ns;
     ns.ok(&["ip", "link", "add", &br, "type", "bridge"]);
+    for p in ports {
+        ns.ok(&["ip", "link", "set", p, "master", &br]);
+    }
+    kernel_vxlan(host, vni, flood, &[]);
+    ns.ok(&["ip", "link", "set", &br, "up"]);
+}
+
+/// The vxlan device `vx<vni>` of [`kernel_vtep`] on `host`, (re)made with
+/// `extra` options (like `gbp`, which the kernel only takes at creation)
+/// and enslaved to bridge `br<vni>`.
+pub fn kernel_vxlan(host: &Host, vni: u32, flood: &[&str], extra: &[&str]) {
+    let vx = format!("vx{vni}");
+    let br = format!("br{vni}");
+    let ns = &host.ns;
+    // Absent the first time.
+    let _ = ns.run(&["ip", "link", "del", &vx]);
     let vni_s = vni.to_string();
     let mut add = vec![
         "ip",
@@ -191,6 +206,7 @@ pub fn kernel_vtep(host: &Host, vni: u32, flood: &[&str], ports: &[&str]) {
     if host.ip.contains(':') {
         add.push("udp6zerocsumrx");
     }
+    add.extend_from_slice(extra);
     ns.ok(&add);
     ns.ok(&["ip", "link", "set", &vx, "master", &br]);
     for remote in flood {
@@ -205,11 +221,7 @@ pub fn kernel_vtep(host: &Host, vni: u32, flood: &[&str], ports: &[&str]) {
             remote,
         ]);
     }
-    for p in ports {
-        ns.ok(&["ip", "link", "set", p, "master", &br]);
-    }
     ns.ok(&["ip", "link", "set", &vx, "up"]);
-    ns.ok(&["ip", "link", "set", &br, "up"]);
 }
 
 /// Which VTEP runs on a host.

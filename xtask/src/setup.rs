@@ -76,6 +76,8 @@ fn own(need: Need) -> &'static [Prereq] {
         Need::Test => &[
             Apt("tcpdump", "tcpdump"),
             Apt("tshark", "tshark"),
+            // Marks and counts on the kernel's side of the VXLAN-GBP test.
+            Apt("nftables", "nft"),
             // The EVPN peer we interoperate with.
             Apt("frr", "/usr/lib/frr/bgpd"),
             // libFuzzer (cargo fuzz) is C++.
@@ -105,7 +107,11 @@ const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// address). Starting is denied during the install (policy-rc.d), and
 /// the units are disabled again after it (`systemctl disable` works on
 /// the unit files, with or without a running systemd).
-const SERVICES: &[(&str, &str)] = &[("frr", "frr.service"), ("gobgpd", "gobgpd.service")];
+const SERVICES: &[(&str, &str)] = &[
+    ("frr", "frr.service"),
+    ("gobgpd", "gobgpd.service"),
+    ("nftables", "nftables.service"),
+];
 
 /// Where Debian's maintainer scripts ask whether a service may start.
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";

@@ -13,8 +13,7 @@ use vtep_common::{
 };
 
 use crate::values::{
-    Deliver, FloodList, Group, LocalIp, Tos, UnicastIp, UnicastMac, Vid, Vni, XdpModeArg,
-    ip_to_map,
+    Deliver, FloodList, Group, LocalIp, Tos, UnicastIp, UnicastMac, Vid, Vni, XdpModeArg, ip_to_map,
 };
 
 /// Why settings are refused.

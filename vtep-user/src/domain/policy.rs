@@ -51,7 +51,9 @@ impl Edit<'_> {
             rate,
             burst: burst.unwrap_or_else(|| Burst::default_for(rate)),
         };
-        Ok(self.t.rate_set(who, egress.map(limit), ingress.map(limit))?)
+        Ok(self
+            .t
+            .rate_set(who, egress.map(limit), ingress.map(limit))?)
     }
 
     /// Removes the limits of `who`.

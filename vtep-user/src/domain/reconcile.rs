@@ -39,7 +39,11 @@ pub(super) fn reconcile(e: &mut Edit<'_>, plan: &Plan) -> anyhow::Result<Changes
     for (key, p) in e.t.ports()? {
         let name = sys::ifname(key.ifindex);
         let vid = Vid::recorded(key.vid);
-        let now = (Vni::recorded(p.vni), deliver_of(&p), Group::recorded(p.group));
+        let now = (
+            Vni::recorded(p.vni),
+            deliver_of(&p),
+            Group::recorded(p.group),
+        );
         let want = want_ports
             .get(&(name.as_str(), vid))
             .and_then(|(vni, d, g)| Some((*vni, delivery(&name, key.ifindex, *d).ok()?, *g)));

@@ -245,7 +245,10 @@ impl TablesMut {
         let mut info = self.require_vni(vni)?;
         if keep {
             self.members.put(key, m).map_err(|e| match e {
-                super::map::MapFault::Full => TableError::MembersFull { vni, mac: mac.mac() },
+                super::map::MapFault::Full => TableError::MembersFull {
+                    vni,
+                    mac: mac.mac(),
+                },
                 e => TableError::map("write", "member")(e),
             })?;
         } else {
@@ -287,17 +290,29 @@ impl TablesMut {
 
     /// Adds the rule from group `from` to group `to` in `vni`, or changes
     /// its action (its hits stay).
-    pub fn rule_add(&mut self, vni: Vni, (from, to): (Group, Group), action: Action) -> Result<(), TableError> {
+    pub fn rule_add(
+        &mut self,
+        vni: Vni,
+        (from, to): (Group, Group),
+        action: Action,
+    ) -> Result<(), TableError> {
         let mut info = self.require_vni(vni)?;
         let key = RuleKey {
             vni: vni.get(),
             from: from.get(),
             to: to.get(),
         };
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| TableError::map("write", "rule")(super::map::MapFault::Cpus(e)))?;
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(_, e)| TableError::map("write", "rule")(super::map::MapFault::Cpus(e)))?;
         let existing = self.rules.get(&key, 0).ok();
         let values: Vec<Rule> = match &existing {
-            Some(per_cpu) => per_cpu.iter().map(|r| Rule { action: action.setting(), ..*r }).collect(),
+            Some(per_cpu) => per_cpu
+                .iter()
+                .map(|r| Rule {
+                    action: action.setting(),
+                    ..*r
+                })
+                .collect(),
             None => vec![
                 Rule {
                     action: action.setting(),
@@ -308,10 +323,12 @@ impl TablesMut {
         };
         let values = aya::maps::PerCpuValues::try_from(values)
             .map_err(|e| TableError::map("write", "rule")(super::map::MapFault::Cpus(e)))?;
-        self.rules.insert(key, values, 0).map_err(|e| match super::map::MapFault::from(e) {
-            super::map::MapFault::Full => TableError::RulesFull(vni),
-            e => TableError::map("write", "rule")(e),
-        })?;
+        self.rules
+            .insert(key, values, 0)
+            .map_err(|e| match super::map::MapFault::from(e) {
+                super::map::MapFault::Full => TableError::RulesFull(vni),
+                e => TableError::map("write", "rule")(e),
+            })?;
         if existing.is_none() {
             info.rules += 1;
         }
@@ -344,7 +361,11 @@ impl TablesMut {
                     .into_iter()
                     .flat_map(|(_, m)| [m.egress, m.ingress])
                     .collect();
-                used.extend(vnis.entries()?.into_iter().flat_map(|(_, i)| [i.egress, i.ingress]));
+                used.extend(
+                    vnis.entries()?
+                        .into_iter()
+                        .flat_map(|(_, i)| [i.egress, i.ingress]),
+                );
                 Ok(used)
             })
             .map_err(TableError::map("read", "rate limit"))?
@@ -361,7 +382,11 @@ impl TablesMut {
             }
             return Ok(0);
         };
-        let slot = if slot == 0 { self.free_policer_slot()? } else { slot };
+        let slot = if slot == 0 {
+            self.free_policer_slot()?
+        } else {
+            slot
+        };
         self.write_policer(slot, Policer::new(limit.rate.bits(), limit.burst.bytes()))?;
         Ok(slot)
     }

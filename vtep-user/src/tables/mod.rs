@@ -127,9 +127,13 @@ pub enum TableError {
     MembersFull { vni: Vni, mac: Mac },
     #[error("{mac} has no group in VNI {vni} (see `vtep group show --vni {vni}`)")]
     NoMember { vni: Vni, mac: Mac },
-    #[error("rule table full adding a rule to VNI {0}: {RULES_CAPACITY} rules is the most supported")]
+    #[error(
+        "rule table full adding a rule to VNI {0}: {RULES_CAPACITY} rules is the most supported"
+    )]
     RulesFull(Vni),
-    #[error("VNI {vni} has no rule from group {from} to group {to} (see `vtep policy show --vni {vni}`)")]
+    #[error(
+        "VNI {vni} has no rule from group {from} to group {to} (see `vtep policy show --vni {vni}`)"
+    )]
     NoRule { vni: Vni, from: Group, to: Group },
     #[error(
         "rate-limit table full: {} limits is the most supported (remove some with `vtep rate del`)",

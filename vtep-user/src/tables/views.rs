@@ -9,19 +9,21 @@ use serde::Serialize;
 use vtep_common::{
     consts::{
         MAP_BUM_BUCKETS, MAP_CONTROL_EVENTS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_EVPN_EVENTS,
-        MAP_FDB, MAP_GENERATION, MAP_INSTANCE, MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PEERS,
-        MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS, ROUTES_GENERATION,
+        MAP_FDB, MAP_GENERATION, MAP_INSTANCE, MAP_LEARNED, MAP_MEMBERS, MAP_NEIGHS,
+        MAP_PEER_STATS, MAP_PEERS, MAP_POLICERS, MAP_PORTS, MAP_REMOTES, MAP_RULES, MAP_VNI_STATS,
+        MAP_VNIS, ROUTES_GENERATION,
     },
     maps::{
         CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, FDB_F_STATIC, FDB_F_XDP, LEARNED_F_FROZEN,
-        NEIGH_F_EVPN, NEIGH_F_STATIC, PORT_F_LEARN, REMOTE_F_LEARN, VNI_F_NO_LEARNING,
-        XDP_MODE_NATIVE,
+        NEIGH_F_EVPN, NEIGH_F_STATIC, PORT_F_LEARN, REMOTE_F_LEARN, VNI_F_DEFAULT_DENY, VNI_F_GBP,
+        VNI_F_NO_LEARNING, VNI_F_POLICY, XDP_MODE_NATIVE,
     },
 };
 
 use super::{
     Location, TableError, Tables,
     fdb::FdbRow,
+    identity::{MemberView, RateView, RuleView},
     map::KvMap,
     ports::deliver_of,
     stats::{PeerRow, VniRow},
@@ -30,7 +32,7 @@ use super::{
 use crate::{
     instance::coarse_now_ns,
     sys,
-    values::{Mac, PeerVtep, Tos, Vid, Vni, ip_from_map},
+    values::{Group, Mac, PeerVtep, Tos, Vid, Vni, ip_from_map},
 };
 
 /// The event rings and queue: listed by `vtep maps`, never dumped.
@@ -52,6 +54,9 @@ pub const DUMPABLE: &[&str] = &[
     MAP_DROPS,
     MAP_GENERATION,
     MAP_COUNTERS,
+    MAP_MEMBERS,
+    MAP_RULES,
+    MAP_POLICERS,
 ];
 
 /// Why a map cannot be dumped.
@@ -135,6 +140,14 @@ pub struct VniView {
     pub bum_pps: u32,
     /// The outer TOS setting: "inherit" or the TOS byte.
     pub tos: Tos,
+    /// VXLAN-GBP on the wire.
+    pub gbp: bool,
+    pub default_deny: bool,
+    /// Whether the programs look identities up for it (it has GBP, rules,
+    /// a default deny, members, rate limits or port groups).
+    pub policy: bool,
+    pub members: u32,
+    pub rules: u32,
     pub flood: Vec<PeerVtep>,
     pub ports: Vec<String>,
 }
@@ -149,6 +162,8 @@ pub struct PortView {
     pub slot: u32,
     pub deliver: &'static str,
     pub learning: bool,
+    /// The binding's default policy group (0: none).
+    pub group: Group,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -250,6 +265,9 @@ pub enum Dump {
     Drops(Vec<DropView>),
     Generation(Vec<GenerationView>),
     Counters(Vec<EventView>),
+    Members(Vec<MemberView>),
+    Rules(Vec<RuleView>),
+    Policers(Vec<RateView>),
 }
 
 impl Dump {
@@ -275,6 +293,9 @@ impl Dump {
             Dump::Drops(v) => v.len(),
             Dump::Generation(v) => v.len(),
             Dump::Counters(v) => v.len(),
+            Dump::Members(v) => v.len(),
+            Dump::Rules(v) => v.len(),
+            Dump::Policers(v) => v.len(),
         }
     }
 }
@@ -325,6 +346,7 @@ impl Tables {
                 slot: p.slot,
                 deliver: deliver_of(&p).name(),
                 learning: p.flags & PORT_F_LEARN != 0,
+                group: Group::recorded(p.group),
             })
             .collect())
     }
@@ -380,6 +402,11 @@ impl Tables {
                         learning: i.flags & VNI_F_NO_LEARNING == 0,
                         bum_pps: i.bum_pps,
                         tos: Tos::recorded(i.tos),
+                        gbp: i.flags & VNI_F_GBP != 0,
+                        default_deny: i.flags & VNI_F_DEFAULT_DENY != 0,
+                        policy: i.flags & VNI_F_POLICY != 0,
+                        members: i.members,
+                        rules: i.rules,
                         flood: flood_of(&i).collect(),
                         ports: bindings_of(&i).map(binding_name).collect(),
                     })
@@ -486,6 +513,9 @@ impl Tables {
                     })
                     .collect(),
             ),
+            MAP_MEMBERS => Dump::Members(self.member_views(None)?),
+            MAP_RULES => Dump::Rules(self.rule_views(None)?),
+            MAP_POLICERS => Dump::Policers(self.rate_views()?),
             other => return Err(DumpError::Unknown(other.to_owned())),
         })
     }

@@ -136,7 +136,9 @@ impl FromStr for Rate {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().to_ascii_lowercase();
         let bad = || ValueError::Rate(s.to_owned());
-        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
+        let split = t
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
         let (num, unit) = t.split_at(split);
         let mult: u64 = match unit {
             "bit" => 1,

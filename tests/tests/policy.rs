@@ -1,0 +1,317 @@
+//! Group policy that follows the VM (issue 18), in network namespaces:
+//! VXLAN-GBP against the kernel's vxlan `gbp` (its group is the skb's
+//! mark), rules between groups on decapsulation and on local switching,
+//! a `--default-deny` VNI.
+
+use std::time::Duration;
+
+use vtep_tests::{
+    Capture, Netns, TempFile, Vtep,
+    topo::{self, Kind, Overlay},
+    vtep_bin,
+};
+
+fn ours(o: &Overlay, host: usize) -> &Vtep {
+    o.vteps[host].as_ref().expect("our VTEP on the host")
+}
+
+/// The packets nftables counted in the first rule of bridge chain
+/// `vtep_test fw` on `ns` that has a counter.
+fn nft_count(ns: &Netns) -> u64 {
+    let out = ns.ok(&["nft", "list", "chain", "bridge", "vtep_test", "fw"]);
+    out.split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in: {out}"))
+}
+
+/// `vtep policy show --json` of `v`: the (packets) of the rule from → to
+/// in `vni`.
+fn rule_hits(v: &Vtep, vni: u64, from: u64, to: u64) -> u64 {
+    let rules: serde_json::Value =
+        serde_json::from_str(&v.ok(&["policy", "show", "--json"])).unwrap();
+    rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["vni"] == vni && r["from"] == from && r["to"] == to)
+        .unwrap_or_else(|| panic!("no rule {from} -> {to} in {rules}"))["packets"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Pings that must get through (`want`) or must not.
+fn pings(from: &topo::Vm, to: &str, want: bool) {
+    let ok = from.ns.ping(to, 3);
+    assert_eq!(ok, want, "ping {} -> {to}", from.ip);
+}
+
+#[test]
+fn gbp_groups_cross_to_and_from_the_kernels_vxlan_as_marks() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Kernel], &vtep_bin());
+    let v = ours(&o, 0);
+    let (h0, h1) = (&o.net.hosts[0], &o.net.hosts[1]);
+    v.ok(&["vni", "add", "100", "--flood", &h1.ip, "--gbp"]);
+    let (ours_vm, theirs) = (o.vm(0, 0), o.vm(1, 0));
+    v.ok(&[
+        "group",
+        "set",
+        &ours_vm.mac,
+        "--vni",
+        "100",
+        "--group",
+        "10",
+    ]);
+    v.ok(&[
+        "policy", "add", "--vni", "100", "--from", "20", "--to", "10", "allow",
+    ]);
+    // The kernel's side: vx100 with gbp (a creation-time option); its
+    // VM's frames marked 20 as the bridge forwards them to vx100, and the
+    // frames from vx100 counted by their mark.
+    // Every vxlan device on the port shares one UDP socket, whose GBP
+    // setting they must share: VNI 200's device is made again too.
+    let k = &h1.ns;
+    k.ok(&["ip", "link", "del", "vx200"]);
+    for vni in [100, 200] {
+        topo::kernel_vxlan(h1, vni, &[&h0.ip], &["gbp"]);
+    }
+    k.ok(&["nft", "add", "table", "bridge", "vtep_test"]);
+    k.ok(&[
+        "nft",
+        "add chain bridge vtep_test fw { type filter hook forward priority 0; }",
+    ]);
+    k.ok(&[
+        "nft",
+        "add",
+        "rule",
+        "bridge",
+        "vtep_test",
+        "fw",
+        "iifname",
+        "vx100",
+        "meta",
+        "mark",
+        "10",
+        "counter",
+    ]);
+    k.ok(&[
+        "nft",
+        "add",
+        "rule",
+        "bridge",
+        "vtep_test",
+        "fw",
+        "iifname",
+        "p100",
+        "meta",
+        "mark",
+        "set",
+        "20",
+    ]);
+    assert!(ours_vm.ns.ping_until(&theirs.ip, Duration::from_secs(5)));
+    let pcap = TempFile::new("gbp", ".pcap");
+    let cap = Capture::start(
+        &o.net.router,
+        &["-i", "r1", "-w", pcap.arg(), "udp port 4789"],
+    );
+    let marked = nft_count(k);
+    let hits = rule_hits(v, 100, 20, 10);
+    pings(ours_vm, &theirs.ip, true);
+    pings(theirs, &ours_vm.ip, true);
+    cap.stop();
+    assert!(
+        nft_count(k) >= marked + 6,
+        "the kernel's vxlan gave our frames mark 10: {} before, {} after",
+        marked,
+        nft_count(k)
+    );
+    assert!(
+        rule_hits(v, 100, 20, 10) >= hits + 6,
+        "our side read group 20 from the kernel's frames"
+    );
+    // On the wire: G set and the group, each way.
+    let rows = vtep_tests::tshark_fields(
+        pcap.arg(),
+        &[],
+        &["ip.src", "vxlan.flag_g", "vxlan.gbp", "icmp.type"],
+    );
+    let groups = |src: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r[0] == src && (r[3] == "8" || r[3] == "0"))
+            .map(|r| format!("{}/{}", r[1], r[2]))
+            .collect()
+    };
+    let (from_us, from_kernel) = (groups(&h0.ip), groups(&h1.ip));
+    assert!(
+        from_us.len() >= 6 && from_us.iter().all(|g| g == "True/10" || g == "1/10"),
+        "ours: {from_us:?}"
+    );
+    assert!(
+        from_kernel.len() >= 6 && from_kernel.iter().all(|g| g == "True/20" || g == "1/20"),
+        "the kernel's: {from_kernel:?}"
+    );
+    // Denied now: 20 -> 10 is dropped on our side, and counted.
+    let denied = v.counter("drop_reasons", "policy_denied");
+    v.ok(&[
+        "policy", "add", "--vni", "100", "--from", "20", "--to", "10", "deny",
+    ]);
+    pings(theirs, &ours_vm.ip, false);
+    assert!(v.counter("drop_reasons", "policy_denied") >= denied + 3);
+}
+
+/// Two of ours, VNI 100 with GBP; on each host one VM of group 10 (port
+/// p100) and one of group 20 (a second port, p100b); memberships
+/// configured on both hosts alike (identities, not locations).
+struct Groups {
+    o: Overlay,
+    /// Per host: the group-20 VM.
+    b: Vec<topo::Vm>,
+}
+
+impl Groups {
+    fn new() -> Self {
+        let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+        let mut b = Vec::new();
+        for host in 0..2 {
+            let ip = format!("198.19.0.{}/24", 11 + host);
+            let mac = format!("02:00:00:64:0b:{:02x}", host + 1);
+            b.push(topo::vm(&o.net.hosts[host].ns, "p100b", &ip, &mac));
+        }
+        for host in 0..2 {
+            let v = ours(&o, host);
+            let other = &o.net.hosts[1 - host].ip;
+            v.ok(&["vni", "add", "100", "--flood", other, "--gbp"]);
+            v.ok(&["port", "add", "p100b", "--vni", "100"]);
+            for h in 0..2 {
+                v.ok(&[
+                    "group",
+                    "set",
+                    &o.vm(h, 0).mac,
+                    "--vni",
+                    "100",
+                    "--group",
+                    "10",
+                ]);
+                v.ok(&["group", "set", &b[h].mac, "--vni", "100", "--group", "20"]);
+            }
+            v.ok(&[
+                "policy", "add", "--vni", "100", "--from", "10", "--to", "20", "deny",
+            ]);
+        }
+        Groups { o, b }
+    }
+}
+
+#[test]
+fn rules_hold_across_hosts_and_on_local_switching() {
+    let g = Groups::new();
+    let o = &g.o;
+    let (a0, a1, b0, b1) = (o.vm(0, 0), o.vm(1, 0), &g.b[0], &g.b[1]);
+    // 10 -> 10 and 20 -> 20 across the hosts.
+    assert!(a0.ns.ping_until(&a1.ip, Duration::from_secs(5)));
+    assert!(b0.ns.ping_until(&b1.ip, Duration::from_secs(5)));
+    // 10 -> 20, across hosts and on one host: denied where the receiver
+    // is, and counted by the rule.
+    let hits = rule_hits(ours(o, 1), 100, 10, 20);
+    let denied = ours(o, 1).counter("drop_reasons", "policy_denied");
+    pings(a0, &b1.ip, false);
+    assert!(ours(o, 1).counter("drop_reasons", "policy_denied") >= denied + 3);
+    assert!(rule_hits(ours(o, 1), 100, 10, 20) >= hits + 3);
+    let local = ours(o, 0).counter("drop_reasons", "policy_denied");
+    pings(a0, &b0.ip, false);
+    assert!(ours(o, 0).counter("drop_reasons", "policy_denied") >= local + 3);
+    // 20 -> 10 is allowed: the requests arrive (the replies, 10 -> 20,
+    // are what the rule denies).
+    let pcap = TempFile::new("req", ".pcap");
+    let cap = Capture::start(&a1.ns, &["-i", "eth0", "-w", pcap.arg(), "icmp"]);
+    pings(b0, &a1.ip, false);
+    cap.stop();
+    let requests = vtep_tests::tshark_fields(pcap.arg(), &[], &["ip.src", "icmp.type"])
+        .into_iter()
+        .filter(|r| r[0] == b0.ip && r[1] == "8")
+        .count();
+    assert!(
+        requests >= 3,
+        "20 -> 10 requests that reached the VM: {requests}"
+    );
+    // Denied both ways now: nothing of 20 reaches 10 either.
+    for host in 0..2 {
+        ours(o, host).ok(&[
+            "policy", "add", "--vni", "100", "--from", "20", "--to", "10", "deny",
+        ]);
+    }
+    let denied = ours(o, 1).counter("drop_reasons", "policy_denied");
+    pings(b0, &a1.ip, false);
+    assert!(ours(o, 1).counter("drop_reasons", "policy_denied") >= denied + 3);
+    // Rules removed: everything flows again.
+    for host in 0..2 {
+        for (from, to) in [("10", "20"), ("20", "10")] {
+            ours(o, host).ok(&["policy", "del", "--vni", "100", "--from", from, "--to", to]);
+        }
+    }
+    pings(a0, &b1.ip, true);
+    pings(a0, &b0.ip, true);
+}
+
+#[test]
+fn a_default_deny_vni_passes_only_what_a_rule_allows() {
+    let g = Groups::new();
+    let o = &g.o;
+    let (a0, a1, b0) = (o.vm(0, 0), o.vm(1, 0), &g.b[0]);
+    assert!(a0.ns.ping_until(&a1.ip, Duration::from_secs(5)));
+    for host in 0..2 {
+        let v = ours(o, host);
+        v.ok(&[
+            "policy", "del", "--vni", "100", "--from", "10", "--to", "20",
+        ]);
+        let other = &o.net.hosts[1 - host].ip;
+        v.ok(&[
+            "vni",
+            "add",
+            "100",
+            "--flood",
+            other,
+            "--gbp",
+            "--default-deny",
+        ]);
+    }
+    pings(a0, &a1.ip, false);
+    pings(a0, &b0.ip, false);
+    for host in 0..2 {
+        let v = ours(o, host);
+        v.ok(&[
+            "policy", "add", "--vni", "100", "--from", "10", "--to", "10", "allow",
+        ]);
+    }
+    pings(a0, &a1.ip, true);
+    pings(a0, &b0.ip, false);
+    let text = ours(o, 0).ok(&["policy", "show", "--vni", "100"]);
+    assert!(text.contains("VNI 100: without a rule, deny"), "{text}");
+}
+
+#[test]
+fn refusals_name_the_object_and_the_fix() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    let v = ours(&o, 0);
+    let mac = o.vm(0, 0).mac.as_str();
+    let e = v.fails(&["group", "set", mac, "--vni", "100", "--group", "0"]);
+    assert!(e.contains("group 0 is \"unknown\""), "{e}");
+    let e = v.fails(&["group", "set", mac, "--vni", "999", "--group", "10"]);
+    assert!(e.contains("VNI 999 is not configured"), "{e}");
+    let e = v.fails(&["group", "del", mac, "--vni", "100"]);
+    assert!(e.contains("has no group in VNI 100"), "{e}");
+    let e = v.fails(&["policy", "del", "--vni", "100", "--from", "1", "--to", "2"]);
+    assert!(e.contains("no rule from group 1 to group 2"), "{e}");
+    let e = v.fails(&["rate", "set", mac, "--vni", "100", "--egress", "100mbps"]);
+    assert!(e.contains("invalid rate '100mbps'"), "{e}");
+    let e = v.fails(&[
+        "rate", "set", mac, "--vni", "100", "--egress", "1gbit", "--burst", "1500",
+    ]);
+    assert!(e.contains("from 64k"), "{e}");
+    let e = v.fails(&["rate", "del", mac, "--vni", "100"]);
+    assert!(e.contains("has no rate limit"), "{e}");
+    // Nothing was half applied: no policy on the VNI.
+    let vnis = v.map_dump("VNIS");
+    assert!(vnis.to_string().contains("\"policy\":false"), "{vnis}");
+}
