@@ -183,17 +183,10 @@ impl Groups {
             let other = &o.net.hosts[1 - host].ip;
             v.ok(&["vni", "add", "100", "--flood", other, "--gbp"]);
             v.ok(&["port", "add", "p100b", "--vni", "100"]);
-            for h in 0..2 {
-                v.ok(&[
-                    "group",
-                    "set",
-                    &o.vm(h, 0).mac,
-                    "--vni",
-                    "100",
-                    "--group",
-                    "10",
-                ]);
-                v.ok(&["group", "set", &b[h].mac, "--vni", "100", "--group", "20"]);
+            for (h, bh) in b.iter().enumerate() {
+                let a = &o.vm(h, 0).mac;
+                v.ok(&["group", "set", a, "--vni", "100", "--group", "10"]);
+                v.ok(&["group", "set", &bh.mac, "--vni", "100", "--group", "20"]);
             }
             v.ok(&[
                 "policy", "add", "--vni", "100", "--from", "10", "--to", "20", "deny",

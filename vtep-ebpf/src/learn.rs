@@ -270,7 +270,9 @@ pub fn learn<C: EbpfContext>(ctx: &C, vni: u32, mac: [u8; 6], at: &Location, cfg
         flags: delivery,
         peer: at.peer,
     };
-    if LEARNED.insert(key, &*e, 0).is_ok() {
+    // By reference: the map update reads the scratch entry in place.
+    let e: &LearnedEntry = e;
+    if LEARNED.insert(key, e, 0).is_ok() {
         count(match kind {
             MacEventKind::Moved => Counter::MacMoved,
             _ => Counter::MacLearned,

@@ -405,6 +405,8 @@ mod tests {
                 learning: true,
                 bum_pps: 0,
                 tos: Tos::default(),
+                gbp: false,
+                default_deny: false,
             }]
         );
         assert_eq!(p.underlay.learning.ageing_s, 300);
@@ -458,7 +460,7 @@ mod tests {
 
     #[test]
     fn the_example_in_dist_is_valid() {
-        let p = parse(include_str!("../../dist/vtep.toml")).unwrap();
+        let p = parse(include_str!("../../../dist/vtep.toml")).unwrap();
         assert_eq!(p.underlay.iface, "eth1");
         assert_eq!(p.vnis.len(), 1);
         assert_eq!(p.vnis[0].flood.ips().len(), 2);

@@ -165,7 +165,7 @@ impl fmt::Display for Rate {
             ("mbit", 1_000_000),
             ("kbit", 1_000),
         ] {
-            if self.0 >= m && self.0 % m == 0 {
+            if self.0 >= m && self.0.is_multiple_of(m) {
                 return write!(f, "{}{unit}", self.0 / m);
             }
         }
@@ -219,7 +219,7 @@ impl FromStr for Burst {
             .ok()
             .and_then(|n| n.checked_mul(mult))
             .ok_or_else(bad)?;
-        if bytes < MIN_BURST || bytes > 1 << 32 {
+        if !(MIN_BURST..=1 << 32).contains(&bytes) {
             return Err(bad());
         }
         Ok(Burst(bytes))
