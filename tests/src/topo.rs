@@ -365,26 +365,35 @@ pub fn tcp_bytes(server: &Vm, client: &Vm, secs: u32) -> u64 {
 
 /// As [`tcp_bytes`], to the server's address `addr` (IPv4 or IPv6).
 pub fn tcp_bytes_to(server: &Vm, addr: &str, client: &Vm, secs: u32) -> u64 {
+    let v = iperf3(server, addr, client, &["-t", &secs.to_string()]);
+    v["end"]["sum_received"]["bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no bytes in iperf3's report: {v}"))
+}
+
+/// The rate (bits/s of UDP payload) at which `server` received a UDP
+/// stream `client` sent at `rate` (like "1G") for `secs` seconds.
+pub fn udp_received_bps(server: &Vm, client: &Vm, rate: &str, secs: u32) -> f64 {
+    let args = ["-u", "-b", rate, "-t", &secs.to_string()];
+    let v = iperf3(server, &server.ip, client, &args);
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no received rate in iperf3's report: {v}"))
+}
+
+/// One iperf3 run from `client` to `server` at `addr` with `args`: its
+/// JSON report (the server's figures in `sum_received`).
+fn iperf3(server: &Vm, addr: &str, client: &Vm, args: &[&str]) -> serde_json::Value {
     let _srv = server.ns.spawn(&["iperf3", "-s", "-1", "-B", addr]);
-    let secs = secs.to_string();
     for _ in 0..50 {
-        let out = client.ns.run(&[
-            "iperf3",
-            "-c",
-            addr,
-            "-t",
-            &secs,
-            "-J",
-            "--connect-timeout",
-            "500",
-        ]);
+        let mut argv = vec!["iperf3", "-c", addr, "-J", "--connect-timeout", "500"];
+        argv.extend_from_slice(args);
+        let out = client.ns.run(&argv);
         // With -J, iperf3 exits 0 even when it cannot connect: the report
         // says so in "error". Retry until the server listens.
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         if out.status.success() && v.get("error").is_none() {
-            return v["end"]["sum_received"]["bytes"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("no bytes in iperf3's report: {v}"));
+            return v;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -308,3 +308,73 @@ fn refusals_name_the_object_and_the_fix() {
     let vnis = v.map_dump("VNIS");
     assert!(vnis.to_string().contains("\"policy\":false"), "{vnis}");
 }
+
+/// Within `pct` percent of `want`.
+fn near(got: f64, want: f64, pct: f64) -> bool {
+    (got - want).abs() <= want * pct / 100.0
+}
+
+#[test]
+fn rate_limits_police_a_vm_each_way_and_leave_the_others_alone() {
+    let g = Groups::new();
+    let o = &g.o;
+    let (a0, a1, b0) = (o.vm(0, 0), o.vm(1, 0), &g.b[0]);
+    for host in 0..2 {
+        ours(o, host).ok(&[
+            "policy", "del", "--vni", "100", "--from", "10", "--to", "20",
+        ]);
+    }
+    assert!(a0.ns.ping_until(&a1.ip, Duration::from_secs(5)));
+    // UDP payload of the frames the policer counts (1450-byte MTU: 1422
+    // bytes of payload in a 1464-byte frame); TCP's (1398-byte segments
+    // with timestamps).
+    let (udp, tcp_payload) = (1422.0 / 1464.0, 1398.0 / 1464.0);
+    let limit = 100e6 * udp;
+    // The rate's precision: a bucket of one GSO packet, so the burst
+    // hardly counts.
+    let egress = [
+        "rate", "set", &a0.mac, "--vni", "100", "--egress", "100mbit",
+    ];
+    ours(o, 0).ok(&[&egress[..], &["--burst", "64k"]].concat());
+    let got = topo::udp_received_bps(a1, a0, "1G", 3);
+    println!(
+        "egress 100mbit, offered 1 Gbit/s: received {:.1} Mbit/s",
+        got / 1e6
+    );
+    assert!(near(got, limit, 10.0), "egress: {got}");
+    let dropped = ours(o, 0).counter("drop_reasons", "rate_limited");
+    assert!(dropped > 1000, "rate_limited {dropped}");
+    // Another VM of the VNI, on the same host: not limited.
+    let other = topo::udp_received_bps(a1, b0, "300M", 3);
+    assert!(other > 270e6 * udp, "the other VM got {other}");
+    // TCP under the limit, with the default burst (250 ms: 3.125 MB),
+    // which is not counted as rate.
+    ours(o, 0).ok(&egress);
+    let secs = 6;
+    let bytes = topo::tcp_bytes(a1, a0, secs) as f64;
+    let tcp = (bytes - 3_125_000.0 * tcp_payload) * 8.0 / f64::from(secs);
+    println!(
+        "egress 100mbit, TCP beyond the burst: {:.1} Mbit/s",
+        tcp / 1e6
+    );
+    assert!(tcp >= 0.85 * 100e6 * tcp_payload, "TCP: {tcp}");
+    assert!(tcp <= 1.05 * 100e6, "TCP beyond the limit: {tcp}");
+    ours(o, 0).ok(&["rate", "del", &a0.mac, "--vni", "100"]);
+    // Ingress: what arrives for a VM from the other host (decap) and
+    // from its own host (local switching).
+    let ingress = ["--vni", "100", "--ingress", "100mbit", "--burst", "64k"];
+    ours(o, 1).ok(&[&["rate", "set", &a1.mac][..], &ingress].concat());
+    let got = topo::udp_received_bps(a1, a0, "1G", 3);
+    println!("ingress 100mbit over the underlay: {:.1} Mbit/s", got / 1e6);
+    assert!(near(got, limit, 10.0), "ingress over the underlay: {got}");
+    ours(o, 0).ok(&[&["rate", "set", &a0.mac][..], &ingress].concat());
+    let got = topo::udp_received_bps(a0, b0, "1G", 3);
+    println!("ingress 100mbit, switched locally: {:.1} Mbit/s", got / 1e6);
+    assert!(near(got, limit, 10.0), "ingress switched locally: {got}");
+    let rates: serde_json::Value =
+        serde_json::from_str(&ours(o, 0).ok(&["rate", "show", "--json"])).unwrap();
+    let row = &rates[0];
+    assert_eq!(row["direction"], "ingress", "{rates}");
+    assert_eq!(row["rate"], 100_000_000u64, "{rates}");
+    assert!(row["dropped_packets"].as_u64() > Some(1000), "{rates}");
+}

@@ -31,8 +31,9 @@ pub enum Command {
         /// What the VM receives.
         #[arg(long)]
         ingress: Option<Rate>,
-        /// Bucket depth in bytes (64k to 4g; default 10 ms of the rate,
-        /// at least 64k).
+        /// Bucket depth in bytes (64k to 4g; default 250 ms of the rate,
+        /// at least 64k: a policer has no queue, and TCP needs a bucket
+        /// that outlasts its retransmission timeout to reach the rate).
         #[arg(long)]
         burst: Option<Burst>,
     },

@@ -36,8 +36,8 @@ impl Edit<'_> {
     }
 
     /// Sets the limits of `who`: each rate given with `burst` (default:
-    /// 10 ms of the rate, at least one GSO packet), the other direction
-    /// left as it is.
+    /// `Burst::default_for` the rate), the other direction left as it
+    /// is.
     pub fn rate_set(
         &mut self,
         who: Limited,
