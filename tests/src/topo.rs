@@ -348,6 +348,47 @@ impl Overlay {
         }
     }
 
+    /// The mobile VM (tenant 0's of host 0) gets a second interface,
+    /// `eth1`, behind port `m100` on host `to` (ours), prepared ahead as a
+    /// migration target is, down.
+    pub fn prepare_target(&self, to: usize) -> &Vm {
+        let mobile = self.vm(0, 0);
+        let host = &self.net.hosts[to].ns;
+        veth(host, "m100", &mobile.ns, "eth1");
+        host.ok(&["ip", "link", "set", "m100", "up"]);
+        mobile.ns.ok(&[
+            "ip",
+            "link",
+            "set",
+            "eth1",
+            "address",
+            &mobile.mac,
+            "mtu",
+            "1450",
+        ]);
+        let v = self.vteps[to].as_ref().expect("our VTEP on the target");
+        v.ok(&["port", "add", "m100", "--vni", "100"]);
+        mobile
+    }
+
+    /// Moves the mobile VM's address from eth0 to eth1 in one step, as a
+    /// VM resumes on its new host (with `announce`, the kernel sends a
+    /// gratuitous ARP as eth1 comes up); then its old port is removed.
+    pub fn switch_over(&self, mobile: &Vm, announce: bool) {
+        mobile.ns.ok(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.conf.eth1.arp_notify={}", u8::from(announce)),
+        ]);
+        mobile.ns.ok(&[
+            "sh",
+            "-c",
+            "ip link set eth0 down && ip addr flush dev eth0 && ip addr add 198.19.0.1/24 dev eth1 && ip link set eth1 up",
+        ]);
+        let v = self.vteps[0].as_ref().expect("our VTEP on host 0");
+        v.ok(&["port", "del", "p100"]);
+    }
+
     /// Names of every namespace this overlay made.
     pub fn namespaces(&self) -> Vec<String> {
         let mut names = vec![self.net.router.name.clone()];

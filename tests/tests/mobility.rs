@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use vtep_tests::{
     Bg, Vtep, ping_summary,
-    topo::{Kind, Overlay, TENANTS, Vm, send_raw},
-    veth, vtep_bin, wait_until,
+    topo::{Kind, Overlay, TENANTS, send_raw},
+    vtep_bin, wait_until,
 };
 
 fn fdb(v: &Vtep, vni: u32) -> Vec<serde_json::Value> {
@@ -61,57 +61,19 @@ fn learns_every_vm_without_static_fdb() {
     }
 }
 
-/// The mobile VM of host 0 gets a second interface, `eth1`, behind port
-/// `m100` on `to` (prepared ahead, as a migration target is), down.
-fn prepare_target(o: &Overlay, to: usize) -> &Vm {
-    let mobile = o.vm(0, 0);
-    let host = &o.net.hosts[to].ns;
-    veth(host, "m100", &mobile.ns, "eth1");
-    host.ok(&["ip", "link", "set", "m100", "up"]);
-    mobile.ns.ok(&[
-        "ip",
-        "link",
-        "set",
-        "eth1",
-        "address",
-        &mobile.mac,
-        "mtu",
-        "1450",
-    ]);
-    ours(o, to).ok(&["port", "add", "m100", "--vni", "100"]);
-    mobile
-}
-
-/// Moves the mobile VM's address from eth0 to eth1 in one step, as a VM
-/// resumes on its new host (with `announce`, the kernel sends a
-/// gratuitous ARP as eth1 comes up); then its old port is removed.
-fn switch_over(o: &Overlay, mobile: &Vm, announce: bool) {
-    mobile.ns.ok(&[
-        "sysctl",
-        "-qw",
-        &format!("net.ipv4.conf.eth1.arp_notify={}", u8::from(announce)),
-    ]);
-    mobile.ns.ok(&[
-        "sh",
-        "-c",
-        "ip link set eth0 down && ip addr flush dev eth0 && ip addr add 198.19.0.1/24 dev eth1 && ip link set eth1 up",
-    ]);
-    ours(o, 0).ok(&["port", "del", "p100"]);
-}
-
 #[test]
 fn live_migration_with_gratuitous_arp() {
     let o = Overlay::new(&[Kind::Ours, Kind::Ours, Kind::Ours], &vtep_bin());
     let peer = o.vm(1, 0);
     assert!(peer.ns.ping_until("198.19.0.1", Duration::from_secs(5)));
-    let mobile = prepare_target(&o, 2);
+    let mobile = o.prepare_target(2);
     // A steady ping every 10 ms from the peer for 4 s; the move in the
     // middle.
     let pinger: Bg = peer
         .ns
         .spawn(&["ping", "-i", "0.01", "-c", "400", "-W", "1", "198.19.0.1"]);
     std::thread::sleep(Duration::from_millis(1500));
-    switch_over(&o, mobile, true);
+    o.switch_over(mobile, true);
     let (sent, got) = ping_summary(&pinger.finish(Duration::from_secs(10)));
     let lost = sent - got;
     println!("live migration with gratuitous ARP: {lost} of {sent} pings lost (10 ms apart)");
@@ -137,8 +99,8 @@ fn silent_vm_is_found_after_its_old_location_ages_out() {
     );
     let peer = o.vm(1, 0);
     assert!(peer.ns.ping_until("198.19.0.1", Duration::from_secs(5)));
-    let mobile = prepare_target(&o, 2);
-    switch_over(&o, mobile, false);
+    let mobile = o.prepare_target(2);
+    o.switch_over(mobile, false);
     // No gratuitous ARP: the VM only answers. The peer's VTEP still points
     // at host 0 until that entry is 3 s stale; then it floods and finds it.
     let start = Instant::now();

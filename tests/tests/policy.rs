@@ -378,3 +378,52 @@ fn rate_limits_police_a_vm_each_way_and_leave_the_others_alone() {
     assert_eq!(row["rate"], 100_000_000u64, "{rates}");
     assert!(row["dropped_packets"].as_u64() > Some(1000), "{rates}");
 }
+
+#[test]
+fn policy_and_limits_follow_a_vm_that_moves() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours, Kind::Ours], &vtep_bin());
+    let (mobile, peer, twin) = (o.vm(0, 0), o.vm(1, 0), o.vm(2, 0));
+    // The same identities on every host, configured once, before the
+    // move: the mobile VM and its twin in group 10, the peer in group
+    // 20, which may not reach group 10; the mobile VM limited to 100
+    // Mbit/s.
+    for host in 0..3 {
+        let v = ours(&o, host);
+        let flood: Vec<&str> = (0..3)
+            .filter(|h| *h != host)
+            .map(|h| o.net.hosts[h].ip.as_str())
+            .collect();
+        v.ok(&["vni", "add", "100", "--flood", &flood.join(","), "--gbp"]);
+        for (vm, group) in [(mobile, "10"), (twin, "10"), (peer, "20")] {
+            v.ok(&["group", "set", &vm.mac, "--vni", "100", "--group", group]);
+        }
+        v.ok(&[
+            "policy", "add", "--vni", "100", "--from", "20", "--to", "10", "deny",
+        ]);
+        let limit = ["--egress", "100mbit", "--burst", "64k"];
+        v.ok(&[&["rate", "set", &mobile.mac, "--vni", "100"][..], &limit].concat());
+    }
+    assert!(twin.ns.ping_until(&mobile.ip, Duration::from_secs(5)));
+    let denied = ours(&o, 0).counter("drop_reasons", "policy_denied");
+    pings(peer, &mobile.ip, false);
+    assert!(ours(&o, 0).counter("drop_reasons", "policy_denied") >= denied + 3);
+
+    // The move, to host 2 (where the twin is): nothing is run there for
+    // the mobile VM but binding the port it arrives on.
+    let mobile = o.prepare_target(2);
+    o.switch_over(mobile, true);
+    assert!(twin.ns.ping_until(&mobile.ip, Duration::from_secs(5)));
+    let denied = ours(&o, 2).counter("drop_reasons", "policy_denied");
+    pings(peer, &mobile.ip, false);
+    assert!(
+        ours(&o, 2).counter("drop_reasons", "policy_denied") >= denied + 3,
+        "the deny rule holds where the VM now is"
+    );
+    let limit = 100e6 * 1422.0 / 1464.0;
+    let got = topo::udp_received_bps(twin, mobile, "1G", 3);
+    println!("after the move, egress 100mbit: {:.1} Mbit/s", got / 1e6);
+    assert!(
+        near(got, limit, 10.0),
+        "the limit holds where the VM now is: {got}"
+    );
+}
