@@ -59,6 +59,7 @@ mod ecn_tos;
 mod encap;
 mod learn;
 mod nd;
+mod policy;
 mod reference;
 mod reference_encap;
 mod vlan;
