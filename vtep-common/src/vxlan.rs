@@ -296,6 +296,19 @@ impl OuterHeaders {
         }
     }
 
+    /// The same headers with the VXLAN header's first word `word` (the
+    /// flags and, with VXLAN-GBP, the group: `policy::gbp_word`).
+    pub fn with_vxlan_word(mut self, word: [u8; 4]) -> Self {
+        let at = self.words().len() - VXLAN_HLEN / 2;
+        let w = match &mut self {
+            OuterHeaders::V4(w) => &mut w[..],
+            OuterHeaders::V6(w) => &mut w[..],
+        };
+        w[at] = u16::from_ne_bytes([word[0], word[1]]);
+        w[at + 1] = u16::from_ne_bytes([word[2], word[3]]);
+        self
+    }
+
     /// The words, as on the wire.
     pub fn words(&self) -> &[u16] {
         match self {

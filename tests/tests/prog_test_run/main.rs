@@ -62,6 +62,7 @@ mod nd;
 mod policy;
 mod reference;
 mod reference_encap;
+mod reference_policy;
 mod vlan;
 
 const XDP_DROP: u32 = 1;

@@ -2,27 +2,57 @@
 //! on random and damaged frames, over each underlay family (the encap
 //! program: `reference_encap`).
 
-use vtep_common::consts::ETH_HLEN;
+use vtep_common::{
+    consts::ETH_HLEN,
+    maps::{REMOTE_F_GBP, REMOTE_F_POLICY},
+    policy::Member,
+};
 
-use super::*;
+use super::{
+    reference_policy::{POLICY_VNI, PolicyFixture, random_vxlan_word},
+    *,
+};
 
 /// The decap fixture's tables, for the reference model, with its ports
 /// made real in [`private_netns`]: MAC_SKB_PORT behind `skb` (p2, MTU
 /// [`P2_MTU`], or p3, MTU 1500), MAC_XDP_PORT behind `xdp` (p1, 1500),
 /// MAC_PEER_PORT behind `peer` (delivered into a veth's peer from TC);
 /// trunk bindings: MAC_TRUNK behind VLAN 10 of `xdp`, MAC_A behind VLAN
-/// 20 of p2.
+/// 20 of p2. Group policy in VNI 100 as [`PolicyFixture`] has it.
 struct FixtureTables {
     skb: u32,
     xdp: u32,
     peer: u32,
     p2: u32,
     f: Family,
+    policy: PolicyFixture,
+}
+
+impl model::policy::PolicyTables for FixtureTables {
+    fn member(&self, vni: u32, mac: [u8; 6]) -> Option<Member> {
+        self.policy.member(vni, mac)
+    }
+    fn binding_group(&self, key: PortKey) -> u16 {
+        self.policy.binding_group(key)
+    }
+    fn rule(&self, vni: u32, from: u16, to: u16) -> Option<u32> {
+        self.policy.rule(vni, from, to)
+    }
+    fn default_deny(&self, vni: u32) -> bool {
+        self.policy.default_deny(vni)
+    }
 }
 
 impl model::DecapTables for FixtureTables {
     fn remote_allowed(&self, vni: u32, sender: Addr) -> bool {
         matches!(vni, 100 | 200 | 300) && sender == ip(self.f.remote)
+    }
+    fn remote_flags(&self, vni: u32, sender: Addr) -> u32 {
+        if self.policy.on() && vni == POLICY_VNI && sender == ip(self.f.remote) {
+            REMOTE_F_POLICY | REMOTE_F_GBP
+        } else {
+            0
+        }
     }
     fn vni_ports(&self, vni: u32) -> Option<u32> {
         match vni {
@@ -105,11 +135,7 @@ fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
         2 => other_family(fam).remote,
         _ => fam.remote,
     };
-    let flags = if r.below(8) == 0 {
-        [r.next() as u8, 0, 0, 0]
-    } else {
-        I
-    };
+    let flags = random_vxlan_word(r);
     let mut f = vxlan(sender, VXLAN_PORT, flags, vni, &inner);
     // Congestion marks of the underlay (CE) in many outer headers.
     if r.below(2) == 0 {
@@ -182,12 +208,18 @@ fn decap_differential(fam: Family) {
         FDB_F_STATIC | FDB_F_XDP,
     );
     l.fdb_at(100, MAC_A, None, PortKey::new(p2, 20), FDB_F_STATIC);
+    // Group policy: members of groups 10, 20 and 30; the peer port's and
+    // p2 VLAN 20's default groups 7 and 5.
+    let members = [(MAC_SKB_PORT, 10), (MAC_XDP_PORT, 20), (MAC_TRUNK, 30)];
+    let groups = [(PortKey::new(p3, 0), 7), (PortKey::new(p2, 20), 5)];
+    let policy = PolicyFixture::install(&mut l, &members, &groups);
     let mut tables = FixtureTables {
         skb: p2,
         xdp: p1,
         peer: p3,
         p2,
         f: fam,
+        policy,
     };
     let cfg = config_at(fam.local, 1);
     let seed = std::env::var("VTEP_MODEL_SEED")
@@ -205,6 +237,10 @@ fn decap_differential(fam: Family) {
         if i % 1000 == 999 {
             tables.skb = if tables.skb == p2 { p3 } else { p2 };
             l.fdb(100, MAC_SKB_PORT, None, tables.skb);
+        }
+        // And VNI 100's policy goes off, on, to default deny.
+        if i % 1000 == 499 {
+            tables.policy.next(&mut l, &[], Some(fam.remote));
         }
         let frame = random_frame(&mut rng, fam);
         let want = model::decap(&frame, &cfg, &tables);
@@ -324,6 +360,7 @@ fn decap_differential(fam: Family) {
         "drop no_flood_target",
         "drop group_source_mac",
         "drop too_big",
+        "drop policy_denied",
     ] {
         assert!(seen.contains_key(kind), "no frame got '{kind}': {seen:?}");
     }

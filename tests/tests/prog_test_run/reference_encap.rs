@@ -2,13 +2,23 @@
 //! on random and damaged frames from access ports and trunks, over each
 //! underlay family.
 
-use vtep_common::{consts::ETH_HLEN, ecn::TOS_INHERIT, maps::with_port_tos};
+use vtep_common::{
+    consts::ETH_HLEN,
+    ecn::TOS_INHERIT,
+    maps::{PORT_F_GBP, PORT_F_POLICY, with_port_tos},
+    policy::Member,
+};
 
-use super::*;
+use super::{
+    reference_policy::{POLICY_VNI, PolicyFixture},
+    *,
+};
 
 /// The tables of the encap differential test, as the model sees them (the
-/// same contents are written into the BPF maps).
+/// same contents are written into the BPF maps); group policy in VNI 100
+/// as [`PolicyFixture`] has it.
 struct EncapFixture {
+    policy: PolicyFixture,
     f: Family,
     ports: std::collections::BTreeMap<PortKey, PortInfo>,
     vnis: std::collections::BTreeMap<u32, VniInfo>,
@@ -16,6 +26,21 @@ struct EncapFixture {
     ul0: u32,
     ul0_mac: [u8; 6],
     mtus: std::collections::BTreeMap<u32, u32>,
+}
+
+impl model::policy::PolicyTables for EncapFixture {
+    fn member(&self, vni: u32, mac: [u8; 6]) -> Option<Member> {
+        self.policy.member(vni, mac)
+    }
+    fn binding_group(&self, key: PortKey) -> u16 {
+        self.policy.binding_group(key)
+    }
+    fn rule(&self, vni: u32, from: u16, to: u16) -> Option<u32> {
+        self.policy.rule(vni, from, to)
+    }
+    fn default_deny(&self, vni: u32) -> bool {
+        self.policy.default_deny(vni)
+    }
 }
 
 impl model::EncapTables for EncapFixture {
@@ -209,7 +234,14 @@ fn encap_differential(fam: Family) {
         stats: binding_slot(key),
         ..PortInfo::default()
     };
-    let tables = EncapFixture {
+    // Group policy: the usual sender (MAC_A) in group 10, the VMs behind
+    // p2 and p1 in 20 and 10; p1's untagged and p6 VLAN 20's default
+    // groups 5 and 30.
+    let members_of = [(MAC_A, 10), (MAC_SKB_PORT, 20), (MAC_XDP_PORT, 10)];
+    let groups = [(k(p1, 0), 5), (k(p6, 20), 30)];
+    let policy = PolicyFixture::install(&mut l, &members_of, &groups);
+    let mut tables = EncapFixture {
+        policy,
         f: fam,
         ports: bindings
             .into_iter()
@@ -260,6 +292,14 @@ fn encap_differential(fam: Family) {
     let mut seen = std::collections::BTreeMap::<String, u32>::new();
     let ports = [p1, p2, p3, p4, p5, p6, p1, p2, p6, p3, unbound];
     for i in 0..100_000u32 {
+        // VNI 100's policy goes off, on, to default deny now and then.
+        if i % 1000 == 499 {
+            tables.policy.next(&mut l, &members(POLICY_VNI), None);
+            let bits = tables.policy.port_bits();
+            for p in tables.ports.values_mut().filter(|p| p.vni == POLICY_VNI) {
+                p.flags = (p.flags & !(PORT_F_POLICY | PORT_F_GBP)) | bits;
+            }
+        }
         let frame = random_port_frame(&mut rng);
         let from = rng.pick(&ports);
         let (want, copies) = model::encap(&frame, from, &cfg, &tables);
@@ -406,6 +446,7 @@ fn encap_differential(fam: Family) {
         "drop no_neighbour",
         "drop too_big",
         "drop no_flood_target",
+        "drop policy_denied",
     ] {
         assert!(seen.contains_key(kind), "no frame got '{kind}': {seen:?}");
     }
