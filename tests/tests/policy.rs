@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use vtep_tests::{
-    Capture, Netns, TempFile, Vtep,
+    Capture, ConfigFile, Netns, TempFile, Vtep,
     topo::{self, Kind, Overlay},
-    vtep_bin,
+    vtep_bin, wait_until,
 };
 
 fn ours(o: &Overlay, host: usize) -> &Vtep {
@@ -425,5 +425,71 @@ fn policy_and_limits_follow_a_vm_that_moves() {
     assert!(
         near(got, limit, 10.0),
         "the limit holds where the VM now is: {got}"
+    );
+}
+
+/// `vtep SHOW --json` of `v`, parsed.
+fn shown(v: &Vtep, what: &str) -> serde_json::Value {
+    serde_json::from_str(&v.ok(&[what, "show", "--json"])).unwrap()
+}
+
+#[test]
+fn config_files_carry_groups_rules_and_limits() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    let v = ours(&o, 0);
+    let mac = o.vm(0, 0).mac.as_str();
+    let head = "underlay = \"ul0\"\nlocal_ip = \"198.18.1.1\"\n\
+        [[vni]]\nvni = 100\nflood = [\"198.18.2.1\"]\ngbp = true\n\
+        [[port]]\niface = \"p100\"\nvni = 100\ngroup = 7\n";
+    let first = format!(
+        "{head}[[member]]\nvni = 100\nmac = \"{mac}\"\ngroup = 10\n\
+         [[rule]]\nvni = 100\nfrom = 10\nto = 20\naction = \"deny\"\n\
+         [[rate]]\nvni = 100\nmac = \"{mac}\"\negress = \"100mbit\"\n"
+    );
+    let config = ConfigFile::new(&first);
+    let daemon = v.spawn(&["daemon", "--config", config.arg()]);
+    let applied = wait_until(Duration::from_secs(10), || {
+        shown(v, "group")[0]["group"] == 10
+    });
+    assert!(
+        applied,
+        "the daemon never applied the file: {}",
+        shown(v, "group")
+    );
+    let rules = shown(v, "policy");
+    assert_eq!(rules.as_array().map(Vec::len), Some(1), "{rules}");
+    assert_eq!(
+        (&rules[0]["from"], &rules[0]["to"]),
+        (&10.into(), &20.into())
+    );
+    assert_eq!(rules[0]["action"], "deny");
+    let rates = shown(v, "rate");
+    assert_eq!(rates[0]["mac"], mac, "{rates}");
+    assert_eq!(rates[0]["rate"], 100_000_000u64);
+    assert_eq!(rates[0]["burst"], 3_125_000u64, "250 ms of the rate");
+    assert_eq!(v.map_dump("PORTS")[0]["group"], 7);
+    let vni = &v.map_dump("VNIS")[0];
+    assert_eq!((&vni["gbp"], &vni["policy"]), (&true.into(), &true.into()));
+
+    // Edited: the member and its limit gone, another rule, a VNI limit.
+    let second = format!(
+        "{head}[[rule]]\nvni = 100\nfrom = 7\nto = 20\naction = \"deny\"\n\
+         [[rate]]\nvni = 100\ningress = \"1gbit\"\n"
+    );
+    config.write(&second);
+    vtep_tests::ok(&["kill", "-HUP", &daemon.id().to_string()]);
+    let applied = wait_until(Duration::from_secs(10), || {
+        shown(v, "group").as_array().is_some_and(Vec::is_empty)
+    });
+    assert!(applied, "SIGHUP: {}", shown(v, "group"));
+    let rules = shown(v, "policy");
+    assert_eq!(rules.as_array().map(Vec::len), Some(1), "{rules}");
+    assert_eq!(rules[0]["from"], 7);
+    let rates = shown(v, "rate");
+    assert_eq!(rates.as_array().map(Vec::len), Some(1), "{rates}");
+    assert!(rates[0]["mac"].is_null(), "{rates}");
+    assert_eq!(
+        (&rates[0]["direction"], &rates[0]["rate"]),
+        (&"ingress".into(), &1_000_000_000u64.into())
     );
 }

@@ -1,5 +1,6 @@
 //! The values users type on the command line and in the config file:
-//! VNIs, VLANs, TOS settings, MACs, IPv4 and IPv6 addresses and flood lists. Anything either is refused
+//! VNIs, VLANs, TOS settings, MACs, IPv4 and IPv6 addresses, flood
+//! lists, policy groups, rates and bursts. Anything either is refused
 //! or parses to a value that keeps its type's promise and prints back to
 //! something that parses to it.
 #![no_main]
@@ -11,7 +12,9 @@ use vtep_common::{
     ecn::ECN_MASK,
 };
 
-use vtep_user::values::{FloodList, Mac, Tos, UnicastIp, UnicastMac, Vid, Vni, parse_ip};
+use vtep_user::values::{
+    Burst, FloodList, Group, Mac, Rate, Tos, UnicastIp, UnicastMac, Vid, Vni, parse_ip,
+};
 
 /// The unicast promise, per family.
 fn unicast(ip: IpAddr) -> bool {
@@ -40,6 +43,18 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(b & ECN_MASK, 0, "a fixed TOS with ECN bits");
         }
         assert_eq!(t.to_string().parse::<Tos>(), Ok(t));
+    }
+    if let Ok(g) = s.parse::<Group>() {
+        assert_eq!(g.to_string().parse::<Group>(), Ok(g));
+        assert_eq!(g.member().is_ok(), g.get() != 0);
+    }
+    if let Ok(r) = s.parse::<Rate>() {
+        assert!((8_000..=10_000_000_000_000).contains(&r.bits()), "{r:?}");
+        assert_eq!(r.to_string().parse::<Rate>(), Ok(r));
+    }
+    if let Ok(b) = s.parse::<Burst>() {
+        assert!((65_536..=1 << 32).contains(&b.bytes()), "{b:?}");
+        assert_eq!(b.to_string().parse::<Burst>(), Ok(b));
     }
     if let Ok(m) = s.parse::<Mac>() {
         assert_eq!(m.to_string().parse::<Mac>(), Ok(m));

@@ -39,6 +39,9 @@
 //! vni = 100
 //! remote = "198.18.2.1"    # or: port = "vm1" (and vlan = 20 for a trunk's VLAN)
 //!
+//! # [[member]], [[rule]], [[rate]]: group policy and rate limits (see
+//! # `identity`)
+//!
 //! [evpn]                   # optional: BGP EVPN through gobgpd (`vtep daemon`)
 //! asn = 65000
 //! router_id = "198.18.1.1" # optional: local_ip
@@ -47,6 +50,8 @@
 //! address = "198.18.2.1"
 //! asn = 65000              # optional: ours (iBGP)
 //! ```
+
+mod identity;
 
 use std::{collections::BTreeSet, net::IpAddr, path::Path};
 
@@ -86,6 +91,12 @@ struct File {
     port: Vec<PortEntry>,
     #[serde(default)]
     fdb: Vec<FdbEntry>,
+    #[serde(default)]
+    member: Vec<identity::MemberEntry>,
+    #[serde(default)]
+    rule: Vec<identity::RuleEntry>,
+    #[serde(default)]
+    rate: Vec<identity::RateEntry>,
     evpn: Option<EvpnSection>,
 }
 
@@ -354,12 +365,14 @@ pub fn parse(text: &str) -> anyhow::Result<Plan> {
         };
         fdb.push(FdbPlan { mac, vni, at });
     }
+    let identity = identity::plan(f.member, f.rule, f.rate, &seen)?;
     let evpn = f.evpn.map(|e| evpn_plan(e, local_ip)).transpose()?;
     Ok(Plan {
         underlay,
         vnis,
         ports,
         fdb,
+        identity,
         evpn,
     })
 }

@@ -12,8 +12,12 @@ use vtep_common::{
     },
 };
 
-use crate::values::{
-    Deliver, FloodList, Group, LocalIp, Tos, UnicastIp, UnicastMac, Vid, Vni, XdpModeArg, ip_to_map,
+use crate::{
+    tables::identity::{Limit, Limited},
+    values::{
+        Action, Deliver, FloodList, Group, LocalIp, Tos, UnicastIp, UnicastMac, Vid, Vni,
+        XdpModeArg, ip_to_map,
+    },
 };
 
 /// Why settings are refused.
@@ -213,6 +217,39 @@ pub struct EvpnPeer {
     pub asn: u32,
 }
 
+/// A VM's group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberPlan {
+    pub vni: Vni,
+    pub mac: UnicastMac,
+    pub group: Group,
+}
+
+/// A rule between groups of a VNI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RulePlan {
+    pub vni: Vni,
+    pub from: Group,
+    pub to: Group,
+    pub action: Action,
+}
+
+/// The limits of a VM or a VNI (a direction absent: no limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RatePlan {
+    pub who: Limited,
+    pub egress: Option<Limit>,
+    pub ingress: Option<Limit>,
+}
+
+/// Group policy and rate limits of a plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdentityPlan {
+    pub members: Vec<MemberPlan>,
+    pub rules: Vec<RulePlan>,
+    pub rates: Vec<RatePlan>,
+}
+
 /// A whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -220,6 +257,7 @@ pub struct Plan {
     pub vnis: Vec<VniPlan>,
     pub ports: Vec<PortPlan>,
     pub fdb: Vec<FdbPlan>,
+    pub identity: IdentityPlan,
     pub evpn: Option<EvpnPlan>,
 }
 
@@ -231,6 +269,7 @@ impl Plan {
             vnis: Vec::new(),
             ports: Vec::new(),
             fdb: Vec::new(),
+            identity: IdentityPlan::default(),
             evpn: None,
         }
     }

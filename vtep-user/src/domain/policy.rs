@@ -2,10 +2,12 @@
 //! checked by its value type and applied by the tables
 //! (`tables::identity`), which keep the VNI's policy flag in step.
 
-use super::Edit;
+use std::collections::BTreeMap;
+
+use super::{Edit, plan::IdentityPlan};
 use crate::{
     tables::identity::{Limit, Limited},
-    values::{Action, Burst, Group, Rate, UnicastMac, Vni},
+    values::{Action, Burst, Group, Mac, Rate, UnicastMac, Vni},
 };
 
 impl Edit<'_> {
@@ -60,4 +62,87 @@ impl Edit<'_> {
     pub fn rate_del(&mut self, who: Limited) -> anyhow::Result<()> {
         Ok(self.t.rate_del(who)?)
     }
+}
+
+/// Makes the memberships, rules and rate limits of the instance `e`
+/// edits those of `plan` (what it does not name removed); returns how
+/// many were set or removed.
+pub(super) fn reconcile(e: &mut Edit<'_>, plan: &IdentityPlan) -> anyhow::Result<usize> {
+    let mut n = 0;
+    let members: BTreeMap<(Vni, Mac), Group> =
+        e.t.member_views(None)?
+            .into_iter()
+            .map(|m| ((m.vni, m.mac), m.group))
+            .collect();
+    for m in &plan.members {
+        if members.get(&(m.vni, m.mac.mac())) != Some(&m.group) {
+            e.t.group_set(m.vni, m.mac, m.group)?;
+            n += 1;
+        }
+    }
+    for (vni, mac) in members.keys() {
+        if !plan
+            .members
+            .iter()
+            .any(|m| (m.vni, m.mac.mac()) == (*vni, *mac))
+        {
+            e.t.group_del(*vni, UnicastMac::try_from(*mac)?)?;
+            n += 1;
+        }
+    }
+    let rules: BTreeMap<(Vni, Group, Group), Action> =
+        e.t.rule_views(None)?
+            .into_iter()
+            .map(|r| ((r.vni, r.from, r.to), r.action))
+            .collect();
+    for r in &plan.rules {
+        if rules.get(&(r.vni, r.from, r.to)) != Some(&r.action) {
+            e.t.rule_add(r.vni, (r.from, r.to), r.action)?;
+            n += 1;
+        }
+    }
+    for (vni, from, to) in rules.keys() {
+        if !plan
+            .rules
+            .iter()
+            .any(|r| (r.vni, r.from, r.to) == (*vni, *from, *to))
+        {
+            e.t.rule_del(*vni, (*from, *to))?;
+            n += 1;
+        }
+    }
+    let mut rates: BTreeMap<Limited, (Option<Limit>, Option<Limit>)> = BTreeMap::new();
+    for r in e.t.rate_views()? {
+        let who = match r.mac {
+            Some(mac) => Limited::Vm(r.vni, UnicastMac::try_from(mac)?),
+            None => Limited::Vni(r.vni),
+        };
+        let limit = Some(Limit {
+            rate: r.rate,
+            burst: r.burst,
+        });
+        let entry = rates.entry(who).or_default();
+        if r.direction == "egress" {
+            entry.0 = limit;
+        } else {
+            entry.1 = limit;
+        }
+    }
+    for r in &plan.rates {
+        let now = rates.get(&r.who).copied().unwrap_or_default();
+        if now != (r.egress, r.ingress) {
+            if now != (None, None) {
+                e.t.rate_del(r.who)?;
+            }
+            e.t.rate_set(r.who, r.egress, r.ingress)?;
+            n += 1;
+        }
+    }
+    for who in rates.keys() {
+        if !plan.rates.iter().any(|r| r.who == *who) {
+            e.t.rate_del(*who)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -21,6 +21,8 @@ pub struct Changes {
     pub ports_removed: usize,
     pub fdb_set: usize,
     pub fdb_removed: usize,
+    /// Memberships, rules and rate limits set or removed.
+    pub policy_changes: usize,
 }
 
 /// Applies `plan` (its VNIs, ports and FDB) to the instance `e` edits.
@@ -96,5 +98,6 @@ pub(super) fn reconcile(e: &mut Edit<'_>, plan: &Plan) -> anyhow::Result<Changes
         e.fdb_del(*vni, mac.mac())?;
         c.fdb_removed += 1;
     }
+    c.policy_changes = super::policy::reconcile(e, &plan.identity)?;
     Ok(c)
 }

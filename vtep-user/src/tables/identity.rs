@@ -24,7 +24,7 @@ pub struct Limit {
 }
 
 /// Whose traffic a rate limit is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Limited {
     /// One VM: what it sends (egress) and receives (ingress).
     Vm(Vni, UnicastMac),
