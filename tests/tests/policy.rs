@@ -493,3 +493,65 @@ fn config_files_carry_groups_rules_and_limits() {
         (&"ingress".into(), &1_000_000_000u64.into())
     );
 }
+
+/// The value of the sample of `metric` whose labels include `labels`.
+fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .unwrap_or_else(|| panic!("no {metric} {labels:?}"))
+}
+
+#[test]
+fn metrics_show_rule_hits_and_limit_drops_as_the_commands_do() {
+    let g = Groups::new();
+    let o = &g.o;
+    let (a0, b0, b1) = (o.vm(0, 0), &g.b[0], &g.b[1]);
+    let v = ours(o, 1);
+    assert!(b0.ns.ping_until(&b1.ip, Duration::from_secs(5)));
+    v.ok(&["rate", "set", &b1.mac, "--vni", "100", "--ingress", "8kbit"]);
+    let _daemon = v.spawn(&["daemon"]);
+    pings(a0, &b1.ip, false);
+    // 60 large pings at once: more than the 64 KiB bucket of 8 kbit/s.
+    b0.ns.run(&[
+        "ping", "-c", "60", "-i", "0.01", "-s", "1400", "-W", "1", &b1.ip,
+    ]);
+    let ns = &o.net.hosts[1].ns;
+    let mut body = None;
+    wait_until(Duration::from_secs(5), || {
+        body = vtep_tests::http::get(ns, "127.0.0.1:9469", "/metrics").ok();
+        body.is_some()
+    });
+    let body = body.expect("the daemon serves metrics").body;
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
+        .expect("the exposition parses");
+    let hits = rule_hits(v, 100, 10, 20);
+    assert!(hits >= 3);
+    let labels = [
+        ("vni", "100"),
+        ("from", "10"),
+        ("to", "20"),
+        ("action", "deny"),
+    ];
+    let got = sample(&scrape, "vtep_policy_rule_packets_total", &labels);
+    assert_eq!(got, hits as f64);
+    let rates = shown(v, "rate");
+    let labels = [
+        ("vni", "100"),
+        ("mac", b1.mac.as_str()),
+        ("direction", "ingress"),
+    ];
+    let got = sample(&scrape, "vtep_rate_limit_dropped_packets_total", &labels);
+    assert_eq!(
+        got,
+        rates[0]["dropped_packets"].as_f64().unwrap(),
+        "{rates}"
+    );
+}

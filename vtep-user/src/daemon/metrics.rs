@@ -7,7 +7,9 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
-use vtep_common::consts::{MAP_FDB, MAP_LEARNED, MAP_NEIGHS, MAP_PORTS, MAP_REMOTES, MAP_VNIS};
+use vtep_common::consts::{
+    MAP_FDB, MAP_LEARNED, MAP_MEMBERS, MAP_NEIGHS, MAP_PORTS, MAP_REMOTES, MAP_RULES, MAP_VNIS,
+};
 
 use crate::{
     evpn::{self, routes::Rejected},
@@ -33,6 +35,24 @@ struct BindingLabels {
     /// 802.1Q VLAN; 0: the port's untagged frames.
     vlan: u16,
     vni: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    instance: String,
+    vni: u32,
+    from: u16,
+    to: u16,
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    instance: String,
+    vni: u32,
+    /// The VM's MAC; empty: the VNI's aggregate limit.
+    mac: String,
+    direction: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,13 +116,15 @@ const BINDING_TRAFFIC: [Series; 4] = [
 ];
 
 /// The maps whose use and capacity are exported.
-const SIZED: [&str; 6] = [
+const SIZED: [&str; 8] = [
     MAP_FDB,
     MAP_LEARNED,
     MAP_NEIGHS,
     MAP_VNIS,
     MAP_PORTS,
     MAP_REMOTES,
+    MAP_MEMBERS,
+    MAP_RULES,
 ];
 
 /// A counter family registered as `name`.
@@ -201,6 +223,7 @@ pub fn render(name: &str, t: &Tables, evpn: &evpn::Status) -> anyhow::Result<Str
         };
         events.get_or_create(&labels).inc_by(*n);
     }
+    policy_metrics(&mut r, name, t)?;
     let fdb = gauges::<OriginLabels>(&mut r, "vtep_fdb_entries", "FDB entries, by origin.");
     for origin in ["static", "evpn", "learned"] {
         fdb.get_or_create(&OriginLabels {
@@ -233,6 +256,52 @@ pub fn render(name: &str, t: &Tables, evpn: &evpn::Status) -> anyhow::Result<Str
     let mut out = String::new();
     encode(&mut out, &r)?;
     Ok(out)
+}
+
+/// Group policy rules' hits and rate limits' drops.
+fn policy_metrics(r: &mut Registry, name: &str, t: &Tables) -> anyhow::Result<()> {
+    let (packets, bytes) = (
+        counters::<RuleLabels>(r, "vtep_policy_rule_packets", "Frames a rule decided."),
+        counters::<RuleLabels>(
+            r,
+            "vtep_policy_rule_bytes",
+            "Bytes of the frames a rule decided.",
+        ),
+    );
+    for rule in t.rule_views(None)? {
+        let labels = RuleLabels {
+            instance: name.to_owned(),
+            vni: rule.vni.get(),
+            from: rule.from.get(),
+            to: rule.to.get(),
+            action: rule.action.name(),
+        };
+        packets.get_or_create(&labels).inc_by(rule.packets);
+        bytes.get_or_create(&labels).inc_by(rule.bytes);
+    }
+    let (packets, bytes) = (
+        counters::<LimitLabels>(
+            r,
+            "vtep_rate_limit_dropped_packets",
+            "Frames a rate limit dropped since it was set.",
+        ),
+        counters::<LimitLabels>(
+            r,
+            "vtep_rate_limit_dropped_bytes",
+            "Bytes a rate limit dropped since it was set.",
+        ),
+    );
+    for limit in t.rate_views()? {
+        let labels = LimitLabels {
+            instance: name.to_owned(),
+            vni: limit.vni.get(),
+            mac: limit.mac.map(|m| m.to_string()).unwrap_or_default(),
+            direction: limit.direction,
+        };
+        packets.get_or_create(&labels).inc_by(limit.dropped_packets);
+        bytes.get_or_create(&labels).inc_by(limit.dropped_bytes);
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

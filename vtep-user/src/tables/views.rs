@@ -384,6 +384,8 @@ impl Tables {
             MAP_PORTS => self.ports.entries().map_err(read("port"))?.len(),
             MAP_REMOTES => self.remotes.entries()?.len(),
             MAP_PEERS => self.remotes.peer_entries()?.len(),
+            MAP_MEMBERS => self.members.entries().map_err(read("member"))?.len(),
+            MAP_RULES => self.rules.keys().count(),
             other => self.dump(other)?.len(),
         })
     }
