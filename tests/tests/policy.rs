@@ -81,34 +81,9 @@ fn gbp_groups_cross_to_and_from_the_kernels_vxlan_as_marks() {
         "nft",
         "add chain bridge vtep_test fw { type filter hook forward priority 0; }",
     ]);
-    k.ok(&[
-        "nft",
-        "add",
-        "rule",
-        "bridge",
-        "vtep_test",
-        "fw",
-        "iifname",
-        "vx100",
-        "meta",
-        "mark",
-        "10",
-        "counter",
-    ]);
-    k.ok(&[
-        "nft",
-        "add",
-        "rule",
-        "bridge",
-        "vtep_test",
-        "fw",
-        "iifname",
-        "p100",
-        "meta",
-        "mark",
-        "set",
-        "20",
-    ]);
+    let rule = |r: &str| k.ok(&["sh", "-c", &format!("nft add rule bridge vtep_test fw {r}")]);
+    rule("iifname vx100 meta mark 10 counter");
+    rule("iifname p100 meta mark set 20");
     assert!(ours_vm.ns.ping_until(&theirs.ip, Duration::from_secs(5)));
     let pcap = TempFile::new("gbp", ".pcap");
     let cap = Capture::start(

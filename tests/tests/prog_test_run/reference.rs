@@ -5,7 +5,6 @@
 use vtep_common::{
     consts::ETH_HLEN,
     maps::{REMOTE_F_GBP, REMOTE_F_POLICY},
-    policy::Member,
 };
 
 use super::{
@@ -26,21 +25,6 @@ struct FixtureTables {
     p2: u32,
     f: Family,
     policy: PolicyFixture,
-}
-
-impl model::policy::PolicyTables for FixtureTables {
-    fn member(&self, vni: u32, mac: [u8; 6]) -> Option<Member> {
-        self.policy.member(vni, mac)
-    }
-    fn binding_group(&self, key: PortKey) -> u16 {
-        self.policy.binding_group(key)
-    }
-    fn rule(&self, vni: u32, from: u16, to: u16) -> Option<u32> {
-        self.policy.rule(vni, from, to)
-    }
-    fn default_deny(&self, vni: u32) -> bool {
-        self.policy.default_deny(vni)
-    }
 }
 
 impl model::DecapTables for FixtureTables {
@@ -243,7 +227,7 @@ fn decap_differential(fam: Family) {
             tables.policy.next(&mut l, &[], Some(fam.remote));
         }
         let frame = random_frame(&mut rng, fam);
-        let want = model::decap(&frame, &cfg, &tables);
+        let want = model::decap(&frame, &cfg, &tables, &tables.policy);
         let mut out = vec![0u8; frame.len() + 64];
         let (action, len) = run(&l, &frame, &mut out);
         let got = &out[..len];

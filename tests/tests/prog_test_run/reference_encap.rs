@@ -6,7 +6,6 @@ use vtep_common::{
     consts::ETH_HLEN,
     ecn::TOS_INHERIT,
     maps::{PORT_F_GBP, PORT_F_POLICY, with_port_tos},
-    policy::Member,
 };
 
 use super::{
@@ -26,21 +25,6 @@ struct EncapFixture {
     ul0: u32,
     ul0_mac: [u8; 6],
     mtus: std::collections::BTreeMap<u32, u32>,
-}
-
-impl model::policy::PolicyTables for EncapFixture {
-    fn member(&self, vni: u32, mac: [u8; 6]) -> Option<Member> {
-        self.policy.member(vni, mac)
-    }
-    fn binding_group(&self, key: PortKey) -> u16 {
-        self.policy.binding_group(key)
-    }
-    fn rule(&self, vni: u32, from: u16, to: u16) -> Option<u32> {
-        self.policy.rule(vni, from, to)
-    }
-    fn default_deny(&self, vni: u32) -> bool {
-        self.policy.default_deny(vni)
-    }
 }
 
 impl model::EncapTables for EncapFixture {
@@ -302,7 +286,7 @@ fn encap_differential(fam: Family) {
         }
         let frame = random_port_frame(&mut rng);
         let from = rng.pick(&ports);
-        let (want, copies) = model::encap(&frame, from, &cfg, &tables);
+        let (want, copies) = model::encap(&frame, from, &cfg, &tables, &tables.policy);
         // The frame as the program leaves it when it has not built
         // another: without the tags the kernel took off.
         let tags = match model::untag(&frame, &mut vec![0; frame.len()]) {

@@ -17,8 +17,8 @@ use crate::{
     vxlan::VXLAN_FLAG_I,
 };
 
-/// What the model needs to look up (group policy's tables too).
-pub trait DecapTables: PolicyTables {
+/// What the model needs to look up (group policy's tables come apart).
+pub trait DecapTables {
     /// Whether `ip` may send `vni` (a REMOTES entry).
     fn remote_allowed(&self, vni: u32, ip: Addr) -> bool;
     /// The `REMOTE_F_*` bits of `ip`'s entry for `vni` (policy, GBP).
@@ -138,8 +138,13 @@ fn bad_udp_len(udp_len: usize, avail: usize) -> bool {
 
 /// The model of `vtep_decap` on `frame`: where it goes, then what its
 /// outer ECN does to it (RFC 6040 §4.2, [`ecn::decap`]).
-pub fn decap(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
-    let mut v = decap_to(frame, cfg, t);
+pub fn decap(
+    frame: &[u8],
+    cfg: &Config,
+    t: &impl DecapTables,
+    policy: &impl PolicyTables,
+) -> Verdict {
+    let mut v = decap_to(frame, cfg, t, policy);
     if let Verdict::Redirect { strip, ce, .. } | Verdict::Up { strip, ce, .. } = &mut v {
         match ecn::decap(
             inner_dsfield(frame).unwrap_or(0),
@@ -169,7 +174,12 @@ pub fn mark_ce(frame: &mut [u8]) {
 }
 
 /// Where [`decap`] sends `frame`, before ECN.
-fn decap_to(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
+fn decap_to(
+    frame: &[u8],
+    cfg: &Config,
+    t: &impl DecapTables,
+    policy: &impl PolicyTables,
+) -> Verdict {
     let end = frame.len();
     let (saddr, udp) = match outer(frame, cfg) {
         Ok(o) => o,
@@ -236,7 +246,7 @@ fn decap_to(frame: &[u8], cfg: &Config, t: &impl DecapTables) -> Verdict {
             Gbp::default()
         };
         let to = PortKey::new(e.ifindex, e.vid);
-        if !super::policy::admits(t, vni, (gbp.group, gbp.applied), (dst, to)) {
+        if !super::policy::admits(policy, vni, (gbp.group, gbp.applied), (dst, to)) {
             return Verdict::Drop(DropReason::PolicyDenied);
         }
     }

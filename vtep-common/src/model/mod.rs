@@ -42,8 +42,9 @@ fn is_group(mac: &[u8]) -> bool {
     mac[0] & 1 != 0
 }
 
-/// What the encap model needs to look up (group policy's tables too).
-pub trait EncapTables: PolicyTables {
+/// What the encap model needs to look up (group policy's tables come
+/// apart).
+pub trait EncapTables {
     /// The binding (port, VLAN) of `key`.
     fn port(&self, key: PortKey) -> Option<PortInfo>;
     /// The configuration of `vni`.
@@ -211,6 +212,7 @@ pub fn encap(
     from: u32,
     cfg: &Config,
     t: &impl EncapTables,
+    policy: &impl PolicyTables,
 ) -> (EncapVerdict, PortCopies) {
     assert!(
         frame.len() <= MODEL_FRAME_MAX,
@@ -237,7 +239,7 @@ pub fn encap(
     dst.copy_from_slice(&frame[..6]);
     let mut src = [0u8; 6];
     src.copy_from_slice(&frame[6..12]);
-    let group = policy::group_of(t, vni, src, PortKey::new(from, vid));
+    let group = self::policy::group_of(policy, vni, src, PortKey::new(from, vid));
     let vx = if port.flags & PORT_F_GBP != 0 {
         gbp_word(group)
     } else {
@@ -260,8 +262,8 @@ pub fn encap(
             } else if !fits(frame, t.mtu(e.ifindex)) {
                 EncapVerdict::Drop(DropReason::TooBig)
             } else if port.flags & PORT_F_POLICY != 0
-                && !policy::admits(
-                    t,
+                && !self::policy::admits(
+                    policy,
                     vni,
                     (group, false),
                     (dst, PortKey::new(e.ifindex, e.vid)),
