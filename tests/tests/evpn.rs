@@ -534,3 +534,55 @@ fn a_gobgp_route_reflector_carries_the_fabric() {
     });
     assert!(installed, "C's VM never installed in B's FDB from routes");
 }
+
+/// The group and origin `v`'s `group show` gives `mac`, if any.
+fn group_of(v: &Vtep, mac: &str) -> Option<(u64, String)> {
+    let rows: serde_json::Value =
+        serde_json::from_str(&v.ok(&["group", "show", "--json"])).expect("group show --json");
+    let row = rows.as_array()?.iter().find(|r| r["mac"] == mac)?.clone();
+    Some((row["group"].as_u64()?, row["origin"].as_str()?.to_owned()))
+}
+
+#[test]
+fn a_vms_group_travels_in_its_route_and_holds_where_it_moves() {
+    let f = Fabric::new(Peering::FullMesh);
+    f.converge();
+    let moving = &f.vms[0];
+    let (a, b) = (&f.ours[0].vtep, &f.ours[1].vtep);
+    // The VM's group is configured on A only, where it lives; B learns it
+    // from A's route, and FRR carries the community along untouched.
+    a.ok(&["group", "set", &moving.mac, "--vni", "100", "--group", "10"]);
+    let learned = wait_until(Duration::from_secs(15), || {
+        group_of(b, &moving.mac) == Some((10, "evpn".into()))
+    });
+    assert!(learned, "B: {:?}", group_of(b, &moving.mac));
+    // On B, nothing without a group (FRR's VMs send no GBP) may reach
+    // group 10.
+    b.ok(&[
+        "policy", "add", "--vni", "100", "--from", "0", "--to", "10", "deny",
+    ]);
+    // The VM moves to B; nothing is run on B for it but binding its port.
+    let (ha, hb) = (&f.net.hosts[0], &f.net.hosts[1]);
+    a.ok(&["port", "del", "mv"]);
+    ha.ns.ok(&["ip", "link", "set", "mv", "netns", &hb.ns.name]);
+    hb.ns.ok(&["ip", "link", "set", "mv", "up"]);
+    b.ok(&["port", "add", "mv", "--vni", "100"]);
+    garp(&moving.ns, "eth0", &moving.mac, &moving.ip);
+    repointed(&f.net.hosts[2].ns, &moving.mac, &hb.ip);
+    assert_eq!(
+        group_of(b, &moving.mac),
+        Some((10, "evpn".into())),
+        "B keeps the group of the VM that now lives there"
+    );
+    let denied = b.counter("drop_reasons", "policy_denied");
+    assert!(
+        !f.vms[2].ns.ping(&moving.ip, 3),
+        "FRR's VM reached group 10"
+    );
+    assert!(
+        b.counter("drop_reasons", "policy_denied") >= denied + 3,
+        "denied on B by the group the route brought"
+    );
+    // B's route carries the group on: A's own setting stays as it was.
+    assert_eq!(group_of(a, &moving.mac), Some((10, "static".into())));
+}

@@ -68,12 +68,18 @@ pub struct Member {
     /// Its group (0: none of its own, its binding's default group applies;
     /// a member with only rate limits).
     pub group: u16,
-    pub _pad: u16,
+    /// `MEMBER_F_*` bits (userspace's: the programs do not read them).
+    pub flags: u16,
     /// Its `POLICERS` slot for what it sends (0: no limit).
     pub egress: u32,
     /// Its `POLICERS` slot for what it receives (0: no limit).
     pub ingress: u32,
 }
+
+/// The group came from an EVPN route (the VM's group where it lives),
+/// not from configuration: configuration wins over it, and it goes with
+/// the route.
+pub const MEMBER_F_EVPN: u16 = 1;
 
 /// A rule's key: from one group to another in one VNI.
 #[repr(C)]

@@ -86,7 +86,7 @@ fn gbp(g: u16, second: u8) -> [u8; 4] {
 
 const ACCESS: Member = Member {
     group: 20,
-    _pad: 0,
+    flags: 0,
     egress: 0,
     ingress: 0,
 };

@@ -34,7 +34,9 @@ pub enum Command {
         #[arg(long)]
         vni: Vni,
     },
-    /// Show the memberships.
+    /// Show the memberships: configured ("static"), or from the VM's EVPN
+    /// route ("evpn": a VM's group travels with it; a configured one
+    /// wins).
     ///
     /// Example: vtep group show --vni 100 --json
     #[command(verbatim_doc_comment)]
@@ -42,7 +44,7 @@ pub enum Command {
         /// Only this VNI.
         #[arg(long)]
         vni: Option<Vni>,
-        /// JSON array of {vni, mac, group}.
+        /// JSON array of {vni, mac, group, origin}.
         #[arg(long)]
         json: bool,
     },
@@ -57,9 +59,9 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:<9} {:<18} GROUP", "VNI", "MAC");
+                println!("{:<9} {:<18} {:<6} ORIGIN", "VNI", "MAC", "GROUP");
                 for r in &rows {
-                    println!("{:<9} {:<18} {}", r.vni, r.mac, r.group);
+                    println!("{:<9} {:<18} {:<6} {}", r.vni, r.mac, r.group, r.origin);
                 }
             }
             Ok(())

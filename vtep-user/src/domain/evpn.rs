@@ -1,6 +1,7 @@
 //! What the EVPN agent reads from and writes to an instance: the MACs
-//! that are local (to advertise), and the FDB entries, ARP bindings and
-//! flood-list members of origin `evpn` (to install from routes). Static
+//! that are local (to advertise, with their groups), and the FDB entries,
+//! ARP bindings, flood-list members and policy groups of origin `evpn`
+//! (to install from routes). Static
 //! entries always win over EVPN ones.
 
 use std::net::IpAddr;
@@ -23,6 +24,9 @@ pub struct LocalMac {
     pub vni: Vni,
     pub mac: UnicastMac,
     pub sticky: bool,
+    /// Its policy group by its membership (0: none): what its route
+    /// carries.
+    pub group: u16,
 }
 
 /// An FDB entry of origin `evpn`.
@@ -62,6 +66,7 @@ pub fn here(t: &Tables) -> Result<Here, TableError> {
                 vni: row.vni,
                 mac,
                 sticky: row.is_static,
+                group: t.member_group(row.vni, mac)?,
             }),
             (Location::Remote(vtep), Some(route)) => h.evpn.push(EvpnEntry {
                 vni: row.vni,
@@ -115,6 +120,12 @@ impl Edit<'_> {
     /// Removes the EVPN binding of `ip` to `mac`.
     pub fn evpn_unbind(&mut self, vni: Vni, mac: UnicastMac, ip: IpAddr) -> Result<(), TableError> {
         self.t.neigh_evpn_del(vni, ip, mac)
+    }
+
+    /// Gives `mac` of `vni` the group its route carries (a configured
+    /// group wins; 0: none).
+    pub fn evpn_group(&mut self, vni: Vni, mac: UnicastMac, group: u16) -> Result<(), TableError> {
+        self.t.group_evpn(vni, mac, group)
     }
 
     /// Makes `vtep`s the EVPN members of `vni`'s flood list.

@@ -166,6 +166,7 @@ impl<'a> Agent<'a> {
                     vtep: e.vtep,
                     seq: e.route.seq,
                     sticky: e.route.sticky,
+                    group: 0,
                 },
             );
         }
@@ -306,6 +307,14 @@ impl<'a> Agent<'a> {
         }
     }
 
+    /// The policy group of `key` by its membership (0: none).
+    fn member_group(&mut self, (vni, mac): MacKey) -> anyhow::Result<u16> {
+        let t = self.open_tables()?;
+        let group = t.member_group(vni, mac);
+        self.tables = Some(t);
+        Ok(group?)
+    }
+
     /// What is here now.
     fn here(&mut self) -> anyhow::Result<Here> {
         let t = self.open_tables()?;
@@ -405,6 +414,8 @@ impl<'a> Agent<'a> {
             match MacEventKind::from_u32(ev.kind) {
                 Some(MacEventKind::Learned | MacEventKind::Moved) if ev.new_ifindex != 0 => {
                     fx.extend(self.rib.local_mac(key, false, now));
+                    let group = self.member_group(key)?;
+                    fx.extend(self.rib.local_group(key, group));
                 }
                 Some(MacEventKind::Moved) if ev.old_ifindex != 0 => {
                     // Seen behind another VTEP: no longer ours to advertise.
@@ -457,6 +468,7 @@ impl<'a> Agent<'a> {
         for m in &h.macs {
             here_now.insert((m.vni, m.mac));
             fx.extend(self.rib.local_mac((m.vni, m.mac), m.sticky, now));
+            fx.extend(self.rib.local_group((m.vni, m.mac), m.group));
         }
         for key in self.rib.local_keys() {
             if !here_now.contains(&key) {
@@ -565,11 +577,13 @@ impl<'a> Agent<'a> {
                 seq,
                 sticky,
                 from,
+                group,
             } => {
                 let route = EvpnRoute {
                     seq: *seq,
                     sticky: *sticky,
                 };
+                e.evpn_group(*vni, *mac, *group)?;
                 match e.evpn_install(*vni, *mac, *vtep, route)? {
                     fdb::Installed::StaticWins => rejected(Rejected::StaticWins),
                     fdb::Installed::Yes { moved_from } => {
@@ -582,7 +596,14 @@ impl<'a> Agent<'a> {
                     }
                 }
             }
-            Effect::Uninstall((vni, mac)) => e.evpn_uninstall(*vni, *mac)?,
+            Effect::Uninstall((vni, mac)) => {
+                e.evpn_uninstall(*vni, *mac)?;
+                // A MAC that came here keeps the group its route gave it
+                // (and its routes from here carry it on).
+                if !self.rib.is_local((*vni, *mac)) {
+                    e.evpn_group(*vni, *mac, 0)?;
+                }
+            }
             Effect::Bind((vni, mac), ip) => e.evpn_bind(*vni, *mac, *ip)?,
             Effect::Unbind((vni, mac), ip) => e.evpn_unbind(*vni, *mac, ip.ip())?,
             Effect::Flood(vni) => {

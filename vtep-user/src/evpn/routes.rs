@@ -9,7 +9,9 @@
 //! route target `asn:VNI` (what FRR derives by itself), the encapsulation
 //! extended community with tunnel type 8 (VXLAN, RFC 9012 / RFC 8365
 //! §5.1.3), a MAC mobility extended community when the sequence number
-//! is not 0 or the MAC is sticky (RFC 7432 §7.7), and for type 3 a PMSI
+//! is not 0 or the MAC is sticky (RFC 7432 §7.7), the MAC's policy group
+//! in a transitive opaque extended community (RFC 7153 §3.6, see
+//! [`SUBTYPE_GROUP`]) when it has one, and for type 3 a PMSI
 //! tunnel attribute of type 6, ingress replication, carrying our address
 //! and the VNI (RFC 8365 §5.1.3).
 
@@ -27,6 +29,13 @@ const ORIGIN_IGP: u32 = 0;
 const TUNNEL_VXLAN: u32 = 8;
 /// Two-octet AS specific extended community sub-type: route target.
 const SUBTYPE_ROUTE_TARGET: u32 = 2;
+/// Transitive opaque extended community sub-type of a MAC's policy group
+/// (draft-smith-vxlan-group-policy's Group Policy ID) in its type-2
+/// route: this project's choice, not an IANA assignment (the draft that
+/// would make one, draft-wlin-bess-group-policy-id-extended-community,
+/// has none); the group in the last two of the six value bytes. FRR and
+/// GoBGP carry it on as any transitive community, and ignore it.
+const SUBTYPE_GROUP: u8 = 0x47;
 /// PMSI tunnel type: ingress replication.
 const PMSI_INGRESS_REPLICATION: u32 = 6;
 
@@ -41,6 +50,8 @@ pub struct MacRoute {
     pub seq: u32,
     /// A static MAC: never to be moved by learning (RFC 7432 §15.2).
     pub sticky: bool,
+    /// Its policy group (0: none), so that a host it moves to has it.
+    pub group: u16,
 }
 
 /// A route as read from GoBGP's table.
@@ -216,9 +227,19 @@ impl Origin {
                 },
             )
         });
+        let group = (r.group != 0).then(|| {
+            let g = r.group.to_be_bytes();
+            pack(
+                "OpaqueExtended",
+                &api::OpaqueExtended {
+                    is_transitive: true,
+                    value: vec![SUBTYPE_GROUP, 0, 0, 0, 0, g[0], g[1]],
+                },
+            )
+        });
         api::Path {
             nlri: Some(pack("EVPNMACIPAdvertisementRoute", &nlri)),
-            pattrs: self.attrs(r.vni, mobility.into_iter().collect()),
+            pattrs: self.attrs(r.vni, mobility.into_iter().chain(group).collect()),
             family: Some(family()),
             is_withdraw: withdraw,
             ..api::Path::default()
@@ -265,6 +286,7 @@ struct Attrs {
     targets: Vec<(u32, u32)>,
     encap: Option<u32>,
     mobility: Option<api::MacMobilityExtended>,
+    group: u16,
     pmsi: Option<api::PmsiTunnelAttribute>,
 }
 
@@ -292,6 +314,12 @@ fn attrs_of(path: &api::Path) -> Attrs {
                 } else if let Some(m) = unpack::<api::MacMobilityExtended>(c, "MacMobilityExtended")
                 {
                     a.mobility = Some(m);
+                } else if let Some(o) = unpack::<api::OpaqueExtended>(c, "OpaqueExtended")
+                    && o.is_transitive
+                    && o.value.len() == 7
+                    && o.value[0] == SUBTYPE_GROUP
+                {
+                    a.group = u16::from_be_bytes([o.value[5], o.value[6]]);
                 }
             }
         }
@@ -366,6 +394,7 @@ pub fn decode(
                 ip,
                 seq,
                 sticky,
+                group: a.group,
             }),
         });
     }
@@ -416,6 +445,7 @@ mod tests {
             ip: Some("198.19.0.1".parse().unwrap()),
             seq: 3,
             sticky: false,
+            group: 10,
         };
         let got = decode(&a.mac_path(&r, 7, false), b, 65000, |_| true).unwrap();
         let from = Some(b.peer("198.18.1.1".parse().unwrap()).unwrap());
@@ -450,6 +480,7 @@ mod tests {
             ip: None,
             seq: 0,
             sticky: true,
+            group: 0,
         };
         let path = a.mac_path(&r, 1, false);
         let b: LocalIp = "198.18.2.1".parse().unwrap();

@@ -10,7 +10,7 @@ use serde::Serialize;
 use vtep_common::{
     consts::POLICERS_CAPACITY,
     maps::{FdbKey, VNI_F_DEFAULT_DENY, VNI_F_GBP, VNI_F_POLICY, VniInfo},
-    policy::{Member, Policer, Rule, RuleKey},
+    policy::{MEMBER_F_EVPN, Member, Policer, Rule, RuleKey},
 };
 
 use super::{TableError, Tables, TablesMut, map::KvMap, vnis::bindings_of};
@@ -39,6 +39,8 @@ pub struct MemberView {
     pub vni: Vni,
     pub mac: Mac,
     pub group: Group,
+    /// "static" (configured) or "evpn" (from the VM's EVPN route).
+    pub origin: &'static str,
 }
 
 /// A rule as `policy show` lists it, with its hits on all CPUs.
@@ -74,6 +76,12 @@ impl Tables {
             .map_err(TableError::map("read", "member"))
     }
 
+    /// The group of `mac` in `vni` by its membership, whatever its origin
+    /// (0: none).
+    pub fn member_group(&self, vni: Vni, mac: UnicastMac) -> Result<u16, TableError> {
+        Ok(self.member(vni, mac)?.map_or(0, |m| m.group))
+    }
+
     /// Every VM with a group, by VNI then MAC (of `vni` only, if given).
     pub fn member_views(&self, vni: Option<Vni>) -> Result<Vec<MemberView>, TableError> {
         let mut v: Vec<MemberView> = self
@@ -86,6 +94,11 @@ impl Tables {
                 vni: Vni::recorded(k.vni),
                 mac: Mac(k.mac),
                 group: Group::recorded(m.group),
+                origin: if m.flags & MEMBER_F_EVPN != 0 {
+                    "evpn"
+                } else {
+                    "static"
+                },
             })
             .collect();
         v.sort_by_key(|m| (m.vni, m.mac.0));
@@ -271,9 +284,27 @@ impl TablesMut {
         let had = self.member(vni, mac)?;
         let m = Member {
             group: group.get(),
+            flags: 0,
             ..had.unwrap_or_default()
         };
         self.put_member((vni, mac), had.is_some(), m)
+    }
+
+    /// Gives `mac` of `vni` the group its EVPN route carries (0: none, an
+    /// EVPN group it had goes), unless it has a configured one. Nothing
+    /// for a VNI that is not configured here.
+    pub fn group_evpn(&mut self, vni: Vni, mac: UnicastMac, group: u16) -> Result<(), TableError> {
+        if self.vni(vni)?.is_none() {
+            return Ok(());
+        }
+        let had = self.member(vni, mac)?;
+        let m = had.unwrap_or_default();
+        let configured = m.group != 0 && m.flags & MEMBER_F_EVPN == 0;
+        if configured || (group == 0 && m.group == 0) || (m.group == group && group != 0) {
+            return Ok(());
+        }
+        let flags = if group == 0 { 0 } else { MEMBER_F_EVPN };
+        self.put_member((vni, mac), had.is_some(), Member { group, flags, ..m })
     }
 
     /// Takes `mac` of `vni` out of its group (its rate limits stay).

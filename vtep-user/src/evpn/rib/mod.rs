@@ -43,8 +43,11 @@ pub enum Effect {
         seq: u32,
         sticky: bool,
         from: Option<PeerVtep>,
+        /// The policy group the route carries (0: none).
+        group: u16,
     },
-    /// Remove the MAC's EVPN FDB entry.
+    /// Remove the MAC's EVPN FDB entry (and, unless the MAC is local now,
+    /// the group its route gave it).
     Uninstall(MacKey),
     /// Bind `ip` to the MAC (ARP suppression).
     Bind(MacKey, UnicastIp),
@@ -62,6 +65,8 @@ struct Local {
     seq: u32,
     sticky: bool,
     ips: BTreeSet<UnicastIp>,
+    /// Its policy group, which its routes carry.
+    group: u16,
 }
 
 /// What an FDB entry of ours says.
@@ -70,6 +75,7 @@ pub struct Installed {
     pub vtep: PeerVtep,
     pub seq: u32,
     pub sticky: bool,
+    pub group: u16,
 }
 
 /// The agent's state.
@@ -330,8 +336,17 @@ impl Rib {
         }
         // Our routes keep their keys (RD, MAC, IP): advertising them again
         // replaces them.
-        let ips = self.local.remove(&key).map(|l| l.ips).unwrap_or_default();
-        let l = Local { seq, sticky, ips };
+        let (ips, group) = self
+            .local
+            .remove(&key)
+            .map(|l| (l.ips, l.group))
+            .unwrap_or_default();
+        let l = Local {
+            seq,
+            sticky,
+            ips,
+            group,
+        };
         if !self.frozen.contains_key(&key) {
             out.extend(routes_of(key, &l).into_iter().map(Effect::Advertise));
         }
@@ -340,6 +355,31 @@ impl Rib {
             out.push(Effect::Uninstall(key));
         }
         out
+    }
+
+    /// The policy group of a local MAC now (its membership): its routes
+    /// advertised again when it changed.
+    pub fn local_group(&mut self, key: MacKey, group: u16) -> Vec<Effect> {
+        let frozen = self.frozen.contains_key(&key);
+        let Some(l) = self.local.get_mut(&key) else {
+            return Vec::new();
+        };
+        if l.group == group {
+            return Vec::new();
+        }
+        l.group = group;
+        if frozen {
+            return Vec::new();
+        }
+        routes_of(key, l)
+            .into_iter()
+            .map(Effect::Advertise)
+            .collect()
+    }
+
+    /// Whether `key` lives here.
+    pub fn is_local(&self, key: MacKey) -> bool {
+        self.local.contains_key(&key)
     }
 
     /// A local MAC that is no longer here (aged, deleted, or seen behind
@@ -379,6 +419,7 @@ impl Rib {
             ip: Some(*ip),
             seq: l.seq,
             sticky: l.sticky,
+            group: l.group,
         };
         let out = if frozen {
             Vec::new()
@@ -465,6 +506,7 @@ impl Rib {
                     vtep,
                     seq: r.seq,
                     sticky: r.sticky,
+                    group: r.group,
                 };
                 if self.installed.get(&key) != Some(&want) {
                     let before = match self.installed.insert(key, want) {
@@ -477,6 +519,7 @@ impl Rib {
                         seq: r.seq,
                         sticky: r.sticky,
                         from: before.filter(|b| *b != vtep),
+                        group: r.group,
                     });
                 }
             }
@@ -497,6 +540,7 @@ fn routes_of(key: MacKey, l: &Local) -> Vec<MacRoute> {
         ip,
         seq: l.seq,
         sticky: l.sticky,
+        group: l.group,
     };
     std::iter::once(route(None))
         .chain(l.ips.iter().map(|ip| route(Some(*ip))))

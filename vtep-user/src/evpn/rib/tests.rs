@@ -24,6 +24,7 @@ fn route(seq: u32) -> MacRoute {
         ip: None,
         seq,
         sticky: false,
+        group: 0,
     }
 }
 
@@ -44,7 +45,8 @@ fn a_remote_mac_is_installed_and_removed() {
             vtep: b,
             seq: 0,
             sticky: false,
-            from: None
+            from: None,
+            group: 0,
         }]
     );
     assert!(
@@ -79,7 +81,8 @@ fn a_mac_learned_here_outbids_the_remote_route_and_loses_to_a_higher_one() {
                 vtep: b,
                 seq: 6,
                 sticky: false,
-                from: None
+                from: None,
+                group: 0,
             }
         ]
     );
@@ -116,7 +119,8 @@ fn a_mac_withdrawn_by_one_vtep_and_advertised_by_another_moved() {
             vtep: b,
             seq: 1,
             sticky: false,
-            from: Some(c)
+            from: Some(c),
+            group: 0,
         }]
     );
     // Re-pointed without a withdrawal in between: a move too.
@@ -199,6 +203,7 @@ fn a_reread_table_sweeps_what_is_gone() {
             vtep: b,
             seq: 0,
             sticky: false,
+            group: 0,
         },
     );
     r.remote_flood(b, vni, false);
@@ -241,4 +246,42 @@ fn ip_bindings_follow_the_routes() {
         vec![Effect::Withdraw(ours)]
     );
     assert_eq!(r.advertised().len(), 1);
+}
+
+#[test]
+fn groups_travel_with_the_routes_and_follow_membership_changes() {
+    let mut r = rib();
+    let now = Instant::now();
+    let b = vtep("198.18.2.1");
+    // B's route carries group 10: installed with it; a new group on the
+    // same route is installed again.
+    let g10 = MacRoute {
+        group: 10,
+        ..route(0)
+    };
+    let fx = r.remote_mac(b, g10, false, now);
+    assert!(
+        matches!(fx[..], [Effect::Install { group: 10, .. }]),
+        "{fx:?}"
+    );
+    let fx = r.remote_mac(b, MacRoute { group: 20, ..g10 }, false, now);
+    assert!(
+        matches!(fx[..], [Effect::Install { group: 20, .. }]),
+        "{fx:?}"
+    );
+    // The VM arrives here: our route carries the group our membership
+    // gives it; a change of membership advertises it again.
+    r.local_mac(key(), false, now);
+    assert!(r.is_local(key()));
+    let fx = r.local_group(key(), 20);
+    assert_eq!(
+        fx,
+        vec![Effect::Advertise(MacRoute {
+            seq: 1,
+            group: 20,
+            ..route(0)
+        })]
+    );
+    assert!(r.local_group(key(), 20).is_empty());
+    assert!(r.advertised().iter().all(|a| a.group == 20));
 }
