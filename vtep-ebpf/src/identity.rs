@@ -180,7 +180,7 @@ pub fn stamp() -> u32 {
 #[inline(never)]
 pub fn to_local(to: u64, vni: u32, slot: u32, dst: &[u8; 6], len: u32) -> bool {
     let from = SCRATCH.get(0).map_or(0, |s| s.group);
-    admit(vni, (from, false), (to, dst), len, slot)
+    admit(&vni_policy(vni), (from, false), (to, dst), len, slot)
 }
 
 /// A frame decapsulated for MAC `dst` behind binding `to` (packed as for
@@ -194,8 +194,9 @@ pub fn to_local(to: u64, vni: u32, slot: u32, dst: &[u8; 6], len: u32) -> bool {
 pub fn from_remote(to: u64, vni: u32, slot: u32, dst: &[u8; 6], vx_len: u64) -> bool {
     let gbp = Gbp::parse((vx_len as u32).to_ne_bytes());
     let len = (vx_len >> 32) as u32;
+    let v = vni_policy(vni);
     if !admit(
-        vni,
+        &v,
         (u32::from(gbp.group), gbp.applied),
         (to, dst),
         len,
@@ -203,30 +204,60 @@ pub fn from_remote(to: u64, vni: u32, slot: u32, dst: &[u8; 6], vx_len: u64) -> 
     ) {
         return false;
     }
-    // SAFETY: map values stay valid for the duration of the program.
-    let vni_ingress = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).ingress });
-    if !police(vni_ingress, len) {
+    if !police(v.ingress, len) {
         count_drop(DropReason::RateLimited, Some(slot));
         return false;
     }
     true
 }
 
-/// The rules of `vni` from group `from` (unless `applied` by the sender)
-/// to the receiver (MAC `dst` behind binding `to`), then the receiver's
-/// ingress limit; `false` counted against `slot`.
+/// What a VNI's record says for policy, read once per frame.
+#[derive(Default)]
+struct VniPolicy {
+    vni: u32,
+    /// `VNI_F_*` bits.
+    flags: u32,
+    /// How many rules it has.
+    rules: u32,
+    /// Its ingress policer slot.
+    ingress: u32,
+}
+
+/// [`VniPolicy`] of `vni` (none: no rules, allow, no limit).
+#[inline(always)]
+fn vni_policy(vni: u32) -> VniPolicy {
+    VNIS.get_ptr(vni).map_or(
+        VniPolicy {
+            vni,
+            ..VniPolicy::default()
+        },
+        // SAFETY: map values stay valid for the duration of the program.
+        |v| unsafe {
+            VniPolicy {
+                vni,
+                flags: (*v).flags,
+                rules: (*v).rules,
+                ingress: (*v).ingress,
+            }
+        },
+    )
+}
+
+/// The rules of VNI `v` from group `from` (unless `applied` by the
+/// sender) to the receiver (MAC `dst` behind binding `to`), then the
+/// receiver's ingress limit; `false` counted against `slot`.
 #[inline(always)]
 fn admit(
-    vni: u32,
+    v: &VniPolicy,
     (from, applied): (u32, bool),
     (to, dst): (u64, &[u8; 6]),
     len: u32,
     slot: u32,
 ) -> bool {
-    let m = member(vni, dst);
+    let m = member(v.vni, dst);
     let group = group_of(&m, to);
     let policer = m.ingress;
-    if !applied && !rules_allow(vni, from, group, len) {
+    if !applied && !rules_allow(v, from, group, len) {
         count_drop(DropReason::PolicyDenied, Some(slot));
         return false;
     }
@@ -237,24 +268,27 @@ fn admit(
     true
 }
 
-/// Whether the rules of `vni` let a frame of `len` bytes from group
-/// `from` reach group `to`; the deciding rule's hits counted.
+/// Whether the rules of VNI `v` let a frame of `len` bytes from group
+/// `from` reach group `to`; the deciding rule's hits counted. A VNI
+/// without rules is not looked up in them.
 #[inline(always)]
-fn rules_allow(vni: u32, from: u32, to: u32, len: u32) -> bool {
+fn rules_allow(v: &VniPolicy, from: u32, to: u32, len: u32) -> bool {
     let key = RuleKey {
-        vni,
+        vni: v.vni,
         from: from as u16,
         to: to as u16,
     };
-    let action = RULES.get_ptr_mut(key).map(|r| {
-        // SAFETY: per-CPU value, only this CPU writes it while we run.
-        unsafe {
-            (*r).packets += 1;
-            (*r).bytes += u64::from(len);
-            (*r).action
-        }
-    });
-    // SAFETY: map values stay valid for the duration of the program.
-    let vni_flags = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).flags });
-    policy::allowed(action, vni_flags & VNI_F_DEFAULT_DENY != 0)
+    let action = if v.rules == 0 {
+        None
+    } else {
+        RULES.get_ptr_mut(key).map(|r| {
+            // SAFETY: per-CPU value, only this CPU writes it while we run.
+            unsafe {
+                (*r).packets += 1;
+                (*r).bytes += u64::from(len);
+                (*r).action
+            }
+        })
+    };
+    policy::allowed(action, v.flags & VNI_F_DEFAULT_DENY != 0)
 }

@@ -46,6 +46,8 @@ impl Loaded {
         t.insert(FdbKey::new(vni, mac), m, 0).unwrap();
     }
 
+    /// Writes a rule (its hits from 0), counted in the VNI's record as
+    /// userspace counts it.
     fn rule(&mut self, vni: u32, (from, to): (u16, u16), action: u32) {
         let mut t: PerCpuHashMap<_, RuleKey, Rule> =
             PerCpuHashMap::try_from(self.ebpf.map_mut(MAP_RULES).unwrap()).unwrap();
@@ -53,8 +55,17 @@ impl Loaded {
             action,
             ..Rule::default()
         };
+        let key = RuleKey { vni, from, to };
+        let new = t.get(&key, 0).is_err();
         let v = PerCpuValues::try_from(vec![r; nr_cpus().unwrap()]).unwrap();
-        t.insert(RuleKey { vni, from, to }, v, 0).unwrap();
+        t.insert(key, v, 0).unwrap();
+        if new {
+            let mut m: HashMap<_, u32, VniInfo> =
+                HashMap::try_from(self.ebpf.map_mut(MAP_VNIS).unwrap()).unwrap();
+            let mut info = m.get(&vni, 0).unwrap();
+            info.rules += 1;
+            m.insert(vni, info, 0).unwrap();
+        }
     }
 
     /// The frames rule from → to of `vni` decided, on all CPUs.

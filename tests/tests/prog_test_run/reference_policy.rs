@@ -76,6 +76,12 @@ impl PolicyFixture {
             };
             r.insert(key, v, 0).unwrap();
         }
+        // Counted in the VNI's record, as userspace counts them.
+        let mut v: HashMap<_, u32, VniInfo> =
+            HashMap::try_from(l.ebpf.map_mut(MAP_VNIS).unwrap()).unwrap();
+        let mut info = v.get(&POLICY_VNI, 0).unwrap();
+        info.rules = RULES.len() as u32;
+        v.insert(POLICY_VNI, info, 0).unwrap();
         let mut p: HashMap<_, PortKey, PortInfo> =
             HashMap::try_from(l.ebpf.map_mut(MAP_PORTS).unwrap()).unwrap();
         for (key, group) in groups {

@@ -196,12 +196,14 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         Variant::KernelIpv6,
         Variant::VtepIpv6,
         Variant::VtepUncached,
+        Variant::VtepPolicy,
     ];
     let mut encap = vec![
         Variant::Kernel,
         Variant::Vtep,
         Variant::KernelIpv6,
         Variant::VtepIpv6,
+        Variant::VtepPolicy,
     ];
     if baseline_bin.is_some() {
         decap.push(Variant::Baseline);

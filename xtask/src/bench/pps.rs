@@ -81,6 +81,10 @@ pub enum Variant {
     KernelIpv6,
     /// This project's VTEP over an IPv6 underlay.
     VtepIpv6,
+    /// `vtep` with group policy on the VNI: VXLAN-GBP, the VMs in groups,
+    /// a rule that allows their traffic (every frame's identities looked
+    /// up and judged, the GBP word written on encap).
+    VtepPolicy,
     /// Encap without lookups: a TC program on the port that pushes fixed
     /// outer headers and redirects to the underlay.
     EncapCeiling,
@@ -100,6 +104,7 @@ impl Variant {
             Variant::TcPeer => "tc-peer",
             Variant::KernelIpv6 => "kernel-ipv6",
             Variant::VtepIpv6 => "vtep-ipv6",
+            Variant::VtepPolicy => "vtep-policy",
             Variant::EncapCeiling => "encap-ceiling",
         }
     }
@@ -383,7 +388,27 @@ fn vtep_dut(
             t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
         }
     }
+    if variant == Variant::VtepPolicy {
+        with_policy(&v, &peer);
+    }
     Ok(v)
+}
+
+/// Group policy on VNI 100 of `v` (flooding to `peer`): GBP, the VMs of
+/// both directions in groups 10 and 20, rules allowing what the
+/// generator sends (from the unknown group 0 on decap: its frames carry
+/// no GBP header).
+fn with_policy(v: &Vtep, peer: &str) {
+    v.ok(&["vni", "add", "100", "--flood", peer, "--gbp"]);
+    for (mac, group) in [(VM_MAC, "10"), (LOCAL_VM_MAC, "10"), (REMOTE_VM_MAC, "20")] {
+        let mac = mac.map(|b| format!("{b:02x}")).join(":");
+        v.ok(&["group", "set", &mac, "--vni", "100", "--group", group]);
+    }
+    for (from, to) in [("0", "10"), ("10", "20")] {
+        v.ok(&[
+            "policy", "add", "--vni", "100", "--from", from, "--to", to, "allow",
+        ]);
+    }
 }
 
 impl Bench {
@@ -439,7 +464,8 @@ impl Bench {
                 | Variant::VtepXdp
                 | Variant::VtepUncached
                 | Variant::Baseline
-                | Variant::VtepIpv6,
+                | Variant::VtepIpv6
+                | Variant::VtepPolicy,
             ) => {
                 vtep = Some(vtep_dut(&t, (dir, variant), &bpffs, vtep_bin, up_args)?);
             }

@@ -77,6 +77,9 @@ pub struct Derived {
     /// Over an IPv6 underlay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_ipv6_over_kernel_ipv6: Option<f64>,
+    /// With group policy on the VNI, over without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_policy_over_vtep: Option<f64>,
     /// Per variant: ns per packet more than the xdp-drop ceiling.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ns_per_packet_above_xdp_drop: BTreeMap<&'static str, f64>,
@@ -132,6 +135,7 @@ impl DirReport {
             vtep_over_encap_ceiling: ratio(Variant::Vtep, Variant::EncapCeiling),
             vtep_over_baseline: ratio(Variant::Vtep, Variant::Baseline),
             vtep_ipv6_over_kernel_ipv6: ratio(Variant::VtepIpv6, Variant::KernelIpv6),
+            vtep_policy_over_vtep: ratio(Variant::VtepPolicy, Variant::Vtep),
             ns_per_packet_above_xdp_drop,
         };
         DirReport { variants, derived }
@@ -305,6 +309,10 @@ impl Report {
                 "decap vtep-ipv6/kernel-ipv6",
                 d.and_then(|d| d.derived.vtep_ipv6_over_kernel_ipv6),
             ),
+            (
+                "decap vtep-policy/vtep",
+                d.and_then(|d| d.derived.vtep_policy_over_vtep),
+            ),
             ("encap kernel", e.and_then(|e| e.median(Variant::Kernel))),
             ("encap vtep", e.and_then(|e| e.median(Variant::Vtep))),
             (
@@ -322,6 +330,10 @@ impl Report {
             (
                 "encap vtep-ipv6/kernel-ipv6",
                 e.and_then(|e| e.derived.vtep_ipv6_over_kernel_ipv6),
+            ),
+            (
+                "encap vtep-policy/vtep",
+                e.and_then(|e| e.derived.vtep_policy_over_vtep),
             ),
             ("cost vtep_decap", cost("vtep_decap")),
             ("cost vtep_encap", cost("vtep_encap")),
@@ -467,7 +479,9 @@ impl Report {
              namespace gets frames from TC with `bpf_redirect_peer`), `vtep-xdp` with \
              `--deliver xdp` (the VM's side of the veth has GRO on, else it cannot take XDP \
              frames); `vtep-uncached` is `vtep-xdp` without the decap decision cache \
-             (`--no-decap-cache`). Ceilings: `xdp-drop` drops where the generator's frames \
+             (`--no-decap-cache`); `vtep-policy` is `vtep` with group policy on the VNI \
+             (`--gbp`, the VMs in groups, rules allowing their traffic: every frame's \
+             identities looked up and judged). Ceilings: `xdp-drop` drops where the generator's frames \
              arrive (the generator's own cost: costs are given above it); `xdp-redirect` strips \
              50 bytes and redirects, no lookups; `tc-peer` is the same in TC on the underlay \
              (no XDP: the frame shrunk by 50 bytes, the inner Ethernet header put back, \
@@ -597,6 +611,7 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
         ("vtep/encap-ceiling", d.vtep_over_encap_ceiling),
         ("vtep/baseline", d.vtep_over_baseline),
         ("vtep-ipv6/kernel-ipv6", d.vtep_ipv6_over_kernel_ipv6),
+        ("vtep-policy/vtep", d.vtep_policy_over_vtep),
     ];
     let shown: Vec<String> = parts
         .iter()
