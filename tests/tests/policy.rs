@@ -530,3 +530,62 @@ fn metrics_show_rule_hits_and_limit_drops_as_the_commands_do() {
         "{rates}"
     );
 }
+
+/// `end.sum_<which>.bits_per_second` of an iperf3 JSON report.
+fn iperf_bps(out: &std::process::Output, which: &str) -> f64 {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["end"][format!("sum_{which}")]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {which} rate in iperf3's report: {v}"))
+}
+
+#[test]
+fn a_limit_is_one_budget_for_all_cpus() {
+    let g = Groups::new();
+    let o = &g.o;
+    let (a0, a1) = (o.vm(0, 0), o.vm(1, 0));
+    assert!(a0.ns.ping_until(&a1.ip, Duration::from_secs(5)));
+    let egress = ["--egress", "100mbit", "--burst", "64k"];
+    ours(o, 0).ok(&[&["rate", "set", &a0.mac, "--vni", "100"][..], &egress].concat());
+    // Two UDP streams from the VM at 1 Gbit/s each, one sent from each
+    // CPU: the frames enter the port (and meet the policer) on the CPU
+    // that sent them.
+    let ports = ["5301", "5302"];
+    let _servers: Vec<_> = ports
+        .iter()
+        .map(|p| a1.ns.spawn(&["iperf3", "-s", "-1", "-p", p, "-B", &a1.ip]))
+        .collect();
+    for p in ports {
+        a1.ns.wait_listening(p.parse().unwrap());
+    }
+    let clients: Vec<_> = ports
+        .iter()
+        .zip(["0", "1"])
+        .map(|(p, cpu)| {
+            a0.ns.spawn(&[
+                "taskset", "-c", cpu, "iperf3", "-c", &a1.ip, "-p", p, "-u", "-b", "1G", "-t", "3",
+                "-J",
+            ])
+        })
+        .collect();
+    let outs: Vec<_> = clients
+        .into_iter()
+        .map(|c| c.finish(Duration::from_secs(20)))
+        .collect();
+    let offered: Vec<f64> = outs.iter().map(|o| iperf_bps(o, "sent")).collect();
+    let received: f64 = outs.iter().map(|o| iperf_bps(o, "received")).sum();
+    println!(
+        "100mbit over two CPUs: offered {:.0} + {:.0} Mbit/s, received {:.1} Mbit/s in all",
+        offered[0] / 1e6,
+        offered[1] / 1e6,
+        received / 1e6
+    );
+    assert!(
+        offered.iter().all(|o| *o > 200e6),
+        "each CPU offered more than the limit: {offered:?}"
+    );
+    assert!(
+        near(received, 100e6 * 1422.0 / 1464.0, 10.0),
+        "two CPUs share one budget: {received}"
+    );
+}
