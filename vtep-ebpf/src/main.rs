@@ -25,6 +25,7 @@ mod decap;
 mod ecn;
 mod encap;
 mod encap_cache;
+mod fib;
 mod flow;
 mod identity;
 mod learn;

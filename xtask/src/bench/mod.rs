@@ -21,6 +21,7 @@ mod report;
 mod scale;
 mod sections;
 mod tcp;
+mod variant;
 
 use std::{
     path::{Path, PathBuf},

@@ -8,11 +8,7 @@
 //! counts and drops; `bench_sink` in XDP for the xdp-drop ceiling). The
 //! rate is what the sink counted over the generator's run.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    path::Path,
-    time::Duration,
-};
+use std::{net::IpAddr, path::Path, time::Duration};
 
 use anyhow::{Context as _, anyhow};
 use aya::{
@@ -36,11 +32,6 @@ pub const DECAP_FRAME: usize = 110;
 const VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const REMOTE_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const LOCAL_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-/// The same over the IPv6 underlay (2001:2::/64).
-const DUT_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
-const PEER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dir {
@@ -48,92 +39,7 @@ pub enum Dir {
     Encap,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Variant {
-    /// The kernel's vxlan + bridge, GRO on the underlay (as NICs have it;
-    /// the kernel then pays vxlan GRO on every frame).
-    Kernel,
-    /// The same with GRO off on the underlay (an XDP_PASS program lets
-    /// the veth take the generator's frames).
-    KernelNoGro,
-    /// This project's VTEP, ports added as `port add` adds them (the
-    /// default delivery).
-    Vtep,
-    /// Delivering from XDP (`port add --deliver xdp`), to a VM whose side
-    /// of the veth has GRO on (else it cannot take XDP frames).
-    VtepXdp,
-    /// This project's VTEP without its decap decision cache
-    /// (`vtep up --no-decap-cache`): every frame decided from the tables;
-    /// delivered from XDP, as `vtep-xdp`.
-    VtepUncached,
-    /// This project's VTEP built from another revision (`--baseline`), set
-    /// up as `vtep` is.
-    Baseline,
-    XdpDrop,
-    XdpRedirect,
-    /// Decap without lookups in TC alone: the frame shrunk by 50 bytes on
-    /// the underlay's TC ingress and handed to the VM's side of the port
-    /// with `bpf_redirect_peer` (what the default delivery would cost
-    /// without XDP in front).
-    TcPeer,
-    /// The kernel's vxlan over an IPv6 underlay (`udp6zerocsumrx`, UDP
-    /// checksums computed on transmit: its default).
-    KernelIpv6,
-    /// This project's VTEP over an IPv6 underlay.
-    VtepIpv6,
-    /// `vtep` with group policy on the VNI: VXLAN-GBP, the VMs in groups,
-    /// a rule that allows their traffic (every frame's identities looked
-    /// up and judged, the GBP word written on encap).
-    VtepPolicy,
-    /// Encap without lookups: a TC program on the port that pushes fixed
-    /// outer headers and redirects to the underlay.
-    EncapCeiling,
-}
-
-impl Variant {
-    pub fn name(self) -> &'static str {
-        match self {
-            Variant::Kernel => "kernel",
-            Variant::KernelNoGro => "kernel-nogro",
-            Variant::Vtep => "vtep",
-            Variant::VtepXdp => "vtep-xdp",
-            Variant::VtepUncached => "vtep-uncached",
-            Variant::Baseline => "baseline",
-            Variant::XdpDrop => "xdp-drop",
-            Variant::XdpRedirect => "xdp-redirect",
-            Variant::TcPeer => "tc-peer",
-            Variant::KernelIpv6 => "kernel-ipv6",
-            Variant::VtepIpv6 => "vtep-ipv6",
-            Variant::VtepPolicy => "vtep-policy",
-            Variant::EncapCeiling => "encap-ceiling",
-        }
-    }
-
-    /// The underlay's addresses: ours and the peer's.
-    fn underlay(self) -> (IpAddr, IpAddr) {
-        match self {
-            Variant::KernelIpv6 | Variant::VtepIpv6 => (DUT_IP6.into(), PEER_IP6.into()),
-            _ => (DUT_IP.into(), PEER_IP.into()),
-        }
-    }
-
-    /// Whether this is the kernel's vxlan.
-    fn is_kernel(self) -> bool {
-        matches!(
-            self,
-            Variant::Kernel | Variant::KernelNoGro | Variant::KernelIpv6
-        )
-    }
-
-    /// Whether decap delivers to the VM from XDP (the VM's side of the
-    /// veth then needs GRO on to take the frames).
-    fn xdp_delivery(self) -> bool {
-        matches!(
-            self,
-            Variant::VtepXdp | Variant::VtepUncached | Variant::XdpRedirect
-        )
-    }
-}
+pub use super::variant::Variant;
 
 /// Where a bench program is attached.
 #[derive(Clone, Copy)]
