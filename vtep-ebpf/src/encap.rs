@@ -316,7 +316,8 @@ fn encapsulate(
         return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
     let tunnel = Tunnel::new(ctx, (d.vni, d.port_flags), eth);
-    if d.port_flags & PORT_F_POLICY != 0 && !identity::to_underlay(d.slot, tunnel.inner_len) {
+    if d.port_flags & PORT_F_POLICY != 0 && !identity::to_underlay(d.vni, d.slot, tunnel.inner_len)
+    {
         // Counted by `identity`.
         return Ok(TC_ACT_SHOT);
     }
@@ -370,7 +371,8 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i
     }
     let is_ip = is_ip(eth);
     let tunnel = Tunnel::new(ctx, (ing.vni, ing.flags), eth);
-    if ing.flags & PORT_F_POLICY != 0 && !identity::to_underlay(ing.slot, tunnel.inner_len) {
+    if ing.flags & PORT_F_POLICY != 0 && !identity::to_underlay(ing.vni, ing.slot, tunnel.inner_len)
+    {
         // Counted by `identity`.
         return Ok(TC_ACT_SHOT);
     }

@@ -11,7 +11,8 @@
 //! - The sender's group and egress limit as a frame enters from a port
 //!   ([`egress`]), the group then kept in this CPU's scratch for the GBP
 //!   header ([`stamp`]) and the rules; the VNI's egress limit on frames
-//!   that leave over the underlay ([`to_underlay`]).
+//!   that leave over the underlay ([`to_underlay`]), not on those switched
+//!   locally.
 //! - Rules and the receiver's ingress limit where the destination is known
 //!   and local: local switching ([`to_local`], both groups local) and
 //!   decap ([`from_remote`], the sender's group from the VXLAN-GBP header:
@@ -23,7 +24,7 @@
 //!
 //! The subprograms are not inlined (the encap and decap frames, each with
 //! `learn`'s, are at the verifier's 512 bytes), and they return only a
-//! bool: what else they found goes through the per-CPU scratch (see
+//! bool: what else they found goes through a per-CPU slot (`SENDER_GROUP`; see
 //! `maps::OUTER_DS` for why).
 
 use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
@@ -37,18 +38,10 @@ use vtep_common::{
 
 use crate::maps::{MEMBERS, POLICERS, PORTS, RULES, VNIS, count_drop};
 
-/// What [`egress`] found of the frame being encapsulated (one per CPU;
-/// not pinned).
-#[derive(Clone, Copy)]
-pub struct Scratch {
-    /// The sender's group.
-    group: u32,
-    /// The VNI's egress policer slot.
-    vni_egress: u32,
-}
-
+/// The sender's group, as [`egress`] found it for the frame being
+/// encapsulated (one per CPU; not pinned).
 #[map]
-static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+static SENDER_GROUP: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// How often a policer's compare-and-swap is retried when another CPU
 /// changed the bucket in between; a frame that loses every time is
@@ -108,21 +101,17 @@ pub fn police(slot: u32, len: u32) -> bool {
 
 /// A frame of `len` bytes from MAC `src` entering binding `at` (port in
 /// the low word, VID above) of `vni`, whose stats slot is `slot`: finds
-/// the sender's group (its membership, else the binding's default) and
-/// the VNI's egress limit for what follows, and polices the sender's
-/// egress. `false`: over the limit (counted).
+/// the sender's group (its membership, else the binding's default) for
+/// what follows, and polices the sender's egress. `false`: over the limit
+/// (counted).
 #[inline(never)]
 pub fn egress(at: u64, vni: u32, slot: u32, src: &[u8; 6], len: u32) -> bool {
     let m = member(vni, src);
-    let group = group_of(&m, at);
-    let policer = m.egress;
-    // SAFETY: as above.
-    let vni_egress = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).egress });
-    if let Some(s) = SCRATCH.get_ptr_mut(0) {
+    if let Some(g) = SENDER_GROUP.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU uses it while we run.
-        unsafe { *s = Scratch { group, vni_egress } };
+        unsafe { *g = group_of(&m, at) };
     }
-    if !police(policer, len) {
+    if !police(m.egress, len) {
         count_drop(DropReason::RateLimited, Some(slot));
         return false;
     }
@@ -152,12 +141,13 @@ fn group_of(m: &Member, at: u64) -> u32 {
         .map_or(0, |p| u32::from(unsafe { (*p).group }))
 }
 
-/// The frame [`egress`] let in leaves over the underlay: polices the
-/// VNI's egress (`slot`: its stats slot). `false`: over the limit
-/// (counted).
+/// A frame of `len` bytes from a port of `vni` (stats slot `slot`)
+/// leaves over the underlay: polices the VNI's egress. `false`: over the
+/// limit (counted).
 #[inline(never)]
-pub fn to_underlay(slot: u32, len: u32) -> bool {
-    let policer = SCRATCH.get(0).map_or(0, |s| s.vni_egress);
+pub fn to_underlay(vni: u32, slot: u32, len: u32) -> bool {
+    // SAFETY: map values stay valid for the duration of the program.
+    let policer = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).egress });
     if !police(policer, len) {
         count_drop(DropReason::RateLimited, Some(slot));
         return false;
@@ -169,7 +159,7 @@ pub fn to_underlay(slot: u32, len: u32) -> bool {
 /// (on-wire): I and G flags and the sender's group.
 #[inline(always)]
 pub fn stamp() -> u32 {
-    let group = SCRATCH.get(0).map_or(0, |s| s.group);
+    let group = SENDER_GROUP.get(0).copied().unwrap_or(0);
     u32::from_ne_bytes(gbp_word(group as u16))
 }
 
@@ -179,7 +169,7 @@ pub fn stamp() -> u32 {
 /// over the limit (counted against `slot`).
 #[inline(never)]
 pub fn to_local(to: u64, vni: u32, slot: u32, dst: &[u8; 6], len: u32) -> bool {
-    let from = SCRATCH.get(0).map_or(0, |s| s.group);
+    let from = SENDER_GROUP.get(0).copied().unwrap_or(0);
     admit(&vni_policy(vni), (from, false), (to, dst), len, slot)
 }
 

@@ -370,3 +370,47 @@ fn policers_pass_their_bucket_and_count_the_rest() {
         1
     );
 }
+
+/// `vni`'s aggregate policer slots set to `egress` and `ingress`.
+fn vni_limits(l: &mut Loaded, vni: u32, (egress, ingress): (u32, u32)) {
+    let mut m: HashMap<_, u32, VniInfo> =
+        HashMap::try_from(l.ebpf.map_mut(MAP_VNIS).unwrap()).unwrap();
+    let mut info = m.get(&vni, 0).unwrap();
+    (info.egress, info.ingress) = (egress, ingress);
+    m.insert(vni, info, 0).unwrap();
+}
+
+#[test]
+fn a_vnis_limits_police_what_crosses_the_underlay_only() {
+    // Egress: what the VNI's ports send to remote VTEPs; switching
+    // between its ports is not the underlay's traffic.
+    let (ul0, _) = private_netns();
+    let (p1, p2) = (ifindex("p1"), ifindex("p2"));
+    let mut l = Loaded::new(config(ul0));
+    l.vni(100, &[], &[p1, p2]);
+    l.port(p1, 100, PORT_F_POLICY);
+    l.port(p2, 100, PORT_F_POLICY);
+    l.with_policy(100, 0, None);
+    l.fdb(100, MAC_BEHIND_REMOTE, Some(REMOTE), 0);
+    l.fdb(100, MAC_SKB_PORT, None, p2);
+    let f = inner_frame(MAC_BEHIND_REMOTE);
+    l.set_policer(5, slow_policer(1, f.len() as u64));
+    vni_limits(&mut l, 100, (5, 0));
+    let mut out = vec![0u8; f.len() + 256];
+    let remote: Vec<u32> = (0..2).map(|_| run_tc(&l, p1)(&f, &mut out).0).collect();
+    assert_eq!(remote, [TC_ACT_REDIRECT, TC_ACT_SHOT]);
+    let local = inner_frame(MAC_SKB_PORT);
+    assert_eq!(run_tc(&l, p1)(&local, &mut out).0, TC_ACT_REDIRECT);
+    assert_eq!(l.policer(5).dropped_packets, 1);
+    // Ingress: what arrives for the VNI's ports from remote VTEPs.
+    let mut l = decap_loaded();
+    l.with_policy(100, 0, Some(REMOTE));
+    let to_vm = inner_frame(MAC_XDP_PORT);
+    l.set_policer(6, slow_policer(1, to_vm.len() as u64));
+    vni_limits(&mut l, 100, (0, 6));
+    let frame = vxlan(REMOTE, VXLAN_PORT, I, 100, &to_vm);
+    let mut out = vec![0u8; frame.len() + 64];
+    let actions: Vec<u32> = (0..2).map(|_| run_xdp(&l)(&frame, &mut out).0).collect();
+    assert_eq!(actions, [XDP_REDIRECT, XDP_DROP]);
+    assert_eq!(l.policer(6).dropped_packets, 1);
+}

@@ -36,6 +36,8 @@ pub struct EvpnEntry {
     pub mac: UnicastMac,
     pub vtep: PeerVtep,
     pub route: EvpnRoute,
+    /// The MAC's policy group by its membership (0: none).
+    pub group: u16,
 }
 
 /// What is here, as the agent needs it.
@@ -73,6 +75,7 @@ pub fn here(t: &Tables) -> Result<Here, TableError> {
                 mac,
                 vtep,
                 route,
+                group: t.member_group(row.vni, mac)?,
             }),
             (Location::Remote(_), None) => {}
         }

@@ -166,7 +166,9 @@ impl<'a> Agent<'a> {
                     vtep: e.vtep,
                     seq: e.route.seq,
                     sticky: e.route.sticky,
-                    group: 0,
+                    // What the route gave it before the restart: a route
+                    // that still says so is not installed again.
+                    group: e.group,
                 },
             );
         }
