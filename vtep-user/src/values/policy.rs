@@ -193,8 +193,9 @@ const MAX_BURST: u64 = 1 << 32;
 /// even TCP's smallest window exceeds most rates: a sender loses whole
 /// flights and waits out a timeout. With a bucket that outlasts the
 /// timeout, what it did not send while waiting is still there for it
-/// afterwards, and TCP gets its rate over time (a 4 MB bucket gave 96
-/// Mbit/s of 100 in the namespace test, a 64 KiB one 3 Mbit/s).
+/// afterwards, and TCP gets its rate over time (measured over 3 s in the
+/// namespaces, limit 100 Mbit/s: a 4 MB bucket 96 Mbit/s beyond the
+/// burst, a 64 KiB one 3 Mbit/s).
 pub const DEFAULT_BURST_MS: u64 = 250;
 
 /// A policer's bucket depth in bytes: a number with an optional `k`, `m`
