@@ -162,5 +162,6 @@ fn test() -> anyhow::Result<()> {
         baseline: None,
         only: None,
         variants: Vec::new(),
+        arrival: None,
     })
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use super::{
-    generator::Generator,
+    generator::{Arrival, Generator},
     pps::{Bench, Dir, Variant},
     report::Cpus,
     summary,
@@ -29,7 +29,7 @@ pub fn cpus(obj: &[u8], vtep_bin: &Path, smoke: bool, packets: u32) -> anyhow::R
     // A learned table far smaller than the explosion's 65536 MACs: every
     // frame of it learns (and evicts).
     let b = Bench::with_up(
-        Dir::Decap,
+        (Dir::Decap, Arrival::Xdp),
         Variant::Vtep,
         obj,
         vtep_bin,
@@ -39,8 +39,14 @@ pub fn cpus(obj: &[u8], vtep_bin: &Path, smoke: bool, packets: u32) -> anyhow::R
     v.ok(&["vni", "add", "200", "--flood", "198.18.0.2"]);
     let mut frame = b.generator.frame().to_vec();
     frame[VNI_AT..VNI_AT + 3].copy_from_slice(&200u32.to_be_bytes()[1..]);
-    let explosion =
-        Generator::with_flows(obj, b.generator.target(), frame, INNER_SRC_TAIL_AT, 1 << 16)?;
+    let explosion = Generator::with_flows(
+        obj,
+        Arrival::Xdp,
+        b.generator.target(),
+        frame,
+        INNER_SRC_TAIL_AT,
+        1 << 16,
+    )?;
     let rounds = if smoke { 1 } else { 3 };
     let (mut one, mut two, mut during, mut refills) = (vec![], vec![], vec![], vec![]);
     let fills = || v.counter("counters", "decap_cache_fill");

@@ -1,6 +1,11 @@
-//! The traffic generator: `bench_gen` (vtep-ebpf `bench.rs`) run by
+//! The traffic generators, one per way frames can reach the device under
+//! test ([`Arrival`]): `bench_gen` (vtep-ebpf `bench.rs`) run by
 //! BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES, which redirects each
-//! frame out of the generator's device; and the loading of the bench
+//! frame out of the generator's device as an XDP frame (as a NIC with
+//! native XDP hands frames over: the skb is built after XDP, by whoever
+//! passes the frame up); or an AF_PACKET socket that bypasses the qdisc
+//! (`sendmmsg`), whose frames arrive as skbs already built (as a VM's or
+//! container's stack sends them, or trafgen). And the loading of the bench
 //! object's programs with their globals.
 
 use std::time::{Duration, Instant};
@@ -45,10 +50,37 @@ fn bench_obj_flows(
         .context("cannot load the bench object")
 }
 
+/// How the generator's frames reach the device under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arrival {
+    /// As XDP frames (`bench_gen`, live frames): a NIC with native XDP.
+    Xdp,
+    /// As skbs (AF_PACKET, qdisc bypassed): a VM's stack, or a device
+    /// without XDP in front.
+    Skb,
+}
+
+impl Arrival {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrival::Xdp => "xdp",
+            Arrival::Skb => "skb",
+        }
+    }
+}
+
+/// What sends: the bench object's `bench_gen`, or the frames of every
+/// flow, written to an AF_PACKET socket.
+enum Source {
+    Xdp(Box<Ebpf>),
+    Skb(Vec<Vec<u8>>),
+}
+
 /// A generator sending `frame` (its 16-bit field at `offset` varied over
 /// [`FLOWS`] values) out of device `ifindex` of namespace `ns`.
 pub struct Generator {
-    ebpf: Ebpf,
+    source: Source,
     ns: String,
     ifindex: u32,
     frame: Vec<u8>,
@@ -57,29 +89,47 @@ pub struct Generator {
 impl Generator {
     pub fn new(
         obj: &[u8],
+        arrival: Arrival,
         target: (&str, u32),
         frame: Vec<u8>,
         offset: u32,
     ) -> anyhow::Result<Self> {
-        Self::with_flows(obj, target, frame, offset, FLOWS)
+        Self::with_flows(obj, arrival, target, frame, offset, FLOWS)
     }
 
     /// As [`Generator::new`], over `flows` values of the field.
     pub fn with_flows(
         obj: &[u8],
+        arrival: Arrival,
         (ns, ifindex): (&str, u32),
         frame: Vec<u8>,
         offset: u32,
         flows: u32,
     ) -> anyhow::Result<Self> {
-        let mut ebpf = bench_obj_flows(obj, (ifindex, offset, flows), &frame)?;
-        let p: &mut Xdp = ebpf
-            .program_mut("bench_gen")
-            .context("no program bench_gen")?
-            .try_into()?;
-        p.load().context("the kernel rejected bench_gen")?;
+        let source = match arrival {
+            Arrival::Xdp => {
+                let mut ebpf = bench_obj_flows(obj, (ifindex, offset, flows), &frame)?;
+                let p: &mut Xdp = ebpf
+                    .program_mut("bench_gen")
+                    .context("no program bench_gen")?
+                    .try_into()?;
+                p.load().context("the kernel rejected bench_gen")?;
+                Source::Xdp(Box::new(ebpf))
+            }
+            Arrival::Skb => Source::Skb(
+                (0..flows)
+                    .map(|flow| {
+                        // As `bench_gen` writes it.
+                        let mut f = frame.clone();
+                        let at = offset as usize;
+                        f[at..at + 2].copy_from_slice(&(1024 + flow as u16).to_be_bytes());
+                        f
+                    })
+                    .collect(),
+            ),
+        };
         Ok(Generator {
-            ebpf,
+            source,
             ns: ns.to_owned(),
             ifindex,
             frame,
@@ -96,6 +146,14 @@ impl Generator {
         (&self.ns, self.ifindex)
     }
 
+    /// How its frames arrive.
+    pub fn arrival(&self) -> Arrival {
+        match self.source {
+            Source::Xdp(_) => Arrival::Xdp,
+            Source::Skb(_) => Arrival::Skb,
+        }
+    }
+
     /// Sends `packets` frames, on CPU `cpu` if given (else wherever the
     /// thread runs); how long it took.
     pub fn run(&self, packets: u32, cpu: Option<usize>) -> anyhow::Result<Duration> {
@@ -103,28 +161,134 @@ impl Generator {
             if let Some(cpu) = cpu {
                 pin(cpu)?;
             }
-            let prog: &Xdp = self
-                .ebpf
-                .program("bench_gen")
-                .context("bench_gen")?
-                .try_into()?;
-            // struct xdp_md: data, data_end (= the frame's size),
-            // data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
-            let mut ctx = [0u8; 24];
-            ctx[4..8].copy_from_slice(&(self.frame.len() as u32).to_ne_bytes());
-            ctx[12..16].copy_from_slice(&self.ifindex.to_ne_bytes());
-            let start = Instant::now();
-            prog.test_run(TestRunOptions {
-                data_in: Some(&self.frame),
-                ctx_in: Some(&ctx),
-                repeat: packets,
-                attrs: TestRunAttrs::new().xdp_live_frames(64),
-                ..TestRunOptions::new()
-            })
-            .context("BPF_PROG_TEST_RUN (live frames)")?;
-            Ok(start.elapsed())
+            match &self.source {
+                Source::Xdp(ebpf) => self.run_xdp(ebpf, packets),
+                Source::Skb(frames) => send_skbs(self.ifindex, frames, packets),
+            }
         })
     }
+
+    fn run_xdp(&self, ebpf: &Ebpf, packets: u32) -> anyhow::Result<Duration> {
+        let prog: &Xdp = ebpf.program("bench_gen").context("bench_gen")?.try_into()?;
+        // struct xdp_md: data, data_end (= the frame's size),
+        // data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(self.frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&self.ifindex.to_ne_bytes());
+        let start = Instant::now();
+        prog.test_run(TestRunOptions {
+            data_in: Some(&self.frame),
+            ctx_in: Some(&ctx),
+            repeat: packets,
+            attrs: TestRunAttrs::new().xdp_live_frames(64),
+            ..TestRunOptions::new()
+        })
+        .context("BPF_PROG_TEST_RUN (live frames)")?;
+        Ok(start.elapsed())
+    }
+}
+
+/// Frames per `sendmmsg`.
+const BATCH: usize = 64;
+
+/// Sends `packets` of `frames` (in turn) out of device `ifindex` of the
+/// calling thread's namespace through an AF_PACKET socket that bypasses
+/// the qdisc: each is an skb handed to the device's transmit, and on a
+/// veth the receive side runs on this CPU before the call returns. How
+/// long it took.
+fn send_skbs(ifindex: u32, frames: &[Vec<u8>], packets: u32) -> anyhow::Result<Duration> {
+    let fd = packet_socket(ifindex)?;
+    let mut iov: Vec<libc::iovec> = frames
+        .iter()
+        .map(|f| libc::iovec {
+            iov_base: f.as_ptr() as *mut libc::c_void,
+            iov_len: f.len(),
+        })
+        .collect();
+    let n = iov.len();
+    let start = Instant::now();
+    let mut sent = 0usize;
+    let mut next = 0usize;
+    while sent < packets as usize {
+        let batch = BATCH.min(packets as usize - sent);
+        let mut msgs: Vec<libc::mmsghdr> = (0..batch)
+            .map(|i| {
+                // SAFETY: an all-zero mmsghdr is valid (no name, no
+                // control data); the iovec it points to lives in `iov`,
+                // which outlives the call below.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = &mut iov[(next + i) % n];
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: `msgs` holds `batch` initialised headers whose buffers
+        // are the frames, alive for the call.
+        let rc = unsafe { libc::sendmmsg(fd.0, msgs.as_mut_ptr(), batch as u32, 0) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            // A full device queue: try again.
+            if e.raw_os_error() == Some(libc::ENOBUFS) {
+                continue;
+            }
+            anyhow::bail!("sendmmsg on the generator's AF_PACKET socket: {e}");
+        }
+        sent += rc as usize;
+        next = (next + rc as usize) % n;
+    }
+    Ok(start.elapsed())
+}
+
+/// A file descriptor closed when dropped.
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours and closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// An AF_PACKET raw socket bound to `ifindex` (receiving nothing:
+/// protocol 0), its sends handed straight to the device.
+fn packet_socket(ifindex: u32) -> anyhow::Result<Fd> {
+    let os = |what: &str| anyhow::anyhow!("{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: plain socket creation; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    if fd < 0 {
+        return Err(os("cannot open an AF_PACKET socket for the generator"));
+    }
+    let fd = Fd(fd);
+    let one: libc::c_int = 1;
+    // SAFETY: the option's value is a c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.0,
+            libc::SOL_PACKET,
+            libc::PACKET_QDISC_BYPASS,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(os("PACKET_QDISC_BYPASS on the generator's socket"));
+    }
+    // SAFETY: an all-zero sockaddr_ll is valid; the fields set below.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: `sll` is a sockaddr_ll of the size given.
+    let rc = unsafe {
+        libc::bind(
+            fd.0,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(os("cannot bind the generator's socket to its device"));
+    }
+    Ok(fd)
 }
 
 /// Pins the calling thread to CPU `cpu`.

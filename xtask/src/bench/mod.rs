@@ -1,13 +1,13 @@
 //! `cargo xtask bench`: this project's VTEP side by side with the kernel's
 //! vxlan + bridge, in one run, reported as ratios.
 //!
-//! Packet rates (decap and encap; the `xdp-drop` and `xdp-redirect`
-//! ceilings for decap) are measured in interleaved rounds (`pps`); then
-//! program cost (`cost`), FDB scale (`scale`), control-plane rate
-//! (`control`), EVPN scale (`evpn`), latency (`latency`) and TCP
-//! throughput (`tcp`), one
-//! module each; `report` is the typed report and its Markdown. See
-//! BENCHMARKS.md for a run.
+//! Packet rates (decap and encap, the generator's frames arriving as XDP
+//! frames and as skbs: `generator`; with the ceilings) are measured in
+//! interleaved rounds (`pps`); then program cost (`cost`), FDB scale
+//! (`scale`), control-plane rate (`control`), EVPN scale (`evpn`),
+//! latency (`latency`) and TCP throughput (`tcp`), one module each;
+//! `report` is the typed report and its Markdown. See BENCHMARKS.md for a
+//! run.
 
 mod control;
 mod cost;
@@ -31,6 +31,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{cargo, sh, workspace_root};
+use generator::Arrival;
 use pps::{Bench, Dir, Variant};
 use report::{DirReport, Machine, Report};
 
@@ -68,6 +69,11 @@ pub struct Opts {
     /// change.
     #[arg(long, value_delimiter = ',', requires = "only")]
     pub variants: Vec<String>,
+    /// With --only: only frames arriving this way (as XDP frames, as a
+    /// NIC with native XDP hands them over; or as skbs, as a VM sends
+    /// them). Without it, both.
+    #[arg(long, value_enum, requires = "only")]
+    pub arrival: Option<Arrival>,
 }
 
 /// Builds the `vtep` binary of git revision `rev` (in a temporary worktree,
@@ -206,14 +212,37 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         Variant::VtepIpv6,
         Variant::VtepPolicy,
     ];
+    // From skbs: the default paths, the kernel, the ceilings.
+    let mut decap_skb = vec![
+        Variant::Kernel,
+        Variant::KernelNoGro,
+        Variant::Vtep,
+        Variant::VtepXdp,
+    ];
+    let mut encap_skb = vec![Variant::Kernel, Variant::Vtep];
     if baseline_bin.is_some() {
-        decap.push(Variant::Baseline);
-        encap.push(Variant::Baseline);
+        for v in [&mut decap, &mut encap, &mut decap_skb, &mut encap_skb] {
+            v.push(Variant::Baseline);
+        }
     }
     decap.extend([Variant::XdpDrop, Variant::XdpRedirect, Variant::TcPeer]);
     encap.extend([Variant::XdpDrop, Variant::EncapCeiling]);
-    for (dir, variants) in [(Dir::Decap, decap), (Dir::Encap, encap)] {
-        if opts.only.is_some_and(|only| only != dir) {
+    decap_skb.extend([
+        Variant::XdpDrop,
+        Variant::TcDrop,
+        Variant::XdpRedirect,
+        Variant::TcPeer,
+    ]);
+    encap_skb.extend([Variant::XdpDrop, Variant::TcDrop, Variant::EncapCeiling]);
+    for (dir, arrival, variants) in [
+        (Dir::Decap, Arrival::Xdp, decap),
+        (Dir::Encap, Arrival::Xdp, encap),
+        (Dir::Decap, Arrival::Skb, decap_skb),
+        (Dir::Encap, Arrival::Skb, encap_skb),
+    ] {
+        if opts.only.is_some_and(|only| only != dir)
+            || opts.arrival.is_some_and(|only| only != arrival)
+        {
             continue;
         }
         let wanted =
@@ -223,7 +252,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
                 (Some(b), Variant::Baseline) => b,
                 _ => &vtep_bin,
             };
-            benches.push(Bench::new(dir, v, &obj, bin)?);
+            benches.push(Bench::new((dir, arrival), v, &obj, bin)?);
         }
     }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); benches.len()];
@@ -231,7 +260,12 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         for (b, r) in benches.iter().zip(rates.iter_mut()) {
             let pps = b.measure(packets)?;
             if pps <= 0.0 {
-                bail!("{:?} {}: the sink saw nothing", b.dir, b.variant.name());
+                bail!(
+                    "{:?} {} ({} arrivals): the sink saw nothing",
+                    b.dir,
+                    b.variant.name(),
+                    b.generator.arrival().name()
+                );
             }
             r.push(pps);
         }
@@ -240,20 +274,23 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     // Program cost in a pass of its own: bpf_stats adds two clock reads to
     // every BPF program run, which would tax the BPF variants' rates.
     let stats = cost::BpfStats::enable()?;
-    for b in benches.iter().filter(|b| b.variant == Variant::Vtep) {
+    for b in benches
+        .iter()
+        .filter(|b| b.variant == Variant::Vtep && b.generator.arrival() == Arrival::Xdp)
+    {
         b.measure(packets)?;
     }
     let program_cost_ns = stats.read(&["vtep_decap", "vtep_decap_tc", "vtep_encap"])?;
     drop(stats);
 
-    let dir_report = |dir: Dir| {
+    let dir_report = |dir: Dir, arrival: Arrival| {
         let r: Vec<(Variant, &[f64])> = benches
             .iter()
             .zip(&rates)
-            .filter(|(b, _)| b.dir == dir)
+            .filter(|(b, _)| b.dir == dir && b.generator.arrival() == arrival)
             .map(|(b, r)| (b.variant, r.as_slice()))
             .collect();
-        (!r.is_empty()).then(|| DirReport::new(&r))
+        (!r.is_empty()).then(|| DirReport::new(arrival, &r))
     };
     let mut report = Report {
         machine: Machine::here(),
@@ -262,8 +299,10 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         flows: pps::FLOWS,
         decap_frame_bytes: pps::DECAP_FRAME,
         baseline: opts.baseline.clone(),
-        decap: dir_report(Dir::Decap),
-        encap: dir_report(Dir::Encap),
+        decap: dir_report(Dir::Decap, Arrival::Xdp),
+        encap: dir_report(Dir::Encap, Arrival::Xdp),
+        decap_skb: dir_report(Dir::Decap, Arrival::Skb),
+        encap_skb: dir_report(Dir::Encap, Arrival::Skb),
         program_cost_ns,
         fdb_scale: None,
         cpus: None,
@@ -278,7 +317,11 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         // up (with it, no frame of the bench's conversation would).
         let uncached = benches
             .iter()
-            .find(|b| b.dir == Dir::Decap && b.variant == Variant::VtepUncached)
+            .find(|b| {
+                b.dir == Dir::Decap
+                    && b.variant == Variant::VtepUncached
+                    && b.generator.arrival() == Arrival::Xdp
+            })
             .context("no vtep-uncached decap bench")?;
         report.fdb_scale = Some(scale::fdb_scale(uncached, opts.smoke, packets)?);
         drop(benches);

@@ -20,7 +20,7 @@ use vtep_tests::{BpfFs, Netns, UP_NATIVE, Vtep, veth};
 
 use super::{
     frames,
-    generator::{Generator, bench_obj},
+    generator::{Arrival, Generator, bench_obj},
 };
 
 /// Inner flows the generator makes.
@@ -291,7 +291,6 @@ fn vtep_dut(
                 "--remote",
                 &peer,
             ]);
-            t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
         }
     }
     if variant == Variant::VtepPolicy {
@@ -318,13 +317,18 @@ fn with_policy(v: &Vtep, peer: &str) {
 }
 
 impl Bench {
-    pub fn new(dir: Dir, variant: Variant, obj: &[u8], vtep_bin: &Path) -> anyhow::Result<Self> {
-        Self::with_up(dir, variant, obj, vtep_bin, &[])
+    pub fn new(
+        (dir, arrival): (Dir, Arrival),
+        variant: Variant,
+        obj: &[u8],
+        vtep_bin: &Path,
+    ) -> anyhow::Result<Self> {
+        Self::with_up((dir, arrival), variant, obj, vtep_bin, &[])
     }
 
     /// As [`Bench::new`], our VTEP brought up with `up_args` too.
     pub fn with_up(
-        dir: Dir,
+        (dir, arrival): (Dir, Arrival),
         variant: Variant,
         obj: &[u8],
         vtep_bin: &Path,
@@ -333,19 +337,22 @@ impl Bench {
         let bpffs = BpfFs::new();
         let t = Topology::new(dir, variant)?;
         let (frame, offset) = t.frame(dir);
-        // The device that takes the generator's XDP frames (GRO on, or
-        // an XDP program, lets a veth take them).
+        // The device that takes the generator's frames (GRO on, or an
+        // XDP program, lets a veth take XDP frames; skbs it takes as is).
         let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
-        // The sink: an XDP drop where the generator's frames arrive for
-        // xdp-drop (the generator's own cost); for every other variant a
-        // TC ingress drop at the far end: in the VM for decap (every
+        // GRO on where XDP frames arrive only for them: a VM's side of a
+        // port sends skbs to a port as it comes (GRO off).
+        let xdp_rx = arrival == Arrival::Xdp || dir == Dir::Decap;
+        // The sink: an XDP or TC drop where the generator's frames arrive
+        // for xdp-drop and tc-drop (the generator's own cost); for every
+        // other variant a TC ingress drop at the far end: in the VM for decap (every
         // delivery ends in an skb there, as a VM's stack takes it), at
         // the far end of the underlay for encap (an XDP program there
         // would make each variant's skb an XDP frame again, a copy).
-        let sink = if variant == Variant::XdpDrop {
-            attach(obj, "bench_sink", Hook::Xdp, (0, &[]), (&t.dut, rx))?
-        } else {
-            attach(obj, "bench_sink_tc", Hook::Tc, (0, &[]), (&t.far, "eth0"))?
+        let sink = match variant {
+            Variant::XdpDrop => attach(obj, "bench_sink", Hook::Xdp, (0, &[]), (&t.dut, rx))?,
+            Variant::TcDrop => attach(obj, "bench_sink_tc", Hook::Tc, (0, &[]), (&t.dut, rx))?,
+            _ => attach(obj, "bench_sink_tc", Hook::Tc, (0, &[]), (&t.far, "eth0"))?,
         };
         if dir == Dir::Decap && variant.xdp_delivery() {
             t.far.ok(&["ethtool", "-K", "eth0", "gro", "on"]);
@@ -355,14 +362,18 @@ impl Bench {
         match (dir, variant) {
             (_, Variant::Kernel | Variant::KernelIpv6) => {
                 kernel_dut(&t, dir)?;
-                t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
+                if xdp_rx {
+                    t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
+                }
             }
             (_, Variant::KernelNoGro) => {
                 kernel_dut(&t, dir)?;
-                let pass = attach(obj, "bench_pass", Hook::Xdp, (0, &[]), (&t.dut, rx))?;
-                // Attaching XDP to a veth turns its GRO on.
-                t.dut.ok(&["ethtool", "-K", rx, "gro", "off"]);
-                ceiling = Some(pass);
+                if arrival == Arrival::Xdp {
+                    let pass = attach(obj, "bench_pass", Hook::Xdp, (0, &[]), (&t.dut, rx))?;
+                    // Attaching XDP to a veth turns its GRO on.
+                    t.dut.ok(&["ethtool", "-K", rx, "gro", "off"]);
+                    ceiling = Some(pass);
+                }
             }
             (
                 _,
@@ -374,6 +385,9 @@ impl Bench {
                 | Variant::VtepPolicy,
             ) => {
                 vtep = Some(vtep_dut(&t, (dir, variant), &bpffs, vtep_bin, up_args)?);
+                if dir == Dir::Encap && xdp_rx {
+                    t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
+                }
             }
             (Dir::Decap, Variant::XdpRedirect) => {
                 ceiling = Some(attach(
@@ -412,9 +426,16 @@ impl Bench {
                     (t.ul0, &outer[..64]),
                     (&t.dut, "p0"),
                 )?);
-                t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
+                if xdp_rx {
+                    t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
+                }
             }
             (_, Variant::XdpDrop) => {}
+            (_, Variant::TcDrop) => {
+                if arrival == Arrival::Xdp {
+                    t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
+                }
+            }
             _ => anyhow::bail!("no {} variant for {dir:?}", variant.name()),
         }
         if variant.is_kernel() {
@@ -438,7 +459,8 @@ impl Bench {
                 "permanent",
             ]);
         }
-        let generator = Generator::new(obj, (&t.gen_ns.name, t.gen_ifindex), frame, offset)?;
+        let generator =
+            Generator::new(obj, arrival, (&t.gen_ns.name, t.gen_ifindex), frame, offset)?;
         Ok(Bench {
             dir,
             variant,

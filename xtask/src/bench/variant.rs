@@ -33,6 +33,11 @@ pub enum Variant {
     /// up as `vtep` is.
     Baseline,
     XdpDrop,
+    /// A TC ingress drop where the generator's frames arrive: the
+    /// generator's own cost for skbs (XDP on a veth copies each skb
+    /// with less than 256 bytes of headroom into a page first, which
+    /// `xdp-drop` then pays).
+    TcDrop,
     XdpRedirect,
     /// Decap without lookups in TC alone: the frame shrunk by 50 bytes on
     /// the underlay's TC ingress and handed to the VM's side of the port
@@ -63,6 +68,7 @@ impl Variant {
             Variant::VtepUncached => "vtep-uncached",
             Variant::Baseline => "baseline",
             Variant::XdpDrop => "xdp-drop",
+            Variant::TcDrop => "tc-drop",
             Variant::XdpRedirect => "xdp-redirect",
             Variant::TcPeer => "tc-peer",
             Variant::KernelIpv6 => "kernel-ipv6",
@@ -95,5 +101,11 @@ impl Variant {
             self,
             Variant::VtepXdp | Variant::VtepUncached | Variant::XdpRedirect
         )
+    }
+
+    /// Whether this is a drop where the generator's frames arrive: what
+    /// the others' costs are measured above.
+    pub(super) fn is_drop_ceiling(self) -> bool {
+        matches!(self, Variant::XdpDrop | Variant::TcDrop)
     }
 }

@@ -2,12 +2,14 @@
 //! dropped fails to compile rather than printing "–"), its JSON form and
 //! its Markdown (what BENCHMARKS.md holds).
 
-use std::{collections::BTreeMap, fmt::Write as _};
+mod markdown;
+
+use std::collections::BTreeMap;
 
 use anyhow::bail;
 use serde::Serialize;
 
-use super::pps::Variant;
+use super::{generator::Arrival, pps::Variant};
 
 /// What the machine is.
 #[derive(Serialize)]
@@ -53,8 +55,8 @@ pub struct Derived {
     /// Packet rates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_over_kernel: Option<f64>,
-    /// Per-packet costs above the xdp-drop ceiling: the kernel's over
-    /// ours (5 = a fifth of the kernel's cost).
+    /// Per-packet costs above the drop ceiling: the kernel's over ours
+    /// (5 = a fifth of the kernel's cost).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_cost_over_vtep: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,21 +82,28 @@ pub struct Derived {
     /// With group policy on the VNI, over without.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_policy_over_vtep: Option<f64>,
-    /// Per variant: ns per packet more than the xdp-drop ceiling.
+    /// Per variant: ns per packet more than the drop ceiling.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub ns_per_packet_above_xdp_drop: BTreeMap<&'static str, f64>,
+    pub ns_per_packet_above_ceiling: BTreeMap<&'static str, f64>,
 }
 
-/// Packet rates of one direction.
+/// Packet rates of one direction, the generator's frames arriving one
+/// way.
 #[derive(Serialize)]
 pub struct DirReport {
+    pub arrival: Arrival,
     pub variants: BTreeMap<&'static str, Rate>,
+    /// The drop variant costs are given above: the fastest measured (the
+    /// generator's own cost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<&'static str>,
     pub derived: Derived,
 }
 
 impl DirReport {
-    /// From the rates (packets/s) each variant measured over the rounds.
-    pub fn new(rates: &[(Variant, &[f64])]) -> Self {
+    /// From the rates (packets/s) each variant measured over the rounds,
+    /// the frames arriving as `arrival` says.
+    pub fn new(arrival: Arrival, rates: &[(Variant, &[f64])]) -> Self {
         let variants: BTreeMap<&'static str, Rate> = rates
             .iter()
             .map(|(v, r)| {
@@ -109,11 +118,16 @@ impl DirReport {
             .collect();
         let m = |v: Variant| variants.get(v.name()).map(|r| r.mpps_median);
         let ratio = |a: Variant, b: Variant| Some(m(a)? / m(b)?);
-        let ns_per_packet_above_xdp_drop: BTreeMap<&'static str, f64> = match m(Variant::XdpDrop) {
-            Some(drop) => variants
+        let ceiling = rates
+            .iter()
+            .filter(|(v, _)| v.is_drop_ceiling())
+            .filter_map(|(v, _)| Some((*v, m(*v)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let ns_per_packet_above_ceiling: BTreeMap<&'static str, f64> = match ceiling {
+            Some((_, drop)) => rates
                 .iter()
-                .filter(|(name, _)| **name != Variant::XdpDrop.name())
-                .map(|(name, r)| (*name, 1e3 / r.mpps_median - 1e3 / drop))
+                .filter(|(v, _)| !v.is_drop_ceiling())
+                .filter_map(|(v, _)| Some((v.name(), 1e3 / m(*v)? - 1e3 / drop)))
                 .collect(),
             None => BTreeMap::new(),
         };
@@ -122,7 +136,7 @@ impl DirReport {
             .filter_map(|v| Some((v, m(v)?)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(v, _)| v);
-        let cost = |v: Variant| ns_per_packet_above_xdp_drop.get(v.name()).copied();
+        let cost = |v: Variant| ns_per_packet_above_ceiling.get(v.name()).copied();
         let cost_ratio = |v: Variant| Some(cost(kernel?)? / cost(v)?);
         let derived = Derived {
             vtep_over_kernel: kernel.and_then(|k| ratio(Variant::Vtep, k)),
@@ -136,9 +150,14 @@ impl DirReport {
             vtep_over_baseline: ratio(Variant::Vtep, Variant::Baseline),
             vtep_ipv6_over_kernel_ipv6: ratio(Variant::VtepIpv6, Variant::KernelIpv6),
             vtep_policy_over_vtep: ratio(Variant::VtepPolicy, Variant::Vtep),
-            ns_per_packet_above_xdp_drop,
+            ns_per_packet_above_ceiling,
         };
-        DirReport { variants, derived }
+        DirReport {
+            arrival,
+            variants,
+            ceiling: ceiling.map(|(v, _)| v.name()),
+            derived,
+        }
     }
 
     fn median(&self, v: Variant) -> Option<f64> {
@@ -252,8 +271,12 @@ pub struct Report {
     pub flows: u32,
     pub decap_frame_bytes: usize,
     pub baseline: Option<String>,
+    /// The generator's frames arriving as XDP frames.
     pub decap: Option<DirReport>,
     pub encap: Option<DirReport>,
+    /// Arriving as skbs.
+    pub decap_skb: Option<DirReport>,
+    pub encap_skb: Option<DirReport>,
     pub program_cost_ns: BTreeMap<String, ProgCost>,
     pub fdb_scale: Option<FdbScale>,
     pub cpus: Option<Cpus>,
@@ -269,7 +292,40 @@ fn num(x: Option<f64>) -> String {
 
 impl Report {
     /// Every figure a full run must have: (name, value).
-    fn figures(&self) -> Vec<(&'static str, Option<f64>)> {
+    fn figures(&self) -> Vec<(String, Option<f64>)> {
+        let mut all: Vec<(String, Option<f64>)> = self
+            .xdp_figures()
+            .into_iter()
+            .map(|(name, x)| (name.to_owned(), x))
+            .collect();
+        for (dir, r, variants) in [
+            (
+                "decap",
+                &self.decap_skb,
+                &[
+                    Variant::Kernel,
+                    Variant::KernelNoGro,
+                    Variant::Vtep,
+                    Variant::TcDrop,
+                    Variant::TcPeer,
+                ][..],
+            ),
+            (
+                "encap",
+                &self.encap_skb,
+                &[Variant::Kernel, Variant::Vtep, Variant::EncapCeiling][..],
+            ),
+        ] {
+            for v in variants {
+                let x = r.as_ref().and_then(|r| r.median(*v));
+                all.push((format!("{dir} from skbs {}", v.name()), x));
+            }
+        }
+        all
+    }
+
+    /// The figures of the XDP-frame arrivals and the rest of the run.
+    fn xdp_figures(&self) -> Vec<(&'static str, Option<f64>)> {
         let d = self.decap.as_ref();
         let e = self.encap.as_ref();
         let cost = |p: &str| self.program_cost_ns.get(p).map(|c| c.ns_per_run);
@@ -382,37 +438,33 @@ impl Report {
         }
         // Figures from differences of rates: there and finite.
         let above = |r: Option<&DirReport>, v: Variant| {
-            r.and_then(|r| {
-                r.derived
-                    .ns_per_packet_above_xdp_drop
-                    .get(v.name())
-                    .copied()
-            })
+            r.and_then(|r| r.derived.ns_per_packet_above_ceiling.get(v.name()).copied())
         };
         let (d, e) = (self.decap.as_ref(), self.encap.as_ref());
+        let (ds, es) = (self.decap_skb.as_ref(), self.encap_skb.as_ref());
         let differences = [
             (
-                "decap vtep ns/packet above xdp-drop",
+                "decap vtep ns/packet above the ceiling",
                 above(d, Variant::Vtep),
             ),
             (
-                "decap vtep-xdp ns/packet above xdp-drop",
+                "decap vtep-xdp ns/packet above the ceiling",
                 above(d, Variant::VtepXdp),
             ),
             (
-                "decap kernel ns/packet above xdp-drop",
+                "decap kernel ns/packet above the ceiling",
                 above(d, Variant::Kernel),
             ),
             (
-                "decap kernel-nogro ns/packet above xdp-drop",
+                "decap kernel-nogro ns/packet above the ceiling",
                 above(d, Variant::KernelNoGro),
             ),
             (
-                "encap vtep ns/packet above xdp-drop",
+                "encap vtep ns/packet above the ceiling",
                 above(e, Variant::Vtep),
             ),
             (
-                "encap kernel ns/packet above xdp-drop",
+                "encap kernel ns/packet above the ceiling",
                 above(e, Variant::Kernel),
             ),
             (
@@ -423,6 +475,14 @@ impl Report {
                 "encap kernel cost/vtep cost",
                 e.and_then(|e| e.derived.kernel_cost_over_vtep),
             ),
+            (
+                "decap from skbs kernel cost/vtep cost",
+                ds.and_then(|d| d.derived.kernel_cost_over_vtep),
+            ),
+            (
+                "encap from skbs kernel cost/vtep cost",
+                es.and_then(|e| e.derived.kernel_cost_over_vtep),
+            ),
         ];
         for (name, x) in differences {
             if !x.is_some_and(f64::is_finite) {
@@ -431,231 +491,32 @@ impl Report {
         }
         Ok(())
     }
-
-    /// The report as Markdown.
-    pub fn markdown(&self) -> String {
-        let mut s = String::new();
-        self.write_markdown(&mut s)
-            .expect("writing to a String cannot fail");
-        s
-    }
-
-    fn write_markdown(&self, s: &mut String) -> std::fmt::Result {
-        let m = &self.machine;
-        writeln!(s, "## {}\n", m.cpu)?;
-        match &self.baseline {
-            Some(rev) => writeln!(
-                s,
-                "Reproduce: `cargo xtask bench --baseline {rev} --write BENCHMARKS.md` (as root). \
-                 `baseline` is this project's `vtep` built from revision `{rev}`.\n"
-            )?,
-            None => writeln!(
-                s,
-                "Reproduce: `cargo xtask bench --write BENCHMARKS.md` (as root).\n"
-            )?,
-        }
-        writeln!(
-            s,
-            "Machine: {} CPUs ({}), kernel {}. {} interleaved rounds of {} frames per variant, {} \
-             inner flows, {}-byte VXLAN frames for decap. Absolute figures drift on a shared \
-             machine; ratios much less.\n",
-            m.cpus,
-            m.cpu,
-            m.kernel,
-            self.rounds,
-            self.packets_per_round,
-            self.flows,
-            self.decap_frame_bytes
-        )?;
-        writeln!(
-            s,
-            "Variants: `kernel` is the kernel's vxlan + bridge with GRO on the underlay (as NICs \
-             have it: it then pays vxlan GRO on every frame), `kernel-nogro` the same with GRO \
-             off; ratios to \"kernel\" take the cheaper of the two. The kernel variants' vxlan \
-             devices are up only while they are measured: while any kernel UDP tunnel socket \
-             exists, GRO looks up a UDP socket for every UDP packet on the host (some 40 ns a \
-             frame for the others). `vtep` adds ports as `vtep \
-             port add` does by default (`--deliver auto`: a veth whose peer is in another \
-             namespace gets frames from TC with `bpf_redirect_peer`), `vtep-xdp` with \
-             `--deliver xdp` (the VM's side of the veth has GRO on, else it cannot take XDP \
-             frames); `vtep-uncached` is `vtep-xdp` without the decap decision cache \
-             (`--no-decap-cache`); `vtep-policy` is `vtep` with group policy on the VNI \
-             (`--gbp`, the VMs in groups, rules allowing their traffic: every frame's \
-             identities looked up and judged). Ceilings: `xdp-drop` drops where the generator's frames \
-             arrive (the generator's own cost: costs are given above it); `xdp-redirect` strips \
-             50 bytes and redirects, no lookups; `tc-peer` is the same in TC on the underlay \
-             (no XDP: the frame shrunk by 50 bytes, the inner Ethernet header put back, \
-             `bpf_redirect_peer` into the VM's side), the other way to hand a VM an skb; \
-             `encap-ceiling` is a TC program on the port \
-             that pushes fixed outer headers and redirects, no lookups. Every variant but \
-             `xdp-drop` ends at the same sink, a TC ingress drop: on the VM's side of its port \
-             for decap (where the VM's stack takes an skb), at the far end of the underlay for \
-             encap.\n"
-        )?;
-        for (dir, r) in [("decap", &self.decap), ("encap", &self.encap)] {
-            if let Some(r) = r {
-                write_rates(s, dir, r)?;
-            }
-        }
-        writeln!(
-            s,
-            "### Program cost (kernel.bpf_stats_enabled, ns per run)\n"
-        )?;
-        for (name, c) in &self.program_cost_ns {
-            writeln!(s, "- {name}: {:.1} ns ({} runs)", c.ns_per_run, c.runs)?;
-        }
-        if let Some(f) = &self.fdb_scale {
-            writeln!(
-                s,
-                "\n### FDB scale (vtep-uncached decap, every frame looked up, Mpps)\n"
-            )?;
-            for p in &f.points {
-                writeln!(s, "- {} entries: {:.3}", p.entries, p.mpps_median)?;
-            }
-            writeln!(s, "- largest/smallest: {:.3}", f.largest_over_smallest)?;
-        }
-        if let Some(c) = &self.cpus {
-            writeln!(
-                s,
-                "\n### Both CPUs (decap, `vtep`, Mpps)\n\n- one generator on CPU 0: {:.3}; one on \
-                 each CPU: {:.3} ({:.2}x)\n- VNI 100 on CPU 0 while a MAC explosion in VNI 200 \
-                 learns a new MAC per frame on CPU 1: {:.3} ({:.2} of its rate alone), {:.0} \
-                 of its decisions made again from the tables (decap cache fills) in a run of \
-                 {} frames\n\nMedians of {} rounds.",
-                c.one_cpu_mpps,
-                c.two_cpus_mpps,
-                c.two_over_one,
-                c.during_explosion_mpps,
-                c.during_explosion_over_alone,
-                c.refills_during_explosion,
-                c.packets_per_run,
-                c.rounds
-            )?;
-        }
-        if let Some(c) = &self.control_plane {
-            writeln!(
-                s,
-                "\n### Control plane\n\n`vtep fdb load` of {} entries: {:.2} s, {:.0} entries/s\n",
-                c.entries, c.seconds, c.entries_per_second
-            )?;
-        }
-        if let Some(e) = &self.evpn {
-            writeln!(
-                s,
-                "### EVPN scale\n\n{} MACs on {} VNIs advertised by one host (its daemon and \
-                 gobgpd), installed from BGP by another: {:.0} MACs/s; {:.2} s from the last \
-                 advertisement to the last FDB entry, of which {:.2} s after the receiver's \
-                 gobgpd had them all ({:.2} s from `vtep fdb load` on the advertiser)\n",
-                e.macs,
-                e.vnis,
-                e.installed_per_second,
-                e.last_advertisement_to_last_entry_s,
-                e.received_to_last_entry_s,
-                e.load_to_last_entry_s
-            )?;
-        }
-        if let Some(l) = &self.latency_us {
-            writeln!(
-                s,
-                "### Latency, VM to VM through two VTEPs (µs, ping RTT)\n\n| variant | p50 | p99 |\n| --- | --- | --- |"
-            )?;
-            for (name, r) in [("vtep", &l.vtep), ("kernel", &l.kernel)] {
-                writeln!(s, "| {name} | {:.3} | {:.3} |", r.p50, r.p99)?;
-            }
-            writeln!(
-                s,
-                "\n{} interleaved rounds of {} pings per variant (every 2 ms), the samples pooled.",
-                l.rounds, l.pings_per_round
-            )?;
-        }
-        if let Some(t) = &self.tcp_gbps {
-            write_tcp(s, t)?;
-        }
-        Ok(())
-    }
 }
 
-/// One direction's rate table and ratios.
-fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
-    writeln!(s, "### {dir}: packet rate (Mpps)\n")?;
-    writeln!(
-        s,
-        "| variant | median | min | max | ns/packet above xdp-drop |\n| --- | --- | --- | --- | --- |"
-    )?;
-    for (name, v) in &r.variants {
-        let above = r.derived.ns_per_packet_above_xdp_drop.get(name).copied();
-        writeln!(
-            s,
-            "| {name} | {:.3} | {:.3} | {:.3} | {} |",
-            v.mpps_median,
-            v.mpps_min,
-            v.mpps_max,
-            num(above)
-        )?;
-    }
-    let d = &r.derived;
-    let parts = [
-        ("vtep/kernel", d.vtep_over_kernel),
-        ("kernel cost/vtep cost", d.kernel_cost_over_vtep),
-        ("kernel cost/vtep-xdp cost", d.kernel_cost_over_vtep_xdp),
-        (
-            "kernel cost/xdp-redirect cost",
-            d.kernel_cost_over_xdp_redirect,
-        ),
-        ("vtep-xdp/xdp-redirect", d.vtep_xdp_over_xdp_redirect),
-        ("vtep/tc-peer", d.vtep_over_tc_peer),
-        (
-            "vtep-uncached/xdp-redirect",
-            d.vtep_uncached_over_xdp_redirect,
-        ),
-        ("vtep/encap-ceiling", d.vtep_over_encap_ceiling),
-        ("vtep/baseline", d.vtep_over_baseline),
-        ("vtep-ipv6/kernel-ipv6", d.vtep_ipv6_over_kernel_ipv6),
-        ("vtep-policy/vtep", d.vtep_policy_over_vtep),
-    ];
-    let shown: Vec<String> = parts
-        .iter()
-        .filter_map(|(name, x)| Some(format!("{name} = {:.3}", (*x)?)))
-        .collect();
-    writeln!(s, "\n{}\n", shown.join("; "))
-}
+#[cfg(test)]
+mod tests {
+    use super::{Arrival, DirReport, Variant};
 
-/// The TCP table and what it means.
-fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
-    writeln!(
-        s,
-        "\n### TCP VM to VM (iperf3, Gbit/s)\n\n| variant | offloads on | offloads off |\n| --- | --- | --- |"
-    )?;
-    for (name, f) in [
-        ("vtep", &t.vtep),
-        ("vtep-xdp-gro", &t.vtep_xdp_gro),
-        ("kernel", &t.kernel),
-    ] {
-        writeln!(
-            s,
-            "| {name} | {:.3} | {} |",
-            f.offloads_on,
-            num(f.offloads_off)
-        )?;
+    #[test]
+    fn costs_are_above_the_fastest_drop() {
+        // Mpps 1.0 and 0.5 for the drops: the ceiling is 1.0 (1000 ns a
+        // frame); 0.25 Mpps is 3000 ns above it, 0.2 is 4000.
+        let (tc, xdp, vtep, kernel) = ([1e6], [5e5], [2.5e5], [2e5]);
+        let r = DirReport::new(
+            Arrival::Skb,
+            &[
+                (Variant::TcDrop, &tc),
+                (Variant::XdpDrop, &xdp),
+                (Variant::Vtep, &vtep),
+                (Variant::Kernel, &kernel),
+            ],
+        );
+        assert_eq!(r.ceiling, Some("tc-drop"));
+        let above = &r.derived.ns_per_packet_above_ceiling;
+        assert_eq!(above.len(), 2, "{above:?}");
+        assert!((above["vtep"] - 3000.0).abs() < 1e-6);
+        assert!((above["kernel"] - 4000.0).abs() < 1e-6);
+        let k = r.derived.kernel_cost_over_vtep.expect("a cost ratio");
+        assert!((k - 4.0 / 3.0).abs() < 1e-9);
     }
-    let k = t.kernel.offloads_on;
-    writeln!(
-        s,
-        "\nMedians of {} runs per variant, the variants taking turns. \
-         vtep/kernel = {:.2} with the VMs' offloads on, {} with them off; \
-         vtep-xdp-gro/kernel = {:.2}. `vtep` is ports as `port add` makes them (into the \
-         peer of the VM's veth, which is as it comes: neither GRO nor XDP on it). XDP on \
-         the underlay veth keeps its peer from handing it GSO packets, so TCP arrives in \
-         MTU-sized frames where the kernel's vxlan gets whole GSO packets through the veth; \
-         GRO on the underlay (`vtep up` turns it on) puts each flow's inner segments back \
-         together before they reach the port. `vtep-xdp-gro` delivers from XDP (`--deliver \
-         xdp`) to a VM whose side of the veth has GRO on.",
-        t.runs,
-        t.vtep.offloads_on / k,
-        match (t.vtep.offloads_off, t.kernel.offloads_off) {
-            (Some(v), Some(k)) => format!("{:.2}", v / k),
-            _ => "–".to_owned(),
-        },
-        t.vtep_xdp_gro.offloads_on / k
-    )
 }
