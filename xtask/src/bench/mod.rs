@@ -274,13 +274,28 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     // Program cost in a pass of its own: bpf_stats adds two clock reads to
     // every BPF program run, which would tax the BPF variants' rates.
     let stats = cost::BpfStats::enable()?;
+    // Ours and the ceilings' programs: what ours spend above them is
+    // their lookups, counters and checks.
+    let costed = [
+        Variant::Vtep,
+        Variant::XdpRedirect,
+        Variant::TcPeer,
+        Variant::EncapCeiling,
+    ];
     for b in benches
         .iter()
-        .filter(|b| b.variant == Variant::Vtep && b.generator.arrival() == Arrival::Xdp)
+        .filter(|b| costed.contains(&b.variant) && b.generator.arrival() == Arrival::Xdp)
     {
         b.measure(packets)?;
     }
-    let program_cost_ns = stats.read(&["vtep_decap", "vtep_decap_tc", "vtep_encap"])?;
+    let program_cost_ns = stats.read(&[
+        "vtep_decap",
+        "vtep_decap_tc",
+        "vtep_encap",
+        "bench_strip_redirect",
+        "bench_strip_peer",
+        "bench_encap_ceiling",
+    ])?;
     drop(stats);
 
     let dir_report = |dir: Dir, arrival: Arrival| {

@@ -95,6 +95,14 @@ impl Report {
         for (name, c) in &self.program_cost_ns {
             writeln!(s, "- {name}: {:.1} ns ({} runs)", c.ns_per_run, c.runs)?;
         }
+        writeln!(
+            s,
+            "\nThe `vtep` variants with frames arriving as XDP frames (decap: `vtep_decap` \
+             decides and strips in XDP, `vtep_decap_tc` hands the skb to the port), and the \
+             ceilings' programs: `bench_strip_redirect` (`xdp-redirect`), `bench_strip_peer` \
+             (`tc-peer`), `bench_encap_ceiling` (`encap-ceiling`). What ours spend above \
+             them is this VTEP's lookups, counters and checks."
+        )?;
         if let Some(f) = &self.fdb_scale {
             writeln!(
                 s,

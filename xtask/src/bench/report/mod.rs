@@ -393,6 +393,8 @@ impl Report {
             ),
             ("cost vtep_decap", cost("vtep_decap")),
             ("cost vtep_encap", cost("vtep_encap")),
+            ("cost bench_strip_redirect", cost("bench_strip_redirect")),
+            ("cost bench_encap_ceiling", cost("bench_encap_ceiling")),
             (
                 "FDB largest/smallest",
                 self.fdb_scale.as_ref().map(|f| f.largest_over_smallest),
