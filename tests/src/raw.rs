@@ -14,35 +14,100 @@ impl RawSocket {
     pub fn open(ns: &Netns, dev: &str) -> anyhow::Result<Self> {
         let dev = CString::new(dev)?;
         in_netns(&ns.name, move || {
-            // SAFETY: plain socket(2) call; the result is checked.
-            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-            if fd < 0 {
-                return Err(io::Error::last_os_error().into());
-            }
-            let sock = RawSocket(fd);
             // SAFETY: `dev` is a valid NUL-terminated name for the call.
             let ifindex = unsafe { libc::if_nametoindex(dev.as_ptr()) };
             if ifindex == 0 {
                 anyhow::bail!("no interface {dev:?}");
             }
-            // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
-            let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            addr.sll_family = libc::AF_PACKET as u16;
-            addr.sll_ifindex = ifindex as i32;
-            // SAFETY: `addr` is a sockaddr_ll of the size given, alive for
-            // the call; the socket is ours.
-            let rc = unsafe {
-                libc::bind(
-                    sock.0,
-                    (&raw const addr).cast(),
-                    size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error().into());
-            }
-            Ok(sock)
+            Self::bound(ifindex)
         })
+    }
+
+    /// A socket sending out of device `ifindex` of the namespace named
+    /// `ns`.
+    pub fn open_index(ns: &str, ifindex: u32) -> anyhow::Result<Self> {
+        in_netns(ns, move || Self::bound(ifindex))
+    }
+
+    /// A socket of this thread's namespace bound to device `ifindex`.
+    fn bound(ifindex: u32) -> anyhow::Result<Self> {
+        // SAFETY: plain socket(2) call; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        let sock = RawSocket(fd);
+        // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: `addr` is a sockaddr_ll of the size given, alive for the
+        // call; the socket is ours.
+        let rc = unsafe {
+            libc::bind(
+                sock.0,
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        Ok(sock)
+    }
+
+    /// Hands what it sends straight to the device's transmit
+    /// (PACKET_QDISC_BYPASS), as a traffic generator wants.
+    pub fn bypass_qdisc(&self) -> io::Result<()> {
+        let one: libc::c_int = 1;
+        // SAFETY: the option's value is a c_int of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.0,
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                (&raw const one).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Sends `frames` with one `sendmmsg`; how many the device took (0
+    /// while its queue is full).
+    pub fn send_batch(&self, frames: &[&[u8]]) -> io::Result<usize> {
+        let mut iov: Vec<libc::iovec> = frames
+            .iter()
+            .map(|f| libc::iovec {
+                iov_base: f.as_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iov
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: an all-zero mmsghdr is valid (no name, no
+                // control data); the iovec it points to outlives the call.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = iov;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: `msgs` holds initialised headers whose buffers are the
+        // frames, readable for the call.
+        let n = unsafe { libc::sendmmsg(self.0, msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOBUFS) {
+            return Ok(0);
+        }
+        Err(e)
     }
 
     /// Sends one frame, waiting while the device's queue is full.

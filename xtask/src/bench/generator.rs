@@ -16,6 +16,8 @@ use aya::{
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
 
+use vtep_tests::raw::RawSocket;
+
 use super::pps::FLOWS;
 
 /// Words of a frame's start the generator restores before each send.
@@ -70,11 +72,11 @@ impl Arrival {
     }
 }
 
-/// What sends: the bench object's `bench_gen`, or the frames of every
-/// flow, written to an AF_PACKET socket.
+/// What sends: the bench object's `bench_gen`, or an AF_PACKET socket
+/// bypassing the qdisc, with the frame of every flow.
 enum Source {
     Xdp(Box<Ebpf>),
-    Skb(Vec<Vec<u8>>),
+    Skb(RawSocket, Vec<Vec<u8>>),
 }
 
 /// A generator sending `frame` (its 16-bit field at `offset` varied over
@@ -117,6 +119,13 @@ impl Generator {
                 Source::Xdp(Box::new(ebpf))
             }
             Arrival::Skb => Source::Skb(
+                {
+                    let socket = RawSocket::open_index(ns, ifindex)?;
+                    socket
+                        .bypass_qdisc()
+                        .context("PACKET_QDISC_BYPASS on the generator's socket")?;
+                    socket
+                },
                 (0..flows)
                     .map(|flow| {
                         // As `bench_gen` writes it.
@@ -150,7 +159,7 @@ impl Generator {
     pub fn arrival(&self) -> Arrival {
         match self.source {
             Source::Xdp(_) => Arrival::Xdp,
-            Source::Skb(_) => Arrival::Skb,
+            Source::Skb(..) => Arrival::Skb,
         }
     }
 
@@ -163,7 +172,7 @@ impl Generator {
             }
             match &self.source {
                 Source::Xdp(ebpf) => self.run_xdp(ebpf, packets),
-                Source::Skb(frames) => send_skbs(self.ifindex, frames, packets),
+                Source::Skb(socket, frames) => send_skbs(socket, frames, packets),
             }
         })
     }
@@ -191,104 +200,22 @@ impl Generator {
 /// Frames per `sendmmsg`.
 const BATCH: usize = 64;
 
-/// Sends `packets` of `frames` (in turn) out of device `ifindex` of the
-/// calling thread's namespace through an AF_PACKET socket that bypasses
-/// the qdisc: each is an skb handed to the device's transmit, and on a
-/// veth the receive side runs on this CPU before the call returns. How
-/// long it took.
-fn send_skbs(ifindex: u32, frames: &[Vec<u8>], packets: u32) -> anyhow::Result<Duration> {
-    let fd = packet_socket(ifindex)?;
-    let mut iov: Vec<libc::iovec> = frames
-        .iter()
-        .map(|f| libc::iovec {
-            iov_base: f.as_ptr() as *mut libc::c_void,
-            iov_len: f.len(),
-        })
-        .collect();
-    let n = iov.len();
+/// Sends `packets` of `frames` (in turn) through `socket`: each is an skb
+/// handed to the device's transmit, and on a veth the receive side runs
+/// on this CPU before the call returns. How long it took.
+fn send_skbs(socket: &RawSocket, frames: &[Vec<u8>], packets: u32) -> anyhow::Result<Duration> {
+    let all: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
     let start = Instant::now();
-    let mut sent = 0usize;
-    let mut next = 0usize;
+    let (mut sent, mut next) = (0usize, 0usize);
     while sent < packets as usize {
-        let batch = BATCH.min(packets as usize - sent);
-        let mut msgs: Vec<libc::mmsghdr> = (0..batch)
-            .map(|i| {
-                // SAFETY: an all-zero mmsghdr is valid (no name, no
-                // control data); the iovec it points to lives in `iov`,
-                // which outlives the call below.
-                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_iov = &mut iov[(next + i) % n];
-                m.msg_hdr.msg_iovlen = 1;
-                m
-            })
-            .collect();
-        // SAFETY: `msgs` holds `batch` initialised headers whose buffers
-        // are the frames, alive for the call.
-        let rc = unsafe { libc::sendmmsg(fd.0, msgs.as_mut_ptr(), batch as u32, 0) };
-        if rc < 0 {
-            let e = std::io::Error::last_os_error();
-            // A full device queue: try again.
-            if e.raw_os_error() == Some(libc::ENOBUFS) {
-                continue;
-            }
-            anyhow::bail!("sendmmsg on the generator's AF_PACKET socket: {e}");
-        }
-        sent += rc as usize;
-        next = (next + rc as usize) % n;
+        let batch = BATCH.min(packets as usize - sent).min(all.len() - next);
+        let n = socket
+            .send_batch(&all[next..next + batch])
+            .context("sendmmsg on the generator's AF_PACKET socket")?;
+        sent += n;
+        next = (next + n) % all.len();
     }
     Ok(start.elapsed())
-}
-
-/// A file descriptor closed when dropped.
-struct Fd(libc::c_int);
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is ours and closed once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// An AF_PACKET raw socket bound to `ifindex` (receiving nothing:
-/// protocol 0), its sends handed straight to the device.
-fn packet_socket(ifindex: u32) -> anyhow::Result<Fd> {
-    let os = |what: &str| anyhow::anyhow!("{what}: {}", std::io::Error::last_os_error());
-    // SAFETY: plain socket creation; the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-    if fd < 0 {
-        return Err(os("cannot open an AF_PACKET socket for the generator"));
-    }
-    let fd = Fd(fd);
-    let one: libc::c_int = 1;
-    // SAFETY: the option's value is a c_int of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.0,
-            libc::SOL_PACKET,
-            libc::PACKET_QDISC_BYPASS,
-            (&one as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(os("PACKET_QDISC_BYPASS on the generator's socket"));
-    }
-    // SAFETY: an all-zero sockaddr_ll is valid; the fields set below.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: `sll` is a sockaddr_ll of the size given.
-    let rc = unsafe {
-        libc::bind(
-            fd.0,
-            (&sll as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(os("cannot bind the generator's socket to its device"));
-    }
-    Ok(fd)
 }
 
 /// Pins the calling thread to CPU `cpu`.
