@@ -340,9 +340,11 @@ impl Bench {
         // The device that takes the generator's frames (GRO on, or an
         // XDP program, lets a veth take XDP frames; skbs it takes as is).
         let rx = if dir == Dir::Decap { "ul0" } else { "p0" };
-        // GRO on where XDP frames arrive only for them: a VM's side of a
-        // port sends skbs to a port as it comes (GRO off).
-        let xdp_rx = arrival == Arrival::Xdp || dir == Dir::Decap;
+        // Whether the variants turn GRO on where the generator's frames
+        // arrive: always for XDP frames (else a veth drops them), and on
+        // the underlay for decap (NICs have it on); not on a port taking
+        // a VM's skbs (a port as it comes has it off).
+        let gro_on_rx = arrival == Arrival::Xdp || dir == Dir::Decap;
         // The sink: an XDP or TC drop where the generator's frames arrive
         // for xdp-drop and tc-drop (the generator's own cost); for every
         // other variant a TC ingress drop at the far end: in the VM for decap (every
@@ -362,7 +364,7 @@ impl Bench {
         match (dir, variant) {
             (_, Variant::Kernel | Variant::KernelIpv6) => {
                 kernel_dut(&t, dir)?;
-                if xdp_rx {
+                if gro_on_rx {
                     t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
                 }
             }
@@ -385,7 +387,7 @@ impl Bench {
                 | Variant::VtepPolicy,
             ) => {
                 vtep = Some(vtep_dut(&t, (dir, variant), &bpffs, vtep_bin, up_args)?);
-                if dir == Dir::Encap && xdp_rx {
+                if dir == Dir::Encap && gro_on_rx {
                     t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
                 }
             }
@@ -426,7 +428,7 @@ impl Bench {
                     (t.ul0, &outer[..64]),
                     (&t.dut, "p0"),
                 )?);
-                if xdp_rx {
+                if gro_on_rx {
                     t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
                 }
             }

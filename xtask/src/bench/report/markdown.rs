@@ -72,7 +72,7 @@ impl Report {
              them over, the skb built after XDP by whoever passes the frame up, and paid for \
              in every cost below) or as skbs (an AF_PACKET socket bypassing the qdisc: as a \
              VM's stack sends them to its port, the realistic case for encap, or as another \
-             namespace sends them over a veth underlay; the measurement of issue 16). A veth \
+             namespace sends them over a veth underlay, as trafgen does). A veth \
              with an XDP program copies every skb with less than 256 bytes of headroom into a \
              page before running it, which `xdp-drop` then pays too: `tc-drop`, a TC ingress \
              drop where the frames arrive, is the generator's own cost for skbs. Costs are \
