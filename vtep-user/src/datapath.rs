@@ -121,15 +121,37 @@ fn load(inst: &Instance, config: Config, capacities: Option<Capacities>) -> anyh
     let mut ebpf = loader.load(EBPF_OBJECT).context(
         "cannot load the kernel programs (is this kernel built with BPF, BTF and XDP? are you root?)",
     )?;
-    program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?
-        .load()
-        .map_err(|e| rejected(e, PROG_DECAP_XDP))?;
+    let xdp = program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?;
+    load_retrying(|| xdp.load()).map_err(|e| rejected(e, PROG_DECAP_XDP))?;
     for name in [PROG_DECAP_TC, PROG_ENCAP_TC] {
-        program::<SchedClassifier>(&mut ebpf, name)?
-            .load()
-            .map_err(|e| rejected(e, name))?;
+        let tc = program::<SchedClassifier>(&mut ebpf, name)?;
+        load_retrying(|| tc.load()).map_err(|e| rejected(e, name))?;
     }
     Ok(ebpf)
+}
+
+/// Times a program's load is tried while the verifier is interrupted.
+const LOAD_ATTEMPTS: usize = 5;
+
+/// Runs `load` (a program's `load`) again when the kernel answers EAGAIN:
+/// the verifier gives up with it when a signal is pending for the loading
+/// thread (a daemon's SIGHUP, a child's exit), and the encap program's
+/// verification takes long enough for that to happen (seen in the tests).
+/// As libbpf does, up to [`LOAD_ATTEMPTS`] times.
+pub fn load_retrying(
+    mut load: impl FnMut() -> Result<(), ProgramError>,
+) -> Result<(), ProgramError> {
+    let mut attempt = 1;
+    loop {
+        match load() {
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < LOAD_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Program `name` of the object, as its type.

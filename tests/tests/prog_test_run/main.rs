@@ -47,7 +47,11 @@ use vtep_tests::{
     BpfFs,
     frames::{self, Tunnel, VXLAN_I, eth, ipv4, ipv6, udp},
 };
-use vtep_user::{datapath::EBPF_OBJECT, generation::Generation, instance::coarse_now_ns};
+use vtep_user::{
+    datapath::{EBPF_OBJECT, load_retrying},
+    generation::Generation,
+    instance::coarse_now_ns,
+};
 
 use self::builders::*;
 
@@ -193,9 +197,9 @@ impl Loaded {
             .unwrap()
             .try_into()
             .unwrap();
-        xdp.load().expect("verifier accepts the XDP decap program");
+        load_retrying(|| xdp.load()).expect("verifier accepts the XDP decap program");
         let tc: &mut SchedClassifier = ebpf.program_mut(PROG_ENCAP_TC).unwrap().try_into().unwrap();
-        tc.load().expect("verifier accepts the encap program");
+        load_retrying(|| tc.load()).expect("verifier accepts the encap program");
         let generation = Generation::open(&bpffs.dir.join(MAP_GENERATION)).unwrap();
         Loaded {
             ebpf,
