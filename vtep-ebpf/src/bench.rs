@@ -38,6 +38,12 @@
 //!   what encapsulation costs without lookups.
 #![no_std]
 #![no_main]
+// BPF inline assembly: whole-word packet stores (`pkt`).
+#![feature(asm_experimental_arch)]
+
+// The datapath's packet access, so that the ceilings write as it does.
+#[allow(dead_code)]
+mod pkt;
 
 use aya_ebpf::{
     Global,
@@ -124,7 +130,7 @@ fn write_header(data: usize, end: usize) {
         }
         // SAFETY: [at, at + 8) was checked to lie within the packet's
         // (linear) data.
-        unsafe { (at as *mut u64).write_unaligned(*w) };
+        unsafe { pkt::put_u64(at, *w) };
     }
 }
 

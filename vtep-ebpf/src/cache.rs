@@ -45,7 +45,10 @@ use vtep_common::{
     consts::{DECAP_CACHE_CAPACITY, ROUTES_GENERATION, generation_slot},
 };
 
-use crate::maps::{DECAP_CACHE, GENERATION};
+use crate::{
+    maps::{DECAP_CACHE, GENERATION},
+    pkt,
+};
 
 /// How long a cached decision lives at most (ns).
 const TTL_NS: u64 = 500_000_000;
@@ -78,12 +81,11 @@ pub fn same(a: &Macs, b: &Macs) -> bool {
 /// `eth` points at 12 readable bytes of packet memory.
 #[inline(always)]
 pub unsafe fn macs_at(eth: usize) -> Macs {
-    // SAFETY: the caller guarantees 12 readable bytes at `eth`; unaligned
-    // reads.
+    // SAFETY: the caller guarantees 12 readable bytes at `eth`.
     unsafe {
         Macs {
-            lo: (eth as *const u64).read_unaligned(),
-            hi: ((eth + 8) as *const u32).read_unaligned(),
+            lo: pkt::u64_at(eth),
+            hi: pkt::u32_at(eth + 8),
             _pad: 0,
         }
     }

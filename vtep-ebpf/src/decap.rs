@@ -37,7 +37,7 @@ use crate::{
     maps::{CONFIG, Dropped, REMOTES, VNIS, count, count_binding_rx, count_drop, count_rx},
     nd,
     parse::{self, Vxlan, is, is_group, is_vlan},
-    port,
+    pkt, port,
 };
 
 /// XDP entry: see the module docs.
@@ -200,7 +200,7 @@ fn learn_from(ctx: &XdpContext, pkt: &Vxlan, sender: &Sender, cfg: &Config) {
         && let Some(a) = pkt.rest.peek::<ArpHdr>()
     {
         // SAFETY: bounds checked by `peek`; ArpHdr is plain bytes.
-        let a = unsafe { a.read_unaligned() };
+        let a = unsafe { pkt::read::<ArpHdr>(a as usize) };
         if arp::is_ipv4_ether(&a) {
             arp::learn(pkt.vni, &a);
         }
@@ -327,7 +327,7 @@ fn strip_outer(ctx: &XdpContext, len: usize, slot: u32) -> Result<(), Dropped> {
 #[inline(always)]
 fn strip_and_tag(ctx: &XdpContext, pkt: &Vxlan, vid: u16, slot: u32) -> Result<(), Dropped> {
     // SAFETY: the 12 bytes of MACs are within the inner header parsed.
-    let macs = unsafe { (pkt.eth as *const [u8; 12]).read_unaligned() };
+    let macs = unsafe { pkt::read::<[u8; 12]>(pkt.eth as usize) };
     strip_outer(ctx, pkt.strip - VLAN_HLEN, slot)?;
     // Pointers are re-derived after the head adjustment.
     let at = ctx.data();
@@ -338,8 +338,8 @@ fn strip_and_tag(ctx: &XdpContext, pkt: &Vxlan, vid: u16, slot: u32) -> Result<(
     let tci = vid.to_be_bytes();
     // SAFETY: [at, at + 16) lies within the frame, checked just above.
     unsafe {
-        (at as *mut [u8; 12]).write_unaligned(macs);
-        ((at + 12) as *mut [u8; 4]).write_unaligned([tpid[0], tpid[1], tci[0], tci[1]]);
+        pkt::write(at, macs);
+        pkt::write(at + 12, [tpid[0], tpid[1], tci[0], tci[1]]);
     }
     Ok(())
 }
@@ -362,7 +362,7 @@ fn pass_up(ctx: &XdpContext, strip: usize, meta: &DecapMeta, slot: u32) -> Resul
     }
     // SAFETY: the metadata area [at, at + 16) was just checked to lie
     // before `data`.
-    unsafe { (at as *mut DecapMeta).write_unaligned(*meta) };
+    unsafe { pkt::write(at, *meta) };
     Ok(xdp_action::XDP_PASS)
 }
 
@@ -375,7 +375,7 @@ pub fn tc(ctx: &TcContext) -> i32 {
         return TC_ACT_OK;
     }
     // SAFETY: [meta, meta + 16) lies before `data`, checked just above.
-    let m = unsafe { (meta as *const DecapMeta).read_unaligned() };
+    let m = unsafe { pkt::read::<DecapMeta>(meta) };
     if m.magic != DECAP_META_MAGIC {
         return TC_ACT_OK;
     }

@@ -14,6 +14,7 @@ use vtep_common::{
 use crate::{
     maps::count,
     parse::{Vxlan, is},
+    pkt,
 };
 
 /// RFC 6040 §4.2 on the inner packet of `pkt` (decap side, before its
@@ -36,7 +37,7 @@ pub fn decap(ctx: &XdpContext, pkt: &Vxlan) -> Result<(), DropReason> {
     }
     // SAFETY: the fixed header, [ip, ip + 20) at least, lies within the
     // packet, checked just above.
-    let b = unsafe { (ip as *const [u8; 2]).read_unaligned() };
+    let b = unsafe { pkt::read::<[u8; 2]>(ip) };
     match ecn::decap(pkt.outer_ds, Some(ecn::dsfield(v4, b))) {
         Decap::Keep => return Ok(()),
         Decap::Drop => return Err(DropReason::CeNotEct),
@@ -44,13 +45,13 @@ pub fn decap(ctx: &XdpContext, pkt: &Vxlan) -> Result<(), DropReason> {
     }
     if v4 {
         let new = [b[0], b[1] | ecn::CE];
-        let at = (ip + IPV4_CHECK) as *mut [u8; 2];
+        let at = ip + IPV4_CHECK;
         // SAFETY: as above; the checksum follows the TOS word (RFC 1624).
         unsafe {
-            (ip as *mut [u8; 2]).write_unaligned(new);
-            let check = u16::from_be_bytes(at.read_unaligned());
+            pkt::write(ip, new);
+            let check = u16::from_be(pkt::u16_at(at));
             let check = ecn::checksum_update(check, u16::from_be_bytes(b), u16::from_be_bytes(new));
-            at.write_unaligned(check.to_be_bytes());
+            pkt::put_u16(at, check.to_be());
         }
     } else {
         // SAFETY: as above.

@@ -56,7 +56,7 @@ use crate::{
     },
     mtu, nd,
     parse::{is, is_group, read},
-    port, storm, vlan,
+    pkt, port, storm, vlan,
 };
 
 /// Where a frame came in: the port, the VLAN (0: untagged), the
@@ -474,12 +474,13 @@ fn grow(ctx: &TcContext, eth: &EthHdr, is_ip: bool, cfg: &Config) -> Result<(), 
         ctx.adjust_room(len as i32, BPF_ADJ_ROOM_MAC, flags)
             .map_err(|_| DropReason::KernelRefused)?;
         // Straight into the room (pushed into the headroom, so in the
-        // linear data, writable): a helper call less per frame.
+        // linear data, writable): a helper call less per frame. From the
+        // header still in front of the room: no copy on the stack.
         let (data, end) = (ctx.data(), ctx.data_end());
         if data + len + ETH_HLEN <= end {
-            // SAFETY: [data + len, + 14) lies within the linear data,
-            // checked just above; the write is unaligned.
-            unsafe { ((data + len) as *mut EthHdr).write_unaligned(*eth) };
+            // SAFETY: [data, + 14) and [data + len, + 14) lie within the
+            // linear data, checked just above, and do not overlap.
+            unsafe { pkt::copy(data, data + len, ETH_HLEN) };
             return Ok(());
         }
         return ctx
@@ -537,7 +538,7 @@ fn stamp_gbp(ctx: &TcContext, cfg: &Config) -> Result<(), DropReason> {
     }
     // SAFETY: [data + at, + 4) lies within the linear data, checked just
     // above; the write is unaligned.
-    unsafe { ((data + at) as *mut u32).write_unaligned(identity::stamp()) };
+    unsafe { pkt::put_u32(data + at, identity::stamp()) };
     Ok(())
 }
 
@@ -589,10 +590,9 @@ fn write_outer(
     if data + len > end {
         return Err(DropReason::KernelRefused);
     }
-    let at = data as *mut u16;
     // SAFETY: `emit_*` write words 0..len/2, which lie within the linear
-    // data checked just above; the writes are unaligned.
-    let mut put = |i: usize, v: u16| unsafe { at.add(i).write_unaligned(v) };
+    // data checked just above.
+    let mut put = |i: usize, v: u16| unsafe { pkt::put_u16(data + 2 * i, v) };
     if v4 {
         emit_outer(&outer, tunnel.inner_len, &mut put);
     } else {

@@ -18,6 +18,8 @@
 // `atomic_xadd`: the generation bump in `cache` (see there).
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
+// BPF inline assembly: whole-word packet access (`pkt`).
+#![feature(asm_experimental_arch)]
 
 mod arp;
 mod cache;
@@ -34,6 +36,7 @@ mod mtu;
 mod nd;
 mod neigh;
 mod parse;
+mod pkt;
 mod port;
 mod storm;
 mod vlan;

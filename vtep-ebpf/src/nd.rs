@@ -18,6 +18,7 @@ use crate::{
     maps::count,
     neigh,
     parse::{read, word_at},
+    pkt,
 };
 
 /// The ND message of the frame in `ctx` and its Ethernet header.
@@ -88,10 +89,10 @@ pub fn answer(ctx: &TcContext, vni: u32, cfg: &Config) -> bool {
     // SAFETY: [data, data + NA_FRAME_LEN) lies within the linear data,
     // checked just above; the writes below are within it (the Ethernet
     // header, then NA_LEN bytes after it) and unaligned.
-    unsafe { (data as *mut EthHdr).write_unaligned(back) };
-    let at = (data + ETH_HLEN) as *mut u16;
+    unsafe { pkt::write(data, back) };
+    let at = data + ETH_HLEN;
     // SAFETY: as above.
-    let mut put = |i: usize, w: u16| unsafe { at.add(i).write_unaligned(w) };
+    let mut put = |i: usize, w: u16| unsafe { pkt::put_u16(at + 2 * i, w) };
     emit_neighbor_advert(&nd.target, &nd.src, mac, &mut put);
     // The solicitation's further options go. Should the kernel refuse,
     // they stay as padding after a complete advertisement (its payload

@@ -24,7 +24,7 @@ use vtep_common::{
     maps::Config,
 };
 
-use crate::maps::Dropped;
+use crate::{maps::Dropped, pkt};
 
 /// A `T` at `offset` in the frame of `ctx`: read straight from the skb's
 /// linear data when it lies there (no helper call), else copied out by
@@ -36,8 +36,8 @@ pub fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Option<T> {
     let (data, end) = (ctx.data(), ctx.data_end());
     if data + offset + size_of::<T>() <= end {
         // SAFETY: [data + offset, + size_of::<T>()) lies within the linear
-        // data, checked just above; the read is unaligned.
-        return Some(unsafe { ((data + offset) as *const T).read_unaligned() });
+        // data, checked just above; `T` is plain bytes.
+        return Some(unsafe { pkt::read(data + offset) });
     }
     ctx.load(offset).ok()
 }
@@ -112,7 +112,7 @@ pub fn word_at(at: usize, end: usize) -> Option<u32> {
     }
     // SAFETY: [at, at + 4) lies before the packet's end, checked just
     // above, and `at` is at or after its start (the caller's header).
-    Some(unsafe { (at as *const u32).read_unaligned() })
+    Some(unsafe { pkt::u32_at(at) })
 }
 
 /// Whether a MAC is a group (broadcast or multicast) address: the I/G bit.
@@ -203,27 +203,22 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
     // VXLAN for us from here on: the UDP length was checked to cover the
     // VXLAN and inner Ethernet headers within the packet.
     let malformed = (DropReason::Malformed, None);
-    let vx = c.next::<VxlanHdr>().ok_or(malformed)?;
-    // SAFETY: as above.
-    let vx = unsafe { &*vx };
+    let at = c.next::<VxlanHdr>().ok_or(malformed)? as usize;
+    // SAFETY: as above: the header's two words lie within the packet.
+    let (vx, vni) = unsafe { (pkt::u32_at(at), pkt::u32_at(at + 4)) };
     // RFC 7348 §5: the I flag MUST be set; reserved bits are ignored on
     // receipt.
-    if vx.flags & VXLAN_I_FLAG_MASK == 0 {
+    if vx as u8 & VXLAN_I_FLAG_MASK == 0 {
         return Err((DropReason::NoIFlag, None));
     }
-    let vni = vx.vni();
-    let vx = u32::from_ne_bytes([
-        vx.flags,
-        vx._reserved1[0],
-        vx._reserved1[1],
-        vx._reserved1[2],
-    ]);
+    // The VNI: the first 3 bytes of the second word (RFC 7348 §5).
+    let vni = u32::from_be(vni) >> 8;
     // The outer IP header was parsed; the check is for the verifier.
     if data + ETH_HLEN + 2 > end {
         return Err(malformed);
     }
     // SAFETY: [data + 14, data + 16) lies within the packet, checked.
-    let ip = unsafe { ((data + ETH_HLEN) as *const [u8; 2]).read_unaligned() };
+    let ip = unsafe { pkt::read::<[u8; 2]>(data + ETH_HLEN) };
     let outer_ds = ecn::dsfield(cfg.local_ip.is_v4(), ip);
     // The check is for the verifier.
     let inner = c.next::<EthHdr>().ok_or(malformed)?;
@@ -246,10 +241,10 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
 /// then after it), `None` otherwise.
 #[inline(always)]
 fn udp_to_us(c: &mut Cursor, cfg: &Config) -> Option<usize> {
-    let udp = c.next::<UdpHdr>()?;
+    let udp = c.next::<UdpHdr>()? as usize;
     // SAFETY: `next` checked that the header lies within the packet.
-    let udp = unsafe { &*udp };
-    (udp.dst == cfg.udp_port.to_be_bytes()).then(|| usize::from(u16::from_be_bytes(udp.len)))
+    let (dst, len) = unsafe { (pkt::u16_at(udp + 2), pkt::u16_at(udp + 4)) };
+    (dst == cfg.udp_port.to_be()).then(|| usize::from(u16::from_be(len)))
 }
 
 /// Whether a UDP length lies: shorter than VXLAN with an inner Ethernet
@@ -267,15 +262,22 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     let Some(ip) = c.next::<Ipv4Hdr>() else {
         return Ok(None);
     };
+    let at = ip as usize;
     // SAFETY: `next` checked that the header lies within the packet.
-    let ip = unsafe { &*ip };
+    let (ip, [saddr, daddr], w1) = unsafe {
+        (
+            &*ip,
+            [pkt::u32_at(at + 12), pkt::u32_at(at + 16)],
+            u16::from_be(pkt::u16_at(at + 6)),
+        )
+    };
     // Our address is IPv4 (the caller checked): one word to compare.
-    let daddr = u32::from_ne_bytes(ip.dst_addr);
     if ip.version() != 4 || daddr != cfg.local_ip.v4_word() || ip.proto != IpProto::Udp as u8 {
         return Ok(None);
     }
-    // A later fragment carries no UDP header: the kernel's business.
-    if ip.frag_offset() != 0 {
+    // A later fragment carries no UDP header: the kernel's business
+    // (flags and fragment offset, RFC 791 §3.1).
+    if w1 & 0x1fff != 0 {
         return Ok(None);
     }
     let ihl = usize::from(ip.ihl());
@@ -290,8 +292,9 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     // Lengths that lie are malformed: a UDP length beyond the frame or
     // beyond the IPv4 total length, and a total length claiming more than
     // the frame holds (shorter is Ethernet padding: fine).
-    let tot_len = usize::from(ip.tot_len());
-    if ip.frag_flags() & IPV4_MF != 0
+    // SAFETY: as above.
+    let tot_len = usize::from(u16::from_be(unsafe { pkt::u16_at(at + 2) }));
+    if (w1 >> 13) as u8 & IPV4_MF != 0
         || ip.ttl == 0
         || bad_udp_len(udp_len, c.end - (c.pos() - UDP_HLEN))
         || tot_len < ihl + udp_len
@@ -299,7 +302,7 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     {
         return Err((DropReason::Malformed, None));
     }
-    Ok(Some(Addr::v4(u32::from_ne_bytes(ip.src_addr))))
+    Ok(Some(Addr::v4(saddr)))
 }
 
 /// As [`ipv4_udp`] for an outer IPv6 header (RFC 8200). Only UDP right
@@ -312,12 +315,10 @@ fn ipv6_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     let Some(ip) = c.next::<Ipv6Hdr>() else {
         return Ok(None);
     };
-    // SAFETY: as in `ipv4_udp`.
-    let ip = unsafe { &*ip };
-    if ip.version() != 6
-        || ip.next_hdr != IpProto::Udp as u8
-        || Addr::v6(ip.dst_addr) != cfg.local_ip
-    {
+    let at = ip as usize;
+    // SAFETY: as in `ipv4_udp`; the addresses are bytes 8..40.
+    let (ip, saddr, daddr) = unsafe { (&*ip, addr_at(at + 8), addr_at(at + 24)) };
+    if ip.version() != 6 || ip.next_hdr != IpProto::Udp as u8 || daddr != cfg.local_ip {
         return Ok(None);
     }
     let Some(udp_len) = udp_to_us(c, cfg) else {
@@ -326,7 +327,8 @@ fn ipv6_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     // Hop limit 0 never arrives from a real sender; lengths that lie (a
     // payload length claiming more than the frame holds included) are
     // malformed.
-    let payload_len = usize::from(u16::from_be_bytes(ip.payload_len));
+    // SAFETY: as above.
+    let payload_len = usize::from(u16::from_be(unsafe { pkt::u16_at(at + 4) }));
     if ip.hop_limit == 0
         || bad_udp_len(udp_len, c.end - (c.pos() - UDP_HLEN))
         || payload_len < udp_len
@@ -334,5 +336,24 @@ fn ipv6_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     {
         return Err((DropReason::Malformed, None));
     }
-    Ok(Some(Addr::v6(ip.src_addr)))
+    Ok(Some(saddr))
+}
+
+/// The IPv6 address at `at`.
+///
+/// # Safety
+/// `[at, at + 16)` lies within the packet (see `load`).
+#[inline(always)]
+unsafe fn addr_at(at: usize) -> Addr {
+    // SAFETY: the caller guarantees the 16 bytes lie within the packet.
+    unsafe {
+        Addr {
+            w: [
+                pkt::u32_at(at),
+                pkt::u32_at(at + 4),
+                pkt::u32_at(at + 8),
+                pkt::u32_at(at + 12),
+            ],
+        }
+    }
 }
