@@ -21,8 +21,9 @@ pub const VXLAN_FLAG_I: u8 = 0x08;
 /// than TCP and UDP leave `ports` zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowKey {
-    /// Inner destination then source MAC.
-    pub macs: [u8; 12],
+    /// Inner destination then source MAC: their 12 on-wire bytes as three
+    /// native words ([`mac_words`]).
+    pub macs: [u32; 3],
     /// Inner IPv4 source (on-wire bytes), an inner IPv6 source folded by
     /// [`fold_addr`], or 0.
     pub saddr: u32,
@@ -32,6 +33,13 @@ pub struct FlowKey {
     pub ports: u32,
     /// Inner IP protocol (IPv6: next header) or 0.
     pub proto: u32,
+}
+
+/// The 12 bytes of an Ethernet header's MACs (`b[..12]`) as
+/// [`FlowKey::macs`] holds them.
+pub fn mac_words(b: &[u8]) -> [u32; 3] {
+    let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    [w(0), w(4), w(8)]
 }
 
 /// An inner IPv6 address as one flow-key word: its four words XORed
@@ -70,9 +78,9 @@ pub fn flow_hash(k: &FlowKey) -> u32 {
     let m = &k.macs;
     // Written out rather than looped: no loop for the BPF verifier to walk.
     let mut h = 0x5654_4550_u32;
-    h = mix(h, u32::from_ne_bytes([m[0], m[1], m[2], m[3]]));
-    h = mix(h, u32::from_ne_bytes([m[4], m[5], m[6], m[7]]));
-    h = mix(h, u32::from_ne_bytes([m[8], m[9], m[10], m[11]]));
+    h = mix(h, m[0]);
+    h = mix(h, m[1]);
+    h = mix(h, m[2]);
     h = mix(h, k.saddr);
     h = mix(h, k.daddr);
     h = mix(h, k.ports);
@@ -495,7 +503,7 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for p in 0..2000u32 {
             let k = FlowKey {
-                macs: [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2],
+                macs: mac_words(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]),
                 saddr: u32::from_ne_bytes([198, 19, 0, 1]),
                 daddr: u32::from_ne_bytes([198, 19, 0, 2]),
                 ports: (p << 16) | 5201,
@@ -514,7 +522,7 @@ mod tests {
     #[test]
     fn hash_depends_on_every_field() {
         let base = FlowKey {
-            macs: [1; 12],
+            macs: [1; 3],
             saddr: 2,
             daddr: 3,
             ports: 4,
@@ -523,7 +531,7 @@ mod tests {
         let h = flow_hash(&base);
         let variants = [
             FlowKey {
-                macs: [9; 12],
+                macs: [9; 3],
                 ..base
             },
             FlowKey { saddr: 7, ..base },

@@ -34,7 +34,7 @@ use network_types::{
 };
 use vtep_common::{
     addr::Addr,
-    caches::EncapDecision,
+    caches::{EncapDecision, Macs},
     consts::{ENCAP_LEN, ENCAP6_LEN, ETH_HLEN, MAX_FLOOD, MAX_VNI_PORTS, VXLAN_HLEN},
     counters::{Counter, DropReason},
     maps::{
@@ -263,7 +263,7 @@ fn unicast(
 ) -> Result<i32, Dropped> {
     let routes = cache::routes_generation();
     let hop = next_hop(ctx, cfg, ing.port, &to.remote).map_err(|r| ing.drop(r))?;
-    let macs = cache::macs_of(eth);
+    let macs = encap_cache::macs(ctx, eth);
     let d =
         encap_cache::slot((ing.port, ing.vid), macs).ok_or(ing.drop(DropReason::KernelRefused))?;
     d.expires = 0;
@@ -315,7 +315,7 @@ fn encapsulate(
         let back = ((d.port, d.vid as u16), d.port_flags, d.slot);
         return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
-    let tunnel = Tunnel::new(ctx, (d.vni, d.port_flags), eth);
+    let tunnel = Tunnel::new(ctx, (d.vni, d.port_flags), eth, d.macs);
     if d.port_flags & PORT_F_POLICY != 0 && !identity::to_underlay(d.vni, d.slot, tunnel.inner_len)
     {
         // Counted by `identity`.
@@ -370,7 +370,7 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i
         return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
     let is_ip = is_ip(eth);
-    let tunnel = Tunnel::new(ctx, (ing.vni, ing.flags), eth);
+    let tunnel = Tunnel::new(ctx, (ing.vni, ing.flags), eth, encap_cache::macs(ctx, eth));
     if ing.flags & PORT_F_POLICY != 0 && !identity::to_underlay(ing.vni, ing.slot, tunnel.inner_len)
     {
         // Counted by `identity`.
@@ -507,12 +507,13 @@ struct Tunnel {
 }
 
 impl Tunnel {
-    /// The tunnel of the frame in `ctx` (read before it grows), from a
-    /// binding with `PORT_F_*` bits `port_flags` (its VNI's TOS setting)
-    /// in `vni`.
+    /// The tunnel of the frame in `ctx` (read before it grows) with
+    /// Ethernet header `eth` (its MACs as `macs`), from a binding with
+    /// `PORT_F_*` bits `port_flags` (its VNI's TOS setting) in `vni`.
     #[inline(always)]
-    fn new(ctx: &TcContext, (vni, port_flags): (u32, u32), eth: &EthHdr) -> Self {
-        let hash = flow::inner_flow(ctx, eth, port_tos(port_flags));
+    fn new(ctx: &TcContext, (vni, port_flags): (u32, u32), eth: &EthHdr, macs: Macs) -> Self {
+        let tos = port_tos(port_flags);
+        let hash = flow::inner_flow(ctx, eth.ether_type, tos, macs.lo, macs.hi);
         Tunnel {
             vni,
             hash,

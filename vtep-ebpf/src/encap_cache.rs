@@ -50,7 +50,21 @@ pub fn key(ctx: &TcContext, eth: &EthHdr) -> Option<Macs> {
     let ok = is(eth.ether_type, EtherType::Ipv4)
         || (is(eth.ether_type, EtherType::Ipv6)
             && read::<u8>(ctx, ETH_HLEN + 6).is_some_and(|next| next != IpProto::Ipv6Icmp as u8));
-    ok.then(|| cache::macs_of(eth))
+    ok.then(|| macs(ctx, eth))
+}
+
+/// The MACs of the frame in `ctx`, whose Ethernet header is `eth`: read
+/// from the packet as two words where its linear data holds them, else
+/// put together from `eth`.
+#[inline(always)]
+pub fn macs(ctx: &TcContext, eth: &EthHdr) -> Macs {
+    let data = ctx.data();
+    if data + 12 <= ctx.data_end() {
+        // SAFETY: the 12 bytes at `data` lie within the linear data,
+        // checked just above.
+        return unsafe { cache::macs_at(data) };
+    }
+    cache::macs_of(eth)
 }
 
 /// A port binding: ifindex and VID (0: untagged).

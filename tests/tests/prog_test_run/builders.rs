@@ -111,8 +111,10 @@ pub(crate) fn encapsulated_tos(
     (vni, tos): (u32, u32),
 ) -> Vec<u8> {
     let ne = |at: usize| u32::from_ne_bytes(inner[at..at + 4].try_into().unwrap());
-    let mut k = FlowKey::default();
-    k.macs.copy_from_slice(&inner[..12]);
+    let mut k = FlowKey {
+        macs: mac_words(inner),
+        ..FlowKey::default()
+    };
     if inner[12..14] == [8, 0] {
         k.saddr = ne(26);
         k.daddr = ne(30);

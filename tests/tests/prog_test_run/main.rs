@@ -41,7 +41,7 @@ use vtep_common::{
         PortKey, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
     model,
-    vxlan::{FlowKey, Outer, OuterHeaders, flow_hash},
+    vxlan::{FlowKey, Outer, OuterHeaders, flow_hash, mac_words},
 };
 use vtep_tests::{
     BpfFs,

@@ -31,7 +31,7 @@ use crate::{
         port_tos,
     },
     policy::gbp_word,
-    vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr},
+    vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr, mac_words},
 };
 
 fn be16(f: &[u8], at: usize) -> u16 {
@@ -133,8 +133,10 @@ fn ne32(f: &[u8], at: usize) -> u32 {
 
 /// The inner fields the outer UDP source port is hashed from.
 pub fn flow_key(frame: &[u8]) -> FlowKey {
-    let mut k = FlowKey::default();
-    k.macs.copy_from_slice(&frame[..12]);
+    let mut k = FlowKey {
+        macs: mac_words(frame),
+        ..FlowKey::default()
+    };
     let ty = be16(frame, 12);
     if ty == ETH_P_IPV6 && frame.len() >= ETH_HLEN + IPV6_HLEN {
         let addr = |at: usize| {
