@@ -7,7 +7,7 @@
 //! Byte order: EtherTypes are compared on-wire (`EtherType::X as u16` is
 //! the on-wire value); addresses stay in on-wire bytes.
 
-use core::mem::size_of;
+use core::mem::{offset_of, size_of};
 
 use aya_ebpf::programs::TcContext;
 use network_types::{
@@ -205,7 +205,7 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
     let malformed = (DropReason::Malformed, None);
     let at = c.next::<VxlanHdr>().ok_or(malformed)? as usize;
     // SAFETY: as above: the header's two words lie within the packet.
-    let (vx, vni) = unsafe { (pkt::u32_at(at), pkt::u32_at(at + 4)) };
+    let (vx, vni) = unsafe { (pkt::u32_at(at), pkt::u32_at(at + offset_of!(VxlanHdr, vni))) };
     // RFC 7348 §5: the I flag MUST be set; reserved bits are ignored on
     // receipt.
     if vx as u8 & VXLAN_I_FLAG_MASK == 0 {
@@ -243,7 +243,12 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
 fn udp_to_us(c: &mut Cursor, cfg: &Config) -> Option<usize> {
     let udp = c.next::<UdpHdr>()? as usize;
     // SAFETY: `next` checked that the header lies within the packet.
-    let (dst, len) = unsafe { (pkt::u16_at(udp + 2), pkt::u16_at(udp + 4)) };
+    let (dst, len) = unsafe {
+        (
+            pkt::u16_at(udp + offset_of!(UdpHdr, dst)),
+            pkt::u16_at(udp + offset_of!(UdpHdr, len)),
+        )
+    };
     (dst == cfg.udp_port.to_be()).then(|| usize::from(u16::from_be(len)))
 }
 
@@ -264,11 +269,14 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     };
     let at = ip as usize;
     // SAFETY: `next` checked that the header lies within the packet.
-    let (ip, [saddr, daddr], w1) = unsafe {
+    let (ip, [saddr, daddr], frags) = unsafe {
         (
             &*ip,
-            [pkt::u32_at(at + 12), pkt::u32_at(at + 16)],
-            u16::from_be(pkt::u16_at(at + 6)),
+            [
+                pkt::u32_at(at + offset_of!(Ipv4Hdr, src_addr)),
+                pkt::u32_at(at + offset_of!(Ipv4Hdr, dst_addr)),
+            ],
+            u16::from_be(pkt::u16_at(at + offset_of!(Ipv4Hdr, frags))),
         )
     };
     // Our address is IPv4 (the caller checked): one word to compare.
@@ -277,7 +285,7 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     }
     // A later fragment carries no UDP header: the kernel's business
     // (flags and fragment offset, RFC 791 §3.1).
-    if w1 & 0x1fff != 0 {
+    if frags & 0x1fff != 0 {
         return Ok(None);
     }
     let ihl = usize::from(ip.ihl());
@@ -293,8 +301,10 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     // beyond the IPv4 total length, and a total length claiming more than
     // the frame holds (shorter is Ethernet padding: fine).
     // SAFETY: as above.
-    let tot_len = usize::from(u16::from_be(unsafe { pkt::u16_at(at + 2) }));
-    if (w1 >> 13) as u8 & IPV4_MF != 0
+    let tot_len = usize::from(u16::from_be(unsafe {
+        pkt::u16_at(at + offset_of!(Ipv4Hdr, tot_len))
+    }));
+    if (frags >> 13) as u8 & IPV4_MF != 0
         || ip.ttl == 0
         || bad_udp_len(udp_len, c.end - (c.pos() - UDP_HLEN))
         || tot_len < ihl + udp_len
@@ -316,8 +326,14 @@ fn ipv6_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
         return Ok(None);
     };
     let at = ip as usize;
-    // SAFETY: as in `ipv4_udp`; the addresses are bytes 8..40.
-    let (ip, saddr, daddr) = unsafe { (&*ip, addr_at(at + 8), addr_at(at + 24)) };
+    // SAFETY: as in `ipv4_udp`.
+    let (ip, saddr, daddr) = unsafe {
+        (
+            &*ip,
+            addr_at(at + offset_of!(Ipv6Hdr, src_addr)),
+            addr_at(at + offset_of!(Ipv6Hdr, dst_addr)),
+        )
+    };
     if ip.version() != 6 || ip.next_hdr != IpProto::Udp as u8 || daddr != cfg.local_ip {
         return Ok(None);
     }
@@ -328,7 +344,9 @@ fn ipv6_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     // payload length claiming more than the frame holds included) are
     // malformed.
     // SAFETY: as above.
-    let payload_len = usize::from(u16::from_be(unsafe { pkt::u16_at(at + 4) }));
+    let payload_len = usize::from(u16::from_be(unsafe {
+        pkt::u16_at(at + offset_of!(Ipv6Hdr, payload_len))
+    }));
     if ip.hop_limit == 0
         || bad_udp_len(udp_len, c.end - (c.pos() - UDP_HLEN))
         || payload_len < udp_len
