@@ -25,91 +25,46 @@
 
 use core::{arch::asm, mem::MaybeUninit};
 
-/// The 2 bytes at `at`.
-///
-/// # Safety
-/// See the module docs.
-#[inline(always)]
-pub unsafe fn u16_at(at: usize) -> u16 {
-    let v: u64;
-    // SAFETY: the caller guarantees the bytes are readable packet memory;
-    // the instruction only reads them.
-    unsafe {
-        asm!("{v} = *(u16 *)({at} + 0)", v = out(reg) v, at = in(reg) at,
-             options(readonly, nostack, preserves_flags));
-    }
-    v as u16
+/// One load and one store per word size: `$load(at)` returns the word at
+/// `at`, `$store(at, v)` writes `v` there, each one BPF instruction of
+/// width `$width`.
+macro_rules! word_access {
+    ($ty:ty, $width:literal, $load:ident, $store:ident) => {
+        #[doc = concat!("The ", stringify!($ty), " at `at`.")]
+        ///
+        /// # Safety
+        /// See the module docs.
+        #[inline(always)]
+        pub unsafe fn $load(at: usize) -> $ty {
+            let v: u64;
+            // SAFETY: the caller guarantees the bytes are readable packet
+            // memory; the instruction only reads them.
+            unsafe {
+                asm!(concat!("{v} = *(", $width, " *)({at} + 0)"), v = out(reg) v,
+                     at = in(reg) at, options(readonly, nostack, preserves_flags));
+            }
+            v as $ty
+        }
+
+        #[doc = concat!("Writes the ", stringify!($ty), " `v` at `at`.")]
+        ///
+        /// # Safety
+        /// See the module docs; the memory is also writable.
+        #[inline(always)]
+        pub unsafe fn $store(at: usize, v: $ty) {
+            // SAFETY: the caller guarantees the bytes are writable packet
+            // memory; the instruction writes only them.
+            unsafe {
+                asm!(concat!("*(", $width, " *)({at} + 0) = {v}"), at = in(reg) at,
+                     v = in(reg) v as u64, options(nostack, preserves_flags));
+            }
+        }
+    };
 }
 
-/// The 4 bytes at `at`.
-///
-/// # Safety
-/// See the module docs.
-#[inline(always)]
-pub unsafe fn u32_at(at: usize) -> u32 {
-    let v: u64;
-    // SAFETY: as in `u16_at`.
-    unsafe {
-        asm!("{v} = *(u32 *)({at} + 0)", v = out(reg) v, at = in(reg) at,
-             options(readonly, nostack, preserves_flags));
-    }
-    v as u32
-}
-
-/// The 8 bytes at `at`.
-///
-/// # Safety
-/// See the module docs.
-#[inline(always)]
-pub unsafe fn u64_at(at: usize) -> u64 {
-    let v: u64;
-    // SAFETY: as in `u16_at`.
-    unsafe {
-        asm!("{v} = *(u64 *)({at} + 0)", v = out(reg) v, at = in(reg) at,
-             options(readonly, nostack, preserves_flags));
-    }
-    v
-}
-
-/// Writes the 2 bytes of `v` at `at`.
-///
-/// # Safety
-/// See the module docs; the memory is also writable.
-#[inline(always)]
-pub unsafe fn put_u16(at: usize, v: u16) {
-    // SAFETY: the caller guarantees the bytes are writable packet memory;
-    // the instruction writes only them.
-    unsafe {
-        asm!("*(u16 *)({at} + 0) = {v}", at = in(reg) at, v = in(reg) u64::from(v),
-             options(nostack, preserves_flags));
-    }
-}
-
-/// Writes the 4 bytes of `v` at `at`.
-///
-/// # Safety
-/// As for [`put_u16`].
-#[inline(always)]
-pub unsafe fn put_u32(at: usize, v: u32) {
-    // SAFETY: as in `put_u16`.
-    unsafe {
-        asm!("*(u32 *)({at} + 0) = {v}", at = in(reg) at, v = in(reg) u64::from(v),
-             options(nostack, preserves_flags));
-    }
-}
-
-/// Writes the 8 bytes of `v` at `at`.
-///
-/// # Safety
-/// As for [`put_u16`].
-#[inline(always)]
-pub unsafe fn put_u64(at: usize, v: u64) {
-    // SAFETY: as in `put_u16`.
-    unsafe {
-        asm!("*(u64 *)({at} + 0) = {v}", at = in(reg) at, v = in(reg) v,
-             options(nostack, preserves_flags));
-    }
-}
+word_access!(u16, "u16", u16_at, put_u16);
+word_access!(u32, "u32", u32_at, put_u32);
+word_access!(u64, "u64", u64_at, put_u64);
 
 /// Copies the `n` bytes at `from` to `to` (not overlapping), a word at
 /// a time, without a copy on the stack.
