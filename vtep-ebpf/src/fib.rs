@@ -30,6 +30,8 @@ const _: () = assert!(
 /// when the neighbour is resolved.
 pub struct Hop {
     pub ifindex: u32,
+    /// Whether the FIB has a route at all (else nothing else holds).
+    routed: bool,
     pub resolved: bool,
     /// The outer Ethernet header's destination (the hop's) and source
     /// (ours) MACs.
@@ -46,15 +48,30 @@ pub struct Hop {
 /// (the ingress port): `bpf_fib_lookup` refuses interfaces without
 /// forwarding for the family, and the port is the one interface whose
 /// forwarding flag changes nothing else, since this program consumes every
-/// frame entering it. `vtep port add` sets the flag. Not inlined, for
-/// the reason `encap::write_outer` is not.
-#[inline(never)]
+/// frame entering it. `vtep port add` sets the flag. `NoRoute` without a
+/// route.
+#[inline(always)]
 pub fn next_hop(
     ctx: &TcContext,
     cfg: &Config,
     port: u32,
     remote: &Addr,
 ) -> Result<Hop, DropReason> {
+    let hop = lookup(ctx, cfg, port, remote);
+    if hop.routed {
+        Ok(hop)
+    } else {
+        Err(DropReason::NoRoute)
+    }
+}
+
+/// [`next_hop`]'s lookup. Not inlined, for the reason `encap::write_outer`
+/// is not; returns a plain struct, not a `Result`: the BTF of a Rust enum
+/// carrying data in a function's signature has a union member at a
+/// non-zero offset, which the kernel refuses (the object's BTF was then
+/// loaded without, with a warning at every `vtep up`).
+#[inline(never)]
+fn lookup(ctx: &TcContext, cfg: &Config, port: u32, remote: &Addr) -> Hop {
     // The 64-byte parameter block written as eight volatile u64 stores: a
     // struct literal (or any run of zero stores LLVM can merge) compiles to
     // a memset call, which the verifier walks byte by byte in every
@@ -119,21 +136,29 @@ pub fn next_hop(
     match rc as u32 {
         // FRAG_NEEDED: resolved, but the frame exceeds the device's MTU
         // even before encapsulation; the caller's size check says so.
-        BPF_FIB_LKUP_RET_SUCCESS | BPF_FIB_LKUP_RET_FRAG_NEEDED => Ok(Hop {
+        BPF_FIB_LKUP_RET_SUCCESS | BPF_FIB_LKUP_RET_FRAG_NEEDED => Hop {
             ifindex,
+            routed: true,
             resolved: true,
             eth: [
                 dmac[0], dmac[1], dmac[2], dmac[3], dmac[4], dmac[5], smac[0], smac[1], smac[2],
                 smac[3], smac[4], smac[5],
             ],
             mtu: u32::from(mtu),
-        }),
-        BPF_FIB_LKUP_RET_NO_NEIGH => Ok(Hop {
+        },
+        BPF_FIB_LKUP_RET_NO_NEIGH => Hop {
             ifindex,
+            routed: true,
             resolved: false,
             eth: [0; 12],
             mtu: 0,
-        }),
-        _ => Err(DropReason::NoRoute),
+        },
+        _ => Hop {
+            ifindex: 0,
+            routed: false,
+            resolved: false,
+            eth: [0; 12],
+            mtu: 0,
+        },
     }
 }
