@@ -22,10 +22,9 @@ use crate::{
 /// there for why not returned). Not inlined, and computed here rather
 /// than by the caller: only a word comes back (a key returned through the
 /// stack, and the MACs taken byte by byte from it again, cost ~10 ns a
-/// frame, measured). The MACs come as words (`Macs::lo`, `Macs::hi`):
-/// taken from a header on the stack, they were loaded, spilled and put
-/// together again byte by byte (with the MACs read from the packet as
-/// two words, ~11 ns a frame of `vtep_encap`, measured).
+/// frame, measured). The MACs come as words (`Macs::lo`, `Macs::hi`, read
+/// from the packet once): taken from a header on the stack, they were
+/// loaded, spilled and put together again byte by byte.
 #[inline(never)]
 pub fn inner_flow(ctx: &TcContext, ether_type: u16, tos: u32, lo: u64, hi: u32) -> u32 {
     let (mut key, inner_ds) = flow_key(ctx, ether_type);
