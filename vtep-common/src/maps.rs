@@ -49,6 +49,9 @@ pub const CONFIG_F_DF: u8 = 1;
 /// Decide every decapsulated frame from the tables, without the decap
 /// decision cache (`vtep up --no-decap-cache`).
 pub const CONFIG_F_NO_DECAP_CACHE: u8 = 2;
+/// The underlay runs no XDP (`vtep up --xdp-mode off`): `vtep_decap_tc`
+/// decapsulates the frames itself.
+pub const CONFIG_F_DECAP_TC: u8 = 4;
 
 /// What `vtep up` recorded about an instance, in the one-entry `INSTANCE`
 /// array: later commands read it instead of asking the user again.
@@ -73,11 +76,13 @@ pub const INSTANCE_F_GRO_SET: u32 = 1;
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 11;
+pub const LAYOUT_VERSION: u32 = 12;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.
 pub const XDP_MODE_GENERIC: u32 = 2;
+/// No XDP on the underlay: VXLAN is decapsulated in TC ingress.
+pub const XDP_MODE_OFF: u32 = 3;
 
 /// FDB key: a MAC address within one VNI.
 #[repr(C)]

@@ -1,9 +1,8 @@
-//! ECN across the tunnel on decap (RFC 6040 §4.2), the XDP side of
+//! ECN across the tunnel on decap (RFC 6040 §4.2), the datapath side of
 //! `vtep_common::ecn`: the outer congestion mark passed on, or the packet
 //! dropped. (On encap the inner dsfield is read with the flow's fields,
 //! `flow::flow_key`.)
 
-use aya_ebpf::programs::XdpContext;
 use network_types::eth::EtherType;
 use vtep_common::{
     consts::{ETH_HLEN, IPV4_HLEN, IPV6_HLEN},
@@ -22,7 +21,7 @@ use crate::{
 /// packet, and a packet that is not ECN-capable under it is refused
 /// (`CeNotEct`). Only an outer CE costs more than one test.
 #[inline(always)]
-pub fn decap(ctx: &XdpContext, pkt: &Vxlan) -> Result<(), DropReason> {
+pub fn decap(pkt: &Vxlan) -> Result<(), DropReason> {
     if pkt.outer_ds & ecn::ECN_MASK != ecn::CE {
         return Ok(());
     }
@@ -32,7 +31,7 @@ pub fn decap(ctx: &XdpContext, pkt: &Vxlan) -> Result<(), DropReason> {
     }
     // IP with its whole fixed header, as `model::inner_dsfield`.
     let ip = pkt.eth as usize + ETH_HLEN;
-    if ip + if v4 { IPV4_HLEN } else { IPV6_HLEN } > ctx.data_end() {
+    if ip + if v4 { IPV4_HLEN } else { IPV6_HLEN } > pkt.rest.end() {
         return Ok(());
     }
     // SAFETY: the fixed header, [ip, ip + 20) at least, lies within the

@@ -4,7 +4,8 @@
 //!   to an XDP-capable port is redirected from XDP, everything else goes up
 //!   to `vtep_decap_tc` with its decision in the XDP metadata.
 //! - `vtep_decap_tc` (TC ingress, underlay): delivers or floods the frames
-//!   XDP decapsulated, as skbs (cloning needs an skb).
+//!   XDP decapsulated, as skbs (cloning needs an skb); on an underlay
+//!   without XDP (`--xdp-mode off`) it decapsulates them itself.
 //! - `vtep_encap` (TC ingress, each port): encapsulation, local switching
 //!   and head-end replication. TC rather than XDP because frames from VMs
 //!   and containers arrive as GSO super-packets with CHECKSUM_PARTIAL, which

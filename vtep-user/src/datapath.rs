@@ -21,7 +21,8 @@ use vtep_common::{
         PROG_ENCAP_TC,
     },
     maps::{
-        Config, INSTANCE_F_GRO_SET, InstanceInfo, LAYOUT_VERSION, XDP_MODE_GENERIC, XDP_MODE_NATIVE,
+        Config, INSTANCE_F_GRO_SET, InstanceInfo, LAYOUT_VERSION, XDP_MODE_GENERIC,
+        XDP_MODE_NATIVE, XDP_MODE_OFF,
     },
 };
 
@@ -71,12 +72,7 @@ fn load_and_attach(
     capacities: Capacities,
 ) -> anyhow::Result<u32> {
     let mut ebpf = load(inst, config, Some(capacities))?;
-    let xdp = program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?;
-    let (link_id, xdp_mode) = attach_xdp(xdp, underlay, mode)?;
-    FdLink::try_from(xdp.take_link(link_id)?)
-        .context("the XDP attachment is not a BPF link (kernel older than 5.9?)")?
-        .pin(inst.pin(PIN_LINK_XDP))
-        .context("cannot pin the XDP link")?;
+    let xdp_mode = attach_xdp(&mut ebpf, inst, underlay, mode)?;
     let tc = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_TC)?;
     attach_tc_pinned(tc, underlay, &inst.pin(PIN_LINK_DECAP_TC))?;
     program::<SchedClassifier>(&mut ebpf, PROG_ENCAP_TC)?
@@ -85,7 +81,8 @@ fn load_and_attach(
     // GRO on the underlay (NICs have it on; veths do not): the inner
     // frames XDP passes up to TC are then put back together per flow
     // before they reach a port, which a VM's TCP feels (1.3x the kernel's
-    // vxlan over veths, measured, against 0.8 without).
+    // vxlan over veths, measured, against 0.8 without). Without XDP it has
+    // nothing to merge, but a veth then takes XDP frames redirected to it.
     let flags = if crate::sys::set_gro(underlay, true)? {
         0
     } else {
@@ -195,7 +192,28 @@ fn rejected(e: ProgramError, name: &str) -> anyhow::Error {
     }
 }
 
+/// Attaches the XDP program to `underlay` as `mode` says and pins its
+/// link; the `XDP_MODE_*` it runs in (`XDP_MODE_OFF`: none attached).
 fn attach_xdp(
+    ebpf: &mut Ebpf,
+    inst: &Instance,
+    underlay: &str,
+    mode: XdpModeArg,
+) -> anyhow::Result<u32> {
+    if mode == XdpModeArg::Off {
+        return Ok(XDP_MODE_OFF);
+    }
+    let xdp = program::<Xdp>(ebpf, PROG_DECAP_XDP)?;
+    let (link_id, xdp_mode) = attach_xdp_in(xdp, underlay, mode)?;
+    FdLink::try_from(xdp.take_link(link_id)?)
+        .context("the XDP attachment is not a BPF link (kernel older than 5.9?)")?
+        .pin(inst.pin(PIN_LINK_XDP))
+        .context("cannot pin the XDP link")?;
+    Ok(xdp_mode)
+}
+
+/// Attaches `xdp` to `underlay` in `mode` (not `Off`).
+fn attach_xdp_in(
     xdp: &mut Xdp,
     underlay: &str,
     mode: XdpModeArg,
@@ -213,7 +231,7 @@ fn attach_xdp(
                 format!("cannot attach XDP to '{underlay}' in native mode; try --xdp-mode skb")
             })
             .map(|id| (id, XDP_MODE_NATIVE)),
-        XdpModeArg::Auto => match xdp.attach(underlay, XdpMode::Driver) {
+        XdpModeArg::Auto | XdpModeArg::Off => match xdp.attach(underlay, XdpMode::Driver) {
             Ok(id) => Ok((id, XDP_MODE_NATIVE)),
             Err(e) => {
                 warn!(
@@ -340,13 +358,15 @@ pub fn upgrade(inst: &Instance, recorded: &InstanceInfo, config: Config) -> anyh
         );
     }
     let mut ebpf = load(inst, config, None)?;
-    let link = XdpLink::try_from(pinned(&inst.pin(PIN_LINK_XDP))?)?;
-    let xdp = program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?;
-    let id = xdp
-        .attach_to_link(link)
-        .context("cannot replace the XDP program")?;
-    // The pin keeps the link; our handle goes without detaching it.
-    drop(xdp.take_link(id)?);
+    if recorded.xdp_mode != XDP_MODE_OFF {
+        let link = XdpLink::try_from(pinned(&inst.pin(PIN_LINK_XDP))?)?;
+        let xdp = program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?;
+        let id = xdp
+            .attach_to_link(link)
+            .context("cannot replace the XDP program")?;
+        // The pin keeps the link; our handle goes without detaching it.
+        drop(xdp.take_link(id)?);
+    }
     let tc = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_TC)?;
     replace_tc(tc, &inst.pin(PIN_LINK_DECAP_TC))?;
     let encap = program::<SchedClassifier>(&mut ebpf, PROG_ENCAP_TC)?;
@@ -417,7 +437,14 @@ pub fn attachments(
     Ok(out)
 }
 
-/// The id of the program running in the instance's XDP link.
-pub fn xdp_program_id(inst: &Instance) -> anyhow::Result<u32> {
-    Ok(pinned(&inst.pin(PIN_LINK_XDP))?.info()?.program_id())
+/// The id of the decap program running on the instance's underlay: in
+/// its XDP link, or in its TC link where it runs no XDP.
+pub fn decap_program_id(inst: &Instance) -> anyhow::Result<u32> {
+    let xdp = inst.pin(PIN_LINK_XDP);
+    let link = if xdp.exists() {
+        xdp
+    } else {
+        inst.pin(PIN_LINK_DECAP_TC)
+    };
+    Ok(pinned(&link)?.info()?.program_id())
 }

@@ -468,6 +468,11 @@ pub enum XdpModeArg {
     Native,
     /// Generic (skb) mode: works on any interface, slower.
     Skb,
+    /// No XDP: VXLAN decapsulated in TC ingress. Cheaper where frames
+    /// arrive as skbs (a veth underlay: XDP copies each one first), but
+    /// the inner TCP flows are not put back together by GRO, and GSO
+    /// packets from a sender with offloads on are dropped (`gso_tunnel`).
+    Off,
 }
 
 /// Room for one more port in a VNI that has `bound` ports.

@@ -1,6 +1,7 @@
 //! Decap (XDP) tables: every verdict and counter, frames cut short at
 //! every length (over both underlay families), inner frames too big for
-//! their port.
+//! their port; decap in TC (no XDP): skbs stripped, GSO packets refused,
+//! and behind XDP nothing done to frames XDP left undecided.
 
 use super::*;
 
@@ -345,4 +346,63 @@ fn decap_drops_inner_frames_too_big_for_their_port() {
         },
     ];
     check(&l, cases, run_xdp(&l));
+}
+
+#[test]
+fn decap_in_tc_strips_skbs_and_refuses_gso_packets() {
+    let (ul0, _) = private_netns();
+    let p2 = ifindex("p2");
+    let mut cfg = config_at(V4.local, 1);
+    cfg.flags |= CONFIG_F_DECAP_TC;
+    let mut l = decap_loaded_with(V4, cfg);
+    l.port(p2, 100, 0);
+    l.fdb(100, MAC_SKB_PORT, None, p2);
+    let inner = inner_frame(MAC_SKB_PORT);
+    let frame = vxlan(REMOTE, VXLAN_PORT, I, 100, &inner);
+    let cases = |gso_size| {
+        vec![Case {
+            what: if gso_size == 0 {
+                "a VXLAN skb for a port: stripped and redirected from TC"
+            } else {
+                "the same as a GSO packet: dropped, its tunnel offload state cannot be cleared"
+            },
+            input: frame.clone(),
+            action: if gso_size == 0 {
+                TC_ACT_REDIRECT
+            } else {
+                TC_ACT_SHOT
+            },
+            output: (gso_size == 0).then(|| inner.clone()),
+            bump: if gso_size == 0 {
+                Bump::Event(Counter::DecapSkb)
+            } else {
+                Bump::Drop(DropReason::GsoTunnel)
+            },
+        }]
+    };
+    for gso_size in [0, 1400] {
+        check(&l, cases(gso_size), |input, out| {
+            run_decap_tc(&l, ul0, gso_size, input, out)
+        });
+    }
+}
+
+#[test]
+fn decap_tc_behind_xdp_leaves_frames_without_a_decision_alone() {
+    let (ul0, _) = private_netns();
+    let l = decap_loaded();
+    let frame = vxlan(REMOTE, VXLAN_PORT, I, 100, &inner_frame(MAC_SKB_PORT));
+    let events = l.counters(MAP_COUNTERS, Counter::COUNT);
+    let mut out = vec![0u8; frame.len() + 64];
+    let (action, len) = run_decap_tc(&l, ul0, 0, &frame, &mut out);
+    assert_eq!(
+        (action, &out[..len]),
+        (TC_ACT_OK, &frame[..]),
+        "XDP decides VXLAN: TC passes what has no decision, unchanged"
+    );
+    assert_eq!(
+        l.counters(MAP_COUNTERS, Counter::COUNT),
+        events,
+        "nothing counted"
+    );
 }

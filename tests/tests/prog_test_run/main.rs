@@ -30,15 +30,16 @@ use vtep_common::{
     consts::{
         GLOBAL_CONFIG, MAP_BINDING_STATS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION,
         MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS,
-        MAX_FLOOD, MAX_VNI_PORTS, PROG_DECAP_XDP, PROG_ENCAP_TC, VLAN_HLEN, VXLAN_PORT,
+        MAX_FLOOD, MAX_VNI_PORTS, PROG_DECAP_TC, PROG_DECAP_XDP, PROG_ENCAP_TC, VLAN_HLEN,
+        VXLAN_PORT,
     },
     counters::{Counter, DropReason},
     ecn::{self, outer_dsfield},
     maps::{
-        CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_PEER, FDB_F_STATIC, FDB_F_XDP, FdbEntry,
-        FdbKey, LearnedEntry, META_ACTION_DELIVER, META_ACTION_DELIVER_PEER, META_ACTION_FLOOD,
-        NEIGH_F_STATIC, NeighEntry, NeighKey, PORT_F_PEER, PORT_F_XDP, PeerStats, PortInfo,
-        PortKey, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
+        CONFIG_F_DECAP_TC, CONFIG_F_DF, Config, DECAP_META_MAGIC, FDB_F_PEER, FDB_F_STATIC,
+        FDB_F_XDP, FdbEntry, FdbKey, LearnedEntry, META_ACTION_DELIVER, META_ACTION_DELIVER_PEER,
+        META_ACTION_FLOOD, NEIGH_F_STATIC, NeighEntry, NeighKey, PORT_F_PEER, PORT_F_XDP,
+        PeerStats, PortInfo, PortKey, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
     model,
     vxlan::{FlowKey, Outer, OuterHeaders, flow_hash, mac_words},
@@ -72,6 +73,7 @@ mod vlan;
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
+const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 
@@ -198,8 +200,10 @@ impl Loaded {
             .try_into()
             .unwrap();
         load_retrying(|| xdp.load()).expect("verifier accepts the XDP decap program");
-        let tc: &mut SchedClassifier = ebpf.program_mut(PROG_ENCAP_TC).unwrap().try_into().unwrap();
-        load_retrying(|| tc.load()).expect("verifier accepts the encap program");
+        for name in [PROG_ENCAP_TC, PROG_DECAP_TC] {
+            let tc: &mut SchedClassifier = ebpf.program_mut(name).unwrap().try_into().unwrap();
+            load_retrying(|| tc.load()).unwrap_or_else(|e| panic!("verifier rejects {name}: {e}"));
+        }
         let generation = Generation::open(&bpffs.dir.join(MAP_GENERATION)).unwrap();
         Loaded {
             ebpf,
@@ -438,7 +442,12 @@ fn decap_loaded() -> Loaded {
 /// P_XDP), 200 (P_200) and 300 (no port), all from `f.remote`;
 /// MAC_BEHIND_REMOTE behind `f.unresolved`.
 fn decap_loaded_at(f: Family) -> Loaded {
-    let mut l = Loaded::new(config_at(f.local, 1));
+    decap_loaded_with(f, config_at(f.local, 1))
+}
+
+/// The fixture of [`decap_loaded_at`], loaded with `cfg`.
+fn decap_loaded_with(f: Family, cfg: Config) -> Loaded {
+    let mut l = Loaded::new(cfg);
     l.vni(100, &[f.remote], &[P_SKB, P_XDP]);
     l.vni(200, &[f.remote], &[P_200]);
     l.vni(300, &[f.remote], &[]);
@@ -539,15 +548,46 @@ fn try_run_tc(
     input: &[u8],
     out: &mut [u8],
 ) -> Result<(u32, usize), aya::programs::ProgramError> {
-    let prog: &SchedClassifier = l.ebpf.program(PROG_ENCAP_TC).unwrap().try_into().unwrap();
-    // struct __sk_buff: `ifindex` (the device the frame arrives on) at
-    // byte 40; test_run wants every other input field zero.
+    run_classifier(l, PROG_ENCAP_TC, &skb_ctx(ifindex, 0), input, out)
+}
+
+/// The decap program in TC (an underlay without XDP) on `input` arriving
+/// on `ifindex` as a GSO packet of `gso_size`-byte segments (0: not GSO).
+fn run_decap_tc(
+    l: &Loaded,
+    ifindex: u32,
+    gso_size: u32,
+    input: &[u8],
+    out: &mut [u8],
+) -> (u32, usize) {
+    run_classifier(l, PROG_DECAP_TC, &skb_ctx(ifindex, gso_size), input, out)
+        .expect("BPF_PROG_TEST_RUN")
+}
+
+/// A `struct __sk_buff` for test_run: `ifindex` (the device the frame
+/// arrives on) at byte 40, `gso_size` at 176; test_run wants every other
+/// input field zero.
+fn skb_ctx(ifindex: u32, gso_size: u32) -> [u8; 192] {
     let mut ctx = [0u8; 192];
     ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+    ctx[176..180].copy_from_slice(&gso_size.to_ne_bytes());
+    ctx
+}
+
+/// TC program `name` on `input` with context `ctx`: (action, output
+/// length), or the kernel's refusal to run it.
+fn run_classifier(
+    l: &Loaded,
+    name: &str,
+    ctx: &[u8],
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<(u32, usize), aya::programs::ProgramError> {
+    let prog: &SchedClassifier = l.ebpf.program(name).unwrap().try_into().unwrap();
     let r = prog.test_run(TestRunOptions {
         data_in: Some(input),
         data_out: Some(out),
-        ctx_in: Some(&ctx),
+        ctx_in: Some(ctx),
         ..TestRunOptions::new()
     })?;
     Ok((r.return_value, r.data_size_out as usize))

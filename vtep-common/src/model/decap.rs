@@ -1,4 +1,5 @@
-//! The model of the decap program (`vtep_decap`, XDP).
+//! The model of decapsulation: `vtep_decap` (XDP), or `vtep_decap_tc` on
+//! an underlay without XDP (`CONFIG_F_DECAP_TC`).
 
 use super::{be16, inner_dsfield, is_group, ne32, policy::PolicyTables};
 use crate::{
@@ -10,8 +11,8 @@ use crate::{
     counters::DropReason,
     ecn,
     maps::{
-        Config, FDB_F_XDP, FdbEntry, META_ACTION_FLOOD, PortKey, REMOTE_F_GBP, REMOTE_F_POLICY,
-        deliver_action,
+        CONFIG_F_DECAP_TC, Config, FDB_F_XDP, FdbEntry, META_ACTION_FLOOD, PortKey, REMOTE_F_GBP,
+        REMOTE_F_POLICY, deliver_action,
     },
     policy::Gbp,
     vxlan::VXLAN_FLAG_I,
@@ -51,7 +52,8 @@ pub enum Verdict {
     },
     /// Decapsulated and passed up with metadata: `action`
     /// (`META_ACTION_*`) to `ifindex` (0 for a flood), tagged `vid` there;
-    /// `ce` as for `Redirect`.
+    /// `ce` as for `Redirect`. Without XDP (`CONFIG_F_DECAP_TC`), TC does
+    /// that itself, and every delivery is one of these.
     Up {
         strip: usize,
         vni: u32,
@@ -229,7 +231,7 @@ fn decap_to(
     if e.ifindex == 0 {
         return Verdict::Drop(DropReason::RemoteToRemote);
     }
-    let xdp = e.flags & FDB_F_XDP != 0;
+    let xdp = e.flags & FDB_F_XDP != 0 && cfg.flags & CONFIG_F_DECAP_TC == 0;
     // A tag pushed in XDP is part of the frame the port must take.
     let tag = if xdp && e.vid != 0 { VLAN_HLEN } else { 0 };
     // The port would drop it silently: count it.

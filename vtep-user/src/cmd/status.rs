@@ -23,7 +23,7 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
     let d = &s.datapath;
     println!("instance {} (pinned at {})", s.instance, s.pinned_at);
     println!(
-        "underlay {} ({} XDP), local {}, UDP {}, TTL {}, DF {}",
+        "underlay {} (XDP {}), local {}, UDP {}, TTL {}, DF {}",
         d.underlay, d.xdp_mode, d.local_ip, d.udp_port, d.ttl, d.df
     );
     println!(

@@ -5,7 +5,7 @@
 //! underlay = "eth1"
 //! local_ip = "198.18.1.1"
 //! udp_port = 4789          # optional
-//! xdp_mode = "auto"        # optional: auto | native | skb
+//! xdp_mode = "auto"        # optional: auto | native | skb | off
 //! ttl = 64                 # optional
 //! df = true                # optional
 //! decap_cache = true       # optional: false decides every frame from the tables

@@ -127,9 +127,9 @@ impl Held<'_> {
                 self.inst.name
             ));
         }
-        datapath::xdp_program_id(self.inst)
+        datapath::decap_program_id(self.inst)
             .map(|_| ())
-            .map_err(|e| format!("the XDP program is not attached: {e:#}"))
+            .map_err(|e| format!("the decap program is not attached: {e:#}"))
     }
 
     fn answer(&mut self, ask: Ask) {
@@ -262,7 +262,7 @@ struct KernelLog {
 impl KernelLog {
     /// Reads from the programs attached now.
     fn follow(&mut self, inst: &Instance) {
-        let id = datapath::xdp_program_id(inst).unwrap_or(0);
+        let id = datapath::decap_program_id(inst).unwrap_or(0);
         if id == self.program_id {
             return;
         }

@@ -1,7 +1,7 @@
 //! Bringing an instance up (or upgrading it in place), and down.
 
 use anyhow::bail;
-use vtep_common::consts::MAP_NEXTHOPS;
+use vtep_common::{consts::MAP_NEXTHOPS, maps::CONFIG_F_DECAP_TC};
 
 use super::{Edit, plan::Plan};
 use crate::{
@@ -37,11 +37,13 @@ pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<St
     for p in &plan.ports {
         sys::ifindex(&p.iface)?;
     }
-    let cfg = u.config(underlay_ifindex);
+    let mut cfg = u.config(underlay_ifindex);
     let lock = inst.lock()?;
     if inst.is_up() {
         let recorded = Tables::open(inst)?.info;
         let r = &recorded.config;
+        // The attachment stays as it is, and with it where decap runs.
+        cfg.flags = (cfg.flags & !CONFIG_F_DECAP_TC) | (r.flags & CONFIG_F_DECAP_TC);
         if r.underlay_ifindex != cfg.underlay_ifindex || r.local_ip != cfg.local_ip {
             bail!(
                 "instance '{}' is up on {} with local address {}: an upgrade keeps them; \
@@ -74,7 +76,7 @@ pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<St
         return Err(e);
     }
     Ok(format!(
-        "instance '{}' up on {} ({} XDP), local {}, pinned at {}",
+        "instance '{}' up on {} (XDP {}), local {}, pinned at {}",
         inst.name,
         u.iface,
         xdp_mode_name(mode),

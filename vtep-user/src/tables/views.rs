@@ -16,7 +16,7 @@ use vtep_common::{
     maps::{
         CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, FDB_F_STATIC, FDB_F_XDP, LEARNED_F_FROZEN,
         NEIGH_F_EVPN, NEIGH_F_STATIC, PORT_F_LEARN, REMOTE_F_LEARN, VNI_F_DEFAULT_DENY, VNI_F_GBP,
-        VNI_F_NO_LEARNING, VNI_F_POLICY, XDP_MODE_NATIVE,
+        VNI_F_NO_LEARNING, VNI_F_POLICY, XDP_MODE_NATIVE, XDP_MODE_OFF,
     },
 };
 
@@ -302,10 +302,10 @@ impl Dump {
 
 /// How an XDP attach mode (`XDP_MODE_*`) is shown.
 pub const fn xdp_mode_name(mode: u32) -> &'static str {
-    if mode == XDP_MODE_NATIVE {
-        "native"
-    } else {
-        "generic"
+    match mode {
+        XDP_MODE_NATIVE => "native",
+        XDP_MODE_OFF => "off",
+        _ => "generic",
     }
 }
 
