@@ -263,3 +263,46 @@ fn frames_too_big_for_the_underlay_get_icmp_frag_needed() {
         "TCP over a too-small path moved only {bytes} bytes"
     );
 }
+
+#[test]
+fn decap_in_tc_on_an_underlay_without_xdp() {
+    // Host 0 decapsulates in TC (no XDP on its underlay) against the
+    // kernel's vxlan: flooding, ARP, unicast both ways, TCP.
+    let o = Overlay::with_up_args(
+        &[Kind::Ours, Kind::Kernel],
+        &vtep_bin(),
+        &["--xdp-mode", "off"],
+    );
+    check_overlay(&o);
+    let v = o.vteps[0].as_ref().expect("host 0 runs our VTEP");
+    let status = |v: &vtep_tests::Vtep| -> serde_json::Value {
+        serde_json::from_str(&v.ok(&["status", "--json"])).unwrap()
+    };
+    let s = status(v);
+    assert_eq!(s["datapath"]["xdp_mode"], "off", "{s}");
+    assert!(
+        s["attachments"]["link_xdp"].is_null(),
+        "no XDP attached: {s}"
+    );
+    let host = &o.net.hosts[0];
+    let xdp = host.ns.ok(&["ip", "-d", "link", "show", &host.dev]);
+    assert!(!xdp.contains("xdp"), "XDP on the underlay: {xdp}");
+    let (delivered, flooded) = (
+        v.counter("counters", "decap_skb"),
+        v.counter("counters", "decap_flood"),
+    );
+    assert!(
+        delivered > 0 && flooded > 0,
+        "{delivered} delivered, {flooded} flooded"
+    );
+    // An upgrade in place keeps the mode (no --xdp-mode given).
+    v.ok(&["up", "--underlay", &host.dev, "--local-ip", &host.ip]);
+    assert_eq!(status(v)["datapath"]["xdp_mode"], "off");
+    check_overlay(&o);
+    assert!(v.counter("counters", "decap_skb") > delivered);
+    // Segments the kernel's vxlan sent in paged skbs are judged by their
+    // whole length, not the linear part's.
+    for reason in ["gso_tunnel", "malformed"] {
+        assert_eq!(v.counter("drop_reasons", reason), 0, "{reason}");
+    }
+}

@@ -173,13 +173,17 @@ pub struct Vxlan {
     pub vx: u32,
 }
 
-/// Parses the packet in `[data, end)` as VXLAN to this VTEP (`cfg`):
+/// Parses the packet at `data` as VXLAN to this VTEP (`cfg`): its headers
+/// within `[data, end)` (XDP: the frame; TC: the skb's linear data), its
+/// lengths checked against `len`, the whole frame's (an skb's may go on
+/// in paged data).
 /// `Ok(None)` for anything else (left to the kernel: not of our underlay
 /// family, not to our address or UDP port, a later IPv4 fragment, an IPv6
 /// extension header, headers cut short before the UDP port), a counted
 /// drop for VXLAN to us that is wrong (RFC 7348 §4.3, §5).
 #[inline(always)]
-pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dropped> {
+pub fn vxlan(data: usize, end: usize, len: usize, cfg: &Config) -> Result<Option<Vxlan>, Dropped> {
+    let last = data + len;
     let mut c = Cursor::new(data, end);
     let Some(eth) = c.next::<EthHdr>() else {
         return Ok(None);
@@ -190,12 +194,12 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
         if !is(ty, EtherType::Ipv4) {
             return Ok(None);
         }
-        ipv4_udp(&mut c, data, cfg)?
+        ipv4_udp(&mut c, (data, last), cfg)?
     } else {
         if !is(ty, EtherType::Ipv6) {
             return Ok(None);
         }
-        ipv6_udp(&mut c, data, cfg)?
+        ipv6_udp(&mut c, (data, last), cfg)?
     };
     let Some(saddr) = saddr else {
         return Ok(None);
@@ -230,7 +234,7 @@ pub fn vxlan(data: usize, end: usize, cfg: &Config) -> Result<Option<Vxlan>, Dro
         // SAFETY: as above.
         inner_type: unsafe { (*inner).ether_type },
         strip: inner_start - data,
-        inner_len: (end - inner_start) as u32,
+        inner_len: (last - inner_start) as u32,
         rest: c,
         outer_ds,
         vx,
@@ -260,10 +264,15 @@ fn bad_udp_len(udp_len: usize, avail: usize) -> bool {
 }
 
 /// The outer IPv4 and UDP headers at `c` (just after the outer Ethernet
-/// header of the packet at `data`): the sender if they carry UDP to our
-/// address and port, the cursor then after the UDP header.
+/// header of the packet at `data`, whose last byte is before `last`): the
+/// sender if they carry UDP to our address and port, the cursor then after
+/// the UDP header.
 #[inline(always)]
-fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, Dropped> {
+fn ipv4_udp(
+    c: &mut Cursor,
+    (data, last): (usize, usize),
+    cfg: &Config,
+) -> Result<Option<Addr>, Dropped> {
     let Some(ip) = c.next::<Ipv4Hdr>() else {
         return Ok(None);
     };
@@ -306,9 +315,9 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
     }));
     if (frags >> 13) as u8 & IPV4_MF != 0
         || ip.ttl == 0
-        || bad_udp_len(udp_len, c.end - (c.pos() - UDP_HLEN))
+        || bad_udp_len(udp_len, last - (c.pos() - UDP_HLEN))
         || tot_len < ihl + udp_len
-        || tot_len > c.end - (data + ETH_HLEN)
+        || tot_len > last - (data + ETH_HLEN)
     {
         return Err((DropReason::Malformed, None));
     }
@@ -321,7 +330,11 @@ fn ipv4_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
 /// is what tunnels send, RFC 6935 §5; a non-zero one is not checked, as
 /// for IPv4).
 #[inline(always)]
-fn ipv6_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, Dropped> {
+fn ipv6_udp(
+    c: &mut Cursor,
+    (data, last): (usize, usize),
+    cfg: &Config,
+) -> Result<Option<Addr>, Dropped> {
     let Some(ip) = c.next::<Ipv6Hdr>() else {
         return Ok(None);
     };
@@ -348,9 +361,9 @@ fn ipv6_udp(c: &mut Cursor, data: usize, cfg: &Config) -> Result<Option<Addr>, D
         pkt::u16_at(at + offset_of!(Ipv6Hdr, payload_len))
     }));
     if ip.hop_limit == 0
-        || bad_udp_len(udp_len, c.end - (c.pos() - UDP_HLEN))
+        || bad_udp_len(udp_len, last - (c.pos() - UDP_HLEN))
         || payload_len < udp_len
-        || payload_len > c.end - (data + ETH_HLEN + IPV6_HLEN)
+        || payload_len > last - (data + ETH_HLEN + IPV6_HLEN)
     {
         return Err((DropReason::Malformed, None));
     }

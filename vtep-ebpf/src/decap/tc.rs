@@ -75,7 +75,7 @@ fn try_tc(ctx: &TcContext) -> Result<i32, Dropped> {
         // them there, and the parse passes the frame on).
         let _ = ctx.pull_data(len.min(HEADERS));
     }
-    let Some(pkt) = parse::vxlan(ctx.data(), ctx.data_end(), &cfg)? else {
+    let Some(pkt) = parse::vxlan(ctx.data(), ctx.data_end(), len as usize, &cfg)? else {
         count(Counter::PassToKernel);
         return Ok(TC_ACT_OK);
     };

@@ -43,7 +43,8 @@ pub fn xdp(ctx: &XdpContext) -> u32 {
 #[inline(always)]
 fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
     let cfg = CONFIG.load();
-    let Some(pkt) = parse::vxlan(ctx.data(), ctx.data_end(), &cfg)? else {
+    let (data, end) = (ctx.data(), ctx.data_end());
+    let Some(pkt) = parse::vxlan(data, end, end - data, &cfg)? else {
         count(Counter::PassToKernel);
         return Ok(xdp_action::XDP_PASS);
     };
