@@ -264,6 +264,19 @@ fn frames_too_big_for_the_underlay_get_icmp_frag_needed() {
     );
 }
 
+/// Counter `name` of the `prefix` lines of `file` (`/proc/net/snmp`
+/// style: a line of names, then one of values) in namespace `ns`.
+fn snmp(ns: &vtep_tests::Netns, file: &str, prefix: &str, name: &str) -> u64 {
+    let text = ns.ok(&["cat", file]);
+    let mut rows = text.lines().filter(|l| l.starts_with(prefix));
+    let (names, values) = (rows.next().unwrap(), rows.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("no {name} in {file}"));
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
 #[test]
 fn decap_in_tc_on_an_underlay_without_xdp() {
     // Host 0 decapsulates in TC (no XDP on its underlay) against the
@@ -287,6 +300,32 @@ fn decap_in_tc_on_an_underlay_without_xdp() {
     let host = &o.net.hosts[0];
     let xdp = host.ns.ok(&["ip", "-d", "link", "show", &host.dev]);
     assert!(!xdp.contains("xdp"), "XDP on the underlay: {xdp}");
+    // TCP crossed the GRO lane, and GRO put its segments back together:
+    // the VM's IP layer took fewer packets (skbs) than segments.
+    let links: serde_json::Value =
+        serde_json::from_str(&host.ns.ok(&["ip", "-s", "-j", "link", "show"])).unwrap();
+    let lane = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["ifname"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("vtl") && n.ends_with('r'))
+        })
+        .unwrap_or_else(|| panic!("no GRO lane: {links}"));
+    let crossed = lane["stats64"]["rx"]["packets"].as_u64().unwrap();
+    assert!(crossed > 1000, "{crossed} frames crossed the GRO lane");
+    let vm = &o.vm(0, 0).ns;
+    let (packets, segments) = (
+        snmp(vm, "/proc/net/snmp", "Ip:", "InReceives"),
+        snmp(vm, "/proc/net/netstat", "IpExt:", "InNoECTPkts"),
+    );
+    assert!(
+        packets * 2 < segments,
+        "VM {}: {packets} IP packets for {segments} segments: GRO merged little",
+        o.vm(0, 0).ip
+    );
     let (delivered, flooded) = (
         v.counter("counters", "decap_skb"),
         v.counter("counters", "decap_flood"),

@@ -192,6 +192,8 @@ pub const NEXTHOPS_CAPACITY: u32 = 4096;
 pub const PROG_DECAP_XDP: &str = "vtep_decap";
 /// TC ingress on the underlay: finishes decap for frames XDP passed up.
 pub const PROG_DECAP_TC: &str = "vtep_decap_tc";
+/// TC ingress on the receiving end of the GRO lane.
+pub const PROG_GRO_LANE: &str = "vtep_gro_lane";
 /// TC ingress on a port: encapsulation, local switching, flooding.
 pub const PROG_ENCAP_TC: &str = "vtep_encap";
 

@@ -33,8 +33,10 @@ pub struct Config {
     pub move_limit: u32,
     /// The move-counting window (seconds; RFC 7432 §15.1: 180).
     pub move_window_s: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// Where the underlay runs no XDP (`CONFIG_F_DECAP_TC`): the sending
+    /// end of the instance's GRO lane, a veth pair TCP frames cross after
+    /// decap to be put back together (0: none).
+    pub gro_lane: u32,
 }
 
 /// Default ageing time, as the kernel bridge's (seconds).

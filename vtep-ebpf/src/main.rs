@@ -6,6 +6,8 @@
 //! - `vtep_decap_tc` (TC ingress, underlay): delivers or floods the frames
 //!   XDP decapsulated, as skbs (cloning needs an skb); on an underlay
 //!   without XDP (`--xdp-mode off`) it decapsulates them itself.
+//! - `vtep_gro_lane` (TC ingress, the GRO lane's receiving end): TCP
+//!   decapsulated in TC, put back together by GRO, to its port (`lane`).
 //! - `vtep_encap` (TC ingress, each port): encapsulation, local switching
 //!   and head-end replication. TC rather than XDP because frames from VMs
 //!   and containers arrive as GSO super-packets with CHECKSUM_PARTIAL, which
@@ -31,6 +33,7 @@ mod encap_cache;
 mod fib;
 mod flow;
 mod identity;
+mod lane;
 mod learn;
 mod maps;
 mod mtu;
@@ -57,6 +60,12 @@ pub fn vtep_decap(ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn vtep_decap_tc(ctx: TcContext) -> i32 {
     decap::tc(&ctx)
+}
+
+/// TC ingress on the receiving end of the GRO lane (underlays without XDP).
+#[classifier]
+pub fn vtep_gro_lane(ctx: TcContext) -> i32 {
+    lane::leave(&ctx)
 }
 
 /// TC ingress on every port.

@@ -18,7 +18,7 @@ use log::warn;
 use vtep_common::{
     consts::{
         GLOBAL_CONFIG, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, PROG_DECAP_TC, PROG_DECAP_XDP,
-        PROG_ENCAP_TC,
+        PROG_ENCAP_TC, PROG_GRO_LANE,
     },
     maps::{
         Config, INSTANCE_F_GRO_SET, InstanceInfo, LAYOUT_VERSION, XDP_MODE_GENERIC,
@@ -27,7 +27,10 @@ use vtep_common::{
 };
 
 use crate::{
-    instance::{Instance, PIN_LINK_DECAP_TC, PIN_LINK_XDP, PIN_PROG_ENCAP, pin_link_port},
+    gro_lane,
+    instance::{
+        Instance, PIN_LINK_DECAP_TC, PIN_LINK_GRO_LANE, PIN_LINK_XDP, PIN_PROG_ENCAP, pin_link_port,
+    },
     values::XdpModeArg,
 };
 
@@ -49,7 +52,7 @@ pub struct Capacities {
 pub fn up(
     inst: &Instance,
     underlay: &str,
-    config: Config,
+    mut config: Config,
     mode: XdpModeArg,
     capacities: Capacities,
 ) -> anyhow::Result<u32> {
@@ -57,9 +60,13 @@ pub fn up(
     fs::create_dir_all(&inst.dir)
         .with_context(|| format!("cannot create {}", inst.dir.display()))?;
     set_private(&inst.dir);
+    if mode == XdpModeArg::Off {
+        config.gro_lane = gro_lane::create(config.underlay_ifindex)?;
+    }
     let result = load_and_attach(inst, underlay, config, mode, capacities);
     if result.is_err() {
         down(inst)?;
+        gro_lane::remove(config.underlay_ifindex, config.gro_lane);
     }
     result
 }
@@ -75,6 +82,11 @@ fn load_and_attach(
     let xdp_mode = attach_xdp(&mut ebpf, inst, underlay, mode)?;
     let tc = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_TC)?;
     attach_tc_pinned(tc, underlay, &inst.pin(PIN_LINK_DECAP_TC))?;
+    if config.gro_lane != 0 {
+        let (_, recv) = gro_lane::names(config.underlay_ifindex);
+        let lane = program::<SchedClassifier>(&mut ebpf, PROG_GRO_LANE)?;
+        attach_tc_pinned(lane, &recv, &inst.pin(PIN_LINK_GRO_LANE))?;
+    }
     program::<SchedClassifier>(&mut ebpf, PROG_ENCAP_TC)?
         .pin(inst.pin(PIN_PROG_ENCAP))
         .context("cannot pin the encap program")?;
@@ -82,8 +94,9 @@ fn load_and_attach(
     // frames XDP passes up to TC are then put back together per flow
     // before they reach a port, which a VM's TCP feels (1.3x the kernel's
     // vxlan over veths, measured, against 0.8 without). Without XDP it has
-    // nothing to merge, but a veth then takes XDP frames redirected to it.
-    let flags = if crate::sys::set_gro(underlay, true)? {
+    // nothing to merge (the GRO lane does it), and is left as it is: on a
+    // veth, a UDP socket lookup per frame for nothing.
+    let flags = if xdp_mode == XDP_MODE_OFF || crate::sys::set_gro(underlay, true)? {
         0
     } else {
         INSTANCE_F_GRO_SET
@@ -104,7 +117,7 @@ fn load_and_attach(
 /// Opens the object with `config` as its load-time settings and the
 /// instance's pinned maps (created where missing, with the FDB and learned
 /// table sized as `capacities` says; an upgrade reuses them as they are),
-/// and loads its three programs.
+/// and loads its four programs.
 fn load(inst: &Instance, config: Config, capacities: Option<Capacities>) -> anyhow::Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     loader
@@ -120,7 +133,7 @@ fn load(inst: &Instance, config: Config, capacities: Option<Capacities>) -> anyh
     )?;
     let xdp = program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?;
     load_retrying(|| xdp.load()).map_err(|e| rejected(e, PROG_DECAP_XDP))?;
-    for name in [PROG_DECAP_TC, PROG_ENCAP_TC] {
+    for name in [PROG_DECAP_TC, PROG_GRO_LANE, PROG_ENCAP_TC] {
         let tc = program::<SchedClassifier>(&mut ebpf, name)?;
         load_retrying(|| tc.load()).map_err(|e| rejected(e, name))?;
     }
@@ -295,7 +308,10 @@ pub fn down(inst: &Instance) -> anyhow::Result<bool> {
     if !inst.dir.exists() {
         return Ok(false);
     }
-    restore_gro(inst);
+    let record = recorded(inst);
+    if let Some(info) = &record {
+        restore_gro(info);
+    }
     let entries: Vec<_> = fs::read_dir(&inst.dir)
         .with_context(|| format!("cannot list {}", inst.dir.display()))?
         .filter_map(Result::ok)
@@ -309,18 +325,23 @@ pub fn down(inst: &Instance) -> anyhow::Result<bool> {
         fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
     }
     fs::remove_dir(&inst.dir).with_context(|| format!("cannot remove {}", inst.dir.display()))?;
+    if let Some(info) = record {
+        gro_lane::remove(info.config.underlay_ifindex, info.config.gro_lane);
+    }
     Ok(true)
 }
 
-/// Turns GRO on the underlay off again if `up` turned it on (a missing or
-/// unreadable record, or an underlay gone, leave nothing to do).
-fn restore_gro(inst: &Instance) {
-    let Ok(record) = inst.map::<Array<MapData, InstanceInfo>>(MAP_INSTANCE) else {
-        return;
-    };
-    let Ok(info) = record.get(&0, 0) else {
-        return;
-    };
+/// What `up` recorded, if it can be read.
+fn recorded(inst: &Instance) -> Option<InstanceInfo> {
+    let record = inst
+        .map::<Array<MapData, InstanceInfo>>(MAP_INSTANCE)
+        .ok()?;
+    record.get(&0, 0).ok()
+}
+
+/// Turns GRO on the underlay off again if `up` turned it on (an underlay
+/// gone leaves nothing to do).
+fn restore_gro(info: &InstanceInfo) {
     if info.flags & INSTANCE_F_GRO_SET == 0 {
         return;
     }
@@ -369,6 +390,10 @@ pub fn upgrade(inst: &Instance, recorded: &InstanceInfo, config: Config) -> anyh
     }
     let tc = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_TC)?;
     replace_tc(tc, &inst.pin(PIN_LINK_DECAP_TC))?;
+    if recorded.config.gro_lane != 0 {
+        let lane = program::<SchedClassifier>(&mut ebpf, PROG_GRO_LANE)?;
+        replace_tc(lane, &inst.pin(PIN_LINK_GRO_LANE))?;
+    }
     let encap = program::<SchedClassifier>(&mut ebpf, PROG_ENCAP_TC)?;
     for entry in fs::read_dir(&inst.dir)?.filter_map(Result::ok) {
         let name = entry.file_name();

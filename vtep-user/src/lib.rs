@@ -19,6 +19,7 @@ pub mod datapath;
 pub mod domain;
 pub mod evpn;
 pub mod generation;
+pub mod gro_lane;
 pub mod instance;
 pub mod netlink;
 pub mod sys;

@@ -1,5 +1,5 @@
-//! The host's routing and neighbour tables (and what kind of device a
-//! port is) over rtnetlink
+//! The host's routing and neighbour tables (what kind of device a port
+//! is, and the veth pair of a GRO lane) over rtnetlink
 //! (`netlink-packet-route` messages on a `netlink-sys` socket, one
 //! request at a time, synchronously): the next hop towards a remote VTEP,
 //! whether it has a neighbour entry, and managed entries (`NTF_EXT_MANAGED`,
@@ -19,7 +19,10 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
-    link::{InfoKind, LinkAttribute, LinkInfo, LinkLayerType, LinkMessage},
+    link::{
+        InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType,
+        LinkMessage,
+    },
     neighbour::{
         NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage, NeighbourState,
     },
@@ -213,6 +216,51 @@ impl Rtnl {
             }
             _ => PortKind::Other,
         })
+    }
+
+    /// Makes a veth pair, `name` and its peer `peer` (in this namespace),
+    /// both of MTU `mtu` and down (the kernel refuses to bring either up
+    /// before both exist: [`Rtnl::set_up`]).
+    pub fn add_veth_pair(&mut self, name: &str, peer: &str, mtu: u32) -> Result<(), NetlinkError> {
+        let named = |ifname: &str| {
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(ifname.to_owned()));
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+            m
+        };
+        let mut m = named(name);
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(named(peer)))),
+        ]));
+        let what = format!("veth pair {name} / {peer}");
+        self.request(
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            false,
+            &what,
+        )
+        .map(drop)
+    }
+
+    /// Brings link `ifindex` up.
+    pub fn set_up(&mut self, ifindex: u32) -> Result<(), NetlinkError> {
+        let mut m = LinkMessage::default();
+        m.header.index = ifindex;
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
+        let what = format!("link {} up", sys::ifname(ifindex));
+        self.request(RouteNetlinkMessage::SetLink(m), 0, false, &what)
+            .map(drop)
+    }
+
+    /// Removes link `ifindex` (a veth with its peer).
+    pub fn delete_link(&mut self, ifindex: u32) -> Result<(), NetlinkError> {
+        let mut m = LinkMessage::default();
+        m.header.index = ifindex;
+        let what = format!("link {}", sys::ifname(ifindex));
+        self.request(RouteNetlinkMessage::DelLink(m), 0, false, &what)
+            .map(drop)
     }
 
     /// Whether `hop` has a neighbour entry on interface `ifindex`.

@@ -101,6 +101,17 @@ fn mount_bpffs(target: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Turns IPv6 off on `iface` (`disable_ipv6`): no link-local address, no
+/// router or listener messages of its own. A host without IPv6 has nothing
+/// to turn off.
+pub fn disable_ipv6(iface: &str) -> anyhow::Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6");
+    if Path::new(&path).exists() {
+        std::fs::write(&path, "1").with_context(|| format!("cannot write {path}"))?;
+    }
+    Ok(())
+}
+
 /// Sets forwarding of the family of `ip` (IPv4 or IPv6) on `iface` (this
 /// network namespace); returns the previous setting.
 pub fn set_forwarding(iface: &str, ip: IpAddr, on: bool) -> anyhow::Result<bool> {
@@ -120,14 +131,50 @@ pub fn set_forwarding(iface: &str, ip: IpAddr, on: bool) -> anyhow::Result<bool>
 /// Turns generic receive offload of `iface` on or off (SIOCETHTOOL,
 /// ETHTOOL_SGRO); whether it was on.
 pub fn set_gro(iface: &str, on: bool) -> anyhow::Result<bool> {
+    set_ethtool_value(iface, Offload::Gro, on)
+}
+
+/// Turns receive checksum offload of `iface` on or off (ETHTOOL_SRXCSUM):
+/// on a veth, whether a frame that comes without a checksum verdict is
+/// taken as verified.
+pub fn set_rx_checksum(iface: &str, on: bool) -> anyhow::Result<bool> {
+    set_ethtool_value(iface, Offload::RxChecksum, on)
+}
+
+/// Turns TCP segmentation offload of `iface` on or off (ETHTOOL_STSO): a
+/// veth sending with it on hands its peer's GRO nothing to merge.
+pub fn set_tso(iface: &str, on: bool) -> anyhow::Result<bool> {
+    set_ethtool_value(iface, Offload::Tso, on)
+}
+
+/// An offload set by an `ethtool_value` command pair.
+#[derive(Clone, Copy)]
+enum Offload {
+    Gro,
+    RxChecksum,
+    Tso,
+}
+
+impl Offload {
+    /// Its (get, set) commands and its name.
+    fn commands(self) -> (u32, u32, &'static str) {
+        match self {
+            Offload::Gro => (0x2b, 0x2c, "GRO"),
+            Offload::RxChecksum => (0x14, 0x15, "receive checksum offload"),
+            Offload::Tso => (0x1e, 0x1f, "TCP segmentation offload"),
+        }
+    }
+}
+
+/// Turns `offload` of `iface` on or off (SIOCETHTOOL); whether it was on.
+fn set_ethtool_value(iface: &str, offload: Offload, on: bool) -> anyhow::Result<bool> {
     /// `struct ethtool_value`.
     #[repr(C)]
     struct EthtoolValue {
         cmd: u32,
         data: u32,
     }
-    const ETHTOOL_GGRO: u32 = 0x2b;
-    const ETHTOOL_SGRO: u32 = 0x2c;
+    let (get, set, name) = offload.commands();
     if iface.len() >= libc::IFNAMSIZ {
         bail!("interface name '{iface}' is too long");
     }
@@ -156,11 +203,11 @@ pub fn set_gro(iface: &str, on: bool) -> anyhow::Result<bool> {
         }
         Ok(value.data)
     };
-    let was = call(ETHTOOL_GGRO, 0).with_context(|| format!("cannot read GRO of '{iface}'"))? != 0;
+    let was = call(get, 0).with_context(|| format!("cannot read {name} of '{iface}'"))? != 0;
     if was != on {
-        call(ETHTOOL_SGRO, u32::from(on)).with_context(|| {
+        call(set, u32::from(on)).with_context(|| {
             format!(
-                "cannot turn GRO of '{iface}' {}",
+                "cannot turn {name} of '{iface}' {}",
                 if on { "on" } else { "off" }
             )
         })?;

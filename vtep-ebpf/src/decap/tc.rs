@@ -39,6 +39,7 @@ use vtep_common::{
 use super::{Exit, process};
 use crate::{
     encap::copy_to_ports,
+    lane,
     maps::{CONFIG, Dropped, VNIS, count, count_drop},
     parse::{self, Vxlan, is},
     pkt, port,
@@ -130,13 +131,15 @@ impl Exit for TcContext {
 
     #[inline(always)]
     fn deliver(&self, d: &Decision, pkt: &Vxlan) -> Result<i32, Dropped> {
+        let gro = lane::of(pkt, d);
         let ip = strip(self, pkt, d.slot)?;
         count(Counter::DecapSkb);
-        let to = if ip && d.flags & FDB_F_PEER != 0 {
-            PORT_F_PEER
-        } else {
-            0
-        };
+        let peer = ip && d.flags & FDB_F_PEER != 0;
+        if let Some(gro) = gro {
+            return lane::enter(self, gro, d, peer)
+                .ok_or((DropReason::KernelRefused, Some(d.slot)));
+        }
+        let to = if peer { PORT_F_PEER } else { 0 };
         port::to_binding(self, d.ifindex, d.vid as u16, to).map_err(|r| (r, Some(d.slot)))
     }
 

@@ -106,7 +106,7 @@ impl Underlay {
             ageing_s: self.learning.ageing_s,
             move_limit: self.learning.move_limit,
             move_window_s: self.learning.move_window_s,
-            _pad: 0,
+            gro_lane: 0,
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<St
         let r = &recorded.config;
         // The attachment stays as it is, and with it where decap runs.
         cfg.flags = (cfg.flags & !CONFIG_F_DECAP_TC) | (r.flags & CONFIG_F_DECAP_TC);
+        cfg.gro_lane = r.gro_lane;
         if r.underlay_ifindex != cfg.underlay_ifindex || r.local_ip != cfg.local_ip {
             bail!(
                 "instance '{}' is up on {} with local address {}: an upgrade keeps them; \

@@ -249,12 +249,11 @@ fn vtep_dut(
     let (local, peer) = (t.dut_ip.to_string(), t.peer_ip.to_string());
     let mut up: Vec<&str> = UP_NATIVE
         .iter()
-        .map(|a| {
-            if *a == "198.18.0.1" {
-                local.as_str()
-            } else {
-                a
-            }
+        .map(|a| match *a {
+            "198.18.0.1" => local.as_str(),
+            // The XDP mode's value.
+            "native" if variant == Variant::VtepTc => "off",
+            a => a,
         })
         .collect();
     if variant == Variant::VtepUncached {
@@ -380,6 +379,7 @@ impl Bench {
             (
                 _,
                 Variant::Vtep
+                | Variant::VtepTc
                 | Variant::VtepXdp
                 | Variant::VtepUncached
                 | Variant::Baseline
@@ -387,8 +387,10 @@ impl Bench {
                 | Variant::VtepPolicy,
             ) => {
                 vtep = Some(vtep_dut(&t, (dir, variant), &bpffs, vtep_bin, up_args)?);
-                if dir == Dir::Encap && gro_on_rx {
-                    t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
+                // Without XDP, `vtep up` leaves the underlay's GRO as it
+                // is: on where XDP frames arrive, as for the others.
+                if gro_on_rx && (dir == Dir::Encap || variant == Variant::VtepTc) {
+                    t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
                 }
             }
             (Dir::Decap, Variant::XdpRedirect) => {

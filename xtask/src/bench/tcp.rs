@@ -19,17 +19,20 @@ const RUNS: usize = 3;
 /// segmented, and GRO at the VM's veth puts the segments back together
 /// before the VM's stack, as the kernel's vxlan gets whole GSO packets
 /// through a plain veth. Without GRO a veth drops XDP frames, so that
-/// variant has no "offloads off" figure.
+/// variant has no "offloads off" figure. `vtep-tc` decapsulates in TC,
+/// no XDP on the underlay (`vtep up --xdp-mode off`): nothing puts the
+/// inner segments back together.
 pub fn tcp(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Tcp> {
     let (secs, runs) = if smoke { (1, 1) } else { (4, RUNS) };
-    let variants = [
-        ("vtep", Kind::Ours),
-        ("vtep-xdp-gro", Kind::Ours),
-        ("kernel", Kind::Kernel),
+    let variants: [(&str, Kind, &[&str]); 4] = [
+        ("vtep", Kind::Ours, &[]),
+        ("vtep-xdp-gro", Kind::Ours, &[]),
+        ("vtep-tc", Kind::Ours, &["--xdp-mode", "off"]),
+        ("kernel", Kind::Kernel, &[]),
     ];
     let mut overlays = Vec::new();
-    for (name, kind) in variants {
-        let o = Overlay::new(&[kind, kind], vtep_bin);
+    for (name, kind, up_args) in variants {
+        let o = Overlay::with_up_args(&[kind, kind], vtep_bin, up_args);
         o.static_fdb(0);
         if name == "vtep-xdp-gro" {
             for (h, v) in o.vteps.iter().enumerate() {
@@ -59,7 +62,7 @@ pub fn tcp(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Tcp> {
         }
     }
     let mut figures = Vec::new();
-    for (i, ((name, _), o)) in variants.iter().zip(&overlays).enumerate() {
+    for (i, ((name, ..), o)) in variants.iter().zip(&overlays).enumerate() {
         let offloads_on = super::summary(&on[i]).0;
         let offloads_off = if *name == "vtep-xdp-gro" {
             None
@@ -77,10 +80,12 @@ pub fn tcp(vtep_bin: &Path, smoke: bool) -> anyhow::Result<Tcp> {
             offloads_off,
         });
     }
-    let [vtep, vtep_xdp_gro, kernel] = <[TcpFigure; 3]>::try_from(figures).expect("three variants");
+    let [vtep, vtep_xdp_gro, vtep_tc, kernel] =
+        <[TcpFigure; 4]>::try_from(figures).expect("four variants");
     Ok(Tcp {
         vtep,
         vtep_xdp_gro,
+        vtep_tc,
         kernel,
         runs,
     })

@@ -22,6 +22,9 @@ pub enum Variant {
     /// This project's VTEP, ports added as `port add` adds them (the
     /// default delivery).
     Vtep,
+    /// Decapsulating in TC on an underlay without XDP (`vtep up
+    /// --xdp-mode off`), ports as `port add` adds them.
+    VtepTc,
     /// Delivering from XDP (`port add --deliver xdp`), to a VM whose side
     /// of the veth has GRO on (else it cannot take XDP frames).
     VtepXdp,
@@ -64,6 +67,7 @@ impl Variant {
             Variant::Kernel => "kernel",
             Variant::KernelNoGro => "kernel-nogro",
             Variant::Vtep => "vtep",
+            Variant::VtepTc => "vtep-tc",
             Variant::VtepXdp => "vtep-xdp",
             Variant::VtepUncached => "vtep-uncached",
             Variant::Baseline => "baseline",

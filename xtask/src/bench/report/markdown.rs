@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Arrival, DirReport, Report, Tcp, num};
+use super::{Arrival, DirReport, Report, Tcp, TcpFigure, num};
 
 impl Report {
     /// The report as Markdown.
@@ -98,7 +98,8 @@ impl Report {
         writeln!(
             s,
             "\nThe `vtep` variants with frames arriving as XDP frames (decap: `vtep_decap` \
-             decides and strips in XDP, `vtep_decap_tc` hands the skb to the port), and the \
+             decides and strips in XDP, `vtep_decap_tc` hands the skb to the port; in \
+             `vtep-tc`, no XDP, it decides and strips too), and the \
              ceilings' programs: `bench_strip_redirect` (`xdp-redirect`), `bench_strip_peer` \
              (`tc-peer`), `bench_encap_ceiling` (`encap-ceiling`). What ours spend above \
              them is this VTEP's lookups, counters and checks."
@@ -201,6 +202,7 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
     let parts = [
         ("vtep/kernel", d.vtep_over_kernel),
         ("kernel cost/vtep cost", d.kernel_cost_over_vtep),
+        ("kernel cost/vtep-tc cost", d.kernel_cost_over_vtep_tc),
         ("kernel cost/vtep-xdp cost", d.kernel_cost_over_vtep_xdp),
         (
             "kernel cost/xdp-redirect cost",
@@ -208,6 +210,7 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
         ),
         ("vtep-xdp/xdp-redirect", d.vtep_xdp_over_xdp_redirect),
         ("vtep/tc-peer", d.vtep_over_tc_peer),
+        ("vtep-tc/tc-peer", d.vtep_tc_over_tc_peer),
         (
             "vtep-uncached/xdp-redirect",
             d.vtep_uncached_over_xdp_redirect,
@@ -224,6 +227,14 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
     writeln!(s, "\n{}\n", shown.join("; "))
 }
 
+/// `a`'s rate with offloads off over `b`'s, for the text.
+fn ratio_off(a: &TcpFigure, b: &TcpFigure) -> String {
+    match (a.offloads_off, b.offloads_off) {
+        (Some(a), Some(b)) => format!("{:.2}", a / b),
+        _ => "–".to_owned(),
+    }
+}
+
 /// The TCP table and what it means.
 fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
     writeln!(
@@ -233,6 +244,7 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
     for (name, f) in [
         ("vtep", &t.vtep),
         ("vtep-xdp-gro", &t.vtep_xdp_gro),
+        ("vtep-tc", &t.vtep_tc),
         ("kernel", &t.kernel),
     ] {
         writeln!(
@@ -247,19 +259,20 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
         s,
         "\nMedians of {} runs per variant, the variants taking turns. \
          vtep/kernel = {:.2} with the VMs' offloads on, {} with them off; \
-         vtep-xdp-gro/kernel = {:.2}. `vtep` is ports as `port add` makes them (into the \
+         vtep-xdp-gro/kernel = {:.2}; vtep-tc/kernel = {:.2}, {} with offloads off. `vtep` is ports as `port add` makes them (into the \
          peer of the VM's veth, which is as it comes: neither GRO nor XDP on it). XDP on \
          the underlay veth keeps its peer from handing it GSO packets, so TCP arrives in \
          MTU-sized frames where the kernel's vxlan gets whole GSO packets through the veth; \
          GRO on the underlay (`vtep up` turns it on) puts each flow's inner segments back \
          together before they reach the port. `vtep-xdp-gro` delivers from XDP (`--deliver \
-         xdp`) to a VM whose side of the veth has GRO on.",
+         xdp`) to a VM whose side of the veth has GRO on. `vtep-tc` decapsulates in TC, no \
+         XDP on the underlay (`vtep up --xdp-mode off`): nothing puts the inner segments \
+         back together before the VM.",
         t.runs,
         t.vtep.offloads_on / k,
-        match (t.vtep.offloads_off, t.kernel.offloads_off) {
-            (Some(v), Some(k)) => format!("{:.2}", v / k),
-            _ => "–".to_owned(),
-        },
-        t.vtep_xdp_gro.offloads_on / k
+        ratio_off(&t.vtep, &t.kernel),
+        t.vtep_xdp_gro.offloads_on / k,
+        t.vtep_tc.offloads_on / k,
+        ratio_off(&t.vtep_tc, &t.kernel),
     )
 }
