@@ -2,7 +2,7 @@
 //! that bad input gives one line naming the problem, a non-zero exit and
 //! nothing half-applied.
 
-use vtep_tests::Netns;
+use vtep_tests::{Netns, UP_NATIVE};
 
 mod host;
 
@@ -10,6 +10,13 @@ use host::{refused, setup};
 
 fn xdp_attached(host: &Netns, dev: &str) -> bool {
     host.ok(&["ip", "link", "show", dev]).contains("xdp")
+}
+
+/// Whether `host` has a GRO lane (an instance decapsulating in TC).
+fn has_gro_lane(host: &Netns) -> bool {
+    host.ok(&["ip", "-o", "link", "show"])
+        .lines()
+        .any(|l| l.contains(": vtl"))
 }
 
 #[test]
@@ -295,6 +302,7 @@ remote = "198.18.0.2"
         !xdp_attached(&s.host, "ul0"),
         "a refused config attached XDP"
     );
+    assert!(!has_gro_lane(&s.host), "a refused config left its GRO lane");
     assert!(
         !s.bpffs.dir.join(&v.instance).exists(),
         "a refused config left pins"
@@ -303,7 +311,14 @@ remote = "198.18.0.2"
     let good_path = dir.join("good.toml");
     std::fs::write(&good_path, good).unwrap();
     v.ok(&["up", "--config", good_path.to_str().unwrap()]);
-    assert!(xdp_attached(&s.host, "ul0"));
+    // On a veth, `xdp_mode = "auto"` (the default) decapsulates in TC.
+    let status: serde_json::Value = serde_json::from_str(&v.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["datapath"]["xdp_mode"], "off", "{status}");
+    assert!(
+        status["attachments"]["link_decap_tc"]["program_id"].as_u64() > Some(0),
+        "{status}"
+    );
+    assert!(!xdp_attached(&s.host, "ul0") && has_gro_lane(&s.host));
     let fdb: serde_json::Value = serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
     assert_eq!(fdb.as_array().map(Vec::len), Some(2), "{fdb}");
     refused(v, &["port", "add", "p1", "--vni", "100"], "already bound");
@@ -388,7 +403,7 @@ fn pins_are_root_only() {
 fn ports_get_the_delivery_their_device_takes() {
     let s = setup();
     let v = &s.vtep;
-    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    v.ok(UP_NATIVE);
     v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
     // A veth in the host namespace at both ends, and a tap.
     s.host.ok(&[
@@ -428,6 +443,18 @@ fn ports_get_the_delivery_their_device_takes() {
     v.ok(&["port", "del", "p2"]);
     v.ok(&["port", "add", "p2", "--vni", "100", "--deliver", "peer"]);
     assert_eq!(deliver("p2").as_deref(), Some("peer"));
+    // Without XDP on the underlay (the default on a veth), a tap gets
+    // skbs, and XDP delivery is refused.
+    v.ok(&["down"]);
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
+    v.ok(&["port", "add", "t0", "--vni", "100"]);
+    assert_eq!(deliver("t0").as_deref(), Some("skb"));
+    refused(
+        v,
+        &["port", "add", "p2", "--vni", "100", "--deliver", "xdp"],
+        "--xdp-mode native",
+    );
 }
 
 #[test]
@@ -440,15 +467,22 @@ fn up_turns_gro_on_on_the_underlay_and_down_turns_it_back_off() {
             .any(|l| l == "generic-receive-offload: on")
     };
     assert!(!gro(), "a veth comes with GRO off");
-    s.vtep
-        .ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    s.vtep.ok(UP_NATIVE);
     assert!(gro(), "up left GRO off on the underlay");
     s.vtep.ok(&["down"]);
     assert!(!gro(), "down left GRO on, which up had turned on");
     // GRO the host had on stays on.
     s.host.ok(&["ethtool", "-K", "ul0", "gro", "on"]);
-    s.vtep
-        .ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    s.vtep.ok(UP_NATIVE);
     s.vtep.ok(&["down"]);
     assert!(gro(), "down turned off GRO that was on before up");
+    // Decapsulating in TC (the default on a veth), GRO on the underlay has
+    // nothing to merge and is left as it is; the GRO lane comes and goes
+    // with the instance.
+    s.host.ok(&["ethtool", "-K", "ul0", "gro", "off"]);
+    s.vtep
+        .ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    assert!(!gro() && has_gro_lane(&s.host), "GRO turned on, or no lane");
+    s.vtep.ok(&["down"]);
+    assert!(!has_gro_lane(&s.host), "down left the GRO lane");
 }

@@ -188,7 +188,12 @@ fn wire_format_follows_rfc7348() {
 
 #[test]
 fn xdp_delivery_to_a_port_that_accepts_xdp_frames() {
-    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    // XDP delivery needs XDP on the underlay: native (a veth has it).
+    let o = Overlay::with_up_args(
+        &[Kind::Ours, Kind::Ours],
+        &vtep_bin(),
+        &["--xdp-mode", "native"],
+    );
     // A veth accepts XDP-redirected frames once its peer (the VM side) has
     // GRO on: rebind host 1's tenant-100 port with --deliver xdp.
     let vm = o.vm(1, 0);

@@ -458,11 +458,13 @@ impl Deliver {
     }
 }
 
-/// How to attach XDP to the underlay.
+/// How to attach XDP to the underlay, or not at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpModeArg {
-    /// Native if the driver supports it, else generic (with a warning).
+    /// Native XDP where the driver has it; no XDP (as `off`) on a veth,
+    /// where frames arrive as skbs, and where native XDP fails (with a
+    /// warning).
     Auto,
     /// Native (driver) mode only.
     Native,

@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use vtep_common::{
     consts::{DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, FDB_CAPACITY, VXLAN_PORT},
     maps::{
-        CONFIG_F_DECAP_TC, CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, Config, DEFAULT_AGEING_S,
-        DEFAULT_MOVE_LIMIT, DEFAULT_MOVE_WINDOW_S,
+        CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, Config, DEFAULT_AGEING_S, DEFAULT_MOVE_LIMIT,
+        DEFAULT_MOVE_WINDOW_S,
     },
 };
 
@@ -97,11 +97,6 @@ impl Underlay {
                     0
                 } else {
                     CONFIG_F_NO_DECAP_CACHE
-                }
-                | if self.xdp_mode == XdpModeArg::Off {
-                    CONFIG_F_DECAP_TC
-                } else {
-                    0
                 },
             ageing_s: self.learning.ageing_s,
             move_limit: self.learning.move_limit,

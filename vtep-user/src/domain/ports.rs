@@ -13,10 +13,23 @@ use crate::{
     values::{Deliver, Vid},
 };
 
-/// The delivery port `iface` (`ifindex`) gets when `want` is asked for:
-/// `auto` chosen by its kind of device, `peer` refused where the kernel
-/// could not do it.
-pub(super) fn delivery(iface: &str, ifindex: u32, want: Deliver) -> anyhow::Result<Deliver> {
+/// The delivery port `iface` (`ifindex`) gets when `want` is asked for
+/// on an instance that has XDP on its underlay (`xdp`) or not: `auto`
+/// chosen by its kind of device, `peer` refused where the kernel could not
+/// do it, `xdp` where no XDP decapsulates.
+pub(super) fn delivery(
+    iface: &str,
+    ifindex: u32,
+    want: Deliver,
+    xdp: bool,
+) -> anyhow::Result<Deliver> {
+    if want == Deliver::Xdp && !xdp {
+        bail!(
+            "port '{iface}' cannot take frames from XDP: this instance decapsulates in TC, with \
+             no XDP on its underlay; use --deliver auto, peer or skb (or bring the instance up \
+             with --xdp-mode native)"
+        );
+    }
     if !matches!(want, Deliver::Auto | Deliver::Peer) {
         return Ok(want);
     }
@@ -33,7 +46,7 @@ pub(super) fn delivery(iface: &str, ifindex: u32, want: Deliver) -> anyhow::Resu
              another network namespace (the kernel refuses a peer redirect within one); use \
              --deliver auto or skb"
         ),
-        (_, PortKind::Tap) => Deliver::Xdp,
+        (_, PortKind::Tap) if xdp => Deliver::Xdp,
         _ => Deliver::Skb,
     })
 }
@@ -47,7 +60,7 @@ impl Edit<'_> {
         let (iface, vid, vni) = (p.iface.as_str(), p.vid, p.vni);
         let ifindex = sys::ifindex(iface)?;
         self.t.port_check(iface, (ifindex, vid), vni)?;
-        let deliver = delivery(iface, ifindex, p.deliver)?;
+        let deliver = delivery(iface, ifindex, p.deliver, self.t.has_xdp())?;
         let first = self.t.bindings(ifindex)?.is_empty();
         // The encap program's FIB lookup is a forwarding lookup from the
         // port, in the underlay's family (see vtep-ebpf/src/encap.rs,

@@ -48,7 +48,10 @@ pub(super) fn reconcile(e: &mut Edit<'_>, plan: &Plan) -> anyhow::Result<Changes
         );
         let want = want_ports
             .get(&(name.as_str(), vid))
-            .and_then(|(vni, d, g)| Some((*vni, delivery(&name, key.ifindex, *d).ok()?, *g)));
+            .and_then(|(vni, d, g)| {
+                let d = delivery(&name, key.ifindex, *d, e.t.has_xdp()).ok()?;
+                Some((*vni, d, *g))
+            });
         if want == Some(now) {
             kept.insert((name, vid));
         } else {

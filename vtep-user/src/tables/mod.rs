@@ -36,7 +36,7 @@ use vtep_common::{
     maps::{
         BindingStats, BumBucket, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LearnedEntry,
         NeighEntry, NeighKey, PeerInfo, PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey,
-        VniInfo, VniStats,
+        VniInfo, VniStats, XDP_MODE_OFF,
     },
     policy::{Member, Policer, Rule, RuleKey},
 };
@@ -301,6 +301,11 @@ impl Tables {
     /// The ageing time, ns.
     fn ageing_ns(&self) -> u64 {
         u64::from(self.info.config.ageing_s) * 1_000_000_000
+    }
+
+    /// Whether XDP decapsulates on the underlay (else TC does).
+    pub fn has_xdp(&self) -> bool {
+        self.info.xdp_mode != XDP_MODE_OFF
     }
 
     /// This VTEP's own underlay address.

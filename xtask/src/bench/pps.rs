@@ -252,7 +252,7 @@ fn vtep_dut(
         .map(|a| match *a {
             "198.18.0.1" => local.as_str(),
             // The XDP mode's value.
-            "native" if variant == Variant::VtepTc => "off",
+            "native" => variant.xdp_mode(),
             a => a,
         })
         .collect();
@@ -379,7 +379,7 @@ impl Bench {
             (
                 _,
                 Variant::Vtep
-                | Variant::VtepTc
+                | Variant::VtepNative
                 | Variant::VtepXdp
                 | Variant::VtepUncached
                 | Variant::Baseline
@@ -389,7 +389,7 @@ impl Bench {
                 vtep = Some(vtep_dut(&t, (dir, variant), &bpffs, vtep_bin, up_args)?);
                 // Without XDP, `vtep up` leaves the underlay's GRO as it
                 // is: on where XDP frames arrive, as for the others.
-                if gro_on_rx && (dir == Dir::Encap || variant == Variant::VtepTc) {
+                if gro_on_rx {
                     t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
                 }
             }

@@ -19,14 +19,15 @@ pub enum Variant {
     /// The same with GRO off on the underlay (an XDP_PASS program lets
     /// the veth take the generator's frames).
     KernelNoGro,
-    /// This project's VTEP, ports added as `port add` adds them (the
-    /// default delivery).
+    /// This project's VTEP as `vtep up` and `port add` set it up by
+    /// default: on the bench's veth underlay, decap in TC (no XDP).
     Vtep,
-    /// Decapsulating in TC on an underlay without XDP (`vtep up
-    /// --xdp-mode off`), ports as `port add` adds them.
-    VtepTc,
-    /// Delivering from XDP (`port add --deliver xdp`), to a VM whose side
-    /// of the veth has GRO on (else it cannot take XDP frames).
+    /// `vtep` with native XDP on the underlay (`vtep up --xdp-mode
+    /// native`), as `vtep up` sets it up by default on a NIC with native
+    /// XDP.
+    VtepNative,
+    /// Delivering from XDP (`port add --deliver xdp`, native XDP), to a VM
+    /// whose side of the veth has GRO on (else it cannot take XDP frames).
     VtepXdp,
     /// This project's VTEP without its decap decision cache
     /// (`vtep up --no-decap-cache`): every frame decided from the tables;
@@ -67,7 +68,7 @@ impl Variant {
             Variant::Kernel => "kernel",
             Variant::KernelNoGro => "kernel-nogro",
             Variant::Vtep => "vtep",
-            Variant::VtepTc => "vtep-tc",
+            Variant::VtepNative => "vtep-native",
             Variant::VtepXdp => "vtep-xdp",
             Variant::VtepUncached => "vtep-uncached",
             Variant::Baseline => "baseline",
@@ -96,6 +97,17 @@ impl Variant {
             self,
             Variant::Kernel | Variant::KernelNoGro | Variant::KernelIpv6
         )
+    }
+
+    /// The `vtep up --xdp-mode` of our VTEP in this variant: native XDP
+    /// where it delivers from XDP or stands for a NIC's native XDP, the
+    /// default elsewhere (a build from another revision has its own).
+    pub(super) fn xdp_mode(self) -> &'static str {
+        if self == Variant::VtepNative || self.xdp_delivery() {
+            "native"
+        } else {
+            "auto"
+        }
     }
 
     /// Whether decap delivers to the VM from XDP (the VM's side of the

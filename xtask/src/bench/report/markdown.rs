@@ -47,11 +47,14 @@ impl Report {
              off; ratios to \"kernel\" take the cheaper of the two. The kernel variants' vxlan \
              devices are up only while they are measured: while any kernel UDP tunnel socket \
              exists, GRO looks up a UDP socket for every UDP packet on the host (some 40 ns a \
-             frame for the others). `vtep` adds ports as `vtep \
-             port add` does by default (`--deliver auto`: a veth whose peer is in another \
-             namespace gets frames from TC with `bpf_redirect_peer`), `vtep-xdp` with \
-             `--deliver xdp` (the VM's side of the veth has GRO on, else it cannot take XDP \
-             frames); `vtep-uncached` is `vtep-xdp` without the decap decision cache \
+             frame for the others). `vtep` is this VTEP as `vtep up` and `vtep port add` set \
+             it up by default: on the bench's veth underlay it decapsulates in TC, no XDP \
+             (`--xdp-mode auto`), and a veth port whose peer is in another namespace gets \
+             frames with `bpf_redirect_peer` (`--deliver auto`); `vtep-native` has native XDP \
+             on the underlay (`--xdp-mode native`: what `vtep up` picks on a NIC that has it; \
+             XDP decides and strips, TC hands the skb to the port); `vtep-xdp` delivers from \
+             XDP (`--deliver xdp`; the VM's side of the veth has GRO on, else it cannot take \
+             XDP frames); `vtep-uncached` is `vtep-xdp` without the decap decision cache \
              (`--no-decap-cache`); `vtep-policy` is `vtep` with group policy on the VNI \
              (`--gbp`, the VMs in groups, rules allowing their traffic: every frame's \
              identities looked up and judged). Ceilings: `xdp-drop` and `tc-drop` drop where the \
@@ -97,9 +100,10 @@ impl Report {
         }
         writeln!(
             s,
-            "\nThe `vtep` variants with frames arriving as XDP frames (decap: `vtep_decap` \
-             decides and strips in XDP, `vtep_decap_tc` hands the skb to the port; in \
-             `vtep-tc`, no XDP, it decides and strips too), and the \
+            "\nThe `vtep` variants with frames arriving as XDP frames (decap: in `vtep`, \
+             `vtep_decap_tc` decides, strips and hands the skb to the port; in `vtep-native`, \
+             `vtep_decap` decides and strips in XDP and `vtep_decap_tc` (after XDP) hands \
+             the skb on), and the \
              ceilings' programs: `bench_strip_redirect` (`xdp-redirect`), `bench_strip_peer` \
              (`tc-peer`), `bench_encap_ceiling` (`encap-ceiling`). What ours spend above \
              them is this VTEP's lookups, counters and checks."
@@ -202,7 +206,10 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
     let parts = [
         ("vtep/kernel", d.vtep_over_kernel),
         ("kernel cost/vtep cost", d.kernel_cost_over_vtep),
-        ("kernel cost/vtep-tc cost", d.kernel_cost_over_vtep_tc),
+        (
+            "kernel cost/vtep-native cost",
+            d.kernel_cost_over_vtep_native,
+        ),
         ("kernel cost/vtep-xdp cost", d.kernel_cost_over_vtep_xdp),
         (
             "kernel cost/xdp-redirect cost",
@@ -210,7 +217,6 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
         ),
         ("vtep-xdp/xdp-redirect", d.vtep_xdp_over_xdp_redirect),
         ("vtep/tc-peer", d.vtep_over_tc_peer),
-        ("vtep-tc/tc-peer", d.vtep_tc_over_tc_peer),
         (
             "vtep-uncached/xdp-redirect",
             d.vtep_uncached_over_xdp_redirect,
@@ -244,7 +250,7 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
     for (name, f) in [
         ("vtep", &t.vtep),
         ("vtep-xdp-gro", &t.vtep_xdp_gro),
-        ("vtep-tc", &t.vtep_tc),
+        ("vtep-native", &t.vtep_native),
         ("kernel", &t.kernel),
     ] {
         writeln!(
@@ -259,20 +265,19 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
         s,
         "\nMedians of {} runs per variant, the variants taking turns. \
          vtep/kernel = {:.2} with the VMs' offloads on, {} with them off; \
-         vtep-xdp-gro/kernel = {:.2}; vtep-tc/kernel = {:.2}, {} with offloads off. `vtep` is ports as `port add` makes them (into the \
-         peer of the VM's veth, which is as it comes: neither GRO nor XDP on it). XDP on \
-         the underlay veth keeps its peer from handing it GSO packets, so TCP arrives in \
-         MTU-sized frames where the kernel's vxlan gets whole GSO packets through the veth; \
-         GRO on the underlay (`vtep up` turns it on) puts each flow's inner segments back \
-         together before they reach the port. `vtep-xdp-gro` delivers from XDP (`--deliver \
-         xdp`) to a VM whose side of the veth has GRO on. `vtep-tc` decapsulates in TC, no \
-         XDP on the underlay (`vtep up --xdp-mode off`): nothing puts the inner segments \
-         back together before the VM.",
+         vtep-xdp-gro/kernel = {:.2}; vtep-native/kernel = {:.2}, {} with offloads off. \
+         `vtep` is the VTEP as `vtep up` and `port add` set it up (into the peer of the VM's \
+         veth, which is as it comes: neither GRO nor XDP on it): on this veth underlay it \
+         decapsulates in TC, and TCP segments cross its GRO lane, where they are put back \
+         together per flow before the port. `vtep-native` has native XDP on the underlay \
+         (`--xdp-mode native`, as on a NIC that has it): GRO on the underlay (`vtep up` turns \
+         it on) puts the inner segments XDP passes up back together. `vtep-xdp-gro` delivers \
+         from XDP (`--deliver xdp`) to a VM whose side of the veth has GRO on.",
         t.runs,
         t.vtep.offloads_on / k,
         ratio_off(&t.vtep, &t.kernel),
         t.vtep_xdp_gro.offloads_on / k,
-        t.vtep_tc.offloads_on / k,
-        ratio_off(&t.vtep_tc, &t.kernel),
+        t.vtep_native.offloads_on / k,
+        ratio_off(&t.vtep_native, &t.kernel),
     )
 }
