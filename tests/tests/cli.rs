@@ -311,14 +311,10 @@ remote = "198.18.0.2"
     let good_path = dir.join("good.toml");
     std::fs::write(&good_path, good).unwrap();
     v.ok(&["up", "--config", good_path.to_str().unwrap()]);
-    // On a veth, `xdp_mode = "auto"` (the default) decapsulates in TC.
+    // `xdp_mode = "auto"` (the default): native XDP, which a veth has.
     let status: serde_json::Value = serde_json::from_str(&v.ok(&["status", "--json"])).unwrap();
-    assert_eq!(status["datapath"]["xdp_mode"], "off", "{status}");
-    assert!(
-        status["attachments"]["link_decap_tc"]["program_id"].as_u64() > Some(0),
-        "{status}"
-    );
-    assert!(!xdp_attached(&s.host, "ul0") && has_gro_lane(&s.host));
+    assert_eq!(status["datapath"]["xdp_mode"], "native", "{status}");
+    assert!(xdp_attached(&s.host, "ul0") && !has_gro_lane(&s.host));
     let fdb: serde_json::Value = serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
     assert_eq!(fdb.as_array().map(Vec::len), Some(2), "{fdb}");
     refused(v, &["port", "add", "p1", "--vni", "100"], "already bound");
@@ -443,10 +439,18 @@ fn ports_get_the_delivery_their_device_takes() {
     v.ok(&["port", "del", "p2"]);
     v.ok(&["port", "add", "p2", "--vni", "100", "--deliver", "peer"]);
     assert_eq!(deliver("p2").as_deref(), Some("peer"));
-    // Without XDP on the underlay (the default on a veth), a tap gets
-    // skbs, and XDP delivery is refused.
+    // Without XDP on the underlay, a tap gets skbs, and XDP delivery is
+    // refused.
     v.ok(&["down"]);
-    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    v.ok(&[
+        "up",
+        "--underlay",
+        "ul0",
+        "--local-ip",
+        "198.18.0.1",
+        "--xdp-mode",
+        "off",
+    ]);
     v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
     v.ok(&["port", "add", "t0", "--vni", "100"]);
     assert_eq!(deliver("t0").as_deref(), Some("skb"));
@@ -476,12 +480,18 @@ fn up_turns_gro_on_on_the_underlay_and_down_turns_it_back_off() {
     s.vtep.ok(UP_NATIVE);
     s.vtep.ok(&["down"]);
     assert!(gro(), "down turned off GRO that was on before up");
-    // Decapsulating in TC (the default on a veth), GRO on the underlay has
-    // nothing to merge and is left as it is; the GRO lane comes and goes
-    // with the instance.
+    // Decapsulating in TC, GRO on the underlay has nothing to merge and is
+    // left as it is; the GRO lane comes and goes with the instance.
     s.host.ok(&["ethtool", "-K", "ul0", "gro", "off"]);
-    s.vtep
-        .ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    s.vtep.ok(&[
+        "up",
+        "--underlay",
+        "ul0",
+        "--local-ip",
+        "198.18.0.1",
+        "--xdp-mode",
+        "off",
+    ]);
     assert!(!gro() && has_gro_lane(&s.host), "GRO turned on, or no lane");
     s.vtep.ok(&["down"]);
     assert!(!has_gro_lane(&s.host), "down left the GRO lane");

@@ -31,7 +31,6 @@ use crate::{
     instance::{
         Instance, PIN_LINK_DECAP_TC, PIN_LINK_GRO_LANE, PIN_LINK_XDP, PIN_PROG_ENCAP, pin_link_port,
     },
-    netlink::{PortKind, Rtnl},
     values::XdpModeArg,
 };
 
@@ -51,11 +50,12 @@ pub struct Capacities {
 /// maps, the encap program and the links under the instance directory.
 /// On failure everything created so far is removed again.
 ///
-/// `--xdp-mode auto` decapsulates in TC, no XDP, on a veth (frames come to
-/// it as skbs, which XDP on a veth copies into a page first: measured, TC
-/// alone costs a third of that per frame, and TCP keeps pace through the
-/// GRO lane) and on a device without native XDP (generic XDP is the skb
-/// path with XDP emulated on top); native XDP anywhere else.
+/// `--xdp-mode auto` attaches native XDP, and where the driver has none
+/// decapsulates in TC (generic XDP is the skb path with XDP emulated on
+/// top). A veth has native XDP, so auto picks it there too: TCP through
+/// it is ahead of the kernel's (XDP then GRO on the underlay), where
+/// decap in TC costs a third per frame arriving as an skb but keeps TCP
+/// behind it (measured; see README, "Decapsulating in TC").
 pub fn up(
     inst: &Instance,
     underlay: &str,
@@ -67,14 +67,6 @@ pub fn up(
     fs::create_dir_all(&inst.dir)
         .with_context(|| format!("cannot create {}", inst.dir.display()))?;
     set_private(&inst.dir);
-    let veth = matches!(
-        Rtnl::open()?.port_kind(config.underlay_ifindex)?,
-        PortKind::Veth { .. }
-    );
-    let mode = match mode {
-        XdpModeArg::Auto if veth => XdpModeArg::Off,
-        m => m,
-    };
     match up_as(inst, underlay, config, mode, capacities) {
         Err(e) if e.downcast_ref::<NoNativeXdp>().is_some() => {
             warn!("{e:#}: decapsulating in TC instead (--xdp-mode skb forces generic XDP)");
@@ -93,8 +85,8 @@ struct NoNativeXdp {
     reason: String,
 }
 
-/// [`up`] in XDP mode `mode` (not `Auto` on a veth); everything made so
-/// far removed again on failure.
+/// [`up`] in XDP mode `mode`; everything made so far removed again on
+/// failure.
 fn up_as(
     inst: &Instance,
     underlay: &str,

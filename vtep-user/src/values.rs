@@ -462,18 +462,18 @@ impl Deliver {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpModeArg {
-    /// Native XDP where the driver has it; no XDP (as `off`) on a veth,
-    /// where frames arrive as skbs, and where native XDP fails (with a
-    /// warning).
+    /// Native XDP where the driver has it (a veth has), else no XDP (as
+    /// `off`, with a warning).
     Auto,
     /// Native (driver) mode only.
     Native,
     /// Generic (skb) mode: works on any interface, slower.
     Skb,
-    /// No XDP: VXLAN decapsulated in TC ingress. Cheaper where frames
-    /// arrive as skbs (a veth underlay: XDP copies each one first), but
-    /// the inner TCP flows are not put back together by GRO, and GSO
-    /// packets from a sender with offloads on are dropped (`gso_tunnel`).
+    /// No XDP: VXLAN decapsulated in TC ingress, TCP put back together in
+    /// the instance's GRO lane. Cheaper per frame where frames arrive as
+    /// skbs (a veth underlay: XDP copies each one first), slower for a
+    /// VM's TCP; GSO packets from a sender with offloads on are dropped
+    /// (`gso_tunnel`).
     Off,
 }
 

@@ -43,8 +43,8 @@ pub struct Args {
     /// VXLAN UDP port.
     #[arg(long, default_value_t = VXLAN_PORT, conflicts_with = "config")]
     udp_port: u16,
-    /// XDP attach mode on the underlay, or `off`: decap in TC (auto: off
-    /// on a veth and where native XDP fails, else native).
+    /// XDP attach mode on the underlay, or `off`: decap in TC (auto:
+    /// native where the driver has it, else off).
     #[arg(long, value_enum, default_value = "auto", conflicts_with = "config")]
     xdp_mode: XdpModeArg,
     /// Outer IPv4 TTL.

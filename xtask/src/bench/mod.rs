@@ -199,7 +199,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         Variant::Kernel,
         Variant::KernelNoGro,
         Variant::Vtep,
-        Variant::VtepNative,
+        Variant::VtepTc,
         Variant::VtepXdp,
         Variant::KernelIpv6,
         Variant::VtepIpv6,
@@ -218,7 +218,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         Variant::Kernel,
         Variant::KernelNoGro,
         Variant::Vtep,
-        Variant::VtepNative,
+        Variant::VtepTc,
         Variant::VtepXdp,
     ];
     let mut encap_skb = vec![Variant::Kernel, Variant::Vtep];
@@ -291,28 +291,24 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         b.measure(packets)?;
     }
     let mut program_cost_ns = stats.read(&[
+        "vtep_decap",
         "vtep_decap_tc",
         "vtep_encap",
         "bench_strip_redirect",
         "bench_strip_peer",
         "bench_encap_ceiling",
     ])?;
-    // `vtep-native` (`vtep_decap` in XDP): `vtep_decap_tc`'s runs there,
-    // where it only finishes what XDP decided, apart from the default
-    // path's, where it decapsulates by itself.
+    // `vtep-tc`: `vtep_decap_tc` decapsulating by itself, its runs apart
+    // from the default path's, where it only finishes what XDP decided.
     if let Some(b) = benches
         .iter()
-        .find(|b| b.variant == Variant::VtepNative && b.generator.arrival() == Arrival::Xdp)
+        .find(|b| b.variant == Variant::VtepTc && b.generator.arrival() == Arrival::Xdp)
     {
         const TC: &str = "vtep_decap_tc";
         let before = stats.read(&[TC])?;
         b.measure(packets)?;
-        let after = stats.read(&["vtep_decap", TC])?;
-        if let Some(c) = after.get(TC) {
-            program_cost_ns.insert(format!("{TC} (after XDP)"), c.since(before.get(TC)));
-        }
-        if let Some(c) = after.get("vtep_decap") {
-            program_cost_ns.insert("vtep_decap".to_owned(), c.since(None));
+        if let Some(after) = stats.read(&[TC])?.get(TC) {
+            program_cost_ns.insert(format!("{TC} (no XDP)"), after.since(before.get(TC)));
         }
     }
     drop(stats);

@@ -379,7 +379,7 @@ impl Bench {
             (
                 _,
                 Variant::Vtep
-                | Variant::VtepNative
+                | Variant::VtepTc
                 | Variant::VtepXdp
                 | Variant::VtepUncached
                 | Variant::Baseline

@@ -20,12 +20,11 @@ pub enum Variant {
     /// the veth take the generator's frames).
     KernelNoGro,
     /// This project's VTEP as `vtep up` and `port add` set it up by
-    /// default: on the bench's veth underlay, decap in TC (no XDP).
+    /// default: native XDP on the underlay (a veth has it, as a NIC).
     Vtep,
-    /// `vtep` with native XDP on the underlay (`vtep up --xdp-mode
-    /// native`), as `vtep up` sets it up by default on a NIC with native
-    /// XDP.
-    VtepNative,
+    /// `vtep` decapsulating in TC, no XDP on the underlay (`vtep up
+    /// --xdp-mode off`; TCP through its GRO lane).
+    VtepTc,
     /// Delivering from XDP (`port add --deliver xdp`, native XDP), to a VM
     /// whose side of the veth has GRO on (else it cannot take XDP frames).
     VtepXdp,
@@ -68,7 +67,7 @@ impl Variant {
             Variant::Kernel => "kernel",
             Variant::KernelNoGro => "kernel-nogro",
             Variant::Vtep => "vtep",
-            Variant::VtepNative => "vtep-native",
+            Variant::VtepTc => "vtep-tc",
             Variant::VtepXdp => "vtep-xdp",
             Variant::VtepUncached => "vtep-uncached",
             Variant::Baseline => "baseline",
@@ -99,11 +98,13 @@ impl Variant {
         )
     }
 
-    /// The `vtep up --xdp-mode` of our VTEP in this variant: native XDP
-    /// where it delivers from XDP or stands for a NIC's native XDP, the
-    /// default elsewhere (a build from another revision has its own).
+    /// The `vtep up --xdp-mode` of our VTEP in this variant: `off` for
+    /// `vtep-tc`, native XDP where it delivers from XDP, the default
+    /// elsewhere (a build from another revision has its own).
     pub(super) fn xdp_mode(self) -> &'static str {
-        if self == Variant::VtepNative || self.xdp_delivery() {
+        if self == Variant::VtepTc {
+            "off"
+        } else if self.xdp_delivery() {
             "native"
         } else {
             "auto"

@@ -48,11 +48,10 @@ impl Report {
              devices are up only while they are measured: while any kernel UDP tunnel socket \
              exists, GRO looks up a UDP socket for every UDP packet on the host (some 40 ns a \
              frame for the others). `vtep` is this VTEP as `vtep up` and `vtep port add` set \
-             it up by default: on the bench's veth underlay it decapsulates in TC, no XDP \
-             (`--xdp-mode auto`), and a veth port whose peer is in another namespace gets \
-             frames with `bpf_redirect_peer` (`--deliver auto`); `vtep-native` has native XDP \
-             on the underlay (`--xdp-mode native`: what `vtep up` picks on a NIC that has it; \
-             XDP decides and strips, TC hands the skb to the port); `vtep-xdp` delivers from \
+             it up by default: native XDP on the underlay (`--xdp-mode auto`; XDP decides and \
+             strips, TC hands the skb to the port), and a veth port whose peer is in another \
+             namespace gets frames with `bpf_redirect_peer` (`--deliver auto`); `vtep-tc` \
+             decapsulates in TC, no XDP on the underlay (`--xdp-mode off`); `vtep-xdp` delivers from \
              XDP (`--deliver xdp`; the VM's side of the veth has GRO on, else it cannot take \
              XDP frames); `vtep-uncached` is `vtep-xdp` without the decap decision cache \
              (`--no-decap-cache`); `vtep-policy` is `vtep` with group policy on the VNI \
@@ -101,9 +100,8 @@ impl Report {
         writeln!(
             s,
             "\nThe `vtep` variants with frames arriving as XDP frames (decap: in `vtep`, \
-             `vtep_decap_tc` decides, strips and hands the skb to the port; in `vtep-native`, \
-             `vtep_decap` decides and strips in XDP and `vtep_decap_tc` (after XDP) hands \
-             the skb on), and the \
+             `vtep_decap` decides and strips in XDP and `vtep_decap_tc` hands the skb to the \
+             port; in `vtep-tc`, no XDP, `vtep_decap_tc` decides, strips and hands over), and the \
              ceilings' programs: `bench_strip_redirect` (`xdp-redirect`), `bench_strip_peer` \
              (`tc-peer`), `bench_encap_ceiling` (`encap-ceiling`). What ours spend above \
              them is this VTEP's lookups, counters and checks."
@@ -206,10 +204,7 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
     let parts = [
         ("vtep/kernel", d.vtep_over_kernel),
         ("kernel cost/vtep cost", d.kernel_cost_over_vtep),
-        (
-            "kernel cost/vtep-native cost",
-            d.kernel_cost_over_vtep_native,
-        ),
+        ("kernel cost/vtep-tc cost", d.kernel_cost_over_vtep_tc),
         ("kernel cost/vtep-xdp cost", d.kernel_cost_over_vtep_xdp),
         (
             "kernel cost/xdp-redirect cost",
@@ -217,6 +212,7 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
         ),
         ("vtep-xdp/xdp-redirect", d.vtep_xdp_over_xdp_redirect),
         ("vtep/tc-peer", d.vtep_over_tc_peer),
+        ("vtep-tc/tc-peer", d.vtep_tc_over_tc_peer),
         (
             "vtep-uncached/xdp-redirect",
             d.vtep_uncached_over_xdp_redirect,
@@ -250,7 +246,7 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
     for (name, f) in [
         ("vtep", &t.vtep),
         ("vtep-xdp-gro", &t.vtep_xdp_gro),
-        ("vtep-native", &t.vtep_native),
+        ("vtep-tc", &t.vtep_tc),
         ("kernel", &t.kernel),
     ] {
         writeln!(
@@ -265,19 +261,19 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
         s,
         "\nMedians of {} runs per variant, the variants taking turns. \
          vtep/kernel = {:.2} with the VMs' offloads on, {} with them off; \
-         vtep-xdp-gro/kernel = {:.2}; vtep-native/kernel = {:.2}, {} with offloads off. \
+         vtep-xdp-gro/kernel = {:.2}; vtep-tc/kernel = {:.2}, {} with offloads off. \
          `vtep` is the VTEP as `vtep up` and `port add` set it up (into the peer of the VM's \
-         veth, which is as it comes: neither GRO nor XDP on it): on this veth underlay it \
-         decapsulates in TC, and TCP segments cross its GRO lane, where they are put back \
-         together per flow before the port. `vtep-native` has native XDP on the underlay \
-         (`--xdp-mode native`, as on a NIC that has it): GRO on the underlay (`vtep up` turns \
-         it on) puts the inner segments XDP passes up back together. `vtep-xdp-gro` delivers \
-         from XDP (`--deliver xdp`) to a VM whose side of the veth has GRO on.",
+         veth, which is as it comes: neither GRO nor XDP on it): native XDP on the underlay \
+         veth, and GRO there (`vtep up` turns it on) puts the inner segments XDP passes up \
+         back together per flow before the port. `vtep-tc` decapsulates in TC, no XDP \
+         (`--xdp-mode off`): its TCP segments cross the instance's GRO lane to be put back \
+         together. `vtep-xdp-gro` delivers from XDP (`--deliver xdp`) to a VM whose side of \
+         the veth has GRO on.",
         t.runs,
         t.vtep.offloads_on / k,
         ratio_off(&t.vtep, &t.kernel),
         t.vtep_xdp_gro.offloads_on / k,
-        t.vtep_native.offloads_on / k,
-        ratio_off(&t.vtep_native, &t.kernel),
+        t.vtep_tc.offloads_on / k,
+        ratio_off(&t.vtep_tc, &t.kernel),
     )
 }

@@ -59,9 +59,9 @@ pub struct Derived {
     /// (5 = a fifth of the kernel's cost).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_cost_over_vtep: Option<f64>,
-    /// The same with native XDP on the underlay.
+    /// The same decapsulating in TC (no XDP on the underlay).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kernel_cost_over_vtep_native: Option<f64>,
+    pub kernel_cost_over_vtep_tc: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_cost_over_vtep_xdp: Option<f64>,
     /// The bare strip-and-redirect's: how far below the kernel's cost
@@ -73,6 +73,9 @@ pub struct Derived {
     /// The default path over a bare TC decap into the peer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_over_tc_peer: Option<f64>,
+    /// Decap in TC over the bare TC decap: what its lookups cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_tc_over_tc_peer: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_uncached_over_xdp_redirect: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,11 +147,12 @@ impl DirReport {
         let derived = Derived {
             vtep_over_kernel: kernel.and_then(|k| ratio(Variant::Vtep, k)),
             kernel_cost_over_vtep: cost_ratio(Variant::Vtep),
-            kernel_cost_over_vtep_native: cost_ratio(Variant::VtepNative),
+            kernel_cost_over_vtep_tc: cost_ratio(Variant::VtepTc),
             kernel_cost_over_vtep_xdp: cost_ratio(Variant::VtepXdp),
             kernel_cost_over_xdp_redirect: cost_ratio(Variant::XdpRedirect),
             vtep_xdp_over_xdp_redirect: ratio(Variant::VtepXdp, Variant::XdpRedirect),
             vtep_over_tc_peer: ratio(Variant::Vtep, Variant::TcPeer),
+            vtep_tc_over_tc_peer: ratio(Variant::VtepTc, Variant::TcPeer),
             vtep_uncached_over_xdp_redirect: ratio(Variant::VtepUncached, Variant::XdpRedirect),
             vtep_over_encap_ceiling: ratio(Variant::Vtep, Variant::EncapCeiling),
             vtep_over_baseline: ratio(Variant::Vtep, Variant::Baseline),
@@ -273,8 +277,8 @@ pub struct Tcp {
     pub vtep: TcpFigure,
     #[serde(rename = "vtep-xdp-gro")]
     pub vtep_xdp_gro: TcpFigure,
-    #[serde(rename = "vtep-native")]
-    pub vtep_native: TcpFigure,
+    #[serde(rename = "vtep-tc")]
+    pub vtep_tc: TcpFigure,
     pub kernel: TcpFigure,
     pub runs: usize,
 }
