@@ -266,6 +266,17 @@ pub const UP_NATIVE: &[&str] = &[
     "native",
 ];
 
+/// `vtep up` on [`underlay_pair`]'s host, decap in TC (no XDP).
+pub const UP_TC: &[&str] = &[
+    "up",
+    "--underlay",
+    "ul0",
+    "--local-ip",
+    "198.18.0.1",
+    "--xdp-mode",
+    "off",
+];
+
 /// Creates a veth pair with `a_dev` in `a` and `b_dev` in `b` (both down).
 /// It goes away with either namespace.
 pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {

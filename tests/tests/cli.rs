@@ -2,7 +2,7 @@
 //! that bad input gives one line naming the problem, a non-zero exit and
 //! nothing half-applied.
 
-use vtep_tests::{Netns, UP_NATIVE};
+use vtep_tests::{Netns, UP_NATIVE, UP_TC};
 
 mod host;
 
@@ -442,15 +442,7 @@ fn ports_get_the_delivery_their_device_takes() {
     // Without XDP on the underlay, a tap gets skbs, and XDP delivery is
     // refused.
     v.ok(&["down"]);
-    v.ok(&[
-        "up",
-        "--underlay",
-        "ul0",
-        "--local-ip",
-        "198.18.0.1",
-        "--xdp-mode",
-        "off",
-    ]);
+    v.ok(UP_TC);
     v.ok(&["vni", "add", "100", "--flood", "198.18.0.2"]);
     v.ok(&["port", "add", "t0", "--vni", "100"]);
     assert_eq!(deliver("t0").as_deref(), Some("skb"));
@@ -483,15 +475,7 @@ fn up_turns_gro_on_on_the_underlay_and_down_turns_it_back_off() {
     // Decapsulating in TC, GRO on the underlay has nothing to merge and is
     // left as it is; the GRO lane comes and goes with the instance.
     s.host.ok(&["ethtool", "-K", "ul0", "gro", "off"]);
-    s.vtep.ok(&[
-        "up",
-        "--underlay",
-        "ul0",
-        "--local-ip",
-        "198.18.0.1",
-        "--xdp-mode",
-        "off",
-    ]);
+    s.vtep.ok(UP_TC);
     assert!(!gro() && has_gro_lane(&s.host), "GRO turned on, or no lane");
     s.vtep.ok(&["down"]);
     assert!(!has_gro_lane(&s.host), "down left the GRO lane");

@@ -53,9 +53,10 @@ pub struct Capacities {
 /// `--xdp-mode auto` attaches native XDP, and where the driver has none
 /// decapsulates in TC (generic XDP is the skb path with XDP emulated on
 /// top). A veth has native XDP, so auto picks it there too: TCP through
-/// it is ahead of the kernel's (XDP then GRO on the underlay), where
-/// decap in TC costs a third per frame arriving as an skb but keeps TCP
-/// behind it (measured; see README, "Decapsulating in TC").
+/// it is furthest ahead of the kernel's (XDP then GRO on the underlay),
+/// where decap in TC costs a third per frame arriving as an skb but keeps
+/// TCP level with the kernel's (measured; see README, "Decapsulating in
+/// TC").
 pub fn up(
     inst: &Instance,
     underlay: &str,

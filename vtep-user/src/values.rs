@@ -471,8 +471,8 @@ pub enum XdpModeArg {
     Skb,
     /// No XDP: VXLAN decapsulated in TC ingress, TCP put back together in
     /// the instance's GRO lane. Cheaper per frame where frames arrive as
-    /// skbs (a veth underlay: XDP copies each one first), slower for a
-    /// VM's TCP; GSO packets from a sender with offloads on are dropped
+    /// skbs (a veth underlay: XDP copies each one first), slower than
+    /// XDP for a VM's TCP; GSO packets from a sender with offloads on are dropped
     /// (`gso_tunnel`).
     Off,
 }

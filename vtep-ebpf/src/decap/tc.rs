@@ -6,8 +6,9 @@
 //! underlay runs no XDP (`CONFIG_F_DECAP_TC`, `vtep up --xdp-mode off`),
 //! this program decapsulates everything itself ([`process`]) and hands the
 //! skb to the port: no XDP means no copy of each skb into a page on a veth
-//! underlay, nor an skb built again after XDP; but no GRO of the inner
-//! flows either (see README, "Decapsulating in TC").
+//! underlay, nor an skb built again after XDP; GRO on the underlay cannot
+//! merge the inner flows, so TCP takes the GRO lane (`lane`; see README,
+//! "Decapsulating in TC").
 //!
 //! The outer headers go by `bpf_skb_adjust_room` (MAC mode): the inner
 //! Ethernet header is saved, the bytes behind the outer one removed, the
