@@ -45,6 +45,28 @@ pub struct Host {
     pub ip: String,
 }
 
+impl Host {
+    /// Packets the merge device of an instance decapsulating in TC here
+    /// received (`vtx<N>`: what GRO merged on the underlay).
+    pub fn merged_packets(&self) -> u64 {
+        let links: serde_json::Value = serde_json::from_str(
+            &self
+                .ns
+                .ok(&["ip", "-s", "-j", "-d", "link", "show", "type", "vxlan"]),
+        )
+        .expect("ip -j");
+        let dev = links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["ifname"].as_str().is_some_and(|n| n.starts_with("vtx")))
+            .unwrap_or_else(|| panic!("no merge device: {links}"));
+        dev["stats64"]["rx"]["packets"]
+            .as_u64()
+            .expect("rx packets")
+    }
+}
+
 /// Hosts each in their own underlay subnet, joined by a router: host i
 /// has 198.18.i.1/24 on `ul0` and its gateway is 198.18.i.254, or over
 /// IPv6 2001:2:0:i::1/64 and 2001:2:0:i::fe.

@@ -12,11 +12,12 @@ fn xdp_attached(host: &Netns, dev: &str) -> bool {
     host.ok(&["ip", "link", "show", dev]).contains("xdp")
 }
 
-/// Whether `host` has a GRO lane (an instance decapsulating in TC).
-fn has_gro_lane(host: &Netns) -> bool {
-    host.ok(&["ip", "-o", "link", "show"])
+/// Whether `host` has a merge device (an instance decapsulating in TC): a
+/// vxlan device in metadata mode.
+fn has_merge_dev(host: &Netns) -> bool {
+    host.ok(&["ip", "-d", "-o", "link", "show", "type", "vxlan"])
         .lines()
-        .any(|l| l.contains(": vtl"))
+        .any(|l| l.contains(": vtx") && l.contains("external"))
 }
 
 #[test]
@@ -302,7 +303,10 @@ remote = "198.18.0.2"
         !xdp_attached(&s.host, "ul0"),
         "a refused config attached XDP"
     );
-    assert!(!has_gro_lane(&s.host), "a refused config left its GRO lane");
+    assert!(
+        !has_merge_dev(&s.host),
+        "a refused config left its merge device"
+    );
     assert!(
         !s.bpffs.dir.join(&v.instance).exists(),
         "a refused config left pins"
@@ -314,7 +318,7 @@ remote = "198.18.0.2"
     // `xdp_mode = "auto"` (the default): native XDP, which a veth has.
     let status: serde_json::Value = serde_json::from_str(&v.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["datapath"]["xdp_mode"], "native", "{status}");
-    assert!(xdp_attached(&s.host, "ul0") && !has_gro_lane(&s.host));
+    assert!(xdp_attached(&s.host, "ul0") && !has_merge_dev(&s.host));
     let fdb: serde_json::Value = serde_json::from_str(&v.ok(&["fdb", "show", "--json"])).unwrap();
     assert_eq!(fdb.as_array().map(Vec::len), Some(2), "{fdb}");
     refused(v, &["port", "add", "p1", "--vni", "100"], "already bound");
@@ -472,11 +476,17 @@ fn up_turns_gro_on_on_the_underlay_and_down_turns_it_back_off() {
     s.vtep.ok(UP_NATIVE);
     s.vtep.ok(&["down"]);
     assert!(gro(), "down turned off GRO that was on before up");
-    // Decapsulating in TC, GRO on the underlay has nothing to merge and is
-    // left as it is; the GRO lane comes and goes with the instance.
+    // Decapsulating in TC, GRO merges VXLAN packets for the merge device,
+    // which comes and goes with the instance.
     s.host.ok(&["ethtool", "-K", "ul0", "gro", "off"]);
     s.vtep.ok(UP_TC);
-    assert!(!gro() && has_gro_lane(&s.host), "GRO turned on, or no lane");
+    assert!(
+        gro() && has_merge_dev(&s.host),
+        "GRO left off, or no merge device"
+    );
     s.vtep.ok(&["down"]);
-    assert!(!has_gro_lane(&s.host), "down left the GRO lane");
+    assert!(
+        !gro() && !has_merge_dev(&s.host),
+        "down left GRO on or the merge device"
+    );
 }

@@ -164,6 +164,31 @@ fn two_of_ours_interoperate_over_ipv6() {
 }
 
 #[test]
+fn two_of_ours_decapsulating_in_tc_merge_tcp_over_ipv6() {
+    // No XDP on either underlay: what GRO merges (the VMs' TCP, sent with
+    // zero UDP checksums) is decapsulated by each host's merge device and
+    // decided behind it; the rest in TC.
+    let o = Overlay::over(
+        Family::V6,
+        &[Kind::Ours, Kind::Ours],
+        &vtep_bin(),
+        &["--xdp-mode", "off"],
+    );
+    o.static_fdb(0);
+    check_overlay(&o);
+    let (a, b) = (o.vm(0, 0), o.vm(1, 0));
+    let bytes = tcp_bytes_to(b, b.ip6.as_deref().expect("IPv6"), a, 2);
+    assert!(bytes > 10_000_000, "TCP over IPv6 moved only {bytes} bytes");
+    for (h, v) in o.vteps.iter().flatten().enumerate() {
+        let rx = o.net.hosts[h].merged_packets();
+        assert!(rx > 100, "host {h}: {rx} packets merged");
+        for reason in ["not_to_us", "malformed", "unknown_remote"] {
+            assert_eq!(v.counter("drop_reasons", reason), 0, "host {h}: {reason}");
+        }
+    }
+}
+
+#[test]
 fn one_instance_carries_one_underlay_family() {
     let o = Overlay::over(Family::V6, &[Kind::Ours], &vtep_bin(), &[]);
     let v = o.vteps[0].as_ref().expect("ours");

@@ -192,8 +192,9 @@ pub const NEXTHOPS_CAPACITY: u32 = 4096;
 pub const PROG_DECAP_XDP: &str = "vtep_decap";
 /// TC ingress on the underlay: finishes decap for frames XDP passed up.
 pub const PROG_DECAP_TC: &str = "vtep_decap_tc";
-/// TC ingress on the receiving end of the GRO lane.
-pub const PROG_GRO_LANE: &str = "vtep_gro_lane";
+/// TC ingress on the merge device: what GRO merged, decapsulated by the
+/// kernel's vxlan, decided.
+pub const PROG_DECAP_MERGED: &str = "vtep_decap_merged";
 /// TC ingress on a port: encapsulation, local switching, flooding.
 pub const PROG_ENCAP_TC: &str = "vtep_encap";
 

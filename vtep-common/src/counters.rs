@@ -95,13 +95,10 @@ counted! {
         PolicyDenied = "policy_denied",
         /// Over a VM's or a VNI's rate limit.
         RateLimited = "rate_limited",
-        /// A GSO packet of VXLAN segments (from a software sender with
-        /// segmentation offload, as a veth peer) on an underlay decapsulated
-        /// in TC (`--xdp-mode off`): the kernel keeps its tunnel offload
-        /// state through a decap from BPF, which would corrupt it were it
-        /// forwarded on. Turn the sender's offloads off (`ethtool -K DEV tx
-        /// off`, as a wire) or decapsulate in XDP.
-        GsoTunnel = "gso_tunnel",
+        /// VXLAN the merge device (`--xdp-mode off`) received for another of
+        /// the host's addresses: an instance decapsulates only what is sent
+        /// to its own (`--local-ip`).
+        NotToUs = "not_to_us",
     }
 }
 

@@ -33,10 +33,8 @@ pub struct Config {
     pub move_limit: u32,
     /// The move-counting window (seconds; RFC 7432 §15.1: 180).
     pub move_window_s: u32,
-    /// Where the underlay runs no XDP (`CONFIG_F_DECAP_TC`): the sending
-    /// end of the instance's GRO lane, a veth pair TCP frames cross after
-    /// decap to be put back together (0: none).
-    pub gro_lane: u32,
+    /// Always zero.
+    pub _pad: u32,
 }
 
 /// Default ageing time, as the kernel bridge's (seconds).
@@ -68,8 +66,10 @@ pub struct InstanceInfo {
     pub config: Config,
     /// `INSTANCE_F_*` bits.
     pub flags: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// Where the underlay runs no XDP: the ifindex of the instance's
+    /// merge device, the kernel vxlan device in metadata mode whose socket
+    /// lets GRO merge VXLAN packets (0: none).
+    pub merge_dev: u32,
 }
 
 /// `vtep up` turned GRO on on the underlay (it was off, as on a veth):
@@ -78,7 +78,7 @@ pub const INSTANCE_F_GRO_SET: u32 = 1;
 
 /// Version of the map layouts defined in this file. Bumped on any change to
 /// a key or value type, so that a build never misreads another's maps.
-pub const LAYOUT_VERSION: u32 = 12;
+pub const LAYOUT_VERSION: u32 = 13;
 /// XDP runs in the driver (native).
 pub const XDP_MODE_NATIVE: u32 = 1;
 /// XDP runs in the generic (skb) path.

@@ -60,6 +60,24 @@ pub fn gbp_word(group: u16) -> [u8; 4] {
     [crate::vxlan::VXLAN_FLAG_I | GBP_FLAG_G, 0, g[0], g[1]]
 }
 
+/// The first word of the VXLAN header (on-wire) that the kernel's vxlan
+/// parsed into `md`, the `gbp` of its `struct vxlan_metadata`
+/// (include/net/vxlan.h: the group in the low 16 bits, D and A at their
+/// own bit positions in the host-order header word, 22 and 19; 0 without
+/// the G bit): a plain RFC 7348 word when it carries nothing, as
+/// [`gbp_word`] sends group 0.
+#[inline(always)]
+pub fn gbp_word_of_metadata(md: u32) -> [u8; 4] {
+    const D: u32 = (GBP_FLAG_D as u32) << 16;
+    const A: u32 = (GBP_FLAG_A as u32) << 16;
+    let md = md & (0xffff | D | A);
+    if md == 0 {
+        return [crate::vxlan::VXLAN_FLAG_I, 0, 0, 0];
+    }
+    let b = md.to_be_bytes();
+    [crate::vxlan::VXLAN_FLAG_I | GBP_FLAG_G, b[1], b[2], b[3]]
+}
+
 /// A VM's identity in its VNI (value of `MEMBERS`, keyed like the FDB by
 /// (VNI, MAC)).
 #[repr(C)]
@@ -215,6 +233,33 @@ mod pod {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kernels_gbp_metadata_reads_as_the_header_it_came_in() {
+        // include/net/vxlan.h: VXLAN_GBP_DONT_LEARN is BIT(6) << 16,
+        // VXLAN_GBP_POLICY_APPLIED BIT(3) << 16.
+        let (d, a) = (1u32 << 22, 1u32 << 19);
+        assert_eq!(gbp_word_of_metadata(0), [0x08, 0, 0, 0]);
+        for g in [1u16, 0x1234, u16::MAX] {
+            assert_eq!(gbp_word_of_metadata(g.into()), gbp_word(g));
+        }
+        assert_eq!(
+            Gbp::parse(gbp_word_of_metadata(d | a | 7)),
+            Gbp {
+                group: 7,
+                applied: true,
+                dont_learn: true,
+            }
+        );
+        assert_eq!(
+            Gbp::parse(gbp_word_of_metadata(d)),
+            Gbp {
+                group: 0,
+                applied: false,
+                dont_learn: true,
+            }
+        );
+    }
 
     #[test]
     fn gbp_words_round_trip_and_plain_words_carry_no_group() {

@@ -6,8 +6,10 @@
 //! - `vtep_decap_tc` (TC ingress, underlay): delivers or floods the frames
 //!   XDP decapsulated, as skbs (cloning needs an skb); on an underlay
 //!   without XDP (`--xdp-mode off`) it decapsulates them itself.
-//! - `vtep_gro_lane` (TC ingress, the GRO lane's receiving end): TCP
-//!   decapsulated in TC, put back together by GRO, to its port (`lane`).
+//! - `vtep_decap_merged` (TC ingress, the instance's merge device, where
+//!   the underlay runs no XDP): what GRO merged on the underlay and the
+//!   kernel's vxlan decapsulated, decided and handed to its port
+//!   (`decap::merged`).
 //! - `vtep_encap` (TC ingress, each port): encapsulation, local switching
 //!   and head-end replication. TC rather than XDP because frames from VMs
 //!   and containers arrive as GSO super-packets with CHECKSUM_PARTIAL, which
@@ -33,7 +35,6 @@ mod encap_cache;
 mod fib;
 mod flow;
 mod identity;
-mod lane;
 mod learn;
 mod maps;
 mod mtu;
@@ -62,10 +63,10 @@ pub fn vtep_decap_tc(ctx: TcContext) -> i32 {
     decap::tc(&ctx)
 }
 
-/// TC ingress on the receiving end of the GRO lane (underlays without XDP).
+/// TC ingress on the merge device (underlays without XDP).
 #[classifier]
-pub fn vtep_gro_lane(ctx: TcContext) -> i32 {
-    lane::leave(&ctx)
+pub fn vtep_decap_merged(ctx: TcContext) -> i32 {
+    decap::merged(ctx)
 }
 
 /// TC ingress on every port.

@@ -42,7 +42,7 @@ pub static CONFIG: Global<Config> = Global::new(Config {
     ageing_s: DEFAULT_AGEING_S,
     move_limit: DEFAULT_MOVE_LIMIT,
     move_window_s: DEFAULT_MOVE_WINDOW_S,
-    gro_lane: 0,
+    _pad: 0,
 });
 
 /// The instance record: written and read by userspace only, pinned with the

@@ -17,8 +17,8 @@ use aya::{
 use log::warn;
 use vtep_common::{
     consts::{
-        GLOBAL_CONFIG, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, PROG_DECAP_TC, PROG_DECAP_XDP,
-        PROG_ENCAP_TC, PROG_GRO_LANE,
+        GLOBAL_CONFIG, MAP_FDB, MAP_INSTANCE, MAP_LEARNED, PROG_DECAP_MERGED, PROG_DECAP_TC,
+        PROG_DECAP_XDP, PROG_ENCAP_TC,
     },
     maps::{
         CONFIG_F_DECAP_TC, Config, INSTANCE_F_GRO_SET, InstanceInfo, LAYOUT_VERSION,
@@ -27,10 +27,11 @@ use vtep_common::{
 };
 
 use crate::{
-    gro_lane,
     instance::{
-        Instance, PIN_LINK_DECAP_TC, PIN_LINK_GRO_LANE, PIN_LINK_XDP, PIN_PROG_ENCAP, pin_link_port,
+        Instance, PIN_LINK_DECAP_MERGED, PIN_LINK_DECAP_TC, PIN_LINK_XDP, PIN_PROG_ENCAP,
+        pin_link_port,
     },
+    merge_dev,
     values::XdpModeArg,
 };
 
@@ -95,22 +96,25 @@ fn up_as(
     mode: XdpModeArg,
     capacities: Capacities,
 ) -> anyhow::Result<u32> {
+    let mut merge = 0;
     if mode == XdpModeArg::Off {
         config.flags |= CONFIG_F_DECAP_TC;
-        config.gro_lane = gro_lane::create(config.underlay_ifindex)?;
+        merge = merge_dev::create(config.underlay_ifindex, config.udp_port)?;
     }
-    let result = load_and_attach(inst, underlay, config, mode, capacities);
+    let result = load_and_attach(inst, underlay, (config, merge), mode, capacities);
     if result.is_err() {
         down(inst)?;
-        gro_lane::remove(config.underlay_ifindex, config.gro_lane);
+        merge_dev::remove(config.underlay_ifindex, merge);
     }
     result
 }
 
+/// Loads the programs with `config` and attaches them to `underlay` (and
+/// to the merge device `merge`, if not 0); records the instance.
 fn load_and_attach(
     inst: &Instance,
     underlay: &str,
-    config: Config,
+    (config, merge): (Config, u32),
     mode: XdpModeArg,
     capacities: Capacities,
 ) -> anyhow::Result<u32> {
@@ -118,21 +122,21 @@ fn load_and_attach(
     let xdp_mode = attach_xdp(&mut ebpf, inst, underlay, mode)?;
     let tc = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_TC)?;
     attach_tc_pinned(tc, underlay, &inst.pin(PIN_LINK_DECAP_TC))?;
-    if config.gro_lane != 0 {
-        let (_, recv) = gro_lane::names(config.underlay_ifindex);
-        let lane = program::<SchedClassifier>(&mut ebpf, PROG_GRO_LANE)?;
-        attach_tc_pinned(lane, &recv, &inst.pin(PIN_LINK_GRO_LANE))?;
+    if merge != 0 {
+        let merged = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_MERGED)?;
+        let name = merge_dev::name(config.underlay_ifindex);
+        attach_tc_pinned(merged, &name, &inst.pin(PIN_LINK_DECAP_MERGED))?;
     }
     program::<SchedClassifier>(&mut ebpf, PROG_ENCAP_TC)?
         .pin(inst.pin(PIN_PROG_ENCAP))
         .context("cannot pin the encap program")?;
-    // GRO on the underlay (NICs have it on; veths do not): the inner
-    // frames XDP passes up to TC are then put back together per flow
-    // before they reach a port, which a VM's TCP feels (1.3x the kernel's
-    // vxlan over veths, measured, against 0.8 without). Without XDP it has
-    // nothing to merge (the GRO lane does it), and is left as it is: on a
-    // veth, a UDP socket lookup per frame for nothing.
-    let flags = if xdp_mode == XDP_MODE_OFF || crate::sys::set_gro(underlay, true)? {
+    // GRO on the underlay (NICs have it on; veths do not): a VM's TCP
+    // segments are put back together per flow before they reach a port,
+    // which it feels (with XDP, 1.3x the kernel's vxlan over veths against
+    // 0.8 without, measured). With XDP, GRO merges the inner frames XDP
+    // passes up; without, the VXLAN packets themselves, for the merge
+    // device's socket.
+    let flags = if crate::sys::set_gro(underlay, true)? {
         0
     } else {
         INSTANCE_F_GRO_SET
@@ -144,7 +148,7 @@ fn load_and_attach(
             xdp_mode,
             config,
             flags,
-            _pad: 0,
+            merge_dev: merge,
         },
     )?;
     Ok(xdp_mode)
@@ -169,7 +173,7 @@ fn load(inst: &Instance, config: Config, capacities: Option<Capacities>) -> anyh
     )?;
     let xdp = program::<Xdp>(&mut ebpf, PROG_DECAP_XDP)?;
     load_retrying(|| xdp.load()).map_err(|e| rejected(e, PROG_DECAP_XDP))?;
-    for name in [PROG_DECAP_TC, PROG_GRO_LANE, PROG_ENCAP_TC] {
+    for name in [PROG_DECAP_TC, PROG_DECAP_MERGED, PROG_ENCAP_TC] {
         let tc = program::<SchedClassifier>(&mut ebpf, name)?;
         load_retrying(|| tc.load()).map_err(|e| rejected(e, name))?;
     }
@@ -365,7 +369,7 @@ pub fn down(inst: &Instance) -> anyhow::Result<bool> {
     }
     fs::remove_dir(&inst.dir).with_context(|| format!("cannot remove {}", inst.dir.display()))?;
     if let Some(info) = record {
-        gro_lane::remove(info.config.underlay_ifindex, info.config.gro_lane);
+        merge_dev::remove(info.config.underlay_ifindex, info.merge_dev);
     }
     Ok(true)
 }
@@ -429,9 +433,9 @@ pub fn upgrade(inst: &Instance, recorded: &InstanceInfo, config: Config) -> anyh
     }
     let tc = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_TC)?;
     replace_tc(tc, &inst.pin(PIN_LINK_DECAP_TC))?;
-    if recorded.config.gro_lane != 0 {
-        let lane = program::<SchedClassifier>(&mut ebpf, PROG_GRO_LANE)?;
-        replace_tc(lane, &inst.pin(PIN_LINK_GRO_LANE))?;
+    if recorded.merge_dev != 0 {
+        let merged = program::<SchedClassifier>(&mut ebpf, PROG_DECAP_MERGED)?;
+        replace_tc(merged, &inst.pin(PIN_LINK_DECAP_MERGED))?;
     }
     let encap = program::<SchedClassifier>(&mut ebpf, PROG_ENCAP_TC)?;
     for entry in fs::read_dir(&inst.dir)?.filter_map(Result::ok) {

@@ -21,7 +21,8 @@ pub const PIN_PROG_ENCAP: &str = "prog_encap";
 pub const PIN_LINK_XDP: &str = "link_xdp";
 /// Pin name of the TC link on the underlay.
 pub const PIN_LINK_DECAP_TC: &str = "link_decap_tc";
-pub const PIN_LINK_GRO_LANE: &str = "link_gro_lane";
+/// Pin name of the TC link on the merge device (underlays without XDP).
+pub const PIN_LINK_DECAP_MERGED: &str = "link_decap_merged";
 /// Where pid and lock files live (not on the bpffs, which holds only BPF
 /// objects).
 const RUN_DIR: &str = "/run/vtep";

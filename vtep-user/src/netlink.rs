@@ -1,5 +1,5 @@
 //! The host's routing and neighbour tables (what kind of device a port
-//! is, and the veth pair of a GRO lane) over rtnetlink
+//! is, and an instance's merge device) over rtnetlink
 //! (`netlink-packet-route` messages on a `netlink-sys` socket, one
 //! request at a time, synchronously): the next hop towards a remote VTEP,
 //! whether it has a neighbour entry, and managed entries (`NTF_EXT_MANAGED`,
@@ -20,7 +20,7 @@ use netlink_packet_core::{
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
     link::{
-        InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType,
+        InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType,
         LinkMessage,
     },
     neighbour::{
@@ -218,22 +218,24 @@ impl Rtnl {
         })
     }
 
-    /// Makes a veth pair, `name` and its peer `peer` (in this namespace),
-    /// both of MTU `mtu` and down (the kernel refuses to bring either up
-    /// before both exist: [`Rtnl::set_up`]).
-    pub fn add_veth_pair(&mut self, name: &str, peer: &str, mtu: u32) -> Result<(), NetlinkError> {
-        let named = |ifname: &str| {
-            let mut m = LinkMessage::default();
-            m.attributes.push(LinkAttribute::IfName(ifname.to_owned()));
-            m.attributes.push(LinkAttribute::Mtu(mtu));
-            m
-        };
-        let mut m = named(name);
+    /// Makes `name`, a vxlan device in metadata mode (`external`) on UDP
+    /// port `port`, down: no VNI or remote of its own, no learning; it
+    /// takes zero UDP checksums over IPv6 (RFC 6935 §5: what VTEPs send)
+    /// and parses VXLAN-GBP into the frames' metadata.
+    pub fn add_vxlan_metadata(&mut self, name: &str, port: u16) -> Result<(), NetlinkError> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_owned()));
         m.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Veth),
-            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(named(peer)))),
+            LinkInfo::Kind(InfoKind::Vxlan),
+            LinkInfo::Data(InfoData::Vxlan(vec![
+                InfoVxlan::CollectMetadata(true),
+                InfoVxlan::Port(port),
+                InfoVxlan::Learning(false),
+                InfoVxlan::UDPZeroCsumRX(true),
+                InfoVxlan::Gbp,
+            ])),
         ]));
-        let what = format!("veth pair {name} / {peer}");
+        let what = format!("vxlan device {name} (metadata mode, UDP port {port})");
         self.request(
             RouteNetlinkMessage::NewLink(m),
             NLM_F_CREATE | NLM_F_EXCL,

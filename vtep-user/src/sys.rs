@@ -134,25 +134,10 @@ pub fn set_gro(iface: &str, on: bool) -> anyhow::Result<bool> {
     set_ethtool_value(iface, Offload::Gro, on)
 }
 
-/// Turns receive checksum offload of `iface` on or off (ETHTOOL_SRXCSUM):
-/// on a veth, whether a frame that comes without a checksum verdict is
-/// taken as verified.
-pub fn set_rx_checksum(iface: &str, on: bool) -> anyhow::Result<bool> {
-    set_ethtool_value(iface, Offload::RxChecksum, on)
-}
-
-/// Turns TCP segmentation offload of `iface` on or off (ETHTOOL_STSO): a
-/// veth sending with it on hands its peer's GRO nothing to merge.
-pub fn set_tso(iface: &str, on: bool) -> anyhow::Result<bool> {
-    set_ethtool_value(iface, Offload::Tso, on)
-}
-
 /// An offload set by an `ethtool_value` command pair.
 #[derive(Clone, Copy)]
 enum Offload {
     Gro,
-    RxChecksum,
-    Tso,
 }
 
 impl Offload {
@@ -160,8 +145,6 @@ impl Offload {
     fn commands(self) -> (u32, u32, &'static str) {
         match self {
             Offload::Gro => (0x2b, 0x2c, "GRO"),
-            Offload::RxChecksum => (0x14, 0x15, "receive checksum offload"),
-            Offload::Tso => (0x1e, 0x1f, "TCP segmentation offload"),
         }
     }
 }

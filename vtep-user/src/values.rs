@@ -469,11 +469,11 @@ pub enum XdpModeArg {
     Native,
     /// Generic (skb) mode: works on any interface, slower.
     Skb,
-    /// No XDP: VXLAN decapsulated in TC ingress, TCP put back together in
-    /// the instance's GRO lane. Cheaper per frame where frames arrive as
-    /// skbs (a veth underlay: XDP copies each one first), slower than
-    /// XDP for a VM's TCP; GSO packets from a sender with offloads on are dropped
-    /// (`gso_tunnel`).
+    /// No XDP: VXLAN decapsulated in TC ingress; what GRO merged on the
+    /// underlay (a VM's TCP) is decapsulated by a kernel vxlan device in
+    /// metadata mode the instance makes (`vtx<N>`) and decided behind it.
+    /// Cheaper per frame where frames arrive as skbs (a veth underlay: XDP
+    /// copies each one first).
     Off,
 }
 

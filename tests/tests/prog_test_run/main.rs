@@ -169,7 +169,7 @@ fn config_at(local: IpAddr, underlay_ifindex: u32) -> Config {
         ageing_s: 300,
         move_limit: 5,
         move_window_s: 180,
-        gro_lane: 0,
+        _pad: 0,
     }
 }
 

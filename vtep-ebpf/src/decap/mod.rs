@@ -1,5 +1,6 @@
 //! Decapsulation on the underlay, in XDP (`xdp`) or, where the underlay
-//! runs no XDP (`vtep up --xdp-mode off`), in TC ingress (`tc`).
+//! runs no XDP (`vtep up --xdp-mode off`), in TC ingress (`tc`), and there
+//! of what GRO merged behind the kernel's vxlan (`merged`).
 //!
 //! Both parse outer Ethernet/IPv4 or IPv6/UDP/VXLAN, validate the VNI and
 //! the sending VTEP, learn, look the inner destination up (through the
@@ -7,9 +8,11 @@
 //! [`process`], once for both; only how a decided frame leaves differs
 //! ([`Exit`]): XDP strips and redirects to a port that takes XDP frames or
 //! passes the frame up to TC with a [`DecapMeta`](vtep_common::maps::DecapMeta)
-//! in front of it; TC strips the skb and hands it to the port itself.
+//! in front of it; TC strips the skb and hands it to the port itself; a
+//! merged frame comes stripped by the kernel and is handed over.
 //! Frames that are not VXLAN for us pass to the kernel untouched.
 
+mod merged;
 mod tc;
 mod xdp;
 
@@ -26,7 +29,7 @@ use vtep_common::{
     policy::Gbp,
 };
 
-pub use self::{tc::tc, xdp::xdp};
+pub use self::{merged::merged, tc::tc, xdp::xdp};
 use crate::{
     arp, cache, ecn, identity,
     learn::{Location, learn, lookup_until, now},
@@ -44,9 +47,9 @@ pub trait Exit: EbpfContext {
     /// What the program returns for a frame policy dropped (counted by
     /// `identity`).
     const DROPPED: Self::Action;
-    /// Bytes the frame handed to the port grows by for decision `d` (a
-    /// VLAN tag written into it), which its MTU must allow.
-    fn tag_len(d: &Decision) -> u32;
+    /// Whether the inner frame of `pkt` fits port `d` (`d.max_len`, not
+    /// 0), as the frame handed over will be.
+    fn fits(&self, d: &Decision, pkt: &Vxlan) -> bool;
     /// Strips `pkt`'s outer headers and hands the inner frame to the port
     /// `d` names (admitted and counted already).
     fn deliver(&self, d: &Decision, pkt: &Vxlan) -> Result<Self::Action, Dropped>;
@@ -234,7 +237,7 @@ fn flood<C: Exit>(ctx: &C, pkt: &Vxlan, sender: &Sender) -> Result<C::Action, Dr
 /// as the program does it.
 #[inline(always)]
 fn deliver<C: Exit>(ctx: &C, d: &Decision, pkt: &Vxlan) -> Result<C::Action, Dropped> {
-    if d.max_len != 0 && pkt.inner_len + C::tag_len(d) > d.max_len {
+    if d.max_len != 0 && !ctx.fits(d, pkt) {
         return Err((DropReason::TooBig, Some(d.slot)));
     }
     let remote_flags = d.flags >> DECISION_REMOTE_SHIFT;

@@ -6,9 +6,9 @@
 //! underlay runs no XDP (`CONFIG_F_DECAP_TC`, `vtep up --xdp-mode off`),
 //! this program decapsulates everything itself ([`process`]) and hands the
 //! skb to the port: no XDP means no copy of each skb into a page on a veth
-//! underlay, nor an skb built again after XDP; GRO on the underlay cannot
-//! merge the inner flows, so TCP takes the GRO lane (`lane`; see README,
-//! "Decapsulating in TC").
+//! underlay, nor an skb built again after XDP. What GRO merged on the
+//! underlay (a GSO skb: a VM's TCP) is left to the kernel's vxlan and
+//! decided behind it (`merged`; see README, "Decapsulating in TC").
 //!
 //! The outer headers go by `bpf_skb_adjust_room` (MAC mode): the inner
 //! Ethernet header is saved, the bytes behind the outer one removed, the
@@ -42,7 +42,6 @@ use vtep_common::{
 use super::{Exit, process};
 use crate::{
     encap::copy_to_ports,
-    lane,
     maps::{CONFIG, Dropped, VNIS, count, count_drop},
     parse::{self, Vxlan, is},
     pkt, port,
@@ -71,7 +70,10 @@ fn try_tc(ctx: &TcContext) -> Result<i32, Dropped> {
         return finish(ctx, &m).map_err(|r| (r, None));
     }
     let cfg = CONFIG.load();
-    if cfg.flags & CONFIG_F_DECAP_TC == 0 {
+    // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
+    if cfg.flags & CONFIG_F_DECAP_TC == 0 || unsafe { (*ctx.skb.skb).gso_size } != 0 {
+        // Merged by GRO (VXLAN for the merge device's socket, or anything
+        // else): the kernel's.
         return Ok(TC_ACT_OK);
     }
     let len = ctx.len();
@@ -80,10 +82,6 @@ fn try_tc(ctx: &TcContext) -> Result<i32, Dropped> {
         count(Counter::PassToKernel);
         return Ok(TC_ACT_OK);
     };
-    // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
-    if unsafe { (*ctx.skb.skb).gso_size } != 0 {
-        return Err((DropReason::GsoTunnel, None));
-    }
     process(ctx, &pkt, &cfg)
 }
 
@@ -167,21 +165,19 @@ impl Exit for TcContext {
 
     /// A tag pushed in TC is the skb's, outside the frame.
     #[inline(always)]
-    fn tag_len(_: &Decision) -> u32 {
-        0
+    fn fits(&self, d: &Decision, pkt: &Vxlan) -> bool {
+        pkt.inner_len <= d.max_len
     }
 
     #[inline(always)]
     fn deliver(&self, d: &Decision, pkt: &Vxlan) -> Result<i32, Dropped> {
-        let gro = lane::of(pkt, d);
         let ip = strip(self, pkt, d.slot)?;
         count(Counter::DecapSkb);
-        let peer = ip && d.flags & FDB_F_PEER != 0;
-        if let Some(gro) = gro {
-            return lane::enter(self, gro, d, peer)
-                .ok_or((DropReason::KernelRefused, Some(d.slot)));
-        }
-        let to = if peer { PORT_F_PEER } else { 0 };
+        let to = if ip && d.flags & FDB_F_PEER != 0 {
+            PORT_F_PEER
+        } else {
+            0
+        };
         port::to_binding(self, d.ifindex, d.vid as u16, to).map_err(|r| (r, Some(d.slot)))
     }
 

@@ -58,12 +58,13 @@ impl Exit for XdpContext {
     /// A tag pushed here (XDP delivery) counts: the kernel's check is for
     /// a tagged frame. One pushed in TC is the skb's, outside the frame.
     #[inline(always)]
-    fn tag_len(d: &Decision) -> u32 {
-        if d.vid != 0 && d.flags & FDB_F_XDP != 0 {
+    fn fits(&self, d: &Decision, pkt: &Vxlan) -> bool {
+        let tag = if d.vid != 0 && d.flags & FDB_F_XDP != 0 {
             VLAN_HLEN as u32
         } else {
             0
-        }
+        };
+        pkt.inner_len + tag <= d.max_len
     }
 
     #[inline(always)]

@@ -101,7 +101,7 @@ impl Underlay {
             ageing_s: self.learning.ageing_s,
             move_limit: self.learning.move_limit,
             move_window_s: self.learning.move_window_s,
-            gro_lane: 0,
+            _pad: 0,
         }
     }
 }

@@ -44,7 +44,14 @@ pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<St
         let r = &recorded.config;
         // The attachment stays as it is, and with it where decap runs.
         cfg.flags = (cfg.flags & !CONFIG_F_DECAP_TC) | (r.flags & CONFIG_F_DECAP_TC);
-        cfg.gro_lane = r.gro_lane;
+        if recorded.merge_dev != 0 && r.udp_port != cfg.udp_port {
+            bail!(
+                "instance '{}' decapsulates in TC and its merge device listens on UDP port {}: \
+                 an upgrade keeps it; run `vtep down` first to change the port",
+                inst.name,
+                r.udp_port
+            );
+        }
         if r.underlay_ifindex != cfg.underlay_ifindex || r.local_ip != cfg.local_ip {
             bail!(
                 "instance '{}' is up on {} with local address {}: an upgrade keeps them; \

@@ -15,7 +15,8 @@ const RUNS: usize = 3;
 /// Variants: `vtep` (as `vtep up` sets it up: native XDP on the veth
 /// underlay, GRO there puts the inner segments XDP passes up back
 /// together) and `kernel` with the VMs' veths as they come; `vtep-tc`,
-/// decap in TC (`--xdp-mode off`: TCP through the GRO lane); and
+/// decap in TC (`--xdp-mode off`: TCP merged by GRO on the underlay for
+/// the instance's merge device); and
 /// `vtep-xdp-gro`,
 /// native XDP delivering from XDP (`port add --deliver xdp`) to VMs whose
 /// side of the veth has GRO on (which is also what makes a veth accept

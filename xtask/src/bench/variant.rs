@@ -23,7 +23,7 @@ pub enum Variant {
     /// default: native XDP on the underlay (a veth has it, as a NIC).
     Vtep,
     /// `vtep` decapsulating in TC, no XDP on the underlay (`vtep up
-    /// --xdp-mode off`; TCP through its GRO lane).
+    /// --xdp-mode off`; TCP merged by GRO for its merge device).
     VtepTc,
     /// Delivering from XDP (`port add --deliver xdp`, native XDP), to a VM
     /// whose side of the veth has GRO on (else it cannot take XDP frames).

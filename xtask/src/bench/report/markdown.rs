@@ -266,8 +266,9 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
          veth, which is as it comes: neither GRO nor XDP on it): native XDP on the underlay \
          veth, and GRO there (`vtep up` turns it on) puts the inner segments XDP passes up \
          back together per flow before the port. `vtep-tc` decapsulates in TC, no XDP \
-         (`--xdp-mode off`): its TCP segments cross the instance's GRO lane to be put back \
-         together. `vtep-xdp-gro` delivers from XDP (`--deliver xdp`) to a VM whose side of \
+         (`--xdp-mode off`): GRO on the underlay merges the VXLAN packets of a flow for the \
+         instance's merge device (a kernel vxlan device in metadata mode), behind which \
+         `vtep_decap_merged` decides them. `vtep-xdp-gro` delivers from XDP (`--deliver xdp`) to a VM whose side of \
          the veth has GRO on.",
         t.runs,
         t.vtep.offloads_on / k,
