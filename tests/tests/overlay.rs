@@ -282,6 +282,43 @@ fn snmp(ns: &vtep_tests::Netns, file: &str, prefix: &str, name: &str) -> u64 {
     values.split_whitespace().nth(at).unwrap().parse().unwrap()
 }
 
+/// That host 0's VM took its TCP merged: its IP layer took fewer packets
+/// (skbs) than segments.
+fn assert_tcp_merged(o: &Overlay) {
+    let vm = &o.vm(0, 0).ns;
+    let (packets, segments) = (
+        snmp(vm, "/proc/net/snmp", "Ip:", "InReceives"),
+        snmp(vm, "/proc/net/netstat", "IpExt:", "InNoECTPkts"),
+    );
+    assert!(
+        packets * 2 < segments,
+        "VM {}: {packets} IP packets for {segments} segments: GRO merged little",
+        o.vm(0, 0).ip
+    );
+}
+
+#[test]
+fn decap_in_xdp_on_a_veth_underlay_when_asked() {
+    // `auto` decapsulates in TC on a veth; native XDP where asked for,
+    // against the kernel's vxlan: GRO merges the inner frames XDP passes
+    // up, no merge device.
+    let o = Overlay::with_up_args(
+        &[Kind::Ours, Kind::Kernel],
+        &vtep_bin(),
+        &["--xdp-mode", "native"],
+    );
+    check_overlay(&o);
+    let v = o.vteps[0].as_ref().expect("host 0 runs our VTEP");
+    let s: serde_json::Value = serde_json::from_str(&v.ok(&["status", "--json"])).unwrap();
+    assert_eq!(s["datapath"]["xdp_mode"], "native", "{s}");
+    assert!(
+        s["attachments"]["link_decap_merged"].is_null(),
+        "no merge device with XDP: {s}"
+    );
+    assert_tcp_merged(&o);
+    assert!(v.counter("counters", "decap_skb") > 0 && v.counter("counters", "decap_flood") > 0);
+}
+
 #[test]
 fn decap_in_tc_on_an_underlay_without_xdp() {
     // Host 0 decapsulates in TC (no XDP on its underlay) against the
@@ -309,16 +346,7 @@ fn decap_in_tc_on_an_underlay_without_xdp() {
     // frames the VM's IP layer took as fewer packets (skbs) than segments.
     let merged = host.merged_packets();
     assert!(merged > 100, "{merged} merged packets");
-    let vm = &o.vm(0, 0).ns;
-    let (packets, segments) = (
-        snmp(vm, "/proc/net/snmp", "Ip:", "InReceives"),
-        snmp(vm, "/proc/net/netstat", "IpExt:", "InNoECTPkts"),
-    );
-    assert!(
-        packets * 2 < segments,
-        "VM {}: {packets} IP packets for {segments} segments: GRO merged little",
-        o.vm(0, 0).ip
-    );
+    assert_tcp_merged(&o);
     let (delivered, flooded) = (
         v.counter("counters", "decap_skb"),
         v.counter("counters", "decap_flood"),

@@ -462,8 +462,9 @@ impl Deliver {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpModeArg {
-    /// Native XDP where the driver has it (a veth has), else no XDP (as
-    /// `off`, with a warning).
+    /// No XDP on a veth (as `off`: it would copy every skb it is handed
+    /// before XDP runs); elsewhere native XDP where the driver has it, else
+    /// no XDP (with a warning).
     Auto,
     /// Native (driver) mode only.
     Native,

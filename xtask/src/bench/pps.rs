@@ -240,7 +240,7 @@ impl Topology {
 /// destination MAC the generator sends to.
 fn vtep_dut(
     t: &Topology,
-    (dir, variant): (Dir, Variant),
+    (dir, variant, arrival): (Dir, Variant, Arrival),
     bpffs: &BpfFs,
     vtep_bin: &Path,
     up_args: &[&str],
@@ -252,7 +252,7 @@ fn vtep_dut(
         .map(|a| match *a {
             "198.18.0.1" => local.as_str(),
             // The XDP mode's value.
-            "native" => variant.xdp_mode(),
+            "native" => variant.xdp_mode(arrival),
             a => a,
         })
         .collect();
@@ -386,9 +386,10 @@ impl Bench {
                 | Variant::VtepIpv6
                 | Variant::VtepPolicy,
             ) => {
-                vtep = Some(vtep_dut(&t, (dir, variant), &bpffs, vtep_bin, up_args)?);
-                // Without XDP, `vtep up` leaves the underlay's GRO as it
-                // is: on where XDP frames arrive, as for the others.
+                let how = (dir, variant, arrival);
+                vtep = Some(vtep_dut(&t, how, &bpffs, vtep_bin, up_args)?);
+                // A baseline may leave the underlay's GRO as it is: on
+                // where XDP frames arrive, as for the others.
                 if gro_on_rx {
                     t.dut.ok(&["ethtool", "-K", rx, "gro", "on"]);
                 }

@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::generator::Arrival;
+
 /// The underlay addresses of the device under test and of its peer.
 const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -98,13 +100,17 @@ impl Variant {
         )
     }
 
-    /// The `vtep up --xdp-mode` of our VTEP in this variant: `off` for
-    /// `vtep-tc`, native XDP where it delivers from XDP, the default
-    /// elsewhere (a build from another revision has its own).
-    pub(super) fn xdp_mode(self) -> &'static str {
+    /// The `vtep up --xdp-mode` of our VTEP in this variant with frames
+    /// arriving as `arrival` says: `off` for `vtep-tc`, native XDP where
+    /// it delivers from XDP; elsewhere what `auto` picks on the device the
+    /// arrival stands for: native XDP on a NIC where XDP frames arrive (on
+    /// the veth of the bench it would pick TC), itself on the veth
+    /// underlay where skbs arrive (a build from another revision has its
+    /// own).
+    pub(super) fn xdp_mode(self, arrival: Arrival) -> &'static str {
         if self == Variant::VtepTc {
             "off"
-        } else if self.xdp_delivery() {
+        } else if self.xdp_delivery() || arrival == Arrival::Xdp {
             "native"
         } else {
             "auto"

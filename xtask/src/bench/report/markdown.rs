@@ -48,10 +48,14 @@ impl Report {
              devices are up only while they are measured: while any kernel UDP tunnel socket \
              exists, GRO looks up a UDP socket for every UDP packet on the host (some 40 ns a \
              frame for the others). `vtep` is this VTEP as `vtep up` and `vtep port add` set \
-             it up by default: native XDP on the underlay (`--xdp-mode auto`; XDP decides and \
-             strips, TC hands the skb to the port), and a veth port whose peer is in another \
+             it up by default (`--xdp-mode auto`) on the underlay each arrival stands for: \
+             with XDP frames arriving, a NIC, native XDP (XDP decides and strips, TC hands the \
+             skb to the port); with skbs arriving, a veth, decap in TC without XDP (the veth \
+             would copy every skb for XDP); and a veth port whose peer is in another \
              namespace gets frames with `bpf_redirect_peer` (`--deliver auto`); `vtep-tc` \
-             decapsulates in TC, no XDP on the underlay (`--xdp-mode off`); `vtep-xdp` delivers from \
+             decapsulates in TC, no XDP on the underlay (`--xdp-mode off`: with skbs arriving, \
+             the same as `vtep`); `baseline` is the default of the build it is built from; \
+             `vtep-xdp` delivers from \
              XDP (`--deliver xdp`; the VM's side of the veth has GRO on, else it cannot take \
              XDP frames); `vtep-uncached` is `vtep-xdp` without the decap decision cache \
              (`--no-decap-cache`); `vtep-policy` is `vtep` with group policy on the VNI \
@@ -246,7 +250,7 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
     for (name, f) in [
         ("vtep", &t.vtep),
         ("vtep-xdp-gro", &t.vtep_xdp_gro),
-        ("vtep-tc", &t.vtep_tc),
+        ("vtep-native", &t.vtep_native),
         ("kernel", &t.kernel),
     ] {
         writeln!(
@@ -261,20 +265,20 @@ fn write_tcp(s: &mut String, t: &Tcp) -> std::fmt::Result {
         s,
         "\nMedians of {} runs per variant, the variants taking turns. \
          vtep/kernel = {:.2} with the VMs' offloads on, {} with them off; \
-         vtep-xdp-gro/kernel = {:.2}; vtep-tc/kernel = {:.2}, {} with offloads off. \
+         vtep-xdp-gro/kernel = {:.2}; vtep-native/kernel = {:.2}, {} with offloads off. \
          `vtep` is the VTEP as `vtep up` and `port add` set it up (into the peer of the VM's \
-         veth, which is as it comes: neither GRO nor XDP on it): native XDP on the underlay \
-         veth, and GRO there (`vtep up` turns it on) puts the inner segments XDP passes up \
-         back together per flow before the port. `vtep-tc` decapsulates in TC, no XDP \
-         (`--xdp-mode off`): GRO on the underlay merges the VXLAN packets of a flow for the \
-         instance's merge device (a kernel vxlan device in metadata mode), behind which \
-         `vtep_decap_merged` decides them. `vtep-xdp-gro` delivers from XDP (`--deliver xdp`) to a VM whose side of \
-         the veth has GRO on.",
+         veth, which is as it comes: neither GRO nor XDP on it): on a veth underlay it \
+         decapsulates in TC, no XDP, and GRO there (`vtep up` turns it on) merges the VXLAN \
+         packets of a flow for the instance's merge device (a kernel vxlan device in metadata \
+         mode), behind which `vtep_decap_merged` decides them. `vtep-native` runs native XDP \
+         on the underlay veth instead (`--xdp-mode native`), GRO merging the inner segments \
+         XDP passes up. `vtep-xdp-gro` delivers from XDP (`--deliver xdp`) to a VM whose side \
+         of the veth has GRO on.",
         t.runs,
         t.vtep.offloads_on / k,
         ratio_off(&t.vtep, &t.kernel),
         t.vtep_xdp_gro.offloads_on / k,
-        t.vtep_tc.offloads_on / k,
-        ratio_off(&t.vtep_tc, &t.kernel),
+        t.vtep_native.offloads_on / k,
+        ratio_off(&t.vtep_native, &t.kernel),
     )
 }

@@ -277,8 +277,8 @@ pub struct Tcp {
     pub vtep: TcpFigure,
     #[serde(rename = "vtep-xdp-gro")]
     pub vtep_xdp_gro: TcpFigure,
-    #[serde(rename = "vtep-tc")]
-    pub vtep_tc: TcpFigure,
+    #[serde(rename = "vtep-native")]
+    pub vtep_native: TcpFigure,
     pub kernel: TcpFigure,
     pub runs: usize,
 }
