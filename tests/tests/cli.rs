@@ -2,7 +2,7 @@
 //! that bad input gives one line naming the problem, a non-zero exit and
 //! nothing half-applied.
 
-use vtep_tests::{Netns, UP_NATIVE, UP_TC};
+use vtep_tests::{Netns, UP_NATIVE, UP_TC, Vtep};
 
 mod host;
 
@@ -489,4 +489,34 @@ fn up_turns_gro_on_on_the_underlay_and_down_turns_it_back_off() {
         !gro() && !has_merge_dev(&s.host),
         "down left GRO on or the merge device"
     );
+}
+
+#[test]
+fn auto_on_a_veth_decapsulates_in_xdp_where_no_merge_device_can_be_made() {
+    // Two instances on two veth underlays of one namespace, on one UDP
+    // port: one vxlan device in metadata mode fits a port and namespace,
+    // so the second takes native XDP instead of failing.
+    let s = setup();
+    s.host.ok(&[
+        "ip", "link", "add", "ul1", "type", "veth", "peer", "name", "ul1p",
+    ]);
+    for dev in ["ul1", "ul1p"] {
+        s.host.ok(&["ip", "link", "set", dev, "up"]);
+    }
+    s.host
+        .ok(&["ip", "addr", "add", "198.18.1.1/24", "dev", "ul1"]);
+    let mut b = Vtep::new(&s.host, &s.bpffs);
+    b.instance.push('b');
+    s.vtep
+        .ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    b.ok(&["up", "--underlay", "ul1", "--local-ip", "198.18.1.1"]);
+    let mode = |v: &Vtep| -> serde_json::Value {
+        let s: serde_json::Value = serde_json::from_str(&v.ok(&["status", "--json"])).unwrap();
+        s["datapath"]["xdp_mode"].clone()
+    };
+    assert_eq!((mode(&s.vtep), mode(&b)), ("off".into(), "native".into()));
+    assert!(has_merge_dev(&s.host) && xdp_attached(&s.host, "ul1"));
+    b.ok(&["down"]);
+    s.vtep.ok(&["down"]);
+    assert!(!has_merge_dev(&s.host) && !xdp_attached(&s.host, "ul1"));
 }

@@ -66,17 +66,16 @@ pub fn up(
     capacities: Capacities,
 ) -> anyhow::Result<u32> {
     crate::sys::ensure_bpffs(inst.dir.parent().unwrap_or(Path::new("/")))?;
-    fs::create_dir_all(&inst.dir)
-        .with_context(|| format!("cannot create {}", inst.dir.display()))?;
-    set_private(&inst.dir);
-    let mode = match mode {
-        XdpModeArg::Auto if is_veth(config.underlay_ifindex)? => XdpModeArg::Off,
-        mode => mode,
-    };
+    let on_veth = mode == XdpModeArg::Auto && is_veth(config.underlay_ifindex)?;
+    let mode = if on_veth { XdpModeArg::Off } else { mode };
     match up_as(inst, underlay, config, mode, capacities) {
         Err(e) if e.downcast_ref::<NoNativeXdp>().is_some() => {
             warn!("{e:#}: decapsulating in TC instead (--xdp-mode skb forces generic XDP)");
             up_as(inst, underlay, config, XdpModeArg::Off, capacities)
+        }
+        Err(e) if on_veth && e.downcast_ref::<merge_dev::NoMergeDev>().is_some() => {
+            warn!("{e:#}: decapsulating in XDP instead");
+            up_as(inst, underlay, config, XdpModeArg::Native, capacities)
         }
         r => r,
     }
@@ -106,6 +105,9 @@ fn up_as(
     mode: XdpModeArg,
     capacities: Capacities,
 ) -> anyhow::Result<u32> {
+    fs::create_dir_all(&inst.dir)
+        .with_context(|| format!("cannot create {}", inst.dir.display()))?;
+    set_private(&inst.dir);
     let mut merge = 0;
     if mode == XdpModeArg::Off {
         config.flags |= CONFIG_F_DECAP_TC;

@@ -28,6 +28,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !matches!(cli.command, cmd::Command::Daemon(_)) {
+        // A reader that stops early (`vtep fdb show | head`) ends a
+        // command quietly, as it does any Unix filter, instead of a panic
+        // on the failed write. Not the daemon's: it must outlive its
+        // readers.
+        // SAFETY: setting a signal's disposition to the default before
+        // any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // Our records and the kernel programs' (aya-log) go through `log` into
     // tracing; RUST_LOG overrides the default level.
     let default = if matches!(cli.command, cmd::Command::Daemon(_)) {
