@@ -298,17 +298,26 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         "bench_strip_peer",
         "bench_encap_ceiling",
     ])?;
-    // `vtep-tc`: `vtep_decap_tc` decapsulating by itself, its runs apart
-    // from the default path's, where it only finishes what XDP decided.
-    if let Some(b) = benches
-        .iter()
-        .find(|b| b.variant == Variant::VtepTc && b.generator.arrival() == Arrival::Xdp)
-    {
-        const TC: &str = "vtep_decap_tc";
-        let before = stats.read(&[TC])?;
+    // Programs whose runs in one variant are told apart from the default
+    // path's: `vtep_decap_tc` decapsulating by itself (`vtep-tc`), where
+    // by default it only finishes what XDP decided; `vtep_decap`
+    // redirecting to the port itself (`vtep-xdp`), what
+    // `bench_strip_redirect` is the ceiling of, where by default it passes
+    // the frame up.
+    for (variant, prog, label) in [
+        (Variant::VtepTc, "vtep_decap_tc", "no XDP"),
+        (Variant::VtepXdp, "vtep_decap", "XDP delivery"),
+    ] {
+        let Some(b) = benches
+            .iter()
+            .find(|b| b.variant == variant && b.generator.arrival() == Arrival::Xdp)
+        else {
+            continue;
+        };
+        let before = stats.read(&[prog])?;
         b.measure(packets)?;
-        if let Some(after) = stats.read(&[TC])?.get(TC) {
-            program_cost_ns.insert(format!("{TC} (no XDP)"), after.since(before.get(TC)));
+        if let Some(after) = stats.read(&[prog])?.get(prog) {
+            program_cost_ns.insert(format!("{prog} ({label})"), after.since(before.get(prog)));
         }
     }
     drop(stats);

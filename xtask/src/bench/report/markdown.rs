@@ -105,7 +105,8 @@ impl Report {
             s,
             "\nThe `vtep` variants with frames arriving as XDP frames (decap: in `vtep`, \
              `vtep_decap` decides and strips in XDP and `vtep_decap_tc` hands the skb to the \
-             port; in `vtep-tc`, no XDP, `vtep_decap_tc` decides, strips and hands over), and the \
+             port; in `vtep-tc`, no XDP, `vtep_decap_tc` decides, strips and hands over; in \
+             `vtep-xdp`, `vtep_decap` decides, strips and redirects to the port), and the \
              ceilings' programs: `bench_strip_redirect` (`xdp-redirect`), `bench_strip_peer` \
              (`tc-peer`), `bench_encap_ceiling` (`encap-ceiling`). What ours spend above \
              them is this VTEP's lookups, counters and checks."
