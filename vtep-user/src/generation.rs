@@ -18,22 +18,21 @@ use std::{
 use aya::maps::MapData;
 use vtep_common::consts::{ROUTES_GENERATION, generation_slot};
 
+use crate::cause::Cause;
+
 /// Why the generation could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerationError {
-    #[error("cannot open the pinned map {path}: {source}")]
+    #[error("cannot open the pinned map {path}: {}", Cause(err))]
     Open {
         path: String,
-        source: aya::maps::MapError,
+        err: aya::maps::MapError,
     },
     #[error(
-        "cannot map {path} into memory ({source}): was the instance made by an older build? \
+        "cannot map {path} into memory ({err}): was the instance made by an older build? \
          run `vtep down` and `vtep up`"
     )]
-    Mmap {
-        path: String,
-        source: std::io::Error,
-    },
+    Mmap { path: String, err: std::io::Error },
 }
 
 /// The `GENERATION` map of an instance, mapped.
@@ -47,10 +46,8 @@ impl Generation {
     /// Maps the pinned `GENERATION` map at `path`.
     pub fn open(path: &Path) -> Result<Self, GenerationError> {
         let shown = || path.display().to_string();
-        let map = MapData::from_pin(path).map_err(|source| GenerationError::Open {
-            path: shown(),
-            source,
-        })?;
+        let map =
+            MapData::from_pin(path).map_err(|err| GenerationError::Open { path: shown(), err })?;
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
         let len = ((ROUTES_GENERATION as usize + 1) * size_of::<u64>()).next_multiple_of(page);
@@ -70,7 +67,7 @@ impl Generation {
         if p == libc::MAP_FAILED {
             return Err(GenerationError::Mmap {
                 path: shown(),
-                source: std::io::Error::last_os_error(),
+                err: std::io::Error::last_os_error(),
             });
         }
         Ok(Self {

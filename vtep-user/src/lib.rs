@@ -12,6 +12,7 @@
 //! - system edges: `datapath` (loading, attaching, pinning), `generation`,
 //!   `netlink`, `sys`, `instance` (pins, lock).
 
+pub mod cause;
 pub mod cmd;
 pub mod config;
 pub mod daemon;

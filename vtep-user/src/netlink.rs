@@ -37,10 +37,10 @@ use crate::sys;
 pub enum NetlinkError {
     #[error("cannot open a netlink socket: {0}")]
     Socket(io::Error),
-    #[error("{what}: {source}")]
-    Io { what: String, source: io::Error },
-    #[error("{what}: the kernel says: {source}")]
-    Kernel { what: String, source: io::Error },
+    #[error("{what}: {err}")]
+    Io { what: String, err: io::Error },
+    #[error("{what}: the kernel says: {err}")]
+    Kernel { what: String, err: io::Error },
     #[error("{what}: cannot decode the kernel's answer: {reason}")]
     Decode { what: String, reason: String },
     #[error("{what}: the kernel's answer has no {missing}")]
@@ -90,9 +90,9 @@ impl Rtnl {
         dump: bool,
         what: &str,
     ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
-        let io = |source| NetlinkError::Io {
+        let io = |err| NetlinkError::Io {
             what: what.to_owned(),
-            source,
+            err,
         };
         self.seq = self.seq.wrapping_add(1);
         let mut req = NetlinkMessage::from(msg);
@@ -123,7 +123,7 @@ impl Rtnl {
                     NetlinkPayload::Error(e) => {
                         return Err(NetlinkError::Kernel {
                             what: what.to_owned(),
-                            source: e.to_io(),
+                            err: e.to_io(),
                         });
                     }
                     NetlinkPayload::InnerMessage(inner) => out.push(inner),
@@ -350,9 +350,9 @@ impl Changes {
         match self.socket.recv(&mut &mut buf[..], 0) {
             Ok(_) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(()),
-            Err(source) => Err(NetlinkError::Io {
+            Err(err) => Err(NetlinkError::Io {
                 what: "route, neighbour and link changes".to_owned(),
-                source,
+                err,
             }),
         }
     }
@@ -378,5 +378,23 @@ fn neighbour_address(ip: IpAddr) -> NeighbourAddress {
     match ip {
         IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
         IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_s_answer_is_printed_once() {
+        let e = NetlinkError::Kernel {
+            what: "vxlan device vtx3".to_owned(),
+            err: io::Error::from_raw_os_error(libc::EEXIST),
+        };
+        let printed = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(
+            printed,
+            "vxlan device vtx3: the kernel says: File exists (os error 17)"
+        );
     }
 }

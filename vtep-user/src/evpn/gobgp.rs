@@ -8,20 +8,23 @@ use gobgp_api::{self as api, gobgp_api_client::GobgpApiClient};
 use tonic::transport::Channel;
 
 use super::routes::family;
-use crate::domain::plan::EvpnPlan;
+use crate::{cause::Cause, domain::plan::EvpnPlan};
 
 /// What went wrong talking to gobgpd.
 #[derive(Debug, thiserror::Error)]
 pub enum GobgpError {
-    #[error("cannot reach gobgpd at {addr}: {source} (is it running, with `--api-hosts {addr}`?)")]
+    #[error(
+        "cannot reach gobgpd at {addr}: {} (is it running, with `--api-hosts {addr}`?)",
+        Cause(err)
+    )]
     Connect {
         addr: SocketAddr,
-        source: tonic::transport::Error,
+        err: tonic::transport::Error,
     },
-    #[error("gobgpd {call}: {}", .source.message())]
+    #[error("gobgpd {call}: {}", .status.message())]
     Call {
         call: &'static str,
-        source: tonic::Status,
+        status: tonic::Status,
     },
     #[error(
         "gobgpd runs BGP as AS {running} with router id {router_id}, the configuration says AS \
@@ -35,7 +38,7 @@ pub enum GobgpError {
 }
 
 fn call(name: &'static str) -> impl Fn(tonic::Status) -> GobgpError {
-    move |source| GobgpError::Call { call: name, source }
+    move |status| GobgpError::Call { call: name, status }
 }
 
 /// A connection to gobgpd.
@@ -111,14 +114,14 @@ impl Gobgp {
         let endpoint = Channel::from_shared(format!("http://{addr}"))
             .map_err(|e| GobgpError::Call {
                 call: "address",
-                source: tonic::Status::invalid_argument(e.to_string()),
+                status: tonic::Status::invalid_argument(e.to_string()),
             })?
             .connect_timeout(timeout)
             .tcp_nodelay(true);
         let channel = endpoint
             .connect()
             .await
-            .map_err(|source| GobgpError::Connect { addr, source })?;
+            .map_err(|err| GobgpError::Connect { addr, err })?;
         Ok(Self {
             client: GobgpApiClient::new(channel).max_decoding_message_size(64 << 20),
         })

@@ -232,7 +232,7 @@ impl TablesMut {
         let nothing = |taken, e| TableError::NothingLoaded {
             given: entries.len(),
             taken,
-            source: Box::new(e),
+            why: Box::new(e),
         };
         let mut vnis: BTreeMap<Vni, VniInfo> = BTreeMap::new();
         let mut checked = Vec::with_capacity(entries.len());

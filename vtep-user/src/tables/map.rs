@@ -10,7 +10,7 @@ use aya::{
 
 use vtep_common::maps::{FdbKey, RemoteKey};
 
-use crate::generation::Generation;
+use crate::{cause::Cause, generation::Generation};
 
 /// Why a map operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,13 +19,13 @@ pub enum MapFault {
     #[error("full")]
     Full,
     /// The kernel refused the operation to this process.
-    #[error("permission denied: {0}")]
+    #[error("permission denied: {}", Cause(.0.as_ref()))]
     Denied(Box<MapError>),
     /// The per-CPU values cannot be sized.
     #[error("cannot count the possible CPUs: {0}")]
     Cpus(std::io::Error),
     /// Anything else the kernel or aya reported.
-    #[error(transparent)]
+    #[error("{}", Cause(.0.as_ref()))]
     Other(Box<MapError>),
 }
 
@@ -201,5 +201,39 @@ impl<K: Ord + Copy, V: Copy> KvMap<K, V> for MemMap<K, V> {
 
     fn entries(&self) -> Result<Vec<(K, V)>, MapFault> {
         Ok(self.entries.iter().map(|(k, v)| (*k, *v)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aya::sys::SyscallError;
+
+    use super::*;
+    use crate::tables::TableError;
+
+    /// As `vtep` prints an error (`{e:#}`) and as a warning logs one
+    /// (`{e}`): the kernel's reason, once.
+    #[test]
+    fn a_map_fault_names_the_kernel_s_reason_once() {
+        let syscall = || {
+            Box::new(MapError::SyscallError(SyscallError {
+                call: "bpf_map_update_elem",
+                io_error: std::io::Error::from_raw_os_error(libc::E2BIG),
+            }))
+        };
+        for fault in [MapFault::Other(syscall()), MapFault::Denied(syscall())] {
+            let e = TableError::map("write", "fdb")(fault);
+            let logged = e.to_string();
+            let printed = format!("{:#}", anyhow::Error::from(e));
+            for shown in [logged, printed] {
+                assert!(shown.starts_with("cannot write the fdb table: "), "{shown}");
+                assert!(shown.contains("`bpf_map_update_elem` failed"), "{shown}");
+                assert_eq!(
+                    shown.matches("Argument list too long").count(),
+                    1,
+                    "{shown}"
+                );
+            }
+        }
     }
 }

@@ -56,11 +56,11 @@ use crate::{
 /// Why a table operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
-    #[error("cannot {op} the {table} table: {source}")]
+    #[error("cannot {op} the {table} table: {fault}")]
     Map {
         op: &'static str,
         table: &'static str,
-        source: MapFault,
+        fault: MapFault,
     },
     #[error(transparent)]
     Value(#[from] ValueError),
@@ -142,18 +142,18 @@ pub enum TableError {
     PolicersFull,
     #[error("{0} has no rate limit (see `vtep rate show`)")]
     NoRate(String),
-    #[error("nothing loaded ({given} entries given, {taken} written and undone)")]
+    #[error("nothing loaded ({given} entries given, {taken} written and undone): {why}")]
     NothingLoaded {
         given: usize,
         taken: usize,
-        source: Box<TableError>,
+        why: Box<TableError>,
     },
 }
 
 impl TableError {
     /// A map failure of `op` on `table`, for `map_err`.
     pub fn map(op: &'static str, table: &'static str) -> impl Fn(MapFault) -> TableError {
-        move |source| TableError::Map { op, table, source }
+        move |fault| TableError::Map { op, table, fault }
     }
 }
 

@@ -64,7 +64,7 @@ impl Neighbours for KernelNeighbours {
         if let Some(key) = made {
             self.made
                 .put(key, 1)
-                .map_err(|source| NeighbourError::Record { remote, source })?;
+                .map_err(|fault| NeighbourError::Record { remote, fault })?;
         }
         Ok(())
     }

@@ -47,8 +47,8 @@ pub enum NeighbourError {
     #[error("{0}")]
     Unroutable(String),
     /// The record of the entries made is full or unwritable.
-    #[error("cannot record the next hop made for {remote}: {source}")]
-    Record { remote: PeerVtep, source: MapFault },
+    #[error("cannot record the next hop made for {remote}: {fault}")]
+    Record { remote: PeerVtep, fault: MapFault },
 }
 
 /// What a VNI gives the remote VTEPs it names.
