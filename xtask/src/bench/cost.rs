@@ -1,11 +1,24 @@
 //! Program cost: the kernel's own accounting of BPF run time
-//! (`kernel.bpf_stats_enabled`), per program.
+//! (`kernel.bpf_stats_enabled`), per program, in passes of its own after
+//! the packet rates (bpf_stats adds two clock reads to every BPF program
+//! run, which would tax the BPF variants' rates).
+//!
+//! Each pass runs every costed bench once, in turn, and charges the runs
+//! its programs made to that bench's figure; the report gives each
+//! figure's median over the passes with its range, so that a change of a
+//! few ns stands out of this shared machine's drift (one pass moved by
+//! ±20% between runs).
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use super::report::ProgCost;
+use super::{
+    generator::Arrival,
+    pps::{Bench, Dir, Variant},
+    report::ProgCost,
+    summary,
+};
 
 const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 /// The bytes of a program's name the kernel keeps (BPF_OBJ_NAME_LEN, less
@@ -13,39 +26,31 @@ const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const KERNEL_NAME_MAX: usize = 15;
 
 /// `kernel.bpf_stats_enabled` on while this lives (restored on drop).
-pub struct BpfStats {
+struct BpfStats {
     old: String,
 }
 
 impl BpfStats {
-    pub fn enable() -> anyhow::Result<Self> {
+    fn enable() -> anyhow::Result<Self> {
         let old = std::fs::read_to_string(STATS_SYSCTL).context("bpf_stats_enabled")?;
         std::fs::write(STATS_SYSCTL, "1").context("cannot enable bpf_stats")?;
         Ok(BpfStats { old })
     }
 
-    /// Average run time of each named program, over every loaded program
-    /// of that name (programs that did not run are left out). The kernel
-    /// keeps the first 15 bytes of a program's name: a longer one is
-    /// matched by them.
-    pub fn read(&self, names: &[&str]) -> anyhow::Result<BTreeMap<String, ProgCost>> {
-        let mut out = BTreeMap::new();
-        for name in names {
-            let kept = &name[..name.len().min(KERNEL_NAME_MAX)];
-            let (mut ns, mut runs) = (0u128, 0u64);
-            for p in aya::programs::loaded_programs() {
-                let p = p?;
-                if p.name_as_str() == Some(kept) {
-                    ns += p.run_time().as_nanos();
-                    runs += p.run_count();
-                }
-            }
-            if runs > 0 {
-                let ns_per_run = ns as f64 / runs as f64;
-                out.insert((*name).to_owned(), ProgCost { ns_per_run, runs });
+    /// Total run time (ns) and runs of the programs named `name`, over
+    /// every loaded program of that name. The kernel keeps the first 15
+    /// bytes of a program's name: a longer one is matched by them.
+    fn read(&self, name: &str) -> anyhow::Result<(u128, u64)> {
+        let kept = &name[..name.len().min(KERNEL_NAME_MAX)];
+        let (mut ns, mut runs) = (0u128, 0u64);
+        for p in aya::programs::loaded_programs() {
+            let p = p?;
+            if p.name_as_str() == Some(kept) {
+                ns += p.run_time().as_nanos();
+                runs += p.run_count();
             }
         }
-        Ok(out)
+        Ok((ns, runs))
     }
 }
 
@@ -53,4 +58,85 @@ impl Drop for BpfStats {
     fn drop(&mut self) {
         let _ = std::fs::write(STATS_SYSCTL, self.old.trim());
     }
+}
+
+/// The programs whose cost a bench's pass measures, with the label their
+/// figures get (after the program's name; none for the default path's).
+/// Only frames arriving as XDP frames are costed.
+fn costed(dir: Dir, v: Variant) -> &'static [(&'static str, &'static str)] {
+    match (dir, v) {
+        // By default `vtep_decap` decides and strips in XDP and
+        // `vtep_decap_tc` hands the skb to the port.
+        (Dir::Decap, Variant::Vtep) => &[("vtep_decap", ""), ("vtep_decap_tc", "")],
+        (Dir::Decap, Variant::Baseline) => {
+            &[("vtep_decap", "baseline"), ("vtep_decap_tc", "baseline")]
+        }
+        // `vtep_decap_tc` decapsulating by itself.
+        (Dir::Decap, Variant::VtepTc) => &[("vtep_decap_tc", "no XDP")],
+        // `vtep_decap` redirecting to the port itself: what
+        // `bench_strip_redirect` is the ceiling of.
+        (Dir::Decap, Variant::VtepXdp) => &[("vtep_decap", "XDP delivery")],
+        (Dir::Decap, Variant::XdpRedirect) => &[("bench_strip_redirect", "")],
+        (Dir::Decap, Variant::TcPeer) => &[("bench_strip_peer", "")],
+        (Dir::Encap, Variant::Vtep) => &[("vtep_encap", "")],
+        (Dir::Encap, Variant::Baseline) => &[("vtep_encap", "baseline")],
+        (Dir::Encap, Variant::EncapCeiling) => &[("bench_encap_ceiling", "")],
+        _ => &[],
+    }
+}
+
+/// Each costed program's cost over `passes` passes of `packets` frames
+/// through every bench that runs it, keyed `program` or `program
+/// (label)`.
+pub fn program_costs(
+    benches: &[Bench],
+    passes: usize,
+    packets: u32,
+) -> anyhow::Result<BTreeMap<String, ProgCost>> {
+    let stats = BpfStats::enable()?;
+    let mut samples: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
+    for _ in 0..passes {
+        for b in benches
+            .iter()
+            .filter(|b| b.generator.arrival() == Arrival::Xdp)
+        {
+            let progs = costed(b.dir, b.variant);
+            if progs.is_empty() {
+                continue;
+            }
+            let before = progs
+                .iter()
+                .map(|(p, _)| stats.read(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            b.measure(packets)?;
+            for ((prog, label), (ns0, runs0)) in progs.iter().zip(before) {
+                let (ns, runs) = stats.read(prog)?;
+                if runs == runs0 {
+                    continue;
+                }
+                let key = if label.is_empty() {
+                    (*prog).to_owned()
+                } else {
+                    format!("{prog} ({label})")
+                };
+                let s = samples.entry(key).or_default();
+                s.0.push((ns - ns0) as f64 / (runs - runs0) as f64);
+                s.1 += runs - runs0;
+            }
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .map(|(key, (ns, runs))| {
+            let (median, min, max) = summary(&ns);
+            let cost = ProgCost {
+                ns_per_run: median,
+                ns_min: min,
+                ns_max: max,
+                passes: ns.len(),
+                runs,
+            };
+            (key, cost)
+        })
+        .collect())
 }

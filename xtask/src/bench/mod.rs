@@ -273,54 +273,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         }
         eprintln!("bench: round {}/{rounds} done", round + 1);
     }
-    // Program cost in a pass of its own: bpf_stats adds two clock reads to
-    // every BPF program run, which would tax the BPF variants' rates.
-    let stats = cost::BpfStats::enable()?;
-    // Ours and the ceilings' programs: what ours spend above them is
-    // their lookups, counters and checks.
-    let costed = [
-        Variant::Vtep,
-        Variant::XdpRedirect,
-        Variant::TcPeer,
-        Variant::EncapCeiling,
-    ];
-    for b in benches
-        .iter()
-        .filter(|b| costed.contains(&b.variant) && b.generator.arrival() == Arrival::Xdp)
-    {
-        b.measure(packets)?;
-    }
-    let mut program_cost_ns = stats.read(&[
-        "vtep_decap",
-        "vtep_decap_tc",
-        "vtep_encap",
-        "bench_strip_redirect",
-        "bench_strip_peer",
-        "bench_encap_ceiling",
-    ])?;
-    // Programs whose runs in one variant are told apart from the default
-    // path's: `vtep_decap_tc` decapsulating by itself (`vtep-tc`), where
-    // by default it only finishes what XDP decided; `vtep_decap`
-    // redirecting to the port itself (`vtep-xdp`), what
-    // `bench_strip_redirect` is the ceiling of, where by default it passes
-    // the frame up.
-    for (variant, prog, label) in [
-        (Variant::VtepTc, "vtep_decap_tc", "no XDP"),
-        (Variant::VtepXdp, "vtep_decap", "XDP delivery"),
-    ] {
-        let Some(b) = benches
-            .iter()
-            .find(|b| b.variant == variant && b.generator.arrival() == Arrival::Xdp)
-        else {
-            continue;
-        };
-        let before = stats.read(&[prog])?;
-        b.measure(packets)?;
-        if let Some(after) = stats.read(&[prog])?.get(prog) {
-            program_cost_ns.insert(format!("{prog} ({label})"), after.since(before.get(prog)));
-        }
-    }
-    drop(stats);
+    let program_cost_ns = cost::program_costs(&benches, rounds, packets)?;
 
     let dir_report = |dir: Dir, arrival: Arrival| {
         let r: Vec<(Variant, &[f64])> = benches

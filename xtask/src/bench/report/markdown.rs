@@ -99,7 +99,11 @@ impl Report {
             "### Program cost (kernel.bpf_stats_enabled, ns per run)\n"
         )?;
         for (name, c) in &self.program_cost_ns {
-            writeln!(s, "- {name}: {:.1} ns ({} runs)", c.ns_per_run, c.runs)?;
+            writeln!(
+                s,
+                "- {name}: {:.1} ns (median of {} passes, {:.1}–{:.1}; {} runs)",
+                c.ns_per_run, c.passes, c.ns_min, c.ns_max, c.runs
+            )?;
         }
         writeln!(
             s,
@@ -108,8 +112,10 @@ impl Report {
              port; in `vtep-tc`, no XDP, `vtep_decap_tc` decides, strips and hands over; in \
              `vtep-xdp`, `vtep_decap` decides, strips and redirects to the port), and the \
              ceilings' programs: `bench_strip_redirect` (`xdp-redirect`), `bench_strip_peer` \
-             (`tc-peer`), `bench_encap_ceiling` (`encap-ceiling`). What ours spend above \
-             them is this VTEP's lookups, counters and checks."
+             (`tc-peer`), `bench_encap_ceiling` (`encap-ceiling`); \
+             `(baseline)` marks the `baseline` build's programs. What ours spend above \
+             them is this VTEP's lookups, counters and checks. Each figure is the median of \
+             passes that run every costed variant in turn, with its range."
         )?;
         if let Some(f) = &self.fdb_scale {
             writeln!(

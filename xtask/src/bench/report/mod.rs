@@ -173,23 +173,16 @@ impl DirReport {
     }
 }
 
-/// Average run time of one program.
+/// Average run time of one program, over passes of the bench.
 #[derive(Serialize)]
 pub struct ProgCost {
+    /// The median pass's.
     pub ns_per_run: f64,
+    pub ns_min: f64,
+    pub ns_max: f64,
+    pub passes: usize,
+    /// Runs over all passes.
     pub runs: u64,
-}
-
-impl ProgCost {
-    /// The runs made since the program stood at `before` (`None`: none).
-    pub fn since(&self, before: Option<&ProgCost>) -> ProgCost {
-        let (ns, runs) = before.map_or((0.0, 0), |b| (b.ns_per_run * b.runs as f64, b.runs));
-        let runs_since = self.runs - runs;
-        ProgCost {
-            ns_per_run: (self.ns_per_run * self.runs as f64 - ns) / runs_since.max(1) as f64,
-            runs: runs_since,
-        }
-    }
 }
 
 #[derive(Serialize)]
