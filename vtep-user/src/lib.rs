@@ -8,9 +8,10 @@
 //!   `config` parses files into its plans;
 //! - `tables/`: typed access to the pinned maps, by concern, with the
 //!   rules that keep them consistent, and the views printers render;
-//! - `values`: validated newtypes shared by all of the above;
+//! - `values`: validated newtypes shared by all of the above, and `cause`:
+//!   how an error shows what caused it (once);
 //! - system edges: `datapath` (loading, attaching, pinning), `generation`,
-//!   `netlink`, `sys`, `instance` (pins, lock).
+//!   `merge_dev`, `netlink`, `sys`, `instance` (pins, lock).
 
 pub mod cause;
 pub mod cmd;
