@@ -3,7 +3,7 @@
 //! XDP metadata (a [`DecapMeta`]): delivery as an skb, and flooding (cloning
 //! needs an skb).
 
-use core::mem::size_of;
+use core::mem::{offset_of, size_of};
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -153,8 +153,18 @@ fn pass_up(ctx: &XdpContext, strip: usize, meta: &DecapMeta, slot: u32) -> Resul
     if at + size_of::<DecapMeta>() > ctx.data() {
         return Err(refused);
     }
-    // SAFETY: the metadata area [at, at + 16) was just checked to lie
+    // Field by field, straight from registers: built on the stack and
+    // copied in 8-byte words, each word's load waited on the two 4-byte
+    // stores behind it (store forwarding fails): the hottest spot of this
+    // program in a profile (AMD EPYC, perf cpu-clock samples).
+    // SAFETY: the metadata area [at, at + 20) was just checked to lie
     // before `data`.
-    unsafe { pkt::write(at, *meta) };
+    unsafe {
+        pkt::put_u32(at + offset_of!(DecapMeta, magic), meta.magic);
+        pkt::put_u32(at + offset_of!(DecapMeta, action), meta.action);
+        pkt::put_u32(at + offset_of!(DecapMeta, vni), meta.vni);
+        pkt::put_u32(at + offset_of!(DecapMeta, ifindex), meta.ifindex);
+        pkt::put_u32(at + offset_of!(DecapMeta, vid), meta.vid);
+    }
     Ok(xdp_action::XDP_PASS)
 }
