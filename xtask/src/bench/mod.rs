@@ -258,8 +258,13 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         }
     }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); benches.len()];
+    let n = benches.len();
     for round in 0..rounds {
-        for (b, r) in benches.iter().zip(rates.iter_mut()) {
+        // Each round starts one variant further on: no variant always runs
+        // first, or always right after the same one (whose load, cache
+        // state or kernel tunnel socket it would inherit).
+        for i in (0..n).map(|i| (i + round) % n) {
+            let (b, r) = (&benches[i], &mut rates[i]);
             let pps = b.measure(packets)?;
             if pps <= 0.0 {
                 bail!(

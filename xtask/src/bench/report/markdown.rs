@@ -29,9 +29,10 @@ impl Report {
         }
         writeln!(
             s,
-            "Machine: {} CPUs ({}), kernel {}. {} interleaved rounds of {} frames per variant, {} \
-             inner flows, {}-byte VXLAN frames for decap. Absolute figures drift on a shared \
-             machine; ratios much less.\n",
+            "Machine: {} CPUs ({}), kernel {}. {} interleaved rounds of {} frames per variant \
+             (each round starting one variant further on), {} inner flows, {}-byte VXLAN frames \
+             for decap. Absolute figures drift on a shared machine; ratios much less: a ratio \
+             of two rates is the median of the rounds' ratios, both measured in each round.\n",
             m.cpus,
             m.cpu,
             m.kernel,
@@ -229,14 +230,19 @@ fn write_rates(s: &mut String, dir: &str, r: &DirReport) -> std::fmt::Result {
             d.vtep_uncached_over_xdp_redirect,
         ),
         ("vtep/encap-ceiling", d.vtep_over_encap_ceiling),
-        ("vtep/baseline", d.vtep_over_baseline),
         ("vtep-ipv6/kernel-ipv6", d.vtep_ipv6_over_kernel_ipv6),
         ("vtep-policy/vtep", d.vtep_policy_over_vtep),
     ];
-    let shown: Vec<String> = parts
+    let mut shown: Vec<String> = parts
         .iter()
         .filter_map(|(name, x)| Some(format!("{name} = {:.3}", (*x)?)))
         .collect();
+    if let Some(p) = d.vtep_over_baseline {
+        shown.push(format!(
+            "vtep/baseline = {:.3} (rounds {:.3}–{:.3})",
+            p.median, p.min, p.max
+        ));
+    }
     writeln!(s, "\n{}\n", shown.join("; "))
 }
 

@@ -47,9 +47,32 @@ pub struct Rate {
     pub mpps_max: f64,
 }
 
+/// One variant's rate over another's, round by round (both measured in
+/// each round, so that the machine's drift between rounds cancels): the
+/// median of the rounds' ratios and their range.
+#[derive(Clone, Copy, Serialize)]
+pub struct Paired {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Paired {
+    /// From two variants' rates in round order.
+    fn new(a: &[f64], b: &[f64]) -> Option<Self> {
+        let per_round: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+        if per_round.is_empty() {
+            return None;
+        }
+        let (median, min, max) = super::summary(&per_round);
+        Some(Paired { median, min, max })
+    }
+}
+
 /// Ratios between the variants of one direction (those whose variants
-/// were measured). "The kernel" is the cheaper of its configurations
-/// measured (`kernel` with GRO on the underlay, `kernel-nogro` without).
+/// were measured). Ratios of rates are paired by round ([`Paired`]).
+/// "The kernel" is the cheaper of its configurations measured (`kernel`
+/// with GRO on the underlay, `kernel-nogro` without).
 #[derive(Default, Serialize)]
 pub struct Derived {
     /// Packet rates.
@@ -80,8 +103,10 @@ pub struct Derived {
     pub vtep_uncached_over_xdp_redirect: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_over_encap_ceiling: Option<f64>,
+    /// The before/after ratio of a change, with its range over the
+    /// rounds: how far this run can resolve one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub vtep_over_baseline: Option<f64>,
+    pub vtep_over_baseline: Option<Paired>,
     /// Over an IPv6 underlay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vtep_ipv6_over_kernel_ipv6: Option<f64>,
@@ -123,7 +148,9 @@ impl DirReport {
             })
             .collect();
         let m = |v: Variant| variants.get(v.name()).map(|r| r.mpps_median);
-        let ratio = |a: Variant, b: Variant| Some(m(a)? / m(b)?);
+        let of = |v: Variant| rates.iter().find(|(w, _)| *w == v).map(|(_, r)| *r);
+        let paired = |a: Variant, b: Variant| Paired::new(of(a)?, of(b)?);
+        let ratio = |a: Variant, b: Variant| paired(a, b).map(|p| p.median);
         let ceiling = rates
             .iter()
             .filter(|(v, _)| v.is_drop_ceiling())
@@ -155,7 +182,7 @@ impl DirReport {
             vtep_tc_over_tc_peer: ratio(Variant::VtepTc, Variant::TcPeer),
             vtep_uncached_over_xdp_redirect: ratio(Variant::VtepUncached, Variant::XdpRedirect),
             vtep_over_encap_ceiling: ratio(Variant::Vtep, Variant::EncapCeiling),
-            vtep_over_baseline: ratio(Variant::Vtep, Variant::Baseline),
+            vtep_over_baseline: paired(Variant::Vtep, Variant::Baseline),
             vtep_ipv6_over_kernel_ipv6: ratio(Variant::VtepIpv6, Variant::KernelIpv6),
             vtep_policy_over_vtep: ratio(Variant::VtepPolicy, Variant::Vtep),
             ns_per_packet_above_ceiling,
@@ -513,6 +540,23 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::{Arrival, DirReport, Variant};
+
+    #[test]
+    fn ratios_pair_the_rounds() {
+        // The machine at 1, 3 and 2 times its speed in three rounds, vtep
+        // 10% ahead in the first two and 30% behind in the last: paired,
+        // 1.1 with the range 0.7–1.1. The ratio of the two medians would
+        // be 1.4/2.0 = 0.7, the rounds' speeds mixed into it.
+        let (vtep, baseline) = ([1.1, 3.3, 1.4], [1.0, 3.0, 2.0]);
+        let r = DirReport::new(
+            Arrival::Xdp,
+            &[(Variant::Vtep, &vtep), (Variant::Baseline, &baseline)],
+        );
+        let p = r.derived.vtep_over_baseline.expect("a paired ratio");
+        assert!((p.median - 1.1).abs() < 1e-9, "{}", p.median);
+        assert!((p.min - 0.7).abs() < 1e-9, "{}", p.min);
+        assert!((p.max - 1.1).abs() < 1e-9, "{}", p.max);
+    }
 
     #[test]
     fn costs_are_above_the_fastest_drop() {
