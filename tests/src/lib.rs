@@ -10,6 +10,7 @@ pub mod evpn;
 pub mod frames;
 pub mod http;
 pub mod raw;
+pub mod rng;
 pub mod topo;
 
 use std::{

@@ -159,7 +159,7 @@ fn encap_never_crosses_tenants_on_random_frames() {
             1 => MAC_SKB_PORT,
             2 => MAC_OTHER_VNI_PORT,
             3 => BROADCAST,
-            _ => [2, rng.next() as u8, 0, 0, 0, rng.next() as u8],
+            _ => [2, rng.next_u64() as u8, 0, 0, 0, rng.next_u64() as u8],
         };
         let mut frame = match rng.below(3) {
             0 => inner_frame(dst),
@@ -168,7 +168,7 @@ fn encap_never_crosses_tenants_on_random_frames() {
         };
         if rng.below(4) == 0 {
             let at = 12 + rng.below(frame.len() as u64 - 12) as usize;
-            frame[at] = rng.next() as u8;
+            frame[at] = rng.next_u64() as u8;
         }
         let mut out = vec![0u8; frame.len() + 256];
         let (action, len) = run_tc(&l, from)(&frame, &mut out);

@@ -47,6 +47,7 @@ use vtep_common::{
 use vtep_tests::{
     BpfFs,
     frames::{self, Tunnel, VXLAN_I, eth, ipv4, ipv6, udp},
+    rng::Rng,
 };
 use vtep_user::{
     datapath::{EBPF_OBJECT, load_retrying},
@@ -601,22 +602,4 @@ fn passed_up_to(l: &Loaded, f: &[u8]) -> u32 {
     assert_eq!(action, XDP_PASS, "frame not passed up");
     assert!(len >= 16, "no metadata");
     u32::from_ne_bytes(out[12..16].try_into().unwrap())
-}
-
-/// xorshift64*: seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
 }

@@ -95,7 +95,7 @@ fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
         3 => BROADCAST,
         4 => MAC_UNKNOWN,
         5 => MAC_PEER_PORT,
-        _ => [r.next() as u8, 0, 0, 0, 0, r.next() as u8],
+        _ => [r.next_u64() as u8, 0, 0, 0, 0, r.next_u64() as u8],
     };
     let mut inner = match r.below(4) {
         0 => inner_frame(dst),
@@ -105,14 +105,14 @@ fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
         _ => sized_frame(dst, 1400 + r.below(140) as usize, true),
     };
     if r.below(8) == 0 {
-        inner[6] = r.next() as u8;
+        inner[6] = r.next_u64() as u8;
     }
     // Any dsfield (ECN: Not-ECT, ECT(1), ECT(0), CE) in most IP packets.
     if r.below(3) != 0 && model::inner_dsfield(&inner).is_some() {
-        set_ds(&mut inner, ETH_HLEN, r.next() as u8);
+        set_ds(&mut inner, ETH_HLEN, r.next_u64() as u8);
     }
     inner.truncate(14 + r.below(inner.len() as u64 - 13) as usize);
-    let any_vni = (r.next() & 0xff_ffff) as u32;
+    let any_vni = (r.next_u64() & 0xff_ffff) as u32;
     let vni = r.pick(&[100, 100, 100, 200, 300, 4242, any_vni]);
     let sender = match r.below(12) {
         0 | 1 => fam.stranger,
@@ -123,7 +123,7 @@ fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
     let mut f = vxlan(sender, VXLAN_PORT, flags, vni, &inner);
     // Congestion marks of the underlay (CE) in many outer headers.
     if r.below(2) == 0 {
-        let any = r.next() as u8;
+        let any = r.next_u64() as u8;
         set_ds(&mut f, ETH_HLEN, r.pick(&[3u8, 3, 0xbb, any]));
     }
     let v4 = sender.is_ipv4();
@@ -133,13 +133,13 @@ fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
         4 | 5 => {
             for _ in 0..1 + r.below(4) {
                 let at = r.below(header as u64) as usize;
-                f[at] = r.next() as u8;
+                f[at] = r.next_u64() as u8;
             }
         }
         6 => f.truncate(14 + r.below(f.len() as u64 - 13) as usize),
         // Version and IHL, or version and traffic class.
-        7 if v4 => f[14] = 0x40 | (r.next() as u8 & 0x0f),
-        7 => f[14] = r.next() as u8,
+        7 if v4 => f[14] = 0x40 | (r.next_u64() as u8 & 0x0f),
+        7 => f[14] = r.next_u64() as u8,
         8 => {
             // IPv4: UDP length, total length or fragment bits and TTL;
             // IPv6: payload length, next header, hop limit, UDP length.
@@ -148,9 +148,9 @@ fn random_frame(r: &mut Rng, fam: Family) -> Vec<u8> {
             } else {
                 r.pick(&[18usize, 19, 20, 21, 58, 59])
             };
-            f[at] = r.next() as u8;
+            f[at] = r.next_u64() as u8;
         }
-        _ => f[12..14].copy_from_slice(&(r.next() as u16).to_be_bytes()),
+        _ => f[12..14].copy_from_slice(&(r.next_u64() as u16).to_be_bytes()),
     }
     f
 }

@@ -69,8 +69,8 @@ fn random_port_frame(r: &mut Rng) -> Vec<u8> {
         4 => MAC_UNKNOWN,
         5 => MAC_A,
         6 => BROADCAST,
-        7 => [0x33, 0x33, 0, 0, 0, r.next() as u8],
-        _ => [r.next() as u8 & 0xfe, 0, 0, 0, 0, r.next() as u8],
+        7 => [0x33, 0x33, 0, 0, 0, r.next_u64() as u8],
+        _ => [r.next_u64() as u8 & 0xfe, 0, 0, 0, 0, r.next_u64() as u8],
     };
     let mut f = match r.below(13) {
         0..=4 => inner_frame(dst),
@@ -82,10 +82,10 @@ fn random_port_frame(r: &mut Rng) -> Vec<u8> {
         _ => sized_frame(dst, 60 + r.below(60) as usize, true),
     };
     if r.below(2) == 0 && model::inner_dsfield(&f).is_some() {
-        set_ds(&mut f, ETH_HLEN, r.next() as u8);
+        set_ds(&mut f, ETH_HLEN, r.next_u64() as u8);
     }
     if r.below(8) == 0 {
-        f[6] = r.next() as u8;
+        f[6] = r.next_u64() as u8;
     }
     // From a trunk: tagged with a bound VLAN, an unbound one, a priority
     // tag, an 802.1ad tag, or twice.
@@ -96,7 +96,7 @@ fn random_port_frame(r: &mut Rng) -> Vec<u8> {
     };
     match r.below(12) {
         0..=2 => tag(&mut f, 0x8100, [10, 20, 30][r.below(3) as usize]),
-        3 => tag(&mut f, 0x8100, 40 | (r.next() as u16 & 0xf000)),
+        3 => tag(&mut f, 0x8100, 40 | (r.next_u64() as u16 & 0xf000)),
         4 => tag(&mut f, 0x8100, 0),
         5 => tag(&mut f, 0x88a8, 10),
         6 => {
@@ -111,12 +111,12 @@ fn random_port_frame(r: &mut Rng) -> Vec<u8> {
         5 | 6 => {
             for _ in 0..1 + r.below(4) {
                 let at = 12 + r.below(header as u64 - 12) as usize;
-                f[at] = r.next() as u8;
+                f[at] = r.next_u64() as u8;
             }
         }
         7 => f.truncate(14 + r.below(f.len() as u64 - 13) as usize),
-        8 => f[14] = r.next() as u8,
-        _ => f[12..14].copy_from_slice(&(r.next() as u16).to_be_bytes()),
+        8 => f[14] = r.next_u64() as u8,
+        _ => f[12..14].copy_from_slice(&(r.next_u64() as u16).to_be_bytes()),
     }
     f
 }

@@ -183,10 +183,10 @@ impl model::policy::PolicyTables for PolicyFixture {
 /// in the flags byte.
 pub(crate) fn random_vxlan_word(r: &mut Rng) -> [u8; 4] {
     match r.below(8) {
-        0 => [r.next() as u8, 0, 0, 0],
+        0 => [r.next_u64() as u8, 0, 0, 0],
         1..=3 => {
             let g = r.pick(&HEADER_GROUPS).to_be_bytes();
-            let any = r.next() as u8;
+            let any = r.next_u64() as u8;
             let flags = r.pick(&[0u8, 0, 0x08, 0x40, 0x48, any]);
             [0x88, flags, g[0], g[1]]
         }

@@ -34,6 +34,10 @@ use crate::{cargo, sh, workspace_root};
 use generator::Arrival;
 use pps::{Bench, Dir, Variant};
 use report::{DirReport, Machine, Report};
+use vtep_tests::rng::Rng;
+
+/// The seed of the rounds' orders.
+const ORDER_SEED: u64 = 0x5eed_0bde_5eed;
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Clone)]
@@ -258,12 +262,15 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         }
     }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); benches.len()];
-    let n = benches.len();
+    // Each round measures the variants in an order of its own, drawn from
+    // a fixed seed (a run repeats it): no variant always runs first, or
+    // always right after the same one, whose load, cache state or kernel
+    // tunnel socket it would inherit.
+    let mut rng = Rng(ORDER_SEED);
+    let mut order: Vec<usize> = (0..benches.len()).collect();
     for round in 0..rounds {
-        // Each round starts one variant further on: no variant always runs
-        // first, or always right after the same one (whose load, cache
-        // state or kernel tunnel socket it would inherit).
-        for i in (0..n).map(|i| (i + round) % n) {
+        rng.shuffle(&mut order);
+        for &i in &order {
             let (b, r) = (&benches[i], &mut rates[i]);
             let pps = b.measure(packets)?;
             if pps <= 0.0 {

@@ -30,8 +30,8 @@ impl Report {
         writeln!(
             s,
             "Machine: {} CPUs ({}), kernel {}. {} interleaved rounds of {} frames per variant \
-             (each round starting one variant further on), {} inner flows, {}-byte VXLAN frames \
-             for decap. Absolute figures drift on a shared machine; ratios much less: a ratio \
+             (each round in an order of its own), {} inner flows, {}-byte VXLAN frames for \
+             decap. Absolute figures drift on a shared machine; ratios much less: a ratio \
              of two rates is the median of the rounds' ratios, both measured in each round.\n",
             m.cpus,
             m.cpu,
