@@ -19,16 +19,23 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 /// Sets `VTEP_GIT_REVISION` (the short commit, `unknown` outside a git
-/// checkout) and reruns when the checked-out commit changes.
+/// checkout) and reruns when the checked-out commit changes: when HEAD,
+/// the branch's ref or the packed refs change, of those that exist (cargo
+/// takes a missing file as changed, and rebuilt the crate on every build
+/// of a checkout without packed refs).
 fn git_revision() {
     let rev = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=VTEP_GIT_REVISION={rev}");
-    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
-        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{branch}");
-        }
+    let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) else {
+        return;
+    };
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    let files = ["HEAD", "packed-refs"]
+        .into_iter()
+        .chain(branch.as_deref())
+        .map(|f| format!("{dir}/{f}"));
+    for f in files.filter(|f| std::path::Path::new(f).exists()) {
+        println!("cargo:rerun-if-changed={f}");
     }
 }
 
