@@ -63,21 +63,47 @@ pub struct Opts {
     /// before/after ratio of a datapath change.
     #[arg(long, value_name = "REV")]
     pub baseline: Option<String>,
-    /// Only the packet rates of one direction (and its program cost): a
-    /// quick before/after of a datapath change, e.g.
-    /// `--only decap --baseline HEAD~1`. Not with --write or --smoke.
+    /// Only one part: the packet rates of one direction (and its program
+    /// cost), a quick before/after of a datapath change, e.g. `--only
+    /// decap --baseline HEAD~1`; or the latency or TCP section alone
+    /// (their figures move from run to run: a few runs of one section
+    /// show by how much). Not with --write or --smoke.
     #[arg(long, value_enum, conflicts_with_all = ["write", "smoke"])]
-    pub only: Option<Dir>,
-    /// With --only: just these variants (by name, e.g. `--variants
-    /// vtep,encap-ceiling,xdp-drop`), for a quick look while trying a
-    /// change.
+    pub only: Option<Only>,
+    /// With --only decap or encap: just these variants (by name, e.g.
+    /// `--variants vtep,encap-ceiling,xdp-drop`), for a quick look while
+    /// trying a change.
     #[arg(long, value_delimiter = ',', requires = "only")]
     pub variants: Vec<String>,
-    /// With --only: only frames arriving this way (as XDP frames, as a
-    /// NIC with native XDP hands them over; or as skbs, as a VM sends
-    /// them). Without it, both.
+    /// With --only decap or encap: only frames arriving this way (as XDP
+    /// frames, as a NIC with native XDP hands them over; or as skbs, as a
+    /// VM sends them). Without it, both.
     #[arg(long, value_enum, requires = "only")]
     pub arrival: Option<Arrival>,
+}
+
+/// The part of the bench `--only` runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// Decap packet rates and program cost.
+    Decap,
+    /// Encap packet rates and program cost.
+    Encap,
+    /// VM-to-VM ping RTT.
+    Latency,
+    /// VM-to-VM TCP throughput.
+    Tcp,
+}
+
+impl Only {
+    /// The direction whose packet rates this part measures, if any.
+    fn dir(self) -> Option<Dir> {
+        match self {
+            Only::Decap => Some(Dir::Decap),
+            Only::Encap => Some(Dir::Encap),
+            Only::Latency | Only::Tcp => None,
+        }
+    }
 }
 
 /// Builds the `vtep` binary of git revision `rev` (in a temporary worktree,
@@ -179,6 +205,37 @@ pub fn summary(v: &[f64]) -> (f64, f64, f64) {
     (s[s.len() / 2], s[0], s[s.len() - 1])
 }
 
+/// The sections after the packet rates and program cost, into `report`:
+/// FDB scale (on the `vtep-uncached` decap bench of `benches`, which are
+/// dropped after it), both CPUs, control plane, EVPN scale, latency and
+/// TCP.
+fn sections_after_rates(
+    report: &mut Report,
+    benches: Vec<Bench>,
+    (obj, vtep_bin): (&[u8], &Path),
+    smoke: bool,
+    packets: u32,
+) -> anyhow::Result<()> {
+    // FDB scale without the decision cache: every frame looks the FDB
+    // up (with it, no frame of the bench's conversation would).
+    let uncached = benches
+        .iter()
+        .find(|b| {
+            b.dir == Dir::Decap
+                && b.variant == Variant::VtepUncached
+                && b.generator.arrival() == Arrival::Xdp
+        })
+        .context("no vtep-uncached decap bench")?;
+    report.fdb_scale = Some(scale::fdb_scale(uncached, smoke, packets)?);
+    drop(benches);
+    report.cpus = Some(cpus::cpus(obj, vtep_bin, smoke, packets)?);
+    report.control_plane = Some(control::control_plane(vtep_bin, smoke)?);
+    report.evpn = Some(evpn::evpn_scale(vtep_bin, smoke)?);
+    report.latency_us = Some(latency::latency(vtep_bin, smoke)?);
+    report.tcp_gbps = Some(tcp::tcp(vtep_bin, smoke)?);
+    Ok(())
+}
+
 pub fn run(opts: &Opts) -> anyhow::Result<()> {
     crate::setup::run(crate::setup::Need::Bench)?;
     let root = workspace_root()?;
@@ -246,7 +303,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         (Dir::Decap, Arrival::Skb, decap_skb),
         (Dir::Encap, Arrival::Skb, encap_skb),
     ] {
-        if opts.only.is_some_and(|only| only != dir)
+        if opts.only.is_some_and(|only| only.dir() != Some(dir))
             || opts.arrival.is_some_and(|only| only != arrival)
         {
             continue;
@@ -316,24 +373,11 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         tcp_gbps: None,
     };
 
-    if opts.only.is_none() {
-        // FDB scale without the decision cache: every frame looks the FDB
-        // up (with it, no frame of the bench's conversation would).
-        let uncached = benches
-            .iter()
-            .find(|b| {
-                b.dir == Dir::Decap
-                    && b.variant == Variant::VtepUncached
-                    && b.generator.arrival() == Arrival::Xdp
-            })
-            .context("no vtep-uncached decap bench")?;
-        report.fdb_scale = Some(scale::fdb_scale(uncached, opts.smoke, packets)?);
-        drop(benches);
-        report.cpus = Some(cpus::cpus(&obj, &vtep_bin, opts.smoke, packets)?);
-        report.control_plane = Some(control::control_plane(&vtep_bin, opts.smoke)?);
-        report.evpn = Some(evpn::evpn_scale(&vtep_bin, opts.smoke)?);
-        report.latency_us = Some(latency::latency(&vtep_bin, opts.smoke)?);
-        report.tcp_gbps = Some(tcp::tcp(&vtep_bin, opts.smoke)?);
+    match opts.only {
+        Some(Only::Latency) => report.latency_us = Some(latency::latency(&vtep_bin, false)?),
+        Some(Only::Tcp) => report.tcp_gbps = Some(tcp::tcp(&vtep_bin, false)?),
+        Some(Only::Decap | Only::Encap) => {}
+        None => sections_after_rates(&mut report, benches, (&obj, &vtep_bin), opts.smoke, packets)?,
     }
 
     if opts.json {
