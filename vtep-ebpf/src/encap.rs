@@ -51,8 +51,8 @@ use crate::{
     flow, identity,
     learn::{Location, known_at, learn, lookup_until, now},
     maps::{
-        CONFIG, Dropped, PORTS, VNIS, count, count_binding_rx, count_binding_tx, count_drop,
-        count_tx, outer_ds,
+        Dropped, NO_SLOT, PORTS, VNIS, config, count, count_binding_rx, count_binding_tx,
+        count_drop, count_tx, outer_ds,
     },
     mtu, nd,
     parse::{is, is_group, read},
@@ -75,7 +75,7 @@ impl Ingress {
     /// A drop for `reason`, charged to the VNI.
     #[inline(always)]
     fn drop(&self, reason: DropReason) -> Dropped {
-        (reason, Some(self.slot))
+        (reason, self.slot)
     }
 }
 
@@ -100,8 +100,8 @@ pub fn tc(ctx: &TcContext) -> i32 {
 fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
     let from = unsafe { (*ctx.skb.skb).ifindex };
-    let vid = vlan::take_ingress(ctx).map_err(|r| (r, None))?;
-    let cfg = CONFIG.load();
+    let vid = vlan::take_ingress(ctx).map_err(|r| (r, NO_SLOT))?;
+    let cfg = config();
     let eth: Option<EthHdr> = read(ctx, 0);
     let macs = eth.as_ref().and_then(|eth| encap_cache::key(ctx, eth));
     if let (Some(eth), Some(macs)) = (&eth, macs)
@@ -114,11 +114,11 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
             // Counted by `identity`.
             return Ok(TC_ACT_SHOT);
         }
-        return encapsulate(ctx, d, eth, true, &cfg);
+        return encapsulate(ctx, d, eth, true, cfg);
     }
     let port = PORTS
         .get_ptr(PortKey::new(from, vid))
-        .ok_or((DropReason::UnboundVlan, None))?;
+        .ok_or((DropReason::UnboundVlan, NO_SLOT))?;
     // SAFETY: map values stay valid for the duration of the program.
     let port = unsafe { &*port };
     count_binding_tx(port.stats, ctx.len().into());
@@ -155,8 +155,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
             flags: fdb_delivery(ing.flags),
             peer: ing.stats,
         };
-        if !known_at(ing.vni, eth.src_addr, &at, &cfg)
-            && learn(ctx, ing.vni, eth.src_addr, &at, &cfg)
+        if !known_at(ing.vni, eth.src_addr, &at, cfg) && learn(ctx, ing.vni, eth.src_addr, &at, cfg)
         {
             cache::bump(ing.vni);
         }
@@ -165,7 +164,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         if learning && nd::learn_from_port(ctx, ing.vni) {
             count(Counter::NeighLearned);
         }
-        if is_group(&eth.dst_addr) && nd::answer(ctx, ing.vni, &cfg) {
+        if is_group(&eth.dst_addr) && nd::answer(ctx, ing.vni, cfg) {
             // Back to the VM that asked.
             return port::to_binding(ctx, from, vid, ing.flags).map_err(|r| ing.drop(r));
         }
@@ -177,7 +176,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         if learning {
             arp::learn(ing.vni, &a);
         }
-        if is_group(&eth.dst_addr) && arp::answer(ctx, ing.vni, &a, &cfg) {
+        if is_group(&eth.dst_addr) && arp::answer(ctx, ing.vni, &a, cfg) {
             // Back to the VM that asked.
             return port::to_binding(ctx, from, vid, ing.flags).map_err(|r| ing.drop(r));
         }
@@ -187,15 +186,15 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
     // from it out of date at once.
     let generation = cache::generation(ing.vni);
     if !is_group(&eth.dst_addr)
-        && let Some((entry, until)) = lookup_until(ing.vni, eth.dst_addr, &cfg)
+        && let Some((entry, until)) = lookup_until(ing.vni, eth.dst_addr, cfg)
     {
         if entry.ifindex != 0 {
             return switch_local(ctx, &ing, (entry.ifindex, entry.vid), &eth.dst_addr);
         }
         let made = Made { generation, until };
-        return unicast(ctx, &ing, &entry, &eth, (&made, &cfg));
+        return unicast(ctx, &ing, &entry, &eth, (&made, cfg));
     }
-    flood(ctx, &ing, &eth, &cfg)
+    flood(ctx, &ing, &eth, cfg)
 }
 
 /// A binding (port, VID) as one word, for `identity`'s subprograms.
@@ -300,7 +299,7 @@ fn encapsulate(
     resolved: bool,
     cfg: &Config,
 ) -> Result<i32, Dropped> {
-    let drop = |reason| (reason, Some(d.slot));
+    let drop = |reason| (reason, d.slot);
     let is_ip = is_ip(eth);
     if !resolved && !is_ip {
         // Only IP packets can wait for the neighbour in bpf_redirect_neigh.
@@ -391,11 +390,11 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i
                 {
                     count_tx(ing.slot, peer, u64::from(tunnel.inner_len));
                 } else {
-                    count_drop(DropReason::KernelRefused, Some(ing.slot));
+                    count_drop(DropReason::KernelRefused, ing.slot);
                 }
             }
-            Ok(_) => count_drop(DropReason::NoNeighbour, Some(ing.slot)),
-            Err(reason) => count_drop(reason, Some(ing.slot)),
+            Ok(_) => count_drop(DropReason::NoNeighbour, ing.slot),
+            Err(reason) => count_drop(reason, ing.slot),
         }
     }
     Ok(TC_ACT_SHOT)
@@ -428,7 +427,7 @@ pub fn copy_to_ports(ctx: &TcContext, info: &VniInfo, except: Binding) {
             } else {
                 DropReason::TooBig
             };
-            count_drop(reason, Some(info.slot));
+            count_drop(reason, info.slot);
         }
     }
 }
@@ -444,11 +443,11 @@ fn answer_too_big(
     eth: &EthHdr,
     left: u16,
 ) -> Result<i32, Dropped> {
-    let answered = mtu::answer(ctx, eth, left).ok_or((DropReason::TooBig, Some(slot)))?;
-    count_drop(DropReason::TooBig, Some(slot));
+    let answered = mtu::answer(ctx, eth, left).ok_or((DropReason::TooBig, slot))?;
+    count_drop(DropReason::TooBig, slot);
     count(answered);
     // Back to the VM that sent it.
-    port::to_binding(ctx, at.0, at.1, flags).map_err(|r| (r, Some(slot)))
+    port::to_binding(ctx, at.0, at.1, flags).map_err(|r| (r, slot))
 }
 
 #[inline(always)]

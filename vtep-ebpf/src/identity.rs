@@ -112,7 +112,7 @@ pub fn egress(at: u64, vni: u32, slot: u32, src: &[u8; 6], len: u32) -> bool {
         unsafe { *g = group_of(&m, at) };
     }
     if !police(m.egress, len) {
-        count_drop(DropReason::RateLimited, Some(slot));
+        count_drop(DropReason::RateLimited, slot);
         return false;
     }
     true
@@ -149,7 +149,7 @@ pub fn to_underlay(vni: u32, slot: u32, len: u32) -> bool {
     // SAFETY: map values stay valid for the duration of the program.
     let policer = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).egress });
     if !police(policer, len) {
-        count_drop(DropReason::RateLimited, Some(slot));
+        count_drop(DropReason::RateLimited, slot);
         return false;
     }
     true
@@ -195,7 +195,7 @@ pub fn from_remote(to: u64, vni: u32, slot: u32, dst: &[u8; 6], vx_len: u64) -> 
         return false;
     }
     if !police(v.ingress, len) {
-        count_drop(DropReason::RateLimited, Some(slot));
+        count_drop(DropReason::RateLimited, slot);
         return false;
     }
     true
@@ -248,11 +248,11 @@ fn admit(
     let group = group_of(&m, to);
     let policer = m.ingress;
     if !applied && !rules_allow(v, from, group, len) {
-        count_drop(DropReason::PolicyDenied, Some(slot));
+        count_drop(DropReason::PolicyDenied, slot);
         return false;
     }
     if !police(policer, len) {
-        count_drop(DropReason::RateLimited, Some(slot));
+        count_drop(DropReason::RateLimited, slot);
         return false;
     }
     true

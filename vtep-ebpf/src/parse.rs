@@ -24,7 +24,10 @@ use vtep_common::{
     maps::Config,
 };
 
-use crate::{maps::Dropped, pkt};
+use crate::{
+    maps::{Dropped, NO_SLOT},
+    pkt,
+};
 
 /// A `T` at `offset` in the frame of `ctx`: read straight from the skb's
 /// linear data when it lies there (no helper call), else copied out by
@@ -206,14 +209,14 @@ pub fn vxlan(data: usize, end: usize, len: usize, cfg: &Config) -> Result<Option
     };
     // VXLAN for us from here on: the UDP length was checked to cover the
     // VXLAN and inner Ethernet headers within the packet.
-    let malformed = (DropReason::Malformed, None);
+    let malformed = (DropReason::Malformed, NO_SLOT);
     let at = c.next::<VxlanHdr>().ok_or(malformed)? as usize;
     // SAFETY: as above: the header's two words lie within the packet.
     let (vx, vni) = unsafe { (pkt::u32_at(at), pkt::u32_at(at + offset_of!(VxlanHdr, vni))) };
     // RFC 7348 §5: the I flag MUST be set; reserved bits are ignored on
     // receipt.
     if vx as u8 & VXLAN_I_FLAG_MASK == 0 {
-        return Err((DropReason::NoIFlag, None));
+        return Err((DropReason::NoIFlag, NO_SLOT));
     }
     // The VNI: the first 3 bytes of the second word (RFC 7348 §5).
     let vni = u32::from_be(vni) >> 8;
@@ -319,7 +322,7 @@ fn ipv4_udp(
         || tot_len < ihl + udp_len
         || tot_len > last - (data + ETH_HLEN)
     {
-        return Err((DropReason::Malformed, None));
+        return Err((DropReason::Malformed, NO_SLOT));
     }
     Ok(Some(Addr::v4(saddr)))
 }
@@ -365,7 +368,7 @@ fn ipv6_udp(
         || payload_len < udp_len
         || payload_len > last - (data + ETH_HLEN + IPV6_HLEN)
     {
-        return Err((DropReason::Malformed, None));
+        return Err((DropReason::Malformed, NO_SLOT));
     }
     Ok(Some(saddr))
 }

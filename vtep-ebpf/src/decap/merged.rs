@@ -39,7 +39,7 @@ use vtep_common::{
 use super::{Exit, process};
 use crate::{
     encap::copy_to_ports,
-    maps::{CONFIG, Dropped, VNIS, count, count_drop},
+    maps::{Dropped, NO_SLOT, VNIS, config, count, count_drop},
     parse::{Cursor, Vxlan},
     port,
 };
@@ -70,15 +70,15 @@ pub fn merged(ctx: TcContext) -> i32 {
 
 #[inline(always)]
 fn try_merged(m: &Merged) -> Result<i32, Dropped> {
-    let cfg = CONFIG.load();
-    let Some(tunnel) = tunnel(&m.ctx, &cfg) else {
+    let cfg = config();
+    let Some(tunnel) = tunnel(&m.ctx, cfg) else {
         // Not from the device's socket (nothing else sends into it).
-        return Err((DropReason::KernelRefused, None));
+        return Err((DropReason::KernelRefused, NO_SLOT));
     };
     if cfg.flags & CONFIG_F_DECAP_TC == 0 || tunnel.local != cfg.local_ip {
         // VXLAN to another of the host's addresses, or an instance that
         // never made the device: not ours to decapsulate.
-        return Err((DropReason::NotToUs, None));
+        return Err((DropReason::NotToUs, NO_SLOT));
     }
     let ctx = &m.ctx;
     let len = ctx.len();
@@ -92,7 +92,7 @@ fn try_merged(m: &Merged) -> Result<i32, Dropped> {
     let mut rest = Cursor::new(ctx.data(), ctx.data_end());
     let eth = rest
         .next::<EthHdr>()
-        .ok_or((DropReason::InnerTooShort, None))?;
+        .ok_or((DropReason::InnerTooShort, NO_SLOT))?;
     let pkt = Vxlan {
         saddr: tunnel.remote,
         vni: tunnel.vni,
@@ -106,7 +106,7 @@ fn try_merged(m: &Merged) -> Result<i32, Dropped> {
         outer_ds: tunnel.tos & !ECN_MASK,
         vx: u32::from_ne_bytes(gbp_word_of_metadata(tunnel.gbp)),
     };
-    process(m, &pkt, &cfg)
+    process(m, &pkt, cfg)
 }
 
 /// The outer headers, as the kernel's vxlan left them in the skb's tunnel
@@ -203,7 +203,7 @@ impl Exit for Merged {
         } else {
             0
         };
-        port::to_binding(&self.ctx, d.ifindex, d.vid as u16, to).map_err(|r| (r, Some(d.slot)))
+        port::to_binding(&self.ctx, d.ifindex, d.vid as u16, to).map_err(|r| (r, d.slot))
     }
 
     #[inline(always)]

@@ -33,7 +33,7 @@ pub use self::{merged::merged, tc::tc, xdp::xdp};
 use crate::{
     arp, cache, ecn, identity,
     learn::{Location, learn, lookup_until, now},
-    maps::{Dropped, REMOTES, VNIS, count, count_binding_rx, count_rx},
+    maps::{Dropped, NO_SLOT, REMOTES, VNIS, count, count_binding_rx, count_rx},
     nd,
     parse::{Vxlan, is, is_group, is_vlan},
     pkt,
@@ -89,7 +89,7 @@ pub fn process<C: Exit>(ctx: &C, pkt: &Vxlan, cfg: &Config) -> Result<C::Action,
         return flood(ctx, pkt, &sender);
     };
     if entry.ifindex == 0 {
-        return Err((DropReason::RemoteToRemote, Some(sender.slot)));
+        return Err((DropReason::RemoteToRemote, sender.slot));
     }
     let mut d = Decision {
         expires: 0,
@@ -153,9 +153,9 @@ fn authorise(pkt: &Vxlan) -> Result<Sender, Dropped> {
     let Some(remote) = REMOTES.get_ptr(key) else {
         // Off the fast path: name the reason.
         return Err(match VNIS.get_ptr(pkt.vni) {
-            None => (DropReason::UnknownVni, None),
+            None => (DropReason::UnknownVni, NO_SLOT),
             // SAFETY: map values stay valid for the duration of the program.
-            Some(info) => (DropReason::UnknownRemote, Some(unsafe { (*info).slot })),
+            Some(info) => (DropReason::UnknownRemote, unsafe { (*info).slot }),
         });
     };
     // SAFETY: as above.
@@ -166,11 +166,11 @@ fn authorise(pkt: &Vxlan) -> Result<Sender, Dropped> {
         peer: remote.peer,
     };
     if is_vlan(pkt.inner_type) {
-        return Err((DropReason::InnerVlan, Some(sender.slot)));
+        return Err((DropReason::InnerVlan, sender.slot));
     }
     // SAFETY: `eth` is within the packet (checked by the parse).
     if is_group(&unsafe { (*pkt.eth).src_addr }) {
-        return Err((DropReason::GroupSourceMac, Some(sender.slot)));
+        return Err((DropReason::GroupSourceMac, sender.slot));
     }
     Ok(sender)
 }
@@ -221,12 +221,12 @@ fn flood<C: Exit>(ctx: &C, pkt: &Vxlan, sender: &Sender) -> Result<C::Action, Dr
         unsafe { ((*info).n_ports, (*info).ingress) }
     });
     if n_ports == 0 {
-        return Err((DropReason::NoFloodTarget, Some(sender.slot)));
+        return Err((DropReason::NoFloodTarget, sender.slot));
     }
     if sender.flags & REMOTE_F_POLICY != 0 && !identity::police(ingress, pkt.inner_len) {
-        return Err((DropReason::RateLimited, Some(sender.slot)));
+        return Err((DropReason::RateLimited, sender.slot));
     }
-    ecn::decap(pkt).map_err(|r| (r, Some(sender.slot)))?;
+    ecn::decap(pkt).map_err(|r| (r, sender.slot))?;
     count_rx(sender.slot, sender.peer, pkt.inner_len.into());
     count(Counter::DecapFlood);
     ctx.flood(pkt, sender.slot)
@@ -238,7 +238,7 @@ fn flood<C: Exit>(ctx: &C, pkt: &Vxlan, sender: &Sender) -> Result<C::Action, Dr
 #[inline(always)]
 fn deliver<C: Exit>(ctx: &C, d: &Decision, pkt: &Vxlan) -> Result<C::Action, Dropped> {
     if d.max_len != 0 && !ctx.fits(d, pkt) {
-        return Err((DropReason::TooBig, Some(d.slot)));
+        return Err((DropReason::TooBig, d.slot));
     }
     let remote_flags = d.flags >> DECISION_REMOTE_SHIFT;
     if remote_flags & REMOTE_F_POLICY != 0 {
@@ -255,7 +255,7 @@ fn deliver<C: Exit>(ctx: &C, d: &Decision, pkt: &Vxlan) -> Result<C::Action, Dro
             return Ok(C::DROPPED);
         }
     }
-    ecn::decap(pkt).map_err(|r| (r, Some(d.slot)))?;
+    ecn::decap(pkt).map_err(|r| (r, d.slot))?;
     count_rx(d.slot, d.peer, pkt.inner_len.into());
     count_binding_rx(d.stats, pkt.inner_len.into());
     ctx.deliver(d, pkt)

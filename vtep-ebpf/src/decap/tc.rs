@@ -42,7 +42,7 @@ use vtep_common::{
 use super::{Exit, process};
 use crate::{
     encap::copy_to_ports,
-    maps::{CONFIG, Dropped, VNIS, count, count_drop},
+    maps::{Dropped, NO_SLOT, VNIS, config, count, count_drop},
     parse::{self, Vxlan, is},
     pkt, port,
 };
@@ -67,9 +67,9 @@ pub fn tc(ctx: &TcContext) -> i32 {
 #[inline(always)]
 fn try_tc(ctx: &TcContext) -> Result<i32, Dropped> {
     if let Some(m) = meta(ctx) {
-        return finish(ctx, &m).map_err(|r| (r, None));
+        return finish(ctx, &m).map_err(|r| (r, NO_SLOT));
     }
-    let cfg = CONFIG.load();
+    let cfg = config();
     // SAFETY: `skb` is the __sk_buff the kernel passed to the program.
     if cfg.flags & CONFIG_F_DECAP_TC == 0 || unsafe { (*ctx.skb.skb).gso_size } != 0 {
         // Merged by GRO (VXLAN for the merge device's socket, or anything
@@ -77,12 +77,12 @@ fn try_tc(ctx: &TcContext) -> Result<i32, Dropped> {
         return Ok(TC_ACT_OK);
     }
     let len = ctx.len();
-    pull_headers(ctx, len, &cfg);
-    let Some(pkt) = parse::vxlan(ctx.data(), ctx.data_end(), len as usize, &cfg)? else {
+    pull_headers(ctx, len, cfg);
+    let Some(pkt) = parse::vxlan(ctx.data(), ctx.data_end(), len as usize, cfg)? else {
         count(Counter::PassToKernel);
         return Ok(TC_ACT_OK);
     };
-    process(ctx, &pkt, &cfg)
+    process(ctx, &pkt, cfg)
 }
 
 /// Makes the headers the decision reads linear where part of them lie in
@@ -178,7 +178,7 @@ impl Exit for TcContext {
         } else {
             0
         };
-        port::to_binding(self, d.ifindex, d.vid as u16, to).map_err(|r| (r, Some(d.slot)))
+        port::to_binding(self, d.ifindex, d.vid as u16, to).map_err(|r| (r, d.slot))
     }
 
     #[inline(always)]
@@ -197,7 +197,7 @@ impl Exit for TcContext {
 /// refusal is charged to the VNI in `slot`.
 #[inline(always)]
 fn strip(ctx: &TcContext, pkt: &Vxlan, slot: u32) -> Result<bool, Dropped> {
-    let refused = (DropReason::KernelRefused, Some(slot));
+    let refused = (DropReason::KernelRefused, slot);
     // SAFETY: the inner Ethernet header lies within the packet (checked by
     // the parse).
     let eth = unsafe { pkt::read::<[u8; ETH_HLEN]>(pkt.eth as usize) };

@@ -20,7 +20,7 @@ use vtep_common::{
 
 use super::{Exit, process};
 use crate::{
-    maps::{CONFIG, Dropped, count, count_drop},
+    maps::{Dropped, config, count, count_drop},
     parse::{self, Vxlan},
     pkt,
 };
@@ -42,13 +42,13 @@ pub fn xdp(ctx: &XdpContext) -> u32 {
 
 #[inline(always)]
 fn try_xdp(ctx: &XdpContext) -> Result<u32, Dropped> {
-    let cfg = CONFIG.load();
+    let cfg = config();
     let (data, end) = (ctx.data(), ctx.data_end());
-    let Some(pkt) = parse::vxlan(data, end, end - data, &cfg)? else {
+    let Some(pkt) = parse::vxlan(data, end, end - data, cfg)? else {
         count(Counter::PassToKernel);
         return Ok(xdp_action::XDP_PASS);
     };
-    process(ctx, &pkt, &cfg)
+    process(ctx, &pkt, cfg)
 }
 
 impl Exit for XdpContext {
@@ -109,7 +109,7 @@ fn strip_outer(ctx: &XdpContext, len: usize, slot: u32) -> Result<(), Dropped> {
     // SAFETY: `ctx.ctx` is the xdp_md the kernel passed; the kernel checks
     // that the new head stays within the buffer.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, len as i32) } != 0 {
-        return Err((DropReason::KernelRefused, Some(slot)));
+        return Err((DropReason::KernelRefused, slot));
     }
     Ok(())
 }
@@ -125,7 +125,7 @@ fn strip_and_tag(ctx: &XdpContext, pkt: &Vxlan, vid: u16, slot: u32) -> Result<(
     // Pointers are re-derived after the head adjustment.
     let at = ctx.data();
     if at + 2 * 6 + VLAN_HLEN > ctx.data_end() {
-        return Err((DropReason::KernelRefused, Some(slot)));
+        return Err((DropReason::KernelRefused, slot));
     }
     let tpid = ETH_P_8021Q.to_be_bytes();
     let tci = vid.to_be_bytes();
@@ -143,7 +143,7 @@ fn strip_and_tag(ctx: &XdpContext, pkt: &Vxlan, vid: u16, slot: u32) -> Result<(
 #[inline(always)]
 fn pass_up(ctx: &XdpContext, strip: usize, meta: &DecapMeta, slot: u32) -> Result<u32, Dropped> {
     strip_outer(ctx, strip, slot)?;
-    let refused = (DropReason::KernelRefused, Some(slot));
+    let refused = (DropReason::KernelRefused, slot);
     // SAFETY: as for `bpf_xdp_adjust_head`; the kernel checks the room.
     if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(size_of::<DecapMeta>() as i32)) } != 0 {
         return Err(refused);
