@@ -33,7 +33,7 @@ const VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const REMOTE_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const LOCAL_VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
     Decap,
     Encap,
