@@ -33,8 +33,9 @@ use vtep_common::{
 /// leaves its payload unwritten, and the compiler may still pack payload
 /// and tag into one register (`payload << 32 | tag`) on the way to a
 /// common exit, a read of a register never written that the verifier
-/// refuses (`R4 !read_ok` in `vtep_decap_merged` after an unrelated
-/// change: this code's shape decided whether it loaded).
+/// refuses (`R4 !read_ok` in `vtep_decap_merged` once the settings were
+/// read in place, see [`config`]: the code's shape decided whether it
+/// loaded).
 pub type Dropped = (DropReason, u32);
 
 /// No VNI to charge a drop to (not known yet); outside every stats map.
@@ -58,8 +59,9 @@ pub static CONFIG: Global<Config> = Global::new(Config {
 /// needs when it needs them. `CONFIG.load()` (a volatile read) copied all
 /// 40 bytes to the stack on every run: a dozen loads and stores a frame,
 /// and 40 of the 512 bytes the verifier allows a program's stack frames
-/// together (`vtep_encap`'s own frame went from 328 to 288 bytes, with
-/// `write_outer`'s 176 under it).
+/// together (with [`Dropped`]'s slot a plain word as well, `vtep_encap`'s
+/// own frame went from 328 to 288 bytes, with `write_outer`'s 176 under
+/// it; the slot's change alone took the two to 528).
 #[inline(always)]
 pub fn config() -> &'static Config {
     let mut at = core::ptr::from_ref(&CONFIG) as u64;
