@@ -62,7 +62,8 @@ impl Drop for BpfStats {
 
 /// The programs whose cost a bench's pass measures, with the label their
 /// figures get (after the program's name; none for the default path's).
-/// Only frames arriving as XDP frames are costed.
+/// A program a variant does not run with its arrival (`vtep_decap` with
+/// skbs arriving on a veth underlay) makes no runs and gets no figure.
 fn costed(dir: Dir, v: Variant) -> &'static [(&'static str, &'static str)] {
     match (dir, v) {
         // By default `vtep_decap` decides and strips in XDP and
@@ -85,6 +86,17 @@ fn costed(dir: Dir, v: Variant) -> &'static [(&'static str, &'static str)] {
     }
 }
 
+/// A figure's name: the program's, then its label and, with skbs
+/// arriving, that (frames arriving as XDP frames are the unmarked case).
+fn cost_key(prog: &str, label: &str, arrival: Arrival) -> String {
+    match (label.is_empty(), arrival) {
+        (true, Arrival::Xdp) => prog.to_owned(),
+        (false, Arrival::Xdp) => format!("{prog} ({label})"),
+        (true, Arrival::Skb) => format!("{prog} (skbs arriving)"),
+        (false, Arrival::Skb) => format!("{prog} ({label}; skbs arriving)"),
+    }
+}
+
 /// Each costed program's cost over `passes` passes of `packets` frames
 /// through every bench that runs it, keyed `program` or `program
 /// (label)`.
@@ -96,10 +108,7 @@ pub fn program_costs(
     let stats = BpfStats::enable()?;
     let mut samples: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
     for _ in 0..passes {
-        for b in benches
-            .iter()
-            .filter(|b| b.generator.arrival() == Arrival::Xdp)
-        {
+        for b in benches {
             let progs = costed(b.dir, b.variant);
             if progs.is_empty() {
                 continue;
@@ -114,11 +123,7 @@ pub fn program_costs(
                 if runs == runs0 {
                     continue;
                 }
-                let key = if label.is_empty() {
-                    (*prog).to_owned()
-                } else {
-                    format!("{prog} ({label})")
-                };
+                let key = cost_key(prog, label, b.generator.arrival());
                 let s = samples.entry(key).or_default();
                 s.0.push((ns - ns0) as f64 / (runs - runs0) as f64);
                 s.1 += runs - runs0;

@@ -108,15 +108,21 @@ impl Report {
         }
         writeln!(
             s,
-            "\nThe `vtep` variants with frames arriving as XDP frames (decap: in `vtep`, \
-             `vtep_decap` decides and strips in XDP and `vtep_decap_tc` hands the skb to the \
-             port; in `vtep-tc`, no XDP, `vtep_decap_tc` decides, strips and hands over; in \
-             `vtep-xdp`, `vtep_decap` decides, strips and redirects to the port), and the \
-             ceilings' programs: `bench_strip_redirect` (`xdp-redirect`), `bench_strip_peer` \
-             (`tc-peer`), `bench_encap_ceiling` (`encap-ceiling`); \
-             `(baseline)` marks the `baseline` build's programs. What ours spend above \
-             them is this VTEP's lookups, counters and checks. Each figure is the median of \
-             passes that run every costed variant in turn, with its range."
+            "\nThe `vtep` variants' programs and the ceilings' (`bench_strip_redirect` \
+             (`xdp-redirect`), `bench_strip_peer` (`tc-peer`), `bench_encap_ceiling` \
+             (`encap-ceiling`)), with frames arriving as XDP frames unless marked \
+             \"skbs arriving\"; `(baseline)` marks the `baseline` build's programs. Decap: \
+             in `vtep`, `vtep_decap` decides and strips in XDP and `vtep_decap_tc` hands the \
+             skb to the port; in `vtep-tc`, no XDP, `vtep_decap_tc` decides, strips and hands \
+             over (as in `vtep` with skbs arriving); in `vtep-xdp`, `vtep_decap` decides, \
+             strips and redirects to the port. What ours spend above the ceilings is this \
+             VTEP's lookups, counters and checks. A figure includes the kernel's work inside \
+             the program's helper calls: with skbs arriving, the encap programs' includes \
+             reallocating the skb's head for the outer headers, as every skb sent with less \
+             headroom than they take needs (an AF_PACKET socket's, and a container's UDP and \
+             ICMP: only TCP reserves room for headers; the kernel's bridge raises its ports' \
+             headroom for its vxlan device, which nothing lets a program do). Each figure is \
+             the median of passes that run every costed variant in turn, with its range."
         )?;
         if let Some(f) = &self.fdb_scale {
             writeln!(
