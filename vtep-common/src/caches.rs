@@ -85,8 +85,8 @@ pub struct EncapDecision {
     pub ifindex: u32,
     pub mtu: u32,
     /// The outer Ethernet header's destination (the next hop's) and source
-    /// (ours) MACs.
-    pub eth: [u8; 12],
+    /// (ours) MACs, as [`crate::vxlan::Outer::macs`] holds them.
+    pub eth: [u32; 3],
     /// The ingress port's `PORT_F_*` bits.
     pub port_flags: u32,
 }

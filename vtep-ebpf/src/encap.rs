@@ -544,7 +544,7 @@ fn stamp_gbp(ctx: &TcContext, cfg: &Config) -> Result<(), DropReason> {
 
 /// Writes the outer Ethernet/IP/UDP/VXLAN headers of `tunnel` for
 /// `remote` into the room `grow` made; `macs`: the outer Ethernet
-/// header's destination and source MACs.
+/// header's destination and source MACs (as `Outer::macs`).
 ///
 /// Not inlined: inlined into the flood loop, LLVM hoists the parts of the
 /// headers every copy shares out of the loop and keeps them spilled on
@@ -556,13 +556,11 @@ fn write_outer(
     cfg: &Config,
     tunnel: &Tunnel,
     remote: &Addr,
-    macs: &[u8; 12],
+    macs: &[u32; 3],
 ) -> Result<(), DropReason> {
     let df = cfg.flags & CONFIG_F_DF != 0;
-    let m = macs;
     let outer = Outer {
-        dst_mac: [m[0], m[1], m[2], m[3], m[4], m[5]],
-        src_mac: [m[6], m[7], m[8], m[9], m[10], m[11]],
+        macs: *macs,
         src_ip: cfg.local_ip,
         dst_ip: *remote,
         dst_port: cfg.udp_port,
@@ -581,8 +579,8 @@ fn write_outer(
     };
     let v4 = cfg.local_ip.is_v4();
     let len = if v4 { ENCAP_LEN } else { ENCAP6_LEN };
-    // Straight into packet memory, word by word as they are known: the
-    // room `grow` made is in the linear data (pushed into the headroom).
+    // Straight into packet memory, eight bytes at a time: the room `grow`
+    // made is in the linear data (pushed into the headroom).
     // Built on the stack and stored by `bpf_skb_store_bytes`, the IPv6
     // block and its spills took the encap program over its 512-byte
     // stack, tried.
@@ -590,9 +588,9 @@ fn write_outer(
     if data + len > end {
         return Err(DropReason::KernelRefused);
     }
-    // SAFETY: `emit_*` write words 0..len/2, which lie within the linear
-    // data checked just above.
-    let mut put = |i: usize, v: u16| unsafe { pkt::put_u16(data + 2 * i, v) };
+    // SAFETY: `emit_*` write 8-byte words at offsets up to len - 8, which
+    // lie within the linear data checked just above.
+    let mut put = |at: usize, v: u64| unsafe { pkt::put_u64(data + at, v) };
     if v4 {
         emit_outer(&outer, tunnel.inner_len, &mut put);
     } else {

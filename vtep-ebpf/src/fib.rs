@@ -34,8 +34,8 @@ pub struct Hop {
     routed: bool,
     pub resolved: bool,
     /// The outer Ethernet header's destination (the hop's) and source
-    /// (ours) MACs.
-    pub eth: [u8; 12],
+    /// (ours) MACs, as `Outer::macs` holds them.
+    pub eth: [u32; 3],
     /// The egress device's MTU when the lookup gave it (resolved hops),
     /// else 0.
     pub mtu: u32,
@@ -141,8 +141,9 @@ fn lookup(ctx: &TcContext, cfg: &Config, port: u32, remote: &Addr) -> Hop {
             routed: true,
             resolved: true,
             eth: [
-                dmac[0], dmac[1], dmac[2], dmac[3], dmac[4], dmac[5], smac[0], smac[1], smac[2],
-                smac[3], smac[4], smac[5],
+                u32::from_ne_bytes([dmac[0], dmac[1], dmac[2], dmac[3]]),
+                u32::from_ne_bytes([dmac[4], dmac[5], smac[0], smac[1]]),
+                u32::from_ne_bytes([smac[2], smac[3], smac[4], smac[5]]),
             ],
             mtu: u32::from(mtu),
         },
@@ -150,14 +151,14 @@ fn lookup(ctx: &TcContext, cfg: &Config, port: u32, remote: &Addr) -> Hop {
             ifindex,
             routed: true,
             resolved: false,
-            eth: [0; 12],
+            eth: [0; 3],
             mtu: 0,
         },
         _ => Hop {
             ifindex: 0,
             routed: false,
             resolved: false,
-            eth: [0; 12],
+            eth: [0; 3],
             mtu: 0,
         },
     }

@@ -130,8 +130,7 @@ pub(crate) fn encapsulated_tos(
     }
     let hash = flow_hash(&k);
     let o = Outer {
-        src_mac,
-        dst_mac,
+        macs: outer_macs(dst_mac, src_mac),
         src_ip: ip(if remote.is_ipv4() { LOCAL } else { LOCAL6 }),
         dst_ip: ip(remote),
         dst_port: VXLAN_PORT,

@@ -42,7 +42,7 @@ use vtep_common::{
         PeerStats, PortInfo, PortKey, REMOTE_F_LEARN, RemoteInfo, RemoteKey, VniInfo, VniStats,
     },
     model,
-    vxlan::{FlowKey, Outer, OuterHeaders, flow_hash, mac_words},
+    vxlan::{FlowKey, Outer, OuterHeaders, flow_hash, mac_words, outer_macs},
 };
 use vtep_tests::{
     BpfFs,

@@ -31,7 +31,9 @@ use crate::{
         port_tos,
     },
     policy::gbp_word,
-    vxlan::{FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr, mac_words},
+    vxlan::{
+        FlowKey, Outer, OuterHeaders, VXLAN_FLAG_I, flow_hash, fold_addr, mac_words, outer_macs,
+    },
 };
 
 fn be16(f: &[u8], at: usize) -> u16 {
@@ -309,8 +311,7 @@ fn outer_for(
     let df = cfg.flags & CONFIG_F_DF != 0;
     let hash = flow_hash(&flow_key(frame));
     let o = Outer {
-        src_mac: hop.src_mac,
-        dst_mac: hop.dst_mac,
+        macs: outer_macs(hop.dst_mac, hop.src_mac),
         src_ip: cfg.local_ip,
         dst_ip: remote,
         dst_port: cfg.udp_port,
