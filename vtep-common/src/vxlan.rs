@@ -224,12 +224,12 @@ fn udp_vxlan_words(o: &Outer, udp_len: u16) -> (u64, u64) {
 /// Emits the outer Ethernet, IPv4, UDP and VXLAN headers (50 bytes) for an
 /// inner frame of `inner_len` bytes as `put(offset, word)`: 8-byte words
 /// whose in-memory (little-endian) bytes are the on-wire bytes, at byte
-/// offsets 0, 8, 16, 24, 32, 34 and 42 (the last three overlap, each
-/// overlapping byte written the same by both). Seven stores: the kernel
-/// program writes them straight into the packet, with no block on its
-/// stack (no memset or memcpy either, which cost the BPF verifier a loop
-/// each); written as 25 two-byte words, put together a byte at a time,
-/// the encap program took some 5 ns more a frame (94 against 89 ns,
+/// offsets 0, 8, 16, 24, 32, 34 and 42 (the words at 32 and 34 overlap,
+/// each byte of the overlap written the same by both). Seven stores: the
+/// kernel program writes them straight into the packet, with no block on
+/// its stack (no memset or memcpy either, which cost the BPF verifier a
+/// loop each); written as 25 two-byte words, put together a byte at a
+/// time, the encap program took some 5 ns more a frame (94 against 89 ns,
 /// `cargo xtask bench --only encap`, Intel Xeon).
 ///
 /// RFC 7348 §5: I flag set, reserved bits zero; UDP checksum zero ("SHOULD
@@ -271,8 +271,8 @@ pub fn emit_outer(o: &Outer, inner_len: u32, put: &mut impl FnMut(usize, u64)) {
 }
 
 /// Emits the outer headers over an IPv6 underlay (70 bytes) as
-/// [`emit_outer`] does, at byte offsets 0, 8, ..., 48, then 54 (UDP) and 62
-/// (VXLAN): traffic class `o.tos`, the flow label of `o`, hop limit
+/// [`emit_outer`] does, at byte offsets 0, 8, ..., 48, then 54 (UDP,
+/// overlapping the word at 48 as there) and 62 (VXLAN): traffic class `o.tos`, the flow label of `o`, hop limit
 /// `o.ttl`, no extension headers. The UDP checksum is zero (RFC 6935 §5
 /// allows it for tunnel protocols; RFC 6936 §5: receivers must be
 /// configured for it, as the kernel's vxlan is with `udp6zerocsumrx`).
