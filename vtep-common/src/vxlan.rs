@@ -272,8 +272,9 @@ pub fn emit_outer(o: &Outer, inner_len: u32, put: &mut impl FnMut(usize, u64)) {
 
 /// Emits the outer headers over an IPv6 underlay (70 bytes) as
 /// [`emit_outer`] does, at byte offsets 0, 8, ..., 48, then 54 (UDP,
-/// overlapping the word at 48 as there) and 62 (VXLAN): traffic class `o.tos`, the flow label of `o`, hop limit
-/// `o.ttl`, no extension headers. The UDP checksum is zero (RFC 6935 §5
+/// overlapping the word at 48 as there) and 62 (VXLAN): traffic class
+/// `o.tos`, the flow label of `o`, hop limit `o.ttl`, no extension
+/// headers. The UDP checksum is zero (RFC 6935 §5
 /// allows it for tunnel protocols; RFC 6936 §5: receivers must be
 /// configured for it, as the kernel's vxlan is with `udp6zerocsumrx`).
 #[inline(always)]
@@ -291,7 +292,8 @@ pub fn emit_outer_v6(o: &Outer, inner_len: u32, put: &mut impl FnMut(usize, u64)
         | u64::from(IPPROTO_UDP) << 32
         | u64::from(o.ttl) << 40
         | (bytes4(s[0]) & 0xffff) << 48;
-    // Eight address bytes from the word pair (a, b) on, 2 bytes into a.
+    // Eight address bytes from 2 bytes into word `a` on: its last two,
+    // `b`, the first two of `c`.
     let mid =
         |a: u32, b: u32, c: u32| bytes4(a) >> 16 | bytes4(b) << 16 | (bytes4(c) & 0xffff) << 48;
     let (udp, vxlan) = udp_vxlan_words(o, udp_len);

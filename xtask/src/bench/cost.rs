@@ -98,8 +98,7 @@ fn cost_key(prog: &str, label: &str, arrival: Arrival) -> String {
 }
 
 /// Each costed program's cost over `passes` passes of `packets` frames
-/// through every bench that runs it, keyed `program` or `program
-/// (label)`.
+/// through every bench that runs it, keyed as [`cost_key`] names it.
 pub fn program_costs(
     benches: &[Bench],
     passes: usize,
