@@ -222,6 +222,45 @@ fn rules_hold_across_hosts_and_on_local_switching() {
     pings(a0, &b0.ip, true);
 }
 
+/// A receiver put in another group is judged by it from the next frame,
+/// though the frames to it were being decided from the decap cache (the
+/// change moves the VNI's generation): pings 10 ms apart, the next right
+/// after the change, well within a cached decision's life (500 ms).
+#[test]
+fn a_receivers_new_group_holds_from_the_next_frame() {
+    let g = Groups::new();
+    let o = &g.o;
+    let (a0, a1) = (o.vm(0, 0), o.vm(1, 0));
+    let v = ours(o, 1);
+    let fast = |want: bool| {
+        let out = a0
+            .ns
+            .run(&["ping", "-c", "20", "-i", "0.01", "-W", "1", &a1.ip]);
+        let (sent, received) = vtep_tests::ping_summary(&out);
+        assert_eq!(
+            received == sent,
+            want,
+            "{received} of {sent} pings {} -> {}",
+            a0.ip,
+            a1.ip
+        );
+        assert!(want || received == 0, "{received} of {sent} got through");
+    };
+    assert!(a0.ns.ping_until(&a1.ip, Duration::from_secs(5)));
+    let fills = v.counter("counters", "decap_cache_fill");
+    fast(true);
+    assert!(
+        v.counter("counters", "decap_cache_fill") < fills + 10,
+        "most of the pings decided from the cache"
+    );
+    let denied = v.counter("drop_reasons", "policy_denied");
+    v.ok(&["group", "set", &a1.mac, "--vni", "100", "--group", "20"]);
+    fast(false);
+    assert!(v.counter("drop_reasons", "policy_denied") >= denied + 20);
+    v.ok(&["group", "set", &a1.mac, "--vni", "100", "--group", "10"]);
+    fast(true);
+}
+
 #[test]
 fn a_default_deny_vni_passes_only_what_a_rule_allows() {
     let g = Groups::new();

@@ -6,7 +6,7 @@
 
 use core::mem::size_of;
 
-use crate::addr::Addr;
+use crate::{addr::Addr, policy::Receiver};
 
 /// Inner destination and source MACs (12 bytes, as on the wire) as two
 /// words, for comparing: part of each cache's key.
@@ -51,6 +51,9 @@ pub struct Decision {
     pub vid: u32,
     /// The binding's `BINDING_STATS` slot.
     pub stats: u32,
+    /// Who group policy judges the frames by, for a sender whose frames
+    /// are judged (its `REMOTE_F_POLICY` in `flags`); else zeros.
+    pub receiver: Receiver,
 }
 
 /// One decision of the encap decision cache (value of `ENCAP_CACHE`):
@@ -92,5 +95,5 @@ pub struct EncapDecision {
 }
 
 const _: () = assert!(size_of::<Macs>() == 16);
-const _: () = assert!(size_of::<Decision>() == 80);
+const _: () = assert!(size_of::<Decision>() == 96);
 const _: () = assert!(size_of::<EncapDecision>() == 104);

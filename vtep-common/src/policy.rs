@@ -99,6 +99,32 @@ pub struct Member {
 /// the route.
 pub const MEMBER_F_EVPN: u16 = 1;
 
+/// What group policy judges a frame's receiver by, as the tables say for
+/// it: its group and ingress policer (its membership, else its binding's
+/// default group), its VNI's default and ingress policer. Looked up once
+/// per conversation: the decap decision cache keeps it, valid as long as
+/// the decision is (every change to a membership, a binding or a VNI
+/// bumps the VNI's generation).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Receiver {
+    /// Its group (0: unknown).
+    pub group: u16,
+    /// `RECEIVER_F_*` bits.
+    pub flags: u16,
+    /// Its `POLICERS` slot for what it receives (0: no limit).
+    pub policer: u32,
+    /// Its VNI's `POLICERS` slot for what the VNI receives (0: no limit).
+    pub vni_policer: u32,
+    /// Always zero.
+    pub _pad: u32,
+}
+
+/// The receiver's VNI denies what no rule allows (`VNI_F_DEFAULT_DENY`).
+pub const RECEIVER_F_DEFAULT_DENY: u16 = 1;
+/// The receiver's VNI has rules to look up.
+pub const RECEIVER_F_RULES: u16 = 2;
+
 /// A rule's key: from one group to another in one VNI.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -211,6 +237,7 @@ pub fn admit(tat: u64, now: u64, cost: u64, tolerance: u64) -> Option<u64> {
 }
 
 const _: () = assert!(size_of::<Member>() == 12);
+const _: () = assert!(size_of::<Receiver>() == 16);
 const _: () = assert!(size_of::<RuleKey>() == 8);
 const _: () = assert!(size_of::<Rule>() == 24);
 const _: () = assert!(size_of::<Policer>() == 56);

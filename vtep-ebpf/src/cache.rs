@@ -6,9 +6,12 @@
 //! Key: the outer source address (IPv4-mapped for IPv4, so the families
 //! never collide), the VNI, the inner destination and source
 //! MACs. Value: the port and how it takes frames (XDP or skb), the VNI's
-//! and the remote VTEP's stats slots, and the largest inner frame the port
-//! takes. A direct-mapped per-CPU array (`DECAP_CACHE_CAPACITY` entries
-//! per CPU): a conversation hashing to a taken entry replaces it.
+//! and the remote VTEP's stats slots, the largest inner frame the port
+//! takes, and for group policy who the receiver is (`identity::receiver`:
+//! the rules and policers themselves are read per frame, their hits and
+//! tokens counted). A direct-mapped per-CPU array
+//! (`DECAP_CACHE_CAPACITY` entries per CPU): a conversation hashing to a
+//! taken entry replaces it.
 //!
 //! Only deliveries to a port are cached. Floods, drops and ARP frames (ARP
 //! snooping learns from each of them) always go through the tables.
@@ -16,7 +19,8 @@
 //! Validity:
 //! - An entry holds the generation of its VNI (its `GENERATION` slot)
 //!   read before its decision was made. Every change to a table entry a
-//!   decision reads (FDB, LEARNED, REMOTES: each keyed by VNI) bumps its
+//!   decision reads (FDB, LEARNED, REMOTES, and for group policy the
+//!   receiver's MEMBERS, PORTS and VNIS entries: each of a VNI) bumps its
 //!   VNI's generation after the change, whether userspace made it or
 //!   learning in the programs did: a decision made before a change never
 //!   matches after it, and a change in one VNI (a MAC explosion) leaves

@@ -18,14 +18,18 @@
 //!   decap ([`from_remote`], the sender's group from the VXLAN-GBP header:
 //!   draft-smith-vxlan-group-policy; the A bit means policy was applied by
 //!   the sender and is not applied again), with the VNI's ingress limit.
+//!   On decap the receiver (its group and policer, its VNI's default and
+//!   policer) is looked up once per conversation ([`receiver`]) and kept
+//!   in the decision cache with the rest of the decision.
 //! - Broadcast, multicast and unknown unicast are not filtered by group
 //!   (ARP and ND must reach every VM for allowed unicast to work): only
 //!   rate limits apply to them.
 //!
 //! The subprograms are not inlined (the encap and decap frames, each with
 //! `learn`'s, are at the verifier's 512 bytes), and they return only a
-//! bool: what else they found goes through a per-CPU slot (`SENDER_GROUP`; see
-//! `maps::OUTER_DS` for why).
+//! bool: what else they found goes through a per-CPU slot (`SENDER_GROUP`;
+//! see `maps::OUTER_DS` for why) or into the caller's record
+//! ([`receiver`]).
 
 use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
 
@@ -33,7 +37,9 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::map, maps::PerCpuArray};
 use vtep_common::{
     counters::DropReason,
     maps::{FdbKey, PortKey, VNI_F_DEFAULT_DENY},
-    policy::{self, Gbp, Member, RuleKey, gbp_word},
+    policy::{
+        self, Gbp, Member, RECEIVER_F_DEFAULT_DENY, RECEIVER_F_RULES, Receiver, RuleKey, gbp_word,
+    },
 };
 
 use crate::maps::{MEMBERS, POLICERS, PORTS, RULES, VNIS, count_drop};
@@ -109,7 +115,7 @@ pub fn egress(at: u64, vni: u32, slot: u32, src: &[u8; 6], len: u32) -> bool {
     let m = member(vni, src);
     if let Some(g) = SENDER_GROUP.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU uses it while we run.
-        unsafe { *g = group_of(&m, at) };
+        unsafe { *g = u32::from(group_of(&m, at)) };
     }
     if !police(m.egress, len) {
         count_drop(DropReason::RateLimited, slot);
@@ -130,15 +136,13 @@ fn member(vni: u32, mac: &[u8; 6]) -> Member {
 /// The group of member `m` behind binding `at` (port in the low word,
 /// VID above): its own, else the binding's default (0 if none).
 #[inline(always)]
-fn group_of(m: &Member, at: u64) -> u32 {
+fn group_of(m: &Member, at: u64) -> u16 {
     if m.group != 0 {
-        return u32::from(m.group);
+        return m.group;
     }
     let key = PortKey::new(at as u32, (at >> 32) as u16);
     // SAFETY: map values stay valid for the duration of the program.
-    PORTS
-        .get_ptr(key)
-        .map_or(0, |p| u32::from(unsafe { (*p).group }))
+    PORTS.get_ptr(key).map_or(0, |p| unsafe { (*p).group })
 }
 
 /// A frame of `len` bytes from a port of `vni` (stats slot `slot`)
@@ -170,115 +174,99 @@ pub fn stamp() -> u32 {
 #[inline(never)]
 pub fn to_local(to: u64, vni: u32, slot: u32, dst: &[u8; 6], len: u32) -> bool {
     let from = SENDER_GROUP.get(0).copied().unwrap_or(0);
-    admit(&vni_policy(vni), (from, false), (to, dst), len, slot)
+    admit(&receiver_of(to, vni, dst), (vni, from, false), len, slot)
 }
 
-/// A frame decapsulated for MAC `dst` behind binding `to` (packed as for
-/// `egress`) of `vni` (stats slot `slot`), whose VXLAN header word (on-wire
-/// bytes; 0 from a sender whose VNI reads no GBP) and length are packed in
-/// `vx_len` (word low, length high): the rules from the group in the
-/// header to the receiver's, unless the sender applied them (A bit); the
-/// receiver's and the VNI's ingress limits. `false`: denied or over a
-/// limit (counted).
+/// The receiver of frames for MAC `dst` behind binding `to` (packed as for
+/// `egress`) of `vni` as the tables have it now, written to `out` (what
+/// [`from_remote`] judges by; the decap decision cache keeps it).
 #[inline(never)]
-pub fn from_remote(to: u64, vni: u32, slot: u32, dst: &[u8; 6], vx_len: u64) -> bool {
+pub fn receiver(to: u64, vni: u32, dst: &[u8; 6], out: &mut Receiver) {
+    *out = receiver_of(to, vni, dst);
+}
+
+/// See [`receiver`]. A VNI that is not there has no rules, allows, and
+/// has no limit.
+#[inline(always)]
+fn receiver_of(to: u64, vni: u32, dst: &[u8; 6]) -> Receiver {
+    let m = member(vni, dst);
+    // SAFETY: map values stay valid for the duration of the program.
+    let (vni_flags, rules, vni_policer) = VNIS.get_ptr(vni).map_or((0, 0, 0), |v| unsafe {
+        ((*v).flags, (*v).rules, (*v).ingress)
+    });
+    let mut flags = 0;
+    if vni_flags & VNI_F_DEFAULT_DENY != 0 {
+        flags |= RECEIVER_F_DEFAULT_DENY;
+    }
+    if rules != 0 {
+        flags |= RECEIVER_F_RULES;
+    }
+    Receiver {
+        group: group_of(&m, to),
+        flags,
+        policer: m.ingress,
+        vni_policer,
+        _pad: 0,
+    }
+}
+
+/// A frame decapsulated for receiver `r` in `vni` (stats slot `slot`),
+/// whose VXLAN header word (on-wire bytes; 0 from a sender whose VNI reads
+/// no GBP) and length are packed in `vx_len` (word low, length high): the
+/// rules from the group in the header to the receiver's, unless the
+/// sender applied them (A bit); the receiver's and the VNI's ingress
+/// limits. `false`: denied or over a limit (counted).
+#[inline(never)]
+pub fn from_remote(r: &Receiver, vni: u32, slot: u32, vx_len: u64) -> bool {
     let gbp = Gbp::parse((vx_len as u32).to_ne_bytes());
     let len = (vx_len >> 32) as u32;
-    let v = vni_policy(vni);
-    if !admit(
-        &v,
-        (u32::from(gbp.group), gbp.applied),
-        (to, dst),
-        len,
-        slot,
-    ) {
+    if !admit(r, (vni, u32::from(gbp.group), gbp.applied), len, slot) {
         return false;
     }
-    if !police(v.ingress, len) {
+    if !police(r.vni_policer, len) {
         count_drop(DropReason::RateLimited, slot);
         return false;
     }
     true
 }
 
-/// What a VNI's record says for policy, read once per frame.
-#[derive(Default)]
-struct VniPolicy {
-    vni: u32,
-    /// `VNI_F_*` bits.
-    flags: u32,
-    /// How many rules it has.
-    rules: u32,
-    /// Its ingress policer slot.
-    ingress: u32,
-}
-
-/// [`VniPolicy`] of `vni` (none: no rules, allow, no limit).
+/// The rules of `vni` from group `from` (unless `applied` by the sender)
+/// to receiver `r`, then the receiver's ingress limit; `false` counted
+/// against `slot`.
 #[inline(always)]
-fn vni_policy(vni: u32) -> VniPolicy {
-    VNIS.get_ptr(vni).map_or(
-        VniPolicy {
-            vni,
-            ..VniPolicy::default()
-        },
-        // SAFETY: map values stay valid for the duration of the program.
-        |v| unsafe {
-            VniPolicy {
-                vni,
-                flags: (*v).flags,
-                rules: (*v).rules,
-                ingress: (*v).ingress,
-            }
-        },
-    )
-}
-
-/// The rules of VNI `v` from group `from` (unless `applied` by the
-/// sender) to the receiver (MAC `dst` behind binding `to`), then the
-/// receiver's ingress limit; `false` counted against `slot`.
-#[inline(always)]
-fn admit(
-    v: &VniPolicy,
-    (from, applied): (u32, bool),
-    (to, dst): (u64, &[u8; 6]),
-    len: u32,
-    slot: u32,
-) -> bool {
-    let m = member(v.vni, dst);
-    let group = group_of(&m, to);
-    let policer = m.ingress;
-    if !applied && !rules_allow(v, from, group, len) {
+fn admit(r: &Receiver, (vni, from, applied): (u32, u32, bool), len: u32, slot: u32) -> bool {
+    if !applied && !rules_allow(r, vni, from, len) {
         count_drop(DropReason::PolicyDenied, slot);
         return false;
     }
-    if !police(policer, len) {
+    if !police(r.policer, len) {
         count_drop(DropReason::RateLimited, slot);
         return false;
     }
     true
 }
 
-/// Whether the rules of VNI `v` let a frame of `len` bytes from group
-/// `from` reach group `to`; the deciding rule's hits counted. A VNI
+/// Whether the rules of `vni` let a frame of `len` bytes from group
+/// `from` reach receiver `r`; the deciding rule's hits counted. A VNI
 /// without rules is not looked up in them.
 #[inline(always)]
-fn rules_allow(v: &VniPolicy, from: u32, to: u32, len: u32) -> bool {
+fn rules_allow(r: &Receiver, vni: u32, from: u32, len: u32) -> bool {
     let key = RuleKey {
-        vni: v.vni,
+        vni,
         from: from as u16,
-        to: to as u16,
+        to: r.group,
     };
-    let action = if v.rules == 0 {
+    let action = if r.flags & RECEIVER_F_RULES == 0 {
         None
     } else {
-        RULES.get_ptr_mut(key).map(|r| {
+        RULES.get_ptr_mut(key).map(|rule| {
             // SAFETY: per-CPU value, only this CPU writes it while we run.
             unsafe {
-                (*r).packets += 1;
-                (*r).bytes += u64::from(len);
-                (*r).action
+                (*rule).packets += 1;
+                (*rule).bytes += u64::from(len);
+                (*rule).action
             }
         })
     };
-    policy::allowed(action, v.flags & VNI_F_DEFAULT_DENY != 0)
+    policy::allowed(action, r.flags & RECEIVER_F_DEFAULT_DENY != 0)
 }

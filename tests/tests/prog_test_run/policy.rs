@@ -40,6 +40,8 @@ impl Loaded {
         self.generation.bump(vni);
     }
 
+    /// Writes a membership, and bumps the VNI's generation as userspace
+    /// does (decisions cache the receiver's).
     fn member(&mut self, vni: u32, mac: [u8; 6], m: Member) {
         let mut t: HashMap<_, FdbKey, Member> =
             HashMap::try_from(self.ebpf.map_mut(MAP_MEMBERS).unwrap()).unwrap();
@@ -47,7 +49,8 @@ impl Loaded {
     }
 
     /// Writes a rule (its hits from 0), counted in the VNI's record as
-    /// userspace counts it.
+    /// userspace counts it (and bumps its generation, as a VNI record's
+    /// change does).
     fn rule(&mut self, vni: u32, (from, to): (u16, u16), action: u32) {
         let mut t: PerCpuHashMap<_, RuleKey, Rule> =
             PerCpuHashMap::try_from(self.ebpf.map_mut(MAP_RULES).unwrap()).unwrap();
@@ -65,6 +68,7 @@ impl Loaded {
             let mut info = m.get(&vni, 0).unwrap();
             info.rules += 1;
             m.insert(vni, info, 0).unwrap();
+            self.generation.bump(vni);
         }
     }
 
@@ -175,6 +179,75 @@ fn decap_judges_the_group_in_the_header_against_the_receivers() {
         ),
     ];
     check(&l, cases, run_xdp(&l));
+    // The receiver's group is part of the cached decision: moved to group
+    // 30 (no rule 30 -> 30), it is judged by its new group from the next
+    // frame on.
+    l.member(
+        100,
+        MAC_XDP_PORT,
+        Member {
+            group: 30,
+            ..ACCESS
+        },
+    );
+    let cases = vec![case(
+        "the receiver now in group 30: 30 -> 30 has no rule, denied",
+        gbp(30, 0),
+        XDP_DROP,
+        denied,
+    )];
+    check(&l, cases, run_xdp(&l));
+}
+
+/// The receiver's identity is part of the cached decision (no MEMBERS or
+/// VNIS lookup per frame): a membership changed behind the cache's back
+/// is not seen, and is from the next frame once the VNI's generation
+/// moves, as it does after every change `vtep` makes. The rules are still
+/// read per frame.
+#[test]
+fn a_cached_decision_keeps_the_receivers_identity_until_its_vni_moves() {
+    private_netns();
+    let p2 = ifindex("p2");
+    let mut l = Loaded::new(config(1));
+    l.vni(100, &[REMOTE], &[p2]);
+    l.port(p2, 100, 0);
+    l.fdb(100, MAC_SKB_PORT, None, p2);
+    l.with_policy(100, VNI_F_GBP, Some(REMOTE));
+    l.member(100, MAC_SKB_PORT, ACCESS);
+    l.rule(100, (10, 30), RULE_DENY);
+    let fills =
+        |l: &Loaded| l.counters(MAP_COUNTERS, Counter::COUNT)[Counter::DecapCacheFill as usize];
+    let frame = vxlan(
+        REMOTE,
+        VXLAN_PORT,
+        gbp(10, 0),
+        100,
+        &inner_frame(MAC_SKB_PORT),
+    );
+    for _ in 0..3 {
+        assert_eq!(passed_up_to(&l, &frame), p2, "group 10 -> 20: no rule");
+    }
+    assert_eq!(fills(&l), 1, "the frames after the first, from the cache");
+    {
+        let mut t: HashMap<_, FdbKey, Member> =
+            HashMap::try_from(l.ebpf.map_mut(MAP_MEMBERS).unwrap()).unwrap();
+        let moved = Member {
+            group: 30,
+            ..ACCESS
+        };
+        t.insert(FdbKey::new(100, MAC_SKB_PORT), moved, 0).unwrap();
+    }
+    assert_eq!(passed_up_to(&l, &frame), p2, "no bump: the cached group");
+    l.generation.bump(100);
+    let mut out = vec![0u8; frame.len() + 64];
+    assert_eq!(run_xdp(&l)(&frame, &mut out).0, XDP_DROP, "10 -> 30 denied");
+    assert_eq!(fills(&l), 2);
+    // A rule's action changes (hits from 0, no bump: the VNI's record
+    // stays): read per frame, it holds at once.
+    l.rule(100, (10, 30), RULE_ALLOW);
+    assert_eq!(passed_up_to(&l, &frame), p2, "10 -> 30 allowed now");
+    assert_eq!(l.rule_hits(100, (10, 30)), 1);
+    assert_eq!(fills(&l), 2, "from the cache");
 }
 
 #[test]

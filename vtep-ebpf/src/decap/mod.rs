@@ -26,7 +26,7 @@ use vtep_common::{
         CONFIG_F_NO_DECAP_CACHE, Config, DECISION_REMOTE_SHIFT, FDB_F_DELIVERY, REMOTE_F_GBP,
         REMOTE_F_LEARN, REMOTE_F_POLICY, RemoteKey,
     },
-    policy::Gbp,
+    policy::{Gbp, Receiver},
 };
 
 pub use self::{merged::merged, tc::tc, xdp::xdp};
@@ -105,7 +105,12 @@ pub fn process<C: Exit>(ctx: &C, pkt: &Vxlan, cfg: &Config) -> Result<C::Action,
             | ((sender.flags & (REMOTE_F_POLICY | REMOTE_F_GBP)) << DECISION_REMOTE_SHIFT),
         vid: entry.vid.into(),
         stats: entry.peer,
+        receiver: Receiver::default(),
     };
+    if sender.flags & REMOTE_F_POLICY != 0 {
+        let to = u64::from(d.ifindex) | (u64::from(d.vid) << 32);
+        identity::receiver(to, d.vni, &dst, &mut d.receiver);
+    }
     // An unknown port (max_len 0: the redirect fails) is not cached.
     if macs.is_some() && d.max_len != 0 {
         d.expires = cache::expiry(cache::jiffies(), until.saturating_sub(now()));
@@ -247,11 +252,8 @@ fn deliver<C: Exit>(ctx: &C, d: &Decision, pkt: &Vxlan) -> Result<C::Action, Dro
         } else {
             0
         };
-        let to = u64::from(d.ifindex) | (u64::from(d.vid) << 32);
-        // SAFETY: `eth` is within the packet (checked by the parse).
-        let dst = unsafe { &(*pkt.eth).dst_addr };
         let vx_len = u64::from(vx) | (u64::from(pkt.inner_len) << 32);
-        if !identity::from_remote(to, d.vni, d.slot, dst, vx_len) {
+        if !identity::from_remote(&d.receiver, d.vni, d.slot, vx_len) {
             return Ok(C::DROPPED);
         }
     }

@@ -123,7 +123,15 @@ impl InVni for RemoteKey {
     }
 }
 
-/// A table the decap decision cache reads (FDB, LEARNED, REMOTES): reads
+/// `VNIS`' key: the VNI itself.
+impl InVni for u32 {
+    fn vni(&self) -> u32 {
+        *self
+    }
+}
+
+/// A table the decap decision cache reads (FDB, LEARNED, REMOTES, and
+/// for group policy MEMBERS and VNIS; PORTS' writers bump by hand): reads
 /// go straight to the map; every change is followed by a bump of the
 /// generation of the entry's VNI, so that no decision cached before it is
 /// used after.
