@@ -222,43 +222,77 @@ fn rules_hold_across_hosts_and_on_local_switching() {
     pings(a0, &b0.ip, true);
 }
 
+/// `ping -c 20 -i 0.01` from `from` to `to`: all replies (`want`) or none.
+/// 10 ms apart, the first right after the change before it, frames are
+/// well within a cached decision's life (500 ms).
+fn fast_pings(from: &topo::Vm, to: &topo::Vm, want: bool) {
+    let out = from
+        .ns
+        .run(&["ping", "-c", "20", "-i", "0.01", "-W", "1", &to.ip]);
+    let (sent, received) = vtep_tests::ping_summary(&out);
+    assert_eq!(
+        received == sent,
+        want,
+        "{received} of {sent} pings {} -> {}",
+        from.ip,
+        to.ip
+    );
+    assert!(want || received == 0, "{received} of {sent} got through");
+}
+
+/// Pings from `from` to `to` until they get through, then [`fast_pings`]
+/// that `v` decides mostly from the cache its counter `fills` counts the
+/// fills of.
+fn warm((from, to): (&topo::Vm, &topo::Vm), v: &Vtep, fills: &str) {
+    assert!(from.ns.ping_until(&to.ip, Duration::from_secs(5)));
+    let before = v.counter("counters", fills);
+    fast_pings(from, to, true);
+    assert!(
+        v.counter("counters", fills) < before + 10,
+        "most of the pings decided from the cache ({fills})"
+    );
+}
+
 /// A receiver put in another group is judged by it from the next frame,
 /// though the frames to it were being decided from the decap cache (the
-/// change moves the VNI's generation): pings 10 ms apart, the next right
-/// after the change, well within a cached decision's life (500 ms).
+/// change moves the VNI's generation).
 #[test]
 fn a_receivers_new_group_holds_from_the_next_frame() {
     let g = Groups::new();
     let o = &g.o;
     let (a0, a1) = (o.vm(0, 0), o.vm(1, 0));
     let v = ours(o, 1);
-    let fast = |want: bool| {
-        let out = a0
-            .ns
-            .run(&["ping", "-c", "20", "-i", "0.01", "-W", "1", &a1.ip]);
-        let (sent, received) = vtep_tests::ping_summary(&out);
-        assert_eq!(
-            received == sent,
-            want,
-            "{received} of {sent} pings {} -> {}",
-            a0.ip,
-            a1.ip
-        );
-        assert!(want || received == 0, "{received} of {sent} got through");
-    };
-    assert!(a0.ns.ping_until(&a1.ip, Duration::from_secs(5)));
-    let fills = v.counter("counters", "decap_cache_fill");
-    fast(true);
-    assert!(
-        v.counter("counters", "decap_cache_fill") < fills + 10,
-        "most of the pings decided from the cache"
-    );
+    warm((a0, a1), v, "decap_cache_fill");
     let denied = v.counter("drop_reasons", "policy_denied");
     v.ok(&["group", "set", &a1.mac, "--vni", "100", "--group", "20"]);
-    fast(false);
+    fast_pings(a0, a1, false);
     assert!(v.counter("drop_reasons", "policy_denied") >= denied + 20);
     v.ok(&["group", "set", &a1.mac, "--vni", "100", "--group", "10"]);
-    fast(true);
+    fast_pings(a0, a1, true);
+}
+
+/// A sender put in another group carries it on the wire from the next
+/// frame, though its frames were being decided from the encap cache: the
+/// receiver's host counts every request under the new group's rule.
+#[test]
+fn a_senders_new_group_is_on_the_wire_from_the_next_frame() {
+    let g = Groups::new();
+    let o = &g.o;
+    let (a0, a1) = (o.vm(0, 0), o.vm(1, 0));
+    let (sender, receiver) = (ours(o, 0), ours(o, 1));
+    receiver.ok(&[
+        "policy", "add", "--vni", "100", "--from", "20", "--to", "10", "allow",
+    ]);
+    warm((a0, a1), sender, "encap_cache_fill");
+    let hits = rule_hits(receiver, 100, 20, 10);
+    sender.ok(&["group", "set", &a0.mac, "--vni", "100", "--group", "20"]);
+    // The replies, 10 -> 20, are denied where a0 is now in group 20.
+    fast_pings(a0, a1, false);
+    assert_eq!(
+        rule_hits(receiver, 100, 20, 10),
+        hits + 20,
+        "every request after the change carried group 20"
+    );
 }
 
 #[test]

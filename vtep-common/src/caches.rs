@@ -6,7 +6,10 @@
 
 use core::mem::size_of;
 
-use crate::{addr::Addr, policy::Receiver};
+use crate::{
+    addr::Addr,
+    policy::{Receiver, Sender},
+};
 
 /// Inner destination and source MACs (12 bytes, as on the wire) as two
 /// words, for comparing: part of each cache's key.
@@ -92,8 +95,11 @@ pub struct EncapDecision {
     pub eth: [u32; 3],
     /// The ingress port's `PORT_F_*` bits.
     pub port_flags: u32,
+    /// Who the frames' sender is to group policy, for a port whose frames
+    /// are judged (`PORT_F_POLICY` in `port_flags`); else zeros.
+    pub sender: Sender,
 }
 
 const _: () = assert!(size_of::<Macs>() == 16);
 const _: () = assert!(size_of::<Decision>() == 96);
-const _: () = assert!(size_of::<EncapDecision>() == 104);
+const _: () = assert!(size_of::<EncapDecision>() == 120);

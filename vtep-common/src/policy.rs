@@ -120,6 +120,26 @@ pub struct Receiver {
     pub _pad: u32,
 }
 
+/// What group policy and rate limits take of a frame's sender, as the
+/// tables say for it: its group (its membership, else its binding's
+/// default group: written in the VXLAN-GBP header, judged by the
+/// receiver's rules), its `POLICERS` slot for what it sends, its VNI's
+/// for what the VNI's ports send over the underlay. Looked up once per
+/// conversation: the encap decision cache keeps it, valid as long as the
+/// decision is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sender {
+    /// Its group (0: unknown).
+    pub group: u32,
+    /// Its egress policer slot (0: no limit).
+    pub policer: u32,
+    /// Its VNI's egress policer slot (0: no limit).
+    pub vni_policer: u32,
+    /// Always zero.
+    pub _pad: u32,
+}
+
 /// The receiver's VNI denies what no rule allows (`VNI_F_DEFAULT_DENY`).
 pub const RECEIVER_F_DEFAULT_DENY: u16 = 1;
 /// The receiver's VNI has rules to look up.
@@ -238,6 +258,7 @@ pub fn admit(tat: u64, now: u64, cost: u64, tolerance: u64) -> Option<u64> {
 
 const _: () = assert!(size_of::<Member>() == 12);
 const _: () = assert!(size_of::<Receiver>() == 16);
+const _: () = assert!(size_of::<Sender>() == 16);
 const _: () = assert!(size_of::<RuleKey>() == 8);
 const _: () = assert!(size_of::<Rule>() == 24);
 const _: () = assert!(size_of::<Policer>() == 56);

@@ -41,6 +41,7 @@ use vtep_common::{
         CONFIG_F_DF, Config, PORT_F_GBP, PORT_F_LEARN, PORT_F_POLICY, PortKey, VniInfo,
         fdb_delivery, port_tos,
     },
+    policy::Sender,
     vxlan::{Outer, emit_outer, emit_outer_v6},
 };
 
@@ -108,9 +109,7 @@ fn try_encap(ctx: &TcContext) -> Result<i32, Dropped> {
         && let Some(d) = encap_cache::get((from, vid), macs)
     {
         count_binding_tx(d.stats, ctx.len().into());
-        if d.port_flags & PORT_F_POLICY != 0
-            && !identity::egress(packed(from, vid), d.vni, d.slot, &eth.src_addr, ctx.len())
-        {
+        if d.port_flags & PORT_F_POLICY != 0 && !identity::egress_as(&d.sender, d.slot, ctx.len()) {
             // Counted by `identity`.
             return Ok(TC_ACT_SHOT);
         }
@@ -284,6 +283,11 @@ fn unicast(
     d.mtu = hop.mtu;
     d.eth = hop.eth;
     d.port_flags = ing.flags;
+    d.sender = if ing.flags & PORT_F_POLICY != 0 {
+        identity::sender()
+    } else {
+        Sender::default()
+    };
     encapsulate(ctx, d, eth, hop.resolved, cfg)
 }
 
@@ -315,8 +319,7 @@ fn encapsulate(
         return answer_too_big(ctx, back, eth, mtu::inner_mtu(dev_mtu, cfg));
     }
     let tunnel = Tunnel::new(ctx, (d.vni, d.port_flags), eth, d.macs);
-    if d.port_flags & PORT_F_POLICY != 0 && !identity::to_underlay(d.vni, d.slot, tunnel.inner_len)
-    {
+    if d.port_flags & PORT_F_POLICY != 0 && !identity::to_underlay(d.slot, tunnel.inner_len) {
         // Counted by `identity`.
         return Ok(TC_ACT_SHOT);
     }
@@ -370,8 +373,7 @@ fn flood(ctx: &TcContext, ing: &Ingress, eth: &EthHdr, cfg: &Config) -> Result<i
     }
     let is_ip = is_ip(eth);
     let tunnel = Tunnel::new(ctx, (ing.vni, ing.flags), eth, encap_cache::macs(ctx, eth));
-    if ing.flags & PORT_F_POLICY != 0 && !identity::to_underlay(ing.vni, ing.slot, tunnel.inner_len)
-    {
+    if ing.flags & PORT_F_POLICY != 0 && !identity::to_underlay(ing.slot, tunnel.inner_len) {
         // Counted by `identity`.
         return Ok(TC_ACT_SHOT);
     }

@@ -5,7 +5,9 @@
 //! Key: the ingress port binding (port and VLAN) and the inner destination
 //! and source MACs.
 //! Value: the VNI and its stats slot, the remote VTEP and its stats slot,
-//! the resolved next hop (egress device, MTU, MACs) and the port's flags.
+//! the resolved next hop (egress device, MTU, MACs), the port's flags,
+//! and for group policy who the sender is (`identity::egress`: its
+//! limits' buckets are read per frame).
 //! A direct-mapped per-CPU array (`ENCAP_CACHE_CAPACITY` entries per
 //! CPU): a conversation hashing to a taken entry replaces it.
 //!
@@ -16,8 +18,8 @@
 //!
 //! Validity (as for the decap cache, `cache`):
 //! - The VNI's generation read before the tables: any change to an FDB,
-//!   LEARNED or REMOTES entry of the VNI, and any port bound or unbound
-//!   in it, makes the decision out of date. A source MAC seen at another
+//!   LEARNED, REMOTES, MEMBERS or VNIS entry of the VNI, and any port
+//!   bound or unbound in it, makes the decision out of date. A source MAC seen at another
 //!   port is another key, decided (and learned) from the tables.
 //! - The routes' generation (`ROUTES_GENERATION`), which the daemon bumps
 //!   on every route, neighbour or link change rtnetlink tells it of.

@@ -9,10 +9,10 @@
 //!
 //! Where each is applied:
 //! - The sender's group and egress limit as a frame enters from a port
-//!   ([`egress`]), the group then kept in this CPU's scratch for the GBP
-//!   header ([`stamp`]) and the rules; the VNI's egress limit on frames
-//!   that leave over the underlay ([`to_underlay`]), not on those switched
-//!   locally.
+//!   ([`egress`]; [`egress_as`] with the sender the encap cache kept), the
+//!   sender then kept in this CPU's scratch for the GBP header ([`stamp`])
+//!   and the rules; the VNI's egress limit on frames that leave over the
+//!   underlay ([`to_underlay`]), not on those switched locally.
 //! - Rules and the receiver's ingress limit where the destination is known
 //!   and local: local switching ([`to_local`], both groups local) and
 //!   decap ([`from_remote`], the sender's group from the VXLAN-GBP header:
@@ -27,9 +27,8 @@
 //!
 //! The subprograms are not inlined (the encap and decap frames, each with
 //! `learn`'s, are at the verifier's 512 bytes), and they return only a
-//! bool: what else they found goes through a per-CPU slot (`SENDER_GROUP`;
-//! see `maps::OUTER_DS` for why) or into the caller's record
-//! ([`receiver`]).
+//! bool: what else they found goes through a per-CPU slot (`SENDER`; see
+//! `maps::OUTER_DS` for why) or into the caller's record ([`receiver`]).
 
 use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
 
@@ -38,16 +37,17 @@ use vtep_common::{
     counters::DropReason,
     maps::{FdbKey, PortKey, VNI_F_DEFAULT_DENY},
     policy::{
-        self, Gbp, Member, RECEIVER_F_DEFAULT_DENY, RECEIVER_F_RULES, Receiver, RuleKey, gbp_word,
+        self, Gbp, Member, RECEIVER_F_DEFAULT_DENY, RECEIVER_F_RULES, Receiver, RuleKey, Sender,
+        gbp_word,
     },
 };
 
 use crate::maps::{MEMBERS, POLICERS, PORTS, RULES, VNIS, count_drop};
 
-/// The sender's group, as [`egress`] found it for the frame being
-/// encapsulated (one per CPU; not pinned).
+/// The sender of the frame being encapsulated, as [`egress`] found it or
+/// [`egress_as`] was given it (one per CPU; not pinned).
 #[map]
-static SENDER_GROUP: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+static SENDER: PerCpuArray<Sender> = PerCpuArray::with_max_entries(1, 0);
 
 /// How often a policer's compare-and-swap is retried when another CPU
 /// changed the bucket in between; a frame that loses every time is
@@ -107,21 +107,48 @@ pub fn police(slot: u32, len: u32) -> bool {
 
 /// A frame of `len` bytes from MAC `src` entering binding `at` (port in
 /// the low word, VID above) of `vni`, whose stats slot is `slot`: finds
-/// the sender's group (its membership, else the binding's default) for
-/// what follows, and polices the sender's egress. `false`: over the limit
-/// (counted).
+/// who the sender is (its group: its membership, else the binding's
+/// default; its and its VNI's egress limits) for what follows ([`sender`]
+/// for the encap cache), and polices the sender's egress. `false`: over
+/// the limit (counted).
 #[inline(never)]
 pub fn egress(at: u64, vni: u32, slot: u32, src: &[u8; 6], len: u32) -> bool {
     let m = member(vni, src);
-    if let Some(g) = SENDER_GROUP.get_ptr_mut(0) {
+    // SAFETY: map values stay valid for the duration of the program.
+    let vni_policer = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).egress });
+    let s = Sender {
+        group: u32::from(group_of(&m, at)),
+        policer: m.egress,
+        vni_policer,
+        _pad: 0,
+    };
+    let_out(&s, slot, len)
+}
+
+/// [`egress`] for a frame whose sender `s` is known (a cached decision's).
+#[inline(never)]
+pub fn egress_as(s: &Sender, slot: u32, len: u32) -> bool {
+    let_out(s, slot, len)
+}
+
+/// Keeps `s` as the frame's sender, and polices its egress.
+#[inline(always)]
+fn let_out(s: &Sender, slot: u32, len: u32) -> bool {
+    if let Some(p) = SENDER.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU uses it while we run.
-        unsafe { *g = u32::from(group_of(&m, at)) };
+        unsafe { *p = *s };
     }
-    if !police(m.egress, len) {
+    if !police(s.policer, len) {
         count_drop(DropReason::RateLimited, slot);
         return false;
     }
     true
+}
+
+/// The sender of the frame [`egress`] or [`egress_as`] let in.
+#[inline(always)]
+pub fn sender() -> Sender {
+    SENDER.get(0).copied().unwrap_or_default()
 }
 
 /// The identity of `mac` in `vni` (none: group 0, no limits).
@@ -145,14 +172,12 @@ fn group_of(m: &Member, at: u64) -> u16 {
     PORTS.get_ptr(key).map_or(0, |p| unsafe { (*p).group })
 }
 
-/// A frame of `len` bytes from a port of `vni` (stats slot `slot`)
-/// leaves over the underlay: polices the VNI's egress. `false`: over the
-/// limit (counted).
+/// A frame of `len` bytes that [`egress`] or [`egress_as`] let in leaves
+/// over the underlay: polices its VNI's egress. `false`: over the limit
+/// (counted against `slot`).
 #[inline(never)]
-pub fn to_underlay(vni: u32, slot: u32, len: u32) -> bool {
-    // SAFETY: map values stay valid for the duration of the program.
-    let policer = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).egress });
-    if !police(policer, len) {
+pub fn to_underlay(slot: u32, len: u32) -> bool {
+    if !police(sender().vni_policer, len) {
         count_drop(DropReason::RateLimited, slot);
         return false;
     }
@@ -163,8 +188,7 @@ pub fn to_underlay(vni: u32, slot: u32, len: u32) -> bool {
 /// (on-wire): I and G flags and the sender's group.
 #[inline(always)]
 pub fn stamp() -> u32 {
-    let group = SENDER_GROUP.get(0).copied().unwrap_or(0);
-    u32::from_ne_bytes(gbp_word(group as u16))
+    u32::from_ne_bytes(gbp_word(sender().group as u16))
 }
 
 /// A frame [`egress`] let in, switched to binding `to` (packed as for
@@ -173,7 +197,7 @@ pub fn stamp() -> u32 {
 /// over the limit (counted against `slot`).
 #[inline(never)]
 pub fn to_local(to: u64, vni: u32, slot: u32, dst: &[u8; 6], len: u32) -> bool {
-    let from = SENDER_GROUP.get(0).copied().unwrap_or(0);
+    let from = sender().group;
     admit(&receiver_of(to, vni, dst), (vni, from, false), len, slot)
 }
 

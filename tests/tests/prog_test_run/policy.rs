@@ -41,11 +41,12 @@ impl Loaded {
     }
 
     /// Writes a membership, and bumps the VNI's generation as userspace
-    /// does (decisions cache the receiver's).
+    /// does (decisions cache the receiver's and the sender's identity).
     fn member(&mut self, vni: u32, mac: [u8; 6], m: Member) {
         let mut t: HashMap<_, FdbKey, Member> =
             HashMap::try_from(self.ebpf.map_mut(MAP_MEMBERS).unwrap()).unwrap();
         t.insert(FdbKey::new(vni, mac), m, 0).unwrap();
+        self.generation.bump(vni);
     }
 
     /// Writes a rule (its hits from 0), counted in the VNI's record as
@@ -299,6 +300,9 @@ fn decap_without_gbp_ignores_the_g_bit_and_the_d_bit_stops_learning() {
     assert!(learned(&l));
 }
 
+/// The encap decision cache keeps the sender (its group and limits), as
+/// the decap one keeps the receiver: valid until the VNI's generation
+/// moves.
 #[test]
 fn encap_writes_the_senders_group_and_judges_local_switching() {
     let (ul0, _) = private_netns();
@@ -327,6 +331,10 @@ fn encap_writes_the_senders_group_and_judges_local_switching() {
     let mut info = m.get(&key, 0).unwrap();
     info.group = 7;
     m.insert(key, info, 0).unwrap();
+    // Bound anew, as `vtep port add` does it, the VNI's generation moves:
+    // the sender is part of the cached decision.
+    assert_eq!(word(&l), [0x08, 0, 0, 0], "no bump: the cached sender");
+    l.generation.bump(100);
     assert_eq!(word(&l), gbp(7, 0), "the port's group");
     // The sender's own membership first.
     l.member(
@@ -451,6 +459,8 @@ fn vni_limits(l: &mut Loaded, vni: u32, (egress, ingress): (u32, u32)) {
     let mut info = m.get(&vni, 0).unwrap();
     (info.egress, info.ingress) = (egress, ingress);
     m.insert(vni, info, 0).unwrap();
+    // As every write of a VNI's record by `vtep` does.
+    l.generation.bump(vni);
 }
 
 #[test]
