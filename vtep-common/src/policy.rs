@@ -131,7 +131,9 @@ pub struct Receiver {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sender {
     /// Its group (0: unknown).
-    pub group: u32,
+    pub group: u16,
+    /// Always zero.
+    pub _pad16: u16,
     /// Its egress policer slot (0: no limit).
     pub policer: u32,
     /// Its VNI's egress policer slot (0: no limit).

@@ -19,8 +19,9 @@
 //! Validity (as for the decap cache, `cache`):
 //! - The VNI's generation read before the tables: any change to an FDB,
 //!   LEARNED, REMOTES, MEMBERS or VNIS entry of the VNI, and any port
-//!   bound or unbound in it, makes the decision out of date. A source MAC seen at another
-//!   port is another key, decided (and learned) from the tables.
+//!   bound or unbound in it, makes the decision out of date. A source MAC
+//!   seen at another port is another key, decided (and learned) from the
+//!   tables.
 //! - The routes' generation (`ROUTES_GENERATION`), which the daemon bumps
 //!   on every route, neighbour or link change rtnetlink tells it of.
 //! - An expiry: the decap cache's 0.5 s at most (what the routes'

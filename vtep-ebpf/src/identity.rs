@@ -117,7 +117,8 @@ pub fn egress(at: u64, vni: u32, slot: u32, src: &[u8; 6], len: u32) -> bool {
     // SAFETY: map values stay valid for the duration of the program.
     let vni_policer = VNIS.get_ptr(vni).map_or(0, |v| unsafe { (*v).egress });
     let s = Sender {
-        group: u32::from(group_of(&m, at)),
+        group: group_of(&m, at),
+        _pad16: 0,
         policer: m.egress,
         vni_policer,
         _pad: 0,
@@ -188,7 +189,7 @@ pub fn to_underlay(slot: u32, len: u32) -> bool {
 /// (on-wire): I and G flags and the sender's group.
 #[inline(always)]
 pub fn stamp() -> u32 {
-    u32::from_ne_bytes(gbp_word(sender().group as u16))
+    u32::from_ne_bytes(gbp_word(sender().group))
 }
 
 /// A frame [`egress`] let in, switched to binding `to` (packed as for
@@ -244,7 +245,7 @@ fn receiver_of(to: u64, vni: u32, dst: &[u8; 6]) -> Receiver {
 pub fn from_remote(r: &Receiver, vni: u32, slot: u32, vx_len: u64) -> bool {
     let gbp = Gbp::parse((vx_len as u32).to_ne_bytes());
     let len = (vx_len >> 32) as u32;
-    if !admit(r, (vni, u32::from(gbp.group), gbp.applied), len, slot) {
+    if !admit(r, (vni, gbp.group, gbp.applied), len, slot) {
         return false;
     }
     if !police(r.vni_policer, len) {
@@ -258,7 +259,7 @@ pub fn from_remote(r: &Receiver, vni: u32, slot: u32, vx_len: u64) -> bool {
 /// to receiver `r`, then the receiver's ingress limit; `false` counted
 /// against `slot`.
 #[inline(always)]
-fn admit(r: &Receiver, (vni, from, applied): (u32, u32, bool), len: u32, slot: u32) -> bool {
+fn admit(r: &Receiver, (vni, from, applied): (u32, u16, bool), len: u32, slot: u32) -> bool {
     if !applied && !rules_allow(r, vni, from, len) {
         count_drop(DropReason::PolicyDenied, slot);
         return false;
@@ -274,10 +275,10 @@ fn admit(r: &Receiver, (vni, from, applied): (u32, u32, bool), len: u32, slot: u
 /// `from` reach receiver `r`; the deciding rule's hits counted. A VNI
 /// without rules is not looked up in them.
 #[inline(always)]
-fn rules_allow(r: &Receiver, vni: u32, from: u32, len: u32) -> bool {
+fn rules_allow(r: &Receiver, vni: u32, from: u16, len: u32) -> bool {
     let key = RuleKey {
         vni,
-        from: from as u16,
+        from,
         to: r.group,
     };
     let action = if r.flags & RECEIVER_F_RULES == 0 {
