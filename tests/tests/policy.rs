@@ -225,7 +225,7 @@ fn rules_hold_across_hosts_and_on_local_switching() {
 /// `ping -c 20 -i 0.01` from `from` to `to`: all replies (`want`) or none.
 /// Sent 10 ms apart, the first right after whatever the test changed
 /// before, the requests fall well within a cached decision's life (at
-/// most 500 ms; 200 ms at HZ=250).
+/// most 500 ms).
 fn fast_pings(from: &topo::Vm, to: &topo::Vm, want: bool) {
     let out = from
         .ns

@@ -103,3 +103,37 @@ pub struct EncapDecision {
 const _: () = assert!(size_of::<Macs>() == 16);
 const _: () = assert!(size_of::<Decision>() == 96);
 const _: () = assert!(size_of::<EncapDecision>() == 120);
+
+/// The longest tick of the kernels we run on (HZ = 100), ns.
+pub const TICK_MAX_NS: u32 = 10_000_000;
+
+/// The tick (ns) the programs count cached decisions' lifetimes in, given
+/// the one the kernel `reported`: the longest ([`TICK_MAX_NS`]) where it
+/// said none or something out of range. A tick taken too long only makes
+/// cached decisions expire sooner, never later.
+pub fn tick_ns(reported: Option<u64>) -> u32 {
+    reported
+        .and_then(|ns| u32::try_from(ns).ok())
+        .filter(|ns| (1..=TICK_MAX_NS).contains(ns))
+        .unwrap_or(TICK_MAX_NS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tick_is_the_kernels_or_the_longest() {
+        for (reported, want) in [
+            (Some(4_000_000), 4_000_000), // HZ = 250
+            (Some(1_000_000), 1_000_000), // HZ = 1000
+            (Some(TICK_MAX_NS.into()), TICK_MAX_NS),
+            (Some(0), TICK_MAX_NS),
+            (Some(20_000_000), TICK_MAX_NS),
+            (Some(u64::MAX), TICK_MAX_NS),
+            (None, TICK_MAX_NS),
+        ] {
+            assert_eq!(tick_ns(reported), want, "{reported:?}");
+        }
+    }
+}

@@ -33,8 +33,9 @@ pub struct Config {
     pub move_limit: u32,
     /// The move-counting window (seconds; RFC 7432 §15.1: 180).
     pub move_window_s: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// The kernel's tick (one jiffy), ns: the decision caches count their
+    /// entries' lifetimes in ticks (see `caches::tick_ns`).
+    pub tick_ns: u32,
 }
 
 /// Default ageing time, as the kernel bridge's (seconds).

@@ -266,7 +266,7 @@ fn unicast(
         encap_cache::slot((ing.port, ing.vid), macs).ok_or(ing.drop(DropReason::KernelRefused))?;
     d.expires = 0;
     if hop.resolved && encap_cache::key(ctx, eth).is_some() {
-        d.expires = cache::expiry(cache::jiffies(), made.until.saturating_sub(now()));
+        d.expires = cache::expiry(cache::jiffies(), made.until.saturating_sub(now()), cfg);
         count(Counter::EncapCacheFill);
     }
     d.generation = made.generation;

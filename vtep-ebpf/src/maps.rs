@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use vtep_common::{
     addr::Addr,
-    caches::{Decision, EncapDecision},
+    caches::{Decision, EncapDecision, TICK_MAX_NS},
     consts::{
         DECAP_CACHE_CAPACITY, DEFAULT_LEARNED_CAPACITY, DEFAULT_TTL, ENCAP_CACHE_CAPACITY,
         EVENTS_BYTES, EVPN_EVENTS_CAPACITY, FDB_CAPACITY, GENERATION_SLOTS, MEMBERS_CAPACITY,
@@ -52,7 +52,7 @@ pub static CONFIG: Global<Config> = Global::new(Config {
     ageing_s: DEFAULT_AGEING_S,
     move_limit: DEFAULT_MOVE_LIMIT,
     move_window_s: DEFAULT_MOVE_WINDOW_S,
-    _pad: 0,
+    tick_ns: TICK_MAX_NS,
 });
 
 /// The load-time settings, read in place: a frame loads the fields it

@@ -28,6 +28,21 @@ pub fn ifindex(name: &str) -> anyhow::Result<u32> {
     Ok(idx)
 }
 
+/// The kernel's tick (one jiffy, 1/HZ s), ns: the resolution of its
+/// coarse clocks (clock_getres(2) on `CLOCK_MONOTONIC_COARSE`).
+pub fn tick_ns() -> u32 {
+    let mut res = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `res` is a timespec the call may write.
+    let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) };
+    let reported = (rc == 0 && res.tv_sec == 0)
+        .then(|| u64::try_from(res.tv_nsec).ok())
+        .flatten();
+    vtep_common::caches::tick_ns(reported)
+}
+
 /// The name of interface `index`, or `if<index>` if it is gone.
 pub fn ifname(index: u32) -> String {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];

@@ -27,6 +27,7 @@ use aya::{
 };
 use vtep_common::{
     addr::Addr,
+    caches::TICK_MAX_NS,
     consts::{
         GLOBAL_CONFIG, MAP_BINDING_STATS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION,
         MAP_LEARNED, MAP_NEIGHS, MAP_PEER_STATS, MAP_PORTS, MAP_REMOTES, MAP_VNI_STATS, MAP_VNIS,
@@ -170,7 +171,7 @@ fn config_at(local: IpAddr, underlay_ifindex: u32) -> Config {
         ageing_s: 300,
         move_limit: 5,
         move_window_s: 180,
-        _pad: 0,
+        tick_ns: TICK_MAX_NS,
     }
 }
 

@@ -113,7 +113,7 @@ pub fn process<C: Exit>(ctx: &C, pkt: &Vxlan, cfg: &Config) -> Result<C::Action,
     }
     // An unknown port (max_len 0: the redirect fails) is not cached.
     if macs.is_some() && d.max_len != 0 {
-        d.expires = cache::expiry(cache::jiffies(), until.saturating_sub(now()));
+        d.expires = cache::expiry(cache::jiffies(), until.saturating_sub(now()), cfg);
         cache::put(&d);
         count(Counter::DecapCacheFill);
     }

@@ -85,8 +85,8 @@ impl Underlay {
     }
 
     /// The kernel programs' load-time settings, with the underlay at
-    /// `underlay_ifindex`.
-    pub fn config(&self, underlay_ifindex: u32) -> Config {
+    /// `underlay_ifindex` on a kernel ticking every `tick_ns`.
+    pub fn config(&self, underlay_ifindex: u32, tick_ns: u32) -> Config {
         Config {
             local_ip: ip_to_map(self.local_ip.ip()),
             underlay_ifindex,
@@ -101,7 +101,7 @@ impl Underlay {
             ageing_s: self.learning.ageing_s,
             move_limit: self.learning.move_limit,
             move_window_s: self.learning.move_window_s,
-            _pad: 0,
+            tick_ns,
         }
     }
 }

@@ -37,7 +37,7 @@ pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<St
     for p in &plan.ports {
         sys::ifindex(&p.iface)?;
     }
-    let mut cfg = u.config(underlay_ifindex);
+    let mut cfg = u.config(underlay_ifindex, sys::tick_ns());
     let lock = inst.lock()?;
     if inst.is_up() {
         let recorded = Tables::open(inst)?.info;
