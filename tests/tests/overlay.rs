@@ -212,6 +212,39 @@ fn xdp_delivery_to_a_port_that_accepts_xdp_frames() {
     );
 }
 
+/// What no table tells, a port's MTU, is read again once a cached
+/// decision expires: with no daemon, a lowered MTU is felt within the
+/// decap cache's life (at most 500 ms, counted in the kernel's real
+/// ticks), though the conversation keeps its entry warm.
+#[test]
+fn a_ports_lowered_mtu_is_felt_within_a_cached_decisions_life() {
+    let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());
+    o.static_fdb(0);
+    let a = o.vm(0, 0);
+    assert!(a.ns.ping_until(PEER[0], Duration::from_secs(5)));
+    // 1378 bytes of IPv4: a 1392-byte frame, within the underlay's 1450
+    // for an inner frame and the port's 1500 before the change.
+    let big = |count: &str| {
+        a.ns.run(&[
+            "ping", "-c", count, "-i", "0.05", "-W", "1", "-M", "do", "-s", "1350", PEER[0],
+        ])
+    };
+    assert!(big("10").status.success(), "1392-byte frames did not pass");
+    o.net.hosts[1]
+        .ns
+        .ok(&["ip", "link", "set", "p100", "mtu", "1300"]);
+    let v = o.vteps[1].as_ref().unwrap();
+    let before = v.counter("drop_reasons", "too_big");
+    big("30");
+    // 30 frames 50 ms apart: those after the entry made before the change
+    // expired (at most 500 ms, some 11 frames) are judged by the new MTU.
+    let judged = v.counter("drop_reasons", "too_big") - before;
+    assert!(
+        judged >= 15,
+        "only {judged} of 30 frames over the lowered MTU were dropped as too big"
+    );
+}
+
 #[test]
 fn frames_too_big_for_the_underlay_get_icmp_frag_needed() {
     let o = Overlay::new(&[Kind::Ours, Kind::Ours], &vtep_bin());

@@ -184,7 +184,7 @@ impl Report {
             }
             writeln!(
                 s,
-                "\n{} interleaved rounds of {} pings per variant (every 2 ms), the samples pooled.",
+                "\n{} interleaved rounds of {} pings per variant (every 1 ms), the samples pooled.",
                 l.rounds, l.pings_per_round
             )?;
         }
