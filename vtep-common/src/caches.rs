@@ -32,7 +32,9 @@ pub struct Macs {
 pub struct Decision {
     /// The jiffy from which the entry is not used; 0: empty.
     pub expires: u64,
-    /// The VNI's `GENERATION` when the decision was made.
+    /// The VNI's `GENERATION` plus the routes' when the decision was made
+    /// (both only grow: the sum stays only while neither moves). A link
+    /// change the daemon heard (a port's MTU) makes it out of date.
     pub generation: u64,
     /// Key: inner destination and source MACs.
     pub macs: Macs,
@@ -104,6 +106,28 @@ const _: () = assert!(size_of::<Macs>() == 16);
 const _: () = assert!(size_of::<Decision>() == 96);
 const _: () = assert!(size_of::<EncapDecision>() == 120);
 
+/// How long a cached decision lives at most (ns) when no daemon vouches
+/// for route, neighbour and link changes: what no table tells (a next
+/// hop's MAC, a port's MTU) is read again this often.
+pub const TTL_NS: u64 = 500_000_000;
+/// How long it lives at most (ns) while `vtep daemon` vouches for them
+/// (`MAP_WATCHED`): such a change bumps the routes' generation, and the
+/// expiry is left only to refresh the senders' learned entries.
+pub const WATCHED_TTL_NS: u64 = 5_000_000_000;
+
+/// How long a decision made now may live (ns): [`TTL_NS`], or while a
+/// daemon vouches for route, neighbour and link changes (`watched`) up to
+/// [`WATCHED_TTL_NS`], but never more than a quarter of the ageing time
+/// `ageing_s`, so that the learned entries of the senders of cached
+/// conversations, refreshed only when a decision is made again, stay
+/// fresh.
+pub fn lifetime_ns(watched: bool, ageing_s: u32) -> u64 {
+    if !watched {
+        return TTL_NS;
+    }
+    (u64::from(ageing_s) * 250_000_000).clamp(TTL_NS, WATCHED_TTL_NS)
+}
+
 /// The longest tick of the kernels we run on (HZ = 100), ns.
 pub const TICK_MAX_NS: u32 = 10_000_000;
 
@@ -121,6 +145,20 @@ pub fn tick_ns(reported: Option<u64>) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decisions_live_longer_only_while_a_daemon_hears_changes() {
+        for (watched, ageing_s, want) in [
+            (false, 300, TTL_NS),
+            (true, 300, WATCHED_TTL_NS),
+            (true, 8, 2_000_000_000),
+            (true, 1, TTL_NS),
+            (false, 1, TTL_NS),
+            (true, u32::MAX, WATCHED_TTL_NS),
+        ] {
+            assert_eq!(lifetime_ns(watched, ageing_s), want, "{watched} {ageing_s}");
+        }
+    }
 
     #[test]
     fn the_tick_is_the_kernels_or_the_longest() {

@@ -173,6 +173,12 @@ pub const GENERATION_SLOTS: u32 = 4096;
 /// the next hops the encap decision cache holds (without a daemon, they
 /// expire).
 pub const ROUTES_GENERATION: u32 = GENERATION_SLOTS;
+/// Until when (`CLOCK_MONOTONIC_COARSE` ns, a one-entry array) `vtep
+/// daemon` vouches that it hears route, neighbour and link changes and
+/// bumps [`ROUTES_GENERATION`] on each: until then, cached decisions may
+/// live [`crate::caches::WATCHED_TTL_NS`]. Renewed every second while the
+/// daemon hears them, 0 when it stops.
+pub const MAP_WATCHED: &str = "WATCHED";
 
 /// The `GENERATION` slot of `vni`.
 #[inline(always)]

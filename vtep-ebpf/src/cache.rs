@@ -25,10 +25,16 @@
 //!   learning in the programs did: a decision made before a change never
 //!   matches after it, and a change in one VNI (a MAC explosion) leaves
 //!   the other VNIs' decisions alone (but for VNIs sharing the slot).
-//! - An entry expires `TTL_NS` after it was made, and no later than the
-//!   learned entry of its destination goes stale. What no table tells (the
-//!   port's MTU) is read again at least that often, and the sender's
-//!   learned entry is refreshed through the tables as before. Expiry is
+//! - It holds the routes' generation too (added to its VNI's: both only
+//!   grow, so the sum stays only while neither moves): a link change that
+//!   `vtep daemon` heard (a port's MTU, which no table tells) makes it out
+//!   of date at once.
+//! - An entry expires `caches::lifetime_ns` after it was made (0.5 s; up
+//!   to 5 s while a daemon vouches that it hears route, neighbour and link
+//!   changes, `WATCHED`), and no later than the learned entry of its
+//!   destination goes stale. Without a daemon, the port's MTU is read
+//!   again at least that often; either way the sender's learned entry is
+//!   refreshed through the tables as before. Expiry is
 //!   kept in jiffies: reading them is one load (the verifier inlines
 //!   `bpf_jiffies64`), where the nanosecond clock is a helper call per
 //!   frame. Durations become jiffies by the kernel's tick that userspace
@@ -48,18 +54,16 @@ use aya_ebpf::helpers::bpf_jiffies64;
 use network_types::eth::EthHdr;
 use vtep_common::{
     addr::Addr,
-    caches::{Decision, Macs},
+    caches::{Decision, Macs, lifetime_ns},
     consts::{DECAP_CACHE_CAPACITY, ROUTES_GENERATION, generation_slot},
     maps::Config,
 };
 
 use crate::{
-    maps::{DECAP_CACHE, GENERATION},
+    learn,
+    maps::{DECAP_CACHE, GENERATION, WATCHED},
     pkt,
 };
-
-/// How long a cached decision lives at most (ns).
-const TTL_NS: u64 = 500_000_000;
 
 /// The kernel's tick count.
 #[inline(always)]
@@ -68,11 +72,18 @@ pub fn jiffies() -> u64 {
     unsafe { bpf_jiffies64() }
 }
 
-/// The jiffy before which a decision made at jiffy `now_j` may be used,
-/// given that its tables' answer holds for `valid_ns` more nanoseconds.
+/// The jiffy before which a decision made now may be used, given that its
+/// tables' answer holds until `until` (coarse ns). Off the fast path: a
+/// helper call for the time.
 #[inline(always)]
-pub fn expiry(now_j: u64, valid_ns: u64, cfg: &Config) -> u64 {
-    now_j + valid_ns.min(TTL_NS) / u64::from(cfg.tick_ns.max(1))
+pub fn expiry(until: u64, cfg: &Config) -> u64 {
+    let now = learn::now();
+    // SAFETY: an array value: a u64 only userspace writes (whole).
+    let watched = WATCHED.get_ptr(0).is_some_and(|w| now < unsafe { *w });
+    let valid = until
+        .saturating_sub(now)
+        .min(lifetime_ns(watched, cfg.ageing_s));
+    jiffies() + valid / u64::from(cfg.tick_ns.max(1))
 }
 
 /// Whether two MAC pairs are the same.
@@ -130,6 +141,14 @@ pub fn routes_generation() -> u64 {
     slot_generation(ROUTES_GENERATION)
 }
 
+/// What a decap decision holds: `vni`'s generation plus the routes' (the
+/// daemon bumps theirs on link changes too: a port's MTU). Read it before
+/// the tables for a decision that will be cached.
+#[inline(always)]
+pub fn decap_generation(vni: u32) -> u64 {
+    generation(vni).wrapping_add(routes_generation())
+}
+
 /// Marks every cached decision of `vni` out of date. Call after changing
 /// a table entry of `vni`.
 #[inline(always)]
@@ -177,7 +196,7 @@ pub fn get<'a>(saddr: &Addr, vni: u32, macs: Macs) -> Option<&'a Decision> {
     (e.saddr == *saddr
         && e.vni == vni
         && same(&e.macs, &macs)
-        && e.generation == generation(vni)
+        && e.generation == decap_generation(vni)
         && jiffies() < e.expires)
         .then_some(e)
 }

@@ -50,7 +50,7 @@ use crate::{
     encap_cache::{self, Binding},
     fib::next_hop,
     flow, identity,
-    learn::{Location, known_at, learn, lookup_until, now},
+    learn::{Location, known_at, learn, lookup_until},
     maps::{
         Dropped, NO_SLOT, PORTS, VNIS, config, count, count_binding_rx, count_binding_tx,
         count_drop, count_tx, outer_ds,
@@ -266,7 +266,7 @@ fn unicast(
         encap_cache::slot((ing.port, ing.vid), macs).ok_or(ing.drop(DropReason::KernelRefused))?;
     d.expires = 0;
     if hop.resolved && encap_cache::key(ctx, eth).is_some() {
-        d.expires = cache::expiry(cache::jiffies(), made.until.saturating_sub(now()), cfg);
+        d.expires = cache::expiry(made.until, cfg);
         count(Counter::EncapCacheFill);
     }
     d.generation = made.generation;

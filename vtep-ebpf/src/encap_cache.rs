@@ -24,11 +24,12 @@
 //!   tables.
 //! - The routes' generation (`ROUTES_GENERATION`), which the daemon bumps
 //!   on every route, neighbour or link change rtnetlink tells it of.
-//! - An expiry: the decap cache's 0.5 s at most (what the routes'
-//!   generation does not cover without a daemon is picked up that often;
-//!   the source's learned entry is refreshed through the tables at least
-//!   that often), and no later than the destination's learned entry goes
-//!   stale.
+//! - An expiry: the decap cache's (`caches::lifetime_ns`: 0.5 s, what
+//!   the routes' generation does not cover without a daemon is picked up
+//!   that often; up to 5 s while a daemon vouches that it hears the
+//!   changes; the source's learned entry is refreshed through the tables
+//!   at least that often), and no later than the destination's learned
+//!   entry goes stale.
 
 use aya_ebpf::programs::TcContext;
 use network_types::{

@@ -147,6 +147,11 @@ pub static REMOTES: HashMap<RemoteKey, RemoteInfo> =
 #[map]
 pub static GENERATION: Array<u64> = Array::pinned(GENERATION_SLOTS + 1, BPF_F_MMAPABLE);
 
+/// Until when a daemon vouches for route, neighbour and link changes
+/// (coarse ns; see `MAP_WATCHED`): written by userspace only.
+#[map]
+pub static WATCHED: Array<u64> = Array::pinned(1, 0);
+
 /// The decap decision cache (see `cache`); not pinned.
 #[map]
 pub static DECAP_CACHE: PerCpuArray<Decision> =

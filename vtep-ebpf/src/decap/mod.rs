@@ -32,7 +32,7 @@ use vtep_common::{
 pub use self::{merged::merged, tc::tc, xdp::xdp};
 use crate::{
     arp, cache, ecn, identity,
-    learn::{Location, learn, lookup_until, now},
+    learn::{Location, learn, lookup_until},
     maps::{Dropped, NO_SLOT, REMOTES, VNIS, count, count_binding_rx, count_rx},
     nd,
     parse::{Vxlan, is, is_group, is_vlan},
@@ -72,7 +72,7 @@ pub fn process<C: Exit>(ctx: &C, pkt: &Vxlan, cfg: &Config) -> Result<C::Action,
     // Read before the tables: a change after this makes the decision out
     // of date at once.
     let generation = if macs.is_some() {
-        cache::generation(pkt.vni)
+        cache::decap_generation(pkt.vni)
     } else {
         0
     };
@@ -113,7 +113,7 @@ pub fn process<C: Exit>(ctx: &C, pkt: &Vxlan, cfg: &Config) -> Result<C::Action,
     }
     // An unknown port (max_len 0: the redirect fails) is not cached.
     if macs.is_some() && d.max_len != 0 {
-        d.expires = cache::expiry(cache::jiffies(), until.saturating_sub(now()), cfg);
+        d.expires = cache::expiry(until, cfg);
         cache::put(&d);
         count(Counter::DecapCacheFill);
     }

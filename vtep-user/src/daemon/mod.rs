@@ -4,24 +4,26 @@
 //! The data plane never depends on it: every program and map is pinned, so
 //! the daemon can die (even by SIGKILL), restart and carry on. One loop
 //! ages learned MACs, reads the kernel programs' log, re-applies the
-//! configuration on SIGHUP, stops on SIGTERM/SIGINT, tells the encap
-//! decision cache of route, neighbour and link changes (a thread listens
-//! to rtnetlink; without a daemon cached next hops only expire) and
+//! configuration on SIGHUP, stops on SIGTERM/SIGINT, tells the decision
+//! caches of route, neighbour and link changes and vouches that it hears
+//! them, so that cached decisions live longer (`changes`; without a
+//! daemon, cached next hops and port MTUs only expire) and
 //! answers the HTTP tasks' questions from the instance's tables, which it
 //! keeps open; the HTTP endpoint (`http`) serves clients in tasks of their
 //! own, so no client can stall the loop.
 
+mod changes;
 mod http;
 mod metrics;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use log::{info, warn};
 use tokio::{
     net::TcpListener,
     signal::unix::{SignalKind, signal},
-    sync::{Notify, mpsc, watch},
+    sync::{mpsc, watch},
 };
 
 use self::http::Ask;
@@ -30,7 +32,6 @@ use crate::{
     domain::{self, Edit, Scope, plan::EvpnPlan},
     evpn,
     instance::Instance,
-    netlink::Changes,
     tables::Tables,
     values::Mac,
 };
@@ -186,16 +187,17 @@ async fn serve(
         tables: Some(tables),
         evpn: status,
     };
-    let routes = watch_routes()?;
+    let routes = changes::Watcher::start()?;
     loop {
         tokio::select! {
             () = &mut agent => {}
-            () = routes.notified() => {
+            () = routes.changed.notified() => {
                 if let Some(t) = held.tables() {
                     t.routes_changed();
                 }
             }
             _ = tick.tick() => {
+                routes.vouch(inst);
                 if let Err(e) = held.reap() {
                     warn!("housekeeping: {e:#}");
                 }
@@ -224,29 +226,9 @@ async fn serve(
         }
     }
     server.abort();
+    changes::withdraw(inst);
     info!("stopping; the data plane keeps running");
     Ok(())
-}
-
-/// Listens to rtnetlink in a thread of its own (it blocks): each change
-/// heard, or several, wake whoever waits on the notification.
-fn watch_routes() -> anyhow::Result<Arc<Notify>> {
-    let mut changes = Changes::open().context("cannot listen to route and neighbour changes")?;
-    let notify = Arc::new(Notify::new());
-    let tell = notify.clone();
-    std::thread::Builder::new()
-        .name("routes".into())
-        .spawn(move || {
-            loop {
-                if let Err(e) = changes.wait() {
-                    warn!("route and neighbour changes no longer heard (cached next hops now only expire): {e}");
-                    return;
-                }
-                tell.notify_one();
-            }
-        })
-        .context("cannot start the route watcher")?;
-    Ok(notify)
 }
 
 /// The kernel programs' log records (aya-log), read from the log ring of
