@@ -231,6 +231,15 @@ fn with_the_daemon_decisions_live_longer_and_follow_link_changes() {
     let ns = &o.net.hosts[1].ns;
     let _daemon = v1.spawn(&["daemon"]);
     assert_eq!(get_when_up(ns, "/healthz").status, 200);
+    let hears = || {
+        let s: serde_json::Value = serde_json::from_str(&v1.ok(&["status", "--json"])).unwrap();
+        s["daemon"]["hears_changes"].as_bool()
+    };
+    assert_eq!(
+        hears(),
+        Some(true),
+        "status does not say the daemon hears changes"
+    );
     assert!(a.ns.ping(peer, 2));
     let (watched, _) = fills("56");
     // Once per CPU and per bump of a change it heard (1 and 2 seen, 8

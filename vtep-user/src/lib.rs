@@ -11,7 +11,7 @@
 //! - `values`: validated newtypes shared by all of the above, and `cause`:
 //!   how an error shows what caused it (once);
 //! - system edges: `datapath` (loading, attaching, pinning), `generation`,
-//!   `merge_dev`, `netlink`, `sys`, `instance` (pins, lock).
+//!   `merge_dev`, `netlink`, `sys`, `instance` (pins, lock), `watched`.
 
 pub mod cause;
 pub mod cmd;
@@ -27,3 +27,4 @@ pub mod netlink;
 pub mod sys;
 pub mod tables;
 pub mod values;
+pub mod watched;

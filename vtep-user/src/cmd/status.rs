@@ -46,7 +46,16 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
         );
     }
     match &s.daemon {
-        Some(d) => println!("daemon running (pid {})", d.pid),
+        Some(d) if d.hears_changes => println!(
+            "daemon running (pid {}), hears link, route and neighbour changes: \
+             cached decisions live up to 5 s",
+            d.pid
+        ),
+        Some(d) => println!(
+            "daemon running (pid {}), not hearing link, route and neighbour changes: \
+             cached decisions expire after 0.5 s",
+            d.pid
+        ),
         None => println!("daemon not running (the data plane does not need it)"),
     }
     Ok(())

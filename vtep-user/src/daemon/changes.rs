@@ -14,14 +14,13 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::maps::{Array, MapData};
 use log::{debug, warn};
 use tokio::sync::Notify;
-use vtep_common::consts::MAP_WATCHED;
 
 use crate::{
     instance::{Instance, coarse_now_ns},
     netlink::Changes,
+    watched,
 };
 
 /// How far ahead each vouching reaches: the loop renews it every second,
@@ -80,12 +79,9 @@ pub fn withdraw(inst: &Instance) {
 }
 
 fn write(inst: &Instance, until: u64) {
-    let written = inst
-        .map::<Array<MapData, u64>>(MAP_WATCHED)
-        .and_then(|mut m| Ok(m.set(0, until, 0)?));
-    // The instance is down, or up from a build without the map (it comes
-    // with the next `vtep up`): its caches keep the short expiry.
-    if let Err(e) = written {
+    // The instance is down, or up from a build without the record (it
+    // comes with the next `vtep up`): its caches keep the short expiry.
+    if let Err(e) = watched::vouch(inst, until) {
         debug!("cannot vouch for route changes: {e:#}");
     }
 }

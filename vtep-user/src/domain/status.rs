@@ -12,6 +12,7 @@ use crate::{
         Tables,
         views::{InstanceView, PortView},
     },
+    watched,
 };
 
 /// FDB entries by origin.
@@ -26,6 +27,9 @@ pub struct FdbCounts {
 #[derive(Serialize)]
 pub struct Daemon {
     pub pid: i32,
+    /// Whether it vouches that it hears link, route and neighbour changes
+    /// (cached decisions then live up to 5 s, not 0.5).
+    pub hears_changes: bool,
 }
 
 /// What `vtep status` shows.
@@ -58,6 +62,9 @@ pub fn status(inst: &Instance) -> anyhow::Result<Status> {
             statics: fdb.len() - learned,
             learned,
         },
-        daemon: inst.daemon_pid().map(|pid| Daemon { pid }),
+        daemon: inst.daemon_pid().map(|pid| Daemon {
+            pid,
+            hears_changes: watched::vouched(inst),
+        }),
     })
 }
