@@ -115,17 +115,17 @@ pub const TTL_NS: u64 = 500_000_000;
 /// expiry is left only to refresh the senders' learned entries.
 pub const WATCHED_TTL_NS: u64 = 5_000_000_000;
 
-/// How long a decision made now may live (ns): [`TTL_NS`], or while a
-/// daemon vouches for route, neighbour and link changes (`watched`) up to
-/// [`WATCHED_TTL_NS`], but never more than a quarter of the ageing time
-/// `ageing_s`, so that the learned entries of the senders of cached
-/// conversations, refreshed only when a decision is made again, stay
-/// fresh.
-pub fn lifetime_ns(watched: bool, ageing_s: u32) -> u64 {
-    if !watched {
-        return TTL_NS;
-    }
-    (u64::from(ageing_s) * 250_000_000).clamp(TTL_NS, WATCHED_TTL_NS)
+/// How long a decision made now may live (ns), given that a daemon
+/// vouches for route, neighbour and link changes for `vouched_ns` more
+/// (0: none does): [`TTL_NS`] beyond the vouch, so that a change nobody
+/// hears reaches every cached decision within [`TTL_NS`] of the vouch
+/// running out (a daemon killed), but never more than [`WATCHED_TTL_NS`]
+/// nor a quarter of the ageing time `ageing_s` (the learned entries of
+/// the senders of cached conversations, refreshed only when a decision is
+/// made again, stay fresh); never less than [`TTL_NS`].
+pub fn lifetime_ns(vouched_ns: u64, ageing_s: u32) -> u64 {
+    let most = (u64::from(ageing_s) * 250_000_000).clamp(TTL_NS, WATCHED_TTL_NS);
+    TTL_NS.saturating_add(vouched_ns).min(most)
 }
 
 /// The longest tick of the kernels we run on (HZ = 100), ns.
@@ -147,16 +147,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decisions_live_longer_only_while_a_daemon_hears_changes() {
-        for (watched, ageing_s, want) in [
-            (false, 300, TTL_NS),
-            (true, 300, WATCHED_TTL_NS),
-            (true, 8, 2_000_000_000),
-            (true, 1, TTL_NS),
-            (false, 1, TTL_NS),
-            (true, u32::MAX, WATCHED_TTL_NS),
+    fn decisions_outlive_a_daemons_vouch_by_ttl_at_most() {
+        const S: u64 = 1_000_000_000;
+        for (vouched_ns, ageing_s, want) in [
+            (0, 300, TTL_NS),
+            (5 * S, 300, WATCHED_TTL_NS),
+            (4 * S, 300, 4 * S + TTL_NS),
+            (S / 10, 300, S / 10 + TTL_NS),
+            (u64::MAX, 300, WATCHED_TTL_NS),
+            (5 * S, 8, 2 * S),
+            (5 * S, 1, TTL_NS),
+            (0, 1, TTL_NS),
+            (5 * S, u32::MAX, WATCHED_TTL_NS),
         ] {
-            assert_eq!(lifetime_ns(watched, ageing_s), want, "{watched} {ageing_s}");
+            assert_eq!(
+                lifetime_ns(vouched_ns, ageing_s),
+                want,
+                "{vouched_ns} {ageing_s}"
+            );
         }
     }
 

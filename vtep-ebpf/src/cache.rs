@@ -31,7 +31,8 @@
 //!   of date at once.
 //! - An entry expires `caches::lifetime_ns` after it was made (0.5 s; up
 //!   to 5 s while a daemon vouches that it hears route, neighbour and link
-//!   changes, `WATCHED`), and no later than the learned entry of its
+//!   changes, `WATCHED`, but never 0.5 s past the vouch), and no later
+//!   than the learned entry of its
 //!   destination goes stale. Without a daemon, the port's MTU is read
 //!   again at least that often; either way the sender's learned entry is
 //!   refreshed through the tables as before. Expiry is
@@ -79,10 +80,12 @@ pub fn jiffies() -> u64 {
 pub fn expiry(until: u64, cfg: &Config) -> u64 {
     let now = learn::now();
     // SAFETY: an array value: a u64 only userspace writes (whole).
-    let watched = WATCHED.get_ptr(0).is_some_and(|w| now < unsafe { *w });
+    let vouched = WATCHED
+        .get_ptr(0)
+        .map_or(0, |w| unsafe { *w }.saturating_sub(now));
     let valid = until
         .saturating_sub(now)
-        .min(lifetime_ns(watched, cfg.ageing_s));
+        .min(lifetime_ns(vouched, cfg.ageing_s));
     jiffies() + valid / u64::from(cfg.tick_ns.max(1))
 }
 

@@ -24,8 +24,9 @@ use crate::{
 };
 
 /// How far ahead each vouching reaches: the loop renews it every second,
-/// so a loop stalled this long (or a daemon killed) stops vouching.
-const VOUCH_AHEAD: Duration = Duration::from_secs(3);
+/// so a loop stalled this long (or a daemon killed) stops vouching, and
+/// cached decisions outlive it by 0.5 s at most (`caches::lifetime_ns`).
+const VOUCH_AHEAD: Duration = Duration::from_secs(5);
 
 /// The listening thread, as the loop sees it.
 pub struct Watcher {
