@@ -65,7 +65,7 @@ pub struct Opts {
     pub baseline: Option<String>,
     /// Only one part: the packet rates of one direction (and its program
     /// cost), a quick before/after of a datapath change, e.g. `--only
-    /// decap --baseline HEAD~1`; or the latency or TCP section alone
+    /// decap --baseline HEAD~1`; or the latency, TCP or both-CPUs section alone
     /// (their figures move from run to run: a few runs of one section
     /// show by how much). Not with --write or --smoke.
     #[arg(long, value_enum, conflicts_with_all = ["write", "smoke"])]
@@ -93,6 +93,9 @@ pub enum Only {
     Latency,
     /// VM-to-VM TCP throughput.
     Tcp,
+    /// Both CPUs: decap scaling (ours and the ceiling's) and a MAC
+    /// explosion's effect on another VNI.
+    Cpus,
 }
 
 impl Only {
@@ -101,7 +104,7 @@ impl Only {
         match self {
             Only::Decap => Some(Dir::Decap),
             Only::Encap => Some(Dir::Encap),
-            Only::Latency | Only::Tcp => None,
+            Only::Latency | Only::Tcp | Only::Cpus => None,
         }
     }
 }
@@ -376,6 +379,9 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     match opts.only {
         Some(Only::Latency) => report.latency_us = Some(latency::latency(&vtep_bin, false)?),
         Some(Only::Tcp) => report.tcp_gbps = Some(tcp::tcp(&vtep_bin, false)?),
+        Some(Only::Cpus) => {
+            report.cpus = Some(cpus::cpus(&obj, &vtep_bin, false, packets)?);
+        }
         Some(Only::Decap | Only::Encap) => {}
         None => sections_after_rates(&mut report, benches, (&obj, &vtep_bin), opts.smoke, packets)?,
     }

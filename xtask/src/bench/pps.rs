@@ -16,7 +16,7 @@ use aya::{
     maps::PerCpuArray,
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
 };
-use vtep_tests::{BpfFs, Netns, UP_NATIVE, Vtep, veth};
+use vtep_tests::{BpfFs, Netns, UP_NATIVE, Vtep};
 
 use super::{
     frames,
@@ -135,7 +135,9 @@ struct Topology {
 }
 
 impl Topology {
-    fn new(dir: Dir, variant: Variant) -> anyhow::Result<Self> {
+    /// `far_queues`: the receive and transmit queues of each end of the
+    /// link to the far end (one, as a container's veth comes).
+    fn new(dir: Dir, variant: Variant, far_queues: usize) -> anyhow::Result<Self> {
         let (dut_ip, peer_ip) = variant.underlay();
         let netns = |tag| {
             if dut_ip.is_ipv4() {
@@ -154,33 +156,9 @@ impl Topology {
         // As many receive queues as CPUs on the generator's link: frames
         // sent from two CPUs are then taken in by each CPU itself (a veth
         // picks the queue by the sending CPU), as a NIC's RSS would.
-        let queues = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .to_string();
-        vtep_tests::ok(&[
-            "ip",
-            "link",
-            "add",
-            "eth0",
-            "netns",
-            &gen_ns.name,
-            "numrxqueues",
-            &queues,
-            "numtxqueues",
-            &queues,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            gen_side,
-            "netns",
-            &dut.name,
-            "numrxqueues",
-            &queues,
-            "numtxqueues",
-            &queues,
-        ]);
-        veth(&dut, far_side, &far, "eth0");
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        veth_with_queues((&gen_ns, "eth0"), (&dut, gen_side), cpus);
+        veth_with_queues((&dut, far_side), (&far, "eth0"), far_queues);
         for (ns, dev) in [
             (&gen_ns, "eth0"),
             (&dut, "ul0"),
@@ -322,19 +300,21 @@ impl Bench {
         obj: &[u8],
         vtep_bin: &Path,
     ) -> anyhow::Result<Self> {
-        Self::with_up((dir, arrival), variant, obj, vtep_bin, &[])
+        Self::with_up((dir, arrival), variant, obj, vtep_bin, (&[], 1))
     }
 
-    /// As [`Bench::new`], our VTEP brought up with `up_args` too.
+    /// As [`Bench::new`], our VTEP brought up with `up_args` too, and
+    /// `far_queues` queues on each end of the link to the far end (the
+    /// VM's for decap).
     pub fn with_up(
         (dir, arrival): (Dir, Arrival),
         variant: Variant,
         obj: &[u8],
         vtep_bin: &Path,
-        up_args: &[&str],
+        (up_args, far_queues): (&[&str], usize),
     ) -> anyhow::Result<Self> {
         let bpffs = BpfFs::new();
-        let t = Topology::new(dir, variant)?;
+        let t = Topology::new(dir, variant, far_queues)?;
         let (frame, offset) = t.frame(dir);
         // The device that takes the generator's frames (GRO on, or an
         // XDP program, lets a veth take XDP frames; skbs it takes as is).
@@ -547,6 +527,35 @@ impl Drop for KernelVxlanUp<'_> {
     fn drop(&mut self) {
         self.0.ok(&["ip", "link", "set", "vx0", "down"]);
     }
+}
+
+/// A veth between `a` and `b` (namespace, device), with `queues` receive
+/// and transmit queues on each end.
+fn veth_with_queues((a, a_dev): (&Netns, &str), (b, b_dev): (&Netns, &str), queues: usize) {
+    let q = queues.to_string();
+    vtep_tests::ok(&[
+        "ip",
+        "link",
+        "add",
+        a_dev,
+        "netns",
+        &a.name,
+        "numrxqueues",
+        &q,
+        "numtxqueues",
+        &q,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_dev,
+        "netns",
+        &b.name,
+        "numrxqueues",
+        &q,
+        "numtxqueues",
+        &q,
+    ]);
 }
 
 /// A /24 or /64 around `ip`.

@@ -137,14 +137,29 @@ impl Report {
         if let Some(c) = &self.cpus {
             writeln!(
                 s,
-                "\n### Both CPUs (decap, `vtep`, Mpps)\n\n- one generator on CPU 0: {:.3}; one on \
-                 each CPU: {:.3} ({:.2}x)\n- VNI 100 on CPU 0 while a MAC explosion in VNI 200 \
+                "\n### Both CPUs (decap, XDP frames arriving, Mpps)\n\n| variant | queues of the \
+                 VM's veth | one generator on CPU 0 | one on each CPU | both/one |\n| --- | --- | \
+                 --- | --- | --- |"
+            )?;
+            for v in &c.scalings {
+                writeln!(
+                    s,
+                    "| {} | {} | {:.3} | {:.3} | {:.2}x |",
+                    v.variant, v.vm_queues, v.one_cpu_mpps, v.two_cpus_mpps, v.two_over_one
+                )?;
+            }
+            writeln!(
+                s,
+                "\n`vtep` delivers as ports get it by default (`bpf_redirect_peer` into the VM's \
+                 side: no queue between the CPUs); `tc-peer` is that path without lookups or \
+                 state, what this host gives a second CPU (the generators' threads, interrupts \
+                 and its own work share the two). `vtep-xdp` delivers from XDP: a veth queues \
+                 an XDP frame on its peer's receive queue of the sending CPU (modulo their \
+                 count), so into a veth of one queue, as containers' come, every CPU feeds one \
+                 ring and one NAPI.\n\n- VNI 100 on CPU 0 while a MAC explosion in VNI 200 \
                  learns a new MAC per frame on CPU 1: {:.3} ({:.2} of its rate alone), {:.0} \
                  of its decisions made again from the tables (decap cache fills) in a run of \
                  {} frames\n\nMedians of {} rounds.",
-                c.one_cpu_mpps,
-                c.two_cpus_mpps,
-                c.two_over_one,
                 c.during_explosion_mpps,
                 c.during_explosion_over_alone,
                 c.refills_during_explosion,

@@ -228,9 +228,8 @@ pub struct FdbScale {
 /// Both CPUs (see `cpus`).
 #[derive(Serialize)]
 pub struct Cpus {
-    pub one_cpu_mpps: f64,
-    pub two_cpus_mpps: f64,
-    pub two_over_one: f64,
+    /// `vtep` first, then the others measured.
+    pub scalings: Vec<Scaling>,
     /// VNI 100's rate on CPU 0 while VNI 200 learns a new MAC per frame on
     /// CPU 1.
     pub during_explosion_mpps: f64,
@@ -240,6 +239,41 @@ pub struct Cpus {
     pub refills_during_explosion: f64,
     pub packets_per_run: u32,
     pub rounds: usize,
+}
+
+impl Cpus {
+    /// Both CPUs' rate over one's for `variant` into a VM's veth of one
+    /// queue (`multiqueue` false) or of more.
+    pub fn two_over_one(&self, variant: Variant, multiqueue: bool) -> Option<f64> {
+        self.scalings
+            .iter()
+            .find(|s| s.variant == variant.name() && (s.vm_queues > 1) == multiqueue)
+            .map(|s| s.two_over_one)
+    }
+}
+
+/// One variant's decap rate with the generator on one CPU and on both.
+#[derive(Serialize)]
+pub struct Scaling {
+    pub variant: &'static str,
+    /// Queues of the VM's veth.
+    pub vm_queues: usize,
+    pub one_cpu_mpps: f64,
+    pub two_cpus_mpps: f64,
+    pub two_over_one: f64,
+}
+
+impl Scaling {
+    /// From the rates (packets/s) on one CPU and on two.
+    pub fn new(variant: Variant, vm_queues: usize, (one, two): (f64, f64)) -> Self {
+        Scaling {
+            variant: variant.name(),
+            vm_queues,
+            one_cpu_mpps: one / 1e6,
+            two_cpus_mpps: two / 1e6,
+            two_over_one: two / one,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -373,6 +407,11 @@ impl Report {
         let cost = |p: &str| self.program_cost_ns.get(p).map(|c| c.ns_per_run);
         let lat = self.latency_us.as_ref();
         let tcp = self.tcp_gbps.as_ref();
+        let scaling = |v: Variant, multiqueue: bool| {
+            self.cpus
+                .as_ref()
+                .and_then(|c| c.two_over_one(v, multiqueue))
+        };
         vec![
             ("decap kernel", d.and_then(|d| d.median(Variant::Kernel))),
             (
@@ -441,7 +480,16 @@ impl Report {
                 "FDB largest/smallest",
                 self.fdb_scale.as_ref().map(|f| f.largest_over_smallest),
             ),
-            ("two CPUs/one", self.cpus.as_ref().map(|c| c.two_over_one)),
+            ("two CPUs/one", scaling(Variant::Vtep, false)),
+            ("two CPUs/one tc-peer", scaling(Variant::TcPeer, false)),
+            (
+                "two CPUs/one vtep-xdp, VM's veth of one queue",
+                scaling(Variant::VtepXdp, false),
+            ),
+            (
+                "two CPUs/one vtep-xdp, VM's veth of a queue per CPU",
+                scaling(Variant::VtepXdp, true),
+            ),
             (
                 "explosion: VNI 100 during/alone",
                 self.cpus.as_ref().map(|c| c.during_explosion_over_alone),
