@@ -442,7 +442,10 @@ pub enum Deliver {
     Peer,
     /// Straight from XDP (bpf_redirect): only for devices that accept XDP
     /// frames (a tap; a veth whose peer has XDP or GRO enabled — any other
-    /// veth drops them silently).
+    /// veth drops them silently). A veth queues them on its peer's receive
+    /// queue of the sending CPU, and a veth as it comes uses one: give the
+    /// peer one per CPU (`ethtool -L PEER rx N tx N`) or CPUs contend for
+    /// it.
     Xdp,
 }
 
