@@ -229,7 +229,7 @@ fn with_the_daemon_decisions_live_longer_and_follow_link_changes() {
     );
 
     let ns = &o.net.hosts[1].ns;
-    let _daemon = v1.spawn(&["daemon"]);
+    let daemon = v1.spawn(&["daemon"]);
     assert_eq!(get_when_up(ns, "/healthz").status, 200);
     let hears = || {
         let s: serde_json::Value = serde_json::from_str(&v1.ok(&["status", "--json"])).unwrap();
@@ -261,5 +261,29 @@ fn with_the_daemon_decisions_live_longer_and_follow_link_changes() {
         judged >= 140,
         "{judged} of 150 frames over the port's new MTU dropped as too big: the daemon's \
          bump did not reach the cached decision"
+    );
+
+    // Stopped, the daemon withdraws its vouch: decisions made after that
+    // (a table change puts the earlier ones out of date) live 0.5 s again,
+    // where a vouch left standing (renewed 5 s ahead) would keep them for
+    // the whole 3 s.
+    ns.ok(&["ip", "link", "set", "p100", "mtu", "1500"]);
+    vtep_tests::ok(&["kill", "-TERM", &daemon.id().to_string()]);
+    assert!(daemon.finish(Duration::from_secs(5)).status.success());
+    let host0 = o.net.hosts[0].ip.as_str();
+    v1.ok(&[
+        "fdb",
+        "add",
+        "02:00:00:00:77:77",
+        "--vni",
+        "100",
+        "--remote",
+        host0,
+    ]);
+    let (after, _) = fills("56");
+    assert!(
+        after.iter().all(|n| *n >= 5),
+        "{after:?} decisions made in 3 s after the daemon stopped ({alone:?} before it ran): \
+         its vouch was not withdrawn"
     );
 }

@@ -212,13 +212,3 @@ impl Instance {
             .with_context(|| format!("pinned map {} has the wrong type", path.display()))
     }
 }
-
-/// CLOCK_MONOTONIC_COARSE in ns: the clock of the datapath's
-/// `bpf_ktime_get_coarse_ns`.
-pub fn coarse_now_ns() -> u64 {
-    // SAFETY: timespec is plain old data; all-zero is a valid value.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: `ts` is writable for the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}

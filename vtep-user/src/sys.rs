@@ -1,5 +1,5 @@
-//! Thin wrappers over the OS: interface names and indexes, bpffs,
-//! forwarding switches, capabilities.
+//! Thin wrappers over the OS: the datapath's clock, interface names and
+//! indexes, bpffs, forwarding switches, capabilities.
 
 use std::{
     ffi::CString,
@@ -26,6 +26,18 @@ pub fn ifindex(name: &str) -> anyhow::Result<u32> {
         bail!("interface '{name}' does not exist in this network namespace (see `ip link show`)");
     }
     Ok(idx)
+}
+
+/// CLOCK_MONOTONIC_COARSE in ns: the clock of the datapath's
+/// `bpf_ktime_get_coarse_ns`.
+pub fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a timespec the call may write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The kernel's tick (one jiffy, 1/HZ s), ns: the resolution of its

@@ -6,7 +6,7 @@
 use aya::maps::{Array, MapData};
 use vtep_common::consts::MAP_WATCHED;
 
-use crate::instance::{Instance, coarse_now_ns};
+use crate::{instance::Instance, sys};
 
 /// Vouches for changes until `until` (0: no longer).
 pub fn vouch(inst: &Instance, until: u64) -> anyhow::Result<()> {
@@ -21,5 +21,5 @@ pub fn vouch(inst: &Instance, until: u64) -> anyhow::Result<()> {
 pub fn vouched(inst: &Instance) -> bool {
     inst.map::<Array<MapData, u64>>(MAP_WATCHED)
         .and_then(|r| Ok(r.get(&0, 0)?))
-        .is_ok_and(|until| until > coarse_now_ns())
+        .is_ok_and(|until| until > sys::coarse_now_ns())
 }

@@ -53,7 +53,7 @@ use vtep_tests::{
 use vtep_user::{
     datapath::{EBPF_OBJECT, load_retrying},
     generation::Generation,
-    instance::coarse_now_ns,
+    sys::coarse_now_ns,
 };
 
 use self::builders::*;

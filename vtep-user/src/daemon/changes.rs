@@ -17,11 +17,7 @@ use anyhow::Context as _;
 use log::{debug, warn};
 use tokio::sync::Notify;
 
-use crate::{
-    instance::{Instance, coarse_now_ns},
-    netlink::Changes,
-    watched,
-};
+use crate::{instance::Instance, netlink::Changes, sys, watched};
 
 /// How far ahead each vouching reaches: the loop renews it every second,
 /// so a loop stalled this long (or a daemon killed) stops vouching, and
@@ -66,7 +62,7 @@ impl Watcher {
     /// they still are (else withdraws).
     pub fn vouch(&self, inst: &Instance) {
         let until = if self.hearing.load(Ordering::Relaxed) {
-            coarse_now_ns() + VOUCH_AHEAD.as_nanos() as u64
+            sys::coarse_now_ns() + VOUCH_AHEAD.as_nanos() as u64
         } else {
             0
         };

@@ -15,7 +15,8 @@ use vtep_common::{
 
 use super::Edit;
 use crate::{
-    instance::{Instance, coarse_now_ns},
+    instance::Instance,
+    sys,
     tables::{Location, views::At},
     values::{Mac, PeerVtep, Vni, ip_to_map},
 };
@@ -44,7 +45,7 @@ impl EventRow {
         let kind = MacEventKind::from_u32(ev.kind)?;
         // Event times are CLOCK_MONOTONIC_COARSE: place them on the wall
         // clock.
-        let ago = Duration::from_nanos(coarse_now_ns().saturating_sub(ev.ts_ns));
+        let ago = Duration::from_nanos(sys::coarse_now_ns().saturating_sub(ev.ts_ns));
         let time = SystemTime::now()
             .checked_sub(ago)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -119,7 +120,7 @@ impl EvpnEvents {
     pub fn push(&mut self, vni: Vni, mac: Mac, old: Location, new: PeerVtep) {
         let (old_remote, old_ifindex, old_vid) = old.raw();
         let ev = MacEvent {
-            ts_ns: coarse_now_ns(),
+            ts_ns: sys::coarse_now_ns(),
             kind: MacEventKind::Evpn as u32,
             vni: vni.get(),
             mac: mac.0,
@@ -175,7 +176,7 @@ impl<'a> Events<'a> {
             .filter_map(EventRow::of)
             .collect();
         if self.last_reap.elapsed() >= Duration::from_secs(1) {
-            let now = coarse_now_ns();
+            let now = sys::coarse_now_ns();
             // Another command holding the instance: reap at the next round.
             let stale = match Edit::try_begin(self.inst)? {
                 Some(mut e) => e.reap_stale()?,

@@ -15,7 +15,6 @@ use super::{
     remotes::VniRef,
 };
 use crate::{
-    instance::coarse_now_ns,
     sys,
     values::{Mac, PeerVtep, UnicastMac, Vni, ip_to_map},
 };
@@ -102,7 +101,7 @@ impl Tables {
                 });
             }
         }
-        let now = coarse_now_ns();
+        let now = sys::coarse_now_ns();
         let ageing_ns = self.ageing_ns();
         for (k, e) in self.learned_entries()? {
             let age = now.saturating_sub(e.seen_ns);
@@ -203,7 +202,7 @@ impl TablesMut {
     /// Removes learned entries not seen for the ageing time; returns what
     /// they were, for an `aged` report.
     pub fn reap_stale(&mut self) -> Result<Vec<(FdbKey, LearnedEntry)>, TableError> {
-        let now = coarse_now_ns();
+        let now = sys::coarse_now_ns();
         let ageing_ns = self.ageing_ns();
         let stale: Vec<(FdbKey, LearnedEntry)> = self
             .learned_entries()?

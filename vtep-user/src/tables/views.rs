@@ -30,7 +30,6 @@ use super::{
     vnis::{binding_name, bindings_of, flood_of},
 };
 use crate::{
-    instance::coarse_now_ns,
     sys,
     values::{Group, Mac, PeerVtep, Tos, Vid, Vni, ip_from_map},
 };
@@ -353,7 +352,7 @@ impl Tables {
 
     /// The ARP-suppression bindings, of one VNI or all.
     pub fn neigh_views(&self, vni: Option<Vni>) -> Result<Vec<NeighView>, TableError> {
-        let now = coarse_now_ns();
+        let now = sys::coarse_now_ns();
         Ok(self
             .neighs(vni)?
             .into_iter()
@@ -392,7 +391,7 @@ impl Tables {
 
     /// The entries of map `name`, decoded.
     pub fn dump(&self, name: &str) -> Result<Dump, DumpError> {
-        let now = coarse_now_ns();
+        let now = sys::coarse_now_ns();
         Ok(match name {
             MAP_INSTANCE => Dump::Instance(vec![self.instance_view()]),
             MAP_VNIS => Dump::Vnis(
