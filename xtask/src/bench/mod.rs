@@ -144,6 +144,28 @@ fn build_baseline(root: &std::path::Path, rev: &str) -> anyhow::Result<PathBuf> 
     Ok(target.join("release/vtep"))
 }
 
+/// The work tree's git revision (short), `+` appended when tracked files
+/// have changes; `unknown` outside a git checkout.
+fn revision(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match (
+        git(&["rev-parse", "--short", "HEAD"]),
+        git(&["status", "--porcelain", "--untracked-files=no"]),
+    ) {
+        (Some(rev), Some(changes)) if changes.is_empty() => rev,
+        (Some(rev), _) => format!("{rev}+"),
+        (None, _) => "unknown".to_owned(),
+    }
+}
+
 /// Builds the eBPF object of the bench and the test harness (`vtep-ebpf`'s
 /// `vtep-bench` binary); its path.
 pub fn build_harness_object(root: &Path) -> anyhow::Result<PathBuf> {
@@ -358,6 +380,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
     };
     let mut report = Report {
         machine: Machine::here(),
+        revision: revision(&root),
         rounds,
         packets_per_round: packets,
         flows: pps::FLOWS,

@@ -16,15 +16,21 @@ impl Report {
     fn write_markdown(&self, s: &mut String) -> std::fmt::Result {
         let m = &self.machine;
         writeln!(s, "## {}\n", m.cpu)?;
+        let measured = match self.revision.strip_suffix('+') {
+            Some(rev) => format!("`vtep` at revision `{rev}` with uncommitted changes"),
+            None => format!("`vtep` at revision `{}`", self.revision),
+        };
         match &self.baseline {
             Some(rev) => writeln!(
                 s,
                 "Reproduce: `cargo xtask bench --baseline {rev} --write BENCHMARKS.md` (as root). \
-                 `baseline` is this project's `vtep` built from revision `{rev}`.\n"
+                 Measured: {measured}; `baseline` is this project's `vtep` built from revision \
+                 `{rev}`.\n"
             )?,
             None => writeln!(
                 s,
-                "Reproduce: `cargo xtask bench --write BENCHMARKS.md` (as root).\n"
+                "Reproduce: `cargo xtask bench --write BENCHMARKS.md` (as root). Measured: \
+                 {measured}.\n"
             )?,
         }
         writeln!(

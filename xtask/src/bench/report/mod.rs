@@ -342,6 +342,9 @@ pub struct Tcp {
 #[derive(Serialize)]
 pub struct Report {
     pub machine: Machine,
+    /// The git revision of the `vtep` measured (`+` when the work tree
+    /// had changes to tracked files).
+    pub revision: String,
     pub rounds: usize,
     pub packets_per_round: u32,
     pub flows: u32,
