@@ -287,6 +287,35 @@ pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {
     ]);
 }
 
+/// As [`veth`], with `queues` receive and transmit queues on each end (a
+/// veth otherwise comes with one in use).
+pub fn veth_with_queues(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str, queues: usize) {
+    let q = queues.to_string();
+    ok(&[
+        "ip",
+        "link",
+        "add",
+        a_dev,
+        "netns",
+        &a.name,
+        "numrxqueues",
+        &q,
+        "numtxqueues",
+        &q,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_dev,
+        "netns",
+        &b.name,
+        "numrxqueues",
+        &q,
+        "numtxqueues",
+        &q,
+    ]);
+}
+
 /// A background process, killed on drop.
 pub struct Bg(Option<Child>);
 

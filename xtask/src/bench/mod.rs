@@ -93,8 +93,8 @@ pub enum Only {
     Latency,
     /// VM-to-VM TCP throughput.
     Tcp,
-    /// Both CPUs: decap scaling (ours and the ceiling's) and a MAC
-    /// explosion's effect on another VNI.
+    /// Both CPUs: decap scaling (`vtep`, `tc-peer`, `vtep-xdp` into one
+    /// queue and one per CPU) and a MAC explosion's effect on another VNI.
     Cpus,
 }
 

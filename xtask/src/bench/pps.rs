@@ -16,7 +16,7 @@ use aya::{
     maps::PerCpuArray,
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
 };
-use vtep_tests::{BpfFs, Netns, UP_NATIVE, Vtep};
+use vtep_tests::{BpfFs, Netns, UP_NATIVE, Vtep, veth_with_queues};
 
 use super::{
     frames,
@@ -157,8 +157,8 @@ impl Topology {
         // sent from two CPUs are then taken in by each CPU itself (a veth
         // picks the queue by the sending CPU), as a NIC's RSS would.
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        veth_with_queues((&gen_ns, "eth0"), (&dut, gen_side), cpus);
-        veth_with_queues((&dut, far_side), (&far, "eth0"), far_queues);
+        veth_with_queues(&gen_ns, "eth0", &dut, gen_side, cpus);
+        veth_with_queues(&dut, far_side, &far, "eth0", far_queues);
         for (ns, dev) in [
             (&gen_ns, "eth0"),
             (&dut, "ul0"),
@@ -527,35 +527,6 @@ impl Drop for KernelVxlanUp<'_> {
     fn drop(&mut self) {
         self.0.ok(&["ip", "link", "set", "vx0", "down"]);
     }
-}
-
-/// A veth between `a` and `b` (namespace, device), with `queues` receive
-/// and transmit queues on each end.
-fn veth_with_queues((a, a_dev): (&Netns, &str), (b, b_dev): (&Netns, &str), queues: usize) {
-    let q = queues.to_string();
-    vtep_tests::ok(&[
-        "ip",
-        "link",
-        "add",
-        a_dev,
-        "netns",
-        &a.name,
-        "numrxqueues",
-        &q,
-        "numtxqueues",
-        &q,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_dev,
-        "netns",
-        &b.name,
-        "numrxqueues",
-        &q,
-        "numtxqueues",
-        &q,
-    ]);
 }
 
 /// A /24 or /64 around `ip`.
