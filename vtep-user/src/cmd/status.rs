@@ -1,5 +1,7 @@
 //! `vtep status`: what runs where.
 
+use vtep_common::caches::{TTL_NS, WATCHED_TTL_NS};
+
 use crate::{domain, instance::Instance};
 
 /// Show the instance: underlay and XDP mode, local address, ports,
@@ -48,15 +50,22 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
     match &s.daemon {
         Some(d) if d.hears_changes => println!(
             "daemon running (pid {}), hears link, route and neighbour changes: \
-             cached decisions live up to 5 s",
-            d.pid
+             cached decisions live up to {} s",
+            d.pid,
+            secs(WATCHED_TTL_NS)
         ),
         Some(d) => println!(
             "daemon running (pid {}), not hearing link, route and neighbour changes: \
-             cached decisions expire after 0.5 s",
-            d.pid
+             cached decisions expire after {} s",
+            d.pid,
+            secs(TTL_NS)
         ),
         None => println!("daemon not running (the data plane does not need it)"),
     }
     Ok(())
+}
+
+/// `ns` in seconds, as printed.
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
 }

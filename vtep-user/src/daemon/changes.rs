@@ -16,13 +16,16 @@ use std::{
 use anyhow::Context as _;
 use log::{debug, warn};
 use tokio::sync::Notify;
+use vtep_common::caches::WATCHED_TTL_NS;
 
 use crate::{instance::Instance, netlink::Changes, sys, watched};
 
-/// How far ahead each vouching reaches: the loop renews it every second,
-/// so a loop stalled this long (or a daemon killed) stops vouching, and
-/// cached decisions outlive it by 0.5 s at most (`caches::lifetime_ns`).
-const VOUCH_AHEAD: Duration = Duration::from_secs(5);
+/// How far ahead each vouching reaches: as far as a decision made under
+/// it may live (`caches::lifetime_ns`), so that steady conversations get
+/// that lifetime. The loop renews it every second, so a loop stalled this
+/// long (or a daemon killed) stops vouching, and cached decisions outlive
+/// it by `caches::TTL_NS` at most.
+const VOUCH_AHEAD: Duration = Duration::from_nanos(WATCHED_TTL_NS);
 
 /// The listening thread, as the loop sees it.
 pub struct Watcher {
