@@ -5,8 +5,10 @@
 use vtep_tests::{Netns, UP_NATIVE, UP_TC, Vtep};
 
 mod host;
+mod link;
 
 use host::{refused, setup};
+use link::headroom_and_master;
 
 fn xdp_attached(host: &Netns, dev: &str) -> bool {
     host.ok(&["ip", "link", "show", dev]).contains("xdp")
@@ -519,4 +521,56 @@ fn auto_on_a_veth_decapsulates_in_xdp_where_no_merge_device_can_be_made() {
     b.ok(&["down"]);
     s.vtep.ok(&["down"]);
     assert!(!has_merge_dev(&s.host) && !xdp_attached(&s.host, "ul1"));
+}
+
+#[test]
+fn a_bound_veth_leaves_room_for_outer_headers_until_unbound() {
+    let s = setup();
+    let v = &s.vtep;
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    v.ok(&["vni", "add", "100"]);
+    // p2 is a member of a bridge of the operator's: left alone, said so.
+    s.host.ok(&["ip", "link", "add", "opbr", "type", "bridge"]);
+    s.host.ok(&["ip", "link", "set", "p2", "master", "opbr"]);
+    // A veth asks the same of both its ends: the VM's side (p1v, p2v)
+    // leaves what the host's side is read to ask.
+    let raised = |dev| headroom_and_master(&s.host, dev).0;
+    assert_eq!((raised("p1"), raised("p2")), (0, 0));
+    v.ok(&["port", "add", "p1", "--vni", "100"]);
+    let p2 = v.run(&["port", "add", "p2", "--vni", "100"]);
+    assert!(p2.status.success());
+    let warned = String::from_utf8_lossy(&p2.stderr);
+    assert!(warned.contains("member of 'opbr'"), "{warned}");
+    // Room for 50 bytes of outer headers (IPv4) and the VM's own
+    // Ethernet header: what the kernel's vxlan behind a bridge gets.
+    assert!(raised("p1") >= 64, "{}", raised("p1"));
+    assert_eq!(raised("p2"), 0);
+    assert_eq!(headroom_and_master(&s.host, "p2").1, "opbr");
+    let status: serde_json::Value = serde_json::from_str(&v.ok(&["status", "--json"])).unwrap();
+    let by_port: Vec<(String, bool)> = status["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["port"].as_str().unwrap().to_owned(),
+                p["headroom"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(by_port, [("p1".to_owned(), true), ("p2".to_owned(), false)]);
+    v.ok(&["port", "del", "p1"]);
+    assert_eq!(headroom_and_master(&s.host, "p1"), (0, String::new()));
+    assert_eq!(raised("p1"), 0);
+    v.ok(&["port", "add", "p1", "--vni", "100"]);
+    assert!(raised("p1") >= 64);
+    let bridge = headroom_and_master(&s.host, "p1").1;
+    assert!(bridge.starts_with("vth"), "{bridge}");
+    v.ok(&["down"]);
+    assert_eq!(raised("p1"), 0);
+    let vxlan = format!("vthx{}", &bridge[3..]);
+    for dev in [bridge.as_str(), &vxlan] {
+        assert!(!s.host.run(&["ip", "link", "show", dev]).status.success());
+    }
+    assert_eq!(headroom_and_master(&s.host, "p2").1, "opbr");
 }

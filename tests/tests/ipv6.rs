@@ -3,6 +3,8 @@
 //! across an IPv6 router, tenants speaking IPv4 and IPv6, what goes on
 //! the wire, and one underlay family per instance.
 
+mod link;
+
 use std::time::Duration;
 
 use vtep_tests::{
@@ -161,6 +163,10 @@ fn two_of_ours_interoperate_over_ipv6() {
         let fdb = v.ok(&["fdb", "show", "--vni", "100"]);
         assert!(fdb.contains("2001:2:0:"), "IPv6 remotes in the FDB: {fdb}");
     }
+    // The VMs leave room for 70 bytes of outer headers and their own
+    // Ethernet header in front of their frames.
+    let room = link::headroom_and_master(&o.vm(0, 0).ns, "eth0").0;
+    assert!(room >= 84, "{room}");
 }
 
 #[test]

@@ -27,6 +27,7 @@ use vtep_common::{
 };
 
 use crate::{
+    headroom,
     instance::{
         Instance, PIN_LINK_DECAP_MERGED, PIN_LINK_DECAP_TC, PIN_LINK_XDP, PIN_PROG_ENCAP,
         pin_link_port,
@@ -382,6 +383,7 @@ pub fn down(inst: &Instance) -> anyhow::Result<bool> {
     fs::remove_dir(&inst.dir).with_context(|| format!("cannot remove {}", inst.dir.display()))?;
     if let Some(info) = record {
         merge_dev::remove(info.config.underlay_ifindex, info.merge_dev);
+        headroom::remove(info.config.underlay_ifindex);
     }
     Ok(true)
 }

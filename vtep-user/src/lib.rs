@@ -11,7 +11,7 @@
 //! - `values`: validated newtypes shared by all of the above, and `cause`:
 //!   how an error shows what caused it (once);
 //! - system edges: `datapath` (loading, attaching, pinning), `generation`,
-//!   `merge_dev`, `netlink`, `sys`, `instance` (pins, lock), `watched`.
+//!   `headroom`, `merge_dev`, `netlink`, `sys`, `instance` (pins, lock), `watched`.
 
 pub mod cause;
 pub mod cmd;
@@ -21,6 +21,7 @@ pub mod datapath;
 pub mod domain;
 pub mod evpn;
 pub mod generation;
+pub mod headroom;
 pub mod instance;
 pub mod merge_dev;
 pub mod netlink;

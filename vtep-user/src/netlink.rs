@@ -16,6 +16,7 @@ use std::{io, net::IpAddr};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    Nla,
 };
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
@@ -57,6 +58,38 @@ pub enum PortKind {
     /// Anything else.
     Other,
 }
+
+/// What the kernel says of a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Its kind (IFLA_INFO_KIND), if it has one.
+    pub kind: Option<InfoKind>,
+    /// Whether it carries Ethernet.
+    pub ether: bool,
+    /// For a veth, whether its peer is in another network namespace.
+    pub peer_elsewhere: bool,
+    /// The ifindex of its master (a bridge), 0 if none.
+    pub master: u32,
+    /// The room it asks senders to leave in front of their frames'
+    /// headers (`needed_headroom`; 0 where the kernel does not say).
+    pub headroom: u16,
+}
+
+impl Link {
+    /// Its kind as far as delivering frames to it goes.
+    pub fn port_kind(&self) -> PortKind {
+        match self.kind {
+            Some(InfoKind::Veth) => PortKind::Veth {
+                peer_elsewhere: self.peer_elsewhere,
+            },
+            Some(InfoKind::Tun) if self.ether => PortKind::Tap,
+            _ => PortKind::Other,
+        }
+    }
+}
+
+/// IFLA_HEADROOM (Linux 6.8+), which the crate does not name.
+const IFLA_HEADROOM: u16 = 68;
 
 /// A route-netlink socket.
 pub struct Rtnl {
@@ -181,6 +214,11 @@ impl Rtnl {
     /// What kind of device interface `ifindex` is, as far as delivering
     /// frames to it goes.
     pub fn port_kind(&mut self, ifindex: u32) -> Result<PortKind, NetlinkError> {
+        Ok(self.link(ifindex)?.port_kind())
+    }
+
+    /// What the kernel says of link `ifindex`.
+    pub fn link(&mut self, ifindex: u32) -> Result<Link, NetlinkError> {
         let mut m = LinkMessage::default();
         m.header.index = ifindex;
         let what = format!("link {}", sys::ifname(ifindex));
@@ -195,27 +233,103 @@ impl Rtnl {
                 what,
                 missing: "link",
             })?;
-        let kind = link.attributes.iter().find_map(|a| match a {
-            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-                LinkInfo::Kind(k) => Some(k.clone()),
-                _ => None,
-            }),
-            _ => None,
-        });
-        Ok(match kind {
-            Some(InfoKind::Veth) => PortKind::Veth {
+        let mut out = Link {
+            kind: None,
+            ether: link.header.link_layer_type == LinkLayerType::Ether,
+            peer_elsewhere: false,
+            master: 0,
+            headroom: 0,
+        };
+        for a in &link.attributes {
+            match a {
+                LinkAttribute::LinkInfo(infos) => {
+                    out.kind = infos.iter().find_map(|i| match i {
+                        LinkInfo::Kind(k) => Some(k.clone()),
+                        _ => None,
+                    });
+                }
                 // IFLA_LINK_NETNSID: only there when the peer is in
                 // another namespace.
-                peer_elsewhere: link
-                    .attributes
-                    .iter()
-                    .any(|a| matches!(a, LinkAttribute::LinkNetNsId(_))),
-            },
-            Some(InfoKind::Tun) if link.header.link_layer_type == LinkLayerType::Ether => {
-                PortKind::Tap
+                LinkAttribute::LinkNetNsId(_) => out.peer_elsewhere = true,
+                LinkAttribute::Controller(m) => out.master = *m,
+                LinkAttribute::Other(nla) if nla.kind() == IFLA_HEADROOM => {
+                    let mut v = [0; 2];
+                    nla.emit_value(&mut v);
+                    out.headroom = u16::from_ne_bytes(v);
+                }
+                _ => {}
             }
-            _ => PortKind::Other,
-        })
+        }
+        Ok(out)
+    }
+
+    /// Makes `name`, a bridge, down.
+    pub fn add_bridge(&mut self, name: &str) -> Result<(), NetlinkError> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        m.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        let what = format!("bridge {name}");
+        self.request(
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            false,
+            &what,
+        )
+        .map(drop)
+    }
+
+    /// Makes `name`, a vxlan device of VNI `vni` on UDP port `port` from
+    /// `local`, down, no learning.
+    pub fn add_vxlan(
+        &mut self,
+        name: &str,
+        vni: u32,
+        port: u16,
+        local: IpAddr,
+    ) -> Result<(), NetlinkError> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vxlan),
+            LinkInfo::Data(InfoData::Vxlan(vec![
+                InfoVxlan::Id(vni),
+                InfoVxlan::Port(port),
+                match local {
+                    IpAddr::V4(a) => InfoVxlan::Local(a),
+                    IpAddr::V6(a) => InfoVxlan::Local6(a),
+                },
+                InfoVxlan::Learning(false),
+            ])),
+        ]));
+        let what = format!("vxlan device {name} (VNI {vni}, UDP port {port}, from {local})");
+        self.request(
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            false,
+            &what,
+        )
+        .map(drop)
+    }
+
+    /// Makes link `ifindex` a member of `master` (0: of none).
+    pub fn set_master(&mut self, ifindex: u32, master: u32) -> Result<(), NetlinkError> {
+        let mut m = LinkMessage::default();
+        m.header.index = ifindex;
+        m.attributes.push(LinkAttribute::Controller(master));
+        let what = format!(
+            "link {} into {}",
+            sys::ifname(ifindex),
+            if master == 0 {
+                "no master".to_owned()
+            } else {
+                sys::ifname(master)
+            }
+        );
+        self.request(RouteNetlinkMessage::SetLink(m), 0, false, &what)
+            .map(drop)
     }
 
     /// Makes `name`, a vxlan device in metadata mode (`external`) on UDP

@@ -41,10 +41,11 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
     );
     for p in &s.ports {
         println!(
-            "port {} VNI {} deliver {}",
+            "port {} VNI {} deliver {} headroom {}",
             p.vlan.binding(&p.port),
             p.vni,
-            p.deliver
+            p.deliver,
+            if p.headroom { "raised" } else { "as it comes" }
         );
     }
     match &s.daemon {

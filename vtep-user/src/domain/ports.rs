@@ -1,5 +1,6 @@
 //! Binding an interface to a VNI: forwarding on, the encap program
-//! attached, the tables told; and the reverse. A failing step undoes the
+//! attached, the tables told, room made for outer headers in front of
+//! its VM's frames (`headroom`); and the reverse. A failing step undoes the
 //! ones before it.
 
 use anyhow::bail;
@@ -7,7 +8,7 @@ use vtep_common::maps::{PORT_F_FWD_SET, PORT_F_PEER, PORT_F_XDP, PortKey};
 
 use super::{Edit, plan::PortPlan};
 use crate::{
-    datapath,
+    datapath, headroom,
     netlink::{PortKind, Rtnl},
     sys,
     values::{Deliver, Vid},
@@ -93,7 +94,11 @@ impl Edit<'_> {
         if result.is_err() && !fwd_was_on {
             sys::set_forwarding(iface, family, false)?;
         }
-        result
+        result?;
+        if first && let Err(e) = headroom::raise(self.t.underlay_ifindex(), family, ifindex) {
+            log::warn!("{e}");
+        }
+        Ok(())
     }
 
     /// Unbinds VLAN `vid` of `iface` (0: its untagged frames), or every
@@ -139,6 +144,7 @@ impl Edit<'_> {
             return Ok(true);
         }
         datapath::detach_port(self.inst, key.ifindex)?;
+        headroom::release(self.t.underlay_ifindex(), key.ifindex);
         if fwd_set {
             let iface = sys::ifname(key.ifindex);
             if let Err(e) = sys::set_forwarding(&iface, self.t.local_ip().ip(), false) {

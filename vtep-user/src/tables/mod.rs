@@ -308,6 +308,11 @@ impl Tables {
         self.info.xdp_mode != XDP_MODE_OFF
     }
 
+    /// The underlay's ifindex.
+    pub fn underlay_ifindex(&self) -> u32 {
+        self.info.config.underlay_ifindex
+    }
+
     /// This VTEP's own underlay address.
     pub fn local_ip(&self) -> crate::values::LocalIp {
         crate::values::LocalIp::recorded(ip_from_map(self.info.config.local_ip))

@@ -30,7 +30,7 @@ use super::{
     vnis::{binding_name, bindings_of, flood_of},
 };
 use crate::{
-    sys,
+    headroom, sys,
     values::{Group, Mac, PeerVtep, Tos, Vid, Vni, ip_from_map},
 };
 
@@ -163,6 +163,9 @@ pub struct PortView {
     pub learning: bool,
     /// The binding's default policy group (0: none).
     pub group: Group,
+    /// Whether the port's VM leaves room for the outer headers in front
+    /// of its frames (the port is in the instance's headroom bridge).
+    pub headroom: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -346,6 +349,7 @@ impl Tables {
                 deliver: deliver_of(&p).name(),
                 learning: p.flags & PORT_F_LEARN != 0,
                 group: Group::recorded(p.group),
+                headroom: headroom::raised(self.info.config.underlay_ifindex, k.ifindex),
             })
             .collect())
     }

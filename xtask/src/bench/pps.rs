@@ -411,6 +411,7 @@ impl Bench {
                     (t.ul0, &outer[..64]),
                     (&t.dut, "p0"),
                 )?);
+                headroom_as_vtep(&t);
                 if gro_on_rx {
                     t.dut.ok(&["ethtool", "-K", "p0", "gro", "on"]);
                 }
@@ -536,6 +537,21 @@ fn cidr(ip: IpAddr) -> String {
 
 /// The kernel's vxlan + bridge on the DUT: learning off, static FDB; over
 /// IPv6 it takes the zero UDP checksums VTEPs send (`udp6zerocsumrx`).
+/// Gives the port the room for outer headers in front of the VM's frames
+/// that `vtep port add` gives a veth (vtep-user/src/headroom.rs): a
+/// member of a bridge, down, whose other member is a vxlan device.
+fn headroom_as_vtep(t: &Topology) {
+    let dut = &t.dut;
+    dut.ok(&["ip", "link", "add", "hr0", "type", "bridge"]);
+    let local = t.dut_ip.to_string();
+    dut.ok(&[
+        "ip", "link", "add", "hrx0", "type", "vxlan", "id", "1", "dstport", "1", "local", &local,
+    ]);
+    for dev in ["hrx0", "p0"] {
+        dut.ok(&["ip", "link", "set", dev, "master", "hr0"]);
+    }
+}
+
 fn kernel_dut(t: &Topology, dir: Dir) -> anyhow::Result<()> {
     let (dut, local, peer) = (&t.dut, t.dut_ip.to_string(), t.peer_ip.to_string());
     dut.ok(&["ip", "link", "add", "br0", "type", "bridge"]);
