@@ -566,6 +566,12 @@ fn a_bound_veth_leaves_room_for_outer_headers_until_unbound() {
     assert!(raised("p1") >= 64);
     let bridge = headroom_and_master(&s.host, "p1").1;
     assert!(bridge.starts_with("vth"), "{bridge}");
+    // A port bound by a version before this (no room) gets it at the
+    // upgrade in place.
+    s.host.ok(&["ip", "link", "set", "p1", "nomaster"]);
+    assert_eq!(raised("p1"), 0);
+    v.ok(&["up", "--underlay", "ul0", "--local-ip", "198.18.0.1"]);
+    assert_eq!(headroom_and_master(&s.host, "p1").1, bridge);
     v.ok(&["down"]);
     assert_eq!(raised("p1"), 0);
     let vxlan = format!("vthx{}", &bridge[3..]);

@@ -32,7 +32,7 @@ use std::net::IpAddr;
 use netlink_packet_route::link::InfoKind;
 
 use crate::{
-    netlink::{Link, PortKind, Rtnl},
+    netlink::{PortKind, Rtnl},
     sys,
 };
 
@@ -166,5 +166,5 @@ fn holder(rtnl: &mut Rtnl, underlay_ifindex: u32, local: IpAddr) -> anyhow::Resu
 /// Whether link `ifindex` is of kind `kind`.
 fn is(rtnl: &mut Rtnl, ifindex: u32, kind: &InfoKind) -> bool {
     rtnl.link(ifindex)
-        .is_ok_and(|l: Link| l.kind.as_ref() == Some(kind))
+        .is_ok_and(|l| l.kind.as_ref() == Some(kind))
 }

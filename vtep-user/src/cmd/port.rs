@@ -19,6 +19,11 @@ pub enum Command {
     /// binding's tag back. One VNI bound to different VLANs on different
     /// ports joins them (VLAN translation through the VNI).
     ///
+    /// A veth or tap with no master joins the instance's headroom bridge
+    /// (vth<N>, never up: it sees no frame) until its last binding goes,
+    /// so that its VM leaves room for the outer headers in front of its
+    /// frames (otherwise each UDP or ICMP frame is copied to make room).
+    ///
     /// Examples:
     ///   vtep port add vm1 --vni 100
     ///   vtep port add trunk0 --vni 100 --vlan 10

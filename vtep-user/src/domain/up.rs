@@ -5,7 +5,7 @@ use vtep_common::{consts::MAP_NEXTHOPS, maps::CONFIG_F_DECAP_TC};
 
 use super::{Edit, plan::Plan};
 use crate::{
-    datapath,
+    datapath, headroom,
     instance::Instance,
     sys,
     tables::{
@@ -62,6 +62,7 @@ pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<St
             );
         }
         datapath::upgrade(inst, &recorded, cfg)?;
+        raise_headroom(&Tables::open(inst)?)?;
         let mut said = String::new();
         if scope == Scope::Whole {
             let mut e = Edit {
@@ -91,6 +92,22 @@ pub fn bring_up(inst: &Instance, plan: &Plan, scope: Scope) -> anyhow::Result<St
         u.local_ip.ip(),
         inst.dir.display()
     ))
+}
+
+/// Gives every bound port that has none the room for outer headers that
+/// `port add` gives (ports bound by a version before it get it at the
+/// upgrade); a port with a master of its own was warned about when bound.
+fn raise_headroom(t: &Tables) -> anyhow::Result<()> {
+    let mut ports: Vec<u32> = t.ports()?.into_iter().map(|(k, _)| k.ifindex).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    for port in ports {
+        match headroom::raise(t.underlay_ifindex(), t.local_ip().ip(), port) {
+            Ok(()) | Err(headroom::Kept::HasMaster { .. }) => {}
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+    Ok(())
 }
 
 /// Takes `inst` down: the neighbour entries it made, its attachments, its
