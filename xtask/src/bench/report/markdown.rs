@@ -73,7 +73,8 @@ impl Report {
              (no XDP: the frame shrunk by 50 bytes, the inner Ethernet header put back, \
              `bpf_redirect_peer` into the VM's side), the other way to hand a VM an skb; \
              `encap-ceiling` is a TC program on the port \
-             that pushes fixed outer headers and redirects, no lookups. Every other variant \
+             that pushes fixed outer headers and redirects, no lookups (the port given the \
+             room for them that `port add` gives). Every other variant \
              ends at the same sink, a TC ingress drop: on the VM's side of its port \
              for decap (where the VM's stack takes an skb), at the far end of the underlay for \
              encap.\n"
@@ -123,11 +124,11 @@ impl Report {
              over (as in `vtep` with skbs arriving); in `vtep-xdp`, `vtep_decap` decides, \
              strips and redirects to the port. What ours spend above the ceilings is this \
              VTEP's lookups, counters and checks. A figure includes the kernel's work inside \
-             the program's helper calls: with skbs arriving, the encap programs' includes \
-             reallocating the skb's head for the outer headers, as every skb sent with less \
-             headroom than they take needs (an AF_PACKET socket's, and a container's UDP and \
-             ICMP: only TCP reserves room for headers; the kernel's bridge raises its ports' \
-             headroom for its vxlan device, which nothing lets a program do). Each figure is \
+             the program's helper calls: with skbs arriving, the `baseline` encap program's \
+             includes reallocating the skb's head for the outer headers if it is older than \
+             ports given room for them (a VM's UDP and ICMP, and an AF_PACKET socket's, come \
+             with 16 bytes on a veth as it comes; see README, \"Room for the outer \
+             headers\"). Each figure is \
              the median of passes that run every costed variant in turn, with its range."
         )?;
         if let Some(f) = &self.fdb_scale {
