@@ -265,18 +265,25 @@ impl Rtnl {
 
     /// Makes `name`, a bridge, down.
     pub fn add_bridge(&mut self, name: &str) -> Result<(), NetlinkError> {
+        let what = format!("bridge {name}");
+        self.new_link(name, vec![LinkInfo::Kind(InfoKind::Bridge)], &what)
+    }
+
+    /// Makes link `name` of kind and settings `info`, down.
+    fn new_link(
+        &mut self,
+        name: &str,
+        info: Vec<LinkInfo>,
+        what: &str,
+    ) -> Result<(), NetlinkError> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        m.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-                InfoKind::Bridge,
-            )]));
-        let what = format!("bridge {name}");
+        m.attributes.push(LinkAttribute::LinkInfo(info));
         self.request(
             RouteNetlinkMessage::NewLink(m),
             NLM_F_CREATE | NLM_F_EXCL,
             false,
-            &what,
+            what,
         )
         .map(drop)
     }
@@ -290,9 +297,7 @@ impl Rtnl {
         port: u16,
         local: IpAddr,
     ) -> Result<(), NetlinkError> {
-        let mut m = LinkMessage::default();
-        m.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        m.attributes.push(LinkAttribute::LinkInfo(vec![
+        let info = vec![
             LinkInfo::Kind(InfoKind::Vxlan),
             LinkInfo::Data(InfoData::Vxlan(vec![
                 InfoVxlan::Id(vni),
@@ -303,15 +308,9 @@ impl Rtnl {
                 },
                 InfoVxlan::Learning(false),
             ])),
-        ]));
+        ];
         let what = format!("vxlan device {name} (VNI {vni}, UDP port {port}, from {local})");
-        self.request(
-            RouteNetlinkMessage::NewLink(m),
-            NLM_F_CREATE | NLM_F_EXCL,
-            false,
-            &what,
-        )
-        .map(drop)
+        self.new_link(name, info, &what)
     }
 
     /// Makes link `ifindex` a member of `master` (0: of none).
@@ -337,9 +336,7 @@ impl Rtnl {
     /// takes zero UDP checksums over IPv6 (RFC 6935 §5: what VTEPs send)
     /// and parses VXLAN-GBP into the frames' metadata.
     pub fn add_vxlan_metadata(&mut self, name: &str, port: u16) -> Result<(), NetlinkError> {
-        let mut m = LinkMessage::default();
-        m.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        m.attributes.push(LinkAttribute::LinkInfo(vec![
+        let info = vec![
             LinkInfo::Kind(InfoKind::Vxlan),
             LinkInfo::Data(InfoData::Vxlan(vec![
                 InfoVxlan::CollectMetadata(true),
@@ -348,15 +345,9 @@ impl Rtnl {
                 InfoVxlan::UDPZeroCsumRX(true),
                 InfoVxlan::Gbp,
             ])),
-        ]));
+        ];
         let what = format!("vxlan device {name} (metadata mode, UDP port {port})");
-        self.request(
-            RouteNetlinkMessage::NewLink(m),
-            NLM_F_CREATE | NLM_F_EXCL,
-            false,
-            &what,
-        )
-        .map(drop)
+        self.new_link(name, info, &what)
     }
 
     /// Brings link `ifindex` up.
