@@ -566,6 +566,8 @@ fn a_bound_veth_leaves_room_for_outer_headers_until_unbound() {
     assert!(raised("p1") >= 64);
     let bridge = headroom_and_master(&s.host, "p1").1;
     assert!(bridge.starts_with("vth"), "{bridge}");
+    let v6 = format!("/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6");
+    assert_eq!(s.host.ok(&["cat", &v6]).trim(), "1");
     // A port bound by a version before this (no room) gets it at the
     // upgrade in place.
     s.host.ok(&["ip", "link", "set", "p1", "nomaster"]);

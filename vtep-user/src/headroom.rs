@@ -24,7 +24,9 @@
 //! The bridge never sees a frame: the encap program on the port's TC
 //! ingress redirects or drops every frame before a master's receive
 //! handler could take it, and a member of a bridge that is down forwards
-//! nothing. A port that already has a master (a bridge of the host's, an
+//! nothing. Neither device speaks IPv6 of its own: were the bridge
+//! brought up by someone, it would not send router solicitations or
+//! MLD reports out to the VMs. A port that already has a master (a bridge of the host's, an
 //! Open vSwitch) is left alone.
 
 use std::net::IpAddr;
@@ -153,6 +155,9 @@ fn holder(rtnl: &mut Rtnl, underlay_ifindex: u32, local: IpAddr) -> anyhow::Resu
     let made = (|| -> anyhow::Result<u32> {
         rtnl.add_bridge(&bridge)?;
         rtnl.add_vxlan(&vx, underlay_ifindex & 0xff_ffff, HOLDER_UDP_PORT, local)?;
+        for dev in [&bridge, &vx] {
+            sys::disable_ipv6(dev)?;
+        }
         let br = sys::ifindex(&bridge)?;
         rtnl.set_master(sys::ifindex(&vx)?, br)?;
         Ok(br)
