@@ -307,7 +307,12 @@ pub fn run(opts: &Opts) -> anyhow::Result<()> {
         Variant::VtepTc,
         Variant::VtepXdp,
     ];
-    let mut encap_skb = vec![Variant::Kernel, Variant::Vtep];
+    let mut encap_skb = vec![
+        Variant::Kernel,
+        Variant::Vtep,
+        Variant::KernelIpv6,
+        Variant::VtepIpv6,
+    ];
     if baseline_bin.is_some() {
         for v in [&mut decap, &mut encap, &mut decap_skb, &mut encap_skb] {
             v.push(Variant::Baseline);
