@@ -559,6 +559,16 @@ fn a_bound_veth_leaves_room_for_outer_headers_until_unbound() {
         })
         .collect();
     assert_eq!(by_port, [("p1".to_owned(), true), ("p2".to_owned(), false)]);
+    // A tap (a VM's port under QEMU) joins too: tun passes the room on to
+    // the frames it builds from what the VM writes (it does not show it
+    // as its own headroom).
+    s.host.ok(&["ip", "tuntap", "add", "t1", "mode", "tap"]);
+    v.ok(&["port", "add", "t1", "--vni", "100"]);
+    let bridge = headroom_and_master(&s.host, "p1").1;
+    assert_eq!(headroom_and_master(&s.host, "t1").1, bridge);
+    v.ok(&["port", "del", "t1"]);
+    assert_eq!(headroom_and_master(&s.host, "t1").1, "");
+    s.host.ok(&["ip", "tuntap", "del", "t1", "mode", "tap"]);
     v.ok(&["port", "del", "p1"]);
     assert_eq!(headroom_and_master(&s.host, "p1"), (0, String::new()));
     assert_eq!(raised("p1"), 0);
