@@ -34,7 +34,7 @@ use std::net::IpAddr;
 use netlink_packet_route::link::InfoKind;
 
 use crate::{
-    netlink::{PortKind, Rtnl},
+    netlink::{Link, PortKind, Rtnl},
     sys,
 };
 
@@ -81,15 +81,13 @@ pub fn raise(underlay_ifindex: u32, local: IpAddr, port: u32) -> Result<(), Kept
     if !matches!(link.port_kind(), PortKind::Veth { .. } | PortKind::Tap) {
         return Ok(());
     }
-    let bridge = bridge_name(underlay_ifindex);
+    if in_bridge(underlay_ifindex, &link) {
+        return Ok(());
+    }
     if link.master != 0 {
-        let master = sys::ifname(link.master);
-        if master == bridge {
-            return Ok(());
-        }
         return Err(Kept::HasMaster {
             port: sys::ifname(port),
-            master,
+            master: sys::ifname(link.master),
         });
     }
     let br = holder(&mut rtnl, underlay_ifindex, local).map_err(|e| failed(&e))?;
@@ -114,7 +112,12 @@ pub fn release(underlay_ifindex: u32, port: u32) {
 pub fn raised(underlay_ifindex: u32, port: u32) -> bool {
     Rtnl::open()
         .and_then(|mut r| r.link(port))
-        .is_ok_and(|l| l.master != 0 && sys::ifname(l.master) == bridge_name(underlay_ifindex))
+        .is_ok_and(|l| in_bridge(underlay_ifindex, &l))
+}
+
+/// Whether `link`'s master is the instance's bridge.
+fn in_bridge(underlay_ifindex: u32, link: &Link) -> bool {
+    link.master != 0 && sys::ifname(link.master) == bridge_name(underlay_ifindex)
 }
 
 /// Removes the instance's bridge and vxlan device, where they are (each

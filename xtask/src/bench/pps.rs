@@ -535,8 +535,6 @@ fn cidr(ip: IpAddr) -> String {
     format!("{ip}/{}", if ip.is_ipv4() { 24 } else { 64 })
 }
 
-/// The kernel's vxlan + bridge on the DUT: learning off, static FDB; over
-/// IPv6 it takes the zero UDP checksums VTEPs send (`udp6zerocsumrx`).
 /// Gives the port the room for outer headers in front of the VM's frames
 /// that `vtep port add` gives a veth (vtep-user/src/headroom.rs): a
 /// member of a bridge, down, whose other member is a vxlan device.
@@ -552,6 +550,8 @@ fn headroom_as_vtep(t: &Topology) {
     }
 }
 
+/// The kernel's vxlan + bridge on the DUT: learning off, static FDB; over
+/// IPv6 it takes the zero UDP checksums VTEPs send (`udp6zerocsumrx`).
 fn kernel_dut(t: &Topology, dir: Dir) -> anyhow::Result<()> {
     let (dut, local, peer) = (&t.dut, t.dut_ip.to_string(), t.peer_ip.to_string());
     dut.ok(&["ip", "link", "add", "br0", "type", "bridge"]);
