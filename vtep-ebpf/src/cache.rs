@@ -105,7 +105,7 @@ pub unsafe fn macs_at(eth: usize) -> Macs {
     unsafe {
         Macs {
             lo: pkt::u64_at(eth),
-            hi: pkt::u32_at(eth + 8),
+            hi: pkt::u32_off::<8>(eth),
             _pad: 0,
         }
     }

@@ -44,13 +44,12 @@ pub fn decap(pkt: &Vxlan) -> Result<(), DropReason> {
     }
     if v4 {
         let new = [b[0], b[1] | ecn::CE];
-        let at = ip + IPV4_CHECK;
         // SAFETY: as above; the checksum follows the TOS word (RFC 1624).
         unsafe {
             pkt::write(ip, new);
-            let check = u16::from_be(pkt::u16_at(at));
+            let check = u16::from_be(pkt::u16_off::<IPV4_CHECK>(ip));
             let check = ecn::checksum_update(check, u16::from_be_bytes(b), u16::from_be_bytes(new));
-            pkt::put_u16(at, check.to_be());
+            pkt::put_u16_off::<IPV4_CHECK>(ip, check.to_be());
         }
     } else {
         // SAFETY: as above.

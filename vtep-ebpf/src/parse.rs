@@ -212,7 +212,12 @@ pub fn vxlan(data: usize, end: usize, len: usize, cfg: &Config) -> Result<Option
     let malformed = (DropReason::Malformed, NO_SLOT);
     let at = c.next::<VxlanHdr>().ok_or(malformed)? as usize;
     // SAFETY: as above: the header's two words lie within the packet.
-    let (vx, vni) = unsafe { (pkt::u32_at(at), pkt::u32_at(at + offset_of!(VxlanHdr, vni))) };
+    let (vx, vni) = unsafe {
+        (
+            pkt::u32_at(at),
+            pkt::u32_off::<{ offset_of!(VxlanHdr, vni) }>(at),
+        )
+    };
     // RFC 7348 §5: the I flag MUST be set; reserved bits are ignored on
     // receipt.
     if vx as u8 & VXLAN_I_FLAG_MASK == 0 {
@@ -252,8 +257,8 @@ fn udp_to_us(c: &mut Cursor, cfg: &Config) -> Option<usize> {
     // SAFETY: `next` checked that the header lies within the packet.
     let (dst, len) = unsafe {
         (
-            pkt::u16_at(udp + offset_of!(UdpHdr, dst)),
-            pkt::u16_at(udp + offset_of!(UdpHdr, len)),
+            pkt::u16_off::<{ offset_of!(UdpHdr, dst) }>(udp),
+            pkt::u16_off::<{ offset_of!(UdpHdr, len) }>(udp),
         )
     };
     (dst == cfg.udp_port.to_be()).then(|| usize::from(u16::from_be(len)))
@@ -285,10 +290,10 @@ fn ipv4_udp(
         (
             &*ip,
             [
-                pkt::u32_at(at + offset_of!(Ipv4Hdr, src_addr)),
-                pkt::u32_at(at + offset_of!(Ipv4Hdr, dst_addr)),
+                pkt::u32_off::<{ offset_of!(Ipv4Hdr, src_addr) }>(at),
+                pkt::u32_off::<{ offset_of!(Ipv4Hdr, dst_addr) }>(at),
             ],
-            u16::from_be(pkt::u16_at(at + offset_of!(Ipv4Hdr, frags))),
+            u16::from_be(pkt::u16_off::<{ offset_of!(Ipv4Hdr, frags) }>(at)),
         )
     };
     // Our address is IPv4 (the caller checked): one word to compare.
@@ -314,7 +319,7 @@ fn ipv4_udp(
     // the frame holds (shorter is Ethernet padding: fine).
     // SAFETY: as above.
     let tot_len = usize::from(u16::from_be(unsafe {
-        pkt::u16_at(at + offset_of!(Ipv4Hdr, tot_len))
+        pkt::u16_off::<{ offset_of!(Ipv4Hdr, tot_len) }>(at)
     }));
     if (frags >> 13) as u8 & IPV4_MF != 0
         || ip.ttl == 0
@@ -361,7 +366,7 @@ fn ipv6_udp(
     // malformed.
     // SAFETY: as above.
     let payload_len = usize::from(u16::from_be(unsafe {
-        pkt::u16_at(at + offset_of!(Ipv6Hdr, payload_len))
+        pkt::u16_off::<{ offset_of!(Ipv6Hdr, payload_len) }>(at)
     }));
     if ip.hop_limit == 0
         || bad_udp_len(udp_len, last - (c.pos() - UDP_HLEN))
@@ -384,9 +389,9 @@ unsafe fn addr_at(at: usize) -> Addr {
         Addr {
             w: [
                 pkt::u32_at(at),
-                pkt::u32_at(at + 4),
-                pkt::u32_at(at + 8),
-                pkt::u32_at(at + 12),
+                pkt::u32_off::<4>(at),
+                pkt::u32_off::<8>(at),
+                pkt::u32_off::<12>(at),
             ],
         }
     }

@@ -160,11 +160,11 @@ fn pass_up(ctx: &XdpContext, strip: usize, meta: &DecapMeta, slot: u32) -> Resul
     // SAFETY: the metadata area [at, at + 20) was just checked to lie
     // before `data`.
     unsafe {
-        pkt::put_u32(at + offset_of!(DecapMeta, magic), meta.magic);
-        pkt::put_u32(at + offset_of!(DecapMeta, action), meta.action);
-        pkt::put_u32(at + offset_of!(DecapMeta, vni), meta.vni);
-        pkt::put_u32(at + offset_of!(DecapMeta, ifindex), meta.ifindex);
-        pkt::put_u32(at + offset_of!(DecapMeta, vid), meta.vid);
+        pkt::put_u32_off::<{ offset_of!(DecapMeta, magic) }>(at, meta.magic);
+        pkt::put_u32_off::<{ offset_of!(DecapMeta, action) }>(at, meta.action);
+        pkt::put_u32_off::<{ offset_of!(DecapMeta, vni) }>(at, meta.vni);
+        pkt::put_u32_off::<{ offset_of!(DecapMeta, ifindex) }>(at, meta.ifindex);
+        pkt::put_u32_off::<{ offset_of!(DecapMeta, vid) }>(at, meta.vid);
     }
     Ok(xdp_action::XDP_PASS)
 }
