@@ -187,8 +187,18 @@ fn the_daemon_tells_the_encap_cache_of_route_changes() {
         0,
         "without a daemon nothing tells of route changes"
     );
+    let vouch = || v0.map_dump("WATCHED")[0].clone();
+    assert_eq!(vouch()["vouched"], false, "{}", vouch());
     let _daemon = v0.spawn(&["daemon"]);
     assert_eq!(get_when_up(ns, "/healthz").status, 200);
+    // The daemon vouches that it hears changes, a few seconds ahead.
+    assert!(
+        wait_until(Duration::from_secs(5), || vouch()["vouched"] == true),
+        "{}",
+        vouch()
+    );
+    let left = vouch()["left_s"].as_f64().unwrap();
+    assert!(left > 0.0 && left <= 5.5, "{}", vouch());
     let before = routes();
     ns.ok(&["ip", "route", "add", "198.18.99.0/24", "dev", "ul0"]);
     assert!(

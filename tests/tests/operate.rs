@@ -345,6 +345,37 @@ fn maps_and_status_decode_what_was_put_in() {
     assert_eq!(fdb_row["capacity"], 1 << 20);
     assert_eq!(fdb_row["key_size"], 12);
     assert!(v0.fails(&["maps", "dump", "NOPE"]).contains("FDB"));
+    // Every pinned map is listed and decoded: per-binding counters, the
+    // neighbour entries made for next hops, the daemon's vouch.
+    let bindings = dump("BINDING_STATS");
+    assert!(
+        bindings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["port"] == "p100" && b["vni"] == 100),
+        "{bindings}"
+    );
+    assert_eq!(
+        v0.map_row("BINDING_STATS")["entries"],
+        bindings.as_array().unwrap().len()
+    );
+    for hop in dump("NEXTHOPS").as_array().unwrap() {
+        assert_eq!(hop["interface"], "ul0", "{hop}");
+    }
+    assert_eq!(v0.map_row("NEXTHOPS")["type"], "Hash");
+    assert_eq!(dump("WATCHED")[0]["vouched"], false, "no daemon runs");
+    assert_eq!(v0.map_row("WATCHED")["entries"], 1);
+    // Maps are pinned by their names (links and programs in lower case).
+    let pins = std::fs::read_dir(v0.pin_root.join(&v0.instance)).unwrap();
+    let maps: Vec<String> = pins
+        .map(|p| p.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.chars().any(|c| c.is_ascii_lowercase()))
+        .collect();
+    assert!(maps.len() > 20, "{maps:?}");
+    for name in &maps {
+        v0.map_row(name);
+    }
 
     let status: serde_json::Value = serde_json::from_str(&v0.ok(&["status", "--json"])).unwrap();
     // A veth underlay: decap in TC, the merge device beside it.

@@ -35,13 +35,15 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
             }
+            // As wide as the longest name.
+            let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
             println!(
-                "{:<12} {:<16} {:>5} {:>6} {:>9} {:>9}",
+                "{:<w$} {:<16} {:>5} {:>6} {:>9} {:>9}",
                 "MAP", "TYPE", "KEY", "VALUE", "ENTRIES", "CAPACITY"
             );
             for r in &rows {
                 println!(
-                    "{:<12} {:<16} {:>5} {:>6} {:>9} {:>9}",
+                    "{:<w$} {:<16} {:>5} {:>6} {:>9} {:>9}",
                     r.name,
                     r.map_type,
                     r.key_size,

@@ -30,13 +30,13 @@ use vtep_common::{
         MAP_BINDING_STATS, MAP_BUM_BUCKETS, MAP_COUNTERS, MAP_DROPS, MAP_FDB, MAP_GENERATION,
         MAP_INSTANCE, MAP_LEARNED, MAP_MEMBERS, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS,
         MAP_PEERS, MAP_POLICERS, MAP_PORTS, MAP_REMOTES, MAP_RULES, MAP_VNI_STATS, MAP_VNIS,
-        MAX_FLOOD, MEMBERS_CAPACITY, PEERS_CAPACITY, POLICERS_CAPACITY, RULES_CAPACITY,
-        VNIS_CAPACITY,
+        MAP_WATCHED, MAX_FLOOD, MEMBERS_CAPACITY, PEERS_CAPACITY, POLICERS_CAPACITY,
+        RULES_CAPACITY, VNIS_CAPACITY,
     },
     maps::{
         BindingStats, BumBucket, FdbEntry, FdbKey, InstanceInfo, LAYOUT_VERSION, LearnedEntry,
-        NeighEntry, NeighKey, PeerInfo, PeerStats, PortInfo, PortKey, RemoteInfo, RemoteKey,
-        VniInfo, VniStats, XDP_MODE_OFF,
+        NeighEntry, NeighKey, NextHopKey, PeerInfo, PeerStats, PortInfo, PortKey, RemoteInfo,
+        RemoteKey, VniInfo, VniStats, XDP_MODE_OFF,
     },
     policy::{Member, Policer, Rule, RuleKey},
 };
@@ -217,6 +217,11 @@ pub struct Tables {
     remotes: PinnedRemotes,
     drops: PerCpuArray<MapData, u64>,
     counters: PerCpuArray<MapData, u64>,
+    /// The neighbour entries we made (read here; `remotes` keeps them).
+    nexthops: Hash<NextHopKey, u32>,
+    /// Until when a daemon vouches that it hears the host's changes;
+    /// `None` for an instance up from a build without the record.
+    vouch: Option<Array<MapData, u64>>,
     generation: Rc<Generation>,
     /// Every map's kind and sizes, by name, as the kernel has them.
     shapes: BTreeMap<&'static str, MapShape>,
@@ -278,6 +283,12 @@ impl Tables {
             ),
             drops: inst.map(MAP_DROPS)?,
             counters: inst.map(MAP_COUNTERS)?,
+            nexthops: inst.map(MAP_NEXTHOPS)?,
+            vouch: inst
+                .pin(MAP_WATCHED)
+                .exists()
+                .then(|| inst.map(MAP_WATCHED))
+                .transpose()?,
             generation,
             shapes: shapes(inst)?,
         })
@@ -326,11 +337,15 @@ impl Tables {
 }
 
 /// The kind and sizes of every map of `inst` (read once: they are set
-/// when the instance comes up).
+/// when the instance comes up); a map a build newer than the instance's
+/// added (`WATCHED`) is left out until the next `vtep up` pins it.
 fn shapes(inst: &Instance) -> anyhow::Result<BTreeMap<&'static str, MapShape>> {
     let mut out = BTreeMap::new();
     for name in views::DUMPABLE.iter().chain(views::EVENT_MAPS) {
         let path = inst.pin(name);
+        if *name == MAP_WATCHED && !path.exists() {
+            continue;
+        }
         let info = MapData::from_pin(&path)
             .and_then(|m| m.info())
             .with_context(|| format!("cannot read map {}", path.display()))?;

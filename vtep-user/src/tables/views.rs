@@ -8,10 +8,10 @@ use std::{fmt, net::IpAddr};
 use serde::Serialize;
 use vtep_common::{
     consts::{
-        MAP_BUM_BUCKETS, MAP_CONTROL_EVENTS, MAP_COUNTERS, MAP_DROPS, MAP_EVENTS, MAP_EVPN_EVENTS,
-        MAP_FDB, MAP_GENERATION, MAP_INSTANCE, MAP_LEARNED, MAP_MEMBERS, MAP_NEIGHS,
-        MAP_PEER_STATS, MAP_PEERS, MAP_POLICERS, MAP_PORTS, MAP_REMOTES, MAP_RULES, MAP_VNI_STATS,
-        MAP_VNIS, ROUTES_GENERATION,
+        MAP_BINDING_STATS, MAP_BUM_BUCKETS, MAP_CONTROL_EVENTS, MAP_COUNTERS, MAP_DROPS,
+        MAP_EVENTS, MAP_EVPN_EVENTS, MAP_FDB, MAP_GENERATION, MAP_INSTANCE, MAP_LEARNED,
+        MAP_MEMBERS, MAP_NEIGHS, MAP_NEXTHOPS, MAP_PEER_STATS, MAP_PEERS, MAP_POLICERS, MAP_PORTS,
+        MAP_REMOTES, MAP_RULES, MAP_VNI_STATS, MAP_VNIS, MAP_WATCHED, ROUTES_GENERATION,
     },
     maps::{
         CONFIG_F_DF, CONFIG_F_NO_DECAP_CACHE, FDB_F_STATIC, FDB_F_XDP, LEARNED_F_FROZEN,
@@ -26,7 +26,7 @@ use super::{
     identity::{MemberView, RateView, RuleView},
     map::KvMap,
     ports::deliver_of,
-    stats::{PeerRow, VniRow},
+    stats::{BindingRow, PeerRow, VniRow},
     vnis::{binding_name, bindings_of, flood_of},
 };
 use crate::{
@@ -49,9 +49,12 @@ pub const DUMPABLE: &[&str] = &[
     MAP_NEIGHS,
     MAP_VNI_STATS,
     MAP_PEER_STATS,
+    MAP_BINDING_STATS,
     MAP_BUM_BUCKETS,
     MAP_DROPS,
     MAP_GENERATION,
+    MAP_WATCHED,
+    MAP_NEXTHOPS,
     MAP_COUNTERS,
     MAP_MEMBERS,
     MAP_RULES,
@@ -66,6 +69,11 @@ pub enum DumpError {
         list = DUMPABLE.join(", ")
     )]
     Unknown(String),
+    #[error(
+        "this instance has no map '{0}': a build older than this one brought it up; run `vtep up` \
+         with the same arguments to upgrade it in place"
+    )]
+    NotPinned(&'static str),
     #[error(transparent)]
     Table(#[from] TableError),
 }
@@ -243,6 +251,23 @@ pub struct GenerationView {
     pub generation: u64,
 }
 
+/// The `WATCHED` record: whether a daemon vouches that it hears the
+/// host's link, route and neighbour changes (cached decisions then live
+/// longer), and for how many more seconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct WatchedView {
+    pub vouched: bool,
+    pub left_s: f64,
+}
+
+/// A neighbour entry `vtep` made for a remote VTEP's next hop (`NEXTHOPS`),
+/// which `vtep down` removes.
+#[derive(Clone, Debug, Serialize)]
+pub struct NextHopView {
+    pub interface: String,
+    pub ip: IpAddr,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct EventView {
     pub event: &'static str,
@@ -263,6 +288,9 @@ pub enum Dump {
     Neighs(Vec<NeighView>),
     VniStats(Vec<VniRow>),
     PeerStats(Vec<PeerRow>),
+    BindingStats(Vec<BindingRow>),
+    Watched(Vec<WatchedView>),
+    NextHops(Vec<NextHopView>),
     Buckets(Vec<BucketView>),
     Drops(Vec<DropView>),
     Generation(Vec<GenerationView>),
@@ -291,6 +319,9 @@ impl Dump {
             Dump::Neighs(v) => v.len(),
             Dump::VniStats(v) => v.len(),
             Dump::PeerStats(v) => v.len(),
+            Dump::BindingStats(v) => v.len(),
+            Dump::Watched(v) => v.len(),
+            Dump::NextHops(v) => v.len(),
             Dump::Buckets(v) => v.len(),
             Dump::Drops(v) => v.len(),
             Dump::Generation(v) => v.len(),
@@ -317,6 +348,21 @@ fn secs_ago(now: u64, ns: u64) -> u64 {
 }
 
 impl Tables {
+    /// The `WATCHED` record at `now` (coarse ns).
+    fn watched_view(&self, now: u64) -> Result<WatchedView, DumpError> {
+        let record = self
+            .vouch
+            .as_ref()
+            .ok_or(DumpError::NotPinned(MAP_WATCHED))?;
+        let until = record
+            .get(&0, 0)
+            .map_err(|e| TableError::map("read", "watched")(e.into()))?;
+        Ok(WatchedView {
+            vouched: until > now,
+            left_s: until.saturating_sub(now) as f64 / 1e9,
+        })
+    }
+
     /// The instance record.
     pub fn instance_view(&self) -> InstanceView {
         let c = &self.info.config;
@@ -472,6 +518,20 @@ impl Tables {
             MAP_NEIGHS => Dump::Neighs(self.neigh_views(None)?),
             MAP_VNI_STATS => Dump::VniStats(self.stats()?.vnis),
             MAP_PEER_STATS => Dump::PeerStats(self.stats()?.remotes),
+            MAP_BINDING_STATS => Dump::BindingStats(self.stats()?.bindings),
+            MAP_WATCHED => Dump::Watched(vec![self.watched_view(now)?]),
+            MAP_NEXTHOPS => Dump::NextHops(
+                self.nexthops
+                    .keys()
+                    .map(|k| {
+                        let k = k.map_err(|e| TableError::map("read", "next hop")(e.into()))?;
+                        Ok(NextHopView {
+                            interface: sys::ifname(k.ifindex),
+                            ip: ip_from_map(k.ip),
+                        })
+                    })
+                    .collect::<Result<_, TableError>>()?,
+            ),
             MAP_BUM_BUCKETS => {
                 let mut rows = Vec::new();
                 for (vni, i) in self.vnis()? {
