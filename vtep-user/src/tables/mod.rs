@@ -8,6 +8,7 @@
 //! instance's lock for as long as it lives, so two commands (or a command
 //! and the daemon) never interleave their read-modify-writes.
 
+pub mod dump;
 pub mod fdb;
 pub mod identity;
 pub mod map;
@@ -341,7 +342,7 @@ impl Tables {
 /// added (`WATCHED`) is left out until the next `vtep up` pins it.
 fn shapes(inst: &Instance) -> anyhow::Result<BTreeMap<&'static str, MapShape>> {
     let mut out = BTreeMap::new();
-    for name in views::DUMPABLE.iter().chain(views::EVENT_MAPS) {
+    for name in dump::DUMPABLE.iter().chain(dump::EVENT_MAPS) {
         let path = inst.pin(name);
         if *name == MAP_WATCHED && !path.exists() {
             continue;
