@@ -605,12 +605,13 @@ fn metrics_show_rule_hits_and_limit_drops_as_the_commands_do() {
     );
 }
 
-/// `end.sum_<which>.bits_per_second` of an iperf3 JSON report.
-fn iperf_bps(out: &std::process::Output, which: &str) -> f64 {
+/// `end.sum_<which>.<field>` of an iperf3 JSON report (`sent` or
+/// `received`; `bits_per_second` or `bytes`).
+fn iperf_sum(out: &std::process::Output, which: &str, field: &str) -> f64 {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["end"][format!("sum_{which}")]["bits_per_second"]
+    v["end"][format!("sum_{which}")][field]
         .as_f64()
-        .unwrap_or_else(|| panic!("no {which} rate in iperf3's report: {v}"))
+        .unwrap_or_else(|| panic!("no {which} {field} in iperf3's report: {v}"))
 }
 
 #[test]
@@ -653,8 +654,14 @@ fn a_limit_is_one_budget_for_all_cpus() {
     // passed while only one of them sent (received 131 Mbit/s once in CI
     // with the policer right).
     let span = started.elapsed().as_secs_f64();
-    let offered: Vec<f64> = outs.iter().map(|o| iperf_bps(o, "sent")).collect();
-    let bits: f64 = outs.iter().map(|o| iperf_bits(o, "received")).sum();
+    let offered: Vec<f64> = outs
+        .iter()
+        .map(|o| iperf_sum(o, "sent", "bits_per_second"))
+        .collect();
+    let bits: f64 = outs
+        .iter()
+        .map(|o| iperf_sum(o, "received", "bytes") * 8.0)
+        .sum();
     let budget = 100e6 * 1422.0 / 1464.0;
     println!(
         "100mbit over two CPUs: offered {:.0} + {:.0} Mbit/s, received {:.1} Mbit in {span:.2} s",
@@ -672,13 +679,4 @@ fn a_limit_is_one_budget_for_all_cpus() {
         bits >= budget * 3.0 * 0.9 && bits <= budget * span * 1.1,
         "two CPUs share one budget: {bits} bits in {span} s"
     );
-}
-
-/// `end.sum_<which>.bytes` of an iperf3 JSON report, in bits.
-fn iperf_bits(out: &std::process::Output, which: &str) -> f64 {
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["end"][format!("sum_{which}")]["bytes"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no {which} bytes in iperf3's report: {v}"))
-        * 8.0
 }

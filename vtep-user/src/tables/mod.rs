@@ -337,14 +337,15 @@ impl Tables {
     }
 }
 
-/// The kind and sizes of every map of `inst` (read once: they are set
-/// when the instance comes up); a map a build newer than the instance's
-/// added (`WATCHED`) is left out until the next `vtep up` pins it.
+/// The kind and sizes of every map `inst` pins (read once: they are set
+/// when the instance comes up). A map it does not pin is left out: one a
+/// build newer than the instance's added (`WATCHED`), until `vtep up`
+/// upgrades it in place; the maps the tables need were opened already.
 fn shapes(inst: &Instance) -> anyhow::Result<BTreeMap<&'static str, MapShape>> {
     let mut out = BTreeMap::new();
     for name in dump::DUMPABLE.iter().chain(dump::EVENT_MAPS) {
         let path = inst.pin(name);
-        if *name == MAP_WATCHED && !path.exists() {
+        if !path.exists() {
             continue;
         }
         let info = MapData::from_pin(&path)
