@@ -189,3 +189,26 @@ pub fn garp(ns: &Netns, dev: &str, mac: &str, ip: &str) {
         1,
     );
 }
+
+/// A `vtep daemon --config` file for `host` (AS `asn`): its VNIs, ports
+/// (interface, VNI) and BGP peers.
+pub fn our_config(
+    host: &Host,
+    asn: u32,
+    vnis: &[u32],
+    ports: &[(&str, u32)],
+    peers: &[String],
+) -> String {
+    let mut c = format!("underlay = \"{}\"\nlocal_ip = \"{}\"\n", host.dev, host.ip);
+    for v in vnis {
+        c.push_str(&format!("[[vni]]\nvni = {v}\n"));
+    }
+    for (p, v) in ports {
+        c.push_str(&format!("[[port]]\niface = \"{p}\"\nvni = {v}\n"));
+    }
+    c.push_str(&format!("[evpn]\nasn = {asn}\n"));
+    for p in peers {
+        c.push_str(&format!("[[evpn.peer]]\naddress = \"{p}\"\n"));
+    }
+    c
+}

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use vtep_tests::{
     Bg, BpfFs, ConfigFile, Netns, Vtep,
-    evpn::{Frr, Gobgpd, garp},
+    evpn::{Frr, Gobgpd, garp, our_config},
     frames, ping_summary,
-    topo::{Host, RoutedUnderlay, Vm, vm},
+    topo::{RoutedUnderlay, Vm, vm},
     wait_until,
 };
 
@@ -52,21 +52,6 @@ struct Fabric {
 
 fn mac(vni: u32, host: usize) -> String {
     format!("02:00:00:{:02x}:00:{:02x}", vni / 100, host + 1)
-}
-
-fn our_config(host: &Host, vnis: &[u32], ports: &[(&str, u32)], peers: &[String]) -> String {
-    let mut c = format!("underlay = \"{}\"\nlocal_ip = \"{}\"\n", host.dev, host.ip);
-    for v in vnis {
-        c.push_str(&format!("[[vni]]\nvni = {v}\n"));
-    }
-    for (p, v) in ports {
-        c.push_str(&format!("[[port]]\niface = \"{p}\"\nvni = {v}\n"));
-    }
-    c.push_str(&format!("[evpn]\nasn = {ASN}\n"));
-    for p in peers {
-        c.push_str(&format!("[[evpn.peer]]\naddress = \"{p}\"\n"));
-    }
-    c
 }
 
 const RR_CONFIG: &str = r#"
@@ -134,7 +119,7 @@ impl Fabric {
             } else {
                 (&[100], &[("p100", 100)])
             };
-            let config = ConfigFile::new(&our_config(host, vnis, ports, &peers_of(i)));
+            let config = ConfigFile::new(&our_config(host, ASN, vnis, ports, &peers_of(i)));
             let gobgpd = Gobgpd::start(&host.ns);
             let vtep = Vtep::new(&host.ns, &bpffs);
             let daemon = vtep.spawn(&["daemon", "--config", config.arg()]);
@@ -163,13 +148,44 @@ impl Fabric {
                 if a.ip != b.ip {
                     assert!(
                         a.ns.ping_until(&b.ip, CONVERGE),
-                        "VM {} never reached VM {}",
+                        "VM {} never reached VM {}; {}",
                         a.ip,
-                        b.ip
+                        b.ip,
+                        self.state()
                     );
                 }
             }
         }
+    }
+
+    /// What each of our hosts knows, for a failure's message: its BGP
+    /// sessions (gobgp), its EVPN agent's view and its FDB.
+    fn state(&self) -> String {
+        let mut s = String::new();
+        for (i, o) in self.ours.iter().enumerate() {
+            let ns = &self.net.hosts[i].ns;
+            let text = |out: std::process::Output| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            };
+            let gobgp = |args: &[&str]| {
+                let mut argv = vec!["gobgp"];
+                argv.extend(args);
+                text(ns.run(&argv))
+            };
+            s.push_str(&format!(
+                "\n--- host {i} ({}) ---\ngobgp neighbor:\n{}gobgp global rib -a evpn:\n{}vtep evpn show:\n{}vtep fdb show:\n{}",
+                self.net.hosts[i].ip,
+                gobgp(&["neighbor"]),
+                gobgp(&["global", "rib", "-a", "evpn"]),
+                text(o.vtep.run(&["evpn", "show"])),
+                text(o.vtep.run(&["fdb", "show"])),
+            ));
+        }
+        s
     }
 
     fn fdb(&self, host: usize) -> Vec<serde_json::Value> {
@@ -502,6 +518,7 @@ fn sighup_changes_peers_and_vnis() {
     let a = &f.net.hosts[0];
     let text = our_config(
         a,
+        ASN,
         &[100, 200, 300],
         &[("mv", 100), ("p200", 200)],
         &[f.net.hosts[1].ip.clone()],

@@ -50,9 +50,10 @@ fn print(v: &EvpnView) {
         "PEER", "AS", "STATE", "RECEIVED", "SENT"
     );
     for p in &v.peers {
+        let state = if p.admin_down { "disabled" } else { p.state };
         println!(
             "{:<18} {:<8} {:<12} {:>9} {:>9}",
-            p.address, p.asn, p.state, p.received, p.advertised
+            p.address, p.asn, state, p.received, p.advertised
         );
     }
     for n in &v.vnis {

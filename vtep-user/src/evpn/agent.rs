@@ -20,6 +20,7 @@ use super::{
     gobgp::{Gobgp, PeerRow},
     rib::{Effect, Installed, MacKey, Rib},
     routes::{Origin, Received, Rejected, Route, decode},
+    stuck::{OPEN_STUCK, Step, Stuck},
     sweep::Sweep,
 };
 use crate::{
@@ -140,6 +141,8 @@ struct Agent<'a> {
     sweep: Sweep,
     /// Neighbors whose lost session's routes are kept until the sweep.
     lost: BTreeSet<String>,
+    /// Sessions half open, reset when they stay so.
+    stuck: Stuck,
     plan: EvpnPlan,
     origin: Origin,
     rib: Rib,
@@ -185,6 +188,7 @@ impl<'a> Agent<'a> {
                 .ok(),
             sweep: Sweep::by(Instant::now() + SWEEP_AFTER),
             lost: BTreeSet::new(),
+            stuck: Stuck::default(),
             plan,
             origin,
             rib,
@@ -445,6 +449,17 @@ impl<'a> Agent<'a> {
         fx.extend(self.rib.thaw(now));
         self.apply(g, fx).await?;
         let peers = g.peers().await?;
+        for step in self.stuck.observe(&peers, now) {
+            match step {
+                Step::Disable(a) => {
+                    warn!(
+                        "EVPN: the session with {a} has waited for its peer's OPEN or KEEPALIVE for {OPEN_STUCK:?}: resetting it"
+                    );
+                    g.set_enabled(&a, false).await?;
+                }
+                Step::Enable(a) => g.set_enabled(&a, true).await?,
+            }
+        }
         let all_up = peers.iter().all(PeerRow::is_up);
         if !all_up {
             let states: Vec<String> = peers

@@ -95,6 +95,8 @@ pub struct PeerRow {
     pub address: String,
     pub asn: u32,
     pub state: &'static str,
+    /// Disabled (administratively down).
+    pub admin_down: bool,
     /// EVPN routes received and accepted from it.
     pub received: u64,
     pub accepted: u64,
@@ -215,6 +217,27 @@ impl Gobgp {
         Ok((g.asn, g.router_id))
     }
 
+    /// Disables neighbor `address` (its session closed) or enables it
+    /// again (a new session tried).
+    pub async fn set_enabled(&mut self, address: &str, enabled: bool) -> Result<(), GobgpError> {
+        let address = address.to_owned();
+        if enabled {
+            self.client
+                .enable_peer(api::EnablePeerRequest { address })
+                .await
+                .map_err(call("EnablePeer"))?;
+        } else {
+            self.client
+                .disable_peer(api::DisablePeerRequest {
+                    address,
+                    communication: "half open too long: reset by vtep".to_owned(),
+                })
+                .await
+                .map_err(call("DisablePeer"))?;
+        }
+        Ok(())
+    }
+
     /// Whether the session with neighbor `address` is established.
     pub async fn peer_up(&mut self, address: &str) -> Result<bool, GobgpError> {
         let mut stream = self
@@ -262,6 +285,7 @@ impl Gobgp {
                     .unwrap_or_default(),
                 asn: p.conf.as_ref().map_or(0, |c| c.peer_asn),
                 state: session_state(state.session_state),
+                admin_down: state.admin_state != api::peer_state::AdminState::Up as i32,
                 received: evpn.map_or(0, |s| s.received),
                 accepted: evpn.map_or(0, |s| s.accepted),
                 advertised: evpn.map_or(0, |s| s.advertised),

@@ -16,6 +16,7 @@ pub mod gobgp;
 pub mod rib;
 pub mod routes;
 mod show;
+mod stuck;
 mod sweep;
 
 pub use self::{
