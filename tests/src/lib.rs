@@ -56,14 +56,24 @@ pub fn ok(args: &[&str]) -> String {
 
 /// Starts a command with its output captured, killed when the guard drops.
 pub fn spawn(argv: &[&str]) -> Bg {
+    let dir = std::env::temp_dir();
+    let (out, err) = (dir.join(unique("out")), dir.join(unique("err")));
+    let file = |p: &Path| {
+        std::fs::File::create(p).unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()))
+    };
     let child = Command::new(argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(file(&out))
+        .stderr(file(&err))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")));
-    Bg(Some(child))
+    Bg {
+        child: Some(child),
+        argv: argv.join(" "),
+        out,
+        err,
+    }
 }
 
 /// Runs `f` on a thread of its own inside network namespace `ns` (by
@@ -316,19 +326,29 @@ pub fn veth_with_queues(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str, queues: 
     ]);
 }
 
-/// A background process, killed on drop.
-pub struct Bg(Option<Child>);
+/// A background process, killed on drop. Its output goes to files, not
+/// pipes: a chatty daemon never blocks writing to a pipe nobody reads;
+/// when a test fails, the end of each output is printed with the test's.
+pub struct Bg {
+    child: Option<Child>,
+    argv: String,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+/// How much of a background process's output a failing test prints.
+const TAIL: usize = 4000;
 
 impl Bg {
     /// The process id.
     pub fn id(&self) -> u32 {
-        self.0.as_ref().map_or(0, Child::id)
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Waits for the process to end by itself (up to `timeout`), then
     /// returns its output; kills it first if it is still running.
     pub fn finish(mut self, timeout: Duration) -> Output {
-        let mut child = self.0.take().expect("process already collected");
+        let mut child = self.child.take().expect("process already collected");
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(_)) = child.try_wait() {
@@ -337,25 +357,43 @@ impl Bg {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
-        child
-            .wait_with_output()
-            .expect("cannot collect process output")
+        let status = child.wait().expect("cannot collect process status");
+        let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+        Output {
+            status,
+            stdout: read(&self.out),
+            stderr: read(&self.err),
+        }
     }
 
     /// Stops the process with SIGINT (lets tools like tcpdump flush), then
     /// returns its output.
-    pub fn interrupt(mut self) -> Output {
-        let child = self.0.take().expect("process already collected");
-        let _ = run(&["kill", "-INT", &child.id().to_string()]);
-        Bg(Some(child)).finish(Duration::from_secs(5))
+    pub fn interrupt(self) -> Output {
+        let _ = run(&["kill", "-INT", &self.id().to_string()]);
+        self.finish(Duration::from_secs(5))
     }
 }
 
 impl Drop for Bg {
     fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
+        if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for (name, path) in [("stdout", &self.out), ("stderr", &self.err)] {
+            if std::thread::panicking() {
+                let text = std::fs::read(path).unwrap_or_default();
+                if !text.is_empty() {
+                    let tail = &text[text.len().saturating_sub(TAIL)..];
+                    eprintln!(
+                        "--- `{}` {name} (last {} bytes) ---\n{}",
+                        self.argv,
+                        tail.len(),
+                        String::from_utf8_lossy(tail)
+                    );
+                }
+            }
+            let _ = std::fs::remove_file(path);
         }
     }
 }
