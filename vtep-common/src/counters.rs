@@ -43,7 +43,8 @@ counted! {
     /// Why the datapath dropped a frame. The discriminant is the index into the
     /// `DROPS` per-CPU array.
     DropReason, DROPS {
-        /// A VXLAN packet for us whose headers are cut short or inconsistent.
+        /// A VXLAN packet for us whose headers are cut short or inconsistent,
+        /// or whose outer IPv4 header checksum is bad.
         Malformed = "malformed",
         /// VXLAN header without the I flag (RFC 7348 §5: it MUST be set).
         NoIFlag = "no_i_flag",

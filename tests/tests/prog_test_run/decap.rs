@@ -110,10 +110,21 @@ fn decap_table() {
         },
         Case {
             what: "outer IPv4 options are skipped",
-            input: options,
+            input: options.clone(),
             action: XDP_PASS,
             output: with_meta(meta(META_ACTION_DELIVER, 100, P_SKB), &to_skb),
             bump: Bump::Event(Counter::DecapSkb),
+        },
+        Case {
+            what: "outer IPv4 options count in the header checksum",
+            input: {
+                let mut p = options.clone();
+                p[14 + 20] = 0; // NOP → EOL, the checksum as it was
+                p
+            },
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::Malformed),
         },
         Case {
             what: "inner VLAN tag (RFC 7348 §6.1)",
@@ -206,6 +217,17 @@ fn decap_table() {
             action: XDP_PASS,
             output: None,
             bump: pass,
+        },
+        Case {
+            what: "bad outer IPv4 header checksum (RFC 1122 §3.2.1.2)",
+            input: {
+                let mut p = vxlan(REMOTE, VXLAN_PORT, I, 100, &to_skb);
+                p[24] ^= 0x01;
+                p
+            },
+            action: XDP_DROP,
+            output: None,
+            bump: drop(DropReason::Malformed),
         },
         Case {
             what: "IPv4 total length shorter than the UDP datagram",

@@ -15,7 +15,7 @@ use crate::{
         REMOTE_F_POLICY, deliver_action,
     },
     policy::Gbp,
-    vxlan::VXLAN_FLAG_I,
+    vxlan::{VXLAN_FLAG_I, ipv4_header_ok},
 };
 
 /// What the model needs to look up (group policy's tables come apart).
@@ -93,7 +93,9 @@ fn outer(frame: &[u8], cfg: &Config) -> Result<(Addr, usize), Verdict> {
         }
         let tot_len = usize::from(be16(ip, 2));
         let udp_len = usize::from(be16(frame, udp + 4));
-        if frags & 0x2000 != 0
+        let sum = (0..ihl).step_by(4).map(|i| u64::from(ne32(ip, i))).sum();
+        if !ipv4_header_ok(sum)
+            || frags & 0x2000 != 0
             || ttl == 0
             || bad_udp_len(udp_len, end - udp)
             || tot_len < ihl + udp_len
