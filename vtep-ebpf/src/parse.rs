@@ -356,11 +356,11 @@ fn ipv4_udp(
 unsafe fn fixed_sum(at: usize) -> u64 {
     // SAFETY: the caller guarantees the 20 bytes lie within the packet.
     unsafe {
-        u64::from(pkt::u32_at(at))
-            + u64::from(pkt::u32_off::<4>(at))
-            + u64::from(pkt::u32_off::<8>(at))
-            + u64::from(pkt::u32_off::<12>(at))
-            + u64::from(pkt::u32_off::<16>(at))
+        pkt::u32_wide_off::<0>(at)
+            + pkt::u32_wide_off::<4>(at)
+            + pkt::u32_wide_off::<8>(at)
+            + pkt::u32_wide_off::<12>(at)
+            + pkt::u32_wide_off::<16>(at)
     }
 }
 

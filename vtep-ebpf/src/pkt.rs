@@ -102,6 +102,23 @@ word_access!(u16, "u16", u16_at, put_u16, u16_off, put_u16_off);
 word_access!(u32, "u32", u32_at, put_u32, u32_off, put_u32_off);
 word_access!(u64, "u64", u64_at, put_u64);
 
+/// The u32 at `base + OFF`, widened as the load leaves it (a BPF load of
+/// 32 bits zeroes the register's upper half): for sums in a `u64`, without
+/// the two shifts LLVM adds to widen a `u32` it cannot see is wide.
+///
+/// # Safety
+/// See the module docs, for the bytes at `base + OFF`.
+#[inline(always)]
+pub unsafe fn u32_wide_off<const OFF: usize>(base: usize) -> u64 {
+    let v: u64;
+    // SAFETY: as for the other loads.
+    unsafe {
+        asm!("{v} = *(u32 *)({at} + {off})", v = out(reg) v, at = in(reg) base,
+             off = const OFF, options(readonly, nostack, preserves_flags));
+    }
+    v
+}
+
 /// Copies the `n` bytes at `from` to `to` (not overlapping), a word at
 /// a time, without a copy on the stack.
 ///
