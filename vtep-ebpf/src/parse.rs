@@ -310,8 +310,11 @@ fn ipv4_udp(
     if ihl < IPV4_HLEN {
         return Ok(None);
     }
-    // The options' sum first: with the skip's check before them, LLVM
-    // would drop the reads' own, which the verifier needs.
+    // The options' sum first: after the skip's and the UDP header's
+    // checks, LLVM drops the first option words' own checks (the UDP
+    // header's end covers them), which the verifier needs (tried: summing
+    // with the checksum's test below is refused, "R9 offset is outside of
+    // the packet").
     // SAFETY: the header's first bytes lie within the packet (`next`).
     let Some(options) = (unsafe { options_sum(at, c.end()) }) else {
         return Ok(None);
