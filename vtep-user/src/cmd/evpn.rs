@@ -33,7 +33,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         .build()?;
     let view = rt.block_on(show(inst, gobgp))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        super::print_json(&view)?;
     } else {
         print(&view);
     }

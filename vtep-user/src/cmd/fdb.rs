@@ -122,7 +122,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
                 .map(FdbShowRow::from)
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                super::print_json(&rows)?;
             } else {
                 print_table(&rows);
             }

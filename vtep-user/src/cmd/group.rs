@@ -57,7 +57,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Show { vni, json } => {
             let rows = domain::read(inst)?.member_views(vni)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                super::print_json(&rows)?;
             } else {
                 println!("{:<9} {:<18} {:<6} ORIGIN", "VNI", "MAC", "GROUP");
                 for r in &rows {

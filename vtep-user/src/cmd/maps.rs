@@ -32,7 +32,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::List { json } => {
             let rows = t.map_rows()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                super::print_json(&rows)?;
                 return Ok(());
             }
             // As wide as the longest name.
@@ -57,7 +57,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Dump { name, json } => {
             let rows = serde_json::to_value(t.dump(&name)?)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                super::print_json(&rows)?;
                 return Ok(());
             }
             // One line per entry, `field=value` in the view's field order.

@@ -118,3 +118,10 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Man(_) => docs::man(),
     }
 }
+
+/// Prints `value` as the `--json` output of every command: pretty JSON,
+/// one document, newline-terminated.
+fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

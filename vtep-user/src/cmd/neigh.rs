@@ -63,7 +63,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
                 .map(NeighShowRow::from)
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                super::print_json(&rows)?;
             } else {
                 println!("{:<9} {:<16} {:<18} ORIGIN", "VNI", "IP", "MAC");
                 for r in &rows {

@@ -70,7 +70,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
             let t = domain::read(inst)?;
             let rows = t.rule_views(vni)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                super::print_json(&rows)?;
                 return Ok(());
             }
             println!(

@@ -80,7 +80,7 @@ pub fn run(command: Command, inst: &Instance) -> anyhow::Result<()> {
         Command::Show { json } => {
             let rows = domain::read(inst)?.rate_views()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                super::print_json(&rows)?;
                 return Ok(());
             }
             println!(

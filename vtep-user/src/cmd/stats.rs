@@ -152,7 +152,7 @@ pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
             drop_reasons: s.drops.iter().map(|(r, n)| (r.name(), *n)).collect(),
             counters: s.counters.iter().map(|(c, n)| (c.name(), *n)).collect(),
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        super::print_json(&out)?;
         return Ok(());
     }
     let cols = ["RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "DROPS"];

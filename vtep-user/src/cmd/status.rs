@@ -19,7 +19,7 @@ pub struct Args {
 pub fn run(args: Args, inst: &Instance) -> anyhow::Result<()> {
     let s = domain::status(inst)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        super::print_json(&s)?;
         return Ok(());
     }
     let d = &s.datapath;
