@@ -167,6 +167,14 @@ mod tests {
     #[test]
     fn a_peer_disabled_by_someone_else_is_left_alone() {
         let mut s = Stuck::default();
-        assert!(s.observe(&[row("idle", true)], Instant::now()).is_empty());
+        let t0 = Instant::now();
+        // Neither disabled (even in a state that would be reset) nor
+        // enabled again, however long it is seen so.
+        for state in ["opensent", "idle"] {
+            for k in 0..4 {
+                let seen = [row(state, true)];
+                assert!(s.observe(&seen, t0 + OPEN_STUCK * k).is_empty(), "{state}");
+            }
+        }
     }
 }
