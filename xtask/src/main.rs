@@ -7,10 +7,13 @@
 //!   smoke run of the benchmark.
 //! - `bench`: the benchmark (see `bench/mod.rs`).
 //! - `fuzz`: the parsers' fuzz targets (see `fuzz.rs`).
+//! - `profile PROG`: where a loaded BPF program spends its time, by source
+//!   line (see `profile/mod.rs`).
 
 mod bench;
 mod demo;
 mod fuzz;
+mod profile;
 mod setup;
 
 use std::process::{Command, ExitCode};
@@ -30,8 +33,8 @@ enum Task {
     /// Check the prerequisites of a task and install what is missing
     /// (Debian, root; packages without their recommends).
     Setup {
-        /// The task to prepare for: build, demo, bench or test (the
-        /// default: everything).
+        /// The task to prepare for: build, demo, bench, test (the
+        /// default: all of those) or profile.
         #[arg(long = "for", value_enum, default_value = "test")]
         need: setup::Need,
     },
@@ -51,6 +54,11 @@ enum Task {
     /// Fuzz the config file, CLI value and command-line parsers (cargo
     /// fuzz, nightly).
     Fuzz(fuzz::Opts),
+    /// Where a loaded BPF program spends its time, by source line (perf
+    /// samples on every CPU; root). Start a load first, e.g. in another
+    /// shell: cargo xtask bench --only decap --arrival xdp --variants
+    /// vtep-xdp --packets 300000000; then: cargo xtask profile vtep_decap
+    Profile(profile::Opts),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +69,7 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::Bench(opts) => bench::run(&opts),
         Task::Fuzz(opts) => fuzz::run(&opts),
+        Task::Profile(opts) => profile::run(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

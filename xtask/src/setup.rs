@@ -26,6 +26,9 @@ pub enum Need {
     /// `cargo xtask test`: the bench's (it ends with a smoke run of it),
     /// the test tools and the fuzzer.
     Test,
+    /// `cargo xtask profile`: perf (the programs it samples are loaded by
+    /// something else: a bench, a test, a host).
+    Profile,
 }
 
 impl Need {
@@ -36,6 +39,7 @@ impl Need {
             Need::Demo => &[Need::Build],
             Need::Bench => &[Need::Demo],
             Need::Test => &[Need::Bench],
+            Need::Profile => &[],
         }
     }
 }
@@ -84,6 +88,7 @@ fn own(need: Need) -> &'static [Prereq] {
             Apt("g++", "g++"),
             CargoFuzz,
         ],
+        Need::Profile => &[Apt("linux-perf", "perf")],
     }
 }
 
@@ -310,12 +315,20 @@ mod tests {
             "the test command's bench smoke run lacks iperf3"
         );
         assert!(needs(Need::Build).contains(&Prereq::BpfLinker));
+        assert_eq!(packages(Need::Profile), ["linux-perf"]);
+        assert!(!test.contains(&"linux-perf"), "the tests install perf");
     }
 
     #[test]
     fn nothing_is_installed_with_recommends() {
         // A machine that has nothing: everything is missing.
-        for need in [Need::Build, Need::Demo, Need::Test, Need::Bench] {
+        for need in [
+            Need::Build,
+            Need::Demo,
+            Need::Test,
+            Need::Bench,
+            Need::Profile,
+        ] {
             let steps = plan(&needs(need));
             let installs: Vec<&Vec<String>> = steps
                 .iter()

@@ -25,6 +25,19 @@ const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 /// its NUL).
 const KERNEL_NAME_MAX: usize = 15;
 
+/// Every loaded program named `name`. The kernel keeps the first 15 bytes
+/// of a program's name: a longer one is matched by them.
+pub fn programs_named(
+    name: &str,
+) -> impl Iterator<Item = anyhow::Result<aya::programs::ProgramInfo>> + '_ {
+    let kept = &name[..name.len().min(KERNEL_NAME_MAX)];
+    aya::programs::loaded_programs().filter_map(move |p| match p {
+        Ok(p) if p.name_as_str() == Some(kept) => Some(Ok(p)),
+        Ok(_) => None,
+        Err(e) => Some(Err(e.into())),
+    })
+}
+
 /// `kernel.bpf_stats_enabled` on while this lives (restored on drop).
 struct BpfStats {
     old: String,
@@ -38,17 +51,13 @@ impl BpfStats {
     }
 
     /// Total run time (ns) and runs of the programs named `name`, over
-    /// every loaded program of that name. The kernel keeps the first 15
-    /// bytes of a program's name: a longer one is matched by them.
+    /// every loaded program of that name.
     fn read(&self, name: &str) -> anyhow::Result<(u128, u64)> {
-        let kept = &name[..name.len().min(KERNEL_NAME_MAX)];
         let (mut ns, mut runs) = (0u128, 0u64);
-        for p in aya::programs::loaded_programs() {
+        for p in programs_named(name) {
             let p = p?;
-            if p.name_as_str() == Some(kept) {
-                ns += p.run_time().as_nanos();
-                runs += p.run_count();
-            }
+            ns += p.run_time().as_nanos();
+            runs += p.run_count();
         }
         Ok((ns, runs))
     }

@@ -30,6 +30,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+pub use cost::programs_named;
+
 use crate::{cargo, sh, workspace_root};
 use generator::Arrival;
 use pps::{Bench, Dir, Variant};
