@@ -6,12 +6,17 @@
 //! colliding. Addresses: underlays from 198.18.0.0/16, tenants from
 //! 198.19.0.0/16, only inside namespaces made here, with no route out.
 
+mod capture;
 pub mod evpn;
+mod files;
 pub mod frames;
 pub mod http;
 pub mod raw;
 pub mod rng;
 pub mod topo;
+
+pub use capture::{Capture, Captured, tshark_fields};
+pub use files::{ConfigFile, TempFile};
 
 use std::{
     path::{Path, PathBuf},
@@ -567,137 +572,5 @@ impl Vtep {
 impl Drop for Vtep {
     fn drop(&mut self) {
         let _ = self.run(&["down"]);
-    }
-}
-
-/// The `fields` tshark decodes of each packet in `pcap` (`options`: its
-/// `-o` preferences), one row per packet, the first occurrence of each.
-pub fn tshark_fields(pcap: &str, options: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
-    let mut argv = vec!["tshark", "-r", pcap];
-    for o in options {
-        argv.extend(["-o", o]);
-    }
-    argv.extend(["-T", "fields", "-E", "occurrence=f", "-E", "separator=,"]);
-    for f in fields {
-        argv.extend(["-e", f]);
-    }
-    ok(&argv)
-        .lines()
-        .map(|l| l.split(',').map(str::to_owned).collect())
-        .collect()
-}
-
-/// A running `tcpdump -nn -l ARGS` in a namespace, and the file its
-/// stderr goes to.
-pub struct Capture(Bg, TempFile);
-
-/// A file in the temporary directory, removed on drop (also when a test
-/// fails).
-pub struct TempFile(PathBuf);
-
-impl TempFile {
-    /// A unique path named after `tag`, ending in `ext` (nothing there yet).
-    pub fn new(tag: &str, ext: &str) -> Self {
-        TempFile(std::env::temp_dir().join(format!("{}{ext}", unique(tag))))
-    }
-
-    /// The path, as an argument.
-    pub fn arg(&self) -> &str {
-        self.0.to_str().expect("utf-8 path")
-    }
-}
-
-/// A configuration file for `vtep up --config` / `vtep daemon --config`
-/// in a directory of its own, removed on drop.
-pub struct ConfigFile {
-    dir: PathBuf,
-    path: PathBuf,
-}
-
-impl ConfigFile {
-    /// A file holding `text`.
-    pub fn new(text: &str) -> Self {
-        let dir = std::env::temp_dir().join(unique("cfg"));
-        std::fs::create_dir_all(&dir).expect("config directory");
-        let f = ConfigFile {
-            path: dir.join("vtep.toml"),
-            dir,
-        };
-        f.write(text);
-        f
-    }
-
-    /// Replaces what the file holds.
-    pub fn write(&self, text: &str) {
-        std::fs::write(&self.path, text).expect("config file");
-    }
-
-    /// The file's path, as an argument.
-    pub fn arg(&self) -> &str {
-        self.path.to_str().expect("utf-8 path")
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// What a stopped [`Capture`] saw.
-pub struct Captured {
-    /// What it printed (a packet can take more than one line).
-    pub lines: Vec<String>,
-    /// Packets the kernel matched to its filter ("packets received by
-    /// filter"), whether or not tcpdump got to print them.
-    pub matched: u64,
-}
-
-impl Capture {
-    /// Starts tcpdump and waits until it captures (it says "listening on"
-    /// once its socket and filter are in place).
-    pub fn start(ns: &Netns, args: &[&str]) -> Self {
-        let log = TempFile::new("cap", "");
-        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-        let cmd = format!(
-            "exec tcpdump -nn -l {} 2>'{}'",
-            quoted.join(" "),
-            log.0.display()
-        );
-        let bg = ns.spawn(&["sh", "-c", &cmd]);
-        let ready = wait_until(Duration::from_secs(5), || {
-            std::fs::read_to_string(&log.0).is_ok_and(|t| t.contains("listening on"))
-        });
-        assert!(
-            ready,
-            "tcpdump never started: {:?}",
-            std::fs::read_to_string(&log.0)
-        );
-        Capture(bg, log)
-    }
-
-    /// Lets tcpdump read what its filter already matched, then stops it.
-    pub fn stop(self) -> Captured {
-        std::thread::sleep(Duration::from_millis(500));
-        let out = self.0.interrupt();
-        let stderr = std::fs::read_to_string(&self.1.0).unwrap_or_default();
-        let lines = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect();
-        let matched = stderr
-            .lines()
-            .find(|l| l.contains("received by filter"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no tcpdump summary in: {stderr}"));
-        Captured { lines, matched }
     }
 }
